@@ -1,0 +1,49 @@
+"""The workbench's exceptions: one base, one class per kind of failure a caller may handle."""
+
+from __future__ import annotations
+
+
+class ShiolError(Exception):
+    """Base of every error the workbench raises on purpose."""
+
+
+class ConfigError(ShiolError):
+    """A setting (environment variable) has a value the workbench cannot use."""
+
+
+class UnknownMatrixError(ShiolError):
+    """A date lies outside every Powerball game matrix the workbench knows."""
+
+
+class SourceError(ShiolError):
+    """A draw source could not be reached or answered with something unusable."""
+
+
+class FetchError(SourceError):
+    """An HTTP fetch failed after its retries (connection, timeout or error status)."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class StoreError(ShiolError):
+    """The DuckDB store could not be opened, migrated or written."""
+
+
+class StoreLockError(StoreError):
+    """Another process holds the DuckDB file lock and did not release it in time."""
+
+    def __init__(self, message: str, *, path: str, holder: str | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.holder = holder
+
+
+class UpdateError(ShiolError):
+    """A data update rejected records or met conflicts; carries the full report."""
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report

@@ -1,0 +1,90 @@
+"""All configuration, read once from ``SHIOL_*`` environment variables into a frozen object.
+
+Only entry points (the CLI, the scheduler) call :func:`load_settings`; everything else receives the
+object. Every variable, its default and its meaning is listed in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from shiol_lib.errors import ConfigError
+
+DEFAULT_MUSL_BASE_URL = "https://api.musl.com"
+DEFAULT_NY_BASE_URL = "https://data.ny.gov"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, immutable workbench settings."""
+
+    home: Path
+    db_path: Path
+    snapshot_path: Path
+    runs_dir: Path
+    musl_base_url: str = DEFAULT_MUSL_BASE_URL
+    musl_api_key: str | None = field(default=None, repr=False)
+    ny_base_url: str = DEFAULT_NY_BASE_URL
+    http_timeout_s: float = 10.0
+    http_retries: int = 2
+    http_backoff_s: float = 0.5
+    http_max_retry_after_s: float = 30.0
+    musl_max_dates: int = 12
+    lock_timeout_s: float = 30.0
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed (tests and CLI flags)."""
+        return replace(self, **changes)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``SHIOL_*`` variables from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    home = Path(env.get("SHIOL_HOME") or Path.cwd()).expanduser().resolve()
+    db_path = _path(env, "SHIOL_DB_PATH", home / "var" / "shiol.duckdb")
+    return Settings(
+        home=home,
+        db_path=db_path,
+        snapshot_path=_path(env, "SHIOL_SNAPSHOT_PATH", db_path.with_suffix(".snapshot.duckdb")),
+        runs_dir=_path(env, "SHIOL_RUNS_DIR", home / "runs"),
+        musl_base_url=_url(env, "SHIOL_MUSL_BASE_URL", DEFAULT_MUSL_BASE_URL),
+        musl_api_key=env.get("SHIOL_MUSL_API_KEY") or None,
+        ny_base_url=_url(env, "SHIOL_NY_BASE_URL", DEFAULT_NY_BASE_URL),
+        http_timeout_s=_number(env, "SHIOL_HTTP_TIMEOUT_S", 10.0, minimum=0.1),
+        http_retries=int(_number(env, "SHIOL_HTTP_RETRIES", 2, minimum=0, integer=True)),
+        http_backoff_s=_number(env, "SHIOL_HTTP_BACKOFF_S", 0.5, minimum=0.0),
+        http_max_retry_after_s=_number(env, "SHIOL_HTTP_MAX_RETRY_AFTER_S", 30.0, minimum=0.0),
+        musl_max_dates=int(_number(env, "SHIOL_MUSL_MAX_DATES", 12, minimum=0, integer=True)),
+        lock_timeout_s=_number(env, "SHIOL_LOCK_TIMEOUT_S", 30.0, minimum=0.0),
+    )
+
+
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    raw = env.get(name)
+    return Path(raw).expanduser().resolve() if raw else default
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL; set it like 'https://host[:port]'")
+    return raw.rstrip("/")
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float, integer: bool = False
+) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError as err:
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {kind}; unset it or give e.g. {default}") from err
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} is below the minimum {minimum}")
+    return value
