@@ -6,7 +6,7 @@ returned are timezone-aware; naive datetimes are refused.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from shiol_lib.game import MATRICES
@@ -31,14 +31,16 @@ def draw_instant(day: date) -> datetime:
     return datetime.combine(day, DRAW_TIME, tzinfo=NEW_YORK)
 
 
-def _require_aware(at: datetime) -> None:
+def _as_utc(at: datetime) -> datetime:
+    """``at`` in UTC, so comparisons never fall back to wall-clock arithmetic within one zone."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"instant {at!r} has no timezone; pass an aware datetime")
+    return at.astimezone(timezone.utc)
 
 
 def previous_draw(at: datetime) -> date:
     """The latest drawing whose scheduled instant is at or before ``at``."""
-    _require_aware(at)
+    at = _as_utc(at)
     day = at.astimezone(NEW_YORK).date()
     while not (is_draw_day(day) and draw_instant(day) <= at):
         day -= timedelta(days=1)
@@ -47,7 +49,7 @@ def previous_draw(at: datetime) -> date:
 
 def next_draw(at: datetime) -> date:
     """The first drawing whose scheduled instant is strictly after ``at``."""
-    _require_aware(at)
+    at = _as_utc(at)
     day = at.astimezone(NEW_YORK).date()
     while not (is_draw_day(day) and draw_instant(day) > at):
         day += timedelta(days=1)

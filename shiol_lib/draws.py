@@ -134,19 +134,20 @@ def _preview(record: Any) -> str:
     return text if len(text) <= _RECORD_PREVIEW else text[: _RECORD_PREVIEW - 3] + "..."
 
 
-def _parse_date(raw: Any) -> date:
+def _parse_date(raw: Any, *, us_format: bool = False) -> date:
+    """``YYYY-MM-DD[T00:00:00[.000]]`` (JSON sources) or, for the CSV export, ``MM/DD/YYYY``."""
     if not isinstance(raw, str):
         raise _Invalid(f"draw date {raw!r} is not a string")
-    text = raw.strip()
-    for pattern, order in ((_ISO_DATE, (0, 1, 2)), (_US_DATE, (2, 0, 1))):
-        match = pattern.match(text)
-        if match:
-            parts = match.groups()
-            try:
-                return date(int(parts[order[0]]), int(parts[order[1]]), int(parts[order[2]]))
-            except ValueError as err:
-                raise _Invalid(f"draw date {raw!r} is not a real date ({err})") from None
-    raise _Invalid(f"draw date {raw!r} is in an unknown format (want YYYY-MM-DD or MM/DD/YYYY)")
+    pattern, want = (_US_DATE, "MM/DD/YYYY") if us_format else (_ISO_DATE, "YYYY-MM-DD")
+    match = pattern.match(raw.strip())
+    if not match:
+        raise _Invalid(f"draw date {raw!r} is in an unknown format (want {want})")
+    parts = [int(p) for p in match.groups()]
+    year, month, day = (parts[2], parts[0], parts[1]) if us_format else parts
+    try:
+        return date(year, month, day)
+    except ValueError as err:
+        raise _Invalid(f"draw date {raw!r} is not a real date ({err})") from None
 
 
 def _parse_int(raw: Any, what: str) -> int:
@@ -214,7 +215,7 @@ def parse_ny_csv(text: str, *, source: str, now: datetime) -> Batch:
         if None in row or any(row.get(k) is None for k in required):
             raise _Invalid("row has the wrong number of fields (truncated or malformed line)")
         whites, powerball = _parse_six(row["Winning Numbers"])
-        return _parse_date(row["Draw Date"]), whites, powerball, _parse_multiplier(row.get("Multiplier"))
+        return _parse_date(row["Draw Date"], us_format=True), whites, powerball, _parse_multiplier(row.get("Multiplier"))
 
     for row in reader:
         collector.add(row, parse)
@@ -240,6 +241,12 @@ def parse_ny_json(text: str, *, source: str, now: datetime) -> Batch:
     if not isinstance(payload, list):
         collector.reject(payload, "response is not a JSON list of records")
         return collector.batch
+    return parse_ny_records(payload, source=source, now=now)
+
+
+def parse_ny_records(records: Iterable[Any], *, source: str, now: datetime) -> Batch:
+    """Validate already-decoded NY Open Data records (e.g. several pages joined)."""
+    collector = _Collector(source, now)
 
     def parse(record: Any) -> tuple[date, list[int], int, int | None]:
         if not isinstance(record, dict):
@@ -250,9 +257,31 @@ def parse_ny_json(text: str, *, source: str, now: datetime) -> Batch:
         whites, powerball = _parse_six(record["winning_numbers"])
         return _parse_date(record["draw_date"]), whites, powerball, _parse_multiplier(record.get("multiplier"))
 
-    for record in payload:
+    for record in records:
         collector.add(record, parse)
     return collector.batch
+
+
+def merge_batches(source: str, batches: Iterable[Batch]) -> Batch:
+    """One batch holding every draw, rejection and pending drawing of ``batches``.
+
+    The same date with two different values across the batches becomes a rejection.
+    """
+    merged = Batch(source)
+    seen: dict[date, Draw] = {}
+    for batch in batches:
+        merged.rejections.extend(batch.rejections)
+        merged.pending.extend(batch.pending)
+        for draw in batch.draws:
+            earlier = seen.get(draw.draw_date)
+            if earlier is None:
+                seen[draw.draw_date] = draw
+                merged.draws.append(draw)
+            elif earlier != draw:
+                merged.rejections.append(Rejection(
+                    source, draw.as_text(), f"{draw.draw_date} answered twice with different values ({earlier.as_text()})"
+                ))
+    return merged
 
 
 def parse_musl_json(text: str, *, source: str, now: datetime) -> Batch:

@@ -22,10 +22,13 @@ class SourceError(ShiolError):
 class FetchError(SourceError):
     """An HTTP fetch failed after its retries (connection, timeout or error status)."""
 
-    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, url: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.url = url
         self.status = status
+        self.retry_after = retry_after
 
 
 class StoreError(ShiolError):
@@ -47,3 +50,28 @@ class UpdateError(ShiolError):
     def __init__(self, message: str, report: object) -> None:
         super().__init__(message)
         self.report = report
+
+
+class DrawFrameError(ShiolError):
+    """A draws DataFrame handed to the analysis is malformed (missing column, NaN, duplicate date...)."""
+
+
+class InsufficientHistoryError(ShiolError):
+    """Too few earlier drawings (in the target's matrix era) for what was asked."""
+
+    def __init__(self, message: str, *, available: int, needed: int) -> None:
+        super().__init__(message)
+        self.available = available
+        self.needed = needed
+
+
+class ArtefactError(ShiolError):
+    """A saved model or weights artefact is missing, unreadable or of an unknown format."""
+
+
+class ArtefactMismatchError(ArtefactError):
+    """An artefact was built from other draws (data hash), another era, or after its target."""
+
+
+class TicketRequestError(ShiolError):
+    """A ticket request cannot be met (count out of range, probabilities unusable)."""

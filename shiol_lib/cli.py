@@ -1,0 +1,125 @@
+"""The ``shiol`` command: gathers options, calls the library, prints, and exits with a stable code.
+
+Exit codes: 0 success; 1 unexpected error; 2 usage or configuration error; 3 records rejected by
+validation (nothing from their batch written); 4 conflicts between a source and the store (stored
+values kept); 5 the store could not be opened or stayed locked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+import click
+
+from shiol_lib.draw_calendar import NEW_YORK, draw_instant, next_draw
+from shiol_lib.errors import ConfigError, ShiolError, StoreError
+from shiol_lib.settings import Settings, load_settings
+from shiol_lib.sources import HttpClient, MuslSource, NySource
+from shiol_lib.store import Store, open_store
+from shiol_lib.update import missing_draws, unfetched_draws, update_draws
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTED, EXIT_CONFLICT, EXIT_STORE = 0, 1, 2, 3, 4, 5
+
+
+def _open(settings: Settings) -> Store:
+    return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+
+
+def _fail(err: ShiolError) -> None:
+    click.echo(f"error: {err}", err=True)
+    code = EXIT_USAGE if isinstance(err, ConfigError) else EXIT_STORE if isinstance(err, StoreError) else EXIT_ERROR
+    sys.exit(code)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """SHIOL+ Workbench: Powerball draw history, honest statistics, auditable runs."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        ctx.obj = load_settings()
+    except ConfigError as err:
+        _fail(err)
+
+
+@cli.command("update-data")
+@click.option("--offline", is_flag=True, help="Use only the bundled snapshot; ask no network source.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def update_data_command(settings: Settings, offline: bool, as_json: bool) -> None:
+    """Seed the store, fetch new drawings, backfill missing ones, and report."""
+    try:
+        store = _open(settings)
+        http = HttpClient.from_settings(settings)
+        report = update_draws(
+            store,
+            musl=MuslSource(settings.musl_base_url, settings.musl_api_key, http),
+            ny=NySource(settings.ny_base_url, http),
+            offline=offline,
+            musl_max_dates=settings.musl_max_dates,
+        )
+    except ShiolError as err:
+        _fail(err)
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())
+    if report.rejected:
+        click.echo(f"error: {len(report.rejected)} record(s) rejected; their batches were not written", err=True)
+        sys.exit(EXIT_REJECTED)
+    if report.conflicts:
+        click.echo(f"error: {len(report.conflicts)} conflict(s) with stored draws; stored values kept", err=True)
+        sys.exit(EXIT_CONFLICT)
+
+
+def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, object]:
+    """The facts ``shiol status`` shows, JSON-ready."""
+    dates = store.draw_dates()
+    upcoming = next_draw(now)
+    behind = unfetched_draws(dates, now)
+    return {
+        "store": str(store.path),
+        "snapshot": str(store.snapshot_path),
+        "schema_version": store.schema_version(),
+        "draws": {
+            "count": len(dates),
+            "first": dates[0].isoformat() if dates else None,
+            "last": dates[-1].isoformat() if dates else None,
+            "missing": [d.isoformat() for d in missing_draws(dates)],
+            "not_yet_fetched": len(behind),
+        },
+        "next_draw": {
+            "date": upcoming.isoformat(),
+            "et": draw_instant(upcoming).isoformat(),
+            "utc": draw_instant(upcoming).astimezone(timezone.utc).isoformat(),
+        },
+        "now": now.astimezone(NEW_YORK).isoformat(),
+    }
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def status_command(settings: Settings, as_json: bool) -> None:
+    """Store path, draws held, expected drawings missing, and the next drawing."""
+    try:
+        store = _open(settings)
+        data = status_dict(settings, store, datetime.now(timezone.utc))
+    except ShiolError as err:
+        _fail(err)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    draws = data["draws"]
+    click.echo(f"store: {data['store']} (schema v{data['schema_version']})")
+    click.echo(f"draws: {draws['count']} from {draws['first']} to {draws['last']}")
+    click.echo(f"missing inside that range: {len(draws['missing'])} {' '.join(draws['missing'])}")
+    click.echo(f"drawings held since the last stored one, not yet fetched: {draws['not_yet_fetched']}")
+    nxt = data["next_draw"]
+    click.echo(f"next drawing: {nxt['date']} at {nxt['et']} ET ({nxt['utc']} UTC)")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="shiol")

@@ -1,0 +1,306 @@
+"""The DuckDB store: the one module that speaks SQL.
+
+DuckDB admits one read-write process per file, and a reader blocks the writer too. So every
+connection here is short-lived (held only inside a ``with`` block), opening retries with backoff on
+lock errors and then names the holder, and each committed write republishes a read-only snapshot
+(copy, then atomic rename) for readers that linger, such as JupyterLab (:func:`connect_snapshot`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from shiol_lib.draws import DRAW_COLUMNS, Draw, normalize_draw_frame
+from shiol_lib.errors import StoreError, StoreLockError
+
+log = logging.getLogger(__name__)
+
+_LOCK_MESSAGE = "Could not set lock on file"
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)")
+
+# Ordered migrations: index + 1 is the schema version they bring the file to. Append only.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE draws (
+        draw_date DATE PRIMARY KEY,
+        n1 SMALLINT NOT NULL, n2 SMALLINT NOT NULL, n3 SMALLINT NOT NULL,
+        n4 SMALLINT NOT NULL, n5 SMALLINT NOT NULL,
+        pb SMALLINT NOT NULL,
+        multiplier SMALLINT,
+        source VARCHAR NOT NULL,
+        fetched_at TIMESTAMPTZ NOT NULL,
+        CHECK (n1 < n2 AND n2 < n3 AND n3 < n4 AND n4 < n5)
+    );
+    """,
+    """
+    CREATE TABLE draw_conflicts (
+        draw_date DATE NOT NULL,
+        source VARCHAR NOT NULL,
+        stored VARCHAR NOT NULL,
+        offered VARCHAR NOT NULL,
+        first_seen_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (draw_date, source, offered)
+    );
+    CREATE TABLE data_updates (
+        update_id VARCHAR PRIMARY KEY,
+        started_at TIMESTAMPTZ NOT NULL,
+        finished_at TIMESTAMPTZ NOT NULL,
+        offline BOOLEAN NOT NULL,
+        new_draws INTEGER NOT NULL,
+        backfilled_draws INTEGER NOT NULL,
+        rejected_records INTEGER NOT NULL,
+        conflicts INTEGER NOT NULL,
+        report_json VARCHAR NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A source offered other values for a drawing already stored; the stored values were kept."""
+
+    draw_date: date
+    source: str
+    stored: str
+    offered: str
+
+
+@dataclass
+class ApplyResult:
+    """What writing one batch of draws did."""
+
+    inserted: list[date] = field(default_factory=list)
+    unchanged: int = 0
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+class Store:
+    """A DuckDB file plus its reader snapshot. Construct with :func:`open_store`."""
+
+    def __init__(self, path: Path, snapshot_path: Path, *, lock_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.snapshot_path = Path(snapshot_path)
+        self.lock_timeout_s = lock_timeout_s
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived read-write connection; waits for the file lock up to ``lock_timeout_s``."""
+        conn = self._open_with_retry()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside ``BEGIN``/``COMMIT``; rolls back on error, republishes the snapshot."""
+        with self.connect() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            self._publish_snapshot(conn)
+
+    def _open_with_retry(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as err:
+                if _LOCK_MESSAGE not in str(err):
+                    raise StoreError(f"cannot open the store {self.path}: {err}") from err
+                if time.monotonic() + delay > deadline:
+                    raise _lock_error(self.path, err, self.lock_timeout_s) from err
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except duckdb.Error as err:
+                raise StoreError(
+                    f"cannot open the store {self.path}: {err}; check SHIOL_DB_PATH points at a DuckDB file"
+                ) from err
+
+    def _publish_snapshot(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """Copy the database to ``<snapshot>.tmp`` and rename it over the snapshot (atomic)."""
+        tmp = self.snapshot_path.with_name(self.snapshot_path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        source_db = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute(f"ATTACH '{_sql_path(tmp)}' AS shiol_snapshot")
+        try:
+            conn.execute(f'COPY FROM DATABASE "{source_db}" TO shiol_snapshot')
+        finally:
+            conn.execute("DETACH shiol_snapshot")
+        os.replace(tmp, self.snapshot_path)
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The schema version of the file (0 for a new, empty file)."""
+        with self.connect() as conn:
+            return _schema_version(conn)
+
+    def migrate(self, target: int = SCHEMA_VERSION) -> int:
+        """Apply the missing migrations up to ``target`` in one transaction; return the version."""
+        with self.connect() as conn:
+            current = _schema_version(conn)
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store {self.path} has schema version {current}, newer than this workbench "
+                    f"knows ({SCHEMA_VERSION}); upgrade the workbench"
+                )
+            if current >= target:
+                return current
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version "
+                    "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+                )
+                for version in range(current + 1, target + 1):
+                    conn.execute(MIGRATIONS[version - 1])
+                    conn.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+                    log.info("store %s migrated to schema version %d", self.path, version)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            self._publish_snapshot(conn)
+            return target
+
+    # -- draws -------------------------------------------------------------------------------
+
+    def read_draws(self) -> pd.DataFrame:
+        """All stored draws as the canonical DataFrame (see :data:`draws.DRAW_COLUMNS`)."""
+        with self.connect() as conn:
+            frame = conn.execute(f"SELECT {', '.join(DRAW_COLUMNS)} FROM draws ORDER BY draw_date").df()
+        return normalize_draw_frame(frame)
+
+    def draw_dates(self) -> list[date]:
+        """Dates of all stored draws, oldest first."""
+        with self.connect() as conn:
+            return [row[0] for row in conn.execute("SELECT draw_date FROM draws ORDER BY draw_date").fetchall()]
+
+    def count_draws(self) -> int:
+        """Number of stored draws."""
+        with self.connect() as conn:
+            return conn.execute("SELECT count(*) FROM draws").fetchone()[0]
+
+    def apply_draws(self, draws: Sequence[Draw], *, source: str, fetched_at: datetime) -> ApplyResult:
+        """Insert new draws in one transaction; identical ones are no-ops, different ones conflicts.
+
+        A conflict keeps the stored values and is recorded in ``draw_conflicts``; nothing is
+        overwritten.
+        """
+        result = ApplyResult()
+        if not draws:
+            return result
+        with self.transaction() as conn:
+            stored = _stored_by_date(conn, [d.draw_date for d in draws])
+            fresh = []
+            for draw in sorted(draws):
+                existing = stored.get(draw.draw_date)
+                if existing is None:
+                    fresh.append(draw)
+                elif existing == draw:
+                    result.unchanged += 1
+                else:
+                    result.conflicts.append(Conflict(draw.draw_date, source, existing.as_text(), draw.as_text()))
+            if fresh:
+                rows = pd.DataFrame(
+                    [(d.draw_date, *d.whites, d.powerball, d.multiplier, source, fetched_at) for d in fresh],
+                    columns=[*DRAW_COLUMNS, "source", "fetched_at"],
+                )
+                rows["multiplier"] = rows["multiplier"].astype("Int64")
+                conn.register("incoming_draws", rows)
+                conn.execute(
+                    f"INSERT INTO draws SELECT {', '.join(DRAW_COLUMNS)}, source, fetched_at FROM incoming_draws"
+                )
+                conn.unregister("incoming_draws")
+                result.inserted = [d.draw_date for d in fresh]
+            for conflict in result.conflicts:
+                conn.execute(
+                    "INSERT INTO draw_conflicts VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [conflict.draw_date, conflict.source, conflict.stored, conflict.offered, fetched_at],
+                )
+        return result
+
+    def record_update(self, update_id: str, started_at: datetime, finished_at: datetime, *,
+                      offline: bool, counts: dict[str, int], report_json: str) -> None:
+        """Append one row to the ``data_updates`` audit table."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO data_updates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [update_id, started_at, finished_at, offline, counts["new"], counts["backfilled"],
+                 counts["rejected"], counts["conflicts"], report_json],
+            )
+
+
+def open_store(db_path: Path, snapshot_path: Path, *, lock_timeout_s: float = 30.0) -> Store:
+    """Open (creating its folder if needed) and migrate the store at ``db_path``."""
+    db_path = Path(db_path)
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"cannot create the store folder {db_path.parent}: {err.strerror}") from err
+    store = Store(db_path, snapshot_path, lock_timeout_s=lock_timeout_s)
+    store.migrate()
+    return store
+
+
+def connect_snapshot(snapshot_path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published snapshot, safe to keep open (JupyterLab)."""
+    path = Path(snapshot_path)
+    if not path.exists():
+        raise StoreError(f"no store snapshot at {path}; run 'shiol update-data' to create the store")
+    return duckdb.connect(str(path), read_only=True)
+
+
+def _schema_version(conn: duckdb.DuckDBPyConnection) -> int:
+    exists = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+
+def _stored_by_date(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> dict[date, Draw]:
+    rows = conn.execute(
+        "SELECT draw_date, n1, n2, n3, n4, n5, pb, multiplier FROM draws WHERE draw_date IN "
+        "(SELECT unnest(?::DATE[]))",
+        [list(dates)],
+    ).fetchall()
+    return {r[0]: Draw(r[0], tuple(r[1:6]), r[6], r[7]) for r in rows}
+
+
+def _lock_error(path: Path, err: Exception, waited: float) -> StoreLockError:
+    match = _HOLDER.search(str(err))
+    holder = f"PID {match['pid']} ({match['exe']})" if match else None
+    who = f"held by {holder}" if holder else "held by another process"
+    return StoreLockError(
+        f"the store {path} is locked, {who}, and did not come free within {waited:g} s; "
+        "wait for that process to finish or stop it, then retry (SHIOL_LOCK_TIMEOUT_S sets the wait)",
+        path=str(path),
+        holder=holder,
+    )
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -1,0 +1,37 @@
+"""Shared fixtures: the bundled history and a fresh store in a temp folder."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from shiol_lib.draws import Draw
+from shiol_lib.sources import BundledSource
+from shiol_lib.store import Store, open_store
+
+NOW = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def bundled_draws() -> list[Draw]:
+    """The 1,647 draws of the bundled snapshot."""
+    batch = BundledSource().fetch(now=NOW)
+    assert batch.ok
+    return batch.draws
+
+
+@pytest.fixture(scope="session")
+def bundled_frame(bundled_draws: list[Draw]) -> pd.DataFrame:
+    """The bundled history as the canonical DataFrame."""
+    from shiol_lib.draws import draws_to_frame
+
+    return draws_to_frame(bundled_draws)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    """An empty, migrated store in ``tmp_path``."""
+    return open_store(tmp_path / "var" / "shiol.duckdb", tmp_path / "var" / "shiol.snapshot.duckdb", lock_timeout_s=5)
