@@ -53,7 +53,7 @@ class UpdateError(ShiolError):
 
 
 class DrawFrameError(ShiolError):
-    """A draws DataFrame handed to the analysis is malformed (missing column, NaN, duplicate date...)."""
+    """A draws or tickets DataFrame handed to the analysis is malformed (missing column, NaN, duplicate...)."""
 
 
 class InsufficientHistoryError(ShiolError):
@@ -75,3 +75,19 @@ class ArtefactMismatchError(ArtefactError):
 
 class TicketRequestError(ShiolError):
     """A ticket request cannot be met (count out of range, probabilities unusable)."""
+
+
+class RunnerError(ShiolError):
+    """A notebook could not be run as asked (missing notebook, bad parameters, no parameters cell)."""
+
+
+class ParameterError(RunnerError):
+    """Parameters do not match what the notebook declares; ``problems`` lists each mismatch."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class ArchiveError(ShiolError):
+    """The run archive could not be written or read (permissions, disk full, bad run id)."""

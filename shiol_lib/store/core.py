@@ -23,49 +23,13 @@ import pandas as pd
 
 from shiol_lib.draws import DRAW_COLUMNS, Draw, normalize_draw_frame
 from shiol_lib.errors import StoreError, StoreLockError
+from shiol_lib.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
 _LOCK_MESSAGE = "Could not set lock on file"
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)")
 
-# Ordered migrations: index + 1 is the schema version they bring the file to. Append only.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE draws (
-        draw_date DATE PRIMARY KEY,
-        n1 SMALLINT NOT NULL, n2 SMALLINT NOT NULL, n3 SMALLINT NOT NULL,
-        n4 SMALLINT NOT NULL, n5 SMALLINT NOT NULL,
-        pb SMALLINT NOT NULL,
-        multiplier SMALLINT,
-        source VARCHAR NOT NULL,
-        fetched_at TIMESTAMPTZ NOT NULL,
-        CHECK (n1 < n2 AND n2 < n3 AND n3 < n4 AND n4 < n5)
-    );
-    """,
-    """
-    CREATE TABLE draw_conflicts (
-        draw_date DATE NOT NULL,
-        source VARCHAR NOT NULL,
-        stored VARCHAR NOT NULL,
-        offered VARCHAR NOT NULL,
-        first_seen_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (draw_date, source, offered)
-    );
-    CREATE TABLE data_updates (
-        update_id VARCHAR PRIMARY KEY,
-        started_at TIMESTAMPTZ NOT NULL,
-        finished_at TIMESTAMPTZ NOT NULL,
-        offline BOOLEAN NOT NULL,
-        new_draws INTEGER NOT NULL,
-        backfilled_draws INTEGER NOT NULL,
-        rejected_records INTEGER NOT NULL,
-        conflicts INTEGER NOT NULL,
-        report_json VARCHAR NOT NULL
-    );
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,258 @@
+"""Execute one notebook with papermill in a fresh child process, and always keep what it produced.
+
+:func:`execute_notebook` walks the stages in order: check the parameters against the notebook's
+``parameters`` cell -> run the plain papermill CLI in its own process (so a whole-run timeout can kill
+it, its kernel and their children) -> find the failing cell, if any -> render the executed notebook
+to HTML in-process. The executed notebook and its HTML are written even when a cell fails or the run
+times out (the partial notebook papermill saved after each cell).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+import psutil
+
+from shiol_lib.errors import ParameterError, RunnerError
+
+log = logging.getLogger(__name__)
+
+KERNEL_NAME = "python3"
+DEFAULT_TIMEOUT_S = 30 * 60
+
+
+@dataclass(frozen=True)
+class NotebookParameter:
+    """One parameter declared in a notebook's ``parameters`` cell (``name: type = default  # help``)."""
+
+    name: str
+    type_name: str
+    default: str
+    help: str
+
+    @property
+    def required(self) -> bool:
+        """A typed parameter whose default is ``None`` must be given."""
+        return self.default == "None" and self.type_name not in ("None", "") and "Optional" not in self.type_name
+
+
+@dataclass
+class NotebookResult:
+    """What one notebook execution produced."""
+
+    notebook: str
+    output: Path
+    html: Path | None
+    status: str  # success | failed | timeout
+    started_at: datetime
+    finished_at: datetime
+    parameters: dict[str, Any]
+    command: list[str]
+    error: str | None = None
+    error_class: str | None = None  # cell error | kernel death | timeout | papermill
+    failed_cell: int | None = None
+    log_path: Path | None = None
+
+    @property
+    def duration_s(self) -> float:
+        """Wall-clock seconds from start to finish."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def read_parameters(notebook: Path) -> dict[str, NotebookParameter]:
+    """The parameters a notebook declares; refuses a notebook without a ``parameters`` cell."""
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise RunnerError(f"notebook {notebook} does not exist")
+    nb = nbformat.read(notebook, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise RunnerError(
+            f"notebook {notebook.name} has {len(tagged)} cells tagged 'parameters'; it needs exactly one "
+            "(in JupyterLab: select the cell, open the property inspector, add the tag 'parameters')"
+        )
+    declared = papermill.inspect_notebook(str(notebook))
+    return {
+        name: NotebookParameter(name, str(p["inferred_type_name"]), str(p["default"]), str(p["help"]))
+        for name, p in declared.items()
+    }
+
+
+def check_parameters(notebook: Path, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse unknown names, missing required ones and wrong types; return the values to inject."""
+    declared = read_parameters(notebook)
+    problems = [f"unknown parameter {name!r}" for name in values if name not in declared]
+    for name, param in declared.items():
+        if name not in values:
+            if param.required:
+                problems.append(f"missing required parameter {name!r} ({param.type_name})")
+            continue
+        if not _type_matches(param.type_name, values[name]):
+            problems.append(
+                f"parameter {name!r} wants {param.type_name}, got {type(values[name]).__name__} {values[name]!r}"
+            )
+    if problems:
+        names = ", ".join(f"{p.name}: {p.type_name}" for p in declared.values())
+        raise ParameterError(
+            f"{Path(notebook).name}: " + "; ".join(problems) + f" (declared: {names})", problems
+        )
+    return dict(values)
+
+
+def _type_matches(type_name: str, value: Any) -> bool:
+    name = type_name.replace(" ", "")
+    if name.startswith("Optional[") or name.endswith("|None"):
+        if value is None:
+            return True
+        name = name.removeprefix("Optional[").removesuffix("]").removesuffix("|None")
+    checks = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "bool": lambda v: isinstance(v, bool),
+        "list": lambda v: isinstance(v, list),
+        "dict": lambda v: isinstance(v, dict),
+    }
+    check = checks.get(name)
+    return True if check is None else check(value)  # untyped parameters accept anything
+
+
+def papermill_command(notebook: Path, output: Path, parameters: Mapping[str, Any], *, cwd: Path) -> list[str]:
+    """The plain papermill CLI call that executes ``notebook`` with ``parameters``."""
+    return [
+        "papermill", str(notebook), str(output),
+        "-y", json.dumps(dict(parameters), sort_keys=True),
+        "--cwd", str(cwd), "-k", KERNEL_NAME, "--no-progress-bar",
+    ]
+
+
+def format_command(command: list[str]) -> str:
+    """A command line a person can paste into a shell."""
+    return shlex.join(command)
+
+
+def execute_notebook(
+    notebook: Path,
+    output: Path,
+    parameters: Mapping[str, Any],
+    *,
+    cwd: Path | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> NotebookResult:
+    """Run ``notebook`` to ``output`` (``.ipynb``) and render ``output.with_suffix('.html')``."""
+    notebook, output = Path(notebook), Path(output)
+    values = check_parameters(notebook, parameters)
+    cwd = Path(cwd) if cwd else notebook.parent
+    partial = output.with_name(output.name + ".partial")
+    log_path = output.with_suffix(".log")
+    command = papermill_command(notebook, partial, values, cwd=cwd)
+    started = datetime.now(timezone.utc)
+    status, error, error_class = _run_child(command, log_path, timeout_s)
+    finished = datetime.now(timezone.utc)
+    result = NotebookResult(
+        notebook=str(notebook), output=output, html=None, status=status, started_at=started,
+        finished_at=finished, parameters=values,
+        command=papermill_command(notebook, output, values, cwd=cwd), error=error,
+        error_class=error_class, log_path=log_path,
+    )
+    if partial.exists():
+        nb = nbformat.read(partial, as_version=4)
+        cell_error = _failed_cell(nb)
+        if cell_error is not None and status != "timeout":
+            result.failed_cell, result.error, result.error_class = cell_error[0], cell_error[1], "cell error"
+        elif status == "timeout":
+            result.failed_cell = _running_cell(nb)
+        os.replace(partial, output)
+        result.html = render_html(nb, output.with_suffix(".html"))
+    elif status == "success":
+        result.status, result.error, result.error_class = "failed", "papermill wrote no output notebook", "papermill"
+    return result
+
+
+def _run_child(command: list[str], log_path: Path, timeout_s: float) -> tuple[str, str | None, str | None]:
+    """Run papermill in its own session; on timeout kill it, its kernel and their children."""
+    argv = [sys.executable, "-m", "papermill", *command[1:]]
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            kill_process_tree(proc.pid)
+            proc.wait()
+            return "timeout", f"the run exceeded its {timeout_s:g} s wall-clock limit; kernel killed", "timeout"
+    if code == 0:
+        return "success", None, None
+    tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+    if "DeadKernelError" in tail or "Kernel died" in tail:
+        return "failed", "the kernel died during execution", "kernel death"
+    return "failed", f"papermill exited with code {code}: {_last_line(tail)}", "papermill"
+
+
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every descendant (kernels start their own sessions, so a group kill is not enough)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(no output)"
+
+
+_ADDED_BY_PAPERMILL = frozenset({"injected-parameters", "papermill-error-cell-tag"})
+
+
+def _source_cells(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode]]:
+    """Cells of an executed notebook with their index in the source notebook (papermill's own
+    injected-parameters cell and error banners are left out)."""
+    kept = [c for c in nb.cells if not _ADDED_BY_PAPERMILL & set(c.get("metadata", {}).get("tags", []))]
+    return list(enumerate(kept))
+
+
+def _failed_cell(nb: nbformat.NotebookNode) -> tuple[int, str] | None:
+    for index, cell in _source_cells(nb):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "error":
+                first_line = cell.source.strip().splitlines()[0][:80] if cell.source.strip() else ""
+                return index, f"cell {index} ({first_line!r}) raised {out.get('ename')}: {out.get('evalue')}"
+    return None
+
+
+def _running_cell(nb: nbformat.NotebookNode) -> int | None:
+    for index, cell in _source_cells(nb):
+        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+            return index
+    return None
+
+
+def render_html(nb: nbformat.NotebookNode, path: Path) -> Path:
+    """Render an executed notebook to standalone HTML (nbconvert, in-process), written atomically."""
+    from nbconvert import HTMLExporter  # heavy import, only when rendering
+
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

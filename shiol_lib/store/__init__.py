@@ -1,0 +1,10 @@
+"""The DuckDB store: the one package that speaks SQL.
+
+``core`` holds connections, transactions, migrations, the reader snapshot and the draws table;
+``runs`` the execution history; ``predictions`` tickets, evaluations and model artefacts.
+"""
+
+from shiol_lib.store.core import ApplyResult, Conflict, Store, connect_snapshot, open_store
+from shiol_lib.store.schema import SCHEMA_VERSION
+
+__all__ = ["SCHEMA_VERSION", "ApplyResult", "Conflict", "Store", "connect_snapshot", "open_store"]

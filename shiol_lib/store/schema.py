@@ -1,0 +1,110 @@
+"""The store schema as ordered migrations: index + 1 is the version each brings the file to.
+
+Append only: never edit a released migration, add a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE draws (
+        draw_date DATE PRIMARY KEY,
+        n1 SMALLINT NOT NULL, n2 SMALLINT NOT NULL, n3 SMALLINT NOT NULL,
+        n4 SMALLINT NOT NULL, n5 SMALLINT NOT NULL,
+        pb SMALLINT NOT NULL,
+        multiplier SMALLINT,
+        source VARCHAR NOT NULL,
+        fetched_at TIMESTAMPTZ NOT NULL,
+        CHECK (n1 < n2 AND n2 < n3 AND n3 < n4 AND n4 < n5)
+    );
+    """,
+    """
+    CREATE TABLE draw_conflicts (
+        draw_date DATE NOT NULL,
+        source VARCHAR NOT NULL,
+        stored VARCHAR NOT NULL,
+        offered VARCHAR NOT NULL,
+        first_seen_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (draw_date, source, offered)
+    );
+    CREATE TABLE data_updates (
+        update_id VARCHAR PRIMARY KEY,
+        started_at TIMESTAMPTZ NOT NULL,
+        finished_at TIMESTAMPTZ NOT NULL,
+        offline BOOLEAN NOT NULL,
+        new_draws INTEGER NOT NULL,
+        backfilled_draws INTEGER NOT NULL,
+        rejected_records INTEGER NOT NULL,
+        conflicts INTEGER NOT NULL,
+        report_json VARCHAR NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE runs (
+        run_id VARCHAR PRIMARY KEY,
+        job VARCHAR NOT NULL,
+        slot TIMESTAMPTZ,
+        trigger VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL,
+        finished_at TIMESTAMPTZ,
+        error VARCHAR,
+        error_class VARCHAR,
+        target_draw_date DATE,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        parent_run_id VARCHAR,
+        seed BIGINT,
+        pid INTEGER,
+        host VARCHAR,
+        heartbeat_at TIMESTAMPTZ,
+        archive_dir VARCHAR
+    );
+    CREATE TABLE run_steps (
+        run_id VARCHAR NOT NULL,
+        position INTEGER NOT NULL,
+        step VARCHAR NOT NULL,
+        notebook VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        started_at TIMESTAMPTZ,
+        finished_at TIMESTAMPTZ,
+        error VARCHAR,
+        failed_cell INTEGER,
+        PRIMARY KEY (run_id, step)
+    );
+    CREATE TABLE predictions (
+        run_id VARCHAR NOT NULL,
+        target_draw_date DATE NOT NULL,
+        rank INTEGER NOT NULL,
+        n1 SMALLINT NOT NULL, n2 SMALLINT NOT NULL, n3 SMALLINT NOT NULL,
+        n4 SMALLINT NOT NULL, n5 SMALLINT NOT NULL,
+        pb SMALLINT NOT NULL,
+        score DOUBLE NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (run_id, rank),
+        CHECK (n1 < n2 AND n2 < n3 AND n3 < n4 AND n4 < n5)
+    );
+    CREATE TABLE evaluations (
+        run_id VARCHAR NOT NULL,
+        rank INTEGER NOT NULL,
+        target_draw_date DATE NOT NULL,
+        draw_key VARCHAR NOT NULL,
+        white_matches SMALLINT NOT NULL,
+        pb_match BOOLEAN NOT NULL,
+        tier VARCHAR,
+        jackpot BOOLEAN NOT NULL,
+        prize BIGINT NOT NULL,
+        prize_power_play BIGINT NOT NULL,
+        evaluated_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (run_id, rank)
+    );
+    CREATE TABLE artifacts (
+        run_id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        data_hash VARCHAR,
+        payload VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (run_id, kind)
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
