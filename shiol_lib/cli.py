@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import click
 
+from shiol_lib import cli_runs
 from shiol_lib.draw_calendar import NEW_YORK, draw_instant, next_draw
 from shiol_lib.errors import ConfigError, ShiolError, StoreError
 from shiol_lib.settings import Settings, load_settings
@@ -120,6 +121,15 @@ def status_command(settings: Settings, as_json: bool) -> None:
     click.echo(f"next drawing: {nxt['date']} at {nxt['et']} ET ({nxt['utc']} UTC)")
 
 
+cli.add_command(cli_runs.run_command)
+cli.add_command(cli_runs.rerun_command)
+cli.add_command(cli_runs.runs_group)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="shiol")
+
+
+if __name__ == "__main__":
+    main()

@@ -192,7 +192,7 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float) -> tuple[st
         except subprocess.TimeoutExpired:
             kill_process_tree(proc.pid)
             proc.wait()
-            return "timeout", f"the run exceeded its {timeout_s:g} s wall-clock limit; kernel killed", "timeout"
+            return "timeout", f"the notebook exceeded its {timeout_s:g} s wall-clock limit; kernel killed", "timeout"
     if code == 0:
         return "success", None, None
     tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
@@ -251,7 +251,9 @@ def render_html(nb: nbformat.NotebookNode, path: Path) -> Path:
     """Render an executed notebook to standalone HTML (nbconvert, in-process), written atomically."""
     from nbconvert import HTMLExporter  # heavy import, only when rendering
 
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    quiet = logging.getLogger(f"{__name__}.nbconvert")  # plots have no alt text; not worth a warning each
+    quiet.setLevel(logging.ERROR)
+    body, _ = HTMLExporter(log=quiet).from_notebook_node(nb)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, path)

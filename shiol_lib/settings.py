@@ -34,6 +34,8 @@ class Settings:
     http_max_retry_after_s: float = 30.0
     musl_max_dates: int = 12
     lock_timeout_s: float = 30.0
+    notebooks_dir: Path = Path(__file__).resolve().parent.parent / "notebooks"
+    run_timeout_s: float = 1800.0
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (tests and CLI flags)."""
@@ -48,7 +50,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         home=home,
         db_path=db_path,
-        snapshot_path=_path(env, "SHIOL_SNAPSHOT_PATH", db_path.with_suffix(".snapshot.duckdb")),
+        snapshot_path=snapshot_path_for(db_path),
         runs_dir=_path(env, "SHIOL_RUNS_DIR", home / "runs"),
         musl_base_url=_url(env, "SHIOL_MUSL_BASE_URL", DEFAULT_MUSL_BASE_URL),
         musl_api_key=env.get("SHIOL_MUSL_API_KEY") or None,
@@ -59,7 +61,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_max_retry_after_s=_number(env, "SHIOL_HTTP_MAX_RETRY_AFTER_S", 30.0, minimum=0.0),
         musl_max_dates=int(_number(env, "SHIOL_MUSL_MAX_DATES", 12, minimum=0, integer=True)),
         lock_timeout_s=_number(env, "SHIOL_LOCK_TIMEOUT_S", 30.0, minimum=0.0),
+        notebooks_dir=_path(env, "SHIOL_NOTEBOOKS_DIR", Path(__file__).resolve().parent.parent / "notebooks"),
+        run_timeout_s=_number(env, "SHIOL_RUN_TIMEOUT_S", 1800.0, minimum=1.0),
     )
+
+
+def snapshot_path_for(db_path: Path) -> Path:
+    """The reader snapshot that lives beside a store file: ``<name>.snapshot.duckdb``."""
+    return Path(db_path).with_suffix(".snapshot.duckdb")
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:

@@ -216,9 +216,13 @@ class Store:
             )
 
 
-def open_store(db_path: Path, snapshot_path: Path, *, lock_timeout_s: float = 30.0) -> Store:
-    """Open (creating its folder if needed) and migrate the store at ``db_path``."""
+def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout_s: float = 30.0) -> Store:
+    """Open (creating its folder if needed) and migrate the store at ``db_path``.
+
+    The reader snapshot defaults to ``<name>.snapshot.duckdb`` beside it.
+    """
     db_path = Path(db_path)
+    snapshot_path = Path(snapshot_path) if snapshot_path else db_path.with_suffix(".snapshot.duckdb")
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -37,6 +37,7 @@ class RunRow:
     host: str | None
     heartbeat_at: datetime | None
     archive_dir: str | None
+    draw_date: date | None = None  # the drawing whose result this run processes (pipeline runs)
 
 
 _RUN_COLUMNS = ", ".join(RunRow.__dataclass_fields__)

@@ -92,8 +92,8 @@ MIGRATIONS: tuple[str, ...] = (
         pb_match BOOLEAN NOT NULL,
         tier VARCHAR,
         jackpot BOOLEAN NOT NULL,
-        prize BIGINT NOT NULL,
-        prize_power_play BIGINT NOT NULL,
+        prize BIGINT,
+        prize_power_play BIGINT,
         evaluated_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (run_id, rank)
     );
@@ -104,6 +104,49 @@ MIGRATIONS: tuple[str, ...] = (
         payload VARCHAR NOT NULL,
         created_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (run_id, kind)
+    );
+    """,
+    """
+    ALTER TABLE runs ADD COLUMN draw_date DATE;
+    CREATE TABLE job_locks (
+        job VARCHAR PRIMARY KEY,
+        run_id VARCHAR NOT NULL,
+        pid INTEGER NOT NULL,
+        host VARCHAR NOT NULL,
+        acquired_at TIMESTAMPTZ NOT NULL,
+        heartbeat_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE dead_letters (
+        dead_letter_id VARCHAR PRIMARY KEY,
+        job VARCHAR NOT NULL,
+        slot TIMESTAMPTZ,
+        draw_date DATE,
+        attempts INTEGER NOT NULL,
+        last_run_id VARCHAR NOT NULL,
+        error_class VARCHAR NOT NULL,
+        error VARCHAR,
+        notebook VARCHAR,
+        failed_cell INTEGER,
+        rerun_command VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        resolved_at TIMESTAMPTZ,
+        resolved_by_run_id VARCHAR
+    );
+    CREATE TABLE missed_slots (
+        job VARCHAR NOT NULL,
+        slot TIMESTAMPTZ NOT NULL,
+        draw_date DATE,
+        kind VARCHAR NOT NULL,
+        recorded_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (job, slot)
+    );
+    CREATE TABLE alerts (
+        alert_id VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        job VARCHAR,
+        message VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        channels VARCHAR NOT NULL
     );
     """,
 )

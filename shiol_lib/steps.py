@@ -1,0 +1,296 @@
+"""The pipeline steps as the notebooks call them: read the store, run the pure analysis, persist by run id.
+
+Each function is one notebook's work in one call. Inputs are the notebook's parameters; outputs go to
+the store keyed by ``run_id`` (tickets, evaluations, artefacts, a small ``metrics.<step>`` record) and
+are returned for the notebook to show. Later steps find earlier steps' outputs through the run id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shiol_lib.analysis import AdaptiveAnalysis, run_adaptive_analysis
+from shiol_lib.errors import ArtefactError
+from shiol_lib.evaluation import PerformanceSummary, evaluate_tickets, select_unevaluated, summarize_performance
+from shiol_lib.game import CURRENT_MATRIX
+from shiol_lib.history import data_hash, next_target
+from shiol_lib.model import ModelConfig, NumberModel, fit_model, load_model, save_model
+from shiol_lib.settings import load_settings
+from shiol_lib.sources import HttpClient, MuslSource, NySource
+from shiol_lib.store import Store, open_store
+from shiol_lib.store import predictions as prediction_table
+from shiol_lib.synthetic import generate_synthetic_draws
+from shiol_lib.tickets import generate_tickets
+from shiol_lib.update import UpdateReport, update_draws
+from shiol_lib.validation import BacktestConfig, BacktestResult, run_backtest
+from shiol_lib.weights import OptimizedWeights, WeightConfig, load_weights, optimize_weights
+
+log = logging.getLogger(__name__)
+
+TICKET_FIELDS = ["rank", "n1", "n2", "n3", "n4", "n5", "pb", "score"]
+
+
+def open_step_store(db_path: str) -> Store:
+    """The store a notebook was given (created and migrated if new)."""
+    return open_store(Path(db_path).expanduser().resolve())
+
+
+def load_history(store: Store, history_end: str = "") -> pd.DataFrame:
+    """The stored draws up to ``history_end`` (ISO date; empty: all of them)."""
+    frame = store.read_draws()
+    if history_end:
+        frame = frame.loc[frame["draw_date"] <= pd.Timestamp(history_end)].reset_index(drop=True)
+    return frame
+
+
+def resolve_target(frame: pd.DataFrame, target_draw_date: str = "") -> date:
+    """The given target drawing, or the one after the last drawing of ``frame``."""
+    return date.fromisoformat(target_draw_date) if target_draw_date else next_target(frame)
+
+
+def save_metrics(store: Store, run_id: str, step: str, metrics: dict[str, Any]) -> None:
+    """Record a step's key numbers (shown by ``shiol runs show`` and compared by ``shiol runs diff``)."""
+    prediction_table.save_artifact(store, run_id, f"metrics.{step}", metrics)
+
+
+# -- step 1 ------------------------------------------------------------------------------------
+
+def update_data(db_path: str, *, offline: bool, run_id: str) -> UpdateReport:
+    """Update the store from the sources (settings from ``SHIOL_*``: a key never becomes a parameter)."""
+    settings = load_settings()
+    http = HttpClient.from_settings(settings)
+    store = open_step_store(db_path)
+    report = update_draws(
+        store,
+        musl=MuslSource(settings.musl_base_url, settings.musl_api_key, http),
+        ny=NySource(settings.ny_base_url, http),
+        offline=offline,
+        musl_max_dates=settings.musl_max_dates,
+    )
+    frame = store.read_draws()
+    save_metrics(store, run_id, "update_data", {
+        "draws": int(len(frame)),
+        "last_draw": frame["draw_date"].max().date().isoformat() if len(frame) else None,
+        "draws_sha256": data_hash(frame) if len(frame) else None,
+    })
+    return report
+
+
+def draws_per_year(store: Store) -> pd.DataFrame:
+    """Stored drawings per calendar year (a quick completeness check)."""
+    frame = store.read_draws()
+    return frame.groupby(frame["draw_date"].dt.year).size().rename("drawings").to_frame()
+
+
+# -- step 2 ------------------------------------------------------------------------------------
+
+def analyze_signals(db_path: str, *, run_id: str, history_end: str, target_draw_date: str,
+                    recent: int = 50, signal_window: int = 52) -> AdaptiveAnalysis:
+    """Drift of the number distribution and the walk-forward signal of each feature family."""
+    store = open_step_store(db_path)
+    frame = load_history(store, history_end)
+    target = resolve_target(frame, target_draw_date)
+    result = run_adaptive_analysis(frame, target_date=target, recent=recent, signal_window=signal_window)
+    prediction_table.save_artifact(store, run_id, "adaptive_analysis", {
+        "drift_tests": result.drift_tests.to_dict("records"),
+        "signal_summary": result.signal_summary.to_dict("records"),
+    }, data_hash=data_hash(frame))
+    save_metrics(store, run_id, "adaptive_analysis", {
+        f"drift_p_{row['kind']}": round(float(row["p_value"]), 6)
+        for row in result.drift_tests.to_dict("records") if "kind" in row
+    })
+    return result
+
+
+# -- step 3 ------------------------------------------------------------------------------------
+
+@dataclass
+class ScoringArtefacts:
+    """Step 3's outputs: the optimized weights and the number model fitted for the target."""
+
+    weights: OptimizedWeights
+    model: NumberModel
+    target: date
+
+
+def optimize_scoring(db_path: str, *, run_id: str, history_end: str, target_draw_date: str, seed: int,
+                     tune_draws: int = 20) -> ScoringArtefacts:
+    """Optimize the ticket scorer's weights and fit the model the generator will use; store both."""
+    store = open_step_store(db_path)
+    frame = load_history(store, history_end)
+    target = resolve_target(frame, target_draw_date)
+    weights = optimize_weights(frame, target_date=target, config=WeightConfig(tune_draws=tune_draws), seed=seed)
+    model = fit_model(frame, target_date=target, seed=seed)
+    digest = data_hash(frame)
+    prediction_table.save_artifact(store, run_id, "weights", weights.as_json(), data_hash=digest)
+    prediction_table.save_artifact(store, run_id, "model", _model_payload(model), data_hash=digest)
+    save_metrics(store, run_id, "weight_optimization", {
+        "objective": round(weights.objective, 9), "start_objective": round(weights.start_objective, 9),
+        **{f"weight_{k}": round(v, 9) for k, v in asdict(weights.weights).items()},
+    })
+    return ScoringArtefacts(weights, model, target)
+
+
+def _model_payload(model: NumberModel) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = save_model(model, Path(tmp))
+        return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
+
+
+def load_scoring(store: Store, run_id: str, frame: pd.DataFrame) -> tuple[OptimizedWeights, NumberModel]:
+    """The weights and model step 3 stored for ``run_id``, checked against ``frame``'s draws."""
+    try:
+        weights_json, _ = prediction_table.load_artifact(store, run_id, "weights")
+        model_json, _ = prediction_table.load_artifact(store, run_id, "model")
+    except LookupError as err:
+        raise ArtefactError(f"{err} (step 3, weight optimization, makes the weights and the model)") from err
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "weights.json").write_text(json.dumps(weights_json))
+        weights = load_weights(Path(tmp) / "weights.json", frame)
+        model_dir = Path(tmp) / "model"
+        model_dir.mkdir()
+        for stem, content in model_json.items():
+            (model_dir / f"{stem}.json").write_text(json.dumps(content))
+        model = load_model(model_dir, frame)
+    return weights, model
+
+
+# -- step 4 ------------------------------------------------------------------------------------
+
+def validate_history(db_path: str, *, run_id: str, history_end: str, seed: int, test_draws: int = 52,
+                     refit_every: int = 13, window: str = "expanding", n_tickets: int = 100) -> BacktestResult:
+    """Walk-forward backtest over the last ``test_draws`` drawings; stores its tickets and summary."""
+    store = open_step_store(db_path)
+    frame = load_history(store, history_end)
+    config = BacktestConfig(test_draws=test_draws, refit_every=refit_every, window=window,  # type: ignore[arg-type]
+                            n_tickets=n_tickets)
+    result = run_backtest(frame, config=config, seed=seed)
+    tickets = result.tickets[["draw_date", *TICKET_FIELDS]].copy()
+    tickets["draw_date"] = tickets["draw_date"].dt.strftime("%Y-%m-%d")
+    tickets["score"] = tickets["score"].round(9)
+    prediction_table.save_artifact(store, run_id, "backtest_tickets", tickets.to_dict("split")["data"],
+                                   data_hash=data_hash(frame))
+    save_metrics(store, run_id, "historical_validation", {
+        "drawings": int(len(result.per_draw)), "tickets": int(len(result.tickets)),
+        "mean_white_matches": round(float(result.evaluations["white_matches"].mean()), 9),
+    })
+    return result
+
+
+def load_backtest_tickets(store: Store, run_id: str) -> pd.DataFrame:
+    """The walk-forward tickets step 4 stored for ``run_id``."""
+    try:
+        rows, _ = prediction_table.load_artifact(store, run_id, "backtest_tickets")
+    except LookupError as err:
+        raise ArtefactError(f"{err} (step 4, historical validation, makes them)") from err
+    frame = pd.DataFrame(rows, columns=["draw_date", *TICKET_FIELDS])
+    frame["draw_date"] = pd.to_datetime(frame["draw_date"])
+    return frame
+
+
+# -- step 5 ------------------------------------------------------------------------------------
+
+def generate_predictions(db_path: str, *, run_id: str, history_end: str, target_draw_date: str,
+                         n_predictions: int, seed: int) -> pd.DataFrame:
+    """``n_predictions`` ranked tickets for the target from step 3's model and weights; stored by run."""
+    store = open_step_store(db_path)
+    frame = load_history(store, history_end)
+    target = resolve_target(frame, target_draw_date)
+    weights, model = load_scoring(store, run_id, frame)
+    tickets = generate_tickets(frame, model, weights, target, n=n_predictions, seed=seed)
+    prediction_table.replace_predictions(store, run_id, target, tickets[TICKET_FIELDS])
+    save_metrics(store, run_id, "generate_predictions", {
+        "tickets": int(len(tickets)), "target_draw_date": target.isoformat(),
+        "top_score": round(float(tickets["score"].iloc[0]), 9),
+    })
+    return tickets
+
+
+# -- step 6 ------------------------------------------------------------------------------------
+
+@dataclass
+class Performance:
+    """Step 6: the walk-forward backtest and the live predictions, each against the exact baseline."""
+
+    backtest: PerformanceSummary
+    live: PerformanceSummary | None
+    live_tickets: int
+
+
+def analyze_performance(db_path: str, *, run_id: str, history_end: str, alpha: float = 0.01) -> Performance:
+    """Evaluate step 4's tickets and every evaluated live prediction against the exact baseline."""
+    store = open_step_store(db_path)
+    frame = load_history(store, history_end)
+    backtest = summarize_performance(evaluate_tickets(load_backtest_tickets(store, run_id), frame), alpha=alpha)
+    live_rows = _live_evaluations(store, frame)
+    live = summarize_performance(live_rows, alpha=alpha) if len(live_rows) else None
+    save_metrics(store, run_id, "performance_analysis", {
+        "backtest_p_value": round(float(backtest.white_test.p_value), 9),
+        "backtest_edge": bool(backtest.edge),
+        "backtest_white_mean": round(backtest.white_mean, 9),
+        "live_tickets": int(len(live_rows)),
+        "live_p_value": round(float(live.white_test.p_value), 9) if live else None,
+    })
+    return Performance(backtest, live, int(len(live_rows)))
+
+
+def _live_evaluations(store: Store, frame: pd.DataFrame) -> pd.DataFrame:
+    tickets = prediction_table.read_predictions(store).rename(columns={"target_draw_date": "draw_date"})
+    if tickets.empty:
+        return tickets
+    current = tickets.loc[tickets["draw_date"] >= pd.Timestamp(CURRENT_MATRIX.first_date)]
+    return evaluate_tickets(current, frame)
+
+
+# -- evaluation job ------------------------------------------------------------------------------
+
+def evaluate_predictions(db_path: str) -> pd.DataFrame:
+    """Evaluate every stored ticket whose drawing is known; skip those already evaluated against the
+    same drawing (a corrected drawing re-evaluates its tickets). Returns the new evaluations."""
+    store = open_step_store(db_path)
+    frame = store.read_draws()
+    tickets = prediction_table.read_predictions(store).rename(columns={"target_draw_date": "draw_date"})
+    if tickets.empty:
+        return tickets
+    tickets["ticket_key"] = tickets["run_id"] + ":" + tickets["rank"].astype(str)
+    stored = prediction_table.read_evaluations(store)
+    evaluated = pd.DataFrame({
+        "ticket_key": stored["run_id"] + ":" + stored["rank"].astype(str), "draw_hash": stored["draw_key"],
+    })
+    todo = select_unevaluated(tickets, frame, evaluated, key_column="ticket_key")
+    if todo.empty:
+        return todo
+    done = evaluate_tickets(todo.drop(columns=["ticket_key"]), frame)
+    rows = done.rename(columns={"draw_date": "target_draw_date", "draw_hash": "draw_key"})
+    rows["tier"] = rows["tier"].replace("", pd.NA)
+    prediction_table.write_evaluations(store, rows)
+    log.info("evaluated %d ticket(s) at %s", len(rows), datetime.now(timezone.utc).isoformat())
+    return rows
+
+
+def planted_bias_check(*, seed: int, n_draws: int = 400, bias: float = 3.0,
+                       biased_whites: tuple[int, ...] = (3, 11, 19, 27, 35, 43, 51, 59),
+                       alpha: float = 0.01) -> dict[str, PerformanceSummary]:
+    """Run the same walk-forward validation and test on a planted-bias and a fair synthetic history.
+
+    A sound pipeline finds the planted edge and does not find one in the fair history.
+    """
+    config = BacktestConfig(
+        test_draws=52, refit_every=26, model=ModelConfig(n_estimators=60),
+        weights=WeightConfig(tune_draws=12, max_evaluations=15),
+    )
+    out = {}
+    for name, frame in (
+        ("planted", generate_synthetic_draws(n_draws, seed=seed, biased_whites=biased_whites, bias=bias)),
+        ("fair", generate_synthetic_draws(n_draws, seed=seed + 1)),
+    ):
+        out[name] = summarize_performance(run_backtest(frame, config=config, seed=seed).evaluations, alpha=alpha)
+    return out

@@ -1,0 +1,132 @@
+"""Tickets, their evaluations and the artefacts model steps persist, all keyed by run id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime, timezone
+
+import pandas as pd
+
+from shiol_lib.store.core import Store
+
+TICKET_COLUMNS = ["rank", "n1", "n2", "n3", "n4", "n5", "pb", "score"]
+EVALUATION_COLUMNS = [
+    "run_id", "rank", "target_draw_date", "draw_key", "white_matches", "pb_match", "tier", "jackpot",
+    "prize", "prize_power_play",
+]
+
+
+def replace_predictions(store: Store, run_id: str, target_draw_date: date, tickets: pd.DataFrame) -> int:
+    """Store a run's tickets, replacing any it stored before (idempotent per run); returns the count."""
+    missing = [c for c in TICKET_COLUMNS if c not in tickets.columns]
+    if missing:
+        raise ValueError(f"tickets lack the columns {missing}")
+    rows = tickets[TICKET_COLUMNS].copy()
+    rows.insert(0, "target_draw_date", target_draw_date)
+    rows.insert(0, "run_id", run_id)
+    rows["created_at"] = datetime.now(timezone.utc)
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM evaluations WHERE run_id = ?", [run_id])
+        conn.execute("DELETE FROM predictions WHERE run_id = ?", [run_id])
+        conn.register("incoming_tickets", rows)
+        conn.execute(
+            "INSERT INTO predictions SELECT run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score, "
+            "created_at FROM incoming_tickets"
+        )
+        conn.unregister("incoming_tickets")
+    return len(rows)
+
+
+def read_predictions(store: Store, run_id: str | None = None) -> pd.DataFrame:
+    """Stored tickets (of one run, or all), ordered by run and rank."""
+    sql = "SELECT run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score FROM predictions"
+    params: list[object] = []
+    if run_id is not None:
+        sql += " WHERE run_id = ?"
+        params.append(run_id)
+    with store.connect() as conn:
+        frame = conn.execute(sql + " ORDER BY run_id, rank", params).df()
+    frame["target_draw_date"] = pd.to_datetime(frame["target_draw_date"])
+    return frame
+
+
+def read_evaluations(store: Store, run_id: str | None = None) -> pd.DataFrame:
+    """Stored evaluations (of one run, or all)."""
+    sql = f"SELECT {', '.join(EVALUATION_COLUMNS)}, evaluated_at FROM evaluations"
+    params: list[object] = []
+    if run_id is not None:
+        sql += " WHERE run_id = ?"
+        params.append(run_id)
+    with store.connect() as conn:
+        frame = conn.execute(sql + " ORDER BY run_id, rank", params).df()
+    frame["target_draw_date"] = pd.to_datetime(frame["target_draw_date"])
+    return frame
+
+
+def write_evaluations(store: Store, evaluations: pd.DataFrame) -> int:
+    """Insert or replace evaluations (keyed by run id and rank) in one transaction."""
+    if evaluations.empty:
+        return 0
+    rows = evaluations[EVALUATION_COLUMNS].copy()
+    rows["evaluated_at"] = datetime.now(timezone.utc)
+    with store.transaction() as conn:
+        conn.register("incoming_evaluations", rows)
+        conn.execute(
+            f"INSERT OR REPLACE INTO evaluations SELECT {', '.join(EVALUATION_COLUMNS)}, evaluated_at "
+            "FROM incoming_evaluations"
+        )
+        conn.unregister("incoming_evaluations")
+    return len(rows)
+
+
+def save_artifact(store: Store, run_id: str, kind: str, payload: object, *, data_hash: str | None = None) -> None:
+    """Store a JSON-serialisable artefact of a run (replacing the same kind of the same run)."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?)",
+            [run_id, kind, data_hash, text, datetime.now(timezone.utc)],
+        )
+
+
+def load_artifact(store: Store, run_id: str, kind: str) -> tuple[object, str | None]:
+    """An artefact's payload and data hash; raises ``LookupError`` naming what is missing."""
+    with store.connect() as conn:
+        row = conn.execute(
+            "SELECT payload, data_hash FROM artifacts WHERE run_id = ? AND kind = ?", [run_id, kind]
+        ).fetchone()
+    if row is None:
+        raise LookupError(f"run {run_id} stored no {kind!r} artefact; run the step that makes it first")
+    return json.loads(row[0]), row[1]
+
+
+def run_metrics(store: Store, run_id: str) -> dict[str, object]:
+    """The key metrics each step stored as a ``metrics.<step>`` artefact, by step."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            "SELECT kind, payload FROM artifacts WHERE run_id = ? AND kind LIKE 'metrics.%' ORDER BY kind", [run_id]
+        ).fetchall()
+    return {kind.removeprefix("metrics."): json.loads(payload) for kind, payload in rows}
+
+
+def output_hashes(store: Store, run_id: str) -> dict[str, str]:
+    """SHA-256 of each output a run stored (tickets, each artefact), excluding ids and timestamps."""
+    hashes = {}
+    with store.connect() as conn:
+        tickets = conn.execute(
+            "SELECT target_draw_date, rank, n1, n2, n3, n4, n5, pb, round(score, 9) FROM predictions "
+            "WHERE run_id = ? ORDER BY rank", [run_id]
+        ).fetchall()
+        artifacts = conn.execute(
+            "SELECT kind, payload FROM artifacts WHERE run_id = ? ORDER BY kind", [run_id]
+        ).fetchall()
+    if tickets:
+        hashes["predictions"] = _sha(json.dumps(tickets, default=str))
+    for kind, payload in artifacts:
+        hashes[f"artifact:{kind}"] = _sha(payload)
+    return hashes
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
