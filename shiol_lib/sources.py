@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 import requests
+import urllib3
 
 from shiol_lib.draws import Batch, merge_batches, parse_musl_json, parse_ny_csv, parse_ny_json, parse_ny_records
 from shiol_lib.errors import FetchError
@@ -32,6 +33,7 @@ NY_PAGE_SIZE = 1000
 NY_MAX_PAGES = 20
 NY_MAX_DATES_PER_QUERY = 100
 BUNDLED_FILE = "powerball_draws_ny.csv"
+_CHUNK_BYTES = 65536
 
 
 class HttpClient:
@@ -107,11 +109,13 @@ class HttpClient:
                 )
             chunks = []
             try:
-                for chunk in response.iter_content(chunk_size=65536):
+                # read1: at most one socket read per chunk, so a server trickling bytes (each read
+                # within the socket timeout) still meets the whole-response deadline.
+                while chunk := response.raw.read1(_CHUNK_BYTES, decode_content=True):
                     chunks.append(chunk)
                     if time.monotonic() > deadline:
                         raise FetchError(f"response not complete within {self.timeout_s:g} s", url=response.url)
-            except requests.RequestException as err:
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
                 raise FetchError(f"response broken off: {_short(err)}", url=response.url) from err
             return b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
 

@@ -136,6 +136,8 @@ def update_draws(
         got = _apply(store, batch, report, latest_before, now)
         report.attempts.append(Attempt("bundled", f"{len(wanted)} wanted dates", f"ok: {len(got)} draws"))
         wanted -= got
+    report.new_draws.sort()
+    report.backfilled.sort()
     report.still_missing = sorted(set(missing_draws(store.draw_dates())))
     report.finished_at = datetime.now(timezone.utc)
     store.record_update(
@@ -178,8 +180,9 @@ def _from_ny(ny: NySource, wanted: set[date], latest_before: date | None, store:
     older = sorted(wanted - set(newer))
     queries = []
     if newer and latest_before is not None:
-        # Look back a few stored drawings so a source that disagrees with the store is noticed.
-        stored = store.draw_dates()
+        # Look back a few drawings stored before this update, so a source that disagrees with the
+        # store is noticed; counting from MUSL's fresh ones would skip the gap below them.
+        stored = [d for d in store.draw_dates() if d <= latest_before]
         after = stored[-NY_LOOKBACK_DRAWS - 1] if len(stored) > NY_LOOKBACK_DRAWS else latest_before
         queries.append((f"records after {after.isoformat()}", lambda: ny.fetch_after(after, now=now)))
     if older:
