@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import click
 
-from shiol_lib import cli_runs
+from shiol_lib import cli_runs, cli_schedule
 from shiol_lib.draw_calendar import NEW_YORK, draw_instant, next_draw
 from shiol_lib.errors import ConfigError, ShiolError, StoreError
 from shiol_lib.settings import Settings, load_settings
@@ -124,6 +124,8 @@ def status_command(settings: Settings, as_json: bool) -> None:
 cli.add_command(cli_runs.run_command)
 cli.add_command(cli_runs.rerun_command)
 cli.add_command(cli_runs.runs_group)
+cli.add_command(cli_schedule.schedule_group)
+cli.add_command(cli_schedule.deadletters_command)
 
 
 def main() -> None:

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 import click
 import yaml
 
-from shiol_lib import archive, ledger, pipeline
-from shiol_lib.errors import ArchiveError, ConfigError, ParameterError, RunnerError, ShiolError, StoreError
+from shiol_lib.errors import (
+    ArchiveError, ConfigError, JobBusyError, ParameterError, RunnerError, ShiolError, StoreError,
+)
 from shiol_lib.settings import Settings
-from shiol_lib.store import open_store
-from shiol_lib.store import runs as run_table
 
-EXIT_RUN_FAILED, EXIT_ARCHIVE, EXIT_MISMATCH = 6, 7, 8
+# The commands import the pipeline machinery (papermill, nbconvert, pandas) when they run, not when
+# `shiol` starts: `shiol status` and `shiol update-data` stay quick.
+JOB_NAMES = ("pipeline", "data_update", "evaluation")
+
+EXIT_RUN_FAILED, EXIT_ARCHIVE, EXIT_MISMATCH, EXIT_BUSY = 6, 7, 8, 9
+TRIGGERS = ("manual", "on-time", "catch-up", "missed-draw", "retry", "recovery")
 
 
 def fail(err: ShiolError) -> None:
@@ -31,10 +36,12 @@ def fail(err: ShiolError) -> None:
         sys.exit(5)
     if isinstance(err, ArchiveError):
         sys.exit(EXIT_ARCHIVE)
+    if isinstance(err, JobBusyError):
+        sys.exit(EXIT_BUSY)
     sys.exit(1)
 
 
-def _print_outcome(outcome: pipeline.RunOutcome, as_json: bool) -> None:
+def _print_outcome(outcome: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"run_id": outcome.run_id, "status": outcome.status,
                                "directory": str(outcome.directory), "manifest": outcome.manifest}, indent=2))
@@ -56,31 +63,50 @@ def _print_outcome(outcome: pipeline.RunOutcome, as_json: bool) -> None:
 
 
 @click.command("run")
-@click.argument("job", type=click.Choice(sorted([*pipeline.JOBS, "step"])))
+@click.argument("job", type=click.Choice(sorted([*JOB_NAMES, "step"])))
 @click.argument("step_name", required=False)
 @click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
               help="A notebook parameter (values parsed as YAML: 100 is an int, 0.5 a float).")
 @click.option("--offline", is_flag=True, help="Step 1 asks no network source (bundled data only).")
-@click.option("--seed", type=int, help=f"Random seed (default {pipeline.DEFAULT_SEED}).")
+@click.option("--seed", type=int, help="Random seed (default: the pipeline's fixed seed, recorded in the manifest).")
 @click.option("--target", "target", type=click.DateTime(["%Y-%m-%d"]), help="Target drawing (default: the next one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--trigger", type=click.Choice(TRIGGERS), default="manual", show_default=True,
+              help="Why the run starts (the scheduler passes its reason).")
+@click.option("--slot", help="The schedule slot (ISO-8601 with offset) this run belongs to.")
+@click.option("--draw-date", "draw_date", type=click.DateTime(["%Y-%m-%d"]),
+              help="Pipeline: the drawing this run processes (history up to it; predicts the next one).")
+@click.option("--attempt", type=click.IntRange(min=1), default=1, show_default=True)
 @click.pass_obj
 def run_command(settings: Settings, job: str, step_name: str | None, parameters: tuple[tuple[str, str], ...],
-                offline: bool, seed: int | None, target: Any, as_json: bool) -> None:
+                offline: bool, seed: int | None, target: Any, as_json: bool, trigger: str, slot: str | None,
+                draw_date: Any, attempt: int) -> None:
     """Run a job (pipeline, data_update, evaluation) or one step: `shiol run step NAME -p key value`."""
+    from shiol_lib import pipeline
+
     values = {name: yaml.safe_load(value) for name, value in parameters}
+    pipeline.interrupt_on_sigterm()
     try:
         target_date = target.date() if target else None
+        try:
+            slot_at = datetime.fromisoformat(slot) if slot else None
+        except ValueError as err:
+            raise RunnerError(f"--slot {slot!r} is not an ISO-8601 instant (e.g. 2024-07-01T23:29:00-04:00)") from err
+        if slot_at is not None and slot_at.tzinfo is None:
+            raise RunnerError(f"--slot {slot!r} needs its UTC offset (e.g. 2024-07-01T23:29:00-04:00)")
+        schedule = {"trigger": trigger, "slot": slot_at, "attempt": attempt,
+                    "draw_date": draw_date.date() if draw_date else None}
         if job == "step":
             if not step_name:
                 raise RunnerError("name the step: shiol run step NAME (e.g. generate_predictions)")
             step = pipeline.find_step(step_name)
             outcome = pipeline.run_job(settings, "step", steps=(step,), step_parameters={step.name: values},
-                                       seed=seed, offline=offline, target_draw_date=target_date)
+                                       seed=seed, offline=offline, target_draw_date=target_date, **schedule)
         else:
             if step_name or values:
                 raise RunnerError("parameters go with a single step: shiol run step NAME -p key value")
-            outcome = pipeline.run_job(settings, job, seed=seed, offline=offline, target_draw_date=target_date)
+            outcome = pipeline.run_job(settings, job, seed=seed, offline=offline, target_draw_date=target_date,
+                                       **schedule)
     except ShiolError as err:
         fail(err)
     _print_outcome(outcome, as_json)
@@ -92,6 +118,8 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
 @click.pass_obj
 def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
     """Re-execute a run with its recorded parameters and seed; report whether the outputs match."""
+    from shiol_lib import pipeline
+
     try:
         outcome, comparison = pipeline.rerun(settings, run_id)
     except ShiolError as err:
@@ -125,6 +153,9 @@ def runs_group() -> None:
 @click.pass_obj
 def list_command(settings: Settings, job: str | None, limit: int, as_json: bool) -> None:
     """Every run and attempt recorded in the store, newest first."""
+    from shiol_lib.store import open_store
+    from shiol_lib.store import runs as run_table
+
     try:
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
         rows = run_table.list_runs(store, job=job, limit=limit)
@@ -141,7 +172,7 @@ def list_command(settings: Settings, job: str | None, limit: int, as_json: bool)
                    f"target {r.target_draw_date or '-'}  {r.error or ''}".rstrip())
 
 
-def _row_dict(row: run_table.RunRow) -> dict[str, Any]:
+def _row_dict(row: Any) -> dict[str, Any]:
     data = dict(row.__dict__)
     started, finished = row.started_at, row.finished_at
     data["duration_s"] = (finished - started).total_seconds() if finished else None
@@ -154,6 +185,8 @@ def _row_dict(row: run_table.RunRow) -> dict[str, Any]:
 @click.pass_obj
 def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     """A run's manifest: steps, parameters, timings, hashes, versions."""
+    from shiol_lib import archive
+
     try:
         directory = archive.find_run_dir(settings.runs_dir, run_id)
         manifest = archive.read_manifest(directory)
@@ -187,6 +220,8 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
 @click.pass_obj
 def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> None:
     """Compare two runs: parameters, input data hash, code version, outputs and key metrics."""
+    from shiol_lib import archive, pipeline
+
     try:
         a = archive.read_manifest(archive.find_run_dir(settings.runs_dir, first))
         b = archive.read_manifest(archive.find_run_dir(settings.runs_dir, second))
@@ -206,6 +241,8 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
 @click.pass_obj
 def verify_command(settings: Settings) -> None:
     """Check the ledger's hash chain and every archived manifest against it."""
+    from shiol_lib import ledger
+
     try:
         entries = ledger.read_ledger(settings.runs_dir)
         problems = ledger.verify_ledger(settings.runs_dir)
@@ -223,7 +260,7 @@ def verify_command(settings: Settings) -> None:
 @click.pass_obj
 def prune_command(settings: Settings, keep_days: int) -> None:
     """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
-    from shiol_lib import run_index
+    from shiol_lib import archive, run_index
 
     try:
         pruned = archive.prune_runs(settings.runs_dir, keep_days=keep_days)

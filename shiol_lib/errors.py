@@ -91,3 +91,11 @@ class ParameterError(RunnerError):
 
 class ArchiveError(ShiolError):
     """The run archive could not be written or read (permissions, disk full, bad run id)."""
+
+
+class JobBusyError(ShiolError):
+    """A job is already running in another process; this start was refused (and recorded so)."""
+
+
+class DrawNotPublishedError(ShiolError):
+    """The drawing a pipeline run is for has no published result yet: the run ends ``waiting``."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,13 +22,16 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from shiol_lib import archive, ledger, run_index
 from shiol_lib.draw_calendar import draw_after
-from shiol_lib.errors import ArchiveError, RunnerError, ShiolError
+from shiol_lib.errors import ArchiveError, JobBusyError, RunnerError, ShiolError
 from shiol_lib.history import data_hash
 from shiol_lib.runner import NotebookResult, check_parameters, execute_notebook, format_command, read_parameters
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
+from shiol_lib.store import jobs as job_table
 from shiol_lib.store import predictions as prediction_table
 from shiol_lib.store import runs as run_table
 
@@ -97,6 +102,8 @@ def run_job(
     *,
     trigger: str = "manual",
     slot: datetime | None = None,
+    draw_date: date | None = None,
+    attempt: int = 1,
     seed: int | None = None,
     offline: bool = False,
     target_draw_date: date | None = None,
@@ -105,52 +112,138 @@ def run_job(
     parent_run_id: str | None = None,
     steps: tuple[Step, ...] | None = None,
 ) -> RunOutcome:
-    """Run ``job`` (a key of :data:`JOBS`, or ``step`` with ``steps`` given) and archive it."""
+    """Run ``job`` (a key of :data:`JOBS`, or ``step`` with ``steps`` given) and archive it.
+
+    ``draw_date`` names the drawing a scheduled pipeline run processes: the run then uses the history
+    up to that drawing, predicts the one after it, and ends ``waiting`` when no source has it yet.
+    At most one run per job at a time, across processes: a second start is recorded ``refused``
+    and raises :class:`JobBusyError`.
+    """
     if steps is None:
         if job not in JOBS:
             raise RunnerError(f"unknown job {job!r}; known jobs: {', '.join(JOBS)}")
         steps = JOBS[job]
     overrides = {name: dict(values) for name, values in (step_parameters or {}).items()}
+    if draw_date is not None and UPDATE_DATA in steps:
+        overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", draw_date.isoformat())
     for step in steps:  # refuse a broken notebook or a bad parameter before anything is recorded
         check_parameters(settings.notebooks_dir / step.notebook, overrides.get(step.name, {}))
-    run = _open_run(settings, job, steps, trigger, slot, seed, parent_run_id)
+    if draw_date is not None:
+        history_end = history_end or draw_date
+        target_draw_date = target_draw_date or draw_after(draw_date)
+    run = _open_run(settings, job, steps, trigger=trigger, slot=slot, draw_date=draw_date, attempt=attempt,
+                    seed=seed, parent_run_id=parent_run_id)
     deadline = time.monotonic() + settings.run_timeout_s  # one wall-clock limit for the whole run
     context = {"offline": offline, "target_draw_date": target_draw_date, "history_end": history_end,
                "deadline": deadline}
     results: list[NotebookResult] = []
     status, error = "success", None
-    for position, step in enumerate(steps, start=1):
-        if status != "success":
-            _record_step(run, position, step, status="skipped")
-            continue
+    with _Heartbeat(run):
         try:
-            result = _run_step(run, position, step, context, overrides.get(step.name, {}))
-        except ShiolError as err:  # refused before the notebook ran: bad parameters, empty store
-            _record_step(run, position, step, status="failed", error=str(err))
-            run.manifest["steps"][position - 1]["error"] = str(err)
-            status, error = "failed", f"step {step.name}: {err}"
-            continue
-        results.append(result)
-        if result.status != "success":
-            status, error = result.status, f"step {step.name}: {result.error}"
+            for position, step in enumerate(steps, start=1):
+                if status != "success":
+                    _record_step(run, position, step, status="skipped")
+                    continue
+                try:
+                    result = _run_step(run, position, step, context, overrides.get(step.name, {}))
+                except ShiolError as err:  # refused before the notebook ran: bad parameters, empty store
+                    _record_step(run, position, step, status="failed", error=str(err))
+                    run.manifest["steps"][position - 1]["error"] = str(err)
+                    status, error = "failed", f"step {step.name}: {err}"
+                    continue
+                results.append(result)
+                if result.status != "success":
+                    status, error = result.status, f"step {step.name}: {result.error}"
+        except Interrupted as err:
+            status, error = "interrupted", f"stopped by {err}"
+            _close_open_steps(run, "interrupted")
+        except Exception as err:  # noqa: BLE001 - whatever broke, the run is closed and archived
+            log.exception("run %s broke", run.run_id)
+            status, error = "failed", f"{type(err).__name__}: {err}"
+            _close_open_steps(run, "failed")
     return _close_run(run, status, error, results)
 
 
-def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], trigger: str, slot: datetime | None,
-              seed: int | None, parent_run_id: str | None) -> _Run:
+def _close_open_steps(run: _Run, status: str) -> None:
+    """After a run was cut short: the running step gets ``status``, the ones not started ``skipped``."""
+    for position, (step, entry) in enumerate(zip(run.steps, run.manifest["steps"]), start=1):
+        if entry["status"] in ("running", "pending"):
+            _record_step(run, position, step, status=status if entry["status"] == "running" else "skipped")
+
+
+class Interrupted(Exception):  # noqa: N818 - a signal, not an error of ours
+    """Raised in the main thread by the SIGTERM handler of a job process (see :func:`interrupt_on_sigterm`)."""
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM stop the current run cleanly: kernel killed, run recorded ``interrupted``."""
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+class _Heartbeat:
+    """Writes the run's heartbeat every ``heartbeat_s`` from a daemon thread while the run lasts."""
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run.run_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._run.settings.lock_timeout_s + 5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._run.settings.heartbeat_s):
+            try:
+                job_table.heartbeat(self._run.store, self._run.job, self._run.run_id, datetime.now(timezone.utc))
+            except ShiolError as err:  # a busy store: the next beat tries again
+                log.warning("heartbeat of run %s not written: %s", self._run.run_id, err)
+
+
+def job_is_alive(holder: job_table.LockHolder, *, stale_s: float, now: datetime | None = None) -> bool:
+    """Whether the process holding a job still runs: same host and pid alive, and a fresh heartbeat."""
+    now = now or datetime.now(timezone.utc)
+    if (now - holder.heartbeat_at).total_seconds() > stale_s:
+        return False
+    if holder.host == socket.gethostname():
+        return psutil.pid_exists(holder.pid) and psutil.Process(holder.pid).status() != psutil.STATUS_ZOMBIE
+    return True
+
+
+def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], *, trigger: str, slot: datetime | None,
+              draw_date: date | None, attempt: int, seed: int | None, parent_run_id: str | None) -> _Run:
     archive.ensure_writable(settings.runs_dir)
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
     started = datetime.now(timezone.utc)
     run_id = archive.new_run_id(started)
     directory = archive.run_dir(settings.runs_dir, job, run_id, started)
-    archive.ensure_writable(directory)
     seed = DEFAULT_SEED if seed is None else seed
+    holder = job_table.start_run_exclusive(store, run_table.RunRow(
+        run_id=run_id, job=job, slot=slot, trigger=trigger, status="running", started_at=started,
+        finished_at=None, error=None, error_class=None, target_draw_date=None, attempt=attempt,
+        parent_run_id=parent_run_id, seed=seed, pid=os.getpid(), host=socket.gethostname(),
+        heartbeat_at=started, archive_dir=str(directory), draw_date=draw_date,
+    ), is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s))
+    if holder is not None:
+        raise JobBusyError(
+            f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
+            f"this start was recorded as refused run {run_id}"
+        )
     manifest: dict[str, Any] = {
         "schema": 1,
         "run_id": run_id,
         "job": job,
         "slot": slot.isoformat() if slot else None,
+        "draw_date": draw_date.isoformat() if draw_date else None,
         "trigger": trigger,
+        "attempt": attempt,
         "status": "running",
         "started_at": started.isoformat(),
         "finished_at": None,
@@ -166,13 +259,14 @@ def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], trigger: st
         "environment": archive.environment(),
         "error": None,
     }
-    archive.write_manifest(directory, manifest)
-    run_table.insert_run(store, run_table.RunRow(
-        run_id=run_id, job=job, slot=slot, trigger=trigger, status="running", started_at=started,
-        finished_at=None, error=None, error_class=None, target_draw_date=None, attempt=1,
-        parent_run_id=parent_run_id, seed=seed, pid=os.getpid(), host=socket.gethostname(),
-        heartbeat_at=started, archive_dir=str(directory),
-    ))
+    try:
+        archive.ensure_writable(directory)
+        archive.write_manifest(directory, manifest)
+    except ArchiveError as err:
+        run_table.finish_run(store, run_id, status="failed", finished_at=datetime.now(timezone.utc),
+                             error=f"archive: {err}", error_class="archive")
+        job_table.release_job(store, job, run_id)
+        raise
     return _Run(settings, store, run_id, job, steps, directory, manifest)
 
 
@@ -195,7 +289,10 @@ def _settle_target(run: _Run, context: dict[str, Any]) -> None:
         "first_draw": used["draw_date"].min().date().isoformat(),
         "last_draw": history_end.isoformat(),
     }
-    run_table.update_run(run.store, run.run_id, target_draw_date=target)
+    if run.manifest["draw_date"] is None:  # a manual run processes the latest drawing it uses
+        run.manifest["draw_date"] = history_end.isoformat()
+    run_table.update_run(run.store, run.run_id, target_draw_date=target,
+                         draw_date=date.fromisoformat(run.manifest["draw_date"]))
 
 
 def _step_values(run: _Run, step: Step, context: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,7 +363,12 @@ def _close_run(run: _Run, status: str, error: str | None, results: list[Notebook
         "outputs": prediction_table.output_hashes(run.store, run.run_id),
         "metrics": prediction_table.run_metrics(run.store, run.run_id),
     })
-    error_class = next((r.error_class for r in results if r.status != "success"), None)
+    error_class = _error_class(results) if status not in ("success", "interrupted") else None
+    if status == "interrupted":
+        error_class = "interrupted"
+    elif error_class == "waiting":
+        status = "waiting"
+    run.manifest["status"] = status
     try:
         manifest_path = archive.write_manifest(run.directory, run.manifest)
         ledger.append_entry(run.settings.runs_dir, run_id=run.run_id, job=run.job, status=status,
@@ -275,10 +377,28 @@ def _close_run(run: _Run, status: str, error: str | None, results: list[Notebook
     except ArchiveError as err:
         run_table.finish_run(run.store, run.run_id, status="failed", finished_at=finished,
                              error=f"archive: {err}", error_class="archive")
+        job_table.release_job(run.store, run.job, run.run_id)
         raise
     run_table.finish_run(run.store, run.run_id, status=status, finished_at=finished, error=error,
                          error_class=error_class)
+    job_table.release_job(run.store, run.job, run.run_id)
+    if status == "success":
+        slot = datetime.fromisoformat(run.manifest["slot"]) if run.manifest["slot"] else None
+        draw = date.fromisoformat(run.manifest["draw_date"]) if run.manifest["draw_date"] else None
+        job_table.resolve_dead_letters(run.store, job=run.job, slot=slot, draw_date=draw, run_id=run.run_id,
+                                       at=finished)
     return RunOutcome(run.run_id, run.job, status, run.directory, run.manifest, results)
+
+
+# Exceptions a step notebook raises on purpose, and the error class (or status) each stands for.
+_ERROR_NAMES = {"DrawNotPublishedError": "waiting", "FetchError": "fetch", "UpdateError": "validation"}
+
+
+def _error_class(results: list[NotebookResult]) -> str | None:
+    failed = next((r for r in results if r.status != "success"), None)
+    if failed is None:
+        return "cell error"  # refused before its notebook ran
+    return _ERROR_NAMES.get(failed.error_name or "", failed.error_class)
 
 
 def rerun(settings: Settings, run_id: str) -> tuple[RunOutcome, dict[str, Any]]:

@@ -64,6 +64,7 @@ class NotebookResult:
     error: str | None = None
     error_class: str | None = None  # cell error | kernel death | timeout | papermill
     failed_cell: int | None = None
+    error_name: str | None = None  # the exception class a failing cell raised
     log_path: Path | None = None
 
     @property
@@ -172,7 +173,8 @@ def execute_notebook(
         nb = nbformat.read(partial, as_version=4)
         cell_error = _failed_cell(nb)
         if cell_error is not None and status != "timeout":
-            result.failed_cell, result.error, result.error_class = cell_error[0], cell_error[1], "cell error"
+            result.failed_cell, result.error_name, result.error = cell_error
+            result.error_class = "cell error"
         elif status == "timeout":
             result.failed_cell = _running_cell(nb)
         os.replace(partial, output)
@@ -193,6 +195,10 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float) -> tuple[st
             kill_process_tree(proc.pid)
             proc.wait()
             return "timeout", f"the notebook exceeded its {timeout_s:g} s wall-clock limit; kernel killed", "timeout"
+        except BaseException:  # interrupted (SIGTERM, Ctrl-C): never leave a kernel behind
+            kill_process_tree(proc.pid)
+            proc.wait()
+            raise
     if code == 0:
         return "success", None, None
     tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
@@ -231,12 +237,14 @@ def _source_cells(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.Noteboo
     return list(enumerate(kept))
 
 
-def _failed_cell(nb: nbformat.NotebookNode) -> tuple[int, str] | None:
+def _failed_cell(nb: nbformat.NotebookNode) -> tuple[int, str, str] | None:
+    """(source cell index, exception name, message) of the first cell that raised."""
     for index, cell in _source_cells(nb):
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if out.get("output_type") == "error":
                 first_line = cell.source.strip().splitlines()[0][:80] if cell.source.strip() else ""
-                return index, f"cell {index} ({first_line!r}) raised {out.get('ename')}: {out.get('evalue')}"
+                name = str(out.get("ename"))
+                return index, name, f"cell {index} ({first_line!r}) raised {name}: {out.get('evalue')}"
     return None
 
 

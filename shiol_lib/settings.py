@@ -36,6 +36,25 @@ class Settings:
     lock_timeout_s: float = 30.0
     notebooks_dir: Path = Path(__file__).resolve().parent.parent / "notebooks"
     run_timeout_s: float = 1800.0
+    pipeline_cron: str = "29 23 * * 1,3,6"
+    update_cron: str = "0 6 * * 0,2,4,5"
+    evaluation_cron: str = "15 6,12,18 * * *"
+    grace_s: float = 600.0
+    draw_delay_s: float = 1800.0
+    retry_backoff_s: tuple[float, ...] = (60.0, 120.0, 240.0)
+    waiting_deadline_s: float = 20 * 3600.0
+    heartbeat_s: float = 15.0
+    heartbeat_stale_s: float = 120.0
+    alert_after_failures: int = 3
+    alert_webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    alert_email_from: str | None = None
+    alert_email_to: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8765
+    api_token: str | None = field(default=None, repr=False)
+    scheduler_cycle_s: float = 1.0
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (tests and CLI flags)."""
@@ -63,6 +82,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         lock_timeout_s=_number(env, "SHIOL_LOCK_TIMEOUT_S", 30.0, minimum=0.0),
         notebooks_dir=_path(env, "SHIOL_NOTEBOOKS_DIR", Path(__file__).resolve().parent.parent / "notebooks"),
         run_timeout_s=_number(env, "SHIOL_RUN_TIMEOUT_S", 1800.0, minimum=1.0),
+        pipeline_cron=env.get("SHIOL_PIPELINE_CRON") or "29 23 * * 1,3,6",
+        update_cron=env.get("SHIOL_UPDATE_CRON") or "0 6 * * 0,2,4,5",
+        evaluation_cron=env.get("SHIOL_EVALUATION_CRON") or "15 6,12,18 * * *",
+        grace_s=_number(env, "SHIOL_GRACE_S", 600.0, minimum=0.0),
+        draw_delay_s=_number(env, "SHIOL_DRAW_DELAY_S", 1800.0, minimum=0.0),
+        retry_backoff_s=_seconds_list(env, "SHIOL_RETRY_BACKOFF_S", (60.0, 120.0, 240.0)),
+        waiting_deadline_s=_number(env, "SHIOL_WAITING_DEADLINE_S", 20 * 3600.0, minimum=60.0),
+        heartbeat_s=_number(env, "SHIOL_HEARTBEAT_S", 15.0, minimum=0.1),
+        heartbeat_stale_s=_number(env, "SHIOL_HEARTBEAT_STALE_S", 120.0, minimum=1.0),
+        alert_after_failures=int(_number(env, "SHIOL_ALERT_AFTER_FAILURES", 3, minimum=1, integer=True)),
+        alert_webhook_url=_optional_url(env, "SHIOL_ALERT_WEBHOOK_URL"),
+        smtp_host=env.get("SHIOL_SMTP_HOST") or None,
+        smtp_port=int(_number(env, "SHIOL_SMTP_PORT", 25, minimum=1, integer=True)),
+        alert_email_from=env.get("SHIOL_ALERT_EMAIL_FROM") or None,
+        alert_email_to=env.get("SHIOL_ALERT_EMAIL_TO") or None,
+        api_host=env.get("SHIOL_API_HOST") or "127.0.0.1",
+        api_port=int(_number(env, "SHIOL_API_PORT", 8765, minimum=0, integer=True)),
+        api_token=env.get("SHIOL_API_TOKEN") or None,
+        scheduler_cycle_s=_number(env, "SHIOL_SCHEDULER_CYCLE_S", 1.0, minimum=0.05),
     )
 
 
@@ -81,6 +119,23 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ConfigError(f"{name}={raw!r} is not an http(s) URL; set it like 'https://host[:port]'")
     return raw.rstrip("/")
+
+
+def _optional_url(env: Mapping[str, str], name: str) -> str | None:
+    return _url(env, name, "") if env.get(name) else None
+
+
+def _seconds_list(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError as err:
+        raise ConfigError(f"{name}={raw!r} is not a comma-separated list of seconds, e.g. 60,120,240") from err
+    if not values or min(values) < 0:
+        raise ConfigError(f"{name}={raw!r} needs at least one delay, none negative")
+    return values
 
 
 def _number(

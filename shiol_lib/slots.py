@@ -27,7 +27,7 @@ from croniter import croniter
 from croniter.croniter import CroniterError
 
 from shiol_lib.draw_calendar import NEW_YORK
-from shiol_lib.errors import ShiolError
+from shiol_lib.errors import ConfigError
 
 UTC = timezone.utc
 FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
@@ -42,7 +42,7 @@ _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February ma
 _SEARCH_DAYS = 366 * 9  # every valid expression fires at least once in 9 years (Feb 29: 2096 -> 2104)
 
 
-class ScheduleError(ShiolError):
+class ScheduleError(ConfigError):
     """A schedule cannot be used: a bad cron expression, a naive datetime, an inconsistent config."""
 
 

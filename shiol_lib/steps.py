@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from shiol_lib.analysis import AdaptiveAnalysis, run_adaptive_analysis
-from shiol_lib.errors import ArtefactError
+from shiol_lib.errors import ArtefactError, DrawNotPublishedError, FetchError, UpdateError
 from shiol_lib.evaluation import PerformanceSummary, evaluate_tickets, select_unevaluated, summarize_performance
 from shiol_lib.game import CURRENT_MATRIX
 from shiol_lib.history import data_hash, next_target
@@ -82,6 +82,28 @@ def update_data(db_path: str, *, offline: bool, run_id: str) -> UpdateReport:
         "draws_sha256": data_hash(frame) if len(frame) else None,
     })
     return report
+
+
+def check_update(store: Store, report: UpdateReport, *, expect_draw_date: str = "") -> None:
+    """Fail the step on rejected records; when a drawing is expected, insist that the store has it.
+
+    Raises :class:`UpdateError` (validation) for rejected records, :class:`FetchError` when the expected
+    drawing is missing because no source answered, and :class:`DrawNotPublishedError` when sources
+    answered but have not published it yet (the scheduler then waits and retries).
+    """
+    if report.rejected:
+        raise UpdateError(f"{len(report.rejected)} record(s) rejected; nothing from their batch was written: "
+                          + "; ".join(r.as_text() for r in report.rejected[:3]), report)
+    if not expect_draw_date:
+        return
+    wanted = date.fromisoformat(expect_draw_date)
+    if wanted in store.draw_dates():
+        return
+    if report.sources_failed or report.offline:
+        raise FetchError(f"drawing {wanted} is not in the store and no source could be asked for it", url="")
+    pending = [p for p in report.pending if p.draw_date == wanted]
+    said = f" ({pending[0].source} says {pending[0].status})" if pending else ""
+    raise DrawNotPublishedError(f"the result of drawing {wanted} is not published yet{said}")
 
 
 def draws_per_year(store: Store) -> pd.DataFrame:

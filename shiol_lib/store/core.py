@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -63,12 +64,17 @@ class Store:
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived read-write connection; waits for the file lock up to ``lock_timeout_s``."""
-        conn = self._open_with_retry()
-        try:
-            yield conn
-        finally:
-            conn.close()
+        """A short-lived read-write connection; waits for the file lock up to ``lock_timeout_s``.
+
+        DuckDB's file lock only keeps other processes out; threads of this process (a heartbeat
+        beside a run) take turns through a per-file lock, so their transactions never conflict.
+        """
+        with _thread_lock(self.path):
+            conn = self._open_with_retry()
+            try:
+                yield conn
+            finally:
+                conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -103,7 +109,7 @@ class Store:
 
     def _publish_snapshot(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Copy the database to ``<snapshot>.tmp`` and rename it over the snapshot (atomic)."""
-        tmp = self.snapshot_path.with_name(self.snapshot_path.name + ".tmp")
+        tmp = self.snapshot_path.with_name(f"{self.snapshot_path.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
         source_db = conn.execute("SELECT current_database()").fetchone()[0]
         conn.execute(f"ATTACH '{_sql_path(tmp)}' AS shiol_snapshot")
@@ -153,8 +159,7 @@ class Store:
     def read_draws(self) -> pd.DataFrame:
         """All stored draws as the canonical DataFrame (see :data:`draws.DRAW_COLUMNS`)."""
         with self.connect() as conn:
-            frame = conn.execute(f"SELECT {', '.join(DRAW_COLUMNS)} FROM draws ORDER BY draw_date").df()
-        return normalize_draw_frame(frame)
+            return _read_draws(conn)
 
     def draw_dates(self) -> list[date]:
         """Dates of all stored draws, oldest first."""
@@ -216,6 +221,16 @@ class Store:
             )
 
 
+_THREAD_LOCKS: dict[str, threading.RLock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.RLock:
+    key = str(Path(path).resolve())
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(key, threading.RLock())
+
+
 def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout_s: float = 30.0) -> Store:
     """Open (creating its folder if needed) and migrate the store at ``db_path``.
 
@@ -234,10 +249,21 @@ def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout
 
 def connect_snapshot(snapshot_path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the published snapshot, safe to keep open (JupyterLab)."""
-    path = Path(snapshot_path)
+    path = Path(snapshot_path).resolve()
     if not path.exists():
         raise StoreError(f"no store snapshot at {path}; run 'shiol update-data' to create the store")
     return duckdb.connect(str(path), read_only=True)
+
+
+def read_snapshot_draws(snapshot_path: Path) -> pd.DataFrame:
+    """The draws of the published snapshot (read-only: never blocks the writer)."""
+    with connect_snapshot(snapshot_path) as conn:
+        return _read_draws(conn)
+
+
+def _read_draws(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    frame = conn.execute(f"SELECT {', '.join(DRAW_COLUMNS)} FROM draws ORDER BY draw_date").df()
+    return normalize_draw_frame(frame)
 
 
 def _schema_version(conn: duckdb.DuckDBPyConnection) -> int:

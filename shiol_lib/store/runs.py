@@ -13,7 +13,7 @@ from shiol_lib.store.core import Store
 RUN_STATUSES = frozenset(
     {"running", "success", "failed", "timeout", "crashed", "waiting", "skipped", "refused", "interrupted", "missed"}
 )
-STEP_STATUSES = frozenset({"pending", "running", "success", "failed", "timeout", "skipped", "waiting"})
+STEP_STATUSES = frozenset({"pending", "running", "success", "failed", "timeout", "skipped", "waiting", "interrupted"})
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class RunRow:
     draw_date: date | None = None  # the drawing whose result this run processes (pipeline runs)
 
 
-_RUN_COLUMNS = ", ".join(RunRow.__dataclass_fields__)
+RUN_COLUMNS = ", ".join(RunRow.__dataclass_fields__)
+_RUN_COLUMNS = RUN_COLUMNS
 
 
 def insert_run(store: Store, row: RunRow) -> None:

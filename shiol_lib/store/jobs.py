@@ -1,0 +1,173 @@
+"""Job exclusivity, dead letters and missed slots: the durable state behind the scheduler's promises."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import date, datetime, timedelta
+
+from shiol_lib.store.core import Store
+from shiol_lib.store.runs import RUN_COLUMNS as _RUN_COLUMNS, RunRow
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a job: the run, its process and its last heartbeat."""
+
+    job: str
+    run_id: str
+    pid: int
+    host: str
+    heartbeat_at: datetime
+
+
+def start_run_exclusive(
+    store: Store, row: RunRow, *, is_alive: Callable[[LockHolder], bool]
+) -> LockHolder | None:
+    """Insert ``row`` as the job's one running run, in one transaction with taking the job's lock.
+
+    When a live process already holds the job, ``row`` is recorded with status ``refused`` instead
+    and the holder is returned; otherwise returns None. A holder that ``is_alive`` says is gone is
+    replaced (its run is left for :func:`mark_crashed_runs`).
+    """
+    names = [f.name for f in fields(RunRow)]
+    with store.transaction() as conn:
+        held = conn.execute(
+            "SELECT job, run_id, pid, host, heartbeat_at FROM job_locks WHERE job = ?", [row.job]
+        ).fetchone()
+        holder = LockHolder(*held) if held else None
+        busy = holder is not None and is_alive(holder)
+        values = dict(zip(names, (getattr(row, n) for n in names)))
+        if busy:
+            values["status"] = "refused"
+            values["finished_at"] = row.started_at
+            values["error"] = f"job {row.job} is already running as run {holder.run_id} (pid {holder.pid} on {holder.host})"
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO job_locks VALUES (?, ?, ?, ?, ?, ?)",
+                [row.job, row.run_id, row.pid, row.host, row.started_at, row.started_at],
+            )
+        conn.execute(
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
+            [values[n] for n in names],
+        )
+    return holder if busy else None
+
+
+def heartbeat(store: Store, job: str, run_id: str, at: datetime) -> None:
+    """Record that the run is alive (its row and its job lock)."""
+    with store.transaction() as conn:
+        conn.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [at, run_id])
+        conn.execute("UPDATE job_locks SET heartbeat_at = ? WHERE job = ? AND run_id = ?", [at, job, run_id])
+
+
+def release_job(store: Store, job: str, run_id: str) -> None:
+    """Give the job's lock back (only if this run holds it)."""
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM job_locks WHERE job = ? AND run_id = ?", [job, run_id])
+
+
+def running_runs(store: Store) -> list[RunRow]:
+    """Rows still marked running."""
+    with store.connect() as conn:
+        rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running'").fetchall()
+    return [RunRow(*r) for r in rows]
+
+
+def mark_crashed(store: Store, run_id: str, *, at: datetime, reason: str) -> None:
+    """Close a running row whose process is gone, and free its job."""
+    with store.transaction() as conn:
+        conn.execute(
+            "UPDATE runs SET status = 'crashed', finished_at = ?, error = ?, error_class = 'crashed' "
+            "WHERE run_id = ? AND status = 'running'", [at, reason, run_id],
+        )
+        conn.execute("DELETE FROM job_locks WHERE run_id = ?", [run_id])
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job run that failed every attempt: what failed, where, and the command that re-runs it."""
+
+    dead_letter_id: str
+    job: str
+    slot: datetime | None
+    draw_date: date | None
+    attempts: int
+    last_run_id: str
+    error_class: str
+    error: str | None
+    notebook: str | None
+    failed_cell: int | None
+    rerun_command: str
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by_run_id: str | None
+
+
+def add_dead_letter(store: Store, letter: DeadLetter) -> None:
+    """Record a dead letter."""
+    names = [f.name for f in fields(DeadLetter)]
+    with store.transaction() as conn:
+        conn.execute(
+            f"INSERT INTO dead_letters ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            [getattr(letter, n) for n in names],
+        )
+
+
+def new_dead_letter_id() -> str:
+    """A short unique id."""
+    return uuid.uuid4().hex[:12]
+
+
+def list_dead_letters(store: Store, *, include_resolved: bool = False) -> list[DeadLetter]:
+    """Dead letters, newest first."""
+    names = ", ".join(f.name for f in fields(DeadLetter))
+    where = "" if include_resolved else " WHERE resolved_at IS NULL"
+    with store.connect() as conn:
+        rows = conn.execute(f"SELECT {names} FROM dead_letters{where} ORDER BY created_at DESC").fetchall()
+    return [DeadLetter(*r) for r in rows]
+
+
+def resolve_dead_letters(store: Store, *, job: str, slot: datetime | None, draw_date: date | None,
+                         run_id: str, at: datetime) -> int:
+    """Resolve the open dead letters that a successful run of the same job and slot (or drawing) answers."""
+    with store.transaction() as conn:
+        before = conn.execute("SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL").fetchone()[0]
+        conn.execute(
+            "UPDATE dead_letters SET resolved_at = ?, resolved_by_run_id = ? WHERE resolved_at IS NULL "
+            "AND job = ? AND ((? IS NOT NULL AND draw_date = ?) OR (? IS NOT NULL AND slot = ?))",
+            [at, run_id, job, draw_date, draw_date, slot, slot],
+        )
+        after = conn.execute("SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL").fetchone()[0]
+    return before - after
+
+
+def record_missed(store: Store, *, job: str, slot: datetime, draw_date: date | None, kind: str, at: datetime) -> bool:
+    """Record a slot (or drawing) as missed once; returns True when it was new."""
+    with store.transaction() as conn:
+        exists = conn.execute("SELECT count(*) FROM missed_slots WHERE job = ? AND slot = ?", [job, slot]).fetchone()[0]
+        if not exists:
+            conn.execute("INSERT INTO missed_slots VALUES (?, ?, ?, ?, ?)", [job, slot, draw_date, kind, at])
+    return not exists
+
+
+def read_missed(store: Store, *, since: datetime | None = None) -> list[tuple[str, datetime, date | None, str]]:
+    """Recorded missed slots (job, slot, draw_date, kind), oldest first."""
+    sql = "SELECT job, slot, draw_date, kind FROM missed_slots"
+    params: list[object] = []
+    if since is not None:
+        sql += " WHERE slot >= ?"
+        params.append(since)
+    with store.connect() as conn:
+        return [tuple(r) for r in conn.execute(sql + " ORDER BY slot", params).fetchall()]
+
+
+def runs_since(store: Store, since: datetime) -> list[RunRow]:
+    """Runs started since ``since`` plus every run still marked running (the planner's history)."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE started_at >= ? OR status = 'running' ORDER BY started_at",
+            [since - timedelta(0)],
+        ).fetchall()
+    return [RunRow(*r) for r in rows]

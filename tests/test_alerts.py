@@ -1,0 +1,272 @@
+"""Alerts through real local channels: an HTTP webhook receiver and a minimal SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import logging
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shiol_lib.alerts import DEDUPLICATED, send_alert
+from shiol_lib.settings import Settings
+from shiol_lib.store import open_store
+from shiol_lib.store.monitoring import recent_alerts
+from test_monitoring import T0, locked_by_another_process
+
+MESSAGE = "pipeline: the last 3 runs failed in a row (latest pipeline-2: failed)"
+
+
+# --- local servers -------------------------------------------------------------------------------
+
+
+class WebhookReceiver:
+    """A ThreadingHTTPServer recording every POST; answers the queued statuses in turn, then 200."""
+
+    def __init__(self, statuses: tuple[int, ...] = ()) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.content_types: list[str] = []
+        self.statuses = list(statuses)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.bodies.append(json.loads(body))
+                receiver.content_types.append(self.headers.get("Content-Type", ""))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hooks/s3cret-path"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class SmtpReceiver(socketserver.ThreadingTCPServer):
+    """Just enough SMTP (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) to receive messages."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SmtpHandler)
+        self.port = self.server_address[1]
+        self.received: list[tuple[str, list[str], email.message.EmailMessage]] = []
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _SmtpHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        self._reply("220 127.0.0.1 test SMTP ready")
+        sender, recipients = "", []
+        while line := self.rfile.readline():
+            command = line.decode("ascii").rstrip("\r\n")
+            verb, _, argument = command.partition(" ")
+            verb = verb.upper()
+            if verb in ("EHLO", "HELO"):
+                self._reply("250 127.0.0.1")
+            elif verb == "MAIL":
+                sender, recipients = argument.partition(":")[2].strip("<> "), []
+                self._reply("250 OK")
+            elif verb == "RCPT":
+                recipients.append(argument.partition(":")[2].strip("<> "))
+                self._reply("250 OK")
+            elif verb == "DATA":
+                self._reply("354 end with <CRLF>.<CRLF>")
+                self.server.received.append((sender, recipients, self._read_data()))
+                self._reply("250 OK queued")
+            elif verb in ("RSET", "NOOP"):
+                self._reply("250 OK")
+            elif verb == "QUIT":
+                self._reply("221 bye")
+                return
+            else:
+                self._reply("502 command not implemented")
+
+    def _read_data(self) -> email.message.EmailMessage:
+        lines = []
+        while (line := self.rfile.readline()) not in (b".\r\n", b""):
+            line = line[1:] if line.startswith(b"..") else line  # undo dot-stuffing
+            lines.append(line.replace(b"\r\n", b"\n"))  # stored with local line ends, as an MTA would
+        return email.message_from_bytes(b"".join(lines), policy=email.policy.default)
+
+    def _reply(self, text: str) -> None:
+        self.wfile.write(text.encode("ascii") + b"\r\n")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpReceiver]:
+    server = SmtpReceiver()
+    yield server
+    server.close()
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for tests: short timeouts, no backoff pause, no channel unless given."""
+    return Settings(
+        home=tmp_path, db_path=tmp_path / "db.duckdb", snapshot_path=tmp_path / "db.snapshot.duckdb",
+        runs_dir=tmp_path / "runs", http_timeout_s=2.0, http_backoff_s=0.0,
+    ).with_overrides(**overrides)
+
+
+def _all_channels(tmp_path: Path, webhook_url: str, smtp_port: int) -> Settings:
+    return make_settings(
+        tmp_path, alert_webhook_url=webhook_url, smtp_host="127.0.0.1", smtp_port=smtp_port,
+        alert_email_from="shiol@example.test", alert_email_to="ops@example.test, analyst@example.test",
+    )
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+
+def test_an_alert_goes_to_the_log_the_webhook_and_email_and_is_recorded(tmp_path, store, webhook, smtp, caplog):
+    settings = _all_channels(tmp_path, webhook.url, smtp.port)
+    with caplog.at_level(logging.WARNING, logger="shiol_lib.alerts"):
+        channels = send_alert(settings, store, kind="failures", job="pipeline", message=MESSAGE, now=T0)
+
+    assert channels == ["log", "webhook", "email"]
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f"ALERT failures [pipeline]: {MESSAGE}")]
+    assert webhook.bodies == [{"kind": "failures", "job": "pipeline", "message": MESSAGE,
+                               "at": "2024-07-01T16:00:00+00:00"}]
+    assert webhook.content_types == ["application/json"]
+    [(sender, recipients, mail)] = smtp.received
+    assert sender == "shiol@example.test" and recipients == ["ops@example.test", "analyst@example.test"]
+    assert mail["Subject"] == f"[SHIOL+ alert] failures: {MESSAGE}"
+    assert mail["To"] == "ops@example.test, analyst@example.test"
+    body = mail.get_content()
+    assert body.startswith(MESSAGE) and "job: pipeline" in body and "at: 2024-07-01T16:00:00+00:00" in body
+    [alert] = recent_alerts(store)
+    assert (alert.kind, alert.job, alert.message, alert.channels) == ("failures", "pipeline", MESSAGE,
+                                                                      ("log", "webhook", "email"))
+
+
+def test_a_webhook_that_is_down_is_logged_and_email_still_delivers(tmp_path, store, smtp, caplog):
+    settings = _all_channels(tmp_path, f"http://127.0.0.1:{_closed_port()}/hooks/s3cret-path", smtp.port)
+    with caplog.at_level(logging.WARNING, logger="shiol_lib.alerts"):
+        channels = send_alert(settings, store, kind="failures", job="pipeline", message=MESSAGE)
+
+    assert channels == ["log", "email"]
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "alert webhook http://127.0.0.1:" in error.getMessage() and "2 attempt(s)" in error.getMessage()
+    assert "s3cret-path" not in error.getMessage()  # the path may carry a secret
+    assert len(smtp.received) == 1
+    assert recent_alerts(store)[0].channels == ("log", "email")
+
+
+@pytest.mark.parametrize(
+    ("statuses", "delivered", "requests_seen"),
+    [((500,), True, 2), ((503, 502), False, 2), ((429,), True, 2), ((400,), False, 1)],
+)
+def test_the_webhook_is_retried_once_on_server_errors_only(tmp_path, store, statuses, delivered, requests_seen):
+    receiver = WebhookReceiver(statuses)
+    try:
+        channels = send_alert(make_settings(tmp_path, alert_webhook_url=receiver.url), store,
+                              kind="failures", job="pipeline", message=MESSAGE)
+    finally:
+        receiver.close()
+    assert channels == (["log", "webhook"] if delivered else ["log"])
+    assert len(receiver.bodies) == requests_seen
+
+
+def test_an_smtp_server_that_never_answers_times_out_and_the_webhook_still_delivers(tmp_path, store, webhook,
+                                                                                       caplog):
+    with socket.socket() as silent:  # accepts connections (backlog) but never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings = _all_channels(tmp_path, webhook.url, silent.getsockname()[1]).with_overrides(http_timeout_s=0.3)
+        started = time.monotonic()
+        with caplog.at_level(logging.ERROR, logger="shiol_lib.alerts"):
+            channels = send_alert(settings, store, kind="missed-draw", job="pipeline", message="drawing missed")
+        elapsed = time.monotonic() - started
+
+    assert channels == ["log", "webhook"]
+    assert elapsed < 2.0
+    assert any("alert e-mail via 127.0.0.1" in r.getMessage() and "timed out" in r.getMessage()
+               for r in caplog.records)
+    assert len(webhook.bodies) == 1
+
+
+def test_the_same_message_is_not_resent_within_the_window(tmp_path, store, webhook, smtp):
+    settings = _all_channels(tmp_path, webhook.url, smtp.port)
+
+    def send(message: str, minutes: float, **kwargs: Any) -> list[str]:
+        return send_alert(settings, store, kind="failures", job="pipeline", message=message,
+                          now=T0 + timedelta(minutes=minutes), **kwargs)
+
+    assert send(MESSAGE, 0) == ["log", "webhook", "email"]
+    assert send(MESSAGE, 30) == [DEDUPLICATED]
+    assert send(MESSAGE, 59) == [DEDUPLICATED]
+    assert send("evaluation: drawing 2024-07-01 missed", 59) == ["log", "webhook", "email"]  # another message
+    assert send(MESSAGE, 61) == ["log", "webhook", "email"]  # the default window is one hour
+    assert send(MESSAGE, 65, dedup_window_s=600) == [DEDUPLICATED]
+    assert send(MESSAGE, 66, dedup_window_s=0) == ["log", "webhook", "email"]  # 0 turns it off
+    assert len(webhook.bodies) == len(smtp.received) == 4
+    assert len(recent_alerts(store)) == 4  # suppressed repeats are not recorded
+
+
+def test_only_the_log_when_no_channel_is_configured(tmp_path, store):
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1")  # e-mail also needs from and to
+    assert send_alert(settings, store, kind="failures", job=None, message=MESSAGE) == ["log"]
+    assert recent_alerts(store)[0].channels == ("log",)
+
+
+def test_a_locked_store_does_not_stop_delivery(tmp_path, webhook, caplog):
+    store = open_store(tmp_path / "db.duckdb", lock_timeout_s=0.2)
+    settings = make_settings(tmp_path, alert_webhook_url=webhook.url)
+    with locked_by_another_process(store.path), caplog.at_level(logging.ERROR, logger="shiol_lib.alerts"):
+        channels = send_alert(settings, store, kind="failures", job="pipeline", message=MESSAGE)
+    assert channels == ["log", "webhook"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("cannot check whether this alert was already sent") for m in messages)
+    assert any(m.startswith("alert delivered through log,webhook but not recorded") and "locked" in m
+               for m in messages)
+
+
+def test_a_long_multi_line_message_keeps_its_first_line_as_the_subject(tmp_path, store, smtp):
+    message = "evaluation: drawing 2024-07-01 missed: " + "x" * 120 + "\nsecond line, not ASCII: ✓ —"
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port,
+                             alert_email_from="shiol@example.test", alert_email_to="ops@example.test")
+    assert send_alert(settings, store, kind="missed-draw", job="evaluation", message=message) == ["log", "email"]
+    [(_, _, mail)] = smtp.received
+    assert mail["Subject"] == "[SHIOL+ alert] missed-draw: " + message.splitlines()[0][:99] + "..."
+    assert mail.get_content().startswith(message)

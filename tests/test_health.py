@@ -1,0 +1,265 @@
+"""The health app served by a real uvicorn server on 127.0.0.1, queried with requests."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
+
+from shiol_lib.health import build_health_app, make_server
+from shiol_lib.planner import History, plan_runs
+from shiol_lib.settings import Settings
+from shiol_lib.store import Store, open_store
+from shiol_lib.store.monitoring import record_alert
+from shiol_lib.store.runs import list_runs
+from test_monitoring import T0, add_dead_letter, add_missed, add_runs, locked_by_another_process
+
+TOKEN = "t0ken-for-tests"
+AT = T0 + timedelta(hours=6)  # the planner's clock
+UPTIME_S = 120.0
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings with the token, an ephemeral port on 127.0.0.1."""
+    return Settings(
+        home=tmp_path, db_path=tmp_path / "db.duckdb", snapshot_path=tmp_path / "db.snapshot.duckdb",
+        runs_dir=tmp_path / "runs", api_token=TOKEN, api_port=0,
+    ).with_overrides(**overrides)
+
+
+def planner_of(store: Store) -> Callable[[], dict[str, Any]]:
+    """The real planner over the store's runs, at AT."""
+    return lambda: plan_runs(History(runs=list_runs(store)), AT).as_dict()
+
+
+@contextmanager
+def serving(settings: Settings, store_factory: Callable[[], Store],
+            plan_provider: Callable[[], Mapping[str, Any]]) -> Iterator[str]:
+    """Build the app, serve it with make_server in a background thread, yield its base URL."""
+    app = build_health_app(settings, store_factory=store_factory, plan_provider=plan_provider,
+                           started_at=datetime.now(timezone.utc) - timedelta(seconds=UPTIME_S))
+    server = make_server(app, settings)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the health server did not start"
+        time.sleep(0.01)
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
+    """pipeline: success, failed, timeout, failed (3 in a row); evaluation: success; problems recorded."""
+    folder = tmp_path_factory.mktemp("health")
+    store = open_store(folder / "db.duckdb", lock_timeout_s=5)
+    add_runs(store, "pipeline", ["success", "failed", "timeout", "failed"])
+    add_runs(store, "evaluation", ["success"], start_hour=1.5)
+    add_dead_letter(store, "dl-open", "pipeline")
+    add_dead_letter(store, "dl-resolved", "pipeline", resolved=True)
+    add_missed(store, "pipeline", T0 - timedelta(days=5), "draw", date(2024, 6, 26))
+    add_missed(store, "pipeline", T0 - timedelta(days=2), "draw", date(2024, 6, 29))
+    add_missed(store, "evaluation", T0 - timedelta(days=1), "slot")
+    record_alert(store, "failures", "pipeline", "pipeline failed 3 times", ["log", "webhook"], at=T0)
+    return folder, store
+
+
+@pytest.fixture(scope="module")
+def base_url(populated: tuple[Path, Store]) -> Iterator[str]:
+    folder, store = populated
+    with serving(make_settings(folder), lambda: store, planner_of(store)) as url:
+        yield url
+
+
+# --- access --------------------------------------------------------------------------------------
+
+
+def test_healthz_is_open_and_says_nothing_more(base_url):
+    for headers in ({}, auth("wrong")):
+        response = requests.get(f"{base_url}/healthz", headers=headers, timeout=5)
+        assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/api/v1/scheduler/health"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, auth("wrong"), auth(TOKEN + "x"), auth(""), {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}],
+    ids=["none", "wrong", "longer", "empty", "no-scheme", "basic"],
+)
+def test_protected_endpoints_refuse_a_missing_or_wrong_token(base_url, path, headers):
+    response = requests.get(f"{base_url}{path}", headers=headers, timeout=5)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "SHIOL_API_TOKEN" in response.json()["error"]
+
+
+def test_without_a_configured_token_the_protected_endpoints_answer_503(tmp_path, store):
+    settings = make_settings(tmp_path, api_token=None)
+    with serving(settings, lambda: store, planner_of(store)) as url:
+        assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+        for path in ("/metrics", "/api/v1/scheduler/health"):
+            response = requests.get(f"{url}{path}", headers=auth(), timeout=5)
+            assert response.status_code == 503
+            assert "set SHIOL_API_TOKEN" in response.json()["error"]
+
+
+# --- content -------------------------------------------------------------------------------------
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_are_computed_from_the_store_at_scrape_time(base_url):
+    response = requests.get(f"{base_url}/metrics", headers=auth(), timeout=5)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    samples = _samples(response.text)
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    assert value("shiol_job_runs_total", job="pipeline", status="failed") == 2
+    assert value("shiol_job_runs_total", job="pipeline", status="timeout") == 1
+    assert value("shiol_job_runs_total", job="pipeline", status="success") == 1
+    assert value("shiol_job_runs_total", job="data_update", status="success") == 0  # planned, never ran
+    assert value("shiol_job_consecutive_failures", job="pipeline") == 3
+    assert value("shiol_job_consecutive_failures", job="evaluation") == 0
+    assert value("shiol_job_last_success_timestamp_seconds", job="pipeline") == (T0 + timedelta(minutes=3)).timestamp()
+    assert value("shiol_job_last_run_duration_seconds", job="pipeline") == 180.0
+    assert ("shiol_job_last_success_timestamp_seconds", (("job", "data_update"),)) not in samples
+    assert value("shiol_job_running", job="pipeline") == 0
+    assert value("shiol_dead_letters_open") == 1
+    assert value("shiol_missed_draws_total") == 2
+    assert value("shiol_missed_slots_total") == 1
+    assert UPTIME_S <= value("shiol_scheduler_uptime_seconds") < UPTIME_S + 60
+
+
+def test_the_health_report_lists_jobs_plan_and_problems(base_url, populated):
+    _, store = populated
+    response = requests.get(f"{base_url}/api/v1/scheduler/health", headers=auth(), timeout=5)
+    assert response.status_code == 200
+    report = response.json()
+    plan = planner_of(store)()
+
+    assert set(report["jobs"]) == set(plan["next"]) == {"pipeline", "data_update", "evaluation"}
+    pipeline = report["jobs"]["pipeline"]
+    assert pipeline["next_run"] == plan["next"]["pipeline"]
+    assert pipeline["consecutive_failures"] == 3 and pipeline["running"] == 0
+    assert pipeline["last_run"] == pipeline["last_finished"] == {
+        "run_id": "pipeline-3", "status": "failed", "started_at": "2024-07-01T15:00:00-04:00",
+        "finished_at": "2024-07-01T15:03:00-04:00", "duration_s": 180.0, "error": "failed in step fetch"}
+    assert pipeline["last_success_at"] == "2024-07-01T12:03:00-04:00"  # New York time, like the plan
+    assert pipeline["runs_by_status"] == {"failed": 2, "success": 1, "timeout": 1}
+    assert report["jobs"]["data_update"]["last_run"] is None
+    assert report["jobs"]["evaluation"]["last_finished"]["status"] == "success"
+
+    assert (report["at"], report["due"], report["missed"], report["alerts"]) == (
+        plan["at"], plan["due"], plan["missed"], plan["alerts"])
+    assert any(a.startswith("pipeline: the last 3 runs failed") for a in report["alerts"])
+    assert report["status"] == "attention"
+    assert [d["dead_letter_id"] for d in report["dead_letters"]] == ["dl-open"]
+    assert report["dead_letters"][0]["rerun_command"] == "shiol rerun pipeline-last"
+    assert report["missed_draws"]["total"] == 2
+    assert [m["draw_date"] for m in report["missed_draws"]["recent"]] == ["2024-06-29", "2024-06-26"]
+    assert report["missed_slots_total"] == 1
+    assert [a["channels"] for a in report["recent_alerts"]] == [["log", "webhook"]]
+    assert UPTIME_S <= report["uptime_s"] < UPTIME_S + 60
+
+
+# --- failures inside a handler -------------------------------------------------------------------
+
+
+def test_a_locked_store_is_a_503_naming_the_holder_and_the_server_keeps_serving(tmp_path):
+    store = open_store(tmp_path / "db.duckdb", lock_timeout_s=0.2)
+    with serving(make_settings(tmp_path), lambda: store, lambda: {"next": {"pipeline": "x"}}) as url:
+        with locked_by_another_process(store.path) as holder_pid:
+            for path in ("/metrics", "/api/v1/scheduler/health"):
+                response = requests.get(f"{url}{path}", headers=auth(), timeout=5)
+                assert response.status_code == 503
+                error = response.json()["error"]
+                assert "StoreLockError" in error and "locked" in error and f"PID {holder_pid}" in error
+            assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert requests.get(f"{url}/metrics", headers=auth(), timeout=5).status_code == 200  # lock released
+
+
+def test_a_failing_plan_provider_is_a_503(tmp_path, store):
+    def broken_plan() -> dict[str, Any]:
+        raise RuntimeError("planner exploded")
+
+    with serving(make_settings(tmp_path), lambda: store, broken_plan) as url:
+        response = requests.get(f"{url}/api/v1/scheduler/health", headers=auth(), timeout=5)
+        assert response.status_code == 503
+        assert response.json() == {"error": "health report unavailable: RuntimeError: planner exploded"}
+        assert requests.get(f"{url}/metrics", headers=auth(), timeout=5).status_code == 503
+
+
+# --- the server ----------------------------------------------------------------------------------
+
+
+def test_make_server_binds_127_0_0_1_by_default_with_lifespan_off():
+    settings = Settings(home=Path("."), db_path=Path("db"), snapshot_path=Path("snap"), runs_dir=Path("runs"))
+    app = build_health_app(settings, store_factory=lambda: None, plan_provider=dict,
+                           started_at=datetime.now(timezone.utc))
+    server = make_server(app, settings)
+    assert (server.config.host, server.config.port) == ("127.0.0.1", 8765)
+    assert server.config.lifespan == "off" and server.config.log_level == "warning"
+    with pytest.raises(ValueError, match="timezone"):
+        build_health_app(settings, store_factory=lambda: None, plan_provider=dict, started_at=datetime(2024, 7, 1))
+
+
+def test_the_server_shares_the_loop_and_leaves_sigterm_to_its_host(tmp_path, store):
+    """Served in the main thread's asyncio loop: SIGTERM keeps the host's handler throughout."""
+    settings = make_settings(tmp_path)
+
+    def host_handler(signum: int, frame: object) -> None:
+        pass
+
+    async def serve_and_probe(server: uvicorn.Server) -> tuple[object, int]:
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        during = signal.getsignal(signal.SIGTERM)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        status = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code)
+        server.should_exit = True
+        await task
+        return during, status
+
+    app = build_health_app(settings, store_factory=lambda: store, plan_provider=planner_of(store),
+                           started_at=datetime.now(timezone.utc))
+    previous = signal.signal(signal.SIGTERM, host_handler)
+    try:
+        during, status = asyncio.run(serve_and_probe(make_server(app, settings)))
+        assert during is host_handler and status == 200
+        assert signal.getsignal(signal.SIGTERM) is host_handler
+        # the stock server would have taken it over, which is what make_server avoids
+        stock = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None))
+        during, _ = asyncio.run(serve_and_probe(stock))
+        assert during == stock.handle_exit
+    finally:
+        signal.signal(signal.SIGTERM, previous)
