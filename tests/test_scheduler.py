@@ -278,3 +278,31 @@ def test_sigkill_mid_run_then_restart_gives_exactly_one_successful_pipeline(tmp_
     assert json.loads(crashed_manifest.read_text())["status"] == "running"  # never claims success
     predictions = snapshot_rows(tmp_path, "SELECT count(*) FROM predictions")
     assert predictions == [(100,)]
+
+
+@pytest.mark.slow
+def test_two_schedulers_at_once_run_a_due_job_once(tmp_path):
+    seed_store(tmp_path)
+    just_now = datetime.now(NEW_YORK) - timedelta(minutes=1)
+    env = env_for(tmp_path, SHIOL_UPDATE_CRON=f"{just_now:%M %H} * * *", SHIOL_PIPELINE_CRON=NEVER,
+                  SHIOL_EVALUATION_CRON=NEVER, SHIOL_GRACE_S="3600", SHIOL_SCHEDULER_CYCLE_S="0.2")
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    procs = [_start_scheduler(tmp_path, {**env, "SHIOL_API_PORT": str(free_port())}, log) for log in logs]
+    try:
+        def finished():
+            rows = snapshot_rows(tmp_path, "SELECT status FROM runs WHERE job = 'data_update'")
+            return rows if rows and all(r[0] != "running" for r in rows) and ("success",) in rows else None
+
+        _wait(finished, 180, "the data update", procs[0], logs[0])
+        time.sleep(3)  # both schedulers replan: neither may start the slot again
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        assert [proc.wait(timeout=60) for proc in procs] == [0, 0]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                kill_tree(proc)
+    rows = snapshot_rows(tmp_path, "SELECT status, slot FROM runs WHERE job = 'data_update'")
+    assert [r[0] for r in rows].count("success") == 1, rows
+    assert {r[0] for r in rows} <= {"success", "refused"}, rows
+    assert len({r[1] for r in rows}) == 1  # one slot
