@@ -18,9 +18,8 @@ from shiol_lib import cli_runs, cli_schedule
 from shiol_lib.draw_calendar import NEW_YORK, draw_instant, next_draw
 from shiol_lib.errors import ConfigError, ShiolError, StoreError
 from shiol_lib.settings import Settings, load_settings
-from shiol_lib.sources import HttpClient, MuslSource, NySource
 from shiol_lib.store import Store, open_store
-from shiol_lib.update import missing_draws, unfetched_draws, update_draws
+from shiol_lib.update import missing_draws, unfetched_draws, update_from_settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTED, EXIT_CONFLICT, EXIT_STORE = 0, 1, 2, 3, 4, 5
 
@@ -54,15 +53,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 def update_data_command(settings: Settings, offline: bool, as_json: bool) -> None:
     """Seed the store, fetch new drawings, backfill missing ones, and report."""
     try:
-        store = _open(settings)
-        http = HttpClient.from_settings(settings)
-        report = update_draws(
-            store,
-            musl=MuslSource(settings.musl_base_url, settings.musl_api_key, http),
-            ny=NySource(settings.ny_base_url, http),
-            offline=offline,
-            musl_max_dates=settings.musl_max_dates,
-        )
+        report = update_from_settings(_open(settings), settings, offline=offline)
     except ShiolError as err:
         _fail(err)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())

@@ -24,12 +24,11 @@ from shiol_lib.game import CURRENT_MATRIX
 from shiol_lib.history import data_hash, next_target
 from shiol_lib.model import ModelConfig, NumberModel, fit_model, load_model, save_model
 from shiol_lib.settings import load_settings
-from shiol_lib.sources import HttpClient, MuslSource, NySource
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import predictions as prediction_table
 from shiol_lib.synthetic import generate_synthetic_draws
 from shiol_lib.tickets import generate_tickets
-from shiol_lib.update import UpdateReport, update_draws
+from shiol_lib.update import UpdateReport, update_from_settings
 from shiol_lib.validation import BacktestConfig, BacktestResult, run_backtest
 from shiol_lib.weights import OptimizedWeights, WeightConfig, load_weights, optimize_weights
 
@@ -65,16 +64,8 @@ def save_metrics(store: Store, run_id: str, step: str, metrics: dict[str, Any]) 
 
 def update_data(db_path: str, *, offline: bool, run_id: str) -> UpdateReport:
     """Update the store from the sources (settings from ``SHIOL_*``: a key never becomes a parameter)."""
-    settings = load_settings()
-    http = HttpClient.from_settings(settings)
     store = open_step_store(db_path)
-    report = update_draws(
-        store,
-        musl=MuslSource(settings.musl_base_url, settings.musl_api_key, http),
-        ny=NySource(settings.ny_base_url, http),
-        offline=offline,
-        musl_max_dates=settings.musl_max_dates,
-    )
+    report = update_from_settings(store, load_settings(), offline=offline)
     frame = store.read_draws()
     save_metrics(store, run_id, "update_data", {
         "draws": int(len(frame)),

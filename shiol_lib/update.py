@@ -16,6 +16,7 @@ from datetime import date, datetime, timezone
 from shiol_lib.draw_calendar import expected_draws, previous_draw
 from shiol_lib.draws import Batch, Pending, Rejection, merge_batches
 from shiol_lib.errors import FetchError
+from shiol_lib.settings import Settings
 from shiol_lib.sources import Attempt, BundledSource, HttpClient, MuslSource, NySource
 from shiol_lib.store import Conflict, Store
 
@@ -147,6 +148,18 @@ def update_draws(
         report_json=json.dumps(report.as_dict()),
     )
     return report
+
+
+def update_from_settings(store: Store, settings: Settings, *, offline: bool = False) -> UpdateReport:
+    """:func:`update_draws` with the sources, timeouts and retries the settings configure."""
+    http = HttpClient.from_settings(settings)
+    return update_draws(
+        store,
+        musl=MuslSource(settings.musl_base_url, settings.musl_api_key, http),
+        ny=NySource(settings.ny_base_url, http),
+        offline=offline,
+        musl_max_dates=settings.musl_max_dates,
+    )
 
 
 def _from_musl(musl: MuslSource, dates: list[date], store: Store, report: UpdateReport,

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import duckdb
 
+from shiol_lib.store.jobs import DeadLetter
 from shiol_lib.store.core import Store
 
 FAILURE_STATUSES = frozenset({"failed", "timeout", "crashed"})
@@ -45,24 +46,6 @@ class JobHealth:
     last_success_at: datetime | None = None
     consecutive_failures: int = 0
     counts: dict[str, int] = field(default_factory=dict)  # runs by status
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """An unresolved dead letter: a slot whose retries are used up."""
-
-    dead_letter_id: str
-    job: str
-    slot: datetime | None
-    draw_date: date | None
-    attempts: int
-    last_run_id: str
-    error_class: str
-    error: str | None
-    notebook: str | None
-    failed_cell: int | None
-    rerun_command: str
-    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -216,7 +199,7 @@ def _newest_runs(conn: duckdb.DuckDBPyConnection, where: str) -> dict[str, LastR
 
 
 def _open_dead_letters(conn: duckdb.DuckDBPyConnection) -> list[DeadLetter]:
-    columns = ", ".join(DeadLetter.__dataclass_fields__)
+    columns = ", ".join(DeadLetter.__dataclass_fields__)  # the dead-letter record of store.jobs
     rows = conn.execute(
         f"SELECT {columns} FROM dead_letters WHERE resolved_at IS NULL ORDER BY created_at DESC, dead_letter_id"
     ).fetchall()
