@@ -183,18 +183,22 @@ class Scheduler:
         return status
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """Stop starting runs; ask running ones to stop (SIGTERM), then kill what is left after ``grace_s``."""
+        """Start nothing more; give running jobs ``grace_s`` to finish, then SIGTERM them (they record
+        their run ``interrupted`` and kill their kernel), and kill whatever is left 30 s later."""
         self._stopping.set()
         with self._lock:
             children = list(self._children.values())
-        for proc in children:
-            proc.terminate()  # the job process records its run as interrupted
         deadline = time.monotonic() + grace_s
         for proc in children:
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                kill_process_tree(proc.pid)
+                log.warning("job process %d still running after %.0f s: interrupting it", proc.pid, grace_s)
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    kill_process_tree(proc.pid)
 
     # -- consequences -------------------------------------------------------------------------
 

@@ -191,3 +191,30 @@ def test_unwritable_runs_dir_refuses_before_recording_a_run(tmp_path):
     done = shiol(tmp_path / "home", "run", "data_update", env={"SHIOL_RUNS_DIR": str(blocker / "runs")})
     assert done.returncode == 7 and "not writable" in done.stderr
     assert not (tmp_path / "home" / "var").exists()  # no store touched, no run recorded
+
+
+@pytest.mark.slow
+def test_sigterm_interrupts_the_run_kills_the_kernel_and_records_it(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    notebooks = _notebooks_with(tmp_path, {"10_update_data.ipynb": "sleeps_forever.ipynb"})
+    pid_file = notebooks / "child.pid"
+    env = {**os.environ, "SHIOL_HOME": str(tmp_path / "home"), "SHIOL_NOTEBOOKS_DIR": str(notebooks)}
+    proc = subprocess.Popen([SHIOL, "run", "data_update", "--json"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not pid_file.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else ""
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 6, err
+    manifest = json.loads(out)["manifest"]
+    assert manifest["status"] == "interrupted" and manifest["steps"][0]["status"] == "interrupted"
+    child = int(pid_file.read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+    assert ledger.verify_ledger(tmp_path / "home" / "runs") == []
