@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from shiol_lib.store.core import Store
-from shiol_lib.store.runs import RUN_COLUMNS as _RUN_COLUMNS, RunRow
+from shiol_lib.store.runs import RUN_COLUMNS, RunRow
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def start_run_exclusive(
                 [row.job, row.run_id, row.pid, row.host, row.started_at, row.started_at],
             )
         conn.execute(
-            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
+            f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
             [values[n] for n in names],
         )
     return holder if busy else None
@@ -71,7 +71,7 @@ def release_job(store: Store, job: str, run_id: str) -> None:
 def running_runs(store: Store) -> list[RunRow]:
     """Rows still marked running."""
     with store.connect() as conn:
-        rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running'").fetchall()
+        rows = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running'").fetchall()
     return [RunRow(*r) for r in rows]
 
 
@@ -167,7 +167,7 @@ def runs_since(store: Store, since: datetime) -> list[RunRow]:
     """Runs started since ``since`` plus every run still marked running (the planner's history)."""
     with store.connect() as conn:
         rows = conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE started_at >= ? OR status = 'running' ORDER BY started_at",
-            [since - timedelta(0)],
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE started_at >= ? OR status = 'running' ORDER BY started_at",
+            [since],
         ).fetchall()
     return [RunRow(*r) for r in rows]

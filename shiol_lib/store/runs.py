@@ -41,7 +41,6 @@ class RunRow:
 
 
 RUN_COLUMNS = ", ".join(RunRow.__dataclass_fields__)
-_RUN_COLUMNS = RUN_COLUMNS
 
 
 def insert_run(store: Store, row: RunRow) -> None:
@@ -49,7 +48,7 @@ def insert_run(store: Store, row: RunRow) -> None:
     _check_status(row.status, RUN_STATUSES)
     with store.transaction() as conn:
         conn.execute(
-            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * len(RunRow.__dataclass_fields__))})",
+            f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * len(RunRow.__dataclass_fields__))})",
             [getattr(row, name) for name in RunRow.__dataclass_fields__],
         )
 
@@ -82,13 +81,13 @@ def update_run(store: Store, run_id: str, **fields: object) -> None:
 def get_run(store: Store, run_id: str) -> RunRow | None:
     """The run with this id, or None."""
     with store.connect() as conn:
-        row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", [run_id]).fetchone()
     return RunRow(*row) if row else None
 
 
 def list_runs(store: Store, *, job: str | None = None, limit: int | None = None) -> list[RunRow]:
     """Runs, newest first, optionally of one job."""
-    sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+    sql = f"SELECT {RUN_COLUMNS} FROM runs"
     params: list[object] = []
     if job is not None:
         sql += " WHERE job = ?"
