@@ -62,11 +62,12 @@ def planner_config(settings: Settings) -> PlannerConfig:
 
 def read_history(store: Store, now: datetime) -> History:
     """The execution history the planner needs: recent runs, missed entries and open dead letters."""
-    since = now - timedelta(days=HISTORY_DAYS)
-    runs = job_table.runs_since(store, since)
-    missed = [SlotRecord(job, slot, draw) for job, slot, draw, _ in job_table.read_missed(store, since=since)]
-    letters = [SlotRecord(d.job, d.slot, d.draw_date) for d in job_table.list_dead_letters(store)]
-    return History(runs=tuple(runs), missed=tuple(missed), dead_letters=tuple(letters))
+    runs, missed, letters = job_table.planner_history(store, now - timedelta(days=HISTORY_DAYS))
+    return History(
+        runs=tuple(runs),
+        missed=tuple(SlotRecord(job, slot, draw) for job, slot, draw, _ in missed),
+        dead_letters=tuple(SlotRecord(d.job, d.slot, d.draw_date) for d in letters),
+    )
 
 
 @dataclass
@@ -85,11 +86,14 @@ class Scheduler:
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._store: Store | None = None
 
     def store(self) -> Store:
-        """The store (opened and migrated)."""
-        s = self.settings
-        return open_store(s.db_path, s.snapshot_path, lock_timeout_s=s.lock_timeout_s)
+        """The store (opened and migrated once; every use is a short-lived connection)."""
+        if self._store is None:
+            s = self.settings
+            self._store = open_store(s.db_path, s.snapshot_path, lock_timeout_s=s.lock_timeout_s)
+        return self._store
 
     # -- start-up -----------------------------------------------------------------------------
 

@@ -152,22 +152,18 @@ def record_missed(store: Store, *, job: str, slot: datetime, draw_date: date | N
     return not exists
 
 
-def read_missed(store: Store, *, since: datetime | None = None) -> list[tuple[str, datetime, date | None, str]]:
-    """Recorded missed slots (job, slot, draw_date, kind), oldest first."""
-    sql = "SELECT job, slot, draw_date, kind FROM missed_slots"
-    params: list[object] = []
-    if since is not None:
-        sql += " WHERE slot >= ?"
-        params.append(since)
+def planner_history(store: Store, since: datetime) -> tuple[list[RunRow], list[tuple], list[DeadLetter]]:
+    """In one connection: runs started since ``since`` (and any still running), missed entries since
+    then, and the open dead letters: everything the planner reads."""
+    letter_columns = ", ".join(f.name for f in fields(DeadLetter))
     with store.connect() as conn:
-        return [tuple(r) for r in conn.execute(sql + " ORDER BY slot", params).fetchall()]
-
-
-def runs_since(store: Store, since: datetime) -> list[RunRow]:
-    """Runs started since ``since`` plus every run still marked running (the planner's history)."""
-    with store.connect() as conn:
-        rows = conn.execute(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE started_at >= ? OR status = 'running' ORDER BY started_at",
-            [since],
+        runs = conn.execute(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE started_at >= ? OR status = 'running' ORDER BY started_at", [since]
         ).fetchall()
-    return [RunRow(*r) for r in rows]
+        missed = conn.execute(
+            "SELECT job, slot, draw_date, kind FROM missed_slots WHERE slot >= ? ORDER BY slot", [since]
+        ).fetchall()
+        letters = conn.execute(
+            f"SELECT {letter_columns} FROM dead_letters WHERE resolved_at IS NULL ORDER BY created_at DESC"
+        ).fetchall()
+    return [RunRow(*r) for r in runs], [tuple(r) for r in missed], [DeadLetter(*r) for r in letters]
