@@ -323,6 +323,8 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any], ext
     )
     if result.status == "timeout":
         result.error = f"the run exceeded its {run.settings.run_timeout_s:g} s wall-clock limit; kernel killed"
+    elif _ERROR_NAMES.get(result.error_name or "") == "waiting":
+        result.status = "waiting"  # the drawing's result is not published yet: not a failure
     entry = run.manifest["steps"][position - 1]
     entry.update({
         "status": result.status,
