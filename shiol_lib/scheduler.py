@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from shiol_lib import archive
+from shiol_lib.alerts import send_alert
 from shiol_lib.draw_calendar import NEW_YORK
-from shiol_lib.errors import ShiolError
 from shiol_lib.pipeline import job_is_alive
 from shiol_lib.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
 from shiol_lib.runner import kill_process_tree
@@ -238,9 +238,6 @@ class Scheduler:
                     f"{row.job} failed {row.attempt} attempts ({letter.error_class}); re-run with: {command}")
 
     def _alert(self, store: Store, kind: str, job: str | None, message: str) -> None:
-        try:
-            from shiol_lib.alerts import send_alert
-
-            send_alert(self.settings, store, kind=kind, job=job, message=message)
-        except ShiolError as err:
-            log.error("alert not delivered (%s): %s", err, message)
+        """Log, post and mail an alert (never raises; a repeat within the dedup window is skipped)."""
+        send_alert(self.settings, store, kind=kind, job=job, message=message,
+                   dedup_window_s=self.settings.alert_dedup_s)

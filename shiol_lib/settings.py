@@ -46,6 +46,7 @@ class Settings:
     heartbeat_s: float = 15.0
     heartbeat_stale_s: float = 120.0
     alert_after_failures: int = 3
+    alert_dedup_s: float = 3600.0
     alert_webhook_url: str | None = None
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -92,6 +93,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         heartbeat_s=_number(env, "SHIOL_HEARTBEAT_S", 15.0, minimum=0.1),
         heartbeat_stale_s=_number(env, "SHIOL_HEARTBEAT_STALE_S", 120.0, minimum=1.0),
         alert_after_failures=int(_number(env, "SHIOL_ALERT_AFTER_FAILURES", 3, minimum=1, integer=True)),
+        alert_dedup_s=_number(env, "SHIOL_ALERT_DEDUP_S", 3600.0, minimum=0.0),
         alert_webhook_url=_optional_url(env, "SHIOL_ALERT_WEBHOOK_URL"),
         smtp_host=env.get("SHIOL_SMTP_HOST") or None,
         smtp_port=int(_number(env, "SHIOL_SMTP_PORT", 25, minimum=1, integer=True)),

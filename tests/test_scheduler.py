@@ -22,7 +22,6 @@ import requests
 from fakesources import NyServer, history_draws
 from shiol_lib.draw_calendar import NEW_YORK, expected_draws, previous_draw
 from shiol_lib.draws import Draw
-from shiol_lib.errors import ShiolError
 from shiol_lib.game import matrix_for
 from shiol_lib.scheduler import Scheduler
 from shiol_lib.settings import load_settings

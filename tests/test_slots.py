@@ -1,5 +1,5 @@
 import time as clock
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 from croniter import croniter
