@@ -83,9 +83,10 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
                 draw_date: Any, attempt: int) -> None:
     """Run a job (pipeline, data_update, evaluation) or one step: `shiol run step NAME -p key value`."""
     from shiol_lib import pipeline
+    from shiol_lib.liveness import interrupt_on_sigterm
 
     values = {name: yaml.safe_load(value) for name, value in parameters}
-    pipeline.interrupt_on_sigterm()
+    interrupt_on_sigterm()
     try:
         target_date = target.date() if target else None
         try:
@@ -220,14 +221,15 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
 @click.pass_obj
 def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> None:
     """Compare two runs: parameters, input data hash, code version, outputs and key metrics."""
-    from shiol_lib import archive, pipeline
+    from shiol_lib import archive
+    from shiol_lib.run_compare import diff_manifests
 
     try:
         a = archive.read_manifest(archive.find_run_dir(settings.runs_dir, first))
         b = archive.read_manifest(archive.find_run_dir(settings.runs_dir, second))
     except ShiolError as err:
         fail(err)
-    differences = pipeline.diff_manifests(a, b)
+    differences = diff_manifests(a, b)
     if as_json:
         click.echo(json.dumps({"first": first, "second": second, "differences": differences}, indent=2, default=str))
         return

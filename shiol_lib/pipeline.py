@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,12 +20,13 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import psutil
 
 from shiol_lib import archive, ledger, run_index
 from shiol_lib.draw_calendar import draw_after
 from shiol_lib.errors import ArchiveError, JobBusyError, RunnerError, ShiolError
 from shiol_lib.history import data_hash
+from shiol_lib.liveness import Heartbeat, Interrupted, job_is_alive
+from shiol_lib.run_compare import compare_outputs
 from shiol_lib.runner import NotebookResult, check_parameters, execute_notebook, format_command, read_parameters
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
@@ -138,7 +137,7 @@ def run_job(
                "deadline": deadline}
     results: list[NotebookResult] = []
     status, error = "success", None
-    with _Heartbeat(run):
+    with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s):
         try:
             for position, step in enumerate(steps, start=1):
                 if status != "success":
@@ -169,52 +168,6 @@ def _close_open_steps(run: _Run, status: str) -> None:
     for position, (step, entry) in enumerate(zip(run.steps, run.manifest["steps"]), start=1):
         if entry["status"] in ("running", "pending"):
             _record_step(run, position, step, status=status if entry["status"] == "running" else "skipped")
-
-
-class Interrupted(Exception):  # noqa: N818 - a signal, not an error of ours
-    """Raised in the main thread by the SIGTERM handler of a job process (see :func:`interrupt_on_sigterm`)."""
-
-
-def interrupt_on_sigterm() -> None:
-    """Make SIGTERM stop the current run cleanly: kernel killed, run recorded ``interrupted``."""
-    def handler(signum: int, frame: object) -> None:
-        raise Interrupted(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-class _Heartbeat:
-    """Writes the run's heartbeat every ``heartbeat_s`` from a daemon thread while the run lasts."""
-
-    def __init__(self, run: _Run) -> None:
-        self._run = run
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run.run_id}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self._run.settings.lock_timeout_s + 5)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._run.settings.heartbeat_s):
-            try:
-                job_table.heartbeat(self._run.store, self._run.job, self._run.run_id, datetime.now(timezone.utc))
-            except ShiolError as err:  # a busy store: the next beat tries again
-                log.warning("heartbeat of run %s not written: %s", self._run.run_id, err)
-
-
-def job_is_alive(holder: job_table.LockHolder, *, stale_s: float, now: datetime | None = None) -> bool:
-    """Whether the process holding a job still runs: same host and pid alive, and a fresh heartbeat."""
-    now = now or datetime.now(timezone.utc)
-    if (now - holder.heartbeat_at).total_seconds() > stale_s:
-        return False
-    if holder.host == socket.gethostname():
-        return psutil.pid_exists(holder.pid) and psutil.Process(holder.pid).status() != psutil.STATUS_ZOMBIE
-    return True
 
 
 def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], *, trigger: str, slot: datetime | None,
@@ -420,57 +373,3 @@ def rerun(settings: Settings, run_id: str) -> tuple[RunOutcome, dict[str, Any]]:
     )
     comparison = compare_outputs(original, outcome.manifest)
     return outcome, comparison
-
-
-# What the data update found depends on what the sources had at the time: shown, never compared.
-NOT_REPRODUCIBLE = frozenset({"artifact:metrics.update_data"})
-
-
-def compare_outputs(original: Mapping[str, Any], repeat: Mapping[str, Any]) -> dict[str, Any]:
-    """Which output hashes (and the input data hash) agree between two manifests."""
-    keys = sorted(set(original.get("outputs", {})) | set(repeat.get("outputs", {})))
-    outputs = {
-        key: {"original": original.get("outputs", {}).get(key), "rerun": repeat.get("outputs", {}).get(key),
-              "compared": key not in NOT_REPRODUCIBLE}
-        for key in keys
-    }
-    mismatched = [k for k, v in outputs.items() if v["compared"] and v["original"] != v["rerun"]]
-    same_input = original.get("input", {}).get("draws_sha256") == repeat.get("input", {}).get("draws_sha256")
-    return {
-        "identical": not mismatched and same_input and bool(keys),
-        "input_identical": same_input,
-        "mismatched": mismatched,
-        "outputs": outputs,
-    }
-
-
-def diff_manifests(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Differences that matter between two runs: parameters, data, code, outputs, metrics."""
-    def flat(manifest: Mapping[str, Any]) -> dict[str, Any]:
-        items: dict[str, Any] = {
-            "job": manifest.get("job"),
-            "seed": manifest.get("seed"),
-            "target_draw_date": manifest.get("target_draw_date"),
-            "history_end": manifest.get("history_end"),
-            "input.draws_sha256": manifest.get("input", {}).get("draws_sha256"),
-            "code.git_commit": manifest.get("code", {}).get("git_commit"),
-            "code.git_dirty": manifest.get("code", {}).get("git_dirty"),
-            "status": manifest.get("status"),
-        }
-        for step in manifest.get("steps", []):
-            for key, value in (step.get("parameters") or {}).items():
-                if key not in ("run_id",):
-                    items[f"parameters.{step['name']}.{key}"] = value
-        for key, value in manifest.get("outputs", {}).items():
-            items[f"outputs.{key}"] = value
-        for step, metrics in manifest.get("metrics", {}).items():
-            for key, value in metrics.items():
-                items[f"metrics.{step}.{key}"] = value
-        return items
-
-    a, b = flat(first), flat(second)
-    return [
-        {"field": key, "first": a.get(key), "second": b.get(key)}
-        for key in sorted(set(a) | set(b))
-        if a.get(key) != b.get(key)
-    ]

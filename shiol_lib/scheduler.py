@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from shiol_lib import archive
 from shiol_lib.alerts import send_alert
 from shiol_lib.draw_calendar import NEW_YORK
-from shiol_lib.pipeline import job_is_alive
+from shiol_lib.liveness import job_is_alive
 from shiol_lib.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
 from shiol_lib.runner import kill_process_tree
 from shiol_lib.settings import Settings

@@ -1,0 +1,71 @@
+"""Whether a run's process is alive: heartbeats, the liveness check behind job locks, and SIGTERM.
+
+A running run writes a heartbeat (:class:`Heartbeat`); a job lock whose holder is on this host with a
+dead pid, or whose heartbeat is stale, is free (:func:`job_is_alive`). :func:`interrupt_on_sigterm`
+turns SIGTERM into :class:`Interrupted` so a job process closes its run cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from datetime import datetime, timezone
+
+import psutil
+
+from shiol_lib.errors import ShiolError
+from shiol_lib.store import Store
+from shiol_lib.store import jobs as job_table
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):  # noqa: N818 - a signal, not an error of ours
+    """Raised in the main thread by the SIGTERM handler of a job process (see :func:`interrupt_on_sigterm`)."""
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM stop the current run cleanly: kernel killed, run recorded ``interrupted``."""
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+class Heartbeat:
+    """Writes a run's heartbeat every ``every_s`` from a daemon thread while the ``with`` block lasts."""
+
+    def __init__(self, store: Store, job: str, run_id: str, *, every_s: float) -> None:
+        self._store, self._job, self._run_id, self._every_s = store, job, run_id, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._store.lock_timeout_s + 5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                job_table.heartbeat(self._store, self._job, self._run_id, datetime.now(timezone.utc))
+            except ShiolError as err:  # a busy store: the next beat tries again
+                log.warning("heartbeat of run %s not written: %s", self._run_id, err)
+
+
+def job_is_alive(holder: job_table.LockHolder, *, stale_s: float, now: datetime | None = None) -> bool:
+    """Whether the process holding a job still runs: same host and pid alive, and a fresh heartbeat."""
+    now = now or datetime.now(timezone.utc)
+    if (now - holder.heartbeat_at).total_seconds() > stale_s:
+        return False
+    if holder.host != socket.gethostname():
+        return True  # another machine: only its heartbeat can tell
+    try:
+        return psutil.Process(holder.pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
