@@ -40,26 +40,18 @@ def replace_predictions(store: Store, run_id: str, target_draw_date: date, ticke
 
 def read_predictions(store: Store, run_id: str | None = None) -> pd.DataFrame:
     """Stored tickets (of one run, or all), ordered by run and rank."""
-    sql = "SELECT run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score FROM predictions"
-    params: list[object] = []
-    if run_id is not None:
-        sql += " WHERE run_id = ?"
-        params.append(run_id)
-    with store.connect() as conn:
-        frame = conn.execute(sql + " ORDER BY run_id, rank", params).df()
-    frame["target_draw_date"] = pd.to_datetime(frame["target_draw_date"])
-    return frame
+    return _read_rows(store, "run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score", "predictions", run_id)
 
 
 def read_evaluations(store: Store, run_id: str | None = None) -> pd.DataFrame:
-    """Stored evaluations (of one run, or all)."""
-    sql = f"SELECT {', '.join(EVALUATION_COLUMNS)}, evaluated_at FROM evaluations"
-    params: list[object] = []
-    if run_id is not None:
-        sql += " WHERE run_id = ?"
-        params.append(run_id)
+    """Stored evaluations (of one run, or all), ordered by run and rank."""
+    return _read_rows(store, f"{', '.join(EVALUATION_COLUMNS)}, evaluated_at", "evaluations", run_id)
+
+
+def _read_rows(store: Store, columns: str, table: str, run_id: str | None) -> pd.DataFrame:
+    where, params = (" WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
     with store.connect() as conn:
-        frame = conn.execute(sql + " ORDER BY run_id, rank", params).df()
+        frame = conn.execute(f"SELECT {columns} FROM {table}{where} ORDER BY run_id, rank", params).df()
     frame["target_draw_date"] = pd.to_datetime(frame["target_draw_date"])
     return frame
 
