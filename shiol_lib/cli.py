@@ -1,8 +1,9 @@
 """The ``shiol`` command: gathers options, calls the library, prints, and exits with a stable code.
 
-Exit codes: 0 success; 1 unexpected error; 2 usage or configuration error; 3 records rejected by
-validation (nothing from their batch written); 4 conflicts between a source and the store (stored
-values kept); 5 the store could not be opened or stayed locked.
+Exit codes (all of them in README.md): 0 success; 1 unexpected error; 2 usage or configuration error;
+3 records rejected by validation (nothing from their batch written); 4 conflicts between a source and
+the store (stored values kept); 5 the store could not be opened or stayed locked. The mapping of
+errors to codes lives in :func:`cli_runs.fail`.
 """
 
 from __future__ import annotations
@@ -16,22 +17,16 @@ import click
 
 from shiol_lib import cli_runs, cli_schedule
 from shiol_lib.draw_calendar import NEW_YORK, draw_instant, next_draw
-from shiol_lib.errors import ConfigError, ShiolError, StoreError
+from shiol_lib.errors import ConfigError, ShiolError
 from shiol_lib.settings import Settings, load_settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.update import missing_draws, unfetched_draws, update_from_settings
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTED, EXIT_CONFLICT, EXIT_STORE = 0, 1, 2, 3, 4, 5
+EXIT_REJECTED, EXIT_CONFLICT = 3, 4  # the others: cli_runs.fail
 
 
 def _open(settings: Settings) -> Store:
     return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-
-
-def _fail(err: ShiolError) -> None:
-    click.echo(f"error: {err}", err=True)
-    code = EXIT_USAGE if isinstance(err, ConfigError) else EXIT_STORE if isinstance(err, StoreError) else EXIT_ERROR
-    sys.exit(code)
 
 
 @click.group()
@@ -43,7 +38,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     try:
         ctx.obj = load_settings()
     except ConfigError as err:
-        _fail(err)
+        cli_runs.fail(err)
 
 
 @cli.command("update-data")
@@ -55,7 +50,7 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
     try:
         report = update_from_settings(_open(settings), settings, offline=offline)
     except ShiolError as err:
-        _fail(err)
+        cli_runs.fail(err)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())
     if report.rejected:
         click.echo(f"error: {len(report.rejected)} record(s) rejected; their batches were not written", err=True)
@@ -99,7 +94,7 @@ def status_command(settings: Settings, as_json: bool) -> None:
         store = _open(settings)
         data = status_dict(settings, store, datetime.now(timezone.utc))
     except ShiolError as err:
-        _fail(err)
+        cli_runs.fail(err)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

@@ -35,7 +35,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, NamedTuple, Protocol
 
 from shiol_lib.draw_calendar import NEW_YORK, draw_after, draw_instant, next_draw, previous_draw
-from shiol_lib.slots import CronSpec, ScheduleError, next_slot, parse_cron, previous_slot, slots_between
+from shiol_lib.slots import CronSpec, ScheduleError, next_slot, parse_cron, previous_slot, slots_between, to_utc
 
 UTC = timezone.utc
 REASONS = ("on-time", "catch-up", "missed-draw", "retry", "recovery")
@@ -220,7 +220,7 @@ class Plan:
 def plan_runs(history: History, at: datetime, config: PlannerConfig | None = None) -> Plan:
     """The plan at instant ``at``: due runs, newly missed slots and drawings, next slots, alerts."""
     config = config or PlannerConfig()
-    now = _utc(at, "at")
+    now = to_utc(at, "at")
     out = _Collector()
     for name, schedule in config.jobs.items():
         view = _JobView.build(name, schedule.drawing_linked, history, config, now)
@@ -271,7 +271,7 @@ class _JobView:
         for record in [*history.missed, *history.dead_letters]:
             if record.job != job:
                 continue
-            slot = _utc(record.slot, f"slot of the recorded {job} entry") if record.slot is not None else None
+            slot = to_utc(record.slot, f"slot of the recorded {job} entry") if record.slot is not None else None
             if slot is not None:
                 slots.add(slot)
             drawing = record.draw_date or (previous_draw(slot) if slot is not None and linked else None)
@@ -289,10 +289,10 @@ def _normalize_run(run: RunLike, linked: bool, config: PlannerConfig, now: datet
     what = f"run {run.run_id!r}"
     if run.status not in _KNOWN_STATUSES:
         raise ScheduleError(f"{what} has unknown status {run.status!r}; expected one of {sorted(_KNOWN_STATUSES)}")
-    started = _utc(run.started_at, f"started_at of {what}")
-    slot = _utc(run.slot, f"slot of {what}") if run.slot is not None else None
-    heartbeat = _utc(run.heartbeat_at, f"heartbeat_at of {what}") if run.heartbeat_at is not None else None
-    finished = _utc(run.finished_at, f"finished_at of {what}") if run.finished_at is not None else None
+    started = to_utc(run.started_at, f"started_at of {what}")
+    slot = to_utc(run.slot, f"slot of {what}") if run.slot is not None else None
+    heartbeat = to_utc(run.heartbeat_at, f"heartbeat_at of {what}") if run.heartbeat_at is not None else None
+    finished = to_utc(run.finished_at, f"finished_at of {what}") if run.finished_at is not None else None
     status = run.status
     if status == "running" and (now - (heartbeat or started)).total_seconds() > config.heartbeat_stale_s:
         status = "crashed"
@@ -364,7 +364,7 @@ def _plan_slot_job(job: str, spec: CronSpec, view: _JobView, config: PlannerConf
     grace = timedelta(seconds=config.grace_s)
     if not view.runs:  # never ran: owe the latest slot if it is fresh, report nothing before it
         latest = previous_slot(spec, now)
-        if latest is not None and now - latest <= grace and _utc(latest, "slot") not in view.recorded_slots:
+        if latest is not None and now - latest <= grace and to_utc(latest, "slot") not in view.recorded_slots:
             out.due.append(Due(job, latest, _fresh_reason(now - latest, 1, config), None, 1))
         return
     known = {r.slot for r in view.runs if r.slot is not None} | view.recorded_slots
@@ -402,7 +402,7 @@ def _plan_drawing_job(job: str, spec: CronSpec, view: _JobView, config: PlannerC
             out.due.append(Due(job, slot.astimezone(NEW_YORK), "missed-draw", owed, 1))
         return
     known = {r.drawing for r in view.runs if r.drawing is not None} | view.recorded_draws
-    known = {d for d in known if _utc(draw_instant(d), "drawing") <= now}  # a future date is not knowledge
+    known = {d for d in known if to_utc(draw_instant(d), "drawing") <= now}  # a future date is not knowledge
     watermark = max(known) if known else None
     first = next_draw(view.service_start - delay)  # the first drawing owed after the job first ran
     if watermark is not None:
@@ -421,13 +421,13 @@ def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: _JobView, con
     runs = [r for r in view.runs if r.drawing == drawing]
     if drawing in view.recorded_draws or any(r.status in ("success", "running") for r in runs):
         return
-    closes_at = _utc(draw_instant(draw_after(drawing)), "window")
+    closes_at = to_utc(draw_instant(draw_after(drawing)), "window")
     chain_runs = [r for r in runs if r.slot is not None]
     if chain_runs:
         chain = _classify(chain_runs, config)
         if not chain.live or chain.slot is None:
             return
-        deadline = _utc(draw_instant(drawing), "drawing") + timedelta(seconds=config.waiting_deadline_s)
+        deadline = to_utc(draw_instant(drawing), "drawing") + timedelta(seconds=config.waiting_deadline_s)
         if chain.state == "waiting" and now >= deadline:
             out.miss(job, chain.slot, drawing, "draw")
             out.alerts.append(
@@ -481,8 +481,8 @@ def _fresh_reason(age: timedelta, fresh_slots: int, config: PlannerConfig) -> st
 
 def _slots_of(spec: CronSpec, drawing: date, until: datetime) -> list[datetime]:
     """The slots whose drawing is ``drawing`` (from its instant to the next drawing's), up to ``until``, UTC."""
-    start = _utc(draw_instant(drawing), "drawing")
-    end = min(until, _utc(draw_instant(draw_after(drawing)), "drawing") - _ONE_US)
+    start = to_utc(draw_instant(drawing), "drawing")
+    end = min(until, to_utc(draw_instant(draw_after(drawing)), "drawing") - _ONE_US)
     return [s.astimezone(UTC) for s in slots_between(spec, start - _ONE_US, end)]
 
 
@@ -492,20 +492,12 @@ def _latest_slot_of(spec: CronSpec, drawing: date, until: datetime) -> datetime 
 
 
 def _window_open(drawing: date, now: datetime) -> bool:
-    return now < _utc(draw_instant(draw_after(drawing)), "window")
+    return now < to_utc(draw_instant(draw_after(drawing)), "window")
 
 
 def _missed_draw_alert(job: str, drawing: date) -> str:
     nxt = draw_after(drawing)
     return f"{job}: drawing {drawing} missed: no successful run before the next drawing ({_iso(draw_instant(nxt))})"
-
-
-def _utc(at: datetime, name: str) -> datetime:
-    if not isinstance(at, datetime):
-        raise ScheduleError(f"{name} must be a datetime, got {type(at).__name__} {at!r}")
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ScheduleError(f"{name} {at!r} has no timezone; the planner refuses naive datetimes")
-    return at.astimezone(UTC)
 
 
 def _iso(at: datetime) -> str:

@@ -116,7 +116,7 @@ def parse_cron(expr: str) -> CronSpec:
 
 def slots_between(spec: CronSpec, start: datetime, end: datetime) -> list[datetime]:
     """Every slot instant ``s`` with ``start < s <= end``, oldest first, aware in America/New_York."""
-    lo, hi = _to_utc(start, "start"), _to_utc(end, "end")
+    lo, hi = to_utc(start, "start"), to_utc(end, "end")
     if hi <= lo:
         return []
     first, last = lo.astimezone(NEW_YORK).date(), hi.astimezone(NEW_YORK).date()
@@ -128,7 +128,7 @@ def slots_between(spec: CronSpec, start: datetime, end: datetime) -> list[dateti
 
 def next_slot(spec: CronSpec, after: datetime) -> datetime:
     """The first slot strictly after ``after`` (aware, America/New_York)."""
-    lo = _to_utc(after, "after")
+    lo = to_utc(after, "after")
     day = lo.astimezone(NEW_YORK).date()
     for offset in range(_SEARCH_DAYS):
         for slot in _day_slots(spec, day + timedelta(days=offset)):
@@ -139,7 +139,7 @@ def next_slot(spec: CronSpec, after: datetime) -> datetime:
 
 def previous_slot(spec: CronSpec, at: datetime) -> datetime | None:
     """The latest slot at or before ``at`` (aware, America/New_York), or None if none in 9 years."""
-    hi = _to_utc(at, "at")
+    hi = to_utc(at, "at")
     day = hi.astimezone(NEW_YORK).date()
     for offset in range(_SEARCH_DAYS):
         for slot in reversed(_day_slots(spec, day - timedelta(days=offset))):
@@ -176,7 +176,8 @@ def _resolve_local(day: date, wall: time) -> datetime:
     return lo + timedelta(seconds=hi_s)
 
 
-def _to_utc(at: datetime, name: str) -> datetime:
+def to_utc(at: datetime, name: str) -> datetime:
+    """``at`` in UTC; a naive datetime (or not a datetime) raises :class:`ScheduleError` naming ``name``."""
     if not isinstance(at, datetime):
         raise ScheduleError(f"{name} must be a datetime, got {type(at).__name__} {at!r}")
     if at.tzinfo is None or at.utcoffset() is None:
