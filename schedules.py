@@ -17,8 +17,8 @@ import logging
 
 from rocketry import Rocketry
 
-from shiol_lib.draw_calendar import NEW_YORK
-from shiol_lib.scheduler import Scheduler
+from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.scheduling.scheduler import Scheduler
 
 app = Rocketry(config={"timezone": NEW_YORK, "cycle_sleep": 1.0, "task_execution": "thread",
                        "silence_task_prerun": True, "silence_task_logging": True})
@@ -54,7 +54,7 @@ def main() -> None:
     import sys
 
     from shiol_lib.errors import ShiolError
-    from shiol_lib.service import run_service
+    from shiol_lib.scheduling.service import run_service
     from shiol_lib.settings import load_settings
 
     global scheduler

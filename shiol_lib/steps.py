@@ -17,20 +17,20 @@ from typing import Any
 
 import pandas as pd
 
-from shiol_lib.analysis import AdaptiveAnalysis, run_adaptive_analysis
+from shiol_lib.analysis.signals import AdaptiveAnalysis, run_adaptive_analysis
 from shiol_lib.errors import ArtefactError, DrawNotPublishedError, FetchError, UpdateError
-from shiol_lib.evaluation import PerformanceSummary, evaluate_tickets, select_unevaluated, summarize_performance
-from shiol_lib.game import CURRENT_MATRIX
-from shiol_lib.history import data_hash, next_target
-from shiol_lib.model import ModelConfig, NumberModel, fit_model, load_model, save_model
+from shiol_lib.analysis.evaluation import PerformanceSummary, evaluate_tickets, select_unevaluated, summarize_performance
+from shiol_lib.domain.game import CURRENT_MATRIX
+from shiol_lib.domain.history import data_hash, next_target
+from shiol_lib.analysis.model import ModelConfig, NumberModel, fit_model, load_model, save_model
 from shiol_lib.settings import load_settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import predictions as prediction_table
-from shiol_lib.synthetic import generate_synthetic_draws
-from shiol_lib.tickets import generate_tickets
-from shiol_lib.update import UpdateReport, update_from_settings
-from shiol_lib.validation import BacktestConfig, BacktestResult, run_backtest
-from shiol_lib.weights import OptimizedWeights, WeightConfig, load_weights, optimize_weights
+from shiol_lib.analysis.synthetic import generate_synthetic_draws
+from shiol_lib.analysis.tickets import generate_tickets
+from shiol_lib.ingest.update import UpdateReport, update_from_settings
+from shiol_lib.analysis.backtest import BacktestConfig, BacktestResult, run_backtest
+from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, load_weights, optimize_weights
 
 log = logging.getLogger(__name__)
 

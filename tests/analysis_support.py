@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 import shiol_lib
-from shiol_lib.draws import draws_to_frame, parse_ny_csv
-from shiol_lib.features import FeatureConfig
-from shiol_lib.model import ModelConfig
-from shiol_lib.synthetic import generate_synthetic_draws
-from shiol_lib.validation import BacktestConfig
-from shiol_lib.weights import WeightConfig
+from shiol_lib.domain.draws import draws_to_frame
+from shiol_lib.ingest.records import parse_ny_csv
+from shiol_lib.analysis.features import FeatureConfig
+from shiol_lib.analysis.model import ModelConfig
+from shiol_lib.analysis.synthetic import generate_synthetic_draws
+from shiol_lib.analysis.backtest import BacktestConfig
+from shiol_lib.analysis.weights import WeightConfig
 
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shiol_lib.draws import Draw
-from shiol_lib.sources import BundledSource
+from shiol_lib.domain.draws import Draw
+from shiol_lib.ingest.sources import BundledSource
 from shiol_lib.store import Store, open_store
 
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
@@ -26,7 +26,7 @@ def bundled_draws() -> list[Draw]:
 @pytest.fixture(scope="session")
 def bundled_frame(bundled_draws: list[Draw]) -> pd.DataFrame:
     """The bundled history as the canonical DataFrame."""
-    from shiol_lib.draws import draws_to_frame
+    from shiol_lib.domain.draws import draws_to_frame
 
     return draws_to_frame(bundled_draws)
 

@@ -31,8 +31,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from shiol_lib.draw_calendar import draw_instant
-from shiol_lib.draws import Draw, parse_ny_csv
+from shiol_lib.domain.draw_calendar import draw_instant
+from shiol_lib.domain.draws import Draw
+from shiol_lib.ingest.records import parse_ny_csv
 
 MUSL_PATH = "/v3/numbers"
 NY_PATH = "/resource/d6yy-54nr.json"

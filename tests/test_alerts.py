@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from shiol_lib.alerts import DEDUPLICATED, send_alert
+from shiol_lib.scheduling.alerts import DEDUPLICATED, send_alert
 from shiol_lib.settings import Settings
 from shiol_lib.store import open_store
 from shiol_lib.store.monitoring import recent_alerts
@@ -160,7 +160,7 @@ def _all_channels(tmp_path: Path, webhook_url: str, smtp_port: int) -> Settings:
 
 def test_an_alert_goes_to_the_log_the_webhook_and_email_and_is_recorded(tmp_path, store, webhook, smtp, caplog):
     settings = _all_channels(tmp_path, webhook.url, smtp.port)
-    with caplog.at_level(logging.WARNING, logger="shiol_lib.alerts"):
+    with caplog.at_level(logging.WARNING, logger="shiol_lib.scheduling.alerts"):
         channels = send_alert(settings, store, kind="failures", job="pipeline", message=MESSAGE, now=T0)
 
     assert channels == ["log", "webhook", "email"]
@@ -182,7 +182,7 @@ def test_an_alert_goes_to_the_log_the_webhook_and_email_and_is_recorded(tmp_path
 
 def test_a_webhook_that_is_down_is_logged_and_email_still_delivers(tmp_path, store, smtp, caplog):
     settings = _all_channels(tmp_path, f"http://127.0.0.1:{_closed_port()}/hooks/s3cret-path", smtp.port)
-    with caplog.at_level(logging.WARNING, logger="shiol_lib.alerts"):
+    with caplog.at_level(logging.WARNING, logger="shiol_lib.scheduling.alerts"):
         channels = send_alert(settings, store, kind="failures", job="pipeline", message=MESSAGE)
 
     assert channels == ["log", "email"]
@@ -215,7 +215,7 @@ def test_an_smtp_server_that_never_answers_times_out_and_the_webhook_still_deliv
         silent.listen()
         settings = _all_channels(tmp_path, webhook.url, silent.getsockname()[1]).with_overrides(http_timeout_s=0.3)
         started = time.monotonic()
-        with caplog.at_level(logging.ERROR, logger="shiol_lib.alerts"):
+        with caplog.at_level(logging.ERROR, logger="shiol_lib.scheduling.alerts"):
             channels = send_alert(settings, store, kind="missed-draw", job="pipeline", message="drawing missed")
         elapsed = time.monotonic() - started
 
@@ -253,7 +253,7 @@ def test_only_the_log_when_no_channel_is_configured(tmp_path, store):
 def test_a_locked_store_does_not_stop_delivery(tmp_path, webhook, caplog):
     store = open_store(tmp_path / "db.duckdb", lock_timeout_s=0.2)
     settings = make_settings(tmp_path, alert_webhook_url=webhook.url)
-    with locked_by_another_process(store.path), caplog.at_level(logging.ERROR, logger="shiol_lib.alerts"):
+    with locked_by_another_process(store.path), caplog.at_level(logging.ERROR, logger="shiol_lib.scheduling.alerts"):
         channels = send_alert(settings, store, kind="failures", job="pipeline", message=MESSAGE)
     assert channels == ["log", "webhook"]
     messages = [r.getMessage() for r in caplog.records]

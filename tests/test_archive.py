@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shiol_lib import archive, ledger, run_index
+from shiol_lib.pipeline import archive, ledger
+from shiol_lib.pipeline import index as run_index
 from shiol_lib.errors import ArchiveError
 
 T0 = datetime(2026, 11, 28, 4, 29, tzinfo=timezone.utc)  # 23:29 ET on 2026-11-27

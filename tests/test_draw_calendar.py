@@ -2,7 +2,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from shiol_lib.draw_calendar import (
+from shiol_lib.domain.draw_calendar import (
     NEW_YORK,
     draw_after,
     draw_instant,

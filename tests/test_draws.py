@@ -3,9 +3,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from shiol_lib.draws import (
-    Draw,
-    draws_to_frame,
+from shiol_lib.domain.draws import Draw, draws_to_frame
+from shiol_lib.ingest.records import (
     merge_batches,
     parse_musl_json,
     parse_ny_csv,

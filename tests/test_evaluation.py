@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from analysis_support import real_frame
-from shiol_lib.draw_calendar import expected_draws
+from shiol_lib.domain.draw_calendar import expected_draws
 from shiol_lib.errors import DrawFrameError
-from shiol_lib.evaluation import (
+from shiol_lib.analysis.evaluation import (
     convolve_distributions, evaluate_tickets, null_distribution, null_moments, run_edge_test, select_unevaluated,
     summarize_draws, summarize_performance, ticket_keys,
 )

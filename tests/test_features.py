@@ -11,7 +11,7 @@ import pytest
 
 from analysis_support import FAST_FEATURES, fair_frame, real_frame
 from shiol_lib.errors import DrawFrameError, InsufficientHistoryError, UnknownMatrixError
-from shiol_lib.features import (
+from shiol_lib.analysis.features import (
     FeatureConfig, build_feature_tables, build_target_features, build_training_table, feature_family, feature_names,
 )
 

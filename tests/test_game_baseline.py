@@ -9,8 +9,8 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from shiol_lib.evaluation import expected_prize
-from shiol_lib.game import (
+from shiol_lib.analysis.evaluation import expected_prize
+from shiol_lib.domain.game import (
     CURRENT_MATRIX, MATRICES, PRIZE_TIERS, Matrix, expected_white_matches, powerball_probability, prize_value,
     tier_probability, white_match_probability,
 )

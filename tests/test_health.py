@@ -17,8 +17,8 @@ import requests
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from shiol_lib.health import build_health_app, make_server
-from shiol_lib.planner import History, plan_runs
+from shiol_lib.scheduling.health import build_health_app, make_server
+from shiol_lib.scheduling.planner import History, plan_runs
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store.monitoring import record_alert

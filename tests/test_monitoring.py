@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shiol_lib.planner import History, plan_runs
+from shiol_lib.scheduling.planner import History, plan_runs
 from shiol_lib.store import Store
 from shiol_lib.store.monitoring import (
     alert_sent_recently,

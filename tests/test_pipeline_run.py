@@ -14,7 +14,7 @@ import duckdb
 import nbformat
 import pytest
 
-from shiol_lib import ledger
+from shiol_lib.pipeline import ledger
 
 REPO = Path(__file__).resolve().parents[1]
 SHIOL = str(Path(sys.executable).parent / "shiol")

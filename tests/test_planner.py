@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shiol_lib.draw_calendar import NEW_YORK, draw_after, draw_instant, previous_draw
+from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, previous_draw
 from shiol_lib.errors import ShiolError
-from shiol_lib.planner import (
+from shiol_lib.scheduling.planner import (
     Due,
     History,
     JobSchedule,
@@ -24,7 +24,7 @@ from shiol_lib.planner import (
     SlotRecord,
     plan_runs,
 )
-from shiol_lib.slots import ScheduleError, parse_cron, slots_between
+from shiol_lib.scheduling.slots import ScheduleError, parse_cron, slots_between
 
 UTC = timezone.utc
 ET = NEW_YORK

@@ -7,7 +7,7 @@ import psutil
 import pytest
 
 from shiol_lib.errors import ParameterError, RunnerError
-from shiol_lib.runner import check_parameters, execute_notebook, read_parameters
+from shiol_lib.pipeline.runner import check_parameters, execute_notebook, read_parameters
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
 

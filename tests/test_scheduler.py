@@ -20,10 +20,10 @@ import pytest
 import requests
 
 from fakesources import NyServer, history_draws
-from shiol_lib.draw_calendar import NEW_YORK, expected_draws, previous_draw
-from shiol_lib.draws import Draw
-from shiol_lib.game import matrix_for
-from shiol_lib.scheduler import Scheduler
+from shiol_lib.domain.draw_calendar import NEW_YORK, expected_draws, previous_draw
+from shiol_lib.domain.draws import Draw
+from shiol_lib.domain.game import matrix_for
+from shiol_lib.scheduling.scheduler import Scheduler
 from shiol_lib.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-import shiol_lib.sources as sources
+import shiol_lib.ingest.sources as sources
 from fakesources import (  # noqa: F401 (musl_server, ny_server are fixtures)
     MISSING_DATES,
     MISSING_DRAWS,
@@ -31,9 +31,10 @@ from fakesources import (  # noqa: F401 (musl_server, ny_server are fixtures)
     trickle,
     truncated_json,
 )
-from shiol_lib.draws import Draw, Pending
+from shiol_lib.domain.draws import Draw
+from shiol_lib.ingest.records import Pending
 from shiol_lib.errors import FetchError
-from shiol_lib.sources import HttpClient, MuslSource, NySource
+from shiol_lib.ingest.sources import HttpClient, MuslSource, NySource
 
 NOW = datetime(2024, 7, 8, 12, 0, tzinfo=timezone.utc)  # after the NEWER_DRAWS, before the next drawing
 TIMEOUT_S = 0.5

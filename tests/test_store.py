@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shiol_lib.draws import Draw
+from shiol_lib.domain.draws import Draw
 from shiol_lib.errors import StoreError, StoreLockError
 from shiol_lib.store import SCHEMA_VERSION, Store, connect_snapshot, open_store
 

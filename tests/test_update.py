@@ -44,10 +44,10 @@ from fakesources import (  # noqa: F401 (musl_server, ny_server are fixtures)
     slow,
     truncated_json,
 )
-from shiol_lib.draw_calendar import expected_draws, previous_draw
-from shiol_lib.draws import Draw
+from shiol_lib.domain.draw_calendar import expected_draws, previous_draw
+from shiol_lib.domain.draws import Draw
 from shiol_lib.store import Store, connect_snapshot, open_store
-from shiol_lib.update import update_draws
+from shiol_lib.ingest.update import update_draws
 
 pytestmark = pytest.mark.slow  # every test here starts `shiol` (or a writer) as a subprocess
 
@@ -461,7 +461,7 @@ INTERRUPTED_WRITER = textwrap.dedent(
     from datetime import date, datetime, timezone
     from pathlib import Path
 
-    from shiol_lib.draws import Draw
+    from shiol_lib.domain.draws import Draw
     from shiol_lib.store import Store
 
     mode, db_path, snapshot_path = sys.argv[1:4]

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from shiol_lib.draws import DRAW_COLUMNS, Draw, normalize_draw_frame
+from shiol_lib.domain.draws import DRAW_COLUMNS, Draw, normalize_draw_frame
 from shiol_lib.errors import StoreError, StoreLockError
 from shiol_lib.store.schema import MIGRATIONS, SCHEMA_VERSION
 

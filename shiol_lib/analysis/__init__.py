@@ -1,0 +1,2 @@
+"""The analysis: pure functions of draws frames (features, model, scoring, weights, tickets, backtest,
+evaluation, drift signals, synthetic histories). No I/O: it imports only the domain."""

@@ -1,0 +1,1 @@
+"""The ``shiol`` command: gathers options and calls the library. Nothing else imports it."""

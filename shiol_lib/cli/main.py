@@ -1,0 +1,124 @@
+"""The ``shiol`` command: gathers options, calls the library, prints, and exits with a stable code.
+
+Exit codes (all of them in README.md): 0 success; 1 unexpected error; 2 usage or configuration error;
+3 records rejected by validation (nothing from their batch written); 4 conflicts between a source and
+the store (stored values kept); 5 the store could not be opened or stayed locked. The mapping of
+errors to codes lives in :func:`cli_runs.fail`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+import click
+
+from shiol_lib.cli import runs as cli_runs
+from shiol_lib.cli import schedule as cli_schedule
+from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, next_draw
+from shiol_lib.errors import ConfigError, ShiolError
+from shiol_lib.settings import Settings, load_settings
+from shiol_lib.store import Store, open_store
+from shiol_lib.ingest.update import missing_draws, unfetched_draws, update_from_settings
+
+EXIT_REJECTED, EXIT_CONFLICT = 3, 4  # the others: cli_runs.fail
+
+
+def _open(settings: Settings) -> Store:
+    return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """SHIOL+ Workbench: Powerball draw history, honest statistics, auditable runs."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        ctx.obj = load_settings()
+    except ConfigError as err:
+        cli_runs.fail(err)
+
+
+@cli.command("update-data")
+@click.option("--offline", is_flag=True, help="Use only the bundled snapshot; ask no network source.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def update_data_command(settings: Settings, offline: bool, as_json: bool) -> None:
+    """Seed the store, fetch new drawings, backfill missing ones, and report."""
+    try:
+        report = update_from_settings(_open(settings), settings, offline=offline)
+    except ShiolError as err:
+        cli_runs.fail(err)
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())
+    if report.rejected:
+        click.echo(f"error: {len(report.rejected)} record(s) rejected; their batches were not written", err=True)
+        sys.exit(EXIT_REJECTED)
+    if report.conflicts:
+        click.echo(f"error: {len(report.conflicts)} conflict(s) with stored draws; stored values kept", err=True)
+        sys.exit(EXIT_CONFLICT)
+
+
+def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, object]:
+    """The facts ``shiol status`` shows, JSON-ready."""
+    dates = store.draw_dates()
+    upcoming = next_draw(now)
+    behind = unfetched_draws(dates, now)
+    return {
+        "store": str(store.path),
+        "snapshot": str(store.snapshot_path),
+        "schema_version": store.schema_version(),
+        "draws": {
+            "count": len(dates),
+            "first": dates[0].isoformat() if dates else None,
+            "last": dates[-1].isoformat() if dates else None,
+            "missing": [d.isoformat() for d in missing_draws(dates)],
+            "not_yet_fetched": len(behind),
+        },
+        "next_draw": {
+            "date": upcoming.isoformat(),
+            "et": draw_instant(upcoming).isoformat(),
+            "utc": draw_instant(upcoming).astimezone(timezone.utc).isoformat(),
+        },
+        "now": now.astimezone(NEW_YORK).isoformat(),
+    }
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def status_command(settings: Settings, as_json: bool) -> None:
+    """Store path, draws held, expected drawings missing, and the next drawing."""
+    try:
+        store = _open(settings)
+        data = status_dict(settings, store, datetime.now(timezone.utc))
+    except ShiolError as err:
+        cli_runs.fail(err)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    draws = data["draws"]
+    click.echo(f"store: {data['store']} (schema v{data['schema_version']})")
+    click.echo(f"draws: {draws['count']} from {draws['first']} to {draws['last']}")
+    click.echo(f"missing inside that range: {len(draws['missing'])} {' '.join(draws['missing'])}")
+    click.echo(f"drawings held since the last stored one, not yet fetched: {draws['not_yet_fetched']}")
+    nxt = data["next_draw"]
+    click.echo(f"next drawing: {nxt['date']} at {nxt['et']} ET ({nxt['utc']} UTC)")
+
+
+cli.add_command(cli_runs.run_command)
+cli.add_command(cli_runs.rerun_command)
+cli.add_command(cli_runs.runs_group)
+cli.add_command(cli_schedule.schedule_group)
+cli.add_command(cli_schedule.deadletters_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="shiol")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""``shiol run``, ``shiol runs ...`` and ``shiol rerun``: run jobs and steps, browse and check the archive.
+
+Exit codes add to those of :mod:`shiol_lib.cli`: 6 a run failed or timed out; 7 the archive could not
+be written or read; 8 a check found a difference (rerun outputs differ, the ledger is broken).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+import yaml
+
+from shiol_lib.errors import (
+    ArchiveError, ConfigError, JobBusyError, ParameterError, RunnerError, ShiolError, StoreError,
+)
+from shiol_lib.settings import Settings
+
+# The commands import the pipeline machinery (papermill, nbconvert, pandas) when they run, not when
+# `shiol` starts: `shiol status` and `shiol update-data` stay quick.
+JOB_NAMES = ("pipeline", "data_update", "evaluation")
+
+EXIT_RUN_FAILED, EXIT_ARCHIVE, EXIT_MISMATCH, EXIT_BUSY = 6, 7, 8, 9
+TRIGGERS = ("manual", "on-time", "catch-up", "missed-draw", "retry", "recovery")
+
+
+def fail(err: ShiolError) -> None:
+    """Print the error and exit with the code of its kind."""
+    click.echo(f"error: {err}", err=True)
+    if isinstance(err, (ConfigError, ParameterError, RunnerError)):
+        sys.exit(2)
+    if isinstance(err, StoreError):
+        sys.exit(5)
+    if isinstance(err, ArchiveError):
+        sys.exit(EXIT_ARCHIVE)
+    if isinstance(err, JobBusyError):
+        sys.exit(EXIT_BUSY)
+    sys.exit(1)
+
+
+def _print_outcome(outcome: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"run_id": outcome.run_id, "status": outcome.status,
+                               "directory": str(outcome.directory), "manifest": outcome.manifest}, indent=2))
+    else:
+        m = outcome.manifest
+        click.echo(f"run {outcome.run_id} ({outcome.job}): {outcome.status} in {m['duration_s']:.1f} s")
+        if m.get("target_draw_date"):
+            click.echo(f"  target drawing: {m['target_draw_date']} (history up to {m['history_end']})")
+        for step in m["steps"]:
+            line = f"  {step['name']:<24} {step['status']:<8}"
+            if step.get("duration_s") is not None:
+                line += f" {step['duration_s']:6.1f} s"
+            if step.get("error"):
+                line += f"  {step['error']}"
+            click.echo(line)
+        click.echo(f"  archive: {outcome.directory}")
+    if outcome.status != "success":
+        sys.exit(EXIT_RUN_FAILED)
+
+
+@click.command("run")
+@click.argument("job", type=click.Choice(sorted([*JOB_NAMES, "step"])))
+@click.argument("step_name", required=False)
+@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="A notebook parameter (values parsed as YAML: 100 is an int, 0.5 a float).")
+@click.option("--offline", is_flag=True, help="Step 1 asks no network source (bundled data only).")
+@click.option("--seed", type=int, help="Random seed (default: the pipeline's fixed seed, recorded in the manifest).")
+@click.option("--target", "target", type=click.DateTime(["%Y-%m-%d"]), help="Target drawing (default: the next one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--trigger", type=click.Choice(TRIGGERS), default="manual", show_default=True,
+              help="Why the run starts (the scheduler passes its reason).")
+@click.option("--slot", help="The schedule slot (ISO-8601 with offset) this run belongs to.")
+@click.option("--draw-date", "draw_date", type=click.DateTime(["%Y-%m-%d"]),
+              help="Pipeline: the drawing this run processes (history up to it; predicts the next one).")
+@click.option("--attempt", type=click.IntRange(min=1), default=1, show_default=True)
+@click.pass_obj
+def run_command(settings: Settings, job: str, step_name: str | None, parameters: tuple[tuple[str, str], ...],
+                offline: bool, seed: int | None, target: Any, as_json: bool, trigger: str, slot: str | None,
+                draw_date: Any, attempt: int) -> None:
+    """Run a job (pipeline, data_update, evaluation) or one step: `shiol run step NAME -p key value`."""
+    from shiol_lib.pipeline import jobs as pipeline
+    from shiol_lib.pipeline.liveness import interrupt_on_sigterm
+
+    values = {name: yaml.safe_load(value) for name, value in parameters}
+    interrupt_on_sigterm()
+    try:
+        target_date = target.date() if target else None
+        try:
+            slot_at = datetime.fromisoformat(slot) if slot else None
+        except ValueError as err:
+            raise RunnerError(f"--slot {slot!r} is not an ISO-8601 instant (e.g. 2024-07-01T23:29:00-04:00)") from err
+        if slot_at is not None and slot_at.tzinfo is None:
+            raise RunnerError(f"--slot {slot!r} needs its UTC offset (e.g. 2024-07-01T23:29:00-04:00)")
+        schedule = {"trigger": trigger, "slot": slot_at, "attempt": attempt,
+                    "draw_date": draw_date.date() if draw_date else None}
+        if job == "step":
+            if not step_name:
+                raise RunnerError("name the step: shiol run step NAME (e.g. generate_predictions)")
+            step = pipeline.find_step(step_name)
+            outcome = pipeline.run_job(settings, "step", steps=(step,), step_parameters={step.name: values},
+                                       seed=seed, offline=offline, target_draw_date=target_date, **schedule)
+        else:
+            if step_name or values:
+                raise RunnerError("parameters go with a single step: shiol run step NAME -p key value")
+            outcome = pipeline.run_job(settings, job, seed=seed, offline=offline, target_draw_date=target_date,
+                                       **schedule)
+    except ShiolError as err:
+        fail(err)
+    _print_outcome(outcome, as_json)
+
+
+@click.command("rerun")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
+    """Re-execute a run with its recorded parameters and seed; report whether the outputs match."""
+    from shiol_lib.pipeline import jobs as pipeline
+
+    try:
+        outcome, comparison = pipeline.rerun(settings, run_id)
+    except ShiolError as err:
+        fail(err)
+    if as_json:
+        click.echo(json.dumps({"run_id": outcome.run_id, "rerun_of": run_id, "status": outcome.status,
+                               **comparison}, indent=2))
+    else:
+        click.echo(f"rerun {outcome.run_id} of {run_id}: {outcome.status}")
+        for key, pair in comparison["outputs"].items():
+            same = "same" if pair["original"] == pair["rerun"] else "DIFFERENT"
+            same = same if pair["compared"] else f"{same} (not compared: depends on the sources)"
+            click.echo(f"  {key:<36} {same}")
+        click.echo(f"  input draws {'same' if comparison['input_identical'] else 'DIFFERENT'}")
+        click.echo("outputs identical" if comparison["identical"] else "outputs differ")
+    if outcome.status != "success":
+        sys.exit(EXIT_RUN_FAILED)
+    if not comparison["identical"]:
+        sys.exit(EXIT_MISMATCH)
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """Browse, compare, verify and prune the run history."""
+
+
+@runs_group.command("list")
+@click.option("--job", help="Only this job.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def list_command(settings: Settings, job: str | None, limit: int, as_json: bool) -> None:
+    """Every run and attempt recorded in the store, newest first."""
+    from shiol_lib.store import open_store
+    from shiol_lib.store import runs as run_table
+
+    try:
+        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+        rows = run_table.list_runs(store, job=job, limit=limit)
+    except ShiolError as err:
+        fail(err)
+    if as_json:
+        click.echo(json.dumps([_row_dict(r) for r in rows], indent=2, default=str))
+        return
+    if not rows:
+        click.echo("no runs recorded yet")
+    for r in rows:
+        took = f"{(r.finished_at - r.started_at).total_seconds():7.1f} s" if r.finished_at else "        -"
+        click.echo(f"{r.run_id}  {r.job:<12} {r.trigger:<10} {r.status:<9} {took}  "
+                   f"target {r.target_draw_date or '-'}  {r.error or ''}".rstrip())
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    data = dict(row.__dict__)
+    started, finished = row.started_at, row.finished_at
+    data["duration_s"] = (finished - started).total_seconds() if finished else None
+    return data
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
+    """A run's manifest: steps, parameters, timings, hashes, versions."""
+    from shiol_lib.pipeline import archive
+
+    try:
+        directory = archive.find_run_dir(settings.runs_dir, run_id)
+        manifest = archive.read_manifest(directory)
+    except ShiolError as err:
+        fail(err)
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        return
+    click.echo(f"run {manifest['run_id']}  job {manifest['job']}  trigger {manifest['trigger']}  "
+               f"status {manifest['status']}")
+    click.echo(f"  started {manifest['started_at']}  finished {manifest['finished_at']}  ({manifest['duration_s']} s)")
+    click.echo(f"  seed {manifest['seed']}  target {manifest.get('target_draw_date')}  history to {manifest.get('history_end')}")
+    code = manifest.get("code", {})
+    click.echo(f"  code {code.get('git_commit')}{' (dirty)' if code.get('git_dirty') else ''}  "
+               f"input draws {manifest.get('input', {}).get('draws_sha256', '-')[:16]}")
+    for step in manifest["steps"]:
+        click.echo(f"  {step['name']:<24} {step['status']:<8} {step.get('duration_s') or '':>8}  {step.get('html') or ''}")
+        if step.get("error"):
+            click.echo(f"      error: {step['error']}")
+        if step.get("command"):
+            click.echo(f"      rerun: {step['command']}")
+    for key, value in sorted(manifest.get("outputs", {}).items()):
+        click.echo(f"  output {key}: {value[:16]}")
+    click.echo(f"  folder {directory}")
+
+
+@runs_group.command("diff")
+@click.argument("first")
+@click.argument("second")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> None:
+    """Compare two runs: parameters, input data hash, code version, outputs and key metrics."""
+    from shiol_lib.pipeline import archive
+    from shiol_lib.pipeline.compare import diff_manifests
+
+    try:
+        a = archive.read_manifest(archive.find_run_dir(settings.runs_dir, first))
+        b = archive.read_manifest(archive.find_run_dir(settings.runs_dir, second))
+    except ShiolError as err:
+        fail(err)
+    differences = diff_manifests(a, b)
+    if as_json:
+        click.echo(json.dumps({"first": first, "second": second, "differences": differences}, indent=2, default=str))
+        return
+    if not differences:
+        click.echo(f"{first} and {second}: no differences in parameters, data, code, outputs or metrics")
+    for item in differences:
+        click.echo(f"{item['field']}: {item['first']!r} -> {item['second']!r}")
+
+
+@runs_group.command("verify")
+@click.pass_obj
+def verify_command(settings: Settings) -> None:
+    """Check the ledger's hash chain and every archived manifest against it."""
+    from shiol_lib.pipeline import ledger
+
+    try:
+        entries = ledger.read_ledger(settings.runs_dir)
+        problems = ledger.verify_ledger(settings.runs_dir)
+    except ShiolError as err:
+        fail(err)
+    for problem in problems:
+        click.echo(f"ledger line {problem.line} (run {problem.run_id}): {problem.problem}", err=True)
+    if problems:
+        sys.exit(EXIT_MISMATCH)
+    click.echo(f"ledger intact: {len(entries)} entries, every manifest matches")
+
+
+@runs_group.command("prune")
+@click.option("--keep-days", type=int, required=True, help="Keep heavy files of runs younger than this.")
+@click.pass_obj
+def prune_command(settings: Settings, keep_days: int) -> None:
+    """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
+    from shiol_lib.pipeline import archive
+    from shiol_lib.pipeline import index as run_index
+
+    try:
+        pruned = archive.prune_runs(settings.runs_dir, keep_days=keep_days)
+        run_index.write_index(settings.runs_dir)
+    except ShiolError as err:
+        fail(err)
+    click.echo(f"pruned {len(pruned)} run folder(s); manifests and ledger kept")

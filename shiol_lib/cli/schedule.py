@@ -1,0 +1,103 @@
+"""``shiol schedule plan|run`` and ``shiol deadletters``: the scheduler from the command line.
+
+Exit code 2 also covers a schedule that cannot start (bad cron expression, store or archive unusable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from shiol_lib.cli.runs import fail
+from shiol_lib.errors import ConfigError, ShiolError
+from shiol_lib.settings import Settings
+
+
+@click.group("schedule")
+def schedule_group() -> None:
+    """Plan and run the scheduled jobs (America/New_York)."""
+
+
+@schedule_group.command("plan")
+@click.option("--at", "at", help="The instant to plan for (ISO-8601 with offset; default now).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def plan_command(settings: Settings, at: str | None, as_json: bool) -> None:
+    """For each job: the next slot, what is due now and why, and what is missed. Changes nothing."""
+    from shiol_lib.scheduling.scheduler import Scheduler
+
+    try:
+        instant = _instant(at)
+        plan = Scheduler(settings).plan(instant)
+    except ShiolError as err:
+        fail(err)
+    data = plan.as_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"plan at {data['at']}")
+    for job, slot in data["next"].items():
+        click.echo(f"  next {job:<12} {slot}")
+    for due in data["due"]:
+        draw = f" drawing {due['draw_date']}" if due["draw_date"] else ""
+        click.echo(f"  DUE  {due['job']:<12} slot {due['slot']} ({due['reason']}, attempt {due['attempt']}){draw}")
+    for missed in data["missed"]:
+        draw = f" drawing {missed['draw_date']}" if missed["draw_date"] else ""
+        click.echo(f"  missed {missed['kind']:<5} {missed['job']:<12} slot {missed['slot']}{draw}")
+    for alert in data["alerts"]:
+        click.echo(f"  ALERT {alert}")
+
+
+def _instant(at: str | None) -> datetime:
+    if not at:
+        return datetime.now(timezone.utc)
+    try:
+        instant = datetime.fromisoformat(at)
+    except ValueError as err:
+        raise click.BadParameter(f"{at!r} is not ISO-8601 (e.g. 2024-07-01T23:29:00-04:00)", param_hint="--at") from err
+    if instant.tzinfo is None:
+        raise click.BadParameter(f"{at!r} has no UTC offset; add one, e.g. -04:00", param_hint="--at")
+    return instant
+
+
+@schedule_group.command("run")
+@click.pass_obj
+def run_scheduler_command(settings: Settings) -> None:
+    """Start the scheduler (``schedules.py``) with its health API; SIGTERM stops it gracefully."""
+    app_file = Path(__file__).resolve().parents[2] / "schedules.py"
+    if not app_file.is_file():
+        fail(ConfigError(f"the scheduler app {app_file} is missing; run from a checkout of the workbench"))
+    os.execv(sys.executable, [sys.executable, str(app_file)])  # the library never imports the app
+
+
+@click.command("deadletters")
+@click.option("--all", "include_resolved", is_flag=True, help="Include resolved dead letters.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def deadletters_command(settings: Settings, include_resolved: bool, as_json: bool) -> None:
+    """Runs that failed every attempt: error class, notebook and cell, and the command that re-runs them."""
+    from shiol_lib.scheduling.scheduler import Scheduler
+    from shiol_lib.store import jobs as job_table
+
+    try:
+        letters = job_table.list_dead_letters(Scheduler(settings).store(), include_resolved=include_resolved)
+    except ShiolError as err:
+        fail(err)
+    if as_json:
+        click.echo(json.dumps([asdict(d) for d in letters], indent=2, default=str))
+        return
+    if not letters:
+        click.echo("no open dead letters")
+    for d in letters:
+        state = f"resolved by {d.resolved_by_run_id}" if d.resolved_at else "open"
+        click.echo(f"{d.dead_letter_id}  {d.job:<12} slot {d.slot}  attempts {d.attempts}  {d.error_class}  {state}")
+        if d.notebook:
+            click.echo(f"    failed in {d.notebook} cell {d.failed_cell}: {d.error}")
+        click.echo(f"    re-run: {d.rerun_command}")
+    sys.exit(0)

@@ -1,0 +1,71 @@
+"""The draw calendar: when drawings happen, in America/New_York, and which are expected.
+
+Drawings are at 22:59 ET on Wednesday and Saturday, and on Monday too from 2021-08-23. All instants
+returned are timezone-aware; naive datetimes are refused.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from shiol_lib.domain.game import MATRICES
+
+NEW_YORK = ZoneInfo("America/New_York")
+DRAW_TIME = time(22, 59)
+MONDAY_DRAWS_FROM = date(2021, 8, 23)
+FIRST_KNOWN_DRAW = MATRICES[0].first_date
+_MONDAY, _WEDNESDAY, _SATURDAY = 0, 2, 5
+
+
+def is_draw_day(day: date) -> bool:
+    """Whether a drawing is scheduled on ``day`` (ignores the era: see :func:`game.matrix_for`)."""
+    weekday = day.weekday()
+    if weekday in (_WEDNESDAY, _SATURDAY):
+        return True
+    return weekday == _MONDAY and day >= MONDAY_DRAWS_FROM
+
+
+def draw_instant(day: date) -> datetime:
+    """The scheduled instant of the drawing dated ``day`` (22:59 New York time, aware)."""
+    return datetime.combine(day, DRAW_TIME, tzinfo=NEW_YORK)
+
+
+def _as_utc(at: datetime) -> datetime:
+    """``at`` in UTC, so comparisons never fall back to wall-clock arithmetic within one zone."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"instant {at!r} has no timezone; pass an aware datetime")
+    return at.astimezone(timezone.utc)
+
+
+def previous_draw(at: datetime) -> date:
+    """The latest drawing whose scheduled instant is at or before ``at``."""
+    at = _as_utc(at)
+    day = at.astimezone(NEW_YORK).date()
+    while not (is_draw_day(day) and draw_instant(day) <= at):
+        day -= timedelta(days=1)
+    return day
+
+
+def next_draw(at: datetime) -> date:
+    """The first drawing whose scheduled instant is strictly after ``at``."""
+    at = _as_utc(at)
+    day = at.astimezone(NEW_YORK).date()
+    while not (is_draw_day(day) and draw_instant(day) > at):
+        day += timedelta(days=1)
+    return day
+
+
+def draw_after(day: date) -> date:
+    """The drawing scheduled after the one dated ``day``."""
+    day += timedelta(days=1)
+    while not is_draw_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def expected_draws(start: date, end: date) -> list[date]:
+    """Every scheduled drawing dated from ``start`` to ``end`` inclusive, oldest first."""
+    start = max(start, FIRST_KNOWN_DRAW)
+    days = (end - start).days + 1
+    return [d for d in (start + timedelta(days=i) for i in range(max(days, 0))) if is_draw_day(d)]

@@ -1,0 +1,188 @@
+"""The run archive: ``runs/<job>/<YYYY-MM-DD>/<run_id>/`` with each step's executed notebook, its
+HTML and one ``manifest.json``. Every file is written to a temporary name and renamed, so a crash
+never leaves a half-written file, and the manifest says ``running`` until the run has really ended.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.errors import ArchiveError
+
+MANIFEST = "manifest.json"
+RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+KEY_PACKAGES = (
+    "shiol-workbench", "papermill", "nbconvert", "pandas", "numpy", "duckdb", "xgboost-cpu",
+    "scikit-learn", "scipy", "matplotlib", "rocketry", "ipykernel",
+)
+HEAVY_SUFFIXES = (".ipynb", ".html", ".log")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id such as ``20261128T151500Z-a1b2c3``."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """Refuse anything that is not a run id (path separators, dots, other shapes)."""
+    if not RUN_ID_PATTERN.match(run_id):
+        raise ArchiveError(
+            f"{run_id!r} is not a run id (expected like 20261128T151500Z-a1b2c3); 'shiol runs list' shows them"
+        )
+    return run_id
+
+
+def run_dir(runs_dir: Path, job: str, run_id: str, started_at: datetime) -> Path:
+    """Where a run's files live: ``<runs>/<job>/<YYYY-MM-DD in New York>/<run_id>``."""
+    check_run_id(run_id)
+    return Path(runs_dir) / job / f"{started_at.astimezone(NEW_YORK):%Y-%m-%d}" / run_id
+
+
+def ensure_writable(path: Path) -> Path:
+    """Create ``path`` and prove a file can be written there, or raise :class:`ArchiveError`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-probe-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise ArchiveError(
+            f"the runs directory {path} is not writable ({err.strerror}); fix its permissions or set SHIOL_RUNS_DIR"
+        ) from err
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename; clean up on failure."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        reason = "the disk is full" if err.errno == errno.ENOSPC else err.strerror
+        raise ArchiveError(f"could not write {path}: {reason}") from err
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest.json`` atomically (sorted keys, so equal content hashes equal)."""
+    path = directory / MANIFEST
+    write_atomic(path, canonical_json(manifest).encode("utf-8"))
+    return path
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of a run directory."""
+    path = Path(directory) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ArchiveError(f"no manifest at {path}") from err
+    except json.JSONDecodeError as err:
+        raise ArchiveError(f"the manifest {path} is not valid JSON ({err.msg}); the archive was altered") from err
+
+
+def find_run_dir(runs_dir: Path, run_id: str) -> Path:
+    """The archive folder of ``run_id``."""
+    check_run_id(run_id)
+    matches = sorted(Path(runs_dir).glob(f"*/*/{run_id}"))
+    if not matches:
+        raise ArchiveError(f"run {run_id} is not in the archive {runs_dir}; 'shiol runs list' shows the runs")
+    return matches[0]
+
+
+def iter_manifests(runs_dir: Path) -> list[dict[str, Any]]:
+    """Every readable manifest in the archive, newest first."""
+    manifests = []
+    for path in Path(runs_dir).glob(f"*/*/*/{MANIFEST}"):
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        manifest["_dir"] = str(path.parent)
+        manifests.append(manifest)
+    return sorted(manifests, key=lambda m: (m.get("started_at", ""), m.get("run_id", "")), reverse=True)
+
+
+def canonical_json(data: Any) -> str:
+    """JSON with sorted keys and fixed separators: the form that is hashed."""
+    return json.dumps(data, sort_keys=True, indent=1, default=str)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def code_version(repo: Path) -> dict[str, Any]:
+    """The git commit of ``repo`` and whether its tree was dirty (None outside a checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
+
+
+def environment() -> dict[str, Any]:
+    """Python and key package versions."""
+    versions = {}
+    for name in KEY_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": platform.python_version(), "platform": platform.platform(), "packages": versions}
+
+
+def prune_runs(runs_dir: Path, *, keep_days: int, now: datetime | None = None) -> list[Path]:
+    """Delete the heavy files (notebooks, HTML, logs) of runs started more than ``keep_days`` ago.
+
+    Manifests and the ledger are kept; a ``PRUNED`` marker records when. Returns the pruned folders.
+    """
+    if keep_days < 0:
+        raise ArchiveError(f"--keep-days {keep_days} must be 0 or more")
+    now = now or datetime.now(timezone.utc)
+    pruned = []
+    for manifest in iter_manifests(runs_dir):
+        started = datetime.fromisoformat(manifest["started_at"])
+        if (now - started).days < keep_days or manifest.get("status") == "running":
+            continue
+        directory = Path(manifest["_dir"])
+        heavy = [p for p in directory.iterdir() if p.suffix in HEAVY_SUFFIXES]
+        if not heavy:
+            continue
+        for path in heavy:
+            path.unlink()
+        write_atomic(directory / "PRUNED", f"heavy files removed {now.isoformat()}\n".encode())
+        pruned.append(directory)
+    return pruned

@@ -1,0 +1,80 @@
+"""``runs/index.html``: a static page listing every archived run, newest first, with links to each
+step's HTML and notebook. Relative links only, so it opens from disk and from any copy."""
+
+from __future__ import annotations
+
+import html
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from shiol_lib.pipeline.archive import iter_manifests, write_atomic
+
+INDEX = "index.html"
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border-bottom: 1px solid #ddd; padding: .4rem .6rem; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+.status-success { color: #1a7f37; font-weight: 600; }
+.status-failed, .status-timeout, .status-crashed { color: #cf222e; font-weight: 600; }
+.status-running, .status-waiting { color: #9a6700; font-weight: 600; }
+.step { white-space: nowrap; }
+code { font-size: .85em; }
+"""
+
+
+def write_index(runs_dir: Path) -> Path:
+    """Regenerate ``runs/index.html`` from the manifests in the archive."""
+    runs_dir = Path(runs_dir)
+    rows = [_row(runs_dir, m) for m in iter_manifests(runs_dir)]
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>SHIOL+ run archive</title>
+<style>{_STYLE}</style></head>
+<body>
+<h1>SHIOL+ run archive</h1>
+<p>{len(rows)} run(s), newest first. Generated {generated}. Ledger: <a href="ledger.jsonl">ledger.jsonl</a>
+(verify with <code>shiol runs verify</code>).</p>
+<table id="runs">
+<thead><tr><th>started</th><th>run</th><th>job</th><th>trigger</th><th>status</th><th>target drawing</th>
+<th>duration</th><th>steps</th></tr></thead>
+<tbody>
+{''.join(rows)}</tbody></table>
+</body></html>
+"""
+    path = runs_dir / INDEX
+    write_atomic(path, page.encode("utf-8"))
+    return path
+
+
+def _row(runs_dir: Path, manifest: dict[str, Any]) -> str:
+    directory = Path(manifest["_dir"])
+    rel = Path(os.path.relpath(directory, runs_dir)).as_posix()
+    status = str(manifest.get("status", "?"))
+    duration = manifest.get("duration_s")
+    steps = []
+    for step in manifest.get("steps", []):
+        links = []
+        for key, label in (("html", "html"), ("output", "ipynb")):
+            name = step.get(key)
+            if name and (directory / name).exists():
+                links.append(f'<a href="{html.escape(rel + "/" + name)}">{label}</a>')
+        step_status = html.escape(str(step.get("status", "?")))
+        steps.append(
+            f'<div class="step">{html.escape(step.get("name", "?"))}: '
+            f'<span class="status-{step_status}">{step_status}</span> {" ".join(links)}</div>'
+        )
+    cells = [
+        html.escape(str(manifest.get("started_at", ""))[:19].replace("T", " ")),
+        f'<a href="{html.escape(rel)}/manifest.json"><code>{html.escape(str(manifest.get("run_id")))}</code></a>',
+        html.escape(str(manifest.get("job", ""))),
+        html.escape(str(manifest.get("trigger", ""))),
+        f'<span class="status-{html.escape(status)}">{html.escape(status)}</span>',
+        html.escape(str(manifest.get("target_draw_date") or "")),
+        f"{duration:.1f} s" if isinstance(duration, (int, float)) else "",
+        "".join(steps),
+    ]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>\n"

@@ -1,0 +1,245 @@
+"""The scheduler's HTTP face: liveness, a health report and Prometheus metrics (DESIGN.md, Interfaces).
+
+- ``GET /healthz``: liveness, ``{"status": "ok"}`` and nothing else, no token.
+- ``GET /api/v1/scheduler/health``: jobs (next run, newest and last finished run, failure streak),
+  what the plan has due, missed and to alert, open dead letters, missed drawings, recent alerts,
+  uptime; ``status`` is ``attention`` when there are plan alerts, open dead letters or a failure
+  streak of ``alert_after_failures``.
+- ``GET /metrics``: Prometheus text, computed from the store at scrape time by one collector.
+
+The last two need ``Authorization: Bearer <SHIOL_API_TOKEN>`` and answer 503 while no token is
+configured. Store and plan reads run in a worker thread (a store lock wait never blocks the event
+loop that Rocketry shares) and any error there becomes a 503 naming the problem.
+:func:`make_server` builds the uvicorn server the scheduler awaits in its own loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hmac
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date, datetime, timezone
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.settings import Settings
+from shiol_lib.store.core import Store
+from shiol_lib.store.monitoring import Monitoring, read_monitoring
+from shiol_lib.store.runs import RUN_STATUSES
+
+log = logging.getLogger(__name__)
+
+StoreFactory = Callable[[], Store]
+PlanProvider = Callable[[], Mapping[str, Any]]
+
+_COUNTED_STATUSES = sorted(RUN_STATUSES - {"running"})  # final statuses only: counters never go down
+
+
+def build_health_app(
+    settings: Settings, *, store_factory: StoreFactory, plan_provider: PlanProvider, started_at: datetime
+) -> Starlette:
+    """The Starlette app serving ``/healthz``, ``/api/v1/scheduler/health`` and ``/metrics``.
+
+    ``plan_provider`` returns the current ``Plan.as_dict()``; ``started_at`` (timezone-aware) is when
+    the scheduler started, for the uptime.
+    """
+    if started_at.tzinfo is None or started_at.utcoffset() is None:
+        raise ValueError(f"started_at {started_at!r} has no timezone; pass an aware datetime")
+    registry = CollectorRegistry()
+    registry.register(SchedulerCollector(store_factory, plan_provider, started_at))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def scheduler_health(request: Request) -> Response:
+        denied = _check_token(request, settings.api_token)
+        if denied is not None:
+            return denied
+        return await _guarded(
+            "health report",
+            lambda: JSONResponse(_health_report(plan_provider(), store_factory(), started_at, settings)),
+        )
+
+    async def metrics(request: Request) -> Response:
+        denied = _check_token(request, settings.api_token)
+        if denied is not None:
+            return denied
+        return await _guarded(
+            "metrics", lambda: Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        )
+
+    return Starlette(routes=[
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/api/v1/scheduler/health", scheduler_health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ])
+
+
+def make_server(app: Starlette, settings: Settings) -> uvicorn.Server:
+    """A uvicorn server for ``app`` on ``api_host:api_port``; the caller runs ``await server.serve()``.
+
+    Lifespan off, uvicorn's loggers at WARNING and left to the host's logging configuration, and
+    signals left to the host: set ``server.should_exit = True`` to stop it.
+    """
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_level="warning", log_config=None,
+        lifespan="off", access_log=False, timeout_graceful_shutdown=5,
+    )
+    return _EmbeddedServer(config)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that installs no signal handlers: SIGINT/SIGTERM stay with the scheduler.
+
+    Since uvicorn 0.29, ``serve()`` wraps itself in ``capture_signals()``, which (in the main thread)
+    replaces the SIGINT/SIGTERM handlers and re-raises a caught signal after shutdown.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class SchedulerCollector(Collector):
+    """Computes the ``shiol_*`` metrics from the store (and the plan's job names) at each scrape."""
+
+    def __init__(self, store_factory: StoreFactory, plan_provider: PlanProvider, started_at: datetime) -> None:
+        self._store_factory = store_factory
+        self._plan_provider = plan_provider
+        self._started_at = started_at
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: registering must not touch the store."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """One family per metric, values read now."""
+        plan = self._plan_provider()
+        mon = read_monitoring(self._store_factory(), plan.get("next", {}), recent=0)
+        runs = CounterMetricFamily("shiol_job_runs", "Runs of each job by final status (runs in flight excluded).",
+                                   labels=["job", "status"])
+        running = GaugeMetricFamily("shiol_job_running", "Runs of each job in flight now.", labels=["job"])
+        last_success = GaugeMetricFamily("shiol_job_last_success_timestamp_seconds",
+                                         "Unix time the job last succeeded (absent if it never did).", labels=["job"])
+        duration = GaugeMetricFamily("shiol_job_last_run_duration_seconds",
+                                     "Wall-clock duration of the job's newest finished run.", labels=["job"])
+        streak = GaugeMetricFamily("shiol_job_consecutive_failures",
+                                   "Failed, timed-out or crashed runs in a row, newest first.", labels=["job"])
+        for job, health in mon.jobs.items():
+            for status in _COUNTED_STATUSES:
+                runs.add_metric([job, status], health.counts.get(status, 0))
+            running.add_metric([job], health.counts.get("running", 0))
+            if health.last_success_at is not None:
+                last_success.add_metric([job], health.last_success_at.timestamp())
+            if health.last_finished is not None and health.last_finished.duration_s is not None:
+                duration.add_metric([job], health.last_finished.duration_s)
+            streak.add_metric([job], health.consecutive_failures)
+        yield from (runs, running, last_success, duration, streak)
+        yield GaugeMetricFamily("shiol_dead_letters_open", "Unresolved dead letters (retries used up).",
+                                value=len(mon.dead_letters))
+        yield CounterMetricFamily("shiol_missed_draws", "Drawings recorded as missed (no pipeline success).",
+                                  value=mon.missed_counts.get("draw", 0))
+        yield CounterMetricFamily("shiol_missed_slots", "Scheduled slots recorded as missed (not run).",
+                                  value=mon.missed_counts.get("slot", 0))
+        yield GaugeMetricFamily("shiol_scheduler_uptime_seconds", "Seconds since the scheduler started.",
+                                value=_uptime_s(self._started_at))
+
+
+# --- the health report ---------------------------------------------------------------------------
+
+
+def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, settings: Settings) -> dict[str, Any]:
+    next_runs: Mapping[str, str] = plan.get("next", {})
+    mon = read_monitoring(store, next_runs)
+    jobs = {job: _job_report(mon, job, next_runs[job]) for job in next_runs}
+    attention = (
+        bool(plan.get("alerts")) or bool(mon.dead_letters)
+        or any(j["consecutive_failures"] >= settings.alert_after_failures for j in jobs.values())
+    )
+    return {
+        "status": "attention" if attention else "ok",
+        "at": plan.get("at"),
+        "started_at": _json(started_at),
+        "uptime_s": round(_uptime_s(started_at), 3),
+        "jobs": jobs,
+        "due": plan.get("due", []),
+        "missed": plan.get("missed", []),
+        "alerts": plan.get("alerts", []),
+        "dead_letters": _json(mon.dead_letters),
+        "missed_draws": {"total": mon.missed_counts.get("draw", 0), "recent": _json(mon.recent_missed_draws)},
+        "missed_slots_total": mon.missed_counts.get("slot", 0),
+        "recent_alerts": _json(mon.recent_alerts),
+    }
+
+
+def _job_report(mon: Monitoring, job: str, next_run: str) -> dict[str, Any]:
+    health = mon.jobs[job]
+    return {
+        "next_run": next_run,
+        "running": health.counts.get("running", 0),
+        "last_run": _json(health.last_run),
+        "last_finished": _json(health.last_finished),
+        "last_success_at": _json(health.last_success_at),
+        "consecutive_failures": health.consecutive_failures,
+        "runs_by_status": health.counts,
+    }
+
+
+def _json(value: Any) -> Any:
+    """Dataclasses, lists and dicts as JSON-ready data; instants in ISO-8601 with the New York offset."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.astimezone(NEW_YORK).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _uptime_s(started_at: datetime) -> float:
+    return max(0.0, (datetime.now(timezone.utc) - started_at).total_seconds())
+
+
+# --- access and errors ---------------------------------------------------------------------------
+
+
+def _check_token(request: Request, token: str | None) -> Response | None:
+    """None when the request carries the configured bearer token, else the response refusing it."""
+    if not token:
+        return JSONResponse(
+            {"error": "this endpoint is disabled until an API token is configured: set SHIOL_API_TOKEN"},
+            status_code=503,
+        )
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return JSONResponse(
+            {"error": "missing or wrong token: send 'Authorization: Bearer <SHIOL_API_TOKEN>'"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="shiol"'},
+        )
+    return None
+
+
+async def _guarded(what: str, produce: Callable[[], Response]) -> Response:
+    """Run ``produce`` in a worker thread; any error becomes a 503 that names it."""
+    try:
+        return await run_in_threadpool(produce)
+    except Exception as err:  # noqa: BLE001 (a failing read must never take the server down)
+        log.warning("scheduler %s unavailable: %s: %s", what, type(err).__name__, err)
+        return JSONResponse({"error": f"{what} unavailable: {type(err).__name__}: {err}"}, status_code=503)

@@ -1,0 +1,508 @@
+"""The scheduling planner: which job runs are due at an instant, which slots are missed, and why.
+
+A pure function of the configuration, the execution history and the clock (no SQL, no I/O, no
+Rocketry): :func:`plan_runs` reads the history once and walks each job: normalize the history ->
+find the job's watermark (the latest slot or drawing the store already knows about) -> classify the
+attempt chain there -> look at the slots after it -> decide what is due, what is missed, what to alert.
+
+Rules (DESIGN.md, "Scheduling semantics"):
+
+- A run belongs to one (job, slot). A slot is settled by a success, a recorded missed entry, an
+  unresolved dead letter or a run in flight. Slots at or before a job's watermark are settled by that
+  knowledge too: after a catch-up run the slots it coalesced are never reported again.
+- After downtime the unsettled slots of a job within ``grace_s`` coalesce into one run for the latest
+  (``catch-up``); older ones are reported missed (kind ``slot``). A slot is ``on-time`` when it is the
+  only one pending within the grace and at most ``on_time_s`` old (the scheduler was up at the slot).
+- A drawing-linked job (the pipeline) owes the latest drawing passed ``draw_delay_s`` ago, for as long
+  as the next drawing has not happened; it is caught up whatever the downtime (``missed-draw`` when its
+  slot is older than the grace or the job never ran). A drawing whose window closed without a success
+  is missed (kind ``draw``) and never run late; so is one still ``waiting`` for results past
+  ``waiting_deadline_s`` after the drawing. For such a job a success, a dead letter, a missed entry or
+  a run in flight for a drawing settles all of that drawing's slots.
+- A failed or timed-out attempt retries after its backoff; a crashed (or interrupted, or running with
+  a stale heartbeat) attempt is due at once (``recovery``); attempts that ended ``waiting`` retry on
+  the backoff capped at its last value and do not use up the retry budget. After the last attempt
+  nothing is due: the executor writes a dead letter.
+- While a job has a run in flight nothing else of that job is due (the slot stays pending and is
+  caught up or missed later); a retry whose slot a newer slot superseded is reported missed instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, NamedTuple, Protocol
+
+from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, next_draw, previous_draw
+from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, parse_cron, previous_slot, slots_between, to_utc
+
+UTC = timezone.utc
+REASONS = ("on-time", "catch-up", "missed-draw", "retry", "recovery")
+MISSED_KINDS = ("slot", "draw")
+_ALERT_FAILURES = frozenset({"failed", "timeout", "crashed"})
+_FINISHED = frozenset({"success", "failed", "timeout", "crashed", "waiting", "skipped", "interrupted"})
+_KNOWN_STATUSES = _FINISHED | {"running", "refused", "missed"}
+_ONE_US = timedelta(microseconds=1)
+
+
+class JobSchedule(NamedTuple):
+    """A job's cron slots and whether each run processes a drawing (the pipeline)."""
+
+    spec: CronSpec
+    drawing_linked: bool = False
+
+
+def default_jobs() -> dict[str, JobSchedule]:
+    """The workbench's three jobs: pipeline after each drawing, data update, evaluation."""
+    return {
+        "pipeline": JobSchedule(parse_cron("29 23 * * 1,3,6"), drawing_linked=True),
+        "data_update": JobSchedule(parse_cron("0 6 * * 0,2,4,5")),
+        "evaluation": JobSchedule(parse_cron("15 6,12,18 * * *")),
+    }
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Job schedules and the timing rules of the planner (all durations in seconds)."""
+
+    jobs: Mapping[str, JobSchedule] = field(default_factory=default_jobs)
+    grace_s: float = 600.0  # an unsettled slot older than this is missed, not run (drawings excepted)
+    draw_delay_s: float = 1800.0  # a drawing is owed this long after its 22:59 ET instant
+    retry_backoff_s: tuple[float, ...] = (60.0, 120.0, 240.0)  # delay after attempt 1, 2, 3 failed
+    waiting_deadline_s: float = 6 * 3600.0  # after the drawing instant, a `waiting` drawing is missed
+    heartbeat_stale_s: float = 120.0  # a `running` row without a heartbeat for this long is crashed
+    failure_alert_after: int = 3  # alert when a job's last N finished runs all failed
+    on_time_s: float = 60.0  # a lone pending slot at most this old is `on-time`, else `catch-up`
+
+    def __post_init__(self) -> None:
+        jobs = {}
+        for name, schedule in self.jobs.items():
+            spec, linked = schedule
+            if not isinstance(spec, CronSpec):
+                raise ScheduleError(f"job {name!r}: schedule must hold a CronSpec (use parse_cron), got {spec!r}")
+            jobs[name] = JobSchedule(spec, bool(linked))
+        object.__setattr__(self, "jobs", jobs)
+        object.__setattr__(self, "retry_backoff_s", tuple(float(s) for s in self.retry_backoff_s))
+        if not self.retry_backoff_s or min(self.retry_backoff_s) <= 0:
+            raise ScheduleError(f"retry_backoff_s must hold at least one positive delay, got {self.retry_backoff_s}")
+        for name in ("grace_s", "draw_delay_s", "waiting_deadline_s", "heartbeat_stale_s", "on_time_s"):
+            if getattr(self, name) < 0:
+                raise ScheduleError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.failure_alert_after < 1:
+            raise ScheduleError(f"failure_alert_after must be >= 1, got {self.failure_alert_after}")
+
+    @property
+    def max_attempts(self) -> int:
+        """The first attempt plus one retry per backoff delay."""
+        return 1 + len(self.retry_backoff_s)
+
+
+class RunLike(Protocol):
+    """What the planner reads from a run record (``store.runs.RunRow`` qualifies)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def job(self) -> str: ...
+    @property
+    def slot(self) -> datetime | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def draw_date(self) -> date | None: ...
+    @property
+    def heartbeat_at(self) -> datetime | None: ...
+
+
+class SlotLike(Protocol):
+    """A recorded missed slot or unresolved dead letter (``missed_slots`` / ``dead_letters`` rows)."""
+
+    @property
+    def job(self) -> str: ...
+    @property
+    def slot(self) -> datetime | None: ...
+    @property
+    def draw_date(self) -> date | None: ...
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run record with the fields of ``store.runs.RunRow`` the planner uses."""
+
+    run_id: str
+    job: str
+    slot: datetime | None
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    attempt: int = 1
+    draw_date: date | None = None
+    pid: int | None = None
+    host: str | None = None
+    heartbeat_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SlotRecord:
+    """A (job, slot, drawing) entry of the missed-slots or dead-letters table."""
+
+    job: str
+    slot: datetime | None
+    draw_date: date | None = None
+
+
+@dataclass(frozen=True)
+class History:
+    """The execution history the planner reads: runs of all jobs, missed slots, unresolved dead letters."""
+
+    runs: Sequence[RunLike] = ()
+    missed: Sequence[SlotLike] = ()
+    dead_letters: Sequence[SlotLike] = ()
+
+
+@dataclass(frozen=True)
+class Due:
+    """A run to start now: which job and slot, why, for which drawing, as which attempt."""
+
+    job: str
+    slot: datetime
+    reason: str
+    draw_date: date | None
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Missed:
+    """A slot (kind ``slot``) or a drawing (kind ``draw``) that will not be run and should be recorded."""
+
+    job: str
+    slot: datetime
+    draw_date: date | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What is due at ``at``, what is newly missed, each job's next slot, and the alerts to raise."""
+
+    at: datetime
+    due: list[Due]
+    missed: list[Missed]
+    next: dict[str, datetime]
+    alerts: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready data; instants in ISO-8601 with their New York offset."""
+        return {
+            "at": _iso(self.at),
+            "due": [
+                {"job": d.job, "slot": _iso(d.slot), "reason": d.reason, "draw_date": _iso_date(d.draw_date),
+                 "attempt": d.attempt}
+                for d in self.due
+            ],
+            "missed": [
+                {"job": m.job, "slot": _iso(m.slot), "draw_date": _iso_date(m.draw_date), "kind": m.kind}
+                for m in self.missed
+            ],
+            "next": {job: _iso(slot) for job, slot in self.next.items()},
+            "alerts": list(self.alerts),
+        }
+
+
+def plan_runs(history: History, at: datetime, config: PlannerConfig | None = None) -> Plan:
+    """The plan at instant ``at``: due runs, newly missed slots and drawings, next slots, alerts."""
+    config = config or PlannerConfig()
+    now = to_utc(at, "at")
+    out = _Collector()
+    for name, schedule in config.jobs.items():
+        view = _JobView.build(name, schedule.drawing_linked, history, config, now)
+        if schedule.drawing_linked:
+            _plan_drawing_job(name, schedule.spec, view, config, now, out)
+        else:
+            _plan_slot_job(name, schedule.spec, view, config, now, out)
+        out.alerts.extend(_failure_alerts(name, view, config))
+    return Plan(
+        at=now.astimezone(NEW_YORK),
+        due=sorted(out.due, key=lambda d: (d.slot, d.job)),
+        missed=sorted(out.missed, key=lambda m: (m.slot, m.job)),
+        next={name: next_slot(s.spec, now) for name, s in config.jobs.items()},
+        alerts=out.alerts,
+    )
+
+
+# --- the history of one job, normalized to UTC ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Run:
+    run_id: str
+    slot: datetime | None  # UTC
+    status: str  # effective: a `running` row with a stale heartbeat reads as `crashed`
+    raw_status: str
+    started: datetime  # UTC
+    finished: datetime  # UTC: finished_at, else the last heartbeat, else started_at
+    attempt: int
+    drawing: date | None
+
+
+@dataclass
+class _JobView:
+    runs: list[_Run]  # oldest first, `refused` rows left out (they never ran)
+    recorded_slots: set[datetime]  # missed entries and dead letters
+    recorded_draws: set[date]
+    busy: bool  # a run of this job is in flight
+
+    @classmethod
+    def build(cls, job: str, linked: bool, history: History, config: PlannerConfig, now: datetime) -> _JobView:
+        runs = sorted(
+            (_normalize_run(r, linked, config, now) for r in history.runs if r.job == job and r.status != "refused"),
+            key=lambda r: (r.started, r.attempt, r.run_id),
+        )
+        slots: set[datetime] = set()
+        draws: set[date] = set()
+        for record in [*history.missed, *history.dead_letters]:
+            if record.job != job:
+                continue
+            slot = to_utc(record.slot, f"slot of the recorded {job} entry") if record.slot is not None else None
+            if slot is not None:
+                slots.add(slot)
+            drawing = record.draw_date or (previous_draw(slot) if slot is not None and linked else None)
+            if drawing is not None:
+                draws.add(drawing)
+        return cls(runs, slots, draws, any(r.status == "running" for r in runs))
+
+    @property
+    def service_start(self) -> datetime:
+        """When the job first ran (its slot if scheduled): nothing before it is ever reported missed."""
+        return min(min(r.started, r.slot or r.started) for r in self.runs)
+
+
+def _normalize_run(run: RunLike, linked: bool, config: PlannerConfig, now: datetime) -> _Run:
+    what = f"run {run.run_id!r}"
+    if run.status not in _KNOWN_STATUSES:
+        raise ScheduleError(f"{what} has unknown status {run.status!r}; expected one of {sorted(_KNOWN_STATUSES)}")
+    started = to_utc(run.started_at, f"started_at of {what}")
+    slot = to_utc(run.slot, f"slot of {what}") if run.slot is not None else None
+    heartbeat = to_utc(run.heartbeat_at, f"heartbeat_at of {what}") if run.heartbeat_at is not None else None
+    finished = to_utc(run.finished_at, f"finished_at of {what}") if run.finished_at is not None else None
+    status = run.status
+    if status == "running" and (now - (heartbeat or started)).total_seconds() > config.heartbeat_stale_s:
+        status = "crashed"
+    drawing = run.draw_date if run.draw_date is not None else (previous_draw(slot) if linked and slot else None)
+    return _Run(run.run_id, slot, status, run.status, started, finished or heartbeat or started,
+                int(run.attempt), drawing)
+
+
+# --- attempt chains -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Chain:
+    state: str  # settled | running | exhausted | retry | recovery | waiting
+    slot: datetime | None
+    drawing: date | None
+    next_attempt: int
+    due_at: datetime | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.state in ("retry", "recovery", "waiting")
+
+
+def _classify(chain: Sequence[_Run], config: PlannerConfig) -> _Chain:
+    """The state of the attempts of one slot (or one drawing): settled, in flight, or what comes next."""
+    last = chain[-1]
+    next_attempt = max(r.attempt for r in chain) + 1
+    if any(r.status == "success" for r in chain) or last.status in ("skipped", "missed"):
+        return _Chain("settled", last.slot, last.drawing, next_attempt)
+    if last.status == "running":
+        return _Chain("running", last.slot, last.drawing, next_attempt)
+    backoff = config.retry_backoff_s
+    if last.status == "waiting":
+        delay = backoff[min(max(last.attempt, 1), len(backoff)) - 1]
+        return _Chain("waiting", last.slot, last.drawing, next_attempt, last.finished + timedelta(seconds=delay))
+    used = last.attempt - sum(1 for r in chain if r.status == "waiting")  # waiting attempts are free
+    if used >= config.max_attempts:
+        return _Chain("exhausted", last.slot, last.drawing, next_attempt)
+    if last.status in ("crashed", "interrupted"):
+        return _Chain("recovery", last.slot, last.drawing, next_attempt, last.finished)
+    delay = backoff[min(max(used, 1), len(backoff)) - 1]
+    return _Chain("retry", last.slot, last.drawing, next_attempt, last.finished + timedelta(seconds=delay))
+
+
+def _chain_due(job: str, chain: _Chain, now: datetime) -> Due | None:
+    if not chain.live or chain.slot is None or chain.due_at is None or now < chain.due_at:
+        return None
+    reason = "recovery" if chain.state == "recovery" else "retry"
+    return Due(job, chain.slot.astimezone(NEW_YORK), reason, chain.drawing, chain.next_attempt)
+
+
+# --- planning -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Collector:
+    due: list[Due] = field(default_factory=list)
+    missed: list[Missed] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+
+    def miss(self, job: str, slot: datetime, drawing: date | None, kind: str) -> None:
+        self.missed.append(Missed(job, slot.astimezone(NEW_YORK), drawing, kind))
+
+
+def _plan_slot_job(job: str, spec: CronSpec, view: _JobView, config: PlannerConfig, now: datetime,
+                   out: _Collector) -> None:
+    """A plain cron job: coalesce the pending slots after the watermark, miss the old ones, retry the head."""
+    grace = timedelta(seconds=config.grace_s)
+    if not view.runs:  # never ran: owe the latest slot if it is fresh, report nothing before it
+        latest = previous_slot(spec, now)
+        if latest is not None and now - latest <= grace and to_utc(latest, "slot") not in view.recorded_slots:
+            out.due.append(Due(job, latest, _fresh_reason(now - latest, 1, config), None, 1))
+        return
+    known = {r.slot for r in view.runs if r.slot is not None} | view.recorded_slots
+    watermark = max(known) if known else None
+    head = None
+    if watermark is not None and watermark not in view.recorded_slots:
+        head = _classify([r for r in view.runs if r.slot == watermark], config)
+    lower = max(watermark, view.service_start) if watermark is not None else view.service_start
+    pending = [s.astimezone(UTC) for s in slots_between(spec, lower, now)]
+    if not pending:
+        due = None if head is None or view.busy else _chain_due(job, head, now)
+        if due is not None:
+            out.due.append(due)
+        return
+    older = [s for s in pending if now - s > grace]
+    fresh = [s for s in pending if now - s <= grace]
+    for slot in older:
+        out.miss(job, slot, None, "slot")
+    if head is not None and head.live and head.slot is not None:  # a retry a newer slot superseded
+        out.miss(job, head.slot, head.drawing, "slot")
+    if fresh and not view.busy:
+        latest = fresh[-1]
+        reason = _fresh_reason(now - latest, len(fresh), config)
+        out.due.append(Due(job, latest.astimezone(NEW_YORK), reason, None, 1))
+
+
+def _plan_drawing_job(job: str, spec: CronSpec, view: _JobView, config: PlannerConfig, now: datetime,
+                      out: _Collector) -> None:
+    """A drawing-linked job: settle each drawing since the watermark; owe the latest passed one."""
+    delay = timedelta(seconds=config.draw_delay_s)
+    owed = previous_draw(now - delay)
+    if not view.runs:  # never ran: owe only the latest drawing, report nothing missed
+        slot = _latest_slot_of(spec, owed, now)
+        if slot is not None and _window_open(owed, now) and owed not in view.recorded_draws:
+            out.due.append(Due(job, slot.astimezone(NEW_YORK), "missed-draw", owed, 1))
+        return
+    known = {r.drawing for r in view.runs if r.drawing is not None} | view.recorded_draws
+    known = {d for d in known if to_utc(draw_instant(d), "drawing") <= now}  # a future date is not knowledge
+    watermark = max(known) if known else None
+    first = next_draw(view.service_start - delay)  # the first drawing owed after the job first ran
+    if watermark is not None:
+        first = max(first, draw_after(watermark))
+    drawings = [watermark] if watermark is not None else []
+    day = first
+    while day <= owed:
+        drawings.append(day)
+        day = draw_after(day)
+    for drawing in drawings:
+        _settle_drawing(job, spec, drawing, view, config, now, out)
+
+
+def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: _JobView, config: PlannerConfig,
+                    now: datetime, out: _Collector) -> None:
+    runs = [r for r in view.runs if r.drawing == drawing]
+    if drawing in view.recorded_draws or any(r.status in ("success", "running") for r in runs):
+        return
+    closes_at = to_utc(draw_instant(draw_after(drawing)), "window")
+    chain_runs = [r for r in runs if r.slot is not None]
+    if chain_runs:
+        chain = _classify(chain_runs, config)
+        if not chain.live or chain.slot is None:
+            return
+        deadline = to_utc(draw_instant(drawing), "drawing") + timedelta(seconds=config.waiting_deadline_s)
+        if chain.state == "waiting" and now >= deadline:
+            out.miss(job, chain.slot, drawing, "draw")
+            out.alerts.append(
+                f"{job}: drawing {drawing} missed: results still not published {config.waiting_deadline_s / 3600:g} h "
+                f"after the drawing (deadline {_iso(deadline)})"
+            )
+        elif now >= closes_at:
+            out.miss(job, chain.slot, drawing, "draw")
+            out.alerts.append(_missed_draw_alert(job, drawing))
+        elif not view.busy and (due := _chain_due(job, chain, now)) is not None:
+            out.due.append(due)
+        return
+    if now >= closes_at:
+        slot = _latest_slot_of(spec, drawing, closes_at - _ONE_US)
+        if slot is not None:  # a drawing the schedule never asked for is not owed
+            out.miss(job, slot, drawing, "draw")
+            out.alerts.append(_missed_draw_alert(job, drawing))
+        return
+    slots = _slots_of(spec, drawing, now)
+    if not slots or view.busy:
+        return  # its slot is still ahead, or the job is busy: decide on a later plan
+    latest = slots[-1]
+    grace = timedelta(seconds=config.grace_s)
+    if now - latest > grace:
+        reason = "missed-draw"
+    else:
+        reason = _fresh_reason(now - latest, sum(1 for s in slots if now - s <= grace), config)
+    out.due.append(Due(job, latest.astimezone(NEW_YORK), reason, drawing, 1))
+
+
+def _failure_alerts(job: str, view: _JobView, config: PlannerConfig) -> list[str]:
+    finished = [r for r in view.runs if r.raw_status in _FINISHED]
+    n = config.failure_alert_after
+    last = finished[-n:]
+    if len(last) < n or any(r.raw_status not in _ALERT_FAILURES for r in last):
+        return []
+    latest = last[-1]
+    return [
+        f"{job}: the last {n} runs failed in a row (latest {latest.run_id}: {latest.raw_status} "
+        f"at {_iso(latest.finished)})"
+    ]
+
+
+# --- small helpers --------------------------------------------------------------------------------
+
+
+def _fresh_reason(age: timedelta, fresh_slots: int, config: PlannerConfig) -> str:
+    """``on-time``: the only pending slot within the grace, at most ``on_time_s`` old; else ``catch-up``."""
+    return "on-time" if fresh_slots == 1 and age.total_seconds() <= config.on_time_s else "catch-up"
+
+
+def _slots_of(spec: CronSpec, drawing: date, until: datetime) -> list[datetime]:
+    """The slots whose drawing is ``drawing`` (from its instant to the next drawing's), up to ``until``, UTC."""
+    start = to_utc(draw_instant(drawing), "drawing")
+    end = min(until, to_utc(draw_instant(draw_after(drawing)), "drawing") - _ONE_US)
+    return [s.astimezone(UTC) for s in slots_between(spec, start - _ONE_US, end)]
+
+
+def _latest_slot_of(spec: CronSpec, drawing: date, until: datetime) -> datetime | None:
+    slots = _slots_of(spec, drawing, until)
+    return slots[-1] if slots else None
+
+
+def _window_open(drawing: date, now: datetime) -> bool:
+    return now < to_utc(draw_instant(draw_after(drawing)), "window")
+
+
+def _missed_draw_alert(job: str, drawing: date) -> str:
+    nxt = draw_after(drawing)
+    return f"{job}: drawing {drawing} missed: no successful run before the next drawing ({_iso(draw_instant(nxt))})"
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(NEW_YORK).isoformat()
+
+
+def _iso_date(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None

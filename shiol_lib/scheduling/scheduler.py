@@ -1,0 +1,243 @@
+"""The scheduler's engine: what Rocketry's conditions ask and what its tasks do.
+
+The store, not memory, is the source of truth. :meth:`Scheduler.is_due` asks the planner (with the
+execution history read from the store, cached briefly so an idle scheduler stays cheap);
+:meth:`Scheduler.execute_due` records what the plan says is missed, runs the due job in a fresh child
+process in its own session (``shiol run JOB --trigger REASON ...``), and afterwards writes a dead
+letter when the last attempt failed and raises the alerts the plan holds. :meth:`Scheduler.start`
+marks runs whose process is gone as ``crashed`` so the planner makes their slot due again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from shiol_lib.pipeline import archive
+from shiol_lib.scheduling.alerts import send_alert
+from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.pipeline.liveness import job_is_alive
+from shiol_lib.scheduling.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
+from shiol_lib.pipeline.runner import kill_process_tree
+from shiol_lib.settings import Settings
+from shiol_lib.scheduling.slots import ScheduleError, parse_cron
+from shiol_lib.store import Store, open_store
+from shiol_lib.store import jobs as job_table
+from shiol_lib.store import runs as run_table
+from shiol_lib.store.jobs import LockHolder
+
+log = logging.getLogger(__name__)
+
+HISTORY_DAYS = 21
+REPLAN_S = 30.0
+STOP_GRACE_S = 60.0
+TASK_NAMES = {"pipeline": "post_drawing_pipeline", "data_update": "maintenance_data_update",
+              "evaluation": "prediction_evaluation"}
+
+
+def planner_config(settings: Settings) -> PlannerConfig:
+    """The planner's configuration from settings; a bad cron expression raises :class:`ScheduleError`."""
+    jobs = {}
+    for job, name, expr, linked in (
+        ("pipeline", "SHIOL_PIPELINE_CRON", settings.pipeline_cron, True),
+        ("data_update", "SHIOL_UPDATE_CRON", settings.update_cron, False),
+        ("evaluation", "SHIOL_EVALUATION_CRON", settings.evaluation_cron, False),
+    ):
+        try:
+            jobs[job] = JobSchedule(parse_cron(expr), drawing_linked=linked)
+        except ScheduleError as err:
+            raise ScheduleError(f"{name}: {err}") from err
+    return PlannerConfig(
+        jobs=jobs, grace_s=settings.grace_s, draw_delay_s=settings.draw_delay_s,
+        retry_backoff_s=settings.retry_backoff_s, waiting_deadline_s=settings.waiting_deadline_s,
+        heartbeat_stale_s=settings.heartbeat_stale_s, failure_alert_after=settings.alert_after_failures,
+    )
+
+
+def read_history(store: Store, now: datetime) -> History:
+    """The execution history the planner needs: recent runs, missed entries and open dead letters."""
+    runs, missed, letters = job_table.planner_history(store, now - timedelta(days=HISTORY_DAYS))
+    return History(
+        runs=tuple(runs),
+        missed=tuple(SlotRecord(job, slot, draw) for job, slot, draw, _ in missed),
+        dead_letters=tuple(SlotRecord(d.job, d.slot, d.draw_date) for d in letters),
+    )
+
+
+@dataclass
+class _CachedPlan:
+    plan: Plan
+    made_at: float
+
+
+class Scheduler:
+    """Plans and executes the workbench's jobs for the Rocketry app (one per process)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.config = planner_config(settings)
+        self._cache: _CachedPlan | None = None
+        self._children: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._store: Store | None = None
+
+    def store(self) -> Store:
+        """The store (opened and migrated once; every use is a short-lived connection)."""
+        if self._store is None:
+            s = self.settings
+            self._store = open_store(s.db_path, s.snapshot_path, lock_timeout_s=s.lock_timeout_s)
+        return self._store
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def start(self) -> list[str]:
+        """Refuse to start without a usable store and archive; mark dead runs crashed. Returns their ids."""
+        archive.ensure_writable(self.settings.runs_dir)
+        return self.recover(self.store())
+
+    def recover(self, store: Store, now: datetime | None = None) -> list[str]:
+        """Mark ``running`` rows whose process is gone (or whose heartbeat is stale) as ``crashed``."""
+        now = now or datetime.now(timezone.utc)
+        crashed = []
+        for row in job_table.running_runs(store):
+            holder = LockHolder(row.job, row.run_id, row.pid or 0, row.host or "", row.heartbeat_at or row.started_at)
+            if job_is_alive(holder, stale_s=self.settings.heartbeat_stale_s, now=now):
+                continue
+            reason = f"process {row.pid} on {row.host} is gone or silent since {holder.heartbeat_at.isoformat()}"
+            job_table.mark_crashed(store, row.run_id, at=now, reason=reason)
+            log.warning("run %s of %s marked crashed: %s", row.run_id, row.job, reason)
+            crashed.append(row.run_id)
+            if row.attempt >= self.config.max_attempts:
+                self._dead_letter(store, run_table.get_run(store, row.run_id))
+        self._cache = None
+        return crashed
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def plan(self, at: datetime | None = None, store: Store | None = None) -> Plan:
+        """The plan at ``at`` (default now), from the store. Reads only."""
+        at = at or datetime.now(timezone.utc)
+        return plan_runs(read_history(store or self.store(), at), at, self.config)
+
+    def is_due(self, job: str) -> bool:
+        """Whether ``job`` owes a run now. Never raises: a failure is logged and read as False."""
+        try:
+            now = datetime.now(timezone.utc)
+            cache = self._cache
+            stale = cache is None or time.monotonic() - cache.made_at > REPLAN_S or any(
+                d.job == job for d in cache.plan.due
+            ) or min(cache.plan.next.values()) <= now
+            if stale:
+                cache = self._cache = _CachedPlan(self.plan(now), time.monotonic())
+            return any(d.job == job for d in cache.plan.due)
+        except Exception:  # a condition that raises would stop Rocketry: log it and carry on
+            log.exception("planning %s failed; will try again next cycle", job)
+            return False
+
+    # -- execution ----------------------------------------------------------------------------
+
+    def execute_due(self, job: str) -> str | None:
+        """Run what the plan owes for ``job`` (once) and record its consequences; returns the status."""
+        if self._stopping.is_set() or job in self._children:
+            return None
+        store = self.store()
+        plan = self.plan(store=store)
+        self._record_plan(store, plan)
+        due = next((d for d in plan.due if d.job == job), None)
+        if due is None:
+            return None
+        status = self._run_child(due)
+        self.recover(store)  # a job process that died left its run `running`: now it is `crashed`
+        after = self.plan(store=store)
+        self._record_plan(store, after)
+        if status in ("failed", "timeout") and due.attempt >= self.config.max_attempts:
+            latest = run_table.list_runs(store, job=job, limit=1)
+            if latest:
+                self._dead_letter(store, latest[0])
+        return status
+
+    def _run_child(self, due: Due) -> str:
+        command = [sys.executable, "-m", "shiol_lib.cli.main", "run", due.job, "--json", "--trigger", due.reason,
+                   "--slot", due.slot.isoformat(), "--attempt", str(due.attempt)]
+        if due.draw_date is not None:
+            command += ["--draw-date", due.draw_date.isoformat()]
+        log.info("starting %s (%s, slot %s, attempt %d)", due.job, due.reason, due.slot.isoformat(), due.attempt)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        with self._lock:
+            self._children[due.job] = proc
+        try:
+            out, err = proc.communicate()
+        finally:
+            with self._lock:
+                self._children.pop(due.job, None)
+        try:
+            status = json.loads(out)["status"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            status = {9: "refused"}.get(proc.returncode, "failed")
+            log.error("%s ended with code %s: %s", due.job, proc.returncode, err.strip()[-500:])
+        log.info("%s finished: %s", due.job, status)
+        return status
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Start nothing more; give running jobs ``grace_s`` to finish, then SIGTERM them (they record
+        their run ``interrupted`` and kill their kernel), and kill whatever is left 30 s later."""
+        self._stopping.set()
+        with self._lock:
+            children = list(self._children.values())
+        deadline = time.monotonic() + grace_s
+        for proc in children:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("job process %d still running after %.0f s: interrupting it", proc.pid, grace_s)
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    kill_process_tree(proc.pid)
+
+    # -- consequences -------------------------------------------------------------------------
+
+    def _record_plan(self, store: Store, plan: Plan) -> None:
+        now = datetime.now(timezone.utc)
+        for missed in plan.missed:
+            job_table.record_missed(store, job=missed.job, slot=missed.slot, draw_date=missed.draw_date,
+                                    kind=missed.kind, at=now)
+        for message in plan.alerts:
+            self._alert(store, "plan", None, message)
+
+    def _dead_letter(self, store: Store, row: run_table.RunRow | None) -> None:
+        if row is None:
+            return
+        steps = run_table.read_steps(store, [row.run_id])
+        failed = steps[steps["status"].isin(["failed", "timeout", "interrupted", "running"])]
+        notebook = str(failed.iloc[0]["notebook"]) if len(failed) else None
+        cell = failed.iloc[0]["failed_cell"] if len(failed) else None
+        command = f"shiol run {row.job} --trigger manual"
+        if row.slot is not None:
+            command += f" --slot {row.slot.astimezone(NEW_YORK).isoformat()}"
+        if row.draw_date is not None:
+            command += f" --draw-date {row.draw_date.isoformat()}"
+        letter = job_table.DeadLetter(
+            dead_letter_id=job_table.new_dead_letter_id(), job=row.job, slot=row.slot, draw_date=row.draw_date,
+            attempts=row.attempt, last_run_id=row.run_id, error_class=row.error_class or row.status,
+            error=row.error, notebook=notebook, failed_cell=None if cell is None or cell != cell else int(cell),
+            rerun_command=command, created_at=datetime.now(timezone.utc), resolved_at=None,
+            resolved_by_run_id=None,
+        )
+        job_table.add_dead_letter(store, letter)
+        self._alert(store, "dead-letter", row.job,
+                    f"{row.job} failed {row.attempt} attempts ({letter.error_class}); re-run with: {command}")
+
+    def _alert(self, store: Store, kind: str, job: str | None, message: str) -> None:
+        """Log, post and mail an alert (never raises; a repeat within the dedup window is skipped)."""
+        send_alert(self.settings, store, kind=kind, job=job, message=message,
+                   dedup_window_s=self.settings.alert_dedup_s)
