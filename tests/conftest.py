@@ -1,4 +1,8 @@
-"""Shared fixtures: the bundled history and a fresh store in a temp folder."""
+"""Shared fixtures: the bundled history, a fresh store in a temp folder, and the fake MUSL and NY servers.
+
+The helper modules beside this file (``fakesources``, ``analysis_support``) are importable from every
+test folder because pytest puts this folder on ``sys.path`` for its ``conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fakesources import musl_server, ny_server
 from shiol_lib.domain.draws import Draw
 from shiol_lib.ingest.sources import BundledSource
 from shiol_lib.store import Store, open_store
@@ -35,3 +40,6 @@ def bundled_frame(bundled_draws: list[Draw]) -> pd.DataFrame:
 def store(tmp_path: Path) -> Store:
     """An empty, migrated store in ``tmp_path``."""
     return open_store(tmp_path / "var" / "shiol.duckdb", tmp_path / "var" / "shiol.snapshot.duckdb", lock_timeout_s=5)
+
+
+__all__ = ["bundled_draws", "bundled_frame", "musl_server", "ny_server", "store"]

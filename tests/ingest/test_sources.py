@@ -9,7 +9,7 @@ from datetime import date, datetime, timezone
 import pytest
 
 import shiol_lib.ingest.sources as sources
-from fakesources import (  # noqa: F401 (musl_server, ny_server are fixtures)
+from fakesources import (
     MISSING_DATES,
     MISSING_DRAWS,
     MUSL_API_KEY,
@@ -24,9 +24,7 @@ from fakesources import (  # noqa: F401 (musl_server, ny_server are fixtures)
     html_page,
     http_error,
     musl_drawing,
-    musl_server,
     ny_record,
-    ny_server,
     slow,
     trickle,
     truncated_json,

@@ -23,7 +23,7 @@ from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store.monitoring import record_alert
 from shiol_lib.store.runs import list_runs
-from test_monitoring import T0, add_dead_letter, add_missed, add_runs, locked_by_another_process
+from store_support import T0, add_dead_letter, add_missed, add_runs, locked_by_another_process
 
 TOKEN = "t0ken-for-tests"
 AT = T0 + timedelta(hours=6)  # the planner's clock

@@ -26,7 +26,7 @@ from shiol_lib.domain.game import matrix_for
 from shiol_lib.scheduling.scheduler import Scheduler
 from shiol_lib.settings import load_settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIOL = str(Path(sys.executable).parent / "shiol")
 NEVER = "0 3 1 1 *"  # 03:00 on January 1st: keeps a job out of the way of a test
 

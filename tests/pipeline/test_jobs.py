@@ -16,7 +16,7 @@ import pytest
 
 from shiol_lib.pipeline import ledger
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIOL = str(Path(sys.executable).parent / "shiol")
 STEP_FILES = [
     "10_update_data", "20_analyze_signals", "30_optimize_weights", "40_validate_history",

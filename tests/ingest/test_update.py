@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from fakesources import (  # noqa: F401 (musl_server, ny_server are fixtures)
+from fakesources import (
     MISSING_DATES,
     MISSING_DRAWS,
     MUSL_API_KEY,
@@ -39,8 +39,6 @@ from fakesources import (  # noqa: F401 (musl_server, ny_server are fixtures)
     html_page,
     http_error,
     musl_drawing,
-    musl_server,
-    ny_server,
     slow,
     truncated_json,
 )

@@ -9,7 +9,7 @@ import pytest
 from shiol_lib.errors import ParameterError, RunnerError
 from shiol_lib.pipeline.runner import check_parameters, execute_notebook, read_parameters
 
-NOTEBOOKS = Path(__file__).parent / "notebooks"
+NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 
 
 def test_read_parameters_gives_types_defaults_and_help():
