@@ -20,6 +20,7 @@ import pandas as pd
 from shiol_lib.analysis.signals import AdaptiveAnalysis, run_adaptive_analysis
 from shiol_lib.errors import ArtefactError, DrawNotPublishedError, FetchError, UpdateError
 from shiol_lib.analysis.evaluation import PerformanceSummary, evaluate_tickets, select_unevaluated, summarize_performance
+from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.domain.game import CURRENT_MATRIX
 from shiol_lib.domain.history import data_hash, next_target
 from shiol_lib.analysis.model import ModelConfig, NumberModel, fit_model, load_model, save_model
@@ -34,7 +35,6 @@ from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, load_weig
 
 log = logging.getLogger(__name__)
 
-TICKET_FIELDS = ["rank", "n1", "n2", "n3", "n4", "n5", "pb", "score"]
 
 
 def open_step_store(db_path: str) -> Store:
@@ -186,7 +186,7 @@ def validate_history(db_path: str, *, run_id: str, history_end: str, seed: int, 
     config = BacktestConfig(test_draws=test_draws, refit_every=refit_every, window=window,  # type: ignore[arg-type]
                             n_tickets=n_tickets)
     result = run_backtest(frame, config=config, seed=seed)
-    tickets = result.tickets[["draw_date", *TICKET_FIELDS]].copy()
+    tickets = result.tickets[["draw_date", *TICKET_COLUMNS]].copy()
     tickets["draw_date"] = tickets["draw_date"].dt.strftime("%Y-%m-%d")
     tickets["score"] = tickets["score"].round(9)
     prediction_table.save_artifact(store, run_id, "backtest_tickets", tickets.to_dict("split")["data"],
@@ -204,7 +204,7 @@ def load_backtest_tickets(store: Store, run_id: str) -> pd.DataFrame:
         rows, _ = prediction_table.load_artifact(store, run_id, "backtest_tickets")
     except LookupError as err:
         raise ArtefactError(f"{err} (step 4, historical validation, makes them)") from err
-    frame = pd.DataFrame(rows, columns=["draw_date", *TICKET_FIELDS])
+    frame = pd.DataFrame(rows, columns=["draw_date", *TICKET_COLUMNS])
     frame["draw_date"] = pd.to_datetime(frame["draw_date"])
     return frame
 
@@ -219,7 +219,7 @@ def generate_predictions(db_path: str, *, run_id: str, history_end: str, target_
     target = resolve_target(frame, target_draw_date)
     weights, model = load_scoring(store, run_id, frame)
     tickets = generate_tickets(frame, model, weights, target, n=n_predictions, seed=seed)
-    prediction_table.replace_predictions(store, run_id, target, tickets[TICKET_FIELDS])
+    prediction_table.replace_predictions(store, run_id, target, tickets[TICKET_COLUMNS])
     save_metrics(store, run_id, "generate_predictions", {
         "tickets": int(len(tickets)), "target_draw_date": target.isoformat(),
         "top_score": round(float(tickets["score"].iloc[0]), 9),

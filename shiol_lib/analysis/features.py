@@ -23,7 +23,7 @@ from scipy.signal import lfilter
 
 from shiol_lib.errors import InsufficientHistoryError
 from shiol_lib.domain.game import Matrix, matrix_for
-from shiol_lib.domain.history import WHITE_COLUMNS, check_draw_frame
+from shiol_lib.domain.history import WHITE_COLUMNS, check_draw_frame, era_cut, era_history
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def build_training_table(
     if checked.empty:
         raise InsufficientHistoryError("no drawings before the requested date to train on", available=0, needed=1)
     matrix = matrix_for(until if until is not None else checked["draw_date"].iloc[-1].date())
-    era_frame = checked.loc[checked["draw_date"].dt.date >= matrix.first_date].reset_index(drop=True)
+    era_frame = era_cut(checked, matrix, until)
     era = _Era(era_frame, matrix, kind)
     needed = config.required_history
     first = needed
@@ -215,10 +215,7 @@ def build_target_features(
     :class:`InsufficientHistoryError` when that era has fewer than ``config.required_history`` of them.
     """
     _check_kind(kind)
-    matrix = matrix_for(target_date)
-    checked = check_draw_frame(frame)
-    days = checked["draw_date"].dt.date
-    era_frame = checked.loc[(days >= matrix.first_date) & (days < target_date)].reset_index(drop=True)
+    matrix, era_frame = era_history(frame, target_date)
     needed = config.required_history
     if len(era_frame) < needed:
         raise _insufficient(matrix, len(era_frame), needed, f"target {target_date.isoformat()}")

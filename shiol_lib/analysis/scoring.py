@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from shiol_lib.errors import TicketRequestError
-from shiol_lib.domain.game import WHITE_COUNT, Matrix, matrix_for
-from shiol_lib.domain.history import WHITE_COLUMNS, check_draw_frame
+from shiol_lib.domain.game import WHITE_COUNT, Matrix
+from shiol_lib.domain.history import WHITE_COLUMNS, era_history
 from shiol_lib.analysis.model import NumberProbabilities
 
 COMPONENTS = ("model", "diversity", "shape")
@@ -73,10 +73,8 @@ class ShapeProfile:
 
 def build_shape_profile(frame: pd.DataFrame, target_date: date) -> ShapeProfile:
     """The shape profile of the era of ``target_date`` from drawings dated strictly before it (smoothed)."""
-    matrix = matrix_for(target_date)
-    checked = check_draw_frame(frame)
-    days = checked["draw_date"].dt.date
-    whites = checked.loc[(days >= matrix.first_date) & (days < target_date), WHITE_COLUMNS].to_numpy()
+    matrix, era = era_history(frame, target_date)
+    whites = era[WHITE_COLUMNS].to_numpy()
     low, high = 15, 5 * matrix.white_max - 10
     sums = whites.sum(axis=1)
     inner = np.quantile(sums, np.linspace(0, 1, _SUM_BINS + 1)[1:-1]) if len(sums) else np.array([])

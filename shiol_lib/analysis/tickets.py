@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from shiol_lib.errors import TicketRequestError
+from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.domain.game import WHITE_COUNT, Matrix, matrix_for
 from shiol_lib.domain.history import WHITE_COLUMNS, frame_before
 from shiol_lib.analysis.model import NumberModel, NumberProbabilities, check_model_target, predict_probabilities
@@ -18,7 +19,6 @@ from shiol_lib.analysis.weights import OptimizedWeights, check_weights_target
 
 log = logging.getLogger(__name__)
 
-TICKET_COLUMNS = ["rank", *WHITE_COLUMNS, "pb", "score"]
 MAX_TICKETS = 5000  # the greedy selection is O(N x pool); beyond this, ask for several runs
 DEFAULT_TICKETS = 100
 

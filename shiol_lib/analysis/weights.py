@@ -31,8 +31,9 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from shiol_lib.errors import ArtefactError, ArtefactMismatchError, InsufficientHistoryError
-from shiol_lib.domain.game import matrix_for
-from shiol_lib.domain.history import WHITE_COLUMNS, check_artefact_data, data_hash, frame_before, next_target
+from shiol_lib.domain.history import (
+    WHITE_COLUMNS, check_artefact_data, data_hash, era_history, frame_before, next_target,
+)
 from shiol_lib.analysis.model import ModelConfig, fit_model, predict_probabilities
 from shiol_lib.analysis.scoring import (
     SOFT_TEMPERATURE, CandidatePool, Weights, build_shape_profile, greedy_select, sample_pool,
@@ -109,8 +110,7 @@ def build_tuning_set(
 ) -> TuningSet:
     """Pools for the last ``config.tune_draws`` drawings before ``target_date`` (see the module doc)."""
     history = frame_before(frame, target_date)
-    matrix = matrix_for(target_date)
-    era = history.loc[history["draw_date"].dt.date >= matrix.first_date].reset_index(drop=True)
+    matrix, era = era_history(history, target_date)
     warmup = model_config.features.required_history + model_config.min_train_targets
     needed = warmup + config.tune_draws
     if len(era) < needed or config.tune_draws < 1:

@@ -2,7 +2,7 @@
 
 :class:`Draw` is a validated drawing (the parsers in :mod:`shiol_lib.ingest.records` build them);
 :data:`DRAW_COLUMNS` and :func:`normalize_draw_frame` define the canonical draws DataFrame that the
-store returns and every analysis function takes.
+store returns and every analysis function takes; :data:`TICKET_COLUMNS` is the layout of a ticket.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from datetime import date
 import pandas as pd
 
 DRAW_COLUMNS = ["draw_date", "n1", "n2", "n3", "n4", "n5", "pb", "multiplier"]
+# A ranked ticket as generated, stored and evaluated: rank 1 is the best score.
+TICKET_COLUMNS = ["rank", "n1", "n2", "n3", "n4", "n5", "pb", "score"]
 
 
 @dataclass(frozen=True, order=True)

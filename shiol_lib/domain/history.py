@@ -120,13 +120,26 @@ def era_codes(dates: pd.Series) -> np.ndarray:
     return np.searchsorted(firsts, days, side="right") - 1
 
 
+def era_cut(frame: pd.DataFrame, matrix: Matrix, before: date | None = None) -> pd.DataFrame:
+    """The (checked) drawings of ``matrix``'s era, dated strictly before ``before`` when it is given.
+
+    The one place where history is cut to an era: every analysis function reads its drawings through
+    this (or :func:`era_history`), so none can mix matrices or look at the target.
+    """
+    checked = check_draw_frame(frame)
+    days = checked["draw_date"].dt.date
+    keep = days >= matrix.first_date
+    if matrix.last_date is not None:
+        keep &= days <= matrix.last_date
+    if before is not None:
+        keep &= days < before
+    return checked.loc[keep].reset_index(drop=True)
+
+
 def era_history(frame: pd.DataFrame, target_date: date) -> tuple[Matrix, pd.DataFrame]:
     """The matrix of ``target_date`` and the (checked) drawings of that era dated strictly before it."""
     matrix = matrix_for(target_date)
-    checked = check_draw_frame(frame)
-    days = checked["draw_date"].dt.date
-    keep = (days >= matrix.first_date) & (days < target_date)
-    return matrix, checked.loc[keep].reset_index(drop=True)
+    return matrix, era_cut(frame, matrix, target_date)
 
 
 def frame_before(frame: pd.DataFrame, target_date: date) -> pd.DataFrame:

@@ -8,9 +8,9 @@ from datetime import date, datetime, timezone
 
 import pandas as pd
 
+from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.store.core import Store
 
-TICKET_COLUMNS = ["rank", "n1", "n2", "n3", "n4", "n5", "pb", "score"]
 EVALUATION_COLUMNS = [
     "run_id", "rank", "target_draw_date", "draw_key", "white_matches", "pb_match", "tier", "jackpot",
     "prize", "prize_power_play",
