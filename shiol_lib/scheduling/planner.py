@@ -34,15 +34,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, NamedTuple, Protocol
 
+from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, RunStatus, failure_streak
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, next_draw, previous_draw
 from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, parse_cron, previous_slot, slots_between, to_utc
 
 UTC = timezone.utc
 REASONS = ("on-time", "catch-up", "missed-draw", "retry", "recovery")
-MISSED_KINDS = ("slot", "draw")
-_ALERT_FAILURES = frozenset({"failed", "timeout", "crashed"})
-_FINISHED = frozenset({"success", "failed", "timeout", "crashed", "waiting", "skipped", "interrupted"})
-_KNOWN_STATUSES = _FINISHED | {"running", "refused", "missed"}
+MISSED_KINDS = tuple(MissedKind)
+_KNOWN_STATUSES = frozenset(RunStatus)
 _ONE_US = timedelta(microseconds=1)
 
 
@@ -459,12 +458,10 @@ def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: _JobView, con
 
 
 def _failure_alerts(job: str, view: _JobView, config: PlannerConfig) -> list[str]:
-    finished = [r for r in view.runs if r.raw_status in _FINISHED]
     n = config.failure_alert_after
-    last = finished[-n:]
-    if len(last) < n or any(r.raw_status not in _ALERT_FAILURES for r in last):
+    if failure_streak(r.raw_status for r in reversed(view.runs)) < n:
         return []
-    latest = last[-1]
+    latest = next(r for r in reversed(view.runs) if r.raw_status in FINISHED_STATUSES)
     return [
         f"{job}: the last {n} runs failed in a row (latest {latest.run_id}: {latest.raw_status} "
         f"at {_iso(latest.finished)})"

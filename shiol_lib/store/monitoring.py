@@ -1,8 +1,7 @@
 """Read queries for monitoring (job health, open dead letters, missed slots) and the alert log.
 
-Failure streaks follow the planner's rule: a job's runs are taken newest first by start time, only
-finished ones count (``running``, ``refused`` and ``missed`` rows are skipped), and the streak is the
-number of ``failed`` / ``timeout`` / ``crashed`` runs before the first other finished status.
+Failure streaks are :func:`shiol_lib.domain.runs.failure_streak` over a job's runs newest first, the
+same rule the planner's failure alert uses.
 """
 
 from __future__ import annotations
@@ -14,12 +13,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import duckdb
 
+from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, failure_streak
 from shiol_lib.store.jobs import DeadLetter
 from shiol_lib.store.core import Store
 
-FAILURE_STATUSES = frozenset({"failed", "timeout", "crashed"})
-FINISHED_STATUSES = frozenset({"success", "failed", "timeout", "crashed", "waiting", "skipped", "interrupted"})
-MISSED_KINDS = ("slot", "draw")
+MISSED_KINDS = tuple(MissedKind)
 
 _NEWEST_FIRST = "started_at DESC, attempt DESC, run_id DESC"
 
@@ -158,7 +156,6 @@ def recent_alerts(store: Store, *, limit: int = 20) -> list[Alert]:
 
 def _job_health(conn: duckdb.DuckDBPyConnection, jobs: Iterable[str]) -> dict[str, JobHealth]:
     finished = _sql_list(FINISHED_STATUSES)
-    failures = _sql_list(FAILURE_STATUSES)
     counts: dict[str, dict[str, int]] = {job: {} for job in jobs}
     for job, status, n in conn.execute("SELECT job, status, count(*) FROM runs GROUP BY ALL").fetchall():
         counts.setdefault(job, {})[status] = n
@@ -167,16 +164,10 @@ def _job_health(conn: duckdb.DuckDBPyConnection, jobs: Iterable[str]) -> dict[st
     success = dict(conn.execute(
         "SELECT job, max(coalesce(finished_at, started_at)) FROM runs WHERE status = 'success' GROUP BY job"
     ).fetchall())
-    streaks = dict(conn.execute(
-        f"""
-        WITH ordered AS (
-            SELECT job, status, row_number() OVER (PARTITION BY job ORDER BY {_NEWEST_FIRST}) AS n
-            FROM runs WHERE status IN ({finished})
-        )
-        SELECT job, coalesce(min(n) FILTER (WHERE status NOT IN ({failures})) - 1, count(*))
-        FROM ordered GROUP BY job
-        """
-    ).fetchall())
+    statuses: dict[str, list[str]] = {}
+    for job, status in conn.execute(f"SELECT job, status FROM runs ORDER BY job, {_NEWEST_FIRST}").fetchall():
+        statuses.setdefault(job, []).append(status)
+    streaks = {job: failure_streak(newest_first) for job, newest_first in statuses.items()}
     return {
         job: JobHealth(
             job=job,

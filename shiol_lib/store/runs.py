@@ -8,12 +8,11 @@ from datetime import date, datetime
 
 import pandas as pd
 
+from shiol_lib.domain.runs import RunStatus, StepStatus
 from shiol_lib.store.core import Store
 
-RUN_STATUSES = frozenset(
-    {"running", "success", "failed", "timeout", "crashed", "waiting", "skipped", "refused", "interrupted", "missed"}
-)
-STEP_STATUSES = frozenset({"pending", "running", "success", "failed", "timeout", "skipped", "waiting", "interrupted"})
+RUN_STATUSES = frozenset(RunStatus)
+STEP_STATUSES = frozenset(StepStatus)
 
 
 @dataclass(frozen=True)
