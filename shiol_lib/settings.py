@@ -1,20 +1,26 @@
 """All configuration, read once from ``SHIOL_*`` environment variables into a frozen object.
 
-Only entry points (the CLI, the scheduler) call :func:`load_settings`; everything else receives the
-object. Every variable, its default and its meaning is listed in ``.env.example``.
+Only entry points (the CLI, the scheduler, the job process) call :func:`load_settings`; everything else
+receives the object. The defaults are the :class:`Settings` field defaults and nowhere else; every
+variable, its default and its meaning is listed in ``.env.example``. :func:`settings_to_env` is the
+exact inverse of :func:`load_settings`: it is how a job process and its kernels receive the settings
+they were given.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from shiol_lib.errors import ConfigError
 
 DEFAULT_MUSL_BASE_URL = "https://api.musl.com"
 DEFAULT_NY_BASE_URL = "https://data.ny.gov"
+PACKAGE_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Settings:
     http_max_retry_after_s: float = 30.0
     musl_max_dates: int = 12
     lock_timeout_s: float = 30.0
-    notebooks_dir: Path = Path(__file__).resolve().parent.parent / "notebooks"
+    notebooks_dir: Path = PACKAGE_NOTEBOOKS
     run_timeout_s: float = 1800.0
     pipeline_cron: str = "29 23 * * 1,3,6"
     update_cron: str = "0 6 * * 0,2,4,5"
@@ -61,96 +67,167 @@ class Settings:
         """Return a copy with some fields changed (tests and CLI flags)."""
         return replace(self, **changes)
 
+    def __post_init__(self) -> None:
+        if self.heartbeat_stale_s < 2 * self.heartbeat_s:
+            raise ConfigError(
+                f"SHIOL_HEARTBEAT_STALE_S={self.heartbeat_stale_s:g} must be at least twice "
+                f"SHIOL_HEARTBEAT_S={self.heartbeat_s:g}, or a live run could be taken for a dead one"
+            )
+
+
+def default(name: str) -> Any:
+    """The default of the setting ``name`` (a :class:`Settings` field): the one place defaults live."""
+    spec = _FIELDS[name]
+    if spec.default is MISSING:
+        raise KeyError(f"setting {name!r} has no default")
+    return spec.default
+
+
+# -- parsers: (variable name, raw text) -> value, raising ConfigError that names both --------------
+
+Parse = Callable[[str, str], Any]
+
+
+def _text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_text(name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL; set it like 'https://host[:port]'")
+    return value.rstrip("/")
+
+
+def _optional_url(name: str, raw: str) -> str | None:
+    return _url(name, raw) if raw.strip() else None
+
+
+def _number(minimum: float, maximum: float = math.inf, *, integer: bool = False) -> Parse:
+    """A parser for a finite number in ``[minimum, maximum]`` (a whole one when ``integer``)."""
+    allowed = f"{minimum:g} to {maximum:g}" if math.isfinite(maximum) else f"at least {minimum:g}"
+
+    def parse(name: str, raw: str) -> float | int:
+        text = raw.strip()
+        try:
+            value: float | int = int(text) if integer else float(text)
+        except ValueError as err:
+            kind = "a whole number" if integer else "a number"
+            raise ConfigError(f"{name}={raw!r} is not {kind}; allowed: {allowed}") from err
+        if not math.isfinite(value):
+            raise ConfigError(f"{name}={raw!r} is not a finite number; allowed: {allowed}")
+        if value < minimum:
+            raise ConfigError(f"{name}={raw!r} is below the minimum {minimum:g}; allowed: {allowed}")
+        if value > maximum:
+            raise ConfigError(f"{name}={raw!r} is above the maximum {maximum:g}; allowed: {allowed}")
+        return value
+
+    return parse
+
+
+def _seconds_list(name: str, raw: str) -> tuple[float, ...]:
+    parts = [p for p in raw.split(",") if p.strip()]
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError as err:
+        raise ConfigError(f"{name}={raw!r} is not a comma-separated list of seconds, e.g. 60,120,240") from err
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ConfigError(f"{name}={raw!r} needs at least one delay, each a finite number of seconds above 0")
+    return values
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class _Variable:
+    field: str
+    env: str
+    parse: Parse
+
+
+_VARIABLES: tuple[_Variable, ...] = (
+    _Variable("musl_base_url", "SHIOL_MUSL_BASE_URL", _url),
+    _Variable("musl_api_key", "SHIOL_MUSL_API_KEY", _optional_text),
+    _Variable("ny_base_url", "SHIOL_NY_BASE_URL", _url),
+    _Variable("http_timeout_s", "SHIOL_HTTP_TIMEOUT_S", _number(0.1, 3600.0)),
+    _Variable("http_retries", "SHIOL_HTTP_RETRIES", _number(0, 20, integer=True)),
+    _Variable("http_backoff_s", "SHIOL_HTTP_BACKOFF_S", _number(0.0, 600.0)),
+    _Variable("http_max_retry_after_s", "SHIOL_HTTP_MAX_RETRY_AFTER_S", _number(0.0, 3600.0)),
+    _Variable("musl_max_dates", "SHIOL_MUSL_MAX_DATES", _number(0, 10_000, integer=True)),
+    _Variable("lock_timeout_s", "SHIOL_LOCK_TIMEOUT_S", _number(0.0, 86_400.0)),
+    _Variable("notebooks_dir", "SHIOL_NOTEBOOKS_DIR", _path),
+    _Variable("run_timeout_s", "SHIOL_RUN_TIMEOUT_S", _number(1.0, 7 * 86_400.0)),
+    _Variable("pipeline_cron", "SHIOL_PIPELINE_CRON", _text),
+    _Variable("update_cron", "SHIOL_UPDATE_CRON", _text),
+    _Variable("evaluation_cron", "SHIOL_EVALUATION_CRON", _text),
+    _Variable("grace_s", "SHIOL_GRACE_S", _number(0.0, 30 * 86_400.0)),
+    _Variable("draw_delay_s", "SHIOL_DRAW_DELAY_S", _number(0.0, 86_400.0)),
+    _Variable("retry_backoff_s", "SHIOL_RETRY_BACKOFF_S", _seconds_list),
+    _Variable("waiting_deadline_s", "SHIOL_WAITING_DEADLINE_S", _number(60.0, 7 * 86_400.0)),
+    _Variable("heartbeat_s", "SHIOL_HEARTBEAT_S", _number(0.1, 3600.0)),
+    _Variable("heartbeat_stale_s", "SHIOL_HEARTBEAT_STALE_S", _number(1.0, 86_400.0)),
+    _Variable("alert_after_failures", "SHIOL_ALERT_AFTER_FAILURES", _number(1, 1000, integer=True)),
+    _Variable("alert_dedup_s", "SHIOL_ALERT_DEDUP_S", _number(0.0, 30 * 86_400.0)),
+    _Variable("alert_webhook_url", "SHIOL_ALERT_WEBHOOK_URL", _optional_url),
+    _Variable("smtp_host", "SHIOL_SMTP_HOST", _optional_text),
+    _Variable("smtp_port", "SHIOL_SMTP_PORT", _number(1, 65535, integer=True)),
+    _Variable("alert_email_from", "SHIOL_ALERT_EMAIL_FROM", _optional_text),
+    _Variable("alert_email_to", "SHIOL_ALERT_EMAIL_TO", _optional_text),
+    _Variable("api_host", "SHIOL_API_HOST", _text),
+    _Variable("api_port", "SHIOL_API_PORT", _number(0, 65535, integer=True)),  # 0: any free port (tests)
+    _Variable("api_token", "SHIOL_API_TOKEN", _optional_text),
+    _Variable("scheduler_cycle_s", "SHIOL_SCHEDULER_CYCLE_S", _number(0.05, 60.0)),
+)
+_FIELDS = {spec.name: spec for spec in fields(Settings)}
+ENV_NAMES = {"home": "SHIOL_HOME", "db_path": "SHIOL_DB_PATH", "runs_dir": "SHIOL_RUNS_DIR",
+             **{v.field: v.env for v in _VARIABLES}}
+
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read ``SHIOL_*`` variables from ``env`` (default: the process environment)."""
+    """Read ``SHIOL_*`` variables from ``env`` (default: the process environment).
+
+    An unset or empty variable takes its default; a bad value raises :class:`ConfigError` naming the
+    variable, the value and what is allowed.
+    """
     env = os.environ if env is None else env
     home = Path(env.get("SHIOL_HOME") or Path.cwd()).expanduser().resolve()
-    db_path = _path(env, "SHIOL_DB_PATH", home / "var" / "shiol.duckdb")
-    return Settings(
-        home=home,
-        db_path=db_path,
-        snapshot_path=snapshot_path_for(db_path),
-        runs_dir=_path(env, "SHIOL_RUNS_DIR", home / "runs"),
-        musl_base_url=_url(env, "SHIOL_MUSL_BASE_URL", DEFAULT_MUSL_BASE_URL),
-        musl_api_key=env.get("SHIOL_MUSL_API_KEY") or None,
-        ny_base_url=_url(env, "SHIOL_NY_BASE_URL", DEFAULT_NY_BASE_URL),
-        http_timeout_s=_number(env, "SHIOL_HTTP_TIMEOUT_S", 10.0, minimum=0.1),
-        http_retries=int(_number(env, "SHIOL_HTTP_RETRIES", 2, minimum=0, integer=True)),
-        http_backoff_s=_number(env, "SHIOL_HTTP_BACKOFF_S", 0.5, minimum=0.0),
-        http_max_retry_after_s=_number(env, "SHIOL_HTTP_MAX_RETRY_AFTER_S", 30.0, minimum=0.0),
-        musl_max_dates=int(_number(env, "SHIOL_MUSL_MAX_DATES", 12, minimum=0, integer=True)),
-        lock_timeout_s=_number(env, "SHIOL_LOCK_TIMEOUT_S", 30.0, minimum=0.0),
-        notebooks_dir=_path(env, "SHIOL_NOTEBOOKS_DIR", Path(__file__).resolve().parent.parent / "notebooks"),
-        run_timeout_s=_number(env, "SHIOL_RUN_TIMEOUT_S", 1800.0, minimum=1.0),
-        pipeline_cron=env.get("SHIOL_PIPELINE_CRON") or "29 23 * * 1,3,6",
-        update_cron=env.get("SHIOL_UPDATE_CRON") or "0 6 * * 0,2,4,5",
-        evaluation_cron=env.get("SHIOL_EVALUATION_CRON") or "15 6,12,18 * * *",
-        grace_s=_number(env, "SHIOL_GRACE_S", 600.0, minimum=0.0),
-        draw_delay_s=_number(env, "SHIOL_DRAW_DELAY_S", 1800.0, minimum=0.0),
-        retry_backoff_s=_seconds_list(env, "SHIOL_RETRY_BACKOFF_S", (60.0, 120.0, 240.0)),
-        waiting_deadline_s=_number(env, "SHIOL_WAITING_DEADLINE_S", 20 * 3600.0, minimum=60.0),
-        heartbeat_s=_number(env, "SHIOL_HEARTBEAT_S", 15.0, minimum=0.1),
-        heartbeat_stale_s=_number(env, "SHIOL_HEARTBEAT_STALE_S", 120.0, minimum=1.0),
-        alert_after_failures=int(_number(env, "SHIOL_ALERT_AFTER_FAILURES", 3, minimum=1, integer=True)),
-        alert_dedup_s=_number(env, "SHIOL_ALERT_DEDUP_S", 3600.0, minimum=0.0),
-        alert_webhook_url=_optional_url(env, "SHIOL_ALERT_WEBHOOK_URL"),
-        smtp_host=env.get("SHIOL_SMTP_HOST") or None,
-        smtp_port=int(_number(env, "SHIOL_SMTP_PORT", 25, minimum=1, integer=True)),
-        alert_email_from=env.get("SHIOL_ALERT_EMAIL_FROM") or None,
-        alert_email_to=env.get("SHIOL_ALERT_EMAIL_TO") or None,
-        api_host=env.get("SHIOL_API_HOST") or "127.0.0.1",
-        api_port=int(_number(env, "SHIOL_API_PORT", 8765, minimum=0, integer=True)),
-        api_token=env.get("SHIOL_API_TOKEN") or None,
-        scheduler_cycle_s=_number(env, "SHIOL_SCHEDULER_CYCLE_S", 1.0, minimum=0.05),
-    )
+    db_path = _path("SHIOL_DB_PATH", env["SHIOL_DB_PATH"]) if env.get("SHIOL_DB_PATH") else home / "var" / "shiol.duckdb"
+    runs_dir = _path("SHIOL_RUNS_DIR", env["SHIOL_RUNS_DIR"]) if env.get("SHIOL_RUNS_DIR") else home / "runs"
+    values: dict[str, Any] = {}
+    for variable in _VARIABLES:
+        raw = env.get(variable.env)
+        if raw is not None and raw.strip() != "":
+            values[variable.field] = variable.parse(variable.env, raw)
+    return Settings(home=home, db_path=db_path, snapshot_path=snapshot_path_for(db_path), runs_dir=runs_dir, **values)
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The ``SHIOL_*`` variables that :func:`load_settings` turns back into exactly ``settings``.
+
+    Floats are written with ``repr`` (exact round trip); settings that are ``None`` are left out.
+    Holds the secrets too: hand it to a child process's environment or stdin, never to a log or argv.
+    """
+    env = {"SHIOL_HOME": str(settings.home), "SHIOL_DB_PATH": str(settings.db_path),
+           "SHIOL_RUNS_DIR": str(settings.runs_dir)}
+    for variable in _VARIABLES:
+        value = getattr(settings, variable.field)
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            env[variable.env] = ",".join(repr(float(v)) for v in value)
+        elif isinstance(value, float):
+            env[variable.env] = repr(value)
+        else:
+            env[variable.env] = str(value)
+    return env
 
 
 def snapshot_path_for(db_path: Path) -> Path:
     """The reader snapshot that lives beside a store file: ``<name>.snapshot.duckdb``."""
     return Path(db_path).with_suffix(".snapshot.duckdb")
-
-
-def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
-    raw = env.get(name)
-    return Path(raw).expanduser().resolve() if raw else default
-
-
-def _url(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = (env.get(name) or default).strip()
-    if not raw.startswith(("http://", "https://")):
-        raise ConfigError(f"{name}={raw!r} is not an http(s) URL; set it like 'https://host[:port]'")
-    return raw.rstrip("/")
-
-
-def _optional_url(env: Mapping[str, str], name: str) -> str | None:
-    return _url(env, name, "") if env.get(name) else None
-
-
-def _seconds_list(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        values = tuple(float(part) for part in raw.split(","))
-    except ValueError as err:
-        raise ConfigError(f"{name}={raw!r} is not a comma-separated list of seconds, e.g. 60,120,240") from err
-    if not values or min(values) < 0:
-        raise ConfigError(f"{name}={raw!r} needs at least one delay, none negative")
-    return values
-
-
-def _number(
-    env: Mapping[str, str], name: str, default: float, *, minimum: float, integer: bool = False
-) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError as err:
-        kind = "a whole number" if integer else "a number"
-        raise ConfigError(f"{name}={raw!r} is not {kind}; unset it or give e.g. {default}") from err
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} is below the minimum {minimum}")
-    return value

@@ -1,9 +1,12 @@
+import re
 from pathlib import Path
 
 import pytest
 
 from shiol_lib.errors import ConfigError
 from shiol_lib.settings import DEFAULT_NY_BASE_URL, load_settings
+
+ENV_EXAMPLE = Path(__file__).parents[1] / ".env.example"
 
 
 def test_defaults_live_under_shiol_home(tmp_path):
@@ -54,8 +57,52 @@ def test_bad_values_name_the_variable(tmp_path, name, value, message):
 
 def test_env_example_lists_every_variable_read():
     source = (Path(__file__).parents[1] / "shiol_lib" / "settings.py").read_text()
-    example = (Path(__file__).parents[1] / ".env.example").read_text()
-    import re
+    example = ENV_EXAMPLE.read_text()
 
     read = set(re.findall(r'"(SHIOL_[A-Z0-9_]+)"', source))
     assert read and read <= set(re.findall(r"^#?\s*(SHIOL_[A-Z0-9_]+)=", example, re.M))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SHIOL_LOCK_TIMEOUT_S", "nan", "SHIOL_LOCK_TIMEOUT_S='nan' is not a finite number; allowed: 0 to 86400"),
+        ("SHIOL_HTTP_TIMEOUT_S", "inf", "SHIOL_HTTP_TIMEOUT_S='inf' is not a finite number"),
+        ("SHIOL_HTTP_TIMEOUT_S", "-inf", "not a finite number"),
+        ("SHIOL_API_PORT", "70000", "SHIOL_API_PORT='70000' is above the maximum 65535; allowed: 0 to 65535"),
+        ("SHIOL_SMTP_PORT", "0", "SHIOL_SMTP_PORT='0' is below the minimum 1"),
+        ("SHIOL_RETRY_BACKOFF_S", "0", "SHIOL_RETRY_BACKOFF_S='0' needs at least one delay, each a finite number"),
+        ("SHIOL_RETRY_BACKOFF_S", "60,nan", "SHIOL_RETRY_BACKOFF_S='60,nan' needs at least one delay"),
+        ("SHIOL_RETRY_BACKOFF_S", "60,-1", "each a finite number of seconds above 0"),
+        ("SHIOL_RETRY_BACKOFF_S", "soon", "is not a comma-separated list of seconds"),
+        ("SHIOL_HEARTBEAT_STALE_S", "20", "SHIOL_HEARTBEAT_STALE_S=20 must be at least twice SHIOL_HEARTBEAT_S=15"),
+        ("SHIOL_HTTP_RETRIES", "1e9", "is not a whole number"),
+    ],
+)
+def test_garbage_settings_are_refused_with_the_variable_value_and_range(tmp_path, name, value, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SHIOL_HOME": str(tmp_path), name: value})
+    assert message in str(caught.value)
+
+
+def test_settings_survive_the_trip_through_the_environment(tmp_path):
+    from shiol_lib.settings import settings_to_env
+
+    given = load_settings({
+        "SHIOL_HOME": str(tmp_path), "SHIOL_RUNS_DIR": str(tmp_path / "elsewhere"), "SHIOL_HTTP_TIMEOUT_S": "0.3",
+        "SHIOL_RETRY_BACKOFF_S": "1.5,2,4", "SHIOL_MUSL_API_KEY": "k", "SHIOL_ALERT_WEBHOOK_URL": "http://127.0.0.1:1/x",
+        "SHIOL_API_PORT": "0", "SHIOL_HEARTBEAT_S": "0.1", "SHIOL_HEARTBEAT_STALE_S": "1",
+    })
+    env = settings_to_env(given)
+    assert load_settings(env) == given
+    assert set(env) <= set(re.findall(r"^#?\s*(SHIOL_[A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.M))
+
+
+def test_every_setting_has_one_default_and_the_planner_uses_it():
+    from shiol_lib.scheduling.planner import PlannerConfig
+    from shiol_lib.settings import Settings, default
+
+    config = PlannerConfig()
+    assert config.waiting_deadline_s == default("waiting_deadline_s") == Settings.waiting_deadline_s
+    assert config.retry_backoff_s == default("retry_backoff_s")
+    assert config.failure_alert_after == default("alert_after_failures")

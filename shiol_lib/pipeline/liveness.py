@@ -59,13 +59,19 @@ class Heartbeat:
 
 
 def job_is_alive(holder: job_table.LockHolder, *, stale_s: float, now: datetime | None = None) -> bool:
-    """Whether the process holding a job still runs: same host and pid alive, and a fresh heartbeat."""
+    """Whether the process holding a job still runs.
+
+    On this host the process table decides: a live pid wins over a stale heartbeat (a busy store can
+    delay heartbeats; two runs of one job must never overlap), a dead one loses however fresh its
+    heartbeat. On another host only the heartbeat can tell.
+    """
     now = now or datetime.now(timezone.utc)
-    if (now - holder.heartbeat_at).total_seconds() > stale_s:
-        return False
     if holder.host != socket.gethostname():
-        return True  # another machine: only its heartbeat can tell
+        return (now - holder.heartbeat_at).total_seconds() <= stale_s
     try:
-        return psutil.Process(holder.pid).status() != psutil.STATUS_ZOMBIE
+        process = psutil.Process(holder.pid)
+        if process.create_time() > holder.heartbeat_at.timestamp() + 1.0:
+            return False  # the pid was reused by a process started after the holder's last heartbeat
+        return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, NamedTuple, Protocol
 
+from shiol_lib.settings import default as setting_default
 from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, RunStatus, failure_streak
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, next_draw, previous_draw
 from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, parse_cron, previous_slot, slots_between, to_utc
@@ -55,9 +56,9 @@ class JobSchedule(NamedTuple):
 def default_jobs() -> dict[str, JobSchedule]:
     """The workbench's three jobs: pipeline after each drawing, data update, evaluation."""
     return {
-        "pipeline": JobSchedule(parse_cron("29 23 * * 1,3,6"), drawing_linked=True),
-        "data_update": JobSchedule(parse_cron("0 6 * * 0,2,4,5")),
-        "evaluation": JobSchedule(parse_cron("15 6,12,18 * * *")),
+        "pipeline": JobSchedule(parse_cron(setting_default("pipeline_cron")), drawing_linked=True),
+        "data_update": JobSchedule(parse_cron(setting_default("update_cron"))),
+        "evaluation": JobSchedule(parse_cron(setting_default("evaluation_cron"))),
     }
 
 
@@ -66,12 +67,12 @@ class PlannerConfig:
     """Job schedules and the timing rules of the planner (all durations in seconds)."""
 
     jobs: Mapping[str, JobSchedule] = field(default_factory=default_jobs)
-    grace_s: float = 600.0  # an unsettled slot older than this is missed, not run (drawings excepted)
-    draw_delay_s: float = 1800.0  # a drawing is owed this long after its 22:59 ET instant
-    retry_backoff_s: tuple[float, ...] = (60.0, 120.0, 240.0)  # delay after attempt 1, 2, 3 failed
-    waiting_deadline_s: float = 6 * 3600.0  # after the drawing instant, a `waiting` drawing is missed
-    heartbeat_stale_s: float = 120.0  # a `running` row without a heartbeat for this long is crashed
-    failure_alert_after: int = 3  # alert when a job's last N finished runs all failed
+    grace_s: float = setting_default("grace_s")  # an unsettled slot older than this is missed, not run
+    draw_delay_s: float = setting_default("draw_delay_s")  # a drawing is owed this long after 22:59 ET
+    retry_backoff_s: tuple[float, ...] = setting_default("retry_backoff_s")  # after attempt 1, 2, 3 failed
+    waiting_deadline_s: float = setting_default("waiting_deadline_s")  # then a `waiting` drawing is missed
+    heartbeat_stale_s: float = setting_default("heartbeat_stale_s")  # a silent `running` row is crashed
+    failure_alert_after: int = setting_default("alert_after_failures")  # alert after N failures in a row
     on_time_s: float = 60.0  # a lone pending slot at most this old is `on-time`, else `catch-up`
 
     def __post_init__(self) -> None:

@@ -16,12 +16,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from shiol_lib.pipeline import archive
 from shiol_lib.scheduling.alerts import send_alert
 from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.domain.runs import RunStatus
 from shiol_lib.pipeline.liveness import job_is_alive
 from shiol_lib.scheduling.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
 from shiol_lib.pipeline.runner import kill_process_tree
@@ -60,14 +61,26 @@ def planner_config(settings: Settings) -> PlannerConfig:
     )
 
 
-def read_history(store: Store, now: datetime) -> History:
-    """The execution history the planner needs: recent runs, missed entries and open dead letters."""
+def read_history(store: Store, now: datetime, *, stale_s: float | None = None) -> History:
+    """The execution history the planner needs: recent runs, missed entries and open dead letters.
+
+    With ``stale_s``, a ``running`` row whose process is alive on this host reads as freshly beating,
+    so the planner never takes a live run with a delayed heartbeat for a crashed one.
+    """
     runs, missed, letters = job_table.planner_history(store, now - timedelta(days=HISTORY_DAYS))
+    if stale_s is not None:
+        runs = [replace(r, heartbeat_at=now) if r.status == RunStatus.RUNNING and _alive(r, stale_s, now) else r
+                for r in runs]
     return History(
         runs=tuple(runs),
         missed=tuple(SlotRecord(job, slot, draw) for job, slot, draw, _ in missed),
         dead_letters=tuple(SlotRecord(d.job, d.slot, d.draw_date) for d in letters),
     )
+
+
+def _alive(row: run_table.RunRow, stale_s: float, now: datetime) -> bool:
+    holder = LockHolder(row.job, row.run_id, row.pid or 0, row.host or "", row.heartbeat_at or row.started_at)
+    return job_is_alive(holder, stale_s=stale_s, now=now)
 
 
 @dataclass
@@ -124,7 +137,8 @@ class Scheduler:
     def plan(self, at: datetime | None = None, store: Store | None = None) -> Plan:
         """The plan at ``at`` (default now), from the store. Reads only."""
         at = at or datetime.now(timezone.utc)
-        return plan_runs(read_history(store or self.store(), at), at, self.config)
+        return plan_runs(read_history(store or self.store(), at, stale_s=self.settings.heartbeat_stale_s), at,
+                         self.config)
 
     def is_due(self, job: str) -> bool:
         """Whether ``job`` owes a run now. Never raises: a failure is logged and read as False."""

@@ -427,9 +427,10 @@ def test_waiting_pipeline_past_the_deadline_is_missed_with_an_alert():
     runs = steady(et(2024, 7, 1, 23, 0)) + _waiting_chain(3) + [
         run("pipeline", slot, "waiting", started=et(2024, 7, 2, 4, 49), finished=et(2024, 7, 2, 4, 50), attempt=4)
     ]
-    assert plan(runs, et(2024, 7, 2, 4, 53, 59)).due == []
-    assert plan(runs, et(2024, 7, 2, 4, 54)).due == [Due("pipeline", slot, "retry", MON, 5)]
-    p = plan(runs, et(2024, 7, 2, 4, 59))  # 22:59 + 6 h; Wednesday's drawing is still two days away
+    six_hours = PlannerConfig(waiting_deadline_s=6 * 3600.0)  # the default is 20 h (SHIOL_WAITING_DEADLINE_S)
+    assert plan(runs, et(2024, 7, 2, 4, 53, 59), config=six_hours).due == []
+    assert plan(runs, et(2024, 7, 2, 4, 54), config=six_hours).due == [Due("pipeline", slot, "retry", MON, 5)]
+    p = plan(runs, et(2024, 7, 2, 4, 59), config=six_hours)  # 22:59 + 6 h; Wednesday's drawing is two days away
     assert p.due == []
     assert p.missed == [Missed("pipeline", slot, MON, "draw")]
     assert len(p.alerts) == 1 and "2024-07-01" in p.alerts[0] and "not published" in p.alerts[0]
