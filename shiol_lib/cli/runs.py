@@ -44,18 +44,18 @@ def fail(err: ShiolError) -> None:
 def _print_outcome(outcome: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"run_id": outcome.run_id, "status": outcome.status,
-                               "directory": str(outcome.directory), "manifest": outcome.manifest}, indent=2))
+                               "directory": str(outcome.directory), "manifest": outcome.manifest.to_dict()}, indent=2))
     else:
         m = outcome.manifest
-        click.echo(f"run {outcome.run_id} ({outcome.job}): {outcome.status} in {m['duration_s']:.1f} s")
-        if m.get("target_draw_date"):
-            click.echo(f"  target drawing: {m['target_draw_date']} (history up to {m['history_end']})")
-        for step in m["steps"]:
-            line = f"  {step['name']:<24} {step['status']:<8}"
-            if step.get("duration_s") is not None:
-                line += f" {step['duration_s']:6.1f} s"
-            if step.get("error"):
-                line += f"  {step['error']}"
+        click.echo(f"run {outcome.run_id} ({outcome.job}): {outcome.status} in {m.duration_s or 0:.1f} s")
+        if m.target_draw_date:
+            click.echo(f"  target drawing: {m.target_draw_date} (history up to {m.history_end})")
+        for step in m.steps:
+            line = f"  {step.name:<24} {step.status:<8}"
+            if step.duration_s is not None:
+                line += f" {step.duration_s:6.1f} s"
+            if step.error:
+                line += f"  {step.error}"
             click.echo(line)
         click.echo(f"  archive: {outcome.directory}")
     if outcome.status != "success":
@@ -194,23 +194,23 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     except ShiolError as err:
         fail(err)
     if as_json:
-        click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        click.echo(json.dumps(manifest.to_dict(), indent=2, sort_keys=True))
         return
-    click.echo(f"run {manifest['run_id']}  job {manifest['job']}  trigger {manifest['trigger']}  "
-               f"status {manifest['status']}")
-    click.echo(f"  started {manifest['started_at']}  finished {manifest['finished_at']}  ({manifest['duration_s']} s)")
-    click.echo(f"  seed {manifest['seed']}  target {manifest.get('target_draw_date')}  history to {manifest.get('history_end')}")
-    code = manifest.get("code", {})
+    m = manifest.to_dict()
+    click.echo(f"run {m['run_id']}  job {m['job']}  trigger {m['trigger']}  status {m['status']}")
+    click.echo(f"  started {m['started_at']}  finished {m['finished_at']}  ({m['duration_s']} s)")
+    click.echo(f"  seed {m['seed']}  target {m['target_draw_date']}  history to {m['history_end']}")
+    code = manifest.code
     click.echo(f"  code {code.get('git_commit')}{' (dirty)' if code.get('git_dirty') else ''}  "
-               f"input draws {manifest.get('input', {}).get('draws_sha256', '-')[:16]}")
-    for step in manifest["steps"]:
-        click.echo(f"  {step['name']:<24} {step['status']:<8} {step.get('duration_s') or '':>8}  {step.get('html') or ''}")
-        if step.get("error"):
-            click.echo(f"      error: {step['error']}")
-        if step.get("command"):
-            click.echo(f"      rerun: {step['command']}")
-    for key, value in sorted(manifest.get("outputs", {}).items()):
-        click.echo(f"  output {key}: {value[:16]}")
+               f"input draws {str(manifest.input.get('draws_sha256', '-'))[:16]}")
+    for step in manifest.steps:
+        click.echo(f"  {step.name:<24} {step.status:<8} {step.duration_s or '':>8}  {step.html or ''}")
+        if step.error:
+            click.echo(f"      error: {step.error}")
+        if step.command:
+            click.echo(f"      rerun: {step.command}")
+    for key, value in sorted(manifest.outputs.items()):
+        click.echo(f"  output {key}: {str(value)[:16]}")
     click.echo(f"  folder {directory}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import platform
 import re
@@ -19,7 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import ArchiveError
+from shiol_lib.pipeline.manifest import Manifest, ManifestError
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
@@ -80,22 +85,27 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise ArchiveError(f"could not write {path}: {reason}") from err
 
 
-def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
+def write_manifest(directory: Path, manifest: Manifest) -> Path:
     """Write ``manifest.json`` atomically (sorted keys, so equal content hashes equal)."""
     path = directory / MANIFEST
-    write_atomic(path, canonical_json(manifest).encode("utf-8"))
+    write_atomic(path, manifest.to_json().encode("utf-8"))
     return path
 
 
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """The manifest of a run directory."""
+def read_manifest(directory: Path) -> Manifest:
+    """The manifest of a run directory; :class:`ArchiveError` when it is missing or not a manifest."""
     path = Path(directory) / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError as err:
         raise ArchiveError(f"no manifest at {path}") from err
-    except json.JSONDecodeError as err:
-        raise ArchiveError(f"the manifest {path} is not valid JSON ({err.msg}); the archive was altered") from err
+    except OSError as err:
+        raise ArchiveError(f"the manifest {path} cannot be read ({err.strerror})") from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"the manifest {path} is not UTF-8 text (byte {err.start}); the archive was altered") from err
+    return Manifest.from_json(text, where=f"the manifest {path}")
 
 
 def find_run_dir(runs_dir: Path, run_id: str) -> Path:
@@ -107,17 +117,19 @@ def find_run_dir(runs_dir: Path, run_id: str) -> Path:
     return matches[0]
 
 
-def iter_manifests(runs_dir: Path) -> list[dict[str, Any]]:
-    """Every readable manifest in the archive, newest first."""
-    manifests = []
+def iter_manifests(runs_dir: Path) -> list[tuple[Path, Manifest]]:
+    """Every readable manifest in the archive with its folder, newest first.
+
+    A manifest that cannot be read is skipped with a warning naming it (``shiol runs verify`` reports
+    it): one damaged run never stops the index, pruning or the next run.
+    """
+    found = []
     for path in Path(runs_dir).glob(f"*/*/*/{MANIFEST}"):
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        manifest["_dir"] = str(path.parent)
-        manifests.append(manifest)
-    return sorted(manifests, key=lambda m: (m.get("started_at", ""), m.get("run_id", "")), reverse=True)
+            found.append((path.parent, read_manifest(path.parent)))
+        except ArchiveError as err:
+            log.warning("skipping an unreadable run folder: %s", err)
+    return sorted(found, key=lambda item: (item[1].started_at, item[1].run_id), reverse=True)
 
 
 def canonical_json(data: Any) -> str:
@@ -173,11 +185,9 @@ def prune_runs(runs_dir: Path, *, keep_days: int, now: datetime | None = None) -
         raise ArchiveError(f"--keep-days {keep_days} must be 0 or more")
     now = now or datetime.now(timezone.utc)
     pruned = []
-    for manifest in iter_manifests(runs_dir):
-        started = datetime.fromisoformat(manifest["started_at"])
-        if (now - started).days < keep_days or manifest.get("status") == "running":
+    for directory, manifest in iter_manifests(runs_dir):
+        if (now - manifest.started_at).days < keep_days or manifest.status == RunStatus.RUNNING:
             continue
-        directory = Path(manifest["_dir"])
         heavy = [p for p in directory.iterdir() if p.suffix in HEAVY_SUFFIXES]
         if not heavy:
             continue

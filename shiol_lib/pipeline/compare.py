@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
+
+from shiol_lib.pipeline.manifest import Manifest
 
 # What the data update found depends on what the sources had at the time: shown, never compared.
 NOT_REPRODUCIBLE = frozenset({"artifact:metrics.update_data"})
 
 
-def compare_outputs(original: Mapping[str, Any], repeat: Mapping[str, Any]) -> dict[str, Any]:
+def compare_outputs(original: Manifest, repeat: Manifest) -> dict[str, Any]:
     """Which output hashes (and the input data hash) agree between two manifests."""
-    keys = sorted(set(original.get("outputs", {})) | set(repeat.get("outputs", {})))
+    keys = sorted(set(original.outputs) | set(repeat.outputs))
     outputs = {
-        key: {"original": original.get("outputs", {}).get(key), "rerun": repeat.get("outputs", {}).get(key),
+        key: {"original": original.outputs.get(key), "rerun": repeat.outputs.get(key),
               "compared": key not in NOT_REPRODUCIBLE}
         for key in keys
     }
     mismatched = [k for k, v in outputs.items() if v["compared"] and v["original"] != v["rerun"]]
-    same_input = original.get("input", {}).get("draws_sha256") == repeat.get("input", {}).get("draws_sha256")
+    same_input = original.input.get("draws_sha256") == repeat.input.get("draws_sha256")
     return {
         "identical": not mismatched and same_input and bool(keys),
         "input_identical": same_input,
@@ -27,28 +28,29 @@ def compare_outputs(original: Mapping[str, Any], repeat: Mapping[str, Any]) -> d
     }
 
 
-def diff_manifests(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[dict[str, Any]]:
+def diff_manifests(first: Manifest, second: Manifest) -> list[dict[str, Any]]:
     """Differences that matter between two runs: parameters, data, code, outputs, metrics."""
-    def flat(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    def flat(manifest: Manifest) -> dict[str, Any]:
+        data = manifest.to_dict()
         items: dict[str, Any] = {
-            "job": manifest.get("job"),
-            "seed": manifest.get("seed"),
-            "target_draw_date": manifest.get("target_draw_date"),
-            "history_end": manifest.get("history_end"),
-            "input.draws_sha256": manifest.get("input", {}).get("draws_sha256"),
-            "code.git_commit": manifest.get("code", {}).get("git_commit"),
-            "code.git_dirty": manifest.get("code", {}).get("git_dirty"),
-            "status": manifest.get("status"),
+            "job": data["job"],
+            "seed": data["seed"],
+            "target_draw_date": data["target_draw_date"],
+            "history_end": data["history_end"],
+            "input.draws_sha256": manifest.input.get("draws_sha256"),
+            "code.git_commit": manifest.code.get("git_commit"),
+            "code.git_dirty": manifest.code.get("git_dirty"),
+            "status": data["status"],
         }
-        for step in manifest.get("steps", []):
-            for key, value in (step.get("parameters") or {}).items():
+        for step in manifest.steps:
+            for key, value in (step.parameters or {}).items():
                 if key not in ("run_id",):
-                    items[f"parameters.{step['name']}.{key}"] = value
-        for key, value in manifest.get("outputs", {}).items():
+                    items[f"parameters.{step.name}.{key}"] = value
+        for key, value in manifest.outputs.items():
             items[f"outputs.{key}"] = value
-        for step, metrics in manifest.get("metrics", {}).items():
-            for key, value in metrics.items():
-                items[f"metrics.{step}.{key}"] = value
+        for step_name, metrics in manifest.metrics.items():
+            for key, value in (metrics.items() if isinstance(metrics, dict) else []):
+                items[f"metrics.{step_name}.{key}"] = value
         return items
 
     a, b = flat(first), flat(second)

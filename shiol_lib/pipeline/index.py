@@ -7,9 +7,9 @@ import html
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from shiol_lib.pipeline.archive import iter_manifests, write_atomic
+from shiol_lib.pipeline.manifest import Manifest
 
 INDEX = "index.html"
 
@@ -29,7 +29,7 @@ code { font-size: .85em; }
 def write_index(runs_dir: Path) -> Path:
     """Regenerate ``runs/index.html`` from the manifests in the archive."""
     runs_dir = Path(runs_dir)
-    rows = [_row(runs_dir, m) for m in iter_manifests(runs_dir)]
+    rows = [_row(runs_dir, directory, m) for directory, m in iter_manifests(runs_dir)]
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>SHIOL+ run archive</title>
@@ -50,30 +50,28 @@ def write_index(runs_dir: Path) -> Path:
     return path
 
 
-def _row(runs_dir: Path, manifest: dict[str, Any]) -> str:
-    directory = Path(manifest["_dir"])
+def _row(runs_dir: Path, directory: Path, manifest: Manifest) -> str:
     rel = Path(os.path.relpath(directory, runs_dir)).as_posix()
-    status = str(manifest.get("status", "?"))
-    duration = manifest.get("duration_s")
+    status = str(manifest.status)
+    duration = manifest.duration_s
     steps = []
-    for step in manifest.get("steps", []):
+    for step in manifest.steps:
         links = []
-        for key, label in (("html", "html"), ("output", "ipynb")):
-            name = step.get(key)
+        for name, label in ((step.html, "html"), (step.output, "ipynb")):
             if name and (directory / name).exists():
                 links.append(f'<a href="{html.escape(rel + "/" + name)}">{label}</a>')
-        step_status = html.escape(str(step.get("status", "?")))
+        step_status = html.escape(str(step.status))
         steps.append(
-            f'<div class="step">{html.escape(step.get("name", "?"))}: '
+            f'<div class="step">{html.escape(step.name)}: '
             f'<span class="status-{step_status}">{step_status}</span> {" ".join(links)}</div>'
         )
     cells = [
-        html.escape(str(manifest.get("started_at", ""))[:19].replace("T", " ")),
-        f'<a href="{html.escape(rel)}/manifest.json"><code>{html.escape(str(manifest.get("run_id")))}</code></a>',
-        html.escape(str(manifest.get("job", ""))),
-        html.escape(str(manifest.get("trigger", ""))),
+        html.escape(manifest.started_at.isoformat()[:19].replace("T", " ")),
+        f'<a href="{html.escape(rel)}/manifest.json"><code>{html.escape(manifest.run_id)}</code></a>',
+        html.escape(manifest.job),
+        html.escape(manifest.trigger),
         f'<span class="status-{html.escape(status)}">{html.escape(status)}</span>',
-        html.escape(str(manifest.get("target_draw_date") or "")),
+        html.escape(manifest.target_draw_date.isoformat() if manifest.target_draw_date else ""),
         f"{duration:.1f} s" if isinstance(duration, (int, float)) else "",
         "".join(steps),
     ]

@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 
+from shiol_lib.domain.runs import RunStatus, StepStatus
 from shiol_lib.pipeline import archive, ledger
 from shiol_lib.pipeline import index as run_index
+from shiol_lib.pipeline.catalog import JOBS, UPDATE_DATA, Step, find_step
+from shiol_lib.pipeline.manifest import Manifest, StepRecord
 from shiol_lib.domain.draw_calendar import draw_after
 from shiol_lib.errors import ArchiveError, JobBusyError, RunnerError, ShiolError
 from shiol_lib.domain.history import data_hash
@@ -40,48 +43,15 @@ log = logging.getLogger(__name__)
 DEFAULT_SEED = 20240701
 
 
-@dataclass(frozen=True)
-class Step:
-    """One pipeline step: a name and the notebook that performs it."""
-
-    name: str
-    notebook: str
-
-
-UPDATE_DATA = Step("update_data", "10_update_data.ipynb")
-ANALYZE = Step("adaptive_analysis", "20_analyze_signals.ipynb")
-OPTIMIZE = Step("weight_optimization", "30_optimize_weights.ipynb")
-VALIDATE = Step("historical_validation", "40_validate_history.ipynb")
-PREDICT = Step("generate_predictions", "50_generate_predictions.ipynb")
-PERFORMANCE = Step("performance_analysis", "60_analyze_performance.ipynb")
-EVALUATE = Step("evaluate_predictions", "70_evaluate_predictions.ipynb")
-
-JOBS: dict[str, tuple[Step, ...]] = {
-    "pipeline": (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE),
-    "data_update": (UPDATE_DATA,),
-    "evaluation": (EVALUATE,),
-}
-STEPS: dict[str, Step] = {s.name: s for s in (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE, EVALUATE)}
-
-
-def find_step(name: str) -> Step:
-    """A step by its name (``generate_predictions``) or notebook stem (``50_generate_predictions``)."""
-    for step in STEPS.values():
-        if name in (step.name, step.notebook, step.notebook.removesuffix(".ipynb")):
-            return step
-    known = ", ".join(f"{s.name} ({s.notebook.removesuffix('.ipynb')})" for s in STEPS.values())
-    raise RunnerError(f"unknown step {name!r}; known steps: {known}")
-
-
 @dataclass
 class RunOutcome:
     """What a job run did: its id, final status, folder, manifest and per-step results."""
 
     run_id: str
     job: str
-    status: str
+    status: RunStatus
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     results: list[NotebookResult] = field(default_factory=list)
 
 
@@ -93,7 +63,7 @@ class _Run:
     job: str
     steps: tuple[Step, ...]
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
 
 def run_job(
@@ -137,38 +107,38 @@ def run_job(
     context = {"offline": offline, "target_draw_date": target_draw_date, "history_end": history_end,
                "deadline": deadline}
     results: list[NotebookResult] = []
-    status, error = "success", None
+    status, error = RunStatus.SUCCESS, None
     with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s):
         try:
             for position, step in enumerate(steps, start=1):
-                if status != "success":
-                    _record_step(run, position, step, status="skipped")
+                if status != RunStatus.SUCCESS:
+                    _record_step(run, position, step, status=StepStatus.SKIPPED)
                     continue
                 try:
                     result = _run_step(run, position, step, context, overrides.get(step.name, {}))
                 except ShiolError as err:  # refused before the notebook ran: bad parameters, empty store
-                    _record_step(run, position, step, status="failed", error=str(err))
-                    run.manifest["steps"][position - 1]["error"] = str(err)
-                    status, error = "failed", f"step {step.name}: {err}"
+                    run.manifest.steps[position - 1].error = str(err)
+                    _record_step(run, position, step, status=StepStatus.FAILED, error=str(err))
+                    status, error = RunStatus.FAILED, f"step {step.name}: {err}"
                     continue
                 results.append(result)
-                if result.status != "success":
-                    status, error = result.status, f"step {step.name}: {result.error}"
+                if result.status != StepStatus.SUCCESS:
+                    status, error = RunStatus(result.status), f"step {step.name}: {result.error}"
         except Interrupted as err:
-            status, error = "interrupted", f"stopped by {err}"
-            _close_open_steps(run, "interrupted")
+            status, error = RunStatus.INTERRUPTED, f"stopped by {err}"
+            _close_open_steps(run, StepStatus.INTERRUPTED)
         except Exception as err:  # noqa: BLE001 - whatever broke, the run is closed and archived
             log.exception("run %s broke", run.run_id)
-            status, error = "failed", f"{type(err).__name__}: {err}"
-            _close_open_steps(run, "failed")
+            status, error = RunStatus.FAILED, f"{type(err).__name__}: {err}"
+            _close_open_steps(run, StepStatus.FAILED)
     return _close_run(run, status, error, results)
 
 
-def _close_open_steps(run: _Run, status: str) -> None:
+def _close_open_steps(run: _Run, status: StepStatus) -> None:
     """After a run was cut short: the running step gets ``status``, the ones not started ``skipped``."""
-    for position, (step, entry) in enumerate(zip(run.steps, run.manifest["steps"]), start=1):
-        if entry["status"] in ("running", "pending"):
-            _record_step(run, position, step, status=status if entry["status"] == "running" else "skipped")
+    for position, (step, entry) in enumerate(zip(run.steps, run.manifest.steps, strict=True), start=1):
+        if entry.status in (StepStatus.RUNNING, StepStatus.PENDING):
+            _record_step(run, position, step, status=status if entry.status == StepStatus.RUNNING else StepStatus.SKIPPED)
 
 
 def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], *, trigger: str, slot: datetime | None,
@@ -180,7 +150,7 @@ def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], *, trigger:
     directory = archive.run_dir(settings.runs_dir, job, run_id, started)
     seed = DEFAULT_SEED if seed is None else seed
     holder = job_table.start_run_exclusive(store, run_table.RunRow(
-        run_id=run_id, job=job, slot=slot, trigger=trigger, status="running", started_at=started,
+        run_id=run_id, job=job, slot=slot, trigger=trigger, status=RunStatus.RUNNING, started_at=started,
         finished_at=None, error=None, error_class=None, target_draw_date=None, attempt=attempt,
         parent_run_id=parent_run_id, seed=seed, pid=os.getpid(), host=socket.gethostname(),
         heartbeat_at=started, archive_dir=str(directory), draw_date=draw_date,
@@ -190,34 +160,17 @@ def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], *, trigger:
             f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
             f"this start was recorded as refused run {run_id}"
         )
-    manifest: dict[str, Any] = {
-        "schema": 1,
-        "run_id": run_id,
-        "job": job,
-        "slot": slot.isoformat() if slot else None,
-        "draw_date": draw_date.isoformat() if draw_date else None,
-        "trigger": trigger,
-        "attempt": attempt,
-        "status": "running",
-        "started_at": started.isoformat(),
-        "finished_at": None,
-        "duration_s": None,
-        "seed": seed,
-        "parent_run_id": parent_run_id,
-        "target_draw_date": None,
-        "history_end": None,
-        "input": {},
-        "steps": [{"name": s.name, "notebook": s.notebook, "status": "pending"} for s in steps],
-        "outputs": {},
-        "code": archive.code_version(Path(__file__).resolve().parents[2]),
-        "environment": archive.environment(),
-        "error": None,
-    }
+    manifest = Manifest(
+        run_id=run_id, job=job, trigger=trigger, status=RunStatus.RUNNING, started_at=started,
+        steps=[StepRecord(s.name, s.notebook) for s in steps], slot=slot, draw_date=draw_date, attempt=attempt,
+        seed=seed, parent_run_id=parent_run_id,
+        code=archive.code_version(Path(__file__).resolve().parents[2]), environment=archive.environment(),
+    )
     try:
         archive.ensure_writable(directory)
         archive.write_manifest(directory, manifest)
     except ArchiveError as err:
-        run_table.finish_run(store, run_id, status="failed", finished_at=datetime.now(timezone.utc),
+        run_table.finish_run(store, run_id, status=RunStatus.FAILED, finished_at=datetime.now(timezone.utc),
                              error=f"archive: {err}", error_class="archive")
         job_table.release_job(store, job, run_id)
         raise
@@ -226,7 +179,7 @@ def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], *, trigger:
 
 def _settle_target(run: _Run, context: dict[str, Any]) -> None:
     """Fix the history cut-off and the target drawing from the store, once, and record them."""
-    if run.manifest["history_end"] is not None:
+    if run.manifest.history_end is not None:
         return
     frame = run.store.read_draws()
     if frame.empty:
@@ -235,18 +188,17 @@ def _settle_target(run: _Run, context: dict[str, Any]) -> None:
     history_end = context["history_end"] or last
     used = frame[frame["draw_date"] <= str(history_end)]
     target = context["target_draw_date"] or draw_after(history_end)
-    run.manifest["history_end"] = history_end.isoformat()
-    run.manifest["target_draw_date"] = target.isoformat()
-    run.manifest["input"] = {
+    run.manifest.history_end = history_end
+    run.manifest.target_draw_date = target
+    run.manifest.input = {
         "draws_sha256": data_hash(used),
         "draw_count": int(len(used)),
         "first_draw": used["draw_date"].min().date().isoformat(),
         "last_draw": history_end.isoformat(),
     }
-    if run.manifest["draw_date"] is None:  # a manual run processes the latest drawing it uses
-        run.manifest["draw_date"] = history_end.isoformat()
-    run_table.update_run(run.store, run.run_id, target_draw_date=target,
-                         draw_date=date.fromisoformat(run.manifest["draw_date"]))
+    if run.manifest.draw_date is None:  # a manual run processes the latest drawing it uses
+        run.manifest.draw_date = history_end
+    run_table.update_run(run.store, run.run_id, target_draw_date=target, draw_date=run.manifest.draw_date)
 
 
 def _step_values(run: _Run, step: Step, context: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,10 +208,10 @@ def _step_values(run: _Run, step: Step, context: dict[str, Any], extra: Mapping[
     common = {
         "db_path": str(run.settings.db_path),
         "run_id": run.run_id,
-        "seed": int(run.manifest["seed"]),
+        "seed": int(run.manifest.seed or 0),
         "offline": bool(context["offline"]),
-        "history_end": run.manifest["history_end"] or "",
-        "target_draw_date": run.manifest["target_draw_date"] or "",
+        "history_end": _iso(run.manifest.history_end),
+        "target_draw_date": _iso(run.manifest.target_draw_date),
     }
     values = {k: v for k, v in common.items() if k in declared}
     values.update(extra)
@@ -269,81 +221,70 @@ def _step_values(run: _Run, step: Step, context: dict[str, Any], extra: Mapping[
 def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any], extra: Mapping[str, Any]) -> NotebookResult:
     values = _step_values(run, step, context, extra)
     started = datetime.now(timezone.utc)
-    _record_step(run, position, step, status="running", started_at=started)
-    stem = step.notebook.removesuffix(".ipynb")
+    _record_step(run, position, step, status=StepStatus.RUNNING, started_at=started)
     result = execute_notebook(
-        run.settings.notebooks_dir / step.notebook, run.directory / f"{stem}.ipynb", values,
+        run.settings.notebooks_dir / step.notebook, run.directory / f"{step.stem}.ipynb", values,
         cwd=run.settings.notebooks_dir, timeout_s=max(1.0, context["deadline"] - time.monotonic()),
     )
     if result.status == "timeout":
         result.error = f"the run exceeded its {run.settings.run_timeout_s:g} s wall-clock limit; kernel killed"
     elif _ERROR_NAMES.get(result.error_name or "") == "waiting":
-        result.status = "waiting"  # the drawing's result is not published yet: not a failure
-    entry = run.manifest["steps"][position - 1]
-    entry.update({
-        "status": result.status,
-        "started_at": result.started_at.isoformat(),
-        "finished_at": result.finished_at.isoformat(),
-        "duration_s": round(result.duration_s, 3),
-        "parameters": result.parameters,
-        "output": result.output.name if result.output.exists() else None,
-        "html": result.html.name if result.html else None,
-        "log": result.log_path.name if result.log_path else None,
-        "error": result.error,
-        "error_class": result.error_class,
-        "failed_cell": result.failed_cell,
-        "command": format_command(result.command),
-    })
+        result.status = StepStatus.WAITING  # the drawing's result is not published yet: not a failure
+    entry = run.manifest.steps[position - 1]
+    entry.status = StepStatus(result.status)
+    entry.started_at, entry.finished_at = result.started_at, result.finished_at
+    entry.duration_s = round(result.duration_s, 3)
+    entry.parameters = dict(result.parameters)
+    entry.output = result.output.name if result.output.exists() else None
+    entry.html = result.html.name if result.html else None
+    entry.log = result.log_path.name if result.log_path else None
+    entry.error, entry.error_class, entry.failed_cell = result.error, result.error_class, result.failed_cell
+    entry.command = format_command(result.command)
     _record_step(run, position, step, status=result.status, started_at=result.started_at,
                  finished_at=result.finished_at, error=result.error, failed_cell=result.failed_cell)
     return result
 
 
-def _record_step(run: _Run, position: int, step: Step, *, status: str, started_at: datetime | None = None,
+def _record_step(run: _Run, position: int, step: Step, *, status: StepStatus, started_at: datetime | None = None,
                  finished_at: datetime | None = None, error: str | None = None, failed_cell: int | None = None) -> None:
-    run.manifest["steps"][position - 1]["status"] = status
+    run.manifest.steps[position - 1].status = status
     archive.write_manifest(run.directory, run.manifest)
     run_table.upsert_step(run.store, run.run_id, position, step.name, step.notebook, status=status,
                           started_at=started_at, finished_at=finished_at, error=error, failed_cell=failed_cell)
     run_table.update_run(run.store, run.run_id, heartbeat_at=datetime.now(timezone.utc))
 
 
-def _close_run(run: _Run, status: str, error: str | None, results: list[NotebookResult]) -> RunOutcome:
+def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[NotebookResult]) -> RunOutcome:
     finished = datetime.now(timezone.utc)
-    started = datetime.fromisoformat(run.manifest["started_at"])
-    run.manifest.update({
-        "status": status,
-        "finished_at": finished.isoformat(),
-        "duration_s": round((finished - started).total_seconds(), 3),
-        "error": error,
-        "outputs": prediction_table.output_hashes(run.store, run.run_id),
-        "metrics": prediction_table.run_metrics(run.store, run.run_id),
-    })
-    error_class = _error_class(results) if status not in ("success", "interrupted") else None
-    if status == "interrupted":
+    manifest = run.manifest
+    manifest.finished_at = finished
+    manifest.duration_s = round((finished - manifest.started_at).total_seconds(), 3)
+    manifest.error = error
+    manifest.outputs = prediction_table.output_hashes(run.store, run.run_id)
+    manifest.metrics = prediction_table.run_metrics(run.store, run.run_id)
+    error_class = _error_class(results) if status not in (RunStatus.SUCCESS, RunStatus.INTERRUPTED) else None
+    if status == RunStatus.INTERRUPTED:
         error_class = "interrupted"
     elif error_class == "waiting":
-        status = "waiting"
-    run.manifest["status"] = status
+        status = RunStatus.WAITING
+    manifest.status = status
     try:
         manifest_path = archive.write_manifest(run.directory, run.manifest)
         ledger.append_entry(run.settings.runs_dir, run_id=run.run_id, job=run.job, status=status,
                             manifest_path=manifest_path)
         run_index.write_index(run.settings.runs_dir)
     except ArchiveError as err:
-        run_table.finish_run(run.store, run.run_id, status="failed", finished_at=finished,
+        run_table.finish_run(run.store, run.run_id, status=RunStatus.FAILED, finished_at=finished,
                              error=f"archive: {err}", error_class="archive")
         job_table.release_job(run.store, run.job, run.run_id)
         raise
     run_table.finish_run(run.store, run.run_id, status=status, finished_at=finished, error=error,
                          error_class=error_class)
     job_table.release_job(run.store, run.job, run.run_id)
-    if status == "success":
-        slot = datetime.fromisoformat(run.manifest["slot"]) if run.manifest["slot"] else None
-        draw = date.fromisoformat(run.manifest["draw_date"]) if run.manifest["draw_date"] else None
-        job_table.resolve_dead_letters(run.store, job=run.job, slot=slot, draw_date=draw, run_id=run.run_id,
-                                       at=finished)
-    return RunOutcome(run.run_id, run.job, status, run.directory, run.manifest, results)
+    if status == RunStatus.SUCCESS:
+        job_table.resolve_dead_letters(run.store, job=run.job, slot=manifest.slot, draw_date=manifest.draw_date,
+                                       run_id=run.run_id, at=finished)
+    return RunOutcome(run.run_id, run.job, status, run.directory, manifest, results)
 
 
 # Exceptions a step notebook raises on purpose, and the error class (or status) each stands for.
@@ -351,24 +292,25 @@ _ERROR_NAMES = {"DrawNotPublishedError": "waiting", "FetchError": "fetch", "Upda
 
 
 def _error_class(results: list[NotebookResult]) -> str | None:
-    failed = next((r for r in results if r.status != "success"), None)
+    failed = next((r for r in results if r.status != StepStatus.SUCCESS), None)
     if failed is None:
         return "cell error"  # refused before its notebook ran
     return _ERROR_NAMES.get(failed.error_name or "", failed.error_class)
 
 
+def _iso(day: date | None) -> str:
+    return day.isoformat() if day is not None else ""
+
+
 def rerun(settings: Settings, run_id: str) -> tuple[RunOutcome, dict[str, Any]]:
     """Re-execute a run with its recorded parameters and seed; compare outputs with the archive."""
     original = archive.read_manifest(archive.find_run_dir(settings.runs_dir, run_id))
-    steps = tuple(find_step(s["name"]) for s in original["steps"])
-    recorded = {s["name"]: s.get("parameters") or {} for s in original["steps"]}
+    steps = tuple(find_step(s.name) for s in original.steps)
+    recorded = {s.name: s.parameters or {} for s in original.steps}
     skip = {"db_path", "run_id", "seed", "history_end", "target_draw_date"}  # set anew or from the manifest
-    history_end = original.get("history_end")
-    target = original.get("target_draw_date")
     outcome = run_job(
-        settings, original["job"], trigger="rerun", seed=original.get("seed"),
-        history_end=date.fromisoformat(history_end) if history_end else None,
-        target_draw_date=date.fromisoformat(target) if target else None,
+        settings, original.job, trigger="rerun", seed=original.seed,
+        history_end=original.history_end, target_draw_date=original.target_draw_date,
         step_parameters={name: {k: v for k, v in params.items() if k not in skip} for name, params in recorded.items()},
         parent_run_id=run_id, steps=steps,
     )

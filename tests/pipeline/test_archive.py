@@ -1,14 +1,16 @@
 import errno
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from shiol_lib.pipeline import archive, ledger
 from shiol_lib.pipeline import index as run_index
+from shiol_lib.domain.runs import RunStatus, StepStatus
 from shiol_lib.errors import ArchiveError
+from shiol_lib.pipeline.manifest import Manifest, StepRecord
 
 T0 = datetime(2026, 11, 28, 4, 29, tzinfo=timezone.utc)  # 23:29 ET on 2026-11-27
 
@@ -19,12 +21,12 @@ def make_run(runs: Path, job: str = "pipeline", started: datetime = T0, status: 
     directory.mkdir(parents=True)
     for name in ("10_update_data.ipynb", "10_update_data.html", "10_update_data.log"):
         (directory / name).write_text(name)
-    manifest = {
-        "run_id": run_id, "job": job, "trigger": "manual", "status": status, "started_at": started.isoformat(),
-        "duration_s": 12.5, "target_draw_date": "2024-07-01",
-        "steps": [{"name": "update_data", "status": status, "output": "10_update_data.ipynb",
-                   "html": "10_update_data.html"}],
-    }
+    manifest = Manifest(
+        run_id=run_id, job=job, trigger="manual", status=RunStatus(status), started_at=started, duration_s=12.5,
+        target_draw_date=date(2024, 7, 1),
+        steps=[StepRecord("update_data", "10_update_data.ipynb", StepStatus(status), output="10_update_data.ipynb",
+                          html="10_update_data.html")],
+    )
     path = archive.write_manifest(directory, manifest)
     ledger.append_entry(runs, run_id=run_id, job=job, status=status, manifest_path=path)
     return run_id, directory
