@@ -32,7 +32,7 @@ from shiol_lib.domain.history import data_hash
 from shiol_lib.pipeline.liveness import Heartbeat, Interrupted, job_is_alive
 from shiol_lib.pipeline.compare import compare_outputs
 from shiol_lib.pipeline.runner import NotebookResult, check_parameters, execute_notebook, format_command, read_parameters
-from shiol_lib.settings import Settings
+from shiol_lib.settings import Settings, settings_to_env
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
 from shiol_lib.store import predictions as prediction_table
@@ -225,6 +225,7 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any], ext
     result = execute_notebook(
         run.settings.notebooks_dir / step.notebook, run.directory / f"{step.stem}.ipynb", values,
         cwd=run.settings.notebooks_dir, timeout_s=max(1.0, context["deadline"] - time.monotonic()),
+        env=kernel_environment(run.settings),
     )
     if result.status == "timeout":
         result.error = f"the run exceeded its {run.settings.run_timeout_s:g} s wall-clock limit; kernel killed"
@@ -296,6 +297,13 @@ def _error_class(results: list[NotebookResult]) -> str | None:
     if failed is None:
         return "cell error"  # refused before its notebook ran
     return _ERROR_NAMES.get(failed.error_name or "", failed.error_class)
+
+
+def kernel_environment(settings: Settings) -> dict[str, str]:
+    """The environment of a step's papermill and kernel: this process's, with its ``SHIOL_*`` variables
+    replaced by exactly ``settings`` (step 1 reads the source settings in its kernel)."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
+    return {**inherited, **settings_to_env(settings)}
 
 
 def _iso(day: date | None) -> str:

@@ -152,8 +152,12 @@ def execute_notebook(
     *,
     cwd: Path | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
 ) -> NotebookResult:
-    """Run ``notebook`` to ``output`` (``.ipynb``) and render ``output.with_suffix('.html')``."""
+    """Run ``notebook`` to ``output`` (``.ipynb``) and render ``output.with_suffix('.html')``.
+
+    ``env`` is the environment of papermill and its kernel (default: this process's).
+    """
     notebook, output = Path(notebook), Path(output)
     values = check_parameters(notebook, parameters)
     cwd = Path(cwd) if cwd else notebook.parent
@@ -161,7 +165,7 @@ def execute_notebook(
     log_path = output.with_suffix(".log")
     command = papermill_command(notebook, partial, values, cwd=cwd)
     started = datetime.now(timezone.utc)
-    status, error, error_class = _run_child(command, log_path, timeout_s)
+    status, error, error_class = _run_child(command, log_path, timeout_s, env)
     finished = datetime.now(timezone.utc)
     result = NotebookResult(
         notebook=str(notebook), output=output, html=None, status=status, started_at=started,
@@ -184,11 +188,13 @@ def execute_notebook(
     return result
 
 
-def _run_child(command: list[str], log_path: Path, timeout_s: float) -> tuple[str, str | None, str | None]:
+def _run_child(command: list[str], log_path: Path, timeout_s: float,
+               env: Mapping[str, str] | None) -> tuple[str, str | None, str | None]:
     """Run papermill in its own session; on timeout kill it, its kernel and their children."""
     argv = [sys.executable, "-m", "papermill", *command[1:]]
     with open(log_path, "w", encoding="utf-8") as log_file:
-        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=dict(env) if env is not None else None)
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

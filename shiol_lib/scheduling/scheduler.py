@@ -3,23 +3,24 @@
 The store, not memory, is the source of truth. :meth:`Scheduler.is_due` asks the planner (with the
 execution history read from the store, cached briefly so an idle scheduler stays cheap);
 :meth:`Scheduler.execute_due` records what the plan says is missed, runs the due job in a fresh child
-process in its own session (``shiol run JOB --trigger REASON ...``), and afterwards writes a dead
-letter when the last attempt failed and raises the alerts the plan holds. :meth:`Scheduler.start`
+process in its own session (:mod:`shiol_lib.pipeline.job_process`, handed this scheduler's settings),
+and afterwards writes a dead letter when the last attempt failed and raises the alerts the plan holds. :meth:`Scheduler.start`
 marks runs whose process is gone as ``crashed`` so the planner makes their slot due again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
-import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from shiol_lib.pipeline import archive
+from shiol_lib.pipeline.job_process import EXIT_BUSY, RunRequest, RunResult, start_job_process
 from shiol_lib.scheduling.alerts import send_alert
 from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.domain.runs import RunStatus
@@ -178,26 +179,27 @@ class Scheduler:
         return status
 
     def _run_child(self, due: Due) -> str:
-        command = [sys.executable, "-m", "shiol_lib.cli.main", "run", due.job, "--json", "--trigger", due.reason,
-                   "--slot", due.slot.isoformat(), "--attempt", str(due.attempt)]
-        if due.draw_date is not None:
-            command += ["--draw-date", due.draw_date.isoformat()]
+        """Run the due job in a fresh job process given this scheduler's settings; returns its status."""
+        request = RunRequest(job=due.job, trigger=due.reason, slot=due.slot, draw_date=due.draw_date,
+                             attempt=due.attempt)
         log.info("starting %s (%s, slot %s, attempt %d)", due.job, due.reason, due.slot.isoformat(), due.attempt)
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        with self._lock:
-            self._children[due.job] = proc
-        try:
-            out, err = proc.communicate()
-        finally:
+        with tempfile.TemporaryDirectory(prefix="shiol-job-") as folder:
+            result_path = Path(folder) / "result.json"
+            proc, document = start_job_process(self.settings, request, result_path)
             with self._lock:
-                self._children.pop(due.job, None)
-        try:
-            status = json.loads(out)["status"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            status = {9: "refused"}.get(proc.returncode, "failed")
-            log.error("%s ended with code %s: %s", due.job, proc.returncode, err.strip()[-500:])
-        log.info("%s finished: %s", due.job, status)
+                self._children[due.job] = proc
+            try:
+                _, err = proc.communicate(document)
+            finally:
+                with self._lock:
+                    self._children.pop(due.job, None)
+            result = RunResult.read(result_path)
+        if result is None:  # the job process died before it could say
+            status = {EXIT_BUSY: "refused"}.get(proc.returncode, "failed")
+            log.error("%s ended with code %s: %s", due.job, proc.returncode, (err or "").strip()[-500:])
+        else:
+            status = result.status
+        log.info("%s finished: %s%s", due.job, status, f" (run {result.run_id})" if result and result.run_id else "")
         return status
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:

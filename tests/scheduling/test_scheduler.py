@@ -108,23 +108,19 @@ def test_failures_retry_with_backoff_then_dead_letter_then_a_rerun_resolves_it(t
     env = env_for(tmp_path, SHIOL_NOTEBOOKS_DIR=str(broken), SHIOL_UPDATE_CRON=f"{just_now:%M %H} * * *",
                   SHIOL_PIPELINE_CRON=NEVER, SHIOL_EVALUATION_CRON=NEVER, SHIOL_RETRY_BACKOFF_S="1,2",
                   SHIOL_GRACE_S="3600")
-    os.environ_backup = dict(os.environ)  # type: ignore[attr-defined]
-    try:
-        os.environ.clear()
-        os.environ.update(env)
-        scheduler = Scheduler(load_settings())
-        statuses = []
-        for _ in range(3):
-            started = time.monotonic()
-            while not scheduler.plan().due:
-                time.sleep(0.2)
-                assert time.monotonic() - started < 30
-            statuses.append(scheduler.execute_due("data_update"))
-        assert statuses == ["failed", "failed", "failed"]
-        assert scheduler.plan().due == []  # attempts exhausted
-    finally:
-        os.environ.clear()
-        os.environ.update(os.environ_backup)  # type: ignore[attr-defined]
+    # The settings are handed to the scheduler, never put into os.environ: its job processes must get
+    # them explicitly (the broken notebooks folder is only in these settings).
+    assert "SHIOL_NOTEBOOKS_DIR" not in os.environ
+    scheduler = Scheduler(load_settings(env))
+    statuses = []
+    for _ in range(3):
+        started = time.monotonic()
+        while not scheduler.plan().due:
+            time.sleep(0.2)
+            assert time.monotonic() - started < 30
+        statuses.append(scheduler.execute_due("data_update"))
+    assert statuses == ["failed", "failed", "failed"]
+    assert scheduler.plan().due == []  # attempts exhausted
     rows = snapshot_rows(tmp_path, "SELECT trigger, attempt, status, error_class, started_at, finished_at "
                                    "FROM runs ORDER BY started_at")
     gaps = [(rows[i + 1][4] - rows[i][5]).total_seconds() for i in range(2)]
