@@ -29,192 +29,28 @@ Rules (DESIGN.md, "Scheduling semantics"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, NamedTuple, Protocol
 
-from shiol_lib.settings import default as setting_default
-from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, RunStatus, failure_streak
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, next_draw, previous_draw
-from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, parse_cron, previous_slot, slots_between, to_utc
+from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, RunStatus, failure_streak
+from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re-exported here
+    Due, History, JobSchedule, Missed, Plan, PlannerConfig, RunLike, RunRecord, SlotLike, SlotRecord, default_jobs,
+    iso,
+)
+from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, previous_slot, slots_between, to_utc
+
+__all__ = [
+    "Due", "History", "JobSchedule", "MISSED_KINDS", "Missed", "Plan", "PlannerConfig", "REASONS", "RunLike",
+    "RunRecord", "SlotLike", "SlotRecord", "default_jobs", "plan_runs",
+]
 
 UTC = timezone.utc
 REASONS = ("on-time", "catch-up", "missed-draw", "retry", "recovery")
 MISSED_KINDS = tuple(MissedKind)
 _KNOWN_STATUSES = frozenset(RunStatus)
 _ONE_US = timedelta(microseconds=1)
-
-
-class JobSchedule(NamedTuple):
-    """A job's cron slots and whether each run processes a drawing (the pipeline)."""
-
-    spec: CronSpec
-    drawing_linked: bool = False
-
-
-def default_jobs() -> dict[str, JobSchedule]:
-    """The workbench's three jobs: pipeline after each drawing, data update, evaluation."""
-    return {
-        "pipeline": JobSchedule(parse_cron(setting_default("pipeline_cron")), drawing_linked=True),
-        "data_update": JobSchedule(parse_cron(setting_default("update_cron"))),
-        "evaluation": JobSchedule(parse_cron(setting_default("evaluation_cron"))),
-    }
-
-
-@dataclass(frozen=True)
-class PlannerConfig:
-    """Job schedules and the timing rules of the planner (all durations in seconds)."""
-
-    jobs: Mapping[str, JobSchedule] = field(default_factory=default_jobs)
-    grace_s: float = setting_default("grace_s")  # an unsettled slot older than this is missed, not run
-    draw_delay_s: float = setting_default("draw_delay_s")  # a drawing is owed this long after 22:59 ET
-    retry_backoff_s: tuple[float, ...] = setting_default("retry_backoff_s")  # after attempt 1, 2, 3 failed
-    waiting_deadline_s: float = setting_default("waiting_deadline_s")  # then a `waiting` drawing is missed
-    heartbeat_stale_s: float = setting_default("heartbeat_stale_s")  # a silent `running` row is crashed
-    failure_alert_after: int = setting_default("alert_after_failures")  # alert after N failures in a row
-    on_time_s: float = 60.0  # a lone pending slot at most this old is `on-time`, else `catch-up`
-
-    def __post_init__(self) -> None:
-        jobs = {}
-        for name, schedule in self.jobs.items():
-            spec, linked = schedule
-            if not isinstance(spec, CronSpec):
-                raise ScheduleError(f"job {name!r}: schedule must hold a CronSpec (use parse_cron), got {spec!r}")
-            jobs[name] = JobSchedule(spec, bool(linked))
-        object.__setattr__(self, "jobs", jobs)
-        object.__setattr__(self, "retry_backoff_s", tuple(float(s) for s in self.retry_backoff_s))
-        if not self.retry_backoff_s or min(self.retry_backoff_s) <= 0:
-            raise ScheduleError(f"retry_backoff_s must hold at least one positive delay, got {self.retry_backoff_s}")
-        for name in ("grace_s", "draw_delay_s", "waiting_deadline_s", "heartbeat_stale_s", "on_time_s"):
-            if getattr(self, name) < 0:
-                raise ScheduleError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.failure_alert_after < 1:
-            raise ScheduleError(f"failure_alert_after must be >= 1, got {self.failure_alert_after}")
-
-    @property
-    def max_attempts(self) -> int:
-        """The first attempt plus one retry per backoff delay."""
-        return 1 + len(self.retry_backoff_s)
-
-
-class RunLike(Protocol):
-    """What the planner reads from a run record (``store.runs.RunRow`` qualifies)."""
-
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def job(self) -> str: ...
-    @property
-    def slot(self) -> datetime | None: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def started_at(self) -> datetime: ...
-    @property
-    def finished_at(self) -> datetime | None: ...
-    @property
-    def attempt(self) -> int: ...
-    @property
-    def draw_date(self) -> date | None: ...
-    @property
-    def heartbeat_at(self) -> datetime | None: ...
-
-
-class SlotLike(Protocol):
-    """A recorded missed slot or unresolved dead letter (``missed_slots`` / ``dead_letters`` rows)."""
-
-    @property
-    def job(self) -> str: ...
-    @property
-    def slot(self) -> datetime | None: ...
-    @property
-    def draw_date(self) -> date | None: ...
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """A run record with the fields of ``store.runs.RunRow`` the planner uses."""
-
-    run_id: str
-    job: str
-    slot: datetime | None
-    trigger: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    attempt: int = 1
-    draw_date: date | None = None
-    pid: int | None = None
-    host: str | None = None
-    heartbeat_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class SlotRecord:
-    """A (job, slot, drawing) entry of the missed-slots or dead-letters table."""
-
-    job: str
-    slot: datetime | None
-    draw_date: date | None = None
-
-
-@dataclass(frozen=True)
-class History:
-    """The execution history the planner reads: runs of all jobs, missed slots, unresolved dead letters."""
-
-    runs: Sequence[RunLike] = ()
-    missed: Sequence[SlotLike] = ()
-    dead_letters: Sequence[SlotLike] = ()
-
-
-@dataclass(frozen=True)
-class Due:
-    """A run to start now: which job and slot, why, for which drawing, as which attempt."""
-
-    job: str
-    slot: datetime
-    reason: str
-    draw_date: date | None
-    attempt: int
-
-
-@dataclass(frozen=True)
-class Missed:
-    """A slot (kind ``slot``) or a drawing (kind ``draw``) that will not be run and should be recorded."""
-
-    job: str
-    slot: datetime
-    draw_date: date | None
-    kind: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What is due at ``at``, what is newly missed, each job's next slot, and the alerts to raise."""
-
-    at: datetime
-    due: list[Due]
-    missed: list[Missed]
-    next: dict[str, datetime]
-    alerts: list[str]
-
-    def as_dict(self) -> dict[str, Any]:
-        """The plan as JSON-ready data; instants in ISO-8601 with their New York offset."""
-        return {
-            "at": _iso(self.at),
-            "due": [
-                {"job": d.job, "slot": _iso(d.slot), "reason": d.reason, "draw_date": _iso_date(d.draw_date),
-                 "attempt": d.attempt}
-                for d in self.due
-            ],
-            "missed": [
-                {"job": m.job, "slot": _iso(m.slot), "draw_date": _iso_date(m.draw_date), "kind": m.kind}
-                for m in self.missed
-            ],
-            "next": {job: _iso(slot) for job, slot in self.next.items()},
-            "alerts": list(self.alerts),
-        }
 
 
 def plan_runs(history: History, at: datetime, config: PlannerConfig | None = None) -> Plan:
@@ -432,7 +268,7 @@ def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: _JobView, con
             out.miss(job, chain.slot, drawing, "draw")
             out.alerts.append(
                 f"{job}: drawing {drawing} missed: results still not published {config.waiting_deadline_s / 3600:g} h "
-                f"after the drawing (deadline {_iso(deadline)})"
+                f"after the drawing (deadline {iso(deadline)})"
             )
         elif now >= closes_at:
             out.miss(job, chain.slot, drawing, "draw")
@@ -465,7 +301,7 @@ def _failure_alerts(job: str, view: _JobView, config: PlannerConfig) -> list[str
     latest = next(r for r in reversed(view.runs) if r.raw_status in FINISHED_STATUSES)
     return [
         f"{job}: the last {n} runs failed in a row (latest {latest.run_id}: {latest.raw_status} "
-        f"at {_iso(latest.finished)})"
+        f"at {iso(latest.finished)})"
     ]
 
 
@@ -495,12 +331,4 @@ def _window_open(drawing: date, now: datetime) -> bool:
 
 def _missed_draw_alert(job: str, drawing: date) -> str:
     nxt = draw_after(drawing)
-    return f"{job}: drawing {drawing} missed: no successful run before the next drawing ({_iso(draw_instant(nxt))})"
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(NEW_YORK).isoformat()
-
-
-def _iso_date(day: date | None) -> str | None:
-    return day.isoformat() if day is not None else None
+    return f"{job}: drawing {drawing} missed: no successful run before the next drawing ({iso(draw_instant(nxt))})"
