@@ -197,7 +197,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """
     env = os.environ if env is None else env
     home = Path(env.get("SHIOL_HOME") or Path.cwd()).expanduser().resolve()
-    db_path = _path("SHIOL_DB_PATH", env["SHIOL_DB_PATH"]) if env.get("SHIOL_DB_PATH") else home / "var" / "shiol.duckdb"
+    db_path = _path("SHIOL_DB_PATH", env["SHIOL_DB_PATH"]) if env.get("SHIOL_DB_PATH") else None
+    db_path = db_path or home / "var" / "shiol.duckdb"
     runs_dir = _path("SHIOL_RUNS_DIR", env["SHIOL_RUNS_DIR"]) if env.get("SHIOL_RUNS_DIR") else home / "runs"
     values: dict[str, Any] = {}
     for variable in _VARIABLES:

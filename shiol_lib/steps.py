@@ -11,27 +11,32 @@ import json
 import logging
 import tempfile
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from shiol_lib.analysis.backtest import BacktestConfig, BacktestResult, run_backtest
+from shiol_lib.analysis.evaluation import (
+    PerformanceSummary,
+    evaluate_tickets,
+    select_unevaluated,
+    summarize_performance,
+)
+from shiol_lib.analysis.model import ModelConfig, NumberModel, fit_model, load_model, save_model
 from shiol_lib.analysis.signals import AdaptiveAnalysis, run_adaptive_analysis
-from shiol_lib.errors import ArtefactError, DrawNotPublishedError, FetchError, UpdateError
-from shiol_lib.analysis.evaluation import PerformanceSummary, evaluate_tickets, select_unevaluated, summarize_performance
+from shiol_lib.analysis.synthetic import generate_synthetic_draws
+from shiol_lib.analysis.tickets import generate_tickets
+from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, load_weights, optimize_weights
 from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.domain.game import CURRENT_MATRIX
 from shiol_lib.domain.history import data_hash, next_target
-from shiol_lib.analysis.model import ModelConfig, NumberModel, fit_model, load_model, save_model
+from shiol_lib.errors import ArtefactError, DrawNotPublishedError, FetchError, UpdateError
+from shiol_lib.ingest.update import UpdateReport, update_from_settings
 from shiol_lib.settings import load_settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import predictions as prediction_table
-from shiol_lib.analysis.synthetic import generate_synthetic_draws
-from shiol_lib.analysis.tickets import generate_tickets
-from shiol_lib.ingest.update import UpdateReport, update_from_settings
-from shiol_lib.analysis.backtest import BacktestConfig, BacktestResult, run_backtest
-from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, load_weights, optimize_weights
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +271,11 @@ def _live_evaluations(store: Store, frame: pd.DataFrame) -> pd.DataFrame:
 # -- evaluation job ------------------------------------------------------------------------------
 
 def evaluate_predictions(db_path: str) -> pd.DataFrame:
-    """Evaluate every stored ticket whose drawing is known; skip those already evaluated against the
-    same drawing (a corrected drawing re-evaluates its tickets). Returns the new evaluations."""
+    """Evaluate every stored ticket whose drawing is known; return the new evaluations.
+
+    Tickets already evaluated against the same drawing are skipped (a corrected drawing re-evaluates
+    its tickets).
+    """
     store = open_step_store(db_path)
     frame = store.read_draws()
     tickets = prediction_table.read_predictions(store).rename(columns={"target_draw_date": "draw_date"})
@@ -285,7 +293,7 @@ def evaluate_predictions(db_path: str) -> pd.DataFrame:
     rows = done.rename(columns={"draw_date": "target_draw_date", "draw_hash": "draw_key"})
     rows["tier"] = rows["tier"].replace("", pd.NA)
     prediction_table.write_evaluations(store, rows)
-    log.info("evaluated %d ticket(s) at %s", len(rows), datetime.now(timezone.utc).isoformat())
+    log.info("evaluated %d ticket(s) at %s", len(rows), datetime.now(UTC).isoformat())
     return rows
 
 

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
 import shiol_lib
-from shiol_lib.domain.draws import draws_to_frame
-from shiol_lib.ingest.records import parse_ny_csv
+from shiol_lib.analysis.backtest import BacktestConfig
 from shiol_lib.analysis.features import FeatureConfig
 from shiol_lib.analysis.model import ModelConfig
 from shiol_lib.analysis.synthetic import generate_synthetic_draws
-from shiol_lib.analysis.backtest import BacktestConfig
 from shiol_lib.analysis.weights import WeightConfig
+from shiol_lib.domain.draws import draws_to_frame
+from shiol_lib.ingest.records import parse_ny_csv
 
-NOW = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 
 # Small windows and models: same code paths, a fraction of the cost.
 FAST_FEATURES = FeatureConfig(windows=(5, 10, 20), halflife=10.0, pair_window=20, shape_window=10)

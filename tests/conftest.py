@@ -6,18 +6,18 @@ test folder because pytest puts this folder on ``sys.path`` for its ``conftest.p
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from fakesources import musl_server, ny_server
+
 from shiol_lib.domain.draws import Draw
 from shiol_lib.ingest.sources import BundledSource
 from shiol_lib.store import Store, open_store
 
-NOW = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ truncated JSON). Import the fixtures ``musl_server`` and ``ny_server`` into a te
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import random
@@ -22,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -63,7 +64,7 @@ MISSING_DATES: tuple[date, ...] = tuple(d.draw_date for d in MISSING_DRAWS)
 @lru_cache(maxsize=1)
 def _bundled() -> tuple[Draw, ...]:
     text = resources.files("shiol_lib").joinpath("data", "powerball_draws_ny.csv").read_text(encoding="utf-8")
-    batch = parse_ny_csv(text, source="bundled", now=datetime.now(timezone.utc))
+    batch = parse_ny_csv(text, source="bundled", now=datetime.now(UTC))
     if not batch.ok:
         raise AssertionError(f"the bundled history does not parse: {batch.rejections[:3]}")
     return tuple(sorted(batch.draws))
@@ -98,7 +99,7 @@ def draw_order(draw: Draw) -> list[int]:
 
 
 def _utc(day: date) -> str:
-    return draw_instant(day).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return draw_instant(day).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _draw_id(day: date) -> str:
@@ -221,10 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # for chunked bodies; every answer says "Connection: close"
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up: nothing to answer
             self.server.fake._handle(self)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout): nothing to answer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         pass
@@ -526,7 +525,7 @@ def ny_server() -> Iterator[NyServer]:
 
 def future_draw_day(days_ahead: int = 14) -> date:
     """A Wednesday at least ``days_ahead`` days from today (a draw day that has not happened)."""
-    day = datetime.now(timezone.utc).date() + timedelta(days=days_ahead)
+    day = datetime.now(UTC).date() + timedelta(days=days_ahead)
     while day.weekday() != 2:
         day += timedelta(days=1)
     return day

@@ -8,13 +8,13 @@ import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from shiol_lib.store import Store
-from shiol_lib.store.runs import RunRow, finish_run, insert_run
+from shiol_lib.store.runs import RunRow, insert_run
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2024, 7, 1, 16, 0, tzinfo=UTC)
 
 

@@ -1,2 +1,5 @@
-"""The analysis: pure functions of draws frames (features, model, scoring, weights, tickets, backtest,
-evaluation, drift signals, synthetic histories). No I/O: it imports only the domain."""
+"""The analysis: pure functions of draws frames.
+
+Features, model, scoring, weights, tickets, backtest, evaluation, drift signals, synthetic histories.
+No I/O: it imports only the domain.
+"""

@@ -18,14 +18,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from shiol_lib.errors import InsufficientHistoryError
 from shiol_lib.analysis.evaluation import evaluate_tickets, summarize_draws
-from shiol_lib.domain.game import matrix_for
-from shiol_lib.domain.history import check_draw_frame, frame_before
 from shiol_lib.analysis.model import ModelConfig, NumberModel, fit_model
 from shiol_lib.analysis.scoring import Weights
 from shiol_lib.analysis.tickets import DEFAULT_TICKETS, generate_tickets
 from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, optimize_weights
+from shiol_lib.domain.game import matrix_for
+from shiol_lib.domain.history import check_draw_frame, frame_before
+from shiol_lib.errors import InsufficientHistoryError
 
 log = logging.getLogger(__name__)
 

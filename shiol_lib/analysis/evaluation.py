@@ -11,22 +11,30 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from math import comb
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import date
+from functools import lru_cache
+from math import comb
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import signal, stats
 
-from shiol_lib.errors import DrawFrameError
 from shiol_lib.domain.game import (
-    CURRENT_MATRIX, MATRICES, PRIZE_TIERS, POWER_PLAY_PRICE, WHITE_COUNT, Matrix, expected_white_matches,
-    prize_tier, prize_value, tier_probability,
+    CURRENT_MATRIX,
+    MATRICES,
+    POWER_PLAY_PRICE,
+    PRIZE_TIERS,
+    WHITE_COUNT,
+    Matrix,
+    expected_white_matches,
+    prize_tier,
+    prize_value,
+    tier_probability,
 )
 from shiol_lib.domain.history import NUMBER_COLUMNS, WHITE_COLUMNS, check_draw_frame, era_codes
+from shiol_lib.errors import DrawFrameError
 
 log = logging.getLogger(__name__)
 

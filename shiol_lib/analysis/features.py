@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from shiol_lib.errors import InsufficientHistoryError
 from shiol_lib.domain.game import Matrix, matrix_for
 from shiol_lib.domain.history import WHITE_COLUMNS, check_draw_frame, era_cut, era_history
+from shiol_lib.errors import InsufficientHistoryError
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,17 @@ import xgboost as xgb
 from scipy.optimize import brentq
 from scipy.special import expit, logit
 
-from shiol_lib.errors import ArtefactError, ArtefactMismatchError, InsufficientHistoryError
-from shiol_lib.analysis.features import KINDS, FeatureConfig, Kind, build_target_features, build_training_table, feature_names
+from shiol_lib.analysis.features import (
+    KINDS,
+    FeatureConfig,
+    Kind,
+    build_target_features,
+    build_training_table,
+    feature_names,
+)
 from shiol_lib.domain.game import WHITE_COUNT, Matrix, matrix_for
 from shiol_lib.domain.history import check_artefact_data, data_hash, frame_before, next_target
+from shiol_lib.errors import ArtefactError, ArtefactMismatchError, InsufficientHistoryError
 
 __all__ = [
     "ModelConfig", "NumberModel", "NumberProbabilities", "data_hash", "fit_model", "load_model",

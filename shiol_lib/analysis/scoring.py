@@ -22,10 +22,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from shiol_lib.errors import TicketRequestError
+from shiol_lib.analysis.model import NumberProbabilities
 from shiol_lib.domain.game import WHITE_COUNT, Matrix
 from shiol_lib.domain.history import WHITE_COLUMNS, era_history
-from shiol_lib.analysis.model import NumberProbabilities
+from shiol_lib.errors import TicketRequestError
 
 COMPONENTS = ("model", "diversity", "shape")
 SOFT_TEMPERATURE = 0.5  # softmax temperature of the smoothed objective, in standardised score units

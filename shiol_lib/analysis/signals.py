@@ -27,10 +27,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from shiol_lib.errors import InsufficientHistoryError
 from shiol_lib.analysis.features import KINDS, FeatureConfig, Kind, build_training_table, feature_family, feature_names
 from shiol_lib.domain.game import WHITE_COUNT, matrix_for
 from shiol_lib.domain.history import WHITE_COLUMNS, era_history, frame_before, next_target
+from shiol_lib.errors import InsufficientHistoryError
 
 log = logging.getLogger(__name__)
 _EPS = 1e-12

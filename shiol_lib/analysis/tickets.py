@@ -9,13 +9,20 @@ from math import comb
 import numpy as np
 import pandas as pd
 
-from shiol_lib.errors import TicketRequestError
+from shiol_lib.analysis.model import NumberModel, NumberProbabilities, check_model_target, predict_probabilities
+from shiol_lib.analysis.scoring import (
+    ShapeProfile,
+    Weights,
+    build_shape_profile,
+    final_scores,
+    greedy_select,
+    sample_pool,
+)
+from shiol_lib.analysis.weights import OptimizedWeights, check_weights_target
 from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.domain.game import WHITE_COUNT, Matrix, matrix_for
 from shiol_lib.domain.history import WHITE_COLUMNS, frame_before
-from shiol_lib.analysis.model import NumberModel, NumberProbabilities, check_model_target, predict_probabilities
-from shiol_lib.analysis.scoring import ShapeProfile, Weights, build_shape_profile, final_scores, greedy_select, sample_pool
-from shiol_lib.analysis.weights import OptimizedWeights, check_weights_target
+from shiol_lib.errors import TicketRequestError
 
 log = logging.getLogger(__name__)
 

@@ -30,14 +30,24 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from shiol_lib.errors import ArtefactError, ArtefactMismatchError, InsufficientHistoryError
-from shiol_lib.domain.history import (
-    WHITE_COLUMNS, check_artefact_data, data_hash, era_history, frame_before, next_target,
-)
 from shiol_lib.analysis.model import ModelConfig, fit_model, predict_probabilities
 from shiol_lib.analysis.scoring import (
-    SOFT_TEMPERATURE, CandidatePool, Weights, build_shape_profile, greedy_select, sample_pool,
+    SOFT_TEMPERATURE,
+    CandidatePool,
+    Weights,
+    build_shape_profile,
+    greedy_select,
+    sample_pool,
 )
+from shiol_lib.domain.history import (
+    WHITE_COLUMNS,
+    check_artefact_data,
+    data_hash,
+    era_history,
+    frame_before,
+    next_target,
+)
+from shiol_lib.errors import ArtefactError, ArtefactMismatchError, InsufficientHistoryError
 
 log = logging.getLogger(__name__)
 WEIGHTS_FORMAT = "shiol-ticket-weights/1"

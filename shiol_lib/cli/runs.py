@@ -15,7 +15,13 @@ import click
 import yaml
 
 from shiol_lib.errors import (
-    ArchiveError, ConfigError, JobBusyError, ParameterError, RunnerError, ShiolError, StoreError,
+    ArchiveError,
+    ConfigError,
+    JobBusyError,
+    ParameterError,
+    RunnerError,
+    ShiolError,
+    StoreError,
 )
 from shiol_lib.settings import Settings
 

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -56,7 +56,7 @@ def plan_command(settings: Settings, at: str | None, as_json: bool) -> None:
 
 def _instant(at: str | None) -> datetime:
     if not at:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         instant = datetime.fromisoformat(at)
     except ValueError as err:

@@ -6,7 +6,7 @@ returned are timezone-aware; naive datetimes are refused.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from shiol_lib.domain.game import MATRICES
@@ -35,7 +35,7 @@ def _as_utc(at: datetime) -> datetime:
     """``at`` in UTC, so comparisons never fall back to wall-clock arithmetic within one zone."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"instant {at!r} has no timezone; pass an aware datetime")
-    return at.astimezone(timezone.utc)
+    return at.astimezone(UTC)
 
 
 def previous_draw(at: datetime) -> date:

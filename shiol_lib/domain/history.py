@@ -16,8 +16,8 @@ import pandas as pd
 
 from shiol_lib.domain.draw_calendar import draw_after
 from shiol_lib.domain.draws import DRAW_COLUMNS, normalize_draw_frame
-from shiol_lib.errors import ArtefactMismatchError, DrawFrameError, InsufficientHistoryError, UnknownMatrixError
 from shiol_lib.domain.game import MATRICES, WHITE_COUNT, Matrix, matrix_for
+from shiol_lib.errors import ArtefactMismatchError, DrawFrameError, InsufficientHistoryError, UnknownMatrixError
 
 WHITE_COLUMNS = ["n1", "n2", "n3", "n4", "n5"]
 NUMBER_COLUMNS = [*WHITE_COLUMNS, "pb"]

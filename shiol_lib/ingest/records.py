@@ -18,8 +18,8 @@ from typing import Any
 
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, is_draw_day
 from shiol_lib.domain.draws import Draw
-from shiol_lib.errors import UnknownMatrixError
 from shiol_lib.domain.game import MULTIPLIERS, WHITE_COUNT, matrix_for
+from shiol_lib.errors import UnknownMatrixError
 
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T00:00:00(?:\.0+)?)?$")
 _US_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
@@ -193,7 +193,8 @@ def parse_ny_csv(text: str, *, source: str, now: datetime) -> Batch:
         if None in row or any(row.get(k) is None for k in required):
             raise _Invalid("row has the wrong number of fields (truncated or malformed line)")
         whites, powerball = _parse_six(row["Winning Numbers"])
-        return _parse_date(row["Draw Date"], us_format=True), whites, powerball, _parse_multiplier(row.get("Multiplier"))
+        multiplier = _parse_multiplier(row.get("Multiplier"))
+        return _parse_date(row["Draw Date"], us_format=True), whites, powerball, multiplier
 
     for row in reader:
         collector.add(row, parse)
@@ -257,7 +258,8 @@ def merge_batches(source: str, batches: Iterable[Batch]) -> Batch:
                 merged.draws.append(draw)
             elif earlier != draw:
                 merged.rejections.append(Rejection(
-                    source, draw.as_text(), f"{draw.draw_date} answered twice with different values ({earlier.as_text()})"
+                    source, draw.as_text(),
+                    f"{draw.draw_date} answered twice with different values ({earlier.as_text()})",
                 ))
     return merged
 

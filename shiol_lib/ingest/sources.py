@@ -1,5 +1,7 @@
-"""Draw sources: the MUSL game service v3 (primary), NY Open Data (fallback, bulk backfill) and the
-bundled snapshot (offline default). The one module that speaks HTTP.
+"""Draw sources: MUSL (primary), NY Open Data (fallback, bulk backfill), the bundled snapshot (offline).
+
+The MUSL game service v3, the NY Open Data Socrata dataset and the CSV shipped in the package. The one
+module that speaks HTTP.
 
 Every call has a wall-clock timeout; idempotent GETs are retried with exponential backoff on
 connection errors, timeouts and 429/5xx, honouring ``Retry-After`` up to a cap; past that the source
@@ -14,15 +16,22 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Any
 
 import requests
 import urllib3
 
-from shiol_lib.ingest.records import Batch, merge_batches, parse_musl_json, parse_ny_csv, parse_ny_json, parse_ny_records
 from shiol_lib.errors import FetchError
+from shiol_lib.ingest.records import (
+    Batch,
+    merge_batches,
+    parse_musl_json,
+    parse_ny_csv,
+    parse_ny_json,
+    parse_ny_records,
+)
 from shiol_lib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,7 +144,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass(frozen=True)

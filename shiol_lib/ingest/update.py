@@ -11,13 +11,13 @@ import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from shiol_lib.domain.draw_calendar import expected_draws, previous_draw
-from shiol_lib.ingest.records import Batch, Pending, Rejection, merge_batches
 from shiol_lib.errors import FetchError
-from shiol_lib.settings import Settings
+from shiol_lib.ingest.records import Batch, Pending, Rejection, merge_batches
 from shiol_lib.ingest.sources import Attempt, BundledSource, HttpClient, MuslSource, NySource
+from shiol_lib.settings import Settings
 from shiol_lib.store import Conflict, Store
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def update_draws(
     musl_max_dates: int = 12,
 ) -> UpdateReport:
     """Run one data update against ``store`` and return its report (also recorded in the store)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     report = UpdateReport(update_id=uuid.uuid4().hex[:12], started_at=now, offline=offline)
     bundled = BundledSource()
 
@@ -140,7 +140,7 @@ def update_draws(
     report.new_draws.sort()
     report.backfilled.sort()
     report.still_missing = sorted(set(missing_draws(store.draw_dates())))
-    report.finished_at = datetime.now(timezone.utc)
+    report.finished_at = datetime.now(UTC)
     store.record_update(
         report.update_id, report.started_at, report.finished_at, offline=offline,
         counts={"new": len(report.new_draws), "backfilled": len(report.backfilled),

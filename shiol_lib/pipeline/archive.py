@@ -1,6 +1,8 @@
-"""The run archive: ``runs/<job>/<YYYY-MM-DD>/<run_id>/`` with each step's executed notebook, its
-HTML and one ``manifest.json``. Every file is written to a temporary name and renamed, so a crash
-never leaves a half-written file, and the manifest says ``running`` until the run has really ended.
+"""The run archive: ``runs/<job>/<YYYY-MM-DD>/<run_id>/``.
+
+Each run folder holds each step's executed notebook, its HTML and one ``manifest.json``. Every file is
+written to a temporary name and renamed, so a crash never leaves a half-written file, and the manifest
+says ``running`` until the run has really ended.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import platform
 import re
 import secrets
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ HEAVY_SUFFIXES = (".ipynb", ".html", ".log")
 
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, unique run id such as ``20261128T151500Z-a1b2c3``."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
@@ -104,7 +106,9 @@ def read_manifest(directory: Path) -> Manifest:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ManifestError(f"the manifest {path} is not UTF-8 text (byte {err.start}); the archive was altered") from err
+        raise ManifestError(
+            f"the manifest {path} is not UTF-8 text (byte {err.start}); the archive was altered"
+        ) from err
     return Manifest.from_json(text, where=f"the manifest {path}")
 
 
@@ -183,7 +187,7 @@ def prune_runs(runs_dir: Path, *, keep_days: int, now: datetime | None = None) -
     """
     if keep_days < 0:
         raise ArchiveError(f"--keep-days {keep_days} must be 0 or more")
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     pruned = []
     for directory, manifest in iter_manifests(runs_dir):
         if (now - manifest.started_at).days < keep_days or manifest.status == RunStatus.RUNNING:

@@ -1,11 +1,13 @@
-"""``runs/index.html``: a static page listing every archived run, newest first, with links to each
-step's HTML and notebook. Relative links only, so it opens from disk and from any copy."""
+"""``runs/index.html``: a static page listing every archived run, newest first.
+
+It links each step's HTML and notebook with relative links only, so it opens from disk and from any copy.
+"""
 
 from __future__ import annotations
 
 import html
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shiol_lib.pipeline.archive import iter_manifests, write_atomic
@@ -30,7 +32,7 @@ def write_index(runs_dir: Path) -> Path:
     """Regenerate ``runs/index.html`` from the manifests in the archive."""
     runs_dir = Path(runs_dir)
     rows = [_row(runs_dir, directory, m) for directory, m in iter_manifests(runs_dir)]
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>SHIOL+ run archive</title>
 <style>{_STYLE}</style></head>

@@ -16,22 +16,27 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-
+from shiol_lib.domain.draw_calendar import draw_after
+from shiol_lib.domain.history import data_hash
 from shiol_lib.domain.runs import RunStatus, StepStatus
+from shiol_lib.errors import ArchiveError, JobBusyError, RunnerError, ShiolError
 from shiol_lib.pipeline import archive, ledger
 from shiol_lib.pipeline import index as run_index
 from shiol_lib.pipeline.catalog import JOBS, UPDATE_DATA, Step, find_step
-from shiol_lib.pipeline.manifest import Manifest, StepRecord
-from shiol_lib.domain.draw_calendar import draw_after
-from shiol_lib.errors import ArchiveError, JobBusyError, RunnerError, ShiolError
-from shiol_lib.domain.history import data_hash
-from shiol_lib.pipeline.liveness import Heartbeat, Interrupted, job_is_alive
 from shiol_lib.pipeline.compare import compare_outputs
-from shiol_lib.pipeline.runner import NotebookResult, check_parameters, execute_notebook, format_command, read_parameters
+from shiol_lib.pipeline.liveness import Heartbeat, Interrupted, job_is_alive
+from shiol_lib.pipeline.manifest import Manifest, StepRecord
+from shiol_lib.pipeline.runner import (
+    NotebookResult,
+    check_parameters,
+    execute_notebook,
+    format_command,
+    read_parameters,
+)
 from shiol_lib.settings import Settings, settings_to_env
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
@@ -138,14 +143,15 @@ def _close_open_steps(run: _Run, status: StepStatus) -> None:
     """After a run was cut short: the running step gets ``status``, the ones not started ``skipped``."""
     for position, (step, entry) in enumerate(zip(run.steps, run.manifest.steps, strict=True), start=1):
         if entry.status in (StepStatus.RUNNING, StepStatus.PENDING):
-            _record_step(run, position, step, status=status if entry.status == StepStatus.RUNNING else StepStatus.SKIPPED)
+            ended = status if entry.status == StepStatus.RUNNING else StepStatus.SKIPPED
+            _record_step(run, position, step, status=ended)
 
 
 def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], *, trigger: str, slot: datetime | None,
               draw_date: date | None, attempt: int, seed: int | None, parent_run_id: str | None) -> _Run:
     archive.ensure_writable(settings.runs_dir)
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     run_id = archive.new_run_id(started)
     directory = archive.run_dir(settings.runs_dir, job, run_id, started)
     seed = DEFAULT_SEED if seed is None else seed
@@ -170,7 +176,7 @@ def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], *, trigger:
         archive.ensure_writable(directory)
         archive.write_manifest(directory, manifest)
     except ArchiveError as err:
-        run_table.finish_run(store, run_id, status=RunStatus.FAILED, finished_at=datetime.now(timezone.utc),
+        run_table.finish_run(store, run_id, status=RunStatus.FAILED, finished_at=datetime.now(UTC),
                              error=f"archive: {err}", error_class="archive")
         job_table.release_job(store, job, run_id)
         raise
@@ -218,9 +224,10 @@ def _step_values(run: _Run, step: Step, context: dict[str, Any], extra: Mapping[
     return values
 
 
-def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any], extra: Mapping[str, Any]) -> NotebookResult:
+def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any],
+              extra: Mapping[str, Any]) -> NotebookResult:
     values = _step_values(run, step, context, extra)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     _record_step(run, position, step, status=StepStatus.RUNNING, started_at=started)
     result = execute_notebook(
         run.settings.notebooks_dir / step.notebook, run.directory / f"{step.stem}.ipynb", values,
@@ -252,11 +259,11 @@ def _record_step(run: _Run, position: int, step: Step, *, status: StepStatus, st
     archive.write_manifest(run.directory, run.manifest)
     run_table.upsert_step(run.store, run.run_id, position, step.name, step.notebook, status=status,
                           started_at=started_at, finished_at=finished_at, error=error, failed_cell=failed_cell)
-    run_table.update_run(run.store, run.run_id, heartbeat_at=datetime.now(timezone.utc))
+    run_table.update_run(run.store, run.run_id, heartbeat_at=datetime.now(UTC))
 
 
 def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[NotebookResult]) -> RunOutcome:
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     manifest = run.manifest
     manifest.finished_at = finished
     manifest.duration_s = round((finished - manifest.started_at).total_seconds(), 3)
@@ -300,8 +307,11 @@ def _error_class(results: list[NotebookResult]) -> str | None:
 
 
 def kernel_environment(settings: Settings) -> dict[str, str]:
-    """The environment of a step's papermill and kernel: this process's, with its ``SHIOL_*`` variables
-    replaced by exactly ``settings`` (step 1 reads the source settings in its kernel)."""
+    """The environment of a step's papermill and kernel.
+
+    This process's environment, with its ``SHIOL_*`` variables replaced by exactly ``settings`` (step 1
+    reads the source settings in its kernel).
+    """
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
     return {**inherited, **settings_to_env(settings)}
 

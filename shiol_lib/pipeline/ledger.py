@@ -11,15 +11,15 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
-from shiol_lib.pipeline.archive import MANIFEST, find_run_dir, sha256_file
 from shiol_lib.errors import ArchiveError
+from shiol_lib.pipeline.archive import MANIFEST, find_run_dir, sha256_file
 
 LEDGER = "ledger.jsonl"
 GENESIS = "0" * 64
@@ -73,7 +73,7 @@ def append_entry(runs_dir: Path, *, run_id: str, job: str, status: str, manifest
             "run_id": run_id,
             "job": job,
             "status": status,
-            "recorded_at": datetime.now(timezone.utc).isoformat(),
+            "recorded_at": datetime.now(UTC).isoformat(),
             "manifest_sha256": sha256_file(manifest_path),
             "prev_hash": entries[-1]["hash"] if entries else GENESIS,
         }
@@ -100,7 +100,8 @@ def verify_ledger(runs_dir: Path) -> list[LedgerProblem]:
         if entry.get("seq") != number:
             problems.append(LedgerProblem(number, run_id, f"sequence {entry.get('seq')} where {number} was expected"))
         if entry.get("prev_hash") != previous:
-            problems.append(LedgerProblem(number, run_id, "does not chain to the line before (line removed or reordered)"))
+            problems.append(LedgerProblem(number, run_id,
+                                          "does not chain to the line before (line removed or reordered)"))
         if _entry_hash(entry) != entry.get("hash"):
             problems.append(LedgerProblem(number, run_id, "content does not match its hash (line edited)"))
         previous = entry.get("hash", "")

@@ -11,7 +11,7 @@ import logging
 import signal
 import socket
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psutil
 
@@ -53,7 +53,7 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(self._every_s):
             try:
-                job_table.heartbeat(self._store, self._job, self._run_id, datetime.now(timezone.utc))
+                job_table.heartbeat(self._store, self._job, self._run_id, datetime.now(UTC))
             except ShiolError as err:  # a busy store: the next beat tries again
                 log.warning("heartbeat of run %s not written: %s", self._run_id, err)
 
@@ -65,7 +65,7 @@ def job_is_alive(holder: job_table.LockHolder, *, stale_s: float, now: datetime 
     delay heartbeats; two runs of one job must never overlap), a dead one loses however fresh its
     heartbeat. On another host only the heartbeat can tell.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if holder.host != socket.gethostname():
         return (now - holder.heartbeat_at).total_seconds() <= stale_s
     try:

@@ -9,6 +9,7 @@ times out (the partial notebook papermill saved after each cell).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +165,9 @@ def execute_notebook(
     partial = output.with_name(output.name + ".partial")
     log_path = output.with_suffix(".log")
     command = papermill_command(notebook, partial, values, cwd=cwd)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     status, error, error_class = _run_child(command, log_path, timeout_s, env)
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     result = NotebookResult(
         notebook=str(notebook), output=output, html=None, status=status, started_at=started,
         finished_at=finished, parameters=values,
@@ -221,10 +222,8 @@ def kill_process_tree(pid: int) -> None:
     except psutil.NoSuchProcess:
         return
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(procs, timeout=10)
 
 
@@ -237,8 +236,10 @@ _ADDED_BY_PAPERMILL = frozenset({"injected-parameters", "papermill-error-cell-ta
 
 
 def _source_cells(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode]]:
-    """Cells of an executed notebook with their index in the source notebook (papermill's own
-    injected-parameters cell and error banners are left out)."""
+    """Cells of an executed notebook with their index in the source notebook.
+
+    Papermill's own injected-parameters cell and error banners are left out.
+    """
     kept = [c for c in nb.cells if not _ADDED_BY_PAPERMILL & set(c.get("metadata", {}).get("tags", []))]
     return list(enumerate(kept))
 

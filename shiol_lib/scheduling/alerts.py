@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -42,13 +42,13 @@ def send_alert(
     Returns ``["deduplicated"]`` and sends nothing when the same message was recorded within
     ``dedup_window_s`` seconds.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if _sent_recently(store, message, dedup_window_s, now):
         log.debug("alert not repeated (sent within %g s): %s", dedup_window_s, message)
         return [DEDUPLICATED]
     log.warning("ALERT %s%s: %s", kind, f" [{job}]" if job else "", message)
     channels = ["log"]
-    payload = {"kind": kind, "job": job, "message": message, "at": now.astimezone(timezone.utc).isoformat()}
+    payload = {"kind": kind, "job": job, "message": message, "at": now.astimezone(UTC).isoformat()}
     if settings.alert_webhook_url and _post_webhook(settings, settings.alert_webhook_url, payload):
         channels.append("webhook")
     if _email_configured(settings) and _send_email(settings, payload):
@@ -102,7 +102,7 @@ def _send_email(settings: Settings, payload: dict[str, Any]) -> bool:
         msg["Subject"] = _subject(payload)
         msg["From"] = settings.alert_email_from
         msg["To"] = ", ".join(recipients)
-        msg["Date"] = format_datetime(datetime.now(timezone.utc))
+        msg["Date"] = format_datetime(datetime.now(UTC))
         msg["Message-ID"] = make_msgid(domain="shiol.local")
         msg.set_content(
             f"{payload['message']}\n\nkind: {payload['kind']}\njob: {payload['job'] or '-'}\nat: {payload['at']}\n"

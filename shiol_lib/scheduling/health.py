@@ -20,7 +20,7 @@ import dataclasses
 import hmac
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import uvicorn
@@ -213,7 +213,7 @@ def _json(value: Any) -> Any:
 
 
 def _uptime_s(started_at: datetime) -> float:
-    return max(0.0, (datetime.now(timezone.utc) - started_at).total_seconds())
+    return max(0.0, (datetime.now(UTC) - started_at).total_seconds())
 
 
 # --- access and errors ---------------------------------------------------------------------------

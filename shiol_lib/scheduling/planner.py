@@ -31,12 +31,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, next_draw, previous_draw
 from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, RunStatus, failure_streak
 from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re-exported here
-    Due, History, JobSchedule, Missed, Plan, PlannerConfig, RunLike, RunRecord, SlotLike, SlotRecord, default_jobs,
+    Due,
+    History,
+    JobSchedule,
+    Missed,
+    Plan,
+    PlannerConfig,
+    RunLike,
+    RunRecord,
+    SlotLike,
+    SlotRecord,
+    default_jobs,
     iso,
 )
 from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, previous_slot, slots_between, to_utc
@@ -46,7 +56,7 @@ __all__ = [
     "RunRecord", "SlotLike", "SlotRecord", "default_jobs", "plan_runs",
 ]
 
-UTC = timezone.utc
+UTC = UTC
 REASONS = ("on-time", "catch-up", "missed-draw", "retry", "recovery")
 MISSED_KINDS = tuple(MissedKind)
 _KNOWN_STATUSES = frozenset(RunStatus)

@@ -71,35 +71,23 @@ class PlannerConfig:
 class RunLike(Protocol):
     """What the planner reads from a run record (``store.runs.RunRow`` qualifies)."""
 
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def job(self) -> str: ...
-    @property
-    def slot(self) -> datetime | None: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def started_at(self) -> datetime: ...
-    @property
-    def finished_at(self) -> datetime | None: ...
-    @property
-    def attempt(self) -> int: ...
-    @property
-    def draw_date(self) -> date | None: ...
-    @property
-    def heartbeat_at(self) -> datetime | None: ...
+    run_id: str
+    job: str
+    slot: datetime | None
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    attempt: int
+    draw_date: date | None
+    heartbeat_at: datetime | None
 
 
 class SlotLike(Protocol):
     """A recorded missed slot or unresolved dead letter (``missed_slots`` / ``dead_letters`` rows)."""
 
-    @property
-    def job(self) -> str: ...
-    @property
-    def slot(self) -> datetime | None: ...
-    @property
-    def draw_date(self) -> date | None: ...
+    job: str
+    slot: datetime | None
+    draw_date: date | None
 
 
 @dataclass(frozen=True)

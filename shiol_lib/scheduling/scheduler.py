@@ -4,8 +4,8 @@ The store, not memory, is the source of truth. :meth:`Scheduler.is_due` asks the
 execution history read from the store, cached briefly so an idle scheduler stays cheap);
 :meth:`Scheduler.execute_due` records what the plan says is missed, runs the due job in a fresh child
 process in its own session (:mod:`shiol_lib.pipeline.job_process`, handed this scheduler's settings),
-and afterwards writes a dead letter when the last attempt failed and raises the alerts the plan holds. :meth:`Scheduler.start`
-marks runs whose process is gone as ``crashed`` so the planner makes their slot due again.
+and afterwards writes a dead letter when the last attempt failed and raises the alerts the plan holds.
+:meth:`Scheduler.start` marks runs whose process is gone as ``crashed`` so the planner makes their slot due again.
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shiol_lib.pipeline import archive
-from shiol_lib.pipeline.job_process import EXIT_BUSY, RunRequest, RunResult, start_job_process
-from shiol_lib.scheduling.alerts import send_alert
 from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.domain.runs import RunStatus
+from shiol_lib.pipeline import archive
+from shiol_lib.pipeline.job_process import EXIT_BUSY, RunRequest, RunResult, start_job_process
 from shiol_lib.pipeline.liveness import job_is_alive
-from shiol_lib.scheduling.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
 from shiol_lib.pipeline.runner import kill_process_tree
-from shiol_lib.settings import Settings
+from shiol_lib.scheduling.alerts import send_alert
+from shiol_lib.scheduling.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
 from shiol_lib.scheduling.slots import ScheduleError, parse_cron
+from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
 from shiol_lib.store import runs as run_table
@@ -118,7 +118,7 @@ class Scheduler:
 
     def recover(self, store: Store, now: datetime | None = None) -> list[str]:
         """Mark ``running`` rows whose process is gone (or whose heartbeat is stale) as ``crashed``."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         crashed = []
         for row in job_table.running_runs(store):
             holder = LockHolder(row.job, row.run_id, row.pid or 0, row.host or "", row.heartbeat_at or row.started_at)
@@ -137,14 +137,14 @@ class Scheduler:
 
     def plan(self, at: datetime | None = None, store: Store | None = None) -> Plan:
         """The plan at ``at`` (default now), from the store. Reads only."""
-        at = at or datetime.now(timezone.utc)
+        at = at or datetime.now(UTC)
         return plan_runs(read_history(store or self.store(), at, stale_s=self.settings.heartbeat_stale_s), at,
                          self.config)
 
     def is_due(self, job: str) -> bool:
         """Whether ``job`` owes a run now. Never raises: a failure is logged and read as False."""
         try:
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             cache = self._cache
             stale = cache is None or time.monotonic() - cache.made_at > REPLAN_S or any(
                 d.job == job for d in cache.plan.due
@@ -203,8 +203,11 @@ class Scheduler:
         return status
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """Start nothing more; give running jobs ``grace_s`` to finish, then SIGTERM them (they record
-        their run ``interrupted`` and kill their kernel), and kill whatever is left 30 s later."""
+        """Start nothing more; give running jobs ``grace_s`` to finish, then stop them.
+
+        Jobs still running then get SIGTERM (they record their run ``interrupted`` and kill their
+        kernel); whatever is left 30 s later is killed.
+        """
         self._stopping.set()
         with self._lock:
             children = list(self._children.values())
@@ -223,7 +226,7 @@ class Scheduler:
     # -- consequences -------------------------------------------------------------------------
 
     def _record_plan(self, store: Store, plan: Plan) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for missed in plan.missed:
             job_table.record_missed(store, job=missed.job, slot=missed.slot, draw_date=missed.draw_date,
                                     kind=missed.kind, at=now)
@@ -246,7 +249,7 @@ class Scheduler:
             dead_letter_id=job_table.new_dead_letter_id(), job=row.job, slot=row.slot, draw_date=row.draw_date,
             attempts=row.attempt, last_run_id=row.run_id, error_class=row.error_class or row.status,
             error=row.error, notebook=notebook, failed_cell=None if cell is None or cell != cell else int(cell),
-            rerun_command=command, created_at=datetime.now(timezone.utc), resolved_at=None,
+            rerun_command=command, created_at=datetime.now(UTC), resolved_at=None,
             resolved_by_run_id=None,
         )
         job_table.add_dead_letter(store, letter)

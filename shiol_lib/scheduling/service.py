@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rocketry import Rocketry
 
@@ -21,14 +21,17 @@ log = logging.getLogger(__name__)
 
 
 def run_service(app: Rocketry, scheduler: Scheduler, *, grace_s: float = STOP_GRACE_S) -> None:
-    """Start the scheduler (marking dead runs crashed), then serve Rocketry and the health API until
-    SIGTERM or SIGINT: runs in flight get ``grace_s`` to finish, then are recorded interrupted."""
+    """Start the scheduler (marking dead runs crashed), then serve Rocketry and the health API.
+
+    Serves until SIGTERM or SIGINT: runs in flight get ``grace_s`` to finish, then are recorded
+    interrupted.
+    """
     settings = scheduler.settings
     crashed = scheduler.start()
     if crashed:
         log.warning("marked %d run(s) crashed at start-up: %s", len(crashed), ", ".join(crashed))
     app.session.config.cycle_sleep = settings.scheduler_cycle_s
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     def health_store() -> Store:  # a scrape must not wait 30 s behind a busy kernel: 2 s, then a 503
         return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=min(settings.lock_timeout_s, 2.0))
 

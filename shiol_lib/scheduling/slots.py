@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -29,7 +29,7 @@ from croniter.croniter import CroniterError
 from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.errors import ConfigError
 
-UTC = timezone.utc
+UTC = UTC
 FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _FULL_RANGES = (range(0, 60), range(0, 24), range(1, 32), range(1, 13), range(0, 7))
 _PLAIN_FIELD = re.compile(r"^[0-9*,/-]+$")

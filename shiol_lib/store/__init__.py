@@ -7,4 +7,6 @@
 from shiol_lib.store.core import ApplyResult, Conflict, Store, connect_snapshot, open_store, read_snapshot_draws
 from shiol_lib.store.schema import SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "ApplyResult", "Conflict", "Store", "connect_snapshot", "open_store", "read_snapshot_draws"]
+__all__ = [
+    "SCHEMA_VERSION", "ApplyResult", "Conflict", "Store", "connect_snapshot", "open_store", "read_snapshot_draws",
+]

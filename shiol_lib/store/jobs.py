@@ -42,7 +42,8 @@ def start_run_exclusive(
         if busy:
             values["status"] = "refused"
             values["finished_at"] = row.started_at
-            values["error"] = f"job {row.job} is already running as run {holder.run_id} (pid {holder.pid} on {holder.host})"
+            values["error"] = (f"job {row.job} is already running as run {holder.run_id} "
+                               f"(pid {holder.pid} on {holder.host})")
         else:
             conn.execute(
                 "INSERT OR REPLACE INTO job_locks VALUES (?, ?, ?, ?, ?, ?)",
@@ -153,8 +154,11 @@ def record_missed(store: Store, *, job: str, slot: datetime, draw_date: date | N
 
 
 def planner_history(store: Store, since: datetime) -> tuple[list[RunRow], list[tuple], list[DeadLetter]]:
-    """In one connection: runs started since ``since`` (and any still running), missed entries since
-    then, and the open dead letters: everything the planner reads."""
+    """Everything the planner reads, in one connection.
+
+    Runs started since ``since`` (and any still running), missed entries since then, and the open
+    dead letters.
+    """
     letter_columns = ", ".join(f.name for f in fields(DeadLetter))
     with store.connect() as conn:
         runs = conn.execute(

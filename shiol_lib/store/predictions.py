@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
@@ -25,7 +25,7 @@ def replace_predictions(store: Store, run_id: str, target_draw_date: date, ticke
     rows = tickets[TICKET_COLUMNS].copy()
     rows.insert(0, "target_draw_date", target_draw_date)
     rows.insert(0, "run_id", run_id)
-    rows["created_at"] = datetime.now(timezone.utc)
+    rows["created_at"] = datetime.now(UTC)
     with store.transaction() as conn:
         conn.execute("DELETE FROM evaluations WHERE run_id = ?", [run_id])
         conn.execute("DELETE FROM predictions WHERE run_id = ?", [run_id])
@@ -61,7 +61,7 @@ def write_evaluations(store: Store, evaluations: pd.DataFrame) -> int:
     if evaluations.empty:
         return 0
     rows = evaluations[EVALUATION_COLUMNS].copy()
-    rows["evaluated_at"] = datetime.now(timezone.utc)
+    rows["evaluated_at"] = datetime.now(UTC)
     with store.transaction() as conn:
         conn.register("incoming_evaluations", rows)
         conn.execute(
@@ -78,7 +78,7 @@ def save_artifact(store: Store, run_id: str, kind: str, payload: object, *, data
     with store.transaction() as conn:
         conn.execute(
             "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?)",
-            [run_id, kind, data_hash, text, datetime.now(timezone.utc)],
+            [run_id, kind, data_hash, text, datetime.now(UTC)],
         )
 
 

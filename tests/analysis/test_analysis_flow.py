@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from analysis_support import real_frame
-from shiol_lib.analysis.signals import run_adaptive_analysis
-from shiol_lib.domain.draw_calendar import draw_after
+
+from shiol_lib.analysis.backtest import run_backtest
 from shiol_lib.analysis.evaluation import evaluate_tickets, select_unevaluated, summarize_performance
 from shiol_lib.analysis.features import build_feature_tables
 from shiol_lib.analysis.model import fit_model, load_model, save_model
+from shiol_lib.analysis.signals import run_adaptive_analysis
 from shiol_lib.analysis.tickets import generate_tickets
-from shiol_lib.analysis.backtest import run_backtest
 from shiol_lib.analysis.weights import load_weights, optimize_weights, save_weights
+from shiol_lib.domain.draw_calendar import draw_after
 
 log = logging.getLogger(__name__)
 

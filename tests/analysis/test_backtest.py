@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-
 from analysis_support import FAST_BACKTEST, fair_frame, real_frame
-from shiol_lib.errors import InsufficientHistoryError
+
 from shiol_lib.analysis.backtest import BacktestConfig, BacktestResult, run_backtest
+from shiol_lib.errors import InsufficientHistoryError
 
 CONFIG = replace(FAST_BACKTEST, test_draws=12, refit_every=5)
 NUMBERS = ["n1", "n2", "n3", "n4", "n5", "pb"]

@@ -8,17 +8,24 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_support import real_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from analysis_support import real_frame
+from shiol_lib.analysis.evaluation import (
+    convolve_distributions,
+    evaluate_tickets,
+    null_distribution,
+    null_moments,
+    run_edge_test,
+    select_unevaluated,
+    summarize_draws,
+    summarize_performance,
+    ticket_keys,
+)
 from shiol_lib.domain.draw_calendar import expected_draws
 from shiol_lib.errors import DrawFrameError
-from shiol_lib.analysis.evaluation import (
-    convolve_distributions, evaluate_tickets, null_distribution, null_moments, run_edge_test, select_unevaluated,
-    summarize_draws, summarize_performance, ticket_keys,
-)
 
 WHITES = ["n1", "n2", "n3", "n4", "n5"]
 DAYS = expected_draws(date(2016, 1, 1), date(2016, 3, 1))

@@ -8,12 +8,17 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
-
 from analysis_support import FAST_FEATURES, fair_frame, real_frame
-from shiol_lib.errors import DrawFrameError, InsufficientHistoryError, UnknownMatrixError
+
 from shiol_lib.analysis.features import (
-    FeatureConfig, build_feature_tables, build_target_features, build_training_table, feature_family, feature_names,
+    FeatureConfig,
+    build_feature_tables,
+    build_target_features,
+    build_training_table,
+    feature_family,
+    feature_names,
 )
+from shiol_lib.errors import DrawFrameError, InsufficientHistoryError, UnknownMatrixError
 
 WHITES = ["n1", "n2", "n3", "n4", "n5"]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from analysis_support import FAST_MODEL, fair_frame, real_frame
+
+from shiol_lib.analysis.model import NumberModel, data_hash, fit_model, load_model, predict_probabilities, save_model
 from shiol_lib.domain.draw_calendar import draw_after
 from shiol_lib.errors import ArtefactError, ArtefactMismatchError, InsufficientHistoryError
-from shiol_lib.analysis.model import NumberModel, data_hash, fit_model, load_model, predict_probabilities, save_model
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from analysis_support import FAST_FEATURES, fair_frame, real_frame
 from matplotlib.figure import Figure
 
-from analysis_support import FAST_FEATURES, fair_frame, real_frame
 from shiol_lib.analysis.signals import (
-    compute_drift, compute_feature_signal, plot_drift, plot_feature_signal, run_adaptive_analysis,
+    compute_drift,
+    compute_feature_signal,
+    plot_drift,
+    plot_feature_signal,
+    run_adaptive_analysis,
     summarize_feature_signal,
 )
-from shiol_lib.errors import InsufficientHistoryError
 from shiol_lib.analysis.synthetic import generate_synthetic_draws
+from shiol_lib.errors import InsufficientHistoryError
 
 
 def test_white_chi_square_is_calibrated_for_draws_without_replacement() -> None:

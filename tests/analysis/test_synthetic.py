@@ -8,18 +8,18 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_support import FAST_BACKTEST
 from scipy import stats
 
-from analysis_support import FAST_BACKTEST
-from shiol_lib.domain.draw_calendar import expected_draws
+from shiol_lib.analysis.backtest import BacktestConfig, run_backtest
 from shiol_lib.analysis.evaluation import summarize_performance
 from shiol_lib.analysis.features import FeatureConfig
-from shiol_lib.domain.game import CURRENT_MATRIX
-from shiol_lib.domain.history import check_draw_frame
 from shiol_lib.analysis.model import ModelConfig
 from shiol_lib.analysis.synthetic import generate_synthetic_draws
-from shiol_lib.analysis.backtest import BacktestConfig, run_backtest
 from shiol_lib.analysis.weights import WeightConfig
+from shiol_lib.domain.draw_calendar import expected_draws
+from shiol_lib.domain.game import CURRENT_MATRIX
+from shiol_lib.domain.history import check_draw_frame
 
 BIASED = [3, 11, 19, 27, 35, 43, 51, 59]
 

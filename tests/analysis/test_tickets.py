@@ -8,16 +8,16 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_support import FAST_MODEL, FAST_WEIGHTS, fair_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis_support import FAST_MODEL, FAST_WEIGHTS, fair_frame
-from shiol_lib.domain.draw_calendar import draw_after
-from shiol_lib.errors import ArtefactMismatchError, TicketRequestError
 from shiol_lib.analysis.model import NumberProbabilities, fit_model
 from shiol_lib.analysis.scoring import Weights, build_shape_profile
 from shiol_lib.analysis.tickets import MAX_TICKETS, TICKET_COLUMNS, generate_tickets, select_tickets
 from shiol_lib.analysis.weights import optimize_weights
+from shiol_lib.domain.draw_calendar import draw_after
+from shiol_lib.errors import ArtefactMismatchError, TicketRequestError
 
 TARGET = date(2016, 8, 3)
 PROFILE = build_shape_profile(fair_frame(150), TARGET)

@@ -10,15 +10,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from analysis_support import FAST_MODEL, FAST_WEIGHTS, fair_frame
-from shiol_lib.domain.draw_calendar import draw_after
-from shiol_lib.errors import ArtefactError, ArtefactMismatchError, InsufficientHistoryError, TicketRequestError
-from shiol_lib.domain.history import data_hash
+
 from shiol_lib.analysis.scoring import Weights
 from shiol_lib.analysis.weights import (
-    TuningSet, build_tuning_set, load_weights, optimize_weights, save_weights, weight_objective,
+    TuningSet,
+    build_tuning_set,
+    load_weights,
+    optimize_weights,
+    save_weights,
+    weight_objective,
 )
+from shiol_lib.domain.draw_calendar import draw_after
+from shiol_lib.domain.history import data_hash
+from shiol_lib.errors import ArtefactError, ArtefactMismatchError, InsufficientHistoryError, TicketRequestError
 
 
 @pytest.fixture(scope="module")

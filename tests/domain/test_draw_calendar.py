@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from shiol_lib.domain.draw_calendar import (
     previous_draw,
 )
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_draw_days_wed_sat_and_monday_from_2021_08_23():

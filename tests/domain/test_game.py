@@ -11,8 +11,15 @@ import pytest
 
 from shiol_lib.analysis.evaluation import expected_prize
 from shiol_lib.domain.game import (
-    CURRENT_MATRIX, MATRICES, PRIZE_TIERS, Matrix, expected_white_matches, powerball_probability, prize_value,
-    tier_probability, white_match_probability,
+    CURRENT_MATRIX,
+    MATRICES,
+    PRIZE_TIERS,
+    Matrix,
+    expected_white_matches,
+    powerball_probability,
+    prize_value,
+    tier_probability,
+    white_match_probability,
 )
 
 SMALL = Matrix("test-11/4", date(2009, 1, 7), None, 11, 4, 2)

@@ -7,10 +7,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
-
-from shiol_lib.errors import ArtefactMismatchError, DrawFrameError, UnknownMatrixError
-from shiol_lib.domain.history import check_artefact_data, check_draw_frame, data_hash, era_history, frame_before
 from analysis_support import fair_frame, real_frame
+
+from shiol_lib.domain.history import check_artefact_data, check_draw_frame, data_hash, era_history, frame_before
+from shiol_lib.errors import ArtefactMismatchError, DrawFrameError, UnknownMatrixError
 
 
 def test_canonical_frame_passes_unchanged() -> None:

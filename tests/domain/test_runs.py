@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from shiol_lib.domain.runs import FAILURE_STATUSES, FINISHED_STATUSES, RunStatus, StepStatus, failure_streak, parse_status
+from shiol_lib.domain.runs import (
+    FAILURE_STATUSES,
+    FINISHED_STATUSES,
+    RunStatus,
+    StepStatus,
+    failure_streak,
+    parse_status,
+)
 
 
 def test_statuses_are_their_strings_in_json_sets_and_formatting() -> None:

@@ -1,5 +1,5 @@
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -12,7 +12,7 @@ from shiol_lib.ingest.records import (
     validate_draw,
 )
 
-NOW = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 HEADER = "Draw Date,Winning Numbers,Multiplier\n"
 
 
@@ -84,8 +84,8 @@ def test_matrix_is_tagged_by_date_not_by_values():
 
 
 def test_today_before_the_drawing_is_future_and_after_is_not():
-    before = datetime(2024, 7, 2, 2, 58, tzinfo=timezone.utc)  # 22:58 ET on 2024-07-01
-    after = datetime(2024, 7, 2, 3, 0, tzinfo=timezone.utc)  # 23:00 ET on 2024-07-01
+    before = datetime(2024, 7, 2, 2, 58, tzinfo=UTC)  # 22:58 ET on 2024-07-01
+    after = datetime(2024, 7, 2, 3, 0, tzinfo=UTC)  # 23:00 ET on 2024-07-01
     with pytest.raises(ValueError, match="future"):
         validate_draw(date(2024, 7, 1), [1, 2, 3, 4, 5], 6, None, now=before)
     assert validate_draw(date(2024, 7, 1), [5, 4, 3, 2, 1], 6, None, now=after).whites == (1, 2, 3, 4, 5)

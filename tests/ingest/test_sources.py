@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import socket
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
-
-import shiol_lib.ingest.sources as sources
 from fakesources import (
     MISSING_DATES,
     MISSING_DRAWS,
@@ -18,9 +16,9 @@ from fakesources import (
     NY_PATH,
     MuslServer,
     NyServer,
-    history_draws,
     cut_off,
     draw_order,
+    history_draws,
     html_page,
     http_error,
     musl_drawing,
@@ -29,12 +27,14 @@ from fakesources import (
     trickle,
     truncated_json,
 )
+
+import shiol_lib.ingest.sources as sources
 from shiol_lib.domain.draws import Draw
-from shiol_lib.ingest.records import Pending
 from shiol_lib.errors import FetchError
+from shiol_lib.ingest.records import Pending
 from shiol_lib.ingest.sources import HttpClient, MuslSource, NySource
 
-NOW = datetime(2024, 7, 8, 12, 0, tzinfo=timezone.utc)  # after the NEWER_DRAWS, before the next drawing
+NOW = datetime(2024, 7, 8, 12, 0, tzinfo=UTC)  # after the NEWER_DRAWS, before the next drawing
 TIMEOUT_S = 0.5
 RETRIES = 2
 BACKOFF_S = 0.1

@@ -18,12 +18,11 @@ import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fakesources import (
     MISSING_DATES,
     MISSING_DRAWS,
@@ -42,10 +41,11 @@ from fakesources import (
     slow,
     truncated_json,
 )
+
 from shiol_lib.domain.draw_calendar import expected_draws, previous_draw
 from shiol_lib.domain.draws import Draw
-from shiol_lib.store import Store, connect_snapshot, open_store
 from shiol_lib.ingest.update import update_draws
+from shiol_lib.store import Store, connect_snapshot, open_store
 
 pytestmark = pytest.mark.slow  # every test here starts `shiol` (or a writer) as a subprocess
 
@@ -242,7 +242,7 @@ def test_after_a_long_pause_ny_fills_the_gap_below_what_musl_just_stored(
 ) -> None:
     # MUSL is asked for at most SHIOL_MUSL_MAX_DATES (12) of the newest drawings; the ~360 drawings
     # between the bundled history and those must then come from NY in the same update.
-    latest = previous_draw(datetime.now(timezone.utc))
+    latest = previous_draw(datetime.now(UTC))
     recent = expected_draws(latest - timedelta(days=60), latest)[-12:]
     recent_draws = [Draw(day, (3, 14, 25, 36, 47), 1 + i, 2) for i, day in enumerate(recent)]
     musl_server.add_draws(recent_draws)

@@ -1,18 +1,18 @@
 import errno
 import json
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from shiol_lib.pipeline import archive, ledger
-from shiol_lib.pipeline import index as run_index
 from shiol_lib.domain.runs import RunStatus, StepStatus
 from shiol_lib.errors import ArchiveError
+from shiol_lib.pipeline import archive, ledger
+from shiol_lib.pipeline import index as run_index
 from shiol_lib.pipeline.manifest import Manifest, StepRecord
 
-T0 = datetime(2026, 11, 28, 4, 29, tzinfo=timezone.utc)  # 23:29 ET on 2026-11-27
+T0 = datetime(2026, 11, 28, 4, 29, tzinfo=UTC)  # 23:29 ET on 2026-11-27
 
 
 def make_run(runs: Path, job: str = "pipeline", started: datetime = T0, status: str = "success") -> tuple[str, Path]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
-
 from fakesources import NEWER_DRAWS
+
 from shiol_lib.ingest.update import update_draws
 from shiol_lib.pipeline.job_process import RunRequest, RunResult, start_job_process
 from shiol_lib.settings import load_settings
@@ -17,7 +17,7 @@ from shiol_lib.store import open_store
 
 
 def test_a_run_request_survives_the_trip_as_json() -> None:
-    request = RunRequest(job="pipeline", trigger="missed-draw", slot=datetime(2024, 7, 2, 3, 29, tzinfo=timezone.utc),
+    request = RunRequest(job="pipeline", trigger="missed-draw", slot=datetime(2024, 7, 2, 3, 29, tzinfo=UTC),
                          draw_date=date(2024, 7, 1), attempt=3, offline=True, seed=7)
     assert RunRequest.from_dict(request.to_dict()) == request
 
@@ -42,7 +42,7 @@ def test_the_job_and_its_kernel_use_the_settings_given_not_the_environment(tmp_p
     for name in [k for k in os.environ if k.startswith("SHIOL_")]:
         monkeypatch.delenv(name)
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5)
-    update_draws(store, musl=None, ny=None, offline=True, now=datetime(2024, 6, 30, tzinfo=timezone.utc))
+    update_draws(store, musl=None, ny=None, offline=True, now=datetime(2024, 6, 30, tzinfo=UTC))
     proc, document = start_job_process(settings, RunRequest(job="data_update"), tmp_path / "result.json")
     _, err = proc.communicate(document, timeout=300)
     result = RunResult.read(tmp_path / "result.json")

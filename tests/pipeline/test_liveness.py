@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from shiol_lib.pipeline.liveness import job_is_alive
 from shiol_lib.store.jobs import LockHolder
@@ -20,7 +20,7 @@ def test_a_live_pid_wins_over_a_stale_heartbeat_and_a_dead_one_loses_a_fresh_one
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         time.sleep(0.2)
-        beat = datetime.now(timezone.utc)
+        beat = datetime.now(UTC)
         much_later = beat + timedelta(hours=3)
         assert job_is_alive(_holder(proc.pid, beat), stale_s=120, now=much_later)
     finally:
@@ -32,7 +32,7 @@ def test_a_live_pid_wins_over_a_stale_heartbeat_and_a_dead_one_loses_a_fresh_one
 def test_a_reused_pid_does_not_keep_a_dead_run_alive() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        before_it_started = datetime.now(timezone.utc) - timedelta(minutes=10)
+        before_it_started = datetime.now(UTC) - timedelta(minutes=10)
         assert not job_is_alive(_holder(proc.pid, before_it_started), stale_s=120, now=before_it_started)
     finally:
         proc.kill()
@@ -40,7 +40,7 @@ def test_a_reused_pid_does_not_keep_a_dead_run_alive() -> None:
 
 
 def test_on_another_host_only_the_heartbeat_can_tell() -> None:
-    beat = datetime.now(timezone.utc)
+    beat = datetime.now(UTC)
     elsewhere = _holder(1, beat, host="some-other-host.invalid")
     assert job_is_alive(elsewhere, stale_s=120, now=beat + timedelta(seconds=119))
     assert not job_is_alive(elsewhere, stale_s=120, now=beat + timedelta(seconds=121))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -13,7 +13,7 @@ from shiol_lib.errors import ArchiveError
 from shiol_lib.pipeline import archive
 from shiol_lib.pipeline.manifest import SCHEMA_VERSION, Manifest, ManifestError, StepRecord
 
-STARTED = datetime(2024, 7, 2, 3, 29, tzinfo=timezone.utc)
+STARTED = datetime(2024, 7, 2, 3, 29, tzinfo=UTC)
 
 SCHEMA_1 = {  # a manifest as the first release wrote it (no schema 2 fields, no artefacts)
     "schema": 1, "run_id": "20240702T032900Z-a1b2c3", "job": "pipeline", "slot": "2024-07-01T23:29:00-04:00",

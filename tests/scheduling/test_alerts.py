@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_support import T0, locked_by_another_process
 
 from shiol_lib.scheduling.alerts import DEDUPLICATED, send_alert
 from shiol_lib.settings import Settings
 from shiol_lib.store import open_store
 from shiol_lib.store.monitoring import recent_alerts
-from store_support import T0, locked_by_another_process
 
 MESSAGE = "pipeline: the last 3 runs failed in a row (latest pipeline-2: failed)"
 

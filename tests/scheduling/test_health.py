@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 import requests
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
+from store_support import T0, add_dead_letter, add_missed, add_runs, locked_by_another_process
 
 from shiol_lib.scheduling.health import build_health_app, make_server
 from shiol_lib.scheduling.planner import History, plan_runs
@@ -23,7 +24,6 @@ from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store.monitoring import record_alert
 from shiol_lib.store.runs import list_runs
-from store_support import T0, add_dead_letter, add_missed, add_runs, locked_by_another_process
 
 TOKEN = "t0ken-for-tests"
 AT = T0 + timedelta(hours=6)  # the planner's clock
@@ -48,7 +48,7 @@ def serving(settings: Settings, store_factory: Callable[[], Store],
             plan_provider: Callable[[], Mapping[str, Any]]) -> Iterator[str]:
     """Build the app, serve it with make_server in a background thread, yield its base URL."""
     app = build_health_app(settings, store_factory=store_factory, plan_provider=plan_provider,
-                           started_at=datetime.now(timezone.utc) - timedelta(seconds=UPTIME_S))
+                           started_at=datetime.now(UTC) - timedelta(seconds=UPTIME_S))
     server = make_server(app, settings)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -223,7 +223,7 @@ def test_a_failing_plan_provider_is_a_503(tmp_path, store):
 def test_make_server_binds_127_0_0_1_by_default_with_lifespan_off():
     settings = Settings(home=Path("."), db_path=Path("db"), snapshot_path=Path("snap"), runs_dir=Path("runs"))
     app = build_health_app(settings, store_factory=lambda: None, plan_provider=dict,
-                           started_at=datetime.now(timezone.utc))
+                           started_at=datetime.now(UTC))
     server = make_server(app, settings)
     assert (server.config.host, server.config.port) == ("127.0.0.1", 8765)
     assert server.config.lifespan == "off" and server.config.log_level == "warning"
@@ -251,7 +251,7 @@ def test_the_server_shares_the_loop_and_leaves_sigterm_to_its_host(tmp_path, sto
         return during, status
 
     app = build_health_app(settings, store_factory=lambda: store, plan_provider=planner_of(store),
-                           started_at=datetime.now(timezone.utc))
+                           started_at=datetime.now(UTC))
     previous = signal.signal(signal.SIGTERM, host_handler)
     try:
         during, status = asyncio.run(serve_and_probe(make_server(app, settings)))

@@ -4,7 +4,7 @@ Calendar used: 2024-07-01 is a Monday; drawings on Sat 06-29, Mon 07-01, Wed 07-
 """
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 
 import pytest
@@ -26,7 +26,7 @@ from shiol_lib.scheduling.planner import (
 )
 from shiol_lib.scheduling.slots import ScheduleError, parse_cron, slots_between
 
-UTC = timezone.utc
+UTC = UTC
 ET = NEW_YORK
 CONFIG = PlannerConfig()
 START = datetime(2024, 6, 22, tzinfo=ET)
@@ -65,7 +65,10 @@ def steady(until: datetime, since: datetime = START, config: PlannerConfig = CON
     return sorted(runs, key=lambda r: r.started_at)
 
 
-def plan(runs=(), at: datetime = et(2024, 7, 1), *, missed=(), dead=(), config: PlannerConfig = CONFIG) -> Plan:
+MONDAY_MIDNIGHT = et(2024, 7, 1)
+
+
+def plan(runs=(), at: datetime = MONDAY_MIDNIGHT, *, missed=(), dead=(), config: PlannerConfig = CONFIG) -> Plan:
     return plan_runs(History(runs=list(runs), missed=list(missed), dead_letters=list(dead)), at, config)
 
 
@@ -106,8 +109,9 @@ def test_as_dict_in_winter_uses_est_and_renders_utc_input_in_new_york():
     assert data["due"] == [] and data["missed"] == []
     runs = steady(et(2024, 1, 15, 22, 0), since=et(2024, 1, 6))  # down from Monday 22:00
     missed = plan(runs, et(2024, 1, 17, 23, 0)).as_dict()["missed"]  # Wednesday's drawing has happened
-    assert [m for m in missed if m["job"] == "pipeline"] == [{"job": "pipeline", "slot": "2024-01-15T23:29:00-05:00", "draw_date": "2024-01-15",
-                       "kind": "draw"}]
+    assert [m for m in missed if m["job"] == "pipeline"] == [
+        {"job": "pipeline", "slot": "2024-01-15T23:29:00-05:00", "draw_date": "2024-01-15", "kind": "draw"}
+    ]
 
 
 def test_next_slot_per_job_is_strictly_after():

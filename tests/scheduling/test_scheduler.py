@@ -3,6 +3,7 @@ killed with SIGKILL mid-run and restarted, and the ways it refuses to start."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -11,15 +12,15 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import psutil
 import pytest
 import requests
-
 from fakesources import NyServer, history_draws
+
 from shiol_lib.domain.draw_calendar import NEW_YORK, expected_draws, previous_draw
 from shiol_lib.domain.draws import Draw
 from shiol_lib.domain.game import matrix_for
@@ -64,10 +65,8 @@ def free_port() -> int:
 def kill_tree(proc: subprocess.Popen) -> None:
     family = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
     for pid in family:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     proc.wait(timeout=30)
     psutil.wait_procs([p for p in map(_proc, family) if p], timeout=30)
 
@@ -102,8 +101,10 @@ def test_failures_retry_with_backoff_then_dead_letter_then_a_rerun_resolves_it(t
     seed_store(tmp_path)
     broken = tmp_path / "notebooks"
     broken.mkdir()
-    (broken / "10_update_data.ipynb").write_text((REPO / "notebooks" / "10_update_data.ipynb").read_text()
-                                                 .replace("report = steps.update_data(", "report = 1 / 0 + steps.update_data("))
+    source = (REPO / "notebooks" / "10_update_data.ipynb").read_text()
+    (broken / "10_update_data.ipynb").write_text(
+        source.replace("report = steps.update_data(", "report = 1 / 0 + steps.update_data(")
+    )
     just_now = datetime.now(NEW_YORK) - timedelta(minutes=1)  # one slot, a minute ago, none again today
     env = env_for(tmp_path, SHIOL_NOTEBOOKS_DIR=str(broken), SHIOL_UPDATE_CRON=f"{just_now:%M %H} * * *",
                   SHIOL_PIPELINE_CRON=NEVER, SHIOL_EVALUATION_CRON=NEVER, SHIOL_RETRY_BACKOFF_S="1,2",
@@ -227,7 +228,7 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = 
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_restart_gives_exactly_one_successful_pipeline(tmp_path):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     owed = previous_draw(now - timedelta(seconds=1800))  # the drawing the planner owes
     seed_store(tmp_path)
     log = tmp_path / "scheduler.log"
@@ -325,6 +326,6 @@ def test_a_drawing_not_published_yet_ends_the_run_waiting(tmp_path):
         assert row == ("waiting", monday)
         # Retrying a waiting drawing while its window is open is the planner's (test_planner.py); here,
         # today, the next drawing has long happened: the waiting drawing is missed, never run late.
-        plan = Scheduler(load_settings({"SHIOL_HOME": str(tmp_path)})).plan(datetime.now(timezone.utc))
+        plan = Scheduler(load_settings({"SHIOL_HOME": str(tmp_path)})).plan(datetime.now(UTC))
         assert ("pipeline", monday, "draw") == (plan.missed[0].job, plan.missed[0].draw_date, plan.missed[0].kind)
         assert all(d.draw_date != monday for d in plan.due)

@@ -1,5 +1,5 @@
 import time as clock
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from croniter import croniter
@@ -10,7 +10,7 @@ from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.errors import ShiolError
 from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, parse_cron, previous_slot, slots_between
 
-UTC = timezone.utc
+UTC = UTC
 ET = NEW_YORK
 
 
@@ -99,7 +99,8 @@ def test_only_the_restricted_day_field_counts():
 
 
 @pytest.mark.parametrize(
-    "expr", ["15 6,12,18 * * *", "29 23 * * 1,3,6", "0 6 * * 0,2,4,5", "0 12 13 * 5", "*/20 9-10 1-7 * mon", "5 4 */2 7 *"]
+    "expr",
+    ["15 6,12,18 * * *", "29 23 * * 1,3,6", "0 6 * * 0,2,4,5", "0 12 13 * 5", "*/20 9-10 1-7 * mon", "5 4 */2 7 *"],
 )
 def test_agrees_with_croniter_away_from_dst(expr):
     start, end = datetime(2024, 7, 1), datetime(2024, 8, 31)

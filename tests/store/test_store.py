@@ -1,7 +1,7 @@
 import subprocess
 import sys
 import textwrap
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -11,7 +11,7 @@ from shiol_lib.domain.draws import Draw
 from shiol_lib.errors import StoreError, StoreLockError
 from shiol_lib.store import SCHEMA_VERSION, Store, connect_snapshot, open_store
 
-FETCHED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+FETCHED = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 JULY_1 = Draw(date(2024, 7, 1), (1, 6, 40, 51, 67), 2, 2)
 
 
@@ -65,17 +65,15 @@ def test_apply_is_idempotent_and_conflicts_keep_the_stored_value(store, bundled_
 
 
 def test_a_failing_transaction_writes_nothing(store):
-    with pytest.raises(RuntimeError):
-        with store.transaction() as conn:
-            conn.execute("INSERT INTO draws VALUES ('2024-07-01', 1, 6, 40, 51, 67, 2, 2, 'x', now())")
-            raise RuntimeError("fault injected mid-write")
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        conn.execute("INSERT INTO draws VALUES ('2024-07-01', 1, 6, 40, 51, 67, 2, 2, 'x', now())")
+        raise RuntimeError("fault injected mid-write")
     assert store.count_draws() == 0
 
 
 def test_the_check_constraint_refuses_unsorted_balls(store):
-    with pytest.raises(duckdb.ConstraintException):
-        with store.transaction() as conn:
-            conn.execute("INSERT INTO draws VALUES ('2024-07-01', 6, 1, 40, 51, 67, 2, 2, 'x', now())")
+    with pytest.raises(duckdb.ConstraintException), store.transaction() as conn:
+        conn.execute("INSERT INTO draws VALUES ('2024-07-01', 6, 1, 40, 51, 67, 2, 2, 'x', now())")
     assert store.count_draws() == 0
 
 
