@@ -27,6 +27,23 @@ EXIT_RUN_FAILED, EXIT_ARCHIVE, EXIT_MISMATCH, EXIT_BUSY = 6, 7, 8, 9
 TRIGGERS = ("manual", "on-time", "catch-up", "missed-draw", "retry", "recovery")
 
 
+class RunIdType(click.ParamType):
+    """A run id argument: a malformed one is a usage error (exit 2), not an archive error."""
+
+    name = "RUN_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from shiol_lib.pipeline.archive import check_run_id
+
+        try:
+            return check_run_id(str(value))
+        except ArchiveError as err:
+            self.fail(str(err), param, ctx)
+
+
+RUN_ID = RunIdType()
+
+
 def fail(err: ShiolError) -> None:
     """Print the error and exit with the code of its kind."""
     click.echo(f"error: {err}", err=True)
@@ -114,7 +131,7 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
 
 
 @click.command("rerun")
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
@@ -149,7 +166,7 @@ def runs_group() -> None:
 
 @runs_group.command("list")
 @click.option("--job", help="Only this job.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def list_command(settings: Settings, job: str | None, limit: int, as_json: bool) -> None:
@@ -181,7 +198,7 @@ def _row_dict(row: Any) -> dict[str, Any]:
 
 
 @runs_group.command("show")
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
@@ -215,8 +232,8 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
 
 
 @runs_group.command("diff")
-@click.argument("first")
-@click.argument("second")
+@click.argument("first", type=RUN_ID)
+@click.argument("second", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> None:
@@ -258,7 +275,8 @@ def verify_command(settings: Settings) -> None:
 
 
 @runs_group.command("prune")
-@click.option("--keep-days", type=int, required=True, help="Keep heavy files of runs younger than this.")
+@click.option("--keep-days", type=click.IntRange(min=0), required=True,
+              help="Keep heavy files of runs younger than this many days (0 or more).")
 @click.pass_obj
 def prune_command(settings: Settings, keep_days: int) -> None:
     """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
