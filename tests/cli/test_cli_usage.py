@@ -1,11 +1,21 @@
-"""Usage errors exit 2 with a message that says what is wrong."""
+"""Usage errors exit 2 with a message that says what is wrong; ``shiol --version`` prints the version."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import shiol_lib
+from shiol_lib import cli as cli_package
 from shiol_lib.cli.main import cli
+
+SHIOL = str(Path(sys.executable).parent / "shiol")
 
 
 @pytest.fixture
@@ -13,6 +23,21 @@ def invoke(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIOL_HOME", str(tmp_path))
     runner = CliRunner()
     return lambda *args: runner.invoke(cli, list(args), prog_name="shiol")
+
+
+def test_version_prints_the_distribution_version_even_with_bad_settings(tmp_path):
+    env = {**os.environ, "SHIOL_HOME": str(tmp_path), "SHIOL_GRACE_S": "not-a-number"}
+    done = subprocess.run([SHIOL, "--version"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"shiol {metadata.version('shiol-workbench')}\n"
+
+
+def test_version_falls_back_to_the_package_attribute_when_not_installed(monkeypatch):
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    assert cli_package.package_version() == shiol_lib.__version__
 
 
 @pytest.mark.parametrize(
