@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import click
 import yaml
 
+from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.errors import (
     ArchiveError, ConfigError, JobBusyError, ParameterError, RunnerError, ShiolError, StoreError,
 )
 from shiol_lib.settings import Settings
+from shiol_lib.store.monitoring import MISSED_KINDS, MissedSlot
 
 # The commands import the pipeline machinery (papermill, nbconvert, pandas) when they run, not when
 # `shiol` starts: `shiol status` and `shiol update-data` stay quick.
@@ -289,3 +291,46 @@ def prune_command(settings: Settings, keep_days: int) -> None:
     except ShiolError as err:
         fail(err)
     click.echo(f"pruned {len(pruned)} run folder(s); manifests and ledger kept")
+
+
+@runs_group.command("missed")
+@click.option("--job", type=click.Choice(JOB_NAMES), help="Only this job.")
+@click.option("--kind", type=click.Choice(MISSED_KINDS), help="Only missed slots or only missed drawings.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="ISO-8601 instants with their UTC offset.")
+@click.pass_obj
+def missed_command(settings: Settings, job: str | None, kind: str | None, limit: int, as_json: bool) -> None:
+    """Slots and drawings the scheduler recorded as missed (not run), newest slot first, in ET and UTC."""
+    from shiol_lib.store import open_store
+    from shiol_lib.store.monitoring import missed_slots
+
+    try:
+        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+        rows = missed_slots(store, job=job, kind=kind, limit=limit)
+    except ShiolError as err:
+        fail(err)
+    if as_json:
+        click.echo(json.dumps([missed_dict(m) for m in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no missed slots or drawings recorded")
+        return
+    click.echo(f"{'kind':<5} {'job':<12} {'slot (ET)':<21} {'slot (UTC)':<20} {'drawing':<10}  recorded (UTC)")
+    for m in rows:
+        slot_et = f"{m.slot.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}"
+        slot_utc = f"{m.slot.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        drawing = m.draw_date.isoformat() if m.draw_date else "-"
+        recorded = f"{m.recorded_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        click.echo(f"{m.kind:<5} {m.job:<12} {slot_et:<21} {slot_utc:<20} {drawing:<10}  {recorded}")
+
+
+def missed_dict(missed: MissedSlot) -> dict[str, Any]:
+    """A missed slot or drawing, JSON-ready: the slot in ET and in UTC, both ISO-8601 with their offset."""
+    return {
+        "job": missed.job,
+        "kind": missed.kind,
+        "draw_date": missed.draw_date.isoformat() if missed.draw_date else None,
+        "slot_et": missed.slot.astimezone(NEW_YORK).isoformat(),
+        "slot_utc": missed.slot.astimezone(timezone.utc).isoformat(),
+        "recorded_at": missed.recorded_at.astimezone(timezone.utc).isoformat(),
+    }

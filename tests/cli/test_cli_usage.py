@@ -49,6 +49,8 @@ def test_version_falls_back_to_the_package_attribute_when_not_installed(monkeypa
         (("runs", "diff", "20261128T151500Z-a1b2c3", "nosuch"), "'nosuch' is not a run id"),
         (("runs", "prune", "--keep-days", "-1"), "-1 is not in the range x>=0"),
         (("runs", "list", "--limit", "-1"), "-1 is not in the range x>=1"),
+        (("runs", "missed", "--limit", "0"), "0 is not in the range x>=1"),
+        (("runs", "missed", "--job", "nosuch"), "'nosuch' is not one of"),
     ],
 )
 def test_a_usage_error_exits_2_and_says_why(invoke, args, message):
