@@ -18,6 +18,7 @@ import click
 from shiol_lib.cli import package_version
 from shiol_lib.cli import runs as cli_runs
 from shiol_lib.cli import schedule as cli_schedule
+from shiol_lib.cli import service as cli_service
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, next_draw
 from shiol_lib.errors import ConfigError, ShiolError
 from shiol_lib.settings import Settings, load_settings
@@ -122,6 +123,7 @@ cli.add_command(cli_runs.rerun_command)
 cli.add_command(cli_runs.runs_group)
 cli.add_command(cli_schedule.schedule_group)
 cli.add_command(cli_schedule.deadletters_command)
+cli.add_command(cli_service.service_group)
 
 
 def main() -> None:

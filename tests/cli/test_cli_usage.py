@@ -51,6 +51,7 @@ def test_version_falls_back_to_the_package_attribute_when_not_installed(monkeypa
         (("runs", "list", "--limit", "-1"), "-1 is not in the range x>=1"),
         (("runs", "missed", "--limit", "0"), "0 is not in the range x>=1"),
         (("runs", "missed", "--job", "nosuch"), "'nosuch' is not one of"),
+        (("service", "install"), "give exactly one of --print or --output FILE"),
     ],
 )
 def test_a_usage_error_exits_2_and_says_why(invoke, args, message):
