@@ -26,12 +26,12 @@ from shiol_lib.cli.main import cli
 RUNBOOK = Path(__file__).resolve().parents[1] / "docs" / "OPERATIONS.md"
 BIN = Path(sys.executable).parent
 SHIOL = str(BIN / "shiol")
-TESTED_BLOCK = re.compile(r"<!-- tested: (?P<name>[\w-]+) -->\n```sh\n(?P<body>.*?)```", re.S)
-CODE = re.compile(r"```[a-z]*\n(?P<block>.*?)```|`(?P<span>[^`\n]+)`", re.S)
+TESTED_BLOCK = re.compile(r"<!-- tested: (?P<name>[\w-]+) -->\n```sh\n(?P<body>.*?)```", re.DOTALL)
+CODE = re.compile(r"```[a-z]*\n(?P<block>.*?)```|`(?P<span>[^`\n]+)`", re.DOTALL)
 # `shiol` as a command: at the start of a code line or span, or after a path, a prompt or a separator
 # (not `sudo -u shiol`, `chown shiol:shiol` or `shiol-scheduler`), followed by a subcommand or an option
 # (not `shiol "$@"` in the wrapper, nor `shiol ...` in prose).
-COMMAND = re.compile(r"(?:^|/bin/|\$ |&& |; )shiol((?: +[a-z-][^\s;&|`'#]*)(?: +[^\s;&|`'#]+)*)", re.M)
+COMMAND = re.compile(r"(?:^|/bin/|\$ |&& |; )shiol((?: +[a-z-][^\s;&|`'#]*)(?: +[^\s;&|`'#]+)*)", re.MULTILINE)
 
 
 def runbook() -> str:
@@ -103,14 +103,15 @@ def environment(home: Path, **extra: str) -> dict[str, str]:
 
 
 def shiol(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([SHIOL, *args], env=environment(home), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([SHIOL, *args], env=environment(home), capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def run_block(name: str, home: Path, backup: Path) -> subprocess.CompletedProcess:
     """Run a runbook block with bash, as the runbook says: SHIOL_HOME and BACKUP set, `shiol` on the PATH."""
     script = f"set -euo pipefail\n{block(name)}"
     done = subprocess.run(["bash", "-c", script], env=environment(home, BACKUP=str(backup)),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, f"block {name} failed:\n{done.stdout}\n{done.stderr}"
     return done
 

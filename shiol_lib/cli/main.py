@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -21,9 +21,9 @@ from shiol_lib.cli import schedule as cli_schedule
 from shiol_lib.cli import service as cli_service
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, next_draw
 from shiol_lib.errors import ConfigError, ShiolError
+from shiol_lib.ingest.update import missing_draws, unfetched_draws, update_from_settings
 from shiol_lib.settings import Settings, load_settings
 from shiol_lib.store import Store, open_store
-from shiol_lib.ingest.update import missing_draws, unfetched_draws, update_from_settings
 
 EXIT_REJECTED, EXIT_CONFLICT = 3, 4  # the others: cli_runs.fail
 
@@ -45,7 +45,8 @@ def _open(settings: Settings) -> Store:
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """SHIOL+ Workbench: Powerball draw history, honest statistics, auditable runs."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
         ctx.obj = load_settings()
     except ConfigError as err:
@@ -90,7 +91,7 @@ def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, ob
         "next_draw": {
             "date": upcoming.isoformat(),
             "et": draw_instant(upcoming).isoformat(),
-            "utc": draw_instant(upcoming).astimezone(timezone.utc).isoformat(),
+            "utc": draw_instant(upcoming).astimezone(UTC).isoformat(),
         },
         "now": now.astimezone(NEW_YORK).isoformat(),
     }
@@ -103,7 +104,7 @@ def status_command(settings: Settings, as_json: bool) -> None:
     """Store path, draws held, expected drawings missing, and the next drawing."""
     try:
         store = _open(settings)
-        data = status_dict(settings, store, datetime.now(timezone.utc))
+        data = status_dict(settings, store, datetime.now(UTC))
     except ShiolError as err:
         cli_runs.fail(err)
     if as_json:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -16,7 +16,13 @@ import yaml
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.errors import (
-    ArchiveError, ConfigError, JobBusyError, ParameterError, RunnerError, ShiolError, StoreError,
+    ArchiveError,
+    ConfigError,
+    JobBusyError,
+    ParameterError,
+    RunnerError,
+    ShiolError,
+    StoreError,
 )
 from shiol_lib.settings import Settings
 from shiol_lib.store.monitoring import MISSED_KINDS, MissedSlot
@@ -218,12 +224,14 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     click.echo(f"run {manifest['run_id']}  job {manifest['job']}  trigger {manifest['trigger']}  "
                f"status {manifest['status']}")
     click.echo(f"  started {manifest['started_at']}  finished {manifest['finished_at']}  ({manifest['duration_s']} s)")
-    click.echo(f"  seed {manifest['seed']}  target {manifest.get('target_draw_date')}  history to {manifest.get('history_end')}")
+    click.echo(f"  seed {manifest['seed']}  target {manifest.get('target_draw_date')}  "
+               f"history to {manifest.get('history_end')}")
     code = manifest.get("code", {})
     click.echo(f"  code {code.get('git_commit')}{' (dirty)' if code.get('git_dirty') else ''}  "
                f"input draws {manifest.get('input', {}).get('draws_sha256', '-')[:16]}")
     for step in manifest["steps"]:
-        click.echo(f"  {step['name']:<24} {step['status']:<8} {step.get('duration_s') or '':>8}  {step.get('html') or ''}")
+        click.echo(f"  {step['name']:<24} {step['status']:<8} {step.get('duration_s') or '':>8}  "
+                   f"{step.get('html') or ''}")
         if step.get("error"):
             click.echo(f"      error: {step['error']}")
         if step.get("command"):
@@ -318,9 +326,9 @@ def missed_command(settings: Settings, job: str | None, kind: str | None, limit:
     click.echo(f"{'kind':<5} {'job':<12} {'slot (ET)':<21} {'slot (UTC)':<20} {'drawing':<10}  recorded (UTC)")
     for m in rows:
         slot_et = f"{m.slot.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}"
-        slot_utc = f"{m.slot.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        slot_utc = f"{m.slot.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
         drawing = m.draw_date.isoformat() if m.draw_date else "-"
-        recorded = f"{m.recorded_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        recorded = f"{m.recorded_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
         click.echo(f"{m.kind:<5} {m.job:<12} {slot_et:<21} {slot_utc:<20} {drawing:<10}  {recorded}")
 
 
@@ -331,6 +339,6 @@ def missed_dict(missed: MissedSlot) -> dict[str, Any]:
         "kind": missed.kind,
         "draw_date": missed.draw_date.isoformat() if missed.draw_date else None,
         "slot_et": missed.slot.astimezone(NEW_YORK).isoformat(),
-        "slot_utc": missed.slot.astimezone(timezone.utc).isoformat(),
-        "recorded_at": missed.recorded_at.astimezone(timezone.utc).isoformat(),
+        "slot_utc": missed.slot.astimezone(UTC).isoformat(),
+        "recorded_at": missed.recorded_at.astimezone(UTC).isoformat(),
     }

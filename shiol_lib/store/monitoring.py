@@ -10,12 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
-from shiol_lib.store.jobs import DeadLetter
 from shiol_lib.store.core import Store
+from shiol_lib.store.jobs import DeadLetter
 
 FAILURE_STATUSES = frozenset({"failed", "timeout", "crashed"})
 FINISHED_STATUSES = frozenset({"success", "failed", "timeout", "crashed", "waiting", "skipped", "interrupted"})
@@ -132,14 +132,14 @@ def record_alert(store: Store, kind: str, job: str | None, message: str, channel
     with store.transaction() as conn:
         conn.execute(
             "INSERT INTO alerts (alert_id, kind, job, message, created_at, channels) VALUES (?, ?, ?, ?, ?, ?)",
-            [alert_id, kind, job, message, at or datetime.now(timezone.utc), ",".join(channels)],
+            [alert_id, kind, job, message, at or datetime.now(UTC), ",".join(channels)],
         )
     return alert_id
 
 
 def alert_sent_recently(store: Store, message: str, within_s: float, *, now: datetime | None = None) -> bool:
     """Whether an alert with exactly this message was recorded in the last ``within_s`` seconds."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with store.connect() as conn:
         row = conn.execute(
             "SELECT count(*) FROM alerts WHERE message = ? AND created_at > ? AND created_at <= ?",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +15,7 @@ from shiol_lib.store import open_store
 from shiol_lib.store.jobs import record_missed
 
 ET = ZoneInfo("America/New_York")
-RECORDED = datetime(2024, 12, 3, 12, 0, tzinfo=timezone.utc)
+RECORDED = datetime(2024, 12, 3, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -6,18 +6,12 @@ The helpers (runs, dead letters, missed slots, a lock held by another process) l
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import date, timedelta
 
 import pytest
+from store_support import T0, add_dead_letter, add_missed, add_run, add_runs
 
 from shiol_lib.scheduling.planner import History, plan_runs
-from shiol_lib.store import Store
 from shiol_lib.store.monitoring import (
     alert_sent_recently,
     count_missed,
@@ -29,7 +23,7 @@ from shiol_lib.store.monitoring import (
     record_alert,
 )
 from shiol_lib.store.runs import finish_run, list_runs
-from store_support import T0, UTC, add_dead_letter, add_missed, add_run, add_runs
+
 
 def test_a_job_that_never_ran_is_reported_with_zeros(store):
     health = job_health(store, ["pipeline"])
