@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 
 import click
 
+from shiol_lib.cli import package_version
 from shiol_lib.cli import runs as cli_runs
 from shiol_lib.cli import schedule as cli_schedule
+from shiol_lib.cli import service as cli_service
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, next_draw
 from shiol_lib.errors import ConfigError, ShiolError
 from shiol_lib.ingest.update import missing_draws, unfetched_draws, update_from_settings
@@ -26,11 +28,19 @@ from shiol_lib.store import Store, open_store
 EXIT_REJECTED, EXIT_CONFLICT = 3, 4  # the others: cli_runs.fail
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"shiol {package_version()}")
+        ctx.exit()
+
+
 def _open(settings: Settings) -> Store:
     return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
 
 
 @click.group()
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the version and exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
@@ -114,6 +124,7 @@ cli.add_command(cli_runs.rerun_command)
 cli.add_command(cli_runs.runs_group)
 cli.add_command(cli_schedule.schedule_group)
 cli.add_command(cli_schedule.deadletters_command)
+cli.add_command(cli_service.service_group)
 
 
 def main() -> None:

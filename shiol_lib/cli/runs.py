@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 import yaml
 
+from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.errors import (
     ArchiveError,
     ConfigError,
@@ -24,6 +25,7 @@ from shiol_lib.errors import (
     StoreError,
 )
 from shiol_lib.settings import Settings
+from shiol_lib.store.monitoring import MISSED_KINDS, MissedSlot
 
 # The commands import the pipeline machinery (papermill, nbconvert, pandas) when they run, not when
 # `shiol` starts: `shiol status` and `shiol update-data` stay quick.
@@ -31,6 +33,24 @@ JOB_NAMES = ("pipeline", "data_update", "evaluation")
 
 EXIT_RUN_FAILED, EXIT_ARCHIVE, EXIT_MISMATCH, EXIT_BUSY = 6, 7, 8, 9
 TRIGGERS = ("manual", "on-time", "catch-up", "missed-draw", "retry", "recovery")
+
+
+class RunIdType(click.ParamType):
+    """A run id argument: a malformed one is a usage error (exit 2), not an archive error."""
+
+    name = "RUN_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """Return the run id, or fail the command with the reason it is not one."""
+        from shiol_lib.pipeline.archive import check_run_id
+
+        try:
+            return check_run_id(str(value))
+        except ArchiveError as err:
+            self.fail(str(err), param, ctx)
+
+
+RUN_ID = RunIdType()
 
 
 def fail(err: ShiolError) -> None:
@@ -120,7 +140,7 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
 
 
 @click.command("rerun")
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
@@ -155,7 +175,7 @@ def runs_group() -> None:
 
 @runs_group.command("list")
 @click.option("--job", help="Only this job.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def list_command(settings: Settings, job: str | None, limit: int, as_json: bool) -> None:
@@ -187,7 +207,7 @@ def _row_dict(row: Any) -> dict[str, Any]:
 
 
 @runs_group.command("show")
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
@@ -221,8 +241,8 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
 
 
 @runs_group.command("diff")
-@click.argument("first")
-@click.argument("second")
+@click.argument("first", type=RUN_ID)
+@click.argument("second", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> None:
@@ -264,7 +284,8 @@ def verify_command(settings: Settings) -> None:
 
 
 @runs_group.command("prune")
-@click.option("--keep-days", type=int, required=True, help="Keep heavy files of runs younger than this.")
+@click.option("--keep-days", type=click.IntRange(min=0), required=True,
+              help="Keep heavy files of runs younger than this many days (0 or more).")
 @click.pass_obj
 def prune_command(settings: Settings, keep_days: int) -> None:
     """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
@@ -277,3 +298,46 @@ def prune_command(settings: Settings, keep_days: int) -> None:
     except ShiolError as err:
         fail(err)
     click.echo(f"pruned {len(pruned)} run folder(s); manifests and ledger kept")
+
+
+@runs_group.command("missed")
+@click.option("--job", type=click.Choice(JOB_NAMES), help="Only this job.")
+@click.option("--kind", type=click.Choice(MISSED_KINDS), help="Only missed slots or only missed drawings.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="ISO-8601 instants with their UTC offset.")
+@click.pass_obj
+def missed_command(settings: Settings, job: str | None, kind: str | None, limit: int, as_json: bool) -> None:
+    """Slots and drawings the scheduler recorded as missed (not run), newest slot first, in ET and UTC."""
+    from shiol_lib.store import open_store
+    from shiol_lib.store.monitoring import missed_slots
+
+    try:
+        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+        rows = missed_slots(store, job=job, kind=kind, limit=limit)
+    except ShiolError as err:
+        fail(err)
+    if as_json:
+        click.echo(json.dumps([missed_dict(m) for m in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no missed slots or drawings recorded")
+        return
+    click.echo(f"{'kind':<5} {'job':<12} {'slot (ET)':<21} {'slot (UTC)':<20} {'drawing':<10}  recorded (UTC)")
+    for m in rows:
+        slot_et = f"{m.slot.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}"
+        slot_utc = f"{m.slot.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        drawing = m.draw_date.isoformat() if m.draw_date else "-"
+        recorded = f"{m.recorded_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        click.echo(f"{m.kind:<5} {m.job:<12} {slot_et:<21} {slot_utc:<20} {drawing:<10}  {recorded}")
+
+
+def missed_dict(missed: MissedSlot) -> dict[str, Any]:
+    """A missed slot or drawing, JSON-ready: the slot in ET and in UTC, both ISO-8601 with their offset."""
+    return {
+        "job": missed.job,
+        "kind": missed.kind,
+        "draw_date": missed.draw_date.isoformat() if missed.draw_date else None,
+        "slot_et": missed.slot.astimezone(NEW_YORK).isoformat(),
+        "slot_utc": missed.slot.astimezone(UTC).isoformat(),
+        "recorded_at": missed.recorded_at.astimezone(UTC).isoformat(),
+    }

@@ -58,7 +58,7 @@ __all__ = [
 
 UTC = UTC
 REASONS = ("on-time", "catch-up", "missed-draw", "retry", "recovery")
-MISSED_KINDS = tuple(MissedKind)
+MISSED_KINDS = tuple(k.value for k in MissedKind)
 _KNOWN_STATUSES = frozenset(RunStatus)
 _ONE_US = timedelta(microseconds=1)
 

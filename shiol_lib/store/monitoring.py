@@ -17,7 +17,7 @@ from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, failure_streak
 from shiol_lib.store.core import Store
 from shiol_lib.store.jobs import DeadLetter
 
-MISSED_KINDS = tuple(MissedKind)
+MISSED_KINDS = tuple(k.value for k in MissedKind)
 
 _NEWEST_FIRST = "started_at DESC, attempt DESC, run_id DESC"
 
@@ -108,10 +108,11 @@ def open_dead_letters(store: Store) -> list[DeadLetter]:
         return _open_dead_letters(conn)
 
 
-def missed_slots(store: Store, *, kind: str | None = None, limit: int | None = None) -> list[MissedSlot]:
-    """Recorded missed slots, newest slot first; ``kind`` ``'draw'`` or ``'slot'`` to filter."""
+def missed_slots(store: Store, *, kind: str | None = None, limit: int | None = None,
+                 job: str | None = None) -> list[MissedSlot]:
+    """Recorded missed slots, newest slot first; ``kind`` (``'draw'`` or ``'slot'``) and ``job`` filter."""
     with store.connect() as conn:
-        return _missed(conn, kind, limit)
+        return _missed(conn, kind, limit, job)
 
 
 def count_missed(store: Store) -> dict[str, int]:
@@ -197,14 +198,18 @@ def _open_dead_letters(conn: duckdb.DuckDBPyConnection) -> list[DeadLetter]:
     return [DeadLetter(*r) for r in rows]
 
 
-def _missed(conn: duckdb.DuckDBPyConnection, kind: str | None, limit: int | None) -> list[MissedSlot]:
+def _missed(conn: duckdb.DuckDBPyConnection, kind: str | None, limit: int | None,
+            job: str | None = None) -> list[MissedSlot]:
     if kind is not None and kind not in MISSED_KINDS:
         raise ValueError(f"kind {kind!r} is not one of {MISSED_KINDS}")
     sql = "SELECT job, slot, draw_date, kind, recorded_at FROM missed_slots"
-    params: list[object] = []
-    if kind is not None:
-        sql += " WHERE kind = ?"
-        params.append(kind)
+    clauses, params = [], []
+    for column, value in (("kind", kind), ("job", job)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
     sql += " ORDER BY slot DESC, job"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"

@@ -185,9 +185,9 @@ def test_bad_requests_are_clear_errors(tmp_path):
     assert param.returncode == 2 and "unknown parameter 'n_tickets'" in param.stderr
     typed = shiol(home, "run", "step", "generate_predictions", "-p", "n_predictions", "many")
     assert typed.returncode == 2 and "wants int, got str 'many'" in typed.stderr
-    for bad in ("../../etc", "20261128T000000Z-abcdef"):
+    for bad, code in (("../../etc", 2), ("20261128T000000Z-abcdef", 7)):  # malformed: usage; absent: archive
         shown = shiol(home, "runs", "show", bad)
-        assert shown.returncode == 7 and bad in shown.stderr
+        assert shown.returncode == code and bad in shown.stderr
     assert not (home / "runs" / "pipeline").exists()
 
 

@@ -112,6 +112,17 @@ def test_missed_slots_filter_by_kind_and_count(store):
         missed_slots(store, kind="drawing")
 
 
+def test_missed_slots_filter_by_job_alone_and_with_kind(store):
+    add_missed(store, "pipeline", T0, "draw", date(2024, 7, 1))
+    add_missed(store, "pipeline", T0 + timedelta(days=1), "slot")
+    add_missed(store, "evaluation", T0 + timedelta(days=2), "slot")
+    pipeline = missed_slots(store, job="pipeline")
+    assert [(m.job, m.kind) for m in pipeline] == [("pipeline", "slot"), ("pipeline", "draw")]
+    assert [m.kind for m in missed_slots(store, job="pipeline", kind="draw")] == ["draw"]
+    assert [m.job for m in missed_slots(store, job="evaluation", limit=5)] == ["evaluation"]
+    assert missed_slots(store, job="data_update") == []
+
+
 def test_no_missed_entries_still_counts_both_kinds(store):
     assert count_missed(store) == {"slot": 0, "draw": 0}
 
