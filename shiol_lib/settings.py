@@ -32,6 +32,7 @@ class Settings:
     http_retries: int = 2
     http_backoff_s: float = 0.5
     http_max_retry_after_s: float = 30.0
+    http_max_bytes: int = 5_000_000
     musl_max_dates: int = 12
     lock_timeout_s: float = 30.0
     notebooks_dir: Path = Path(__file__).resolve().parent.parent / "notebooks"
@@ -79,6 +80,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_retries=int(_number(env, "SHIOL_HTTP_RETRIES", 2, minimum=0, integer=True)),
         http_backoff_s=_number(env, "SHIOL_HTTP_BACKOFF_S", 0.5, minimum=0.0),
         http_max_retry_after_s=_number(env, "SHIOL_HTTP_MAX_RETRY_AFTER_S", 30.0, minimum=0.0),
+        http_max_bytes=int(_number(env, "SHIOL_HTTP_MAX_BYTES", 5_000_000, minimum=1, integer=True)),
         musl_max_dates=int(_number(env, "SHIOL_MUSL_MAX_DATES", 12, minimum=0, integer=True)),
         lock_timeout_s=_number(env, "SHIOL_LOCK_TIMEOUT_S", 30.0, minimum=0.0),
         notebooks_dir=_path(env, "SHIOL_NOTEBOOKS_DIR", Path(__file__).resolve().parent.parent / "notebooks"),
