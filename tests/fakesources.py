@@ -308,6 +308,17 @@ class FakeServer:
         with self._lock:
             self._faults.clear()
 
+    def reset(self, draws: Iterable[Draw] = ()) -> None:
+        """Serve exactly ``draws``, plainly, with an empty request log (one server for many tests)."""
+        with self._lock:
+            self._faults.clear()
+            self.requests.clear()
+        self.gzip = self.chunked = False
+        self._reset_data(list(draws))
+
+    def _reset_data(self, draws: list[Draw]) -> None:
+        raise NotImplementedError
+
     def requests_to(self, path: str) -> list[Request]:
         """The logged requests for ``path``, oldest first."""
         with self._lock:
@@ -418,6 +429,10 @@ class MuslServer(FakeServer):
         for draw in draws:
             self._drawings[draw.draw_date] = musl_payload(draw)
 
+    def _reset_data(self, draws: list[Draw]) -> None:
+        self._drawings.clear()
+        self.add_draws(draws)
+
     def add_payload(self, payload: dict[str, Any], *, served_for: date | None = None) -> None:
         """Serve a raw drawing object (e.g. ``reporting``, or invalid numbers) under its ``drawDate``.
 
@@ -501,6 +516,10 @@ class NyServer(FakeServer):
         dates = {ny_record(d)["draw_date"] for d in draws}
         self.records = [r for r in self.records if not isinstance(r, dict) or r.get("draw_date") not in dates]
         self.records.extend(ny_record(d) for d in draws)
+
+    def _reset_data(self, draws: list[Draw]) -> None:
+        self.ignore_offset = self.ignore_where = False
+        self.records = [ny_record(d) for d in draws]
 
     def add_records(self, records: Iterable[Any]) -> None:
         """Serve raw records as they are (possibly invalid, possibly not even objects)."""

@@ -4,6 +4,7 @@ draws table's checksum (every column but ``fetched_at``)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,3 +63,11 @@ def update_count(store: Store) -> int:
     """Rows in ``data_updates`` (every finished update records one)."""
     with store.connect() as conn:
         return conn.execute("SELECT count(*) FROM data_updates").fetchone()[0]
+
+
+def recorded_report(store: Store, update_id: str) -> dict[str, object]:
+    """The report an update recorded in ``data_updates``."""
+    with store.connect() as conn:
+        row = conn.execute("SELECT report_json FROM data_updates WHERE update_id = ?", [update_id]).fetchone()
+    assert row is not None, f"update {update_id} recorded no data_updates row"
+    return json.loads(row[0])
