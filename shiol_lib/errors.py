@@ -31,6 +31,22 @@ class FetchError(SourceError):
         self.retry_after = retry_after
 
 
+class ResponseTooLargeError(FetchError):
+    """A response body exceeded the size cap (``SHIOL_HTTP_MAX_BYTES``); it was cut off while streaming."""
+
+    def __init__(self, message: str, *, url: str, limit: int) -> None:
+        super().__init__(message, url=url)
+        self.limit = limit
+
+
+class MalformedBodyError(SourceError):
+    """A source answered with a body that is not its format (not JSON, truncated, too deep, null, wrong shape)."""
+
+
+class RecordError(SourceError):
+    """One record of a source fails a parsing or validation rule; the parsers turn it into a rejection."""
+
+
 class StoreError(ShiolError):
     """The DuckDB store could not be opened, migrated or written."""
 

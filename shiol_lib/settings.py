@@ -38,6 +38,7 @@ class Settings:
     http_retries: int = 2
     http_backoff_s: float = 0.5
     http_max_retry_after_s: float = 30.0
+    http_max_bytes: int = 5_000_000
     musl_max_dates: int = 12
     lock_timeout_s: float = 30.0
     notebooks_dir: Path = PACKAGE_NOTEBOOKS
@@ -159,6 +160,7 @@ _VARIABLES: tuple[_Variable, ...] = (
     _Variable("http_retries", "SHIOL_HTTP_RETRIES", _number(0, 20, integer=True)),
     _Variable("http_backoff_s", "SHIOL_HTTP_BACKOFF_S", _number(0.0, 600.0)),
     _Variable("http_max_retry_after_s", "SHIOL_HTTP_MAX_RETRY_AFTER_S", _number(0.0, 3600.0)),
+    _Variable("http_max_bytes", "SHIOL_HTTP_MAX_BYTES", _number(1, 10**10, integer=True)),
     _Variable("musl_max_dates", "SHIOL_MUSL_MAX_DATES", _number(0, 10_000, integer=True)),
     _Variable("lock_timeout_s", "SHIOL_LOCK_TIMEOUT_S", _number(0.0, 86_400.0)),
     _Variable("notebooks_dir", "SHIOL_NOTEBOOKS_DIR", _path),

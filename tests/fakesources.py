@@ -8,8 +8,9 @@
 Each server runs a stdlib ``ThreadingHTTPServer`` on an ephemeral port in a background thread, is a
 context manager that shuts down cleanly (slow handlers are woken up), keeps a log of every request
 (:attr:`FakeServer.requests`) and takes programmable :class:`Fault` s per path: an error status (with
-``Retry-After``), N failures then success, a slow or trickling answer, or a replacement body (HTML page,
-truncated JSON). Import the fixtures ``musl_server`` and ``ny_server`` into a test module to use them.
+``Retry-After``), N failures then success, a slow or trickling answer, a replacement body (HTML page,
+truncated JSON), or a huge body generated while it is sent (:func:`huge_body`). The fixtures
+``musl_server`` and ``ny_server`` reach every test through ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -173,6 +174,10 @@ class Fault:
     cut_after: int | None = None  # close the connection after this many body bytes (Content-Length kept)
     times: int | None = None
     when: Callable[[Request], bool] | None = None  # only requests matching this
+    stream_bytes: int = 0  # instead of the answer: this many bytes of ``stream_pattern``, made while sending
+    stream_pattern: bytes = b" "
+    declare_length: bool = False  # a streamed body announces its Content-Length (else it is chunked)
+    sent: int = 0  # streamed body bytes written before the client went away (set by the server)
 
 
 def http_error(status: int, *, retry_after: str | float | None = None, times: int | None = None) -> Fault:
@@ -207,6 +212,15 @@ def html_page(*, times: int | None = None) -> Fault:
 def raw_body(text: str, *, times: int | None = None) -> Fault:
     """``text`` as the 200 JSON body (e.g. truncated JSON)."""
     return Fault(body=text, times=times)
+
+
+def huge_body(total_bytes: int, *, pattern: bytes = b" ", declare_length: bool = False,
+              times: int | None = None) -> Fault:
+    """A 200 body of ``total_bytes`` (``pattern`` repeated), generated while sending, never held whole.
+
+    :attr:`Fault.sent` then tells how much of it the client let the server write.
+    """
+    return Fault(stream_bytes=total_bytes, stream_pattern=pattern, declare_length=declare_length, times=times)
 
 
 def truncated_json(*, times: int | None = None) -> Fault:
@@ -294,6 +308,17 @@ class FakeServer:
         with self._lock:
             self._faults.clear()
 
+    def reset(self, draws: Iterable[Draw] = ()) -> None:
+        """Serve exactly ``draws``, plainly, with an empty request log (one server for many tests)."""
+        with self._lock:
+            self._faults.clear()
+            self.requests.clear()
+        self.gzip = self.chunked = False
+        self._reset_data(list(draws))
+
+    def _reset_data(self, draws: list[Draw]) -> None:
+        raise NotImplementedError
+
     def requests_to(self, path: str) -> list[Request]:
         """The logged requests for ``path``, oldest first."""
         with self._lock:
@@ -330,6 +355,9 @@ class FakeServer:
         fault = self._take_fault(request)
         if fault is not None and fault.delay_s and self._stopping.wait(fault.delay_s):
             return  # shutting down
+        if fault is not None and fault.stream_bytes:
+            self._stream(handler, fault)
+            return
         if fault is not None and fault.body is not None:
             status, body, content_type = fault.status, fault.body, fault.content_type
         else:
@@ -366,6 +394,27 @@ class FakeServer:
             handler.wfile.write(data)
 
 
+    def _stream(self, handler: _Handler, fault: Fault) -> None:
+        """Send ``fault.stream_bytes`` of the pattern in 64 KiB pieces, counting what got written."""
+        handler.send_response(fault.status)
+        handler.send_header("Content-Type", fault.content_type)
+        handler.send_header("Connection", "close")
+        if fault.declare_length:
+            handler.send_header("Content-Length", str(fault.stream_bytes))
+        else:
+            handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        piece = (fault.stream_pattern * (65536 // len(fault.stream_pattern) + 1))[:65536]
+        left = fault.stream_bytes
+        while left > 0 and not self._stopping.is_set():
+            part = piece[: min(left, len(piece))]
+            handler.wfile.write(part if fault.declare_length else b"%x\r\n%s\r\n" % (len(part), part))
+            fault.sent += len(part)
+            left -= len(part)
+        if not fault.declare_length:
+            handler.wfile.write(b"0\r\n\r\n")
+
+
 class MuslServer(FakeServer):
     """MUSL game service v3: one drawing object per request; 401 without the right ``x-api-key``."""
 
@@ -380,9 +429,17 @@ class MuslServer(FakeServer):
         for draw in draws:
             self._drawings[draw.draw_date] = musl_payload(draw)
 
-    def add_payload(self, payload: dict[str, Any]) -> None:
-        """Serve a raw drawing object (e.g. ``reporting``, or invalid numbers) under its ``drawDate``."""
-        self._drawings[date.fromisoformat(payload["drawDate"])] = payload
+    def _reset_data(self, draws: list[Draw]) -> None:
+        self._drawings.clear()
+        self.add_draws(draws)
+
+    def add_payload(self, payload: dict[str, Any], *, served_for: date | None = None) -> None:
+        """Serve a raw drawing object (e.g. ``reporting``, or invalid numbers) under its ``drawDate``.
+
+        ``served_for`` serves it under another date (a source answering the wrong drawing), which
+        a payload whose ``drawDate`` is missing or garbage needs.
+        """
+        self._drawings[served_for or date.fromisoformat(payload["drawDate"])] = payload
 
     def answer(self, request: Request) -> tuple[int, Any]:
         if request.path != MUSL_PATH:
@@ -428,6 +485,8 @@ _COMPARE: dict[str, Callable[[datetime, datetime], bool]] = {
 
 def _floating(text: Any) -> datetime | None:
     """A Socrata floating timestamp, or None when the fake cannot read it."""
+    if isinstance(text, dict):  # a whole record
+        text = text.get("draw_date")
     if not isinstance(text, str):
         return None
     try:
@@ -448,18 +507,22 @@ class NyServer(FakeServer):
         super().__init__()
         self.ignore_offset = ignore_offset
         self.ignore_where = ignore_where
-        self.records: list[dict[str, Any]] = []
+        self.records: list[Any] = []
         self.add_draws(draws)
 
     def add_draws(self, draws: Iterable[Draw]) -> None:
         """Serve these draws (replacing records of the same date)."""
         draws = list(draws)
         dates = {ny_record(d)["draw_date"] for d in draws}
-        self.records = [r for r in self.records if r.get("draw_date") not in dates]
+        self.records = [r for r in self.records if not isinstance(r, dict) or r.get("draw_date") not in dates]
         self.records.extend(ny_record(d) for d in draws)
 
-    def add_records(self, records: Iterable[dict[str, Any]]) -> None:
-        """Serve raw records as they are (possibly invalid)."""
+    def _reset_data(self, draws: list[Draw]) -> None:
+        self.ignore_offset = self.ignore_where = False
+        self.records = [ny_record(d) for d in draws]
+
+    def add_records(self, records: Iterable[Any]) -> None:
+        """Serve raw records as they are (possibly invalid, possibly not even objects)."""
         self.records.extend(records)
 
     def answer(self, request: Request) -> tuple[int, Any]:
@@ -483,13 +546,13 @@ class NyServer(FakeServer):
             op, bound = _COMPARE[match[1]], _floating(match[2])
             if bound is None:
                 raise ValueError(f"cannot read the timestamp {match[2]!r}")
-            return [r for r in self.records if (t := _floating(r.get("draw_date"))) is None or op(t, bound)]
+            return [r for r in self.records if (t := _floating(r)) is None or op(t, bound)]
         match = _WHERE_IN.match(where)
         if match:
             wanted = {_floating(v) for v in _QUOTED.findall(match[1])}
             if None in wanted or not wanted:
                 raise ValueError(f"cannot read the list {match[1]!r}")
-            return [r for r in self.records if (t := _floating(r.get("draw_date"))) is None or t in wanted]
+            return [r for r in self.records if (t := _floating(r)) is None or t in wanted]
         raise ValueError(f"unsupported $where {where!r}")
 
     @staticmethod
@@ -500,9 +563,9 @@ class NyServer(FakeServer):
         if not match:
             raise ValueError(f"unsupported $order {order!r}")
         descending = (match[1] or "ASC").upper() == "DESC"
-        readable = [r for r in records if _floating(r.get("draw_date")) is not None]
-        unreadable = [r for r in records if _floating(r.get("draw_date")) is None]
-        readable.sort(key=lambda r: _floating(r["draw_date"]), reverse=descending)
+        readable = [r for r in records if _floating(r) is not None]
+        unreadable = [r for r in records if _floating(r) is None]
+        readable.sort(key=_floating, reverse=descending)
         return readable + unreadable
 
 

@@ -18,6 +18,7 @@ def test_defaults_live_under_shiol_home(tmp_path):
     assert settings.ny_base_url == DEFAULT_NY_BASE_URL
     assert settings.musl_api_key is None
     assert settings.http_timeout_s == 10.0
+    assert settings.http_max_bytes == 5_000_000
 
 
 def test_explicit_values_win(tmp_path):
@@ -27,11 +28,13 @@ def test_explicit_values_win(tmp_path):
         "SHIOL_MUSL_BASE_URL": "http://127.0.0.1:9999/",
         "SHIOL_MUSL_API_KEY": "secret-key-123",
         "SHIOL_HTTP_TIMEOUT_S": "2.5",
+        "SHIOL_HTTP_MAX_BYTES": "65536",
     })
     assert settings.db_path == tmp_path.resolve() / "x.duckdb"
     assert settings.musl_base_url == "http://127.0.0.1:9999"
     assert settings.musl_api_key == "secret-key-123" and "secret-key-123" not in repr(settings)
     assert settings.http_timeout_s == 2.5
+    assert settings.http_max_bytes == 65536
 
 
 def test_settings_are_frozen(tmp_path):
@@ -47,6 +50,8 @@ def test_settings_are_frozen(tmp_path):
         ("SHIOL_HTTP_TIMEOUT_S", "0", "below the minimum"),
         ("SHIOL_HTTP_RETRIES", "2.5", "is not a whole number"),
         ("SHIOL_NY_BASE_URL", "data.ny.gov", "is not an http(s) URL"),
+        ("SHIOL_HTTP_MAX_BYTES", "5e6", "SHIOL_HTTP_MAX_BYTES='5e6' is not a whole number"),
+        ("SHIOL_HTTP_MAX_BYTES", "0", "below the minimum 1"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path, name, value, message):

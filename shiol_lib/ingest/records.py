@@ -1,17 +1,20 @@
 """Draw records: parse the three source formats and validate every record before it is stored.
 
-Parsers never raise on a bad record: they return a :class:`Batch` holding the valid draws and a
-:class:`Rejection` (source, record, reason) for each record that failed. Callers decide; the updater
-writes nothing from a batch that has any rejection.
+Parsers never raise on a bad record or body: they return a :class:`Batch` holding the valid draws and
+a :class:`Rejection` (source, record, reason) for each record that failed. A body that is not the
+source's format at all (not JSON, truncated, nested too deeply, ``null``, the wrong shape, or anything
+that made parsing fail unexpectedly) is one rejection plus :attr:`Batch.failure`: the source failed
+and the updater asks the next one. Callers decide; the updater writes nothing from a batch that has
+any rejection. The field rules live in :mod:`shiol_lib.ingest.parsing`.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
-import json
-import re
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -19,11 +22,22 @@ from typing import Any
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, is_draw_day
 from shiol_lib.domain.draws import Draw
 from shiol_lib.domain.game import MULTIPLIERS, WHITE_COUNT, matrix_for
-from shiol_lib.errors import UnknownMatrixError
+from shiol_lib.errors import MalformedBodyError, RecordError, UnknownMatrixError
+from shiol_lib.ingest.parsing import (
+    decode_json,
+    parse_date,
+    parse_int,
+    parse_multiplier,
+    parse_six,
+    preview,
+    short,
+    shown,
+)
 
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T00:00:00(?:\.0+)?)?$")
-_US_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
-_RECORD_PREVIEW = 160
+log = logging.getLogger(__name__)
+
+POWERBALL_GAME = "powerball"
+_CSV_EXTRA = "(extra fields)"
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,20 @@ class Pending:
     status: str
 
 
+@dataclass(frozen=True)
+class Misdated:
+    """A source asked for the drawing of ``requested`` answered the drawing of ``answered``."""
+
+    source: str
+    requested: date
+    answered: date
+
+    def as_text(self) -> str:
+        """One line for a report."""
+        return (f"[{self.source}] asked for DrawDate {self.requested.isoformat()}, answered the drawing of "
+                f"{self.answered.isoformat()}")
+
+
 @dataclass
 class Batch:
     """What one source response yielded."""
@@ -56,6 +84,8 @@ class Batch:
     draws: list[Draw] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
+    misdated: list[Misdated] = field(default_factory=list)
+    failure: str | None = None  # the body as a whole was unusable: the source failed
 
     @property
     def ok(self) -> bool:
@@ -63,8 +93,9 @@ class Batch:
         return not self.rejections
 
 
-class _Invalid(Exception):
-    """A record failed one validation rule (internal; becomes a :class:`Rejection`)."""
+def body_failure(source: str, body: Any, reason: str) -> Batch:
+    """The batch of an unusable body: one rejection (the body itself) and the failure reason."""
+    return Batch(source, rejections=[Rejection(source, preview(body), reason)], failure=reason)
 
 
 def validate_draw(
@@ -76,7 +107,7 @@ def validate_draw(
     """
     try:
         return _validated(draw_date, list(whites), powerball, multiplier, now)
-    except _Invalid as err:
+    except RecordError as err:
         raise ValueError(str(err)) from None
 
 
@@ -84,74 +115,42 @@ def _validated(
     draw_date: date, whites: list[int], powerball: int, multiplier: int | None, now: datetime
 ) -> Draw:
     if not is_draw_day(draw_date):
-        raise _Invalid(f"{draw_date.isoformat()} ({draw_date:%A}) is not a scheduled draw day")
-    if draw_instant(draw_date) > now:
-        raise _Invalid(
+        raise RecordError(f"{draw_date.isoformat()} ({draw_date:%A}) is not a scheduled draw day")
+    # The date test first: a draw instant near 9999-12-31 cannot be converted to UTC.
+    if draw_date > now.astimezone(NEW_YORK).date() or draw_instant(draw_date) > now:
+        raise RecordError(
             f"{draw_date.isoformat()} is in the future (now {now.astimezone(NEW_YORK):%Y-%m-%d %H:%M} ET)"
         )
     try:
         matrix = matrix_for(draw_date)
     except UnknownMatrixError as err:
-        raise _Invalid(str(err)) from None
+        raise RecordError(str(err)) from None
     if len(whites) != WHITE_COUNT:
-        raise _Invalid(f"expected {WHITE_COUNT} white balls, got {len(whites)}")
+        raise RecordError(f"expected {WHITE_COUNT} white balls, got {len(whites)}")
     if len(set(whites)) != WHITE_COUNT:
-        raise _Invalid(f"white balls {whites} are not distinct")
+        raise RecordError(f"white balls {whites} are not distinct")
     outside = [n for n in whites if not 1 <= n <= matrix.white_max]
     if outside:
-        raise _Invalid(f"white ball(s) {outside} outside 1-{matrix.white_max} of the {matrix.name} matrix")
+        raise RecordError(f"white ball(s) {outside} outside 1-{matrix.white_max} of the {matrix.name} matrix")
     if not 1 <= powerball <= matrix.pb_max:
-        raise _Invalid(f"Powerball {powerball} outside 1-{matrix.pb_max} of the {matrix.name} matrix")
+        raise RecordError(f"Powerball {powerball} outside 1-{matrix.pb_max} of the {matrix.name} matrix")
     if multiplier is not None and multiplier not in MULTIPLIERS:
-        raise _Invalid(f"multiplier {multiplier} not in {sorted(MULTIPLIERS)} or empty")
+        raise RecordError(f"multiplier {multiplier} not in {sorted(MULTIPLIERS)} or empty")
     return Draw(draw_date, tuple(sorted(whites)), powerball, multiplier)
 
 
-def _preview(record: Any) -> str:
-    text = record if isinstance(record, str) else json.dumps(record, sort_keys=True, default=str)
-    return text if len(text) <= _RECORD_PREVIEW else text[: _RECORD_PREVIEW - 3] + "..."
+def _guarded(parse: Callable[..., Batch]) -> Callable[..., Batch]:
+    """Wrap a parser so that no exception escapes it: an unexpected one fails the batch instead."""
 
+    @functools.wraps(parse)
+    def guarded(body: Any, *, source: str, **options: Any) -> Batch:
+        try:
+            return parse(body, source=source, **options)
+        except Exception as err:  # a hostile body must never become a traceback
+            log.warning("parsing a %s response failed unexpectedly", source, exc_info=True)
+            return body_failure(source, body, f"response could not be parsed ({type(err).__name__}: {short(err)})")
 
-def _parse_date(raw: Any, *, us_format: bool = False) -> date:
-    """``YYYY-MM-DD[T00:00:00[.000]]`` (JSON sources) or, for the CSV export, ``MM/DD/YYYY``."""
-    if not isinstance(raw, str):
-        raise _Invalid(f"draw date {raw!r} is not a string")
-    pattern, want = (_US_DATE, "MM/DD/YYYY") if us_format else (_ISO_DATE, "YYYY-MM-DD")
-    match = pattern.match(raw.strip())
-    if not match:
-        raise _Invalid(f"draw date {raw!r} is in an unknown format (want {want})")
-    parts = [int(p) for p in match.groups()]
-    year, month, day = (parts[2], parts[0], parts[1]) if us_format else parts
-    try:
-        return date(year, month, day)
-    except ValueError as err:
-        raise _Invalid(f"draw date {raw!r} is not a real date ({err})") from None
-
-
-def _parse_int(raw: Any, what: str) -> int:
-    if isinstance(raw, bool):
-        raise _Invalid(f"{what} {raw!r} is not a number")
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.strip().isdigit():
-        return int(raw.strip())
-    raise _Invalid(f"{what} {raw!r} is not a whole number")
-
-
-def _parse_multiplier(raw: Any) -> int | None:
-    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
-        return None
-    return _parse_int(raw, "multiplier")
-
-
-def _parse_six(raw: Any) -> tuple[list[int], int]:
-    if not isinstance(raw, str):
-        raise _Invalid(f"winning numbers {raw!r} are not a string")
-    tokens = raw.split()
-    if len(tokens) != WHITE_COUNT + 1:
-        raise _Invalid(f"winning numbers {raw!r} do not hold six numbers")
-    values = [_parse_int(t, "number") for t in tokens]
-    return values[:WHITE_COUNT], values[WHITE_COUNT]
+    return guarded
 
 
 class _Collector:
@@ -162,12 +161,16 @@ class _Collector:
         self._now = now
         self._seen: dict[date, Draw] = {}
 
-    def add(self, record: Any, parse: Any) -> None:
+    def add(self, record: Any, parse: Callable[[Any], tuple[date, list[int], int, int | None]]) -> None:
         try:
             draw_date, whites, powerball, multiplier = parse(record)
             draw = _validated(draw_date, whites, powerball, multiplier, self._now)
-        except _Invalid as err:
+        except RecordError as err:
             self.reject(record, str(err))
+            return
+        except Exception as err:  # an unforeseen shape: still one rejected record, never a traceback
+            log.warning("a %s record failed unexpectedly", self.batch.source, exc_info=True)
+            self.reject(record, f"record could not be read ({type(err).__name__}: {short(err)})")
             return
         earlier = self._seen.get(draw.draw_date)
         if earlier is None:
@@ -177,80 +180,92 @@ class _Collector:
             self.reject(record, f"{draw.draw_date} appears twice with different values ({earlier.as_text()})")
 
     def reject(self, record: Any, reason: str) -> None:
-        self.batch.rejections.append(Rejection(self.batch.source, _preview(record), reason))
+        self.batch.rejections.append(Rejection(self.batch.source, preview(record), reason))
 
 
+@_guarded
 def parse_ny_csv(text: str, *, source: str, now: datetime) -> Batch:
     """Parse the NY Open Data CSV export (``Draw Date``, ``Winning Numbers``, ``Multiplier``)."""
     collector = _Collector(source, now)
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), restkey=_CSV_EXTRA)
     required = {"Draw Date", "Winning Numbers"}
-    if reader.fieldnames is None or not required <= set(reader.fieldnames):
-        collector.reject(text[:80], f"CSV header {reader.fieldnames} lacks the columns {sorted(required)}")
-        return collector.batch
-
-    def parse(row: dict[str, Any]) -> tuple[date, list[int], int, int | None]:
-        if None in row or any(row.get(k) is None for k in required):
-            raise _Invalid("row has the wrong number of fields (truncated or malformed line)")
-        whites, powerball = _parse_six(row["Winning Numbers"])
-        multiplier = _parse_multiplier(row.get("Multiplier"))
-        return _parse_date(row["Draw Date"], us_format=True), whites, powerball, multiplier
-
-    for row in reader:
-        collector.add(row, parse)
+    try:
+        fieldnames = reader.fieldnames
+        if fieldnames is None or not required <= set(fieldnames):
+            collector.reject(text[:80], f"CSV header {shown(fieldnames)} lacks the columns {sorted(required)}")
+            collector.batch.failure = collector.batch.rejections[-1].reason
+            return collector.batch
+        for row in reader:
+            collector.add(row, _parse_csv_row)
+    except csv.Error as err:
+        reason = f"CSV is malformed at line {reader.line_num} ({short(err)})"
+        collector.reject(text[:80], reason)
+        collector.batch.failure = reason
     return collector.batch
 
 
-def _load_json(text: str, collector: _Collector) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        looks_html = text.lstrip()[:1] == "<"
-        kind = "an HTML page, not JSON" if looks_html else f"malformed or truncated JSON ({err.msg} at char {err.pos})"
-        collector.reject(text, f"response body is {kind}")
-        return None
+def _parse_csv_row(row: dict[str, Any]) -> tuple[date, list[int], int, int | None]:
+    if _CSV_EXTRA in row or row.get("Draw Date") is None or row.get("Winning Numbers") is None:
+        raise RecordError("row has the wrong number of fields (truncated or malformed line)")
+    whites, powerball = parse_six(row["Winning Numbers"])
+    return parse_date(row["Draw Date"], us_format=True), whites, powerball, parse_multiplier(row.get("Multiplier"))
 
 
+def ny_page_records(text: str) -> list[Any]:
+    """The records of one NY Open Data JSON page; raises :class:`MalformedBodyError` if it is not a list."""
+    payload = decode_json(text)
+    if payload is None:
+        raise MalformedBodyError("response body is JSON null, not a list of records")
+    if not isinstance(payload, list):
+        raise MalformedBodyError(f"response is not a JSON list of records (a JSON {type(payload).__name__})")
+    return payload
+
+
+@_guarded
 def parse_ny_json(text: str, *, source: str, now: datetime) -> Batch:
     """Parse a NY Open Data (Socrata ``d6yy-54nr``) JSON response: a list of draw records."""
-    collector = _Collector(source, now)
-    payload = _load_json(text, collector)
-    if payload is None:
-        return collector.batch
-    if not isinstance(payload, list):
-        collector.reject(payload, "response is not a JSON list of records")
-        return collector.batch
-    return parse_ny_records(payload, source=source, now=now)
+    try:
+        records = ny_page_records(text)
+    except MalformedBodyError as err:
+        return body_failure(source, text, str(err))
+    return parse_ny_records(records, source=source, now=now)
 
 
+@_guarded
 def parse_ny_records(records: Iterable[Any], *, source: str, now: datetime) -> Batch:
     """Validate already-decoded NY Open Data records (e.g. several pages joined)."""
     collector = _Collector(source, now)
-
-    def parse(record: Any) -> tuple[date, list[int], int, int | None]:
-        if not isinstance(record, dict):
-            raise _Invalid("record is not a JSON object")
-        for key in ("draw_date", "winning_numbers"):
-            if key not in record:
-                raise _Invalid(f"record has no '{key}'")
-        whites, powerball = _parse_six(record["winning_numbers"])
-        return _parse_date(record["draw_date"]), whites, powerball, _parse_multiplier(record.get("multiplier"))
-
     for record in records:
-        collector.add(record, parse)
+        collector.add(record, _parse_ny_record)
     return collector.batch
 
 
+def _parse_ny_record(record: Any) -> tuple[date, list[int], int, int | None]:
+    if record is None:
+        raise RecordError("record is JSON null, not a JSON object")
+    if not isinstance(record, dict):
+        raise RecordError(f"record is not a JSON object (a JSON {type(record).__name__})")
+    for key in ("draw_date", "winning_numbers"):
+        if key not in record:
+            raise RecordError(f"record has no '{key}'")
+    whites, powerball = parse_six(record["winning_numbers"])
+    return parse_date(record["draw_date"]), whites, powerball, parse_multiplier(record.get("multiplier"))
+
+
 def merge_batches(source: str, batches: Iterable[Batch]) -> Batch:
-    """One batch holding every draw, rejection and pending drawing of ``batches``.
+    """One batch holding every draw, rejection, pending and misdated answer and failure of ``batches``.
 
     The same date with two different values across the batches becomes a rejection.
     """
     merged = Batch(source)
     seen: dict[date, Draw] = {}
+    failures: list[str] = []
     for batch in batches:
         merged.rejections.extend(batch.rejections)
         merged.pending.extend(batch.pending)
+        merged.misdated.extend(batch.misdated)
+        if batch.failure is not None:
+            failures.append(batch.failure)
         for draw in batch.draws:
             earlier = seen.get(draw.draw_date)
             if earlier is None:
@@ -261,45 +276,68 @@ def merge_batches(source: str, batches: Iterable[Batch]) -> Batch:
                     source, draw.as_text(),
                     f"{draw.draw_date} answered twice with different values ({earlier.as_text()})",
                 ))
+    merged.failure = "; ".join(dict.fromkeys(failures)) or None
     return merged
 
 
-def parse_musl_json(text: str, *, source: str, now: datetime) -> Batch:
-    """Parse one MUSL game service v3 drawing; only ``statusCode: complete`` yields a draw."""
+@_guarded
+def parse_musl_json(text: str, *, source: str, now: datetime, requested: date | None = None) -> Batch:
+    """Parse one MUSL game service v3 drawing; only a Powerball ``statusCode: complete`` yields a draw.
+
+    With ``requested`` (the ``DrawDate`` asked for), an answer about another drawing yields no draw
+    but a :class:`Misdated` entry, so the caller can ask another source for that date.
+    """
     collector = _Collector(source, now)
-    payload = _load_json(text, collector)
+    try:
+        payload = decode_json(text)
+    except MalformedBodyError as err:
+        return body_failure(source, text, str(err))
     if payload is None:
-        return collector.batch
+        return body_failure(source, text, "response body is JSON null, not a drawing object")
     if not isinstance(payload, dict):
-        collector.reject(payload, "response is not one JSON drawing object")
+        return body_failure(source, text, f"response is not one JSON drawing object (a JSON {type(payload).__name__})")
+    try:
+        _check_game(payload.get("game"))
+        answered = parse_date(payload.get("drawDate"))
+    except RecordError as err:
+        collector.reject(payload, str(err))
+        return collector.batch
+    if requested is not None and answered != requested:
+        collector.batch.misdated.append(Misdated(source, requested, answered))
         return collector.batch
     status = payload.get("statusCode")
-    if status != "complete":
-        if isinstance(status, str) and status in ("reporting", "processing"):
-            try:
-                collector.batch.pending.append(Pending(source, _parse_date(payload.get("drawDate")), status))
-            except _Invalid as err:
-                collector.reject(payload, str(err))
-        else:
-            collector.reject(payload, f"statusCode {status!r} is not one of complete/reporting/processing")
-        return collector.batch
-    collector.add(payload, _parse_musl_drawing)
+    if status == "complete":
+        collector.add(payload, _parse_musl_drawing)
+    elif isinstance(status, str) and status in ("reporting", "processing"):
+        collector.batch.pending.append(Pending(source, answered, status))
+    else:
+        collector.reject(payload, f"statusCode {shown(status)} is not one of complete/reporting/processing")
     return collector.batch
 
 
+def _check_game(game: Any) -> None:
+    """A MUSL ``game`` must be an object whose ``code`` is ``powerball``."""
+    if game is None:
+        raise RecordError(f"drawing names no game (want game.code {POWERBALL_GAME!r})")
+    if not isinstance(game, dict):
+        raise RecordError(f"game {shown(game)} is not an object with a code")
+    code = game.get("code")
+    if code is None:
+        raise RecordError(f"game has no code (want {POWERBALL_GAME!r})")
+    if not isinstance(code, str) or code.strip().lower() != POWERBALL_GAME:
+        raise RecordError(f"game code {shown(code)} is not {POWERBALL_GAME}")
+
+
 def _parse_musl_drawing(payload: dict[str, Any]) -> tuple[date, list[int], int, int | None]:
-    game = payload.get("game")
-    if isinstance(game, dict) and str(game.get("code", "powerball")).lower() != "powerball":
-        raise _Invalid(f"game code {game.get('code')!r} is not powerball")
     items = payload.get("numbers")
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise _Invalid("'numbers' is missing or not a list of objects")
-    whites = [_parse_int(i.get("value"), "white ball") for i in items if i.get("ruleCode") == "white-balls"]
-    reds = [_parse_int(i.get("value"), "Powerball") for i in items if i.get("ruleCode") == "powerball"]
+        raise RecordError("'numbers' is missing or not a list of objects")
+    whites = [parse_int(i.get("value"), "white ball") for i in items if i.get("ruleCode") == "white-balls"]
+    reds = [parse_int(i.get("value"), "Powerball") for i in items if i.get("ruleCode") == "powerball"]
     plays = [i.get("value") for i in items if i.get("itemCode") == "power-play"]
     if len(reds) != 1:
-        raise _Invalid(f"expected one Powerball item, got {len(reds)}")
+        raise RecordError(f"expected one Powerball item, got {len(reds)}")
     if len(plays) > 1:
-        raise _Invalid(f"expected at most one power-play item, got {len(plays)}")
-    multiplier = _parse_multiplier(plays[0]) if plays else None
-    return _parse_date(payload.get("drawDate")), whites, reds[0], multiplier
+        raise RecordError(f"expected at most one power-play item, got {len(plays)}")
+    multiplier = parse_multiplier(plays[0]) if plays else None
+    return parse_date(payload.get("drawDate")), whites, reds[0], multiplier

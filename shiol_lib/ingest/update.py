@@ -1,8 +1,10 @@
 """The data update: seed, fetch new drawings, backfill missing ones, and report what happened.
 
 Sources are tried in order (MUSL, NY Open Data, the bundled snapshot); each answers only the dates
-still wanted. A source batch with any rejected record writes nothing; a source that fails is
-reported and the next one is asked. Re-running an update that found everything changes nothing.
+still wanted. A source batch with any rejected record writes nothing; a source that fails (no answer,
+an error status, a body over the size cap or not in its format) is reported and the next one is asked.
+A MUSL answer about another drawing than the ``DrawDate`` asked is reported, and that date is asked of
+NY Open Data. Re-running an update that found everything changes nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ from datetime import UTC, date, datetime
 
 from shiol_lib.domain.draw_calendar import expected_draws, previous_draw
 from shiol_lib.errors import FetchError
-from shiol_lib.ingest.records import Batch, Pending, Rejection, merge_batches
-from shiol_lib.ingest.sources import Attempt, BundledSource, HttpClient, MuslSource, NySource
+from shiol_lib.ingest.records import Batch, Misdated, Pending, Rejection, merge_batches
+from shiol_lib.ingest.sources import (
+    Attempt,
+    BundledSource,
+    HttpClient,
+    MuslSource,
+    NySource,
+)
 from shiol_lib.settings import Settings
 from shiol_lib.store import Conflict, Store
 
@@ -38,6 +46,7 @@ class UpdateReport:
     rejected: list[Rejection] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
+    misdated: list[Misdated] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     still_missing: list[date] = field(default_factory=list)
     sources_used: list[str] = field(default_factory=list)
@@ -66,6 +75,8 @@ class UpdateReport:
             lines.append(f"    [{attempt.source}] {attempt.request}: {attempt.outcome}")
         for pending in self.pending:
             lines.append(f"  not yet published: {pending.draw_date} ({pending.source} says {pending.status})")
+        for wrong in self.misdated:
+            lines.append(f"  wrong drawing answered: {wrong.as_text()}; {wrong.requested} asked of the next source")
         lines.append(f"  rejected records: {len(self.rejected)}")
         lines.extend(f"    {r.as_text()}" for r in self.rejected)
         lines.append(f"  conflicts (stored values kept): {len(self.conflicts)}")
@@ -108,17 +119,23 @@ def update_draws(
     now: datetime | None = None,
     offline: bool = False,
     musl_max_dates: int = 12,
+    bundled: BundledSource | None = None,
 ) -> UpdateReport:
-    """Run one data update against ``store`` and return its report (also recorded in the store)."""
+    """Run one data update against ``store`` and return its report (also recorded in the store).
+
+    ``bundled`` is the last source and the seed of an empty store (default: the packaged snapshot).
+    """
     now = now or datetime.now(UTC)
     report = UpdateReport(update_id=uuid.uuid4().hex[:12], started_at=now, offline=offline)
-    bundled = BundledSource()
+    bundled = bundled or BundledSource()
 
     stored = store.draw_dates()
     if not stored:
         seed = bundled.fetch(now=now)
         report.rejected.extend(seed.rejections)
-        if seed.ok:
+        if not seed.ok:
+            report.attempts.append(Attempt("bundled", "seed the empty store", _outcome(seed)))
+        else:
             report.seeded = len(store.apply_draws(seed.draws, source=seed.source, fetched_at=now).inserted)
             report.sources_used.append(seed.source)
         stored = store.draw_dates()
@@ -135,7 +152,8 @@ def update_draws(
         batch = bundled.fetch(now=now)
         batch.draws = [d for d in batch.draws if d.draw_date in wanted]
         got = _apply(store, batch, report, latest_before, now)
-        report.attempts.append(Attempt("bundled", f"{len(wanted)} wanted dates", f"ok: {len(got)} draws"))
+        outcome = _outcome(batch) if batch.rejections else f"ok: {len(got)} draws"
+        report.attempts.append(Attempt("bundled", f"{len(wanted)} wanted dates", outcome))
         wanted -= got
     report.new_draws.sort()
     report.backfilled.sort()
@@ -181,8 +199,16 @@ def _from_musl(musl: MuslSource, dates: list[date], store: Store, report: Update
                 continue
             report.attempts.append(Attempt("musl", label, f"failed: {err}; falling back"))
             break
+        if batch.misdated:
+            report.misdated.extend(batch.misdated)
+            for wrong in batch.misdated:
+                log.warning("MUSL answered the drawing of %s for DrawDate %s", wrong.answered, wrong.requested)
+            report.attempts.append(Attempt("musl", label, _misdated_outcome(batch.misdated[0])))
+            continue  # that date stays wanted: NY Open Data is asked for it
         report.attempts.append(Attempt("musl", label, _outcome(batch)))
-        batches.append(batch)
+        batches.append(batch)  # a failed body's rejection keeps every MUSL answer of this update unwritten
+        if batch.failure is not None:
+            break
     return _apply(store, merge_batches("musl", batches), report, latest_before, now, keep=set(dates))
 
 
@@ -212,12 +238,19 @@ def _from_ny(ny: NySource, wanted: set[date], latest_before: date | None, store:
 
 
 def _outcome(batch: Batch) -> str:
+    if batch.failure is not None:
+        return f"failed: {batch.failure}; falling back"
     parts = [f"ok: {len(batch.draws)} draws"]
     if batch.rejections:
         parts.append(f"{len(batch.rejections)} rejected, batch not written")
     if batch.pending:
         parts.append(f"{len(batch.pending)} not yet complete")
     return ", ".join(parts)
+
+
+def _misdated_outcome(wrong: Misdated) -> str:
+    return (f"failed: answered the drawing of {wrong.answered.isoformat()} for DrawDate "
+            f"{wrong.requested.isoformat()}; asking NY Open Data for {wrong.requested.isoformat()}")
 
 
 def _apply(store: Store, batch: Batch, report: UpdateReport, latest_before: date | None,

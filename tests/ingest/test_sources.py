@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from datetime import UTC, date, datetime
@@ -14,6 +15,7 @@ from fakesources import (
     MUSL_PATH,
     NEWER_DRAWS,
     NY_PATH,
+    Fault,
     MuslServer,
     NyServer,
     cut_off,
@@ -21,8 +23,10 @@ from fakesources import (
     history_draws,
     html_page,
     http_error,
+    huge_body,
     musl_drawing,
     ny_record,
+    raw_body,
     slow,
     trickle,
     truncated_json,
@@ -30,7 +34,7 @@ from fakesources import (
 
 import shiol_lib.ingest.sources as sources
 from shiol_lib.domain.draws import Draw
-from shiol_lib.errors import FetchError
+from shiol_lib.errors import FetchError, ResponseTooLargeError
 from shiol_lib.ingest.records import Pending
 from shiol_lib.ingest.sources import HttpClient, MuslSource, NySource
 
@@ -416,3 +420,134 @@ def test_ny_records_are_checked_against_the_matrix_of_their_date(
 
     assert batch.draws == []
     assert [r.reason for r in batch.rejections] == [reason]
+
+
+# -- response size cap (SHIOL_HTTP_MAX_BYTES) ---------------------------------------------------------
+
+
+def test_a_body_over_the_cap_is_cut_off_while_streaming_and_not_retried(ny_server: NyServer) -> None:
+    fault = huge_body(200_000_000, pattern=b"[")  # chunked: no length announced
+    ny_server.inject(NY_PATH, fault)
+    started = time.monotonic()
+
+    with pytest.raises(ResponseTooLargeError) as caught:
+        ny_for(ny_server, max_bytes=100_000).fetch_after(date(2024, 6, 29), now=NOW)
+
+    assert time.monotonic() - started < 5.0
+    assert "response larger than the 100,000 byte limit (SHIOL_HTTP_MAX_BYTES)" in str(caught.value)
+    assert caught.value.limit == 100_000
+    assert len(ny_server.requests_to(NY_PATH)) == 1  # the same body would come again
+    ny_server.stop()  # the handler has given up writing once it returns
+    assert fault.sent < 50_000_000  # the 200 MB were never all sent, let alone read
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_reading(musl_server: MuslServer) -> None:
+    musl_server.inject(MUSL_PATH, huge_body(50_000_000, declare_length=True))
+
+    with pytest.raises(ResponseTooLargeError) as caught:
+        musl_for(musl_server, max_bytes=1_000_000).fetch(None, now=NOW)
+
+    assert "1,000,000 byte limit" in str(caught.value) and "Content-Length 50,000,000" in str(caught.value)
+
+
+def test_a_gzip_body_inflating_past_the_cap_is_cut_off(ny_server: NyServer) -> None:
+    ny_server.gzip = True
+    ny_server.inject(NY_PATH, raw_body("[" + " " * 3_000_000 + "]"))  # ~3 KB on the wire
+
+    with pytest.raises(ResponseTooLargeError) as caught:
+        ny_for(ny_server, max_bytes=1_000_000).fetch_after(date(2024, 6, 29), now=NOW)
+
+    assert "cut off after" in str(caught.value)
+
+
+def test_a_body_of_exactly_the_cap_is_read(ny_server: NyServer) -> None:
+    body = json.dumps([ny_record(NEWER_DRAWS[0])])
+    ny_server.inject(NY_PATH, raw_body(body))
+
+    batch = ny_for(ny_server, max_bytes=len(body)).fetch_after(date(2024, 6, 29), now=NOW)
+
+    assert batch.draws == [NEWER_DRAWS[0]]
+
+
+def test_the_client_from_settings_takes_the_cap(tmp_path) -> None:
+    from shiol_lib.settings import load_settings
+
+    settings = load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_HTTP_MAX_BYTES": "1234"})
+
+    assert HttpClient.from_settings(settings).max_bytes == 1234
+
+
+# -- hostile headers and bodies -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\uff11", "Wed, 21 Oct 2015 07:28:00 -0000", "soon", "-1"])
+def test_an_odd_retry_after_is_a_plain_backoff(musl_server: MuslServer, value: str) -> None:
+    musl_server.inject(MUSL_PATH, http_error(503, retry_after=value, times=1))
+
+    batch = musl_for(musl_server).fetch(None, now=NOW)
+
+    assert [d.draw_date for d in batch.draws] == [date(2024, 6, 29)]
+    assert len(musl_server.requests_to(MUSL_PATH)) == 2
+
+
+def test_an_unknown_charset_is_read_as_utf8(ny_server: NyServer) -> None:
+    body = json.dumps([ny_record(NEWER_DRAWS[0])])
+    ny_server.inject(NY_PATH, Fault(body=body, content_type="application/json; charset=x-no-such-charset"))
+
+    batch = ny_for(ny_server).fetch_after(date(2024, 6, 29), now=NOW)
+
+    assert batch.draws == [NEWER_DRAWS[0]]
+
+
+def test_ny_null_body_is_a_failed_batch_not_zero_draws(ny_server: NyServer) -> None:
+    ny_server.inject(NY_PATH, raw_body("null"))
+
+    batch = ny_for(ny_server).fetch_after(date(2024, 6, 29), now=NOW)
+
+    assert batch.failure == "response body is JSON null, not a list of records"
+    assert [r.reason for r in batch.rejections] == [batch.failure]
+
+
+def test_ny_page_whose_first_record_is_null_is_read_not_dropped(ny_server: NyServer) -> None:
+    ny_server.add_records([None])
+    ny_server.add_draws(NEWER_DRAWS[:1])  # sorts first; the null record sorts last
+
+    batch = ny_for(ny_server).fetch_after(date(2024, 6, 29), now=NOW)
+
+    assert batch.draws == [NEWER_DRAWS[0]]
+    assert [r.reason for r in batch.rejections] == ["record is JSON null, not a JSON object"]
+
+
+def test_ny_null_as_the_only_record_is_rejected(ny_server: NyServer) -> None:
+    ny_server.inject(NY_PATH, raw_body("[null]"))
+
+    batch = ny_for(ny_server).fetch_after(date(2024, 6, 29), now=NOW)
+
+    assert batch.draws == [] and [r.record for r in batch.rejections] == ["null"]
+
+
+def test_ny_deeply_nested_body_is_a_failed_batch(ny_server: NyServer) -> None:
+    ny_server.inject(NY_PATH, raw_body("[" * 200_000))
+
+    batch = ny_for(ny_server).fetch_after(date(2024, 6, 29), now=NOW)
+
+    assert batch.failure == "response body is JSON nested too deeply to read"
+
+
+def test_musl_answer_about_another_drawing_is_misdated(musl_server: MuslServer) -> None:
+    musl_server.add_payload(musl_drawing(date(2024, 7, 3), [12, 25, 33, 48, 60], 14, 3), served_for=date(2024, 7, 1))
+
+    batch = musl_for(musl_server).fetch(date(2024, 7, 1), now=NOW)
+
+    assert batch.draws == [] and batch.rejections == []
+    assert [(m.requested, m.answered) for m in batch.misdated] == [(date(2024, 7, 1), date(2024, 7, 3))]
+
+
+def test_musl_mega_millions_answer_is_rejected(musl_server: MuslServer) -> None:
+    payload = musl_drawing(date(2024, 7, 1), [1, 6, 40, 51, 67], 2, 2)
+    payload["game"] = {"code": "megamillions", "name": "Mega Millions"}
+    musl_server.add_payload(payload)
+
+    batch = musl_for(musl_server).fetch(date(2024, 7, 1), now=NOW)
+
+    assert batch.draws == [] and [r.reason for r in batch.rejections] == ["game code 'megamillions' is not powerball"]
