@@ -267,20 +267,34 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
 
 @runs_group.command("verify")
 @click.pass_obj
-def verify_command(settings: Settings) -> None:
-    """Check the ledger's hash chain and every archived manifest against it."""
-    from shiol_lib.pipeline import ledger
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def verify_command(settings: Settings, as_json: bool) -> None:
+    """Cross-check the ledger, every archived file and the store's anchor; exit 8 on any problem."""
+    from shiol_lib.pipeline.verify import verify_archive
+    from shiol_lib.store import open_store
+    from shiol_lib.store import runs as run_table
 
     try:
-        entries = ledger.read_ledger(settings.runs_dir)
-        problems = ledger.verify_ledger(settings.runs_dir)
+        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+        result = verify_archive(settings.runs_dir, anchor=run_table.ledger_anchor(store),
+                                runs=run_table.archived_runs(store), key=settings.ledger_key)
     except ShiolError as err:
         fail(err)
-    for problem in problems:
-        click.echo(f"ledger line {problem.line} (run {problem.run_id}): {problem.problem}", err=True)
-    if problems:
+    if as_json:
+        click.echo(json.dumps({"intact": result.intact, "entries": result.entries, "runs": result.runs,
+                               "files": result.files, "signatures_checked": result.signed,
+                               "problems": [p.__dict__ for p in result.problems]}, indent=2))
+    else:
+        for problem in result.problems:
+            click.echo(problem.as_text(), err=True)
+        if result.intact:
+            signed = "signatures checked" if result.signed else "signatures not checked (no SHIOL_LEDGER_KEY)"
+            click.echo(f"archive intact: {result.entries} ledger entries, {result.runs} runs, {result.files} files "
+                       f"match their hashes; the store's anchor matches the ledger head; {signed}")
+        else:
+            click.echo(f"archive NOT intact: {len(result.problems)} problem(s)", err=True)
+    if not result.intact:
         sys.exit(EXIT_MISMATCH)
-    click.echo(f"ledger intact: {len(entries)} entries, every manifest matches")
 
 
 @runs_group.command("prune")
@@ -289,11 +303,17 @@ def verify_command(settings: Settings) -> None:
 @click.pass_obj
 def prune_command(settings: Settings, keep_days: int) -> None:
     """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
-    from shiol_lib.pipeline import archive
+    from shiol_lib.pipeline import archive, ledger
     from shiol_lib.pipeline import index as run_index
+    from shiol_lib.store import open_store
+    from shiol_lib.store import runs as run_table
 
     try:
-        pruned = archive.prune_runs(settings.runs_dir, keep_days=keep_days)
+        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+        pruned = archive.prune_runs(settings.runs_dir, keep_days=keep_days, key=settings.ledger_key)
+        head = ledger.head(settings.runs_dir)
+        if pruned and head is not None:
+            run_table.anchor_ledger(store, (head.seq, head.hash))
         run_index.write_index(settings.runs_dir)
     except ShiolError as err:
         fail(err)

@@ -180,21 +180,31 @@ def environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(), "packages": versions}
 
 
-def prune_runs(runs_dir: Path, *, keep_days: int, now: datetime | None = None) -> list[Path]:
+def prune_runs(runs_dir: Path, *, keep_days: int, now: datetime | None = None,
+               key: str | None = None) -> list[Path]:
     """Delete the heavy files (notebooks, HTML, logs) of runs started more than ``keep_days`` ago.
 
-    Manifests and the ledger are kept; a ``PRUNED`` marker records when. Returns the pruned folders.
+    Manifests are kept; each pruned run gets a ``prune`` ledger entry naming the files removed (so
+    ``shiol runs verify`` knows they are gone on purpose) and a ``PRUNED`` marker. A run still
+    ``running`` or not yet in the ledger is never pruned. Returns the pruned folders; the caller
+    anchors the new ledger head in the store.
     """
+    from shiol_lib.pipeline import ledger
+
     if keep_days < 0:
         raise ArchiveError(f"--keep-days {keep_days} must be 0 or more")
     now = now or datetime.now(UTC)
+    in_ledger = {e.get("run_id") for e in ledger.read_ledger(runs_dir) if e.get("kind", "run") == "run"}
     pruned = []
     for directory, manifest in iter_manifests(runs_dir):
         if (now - manifest.started_at).days < keep_days or manifest.status == RunStatus.RUNNING:
             continue
-        heavy = [p for p in directory.iterdir() if p.suffix in HEAVY_SUFFIXES]
+        if manifest.run_id not in in_ledger:
+            continue
+        heavy = [p for p in directory.iterdir() if p.suffix in HEAVY_SUFFIXES and p.name != "index.html"]
         if not heavy:
             continue
+        ledger.append_prune(runs_dir, run_id=manifest.run_id, files=[p.name for p in heavy], key=key)
         for path in heavy:
             path.unlink()
         write_atomic(directory / "PRUNED", f"heavy files removed {now.isoformat()}\n".encode())

@@ -37,6 +37,7 @@ from shiol_lib.pipeline.runner import (
     format_command,
     read_parameters,
 )
+from shiol_lib.pipeline.verify import artefact_hashes
 from shiol_lib.settings import Settings, settings_to_env
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
@@ -276,19 +277,23 @@ def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[No
     elif error_class == "waiting":
         status = RunStatus.WAITING
     manifest.status = status
+    manifest.artefacts = artefact_hashes(run.directory)
     try:
         manifest_path = archive.write_manifest(run.directory, run.manifest)
-        ledger.append_entry(run.settings.runs_dir, run_id=run.run_id, job=run.job, status=status,
-                            manifest_path=manifest_path)
-        run_index.write_index(run.settings.runs_dir)
+        entry = ledger.append_entry(run.settings.runs_dir, run_id=run.run_id, job=run.job, status=status,
+                                    manifest_path=manifest_path, key=run.settings.ledger_key)
     except ArchiveError as err:
         run_table.finish_run(run.store, run.run_id, status=RunStatus.FAILED, finished_at=finished,
                              error=f"archive: {err}", error_class="archive")
         job_table.release_job(run.store, run.job, run.run_id)
         raise
     run_table.finish_run(run.store, run.run_id, status=status, finished_at=finished, error=error,
-                         error_class=error_class)
+                         error_class=error_class, ledger_head=(entry["seq"], entry["hash"]))
     job_table.release_job(run.store, run.job, run.run_id)
+    try:
+        run_index.write_index(run.settings.runs_dir)
+    except ArchiveError as err:  # the run is closed and recorded; only its listing is late
+        log.warning("run %s closed, but runs/index.html was not rewritten: %s", run.run_id, err)
     if status == RunStatus.SUCCESS:
         job_table.resolve_dead_letters(run.store, job=run.job, slot=manifest.slot, draw_date=manifest.draw_date,
                                        run_id=run.run_id, at=finished)

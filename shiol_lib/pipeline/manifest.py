@@ -116,7 +116,7 @@ class Manifest:
             input=reader.mapping("input"), outputs=reader.mapping("outputs"), metrics=reader.mapping("metrics"),
             artefacts=reader.mapping("artefacts"), code=reader.mapping("code"),
             environment=reader.mapping("environment"), error=reader.optional_text("error"),
-            schema=SCHEMA_VERSION,
+            schema=schema,  # as written: a schema-1 manifest recorded no artefact hashes
         )
 
     @classmethod

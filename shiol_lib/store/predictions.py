@@ -10,6 +10,7 @@ import pandas as pd
 
 from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.store.core import Store
+from shiol_lib.store.runs import refuse_dead_run
 
 EVALUATION_COLUMNS = [
     "run_id", "rank", "target_draw_date", "draw_key", "white_matches", "pb_match", "tier", "jackpot",
@@ -27,6 +28,7 @@ def replace_predictions(store: Store, run_id: str, target_draw_date: date, ticke
     rows.insert(0, "run_id", run_id)
     rows["created_at"] = datetime.now(UTC)
     with store.transaction() as conn:
+        refuse_dead_run(conn, run_id)
         conn.execute("DELETE FROM evaluations WHERE run_id = ?", [run_id])
         conn.execute("DELETE FROM predictions WHERE run_id = ?", [run_id])
         conn.register("incoming_tickets", rows)
@@ -76,6 +78,7 @@ def save_artifact(store: Store, run_id: str, kind: str, payload: object, *, data
     """Store a JSON-serialisable artefact of a run (replacing the same kind of the same run)."""
     text = json.dumps(payload, sort_keys=True, default=str)
     with store.transaction() as conn:
+        refuse_dead_run(conn, run_id)
         conn.execute(
             "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?)",
             [run_id, kind, data_hash, text, datetime.now(UTC)],

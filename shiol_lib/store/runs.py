@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
 from shiol_lib.domain.runs import RunStatus, StepStatus
+from shiol_lib.errors import StoreError
 from shiol_lib.store.core import Store
 
 RUN_STATUSES = frozenset(RunStatus)
 STEP_STATUSES = frozenset(StepStatus)
+_DEAD = frozenset({RunStatus.CRASHED, RunStatus.INTERRUPTED, RunStatus.TIMEOUT})
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,60 @@ def insert_run(store: Store, row: RunRow) -> None:
 
 def finish_run(
     store: Store, run_id: str, *, status: str, finished_at: datetime, error: str | None = None,
-    error_class: str | None = None,
+    error_class: str | None = None, ledger_head: tuple[int, str] | None = None,
 ) -> None:
-    """Set the final status of a run."""
+    """Set the final status of a run; with ``ledger_head`` (seq, hash), anchor it in the same transaction."""
     _check_status(status, RUN_STATUSES)
     with store.transaction() as conn:
         conn.execute(
             "UPDATE runs SET status = ?, finished_at = ?, error = ?, error_class = ? WHERE run_id = ?",
             [status, finished_at, error, error_class, run_id],
+        )
+        if ledger_head is not None:
+            _write_head(conn, ledger_head, run_id, finished_at)
+
+
+def anchor_ledger(store: Store, head: tuple[int, str], *, run_id: str | None = None) -> None:
+    """Record the ledger head (seq, hash) outside ``runs/`` (after a prune entry, say)."""
+    with store.transaction() as conn:
+        _write_head(conn, head, run_id, datetime.now(UTC))
+
+
+def ledger_anchor(store: Store) -> tuple[int, str] | None:
+    """The ledger head the store anchored (seq, hash), or None before any run closed with one."""
+    with store.connect() as conn:
+        row = conn.execute("SELECT seq, entry_hash FROM ledger_head WHERE id = 1").fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def _write_head(conn: object, head: tuple[int, str], run_id: str | None, at: datetime) -> None:
+    conn.execute(  # type: ignore[attr-defined]
+        "INSERT OR REPLACE INTO ledger_head (id, seq, entry_hash, run_id, updated_at) VALUES (1, ?, ?, ?, ?)",
+        [int(head[0]), str(head[1]), run_id, at],
+    )
+
+
+def archived_runs(store: Store) -> dict[str, str]:
+    """Run id -> status of every run that has an archive folder (refused starts never had one)."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            "SELECT run_id, status FROM runs WHERE archive_dir IS NOT NULL AND status <> 'refused'"
+        ).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def refuse_dead_run(conn: object, run_id: str) -> None:
+    """Inside a write transaction: refuse a step result for a run that is no longer the live one.
+
+    A run closed as crashed, interrupted or timed out is dead: a kernel orphaned by a killed job must
+    not write under its id while its recovery runs. A run id the store has never seen (``manual``, a
+    notebook run by hand) is allowed.
+    """
+    row = conn.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()  # type: ignore[attr-defined]
+    if row is not None and row[0] in _DEAD:
+        raise StoreError(
+            f"run {run_id} is closed as {row[0]}; its step results are refused (the run was recovered or "
+            "stopped; re-run it with 'shiol rerun' or a new run)"
         )
 
 

@@ -149,5 +149,16 @@ MIGRATIONS: tuple[str, ...] = (
         channels VARCHAR NOT NULL
     );
     """,
+    """
+    -- The run ledger's head (runs/ledger.jsonl), written in the transaction that closes a run: the
+    -- anchor outside runs/ that shows a truncated, rewritten or extended ledger.
+    CREATE TABLE ledger_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq BIGINT NOT NULL,
+        entry_hash VARCHAR NOT NULL,
+        run_id VARCHAR,
+        updated_at TIMESTAMPTZ NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

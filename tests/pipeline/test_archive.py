@@ -11,6 +11,7 @@ from shiol_lib.errors import ArchiveError
 from shiol_lib.pipeline import archive, ledger
 from shiol_lib.pipeline import index as run_index
 from shiol_lib.pipeline.manifest import Manifest, StepRecord
+from shiol_lib.pipeline.verify import artefact_hashes
 
 T0 = datetime(2026, 11, 28, 4, 29, tzinfo=UTC)  # 23:29 ET on 2026-11-27
 
@@ -27,6 +28,7 @@ def make_run(runs: Path, job: str = "pipeline", started: datetime = T0, status: 
         steps=[StepRecord("update_data", "10_update_data.ipynb", StepStatus(status), output="10_update_data.ipynb",
                           html="10_update_data.html")],
     )
+    manifest.artefacts = artefact_hashes(directory)
     path = archive.write_manifest(directory, manifest)
     ledger.append_entry(runs, run_id=run_id, job=job, status=status, manifest_path=path)
     return run_id, directory
@@ -113,7 +115,10 @@ def test_prune_keeps_manifests_and_ledger(tmp_path):
     assert pruned == [old_dir]
     assert sorted(p.name for p in old_dir.iterdir()) == ["PRUNED", "manifest.json"]
     assert (new_dir / "10_update_data.html").exists()
-    assert ledger.verify_ledger(tmp_path) == []
+    assert ledger.verify_ledger(tmp_path) == []  # the prune entry says the files are gone on purpose
+    last = ledger.read_ledger(tmp_path)[-1]
+    assert last["kind"] == "prune" and last["run_id"] == old_id
+    assert last["pruned"] == ["10_update_data.html", "10_update_data.ipynb", "10_update_data.log"]
 
 
 def test_index_lists_runs_newest_first_with_relative_links(tmp_path):

@@ -40,6 +40,8 @@ def test_a_schema_1_manifest_reads_into_types_and_writes_back_as_schema_2() -> N
     assert manifest.slot == datetime.fromisoformat("2024-07-01T23:29:00-04:00")
     assert manifest.steps[1].status is StepStatus.PENDING and manifest.steps[1].parameters is None
     assert manifest.step("update_data").parameters == {"offline": True}
+    assert manifest.schema == 1  # as written: verify then knows it recorded no artefact hashes
+    manifest.schema = SCHEMA_VERSION
     data = manifest.to_dict()
     assert data["schema"] == SCHEMA_VERSION == 2 and data["artefacts"] == {}
     for key, value in SCHEMA_1.items():
