@@ -30,12 +30,13 @@ from shiol_lib.pipeline.catalog import JOBS, UPDATE_DATA, Step, find_step
 from shiol_lib.pipeline.compare import compare_outputs
 from shiol_lib.pipeline.liveness import Heartbeat, Interrupted, job_is_alive
 from shiol_lib.pipeline.manifest import Manifest, StepRecord
+from shiol_lib.pipeline.recovery import close_dead_runs
 from shiol_lib.pipeline.runner import (
     NotebookResult,
     check_parameters,
     execute_notebook,
-    format_command,
     read_parameters,
+    rerun_command,
 )
 from shiol_lib.pipeline.verify import artefact_hashes
 from shiol_lib.settings import Settings, settings_to_env
@@ -104,6 +105,7 @@ def run_job(
         overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", draw_date.isoformat())
     for step in steps:  # refuse a broken notebook or a bad parameter before anything is recorded
         check_parameters(settings.notebooks_dir / step.notebook, overrides.get(step.name, {}))
+        _refuse_foreign_targets(settings, overrides.get(step.name, {}))
     if draw_date is not None:
         history_end = history_end or draw_date
         target_draw_date = target_draw_date or draw_after(draw_date)
@@ -140,6 +142,24 @@ def run_job(
     return _close_run(run, status, error, results)
 
 
+def _refuse_foreign_targets(settings: Settings, values: Mapping[str, Any]) -> None:
+    """Archived runs are read-only to the step commands, and a step writes only to its run's store.
+
+    A ``run_id`` parameter would make the step write under another run's id (replacing an archived
+    run's predictions behind the archive's back); a ``db_path`` would point it at another store.
+    """
+    if "run_id" in values:
+        raise RunnerError(
+            f"-p run_id {values['run_id']!r} is refused: a step run records its results under its own new run "
+            "id, and archived runs are read-only (use 'shiol rerun RUN_ID' to re-execute one into a new run)"
+        )
+    if "db_path" in values and Path(str(values["db_path"])).expanduser().resolve() != settings.db_path:
+        raise RunnerError(
+            f"-p db_path {values['db_path']!r} is refused: the step would write to another store than this "
+            f"run's ({settings.db_path}); set SHIOL_DB_PATH (or SHIOL_HOME) instead"
+        )
+
+
 def _close_open_steps(run: _Run, status: StepStatus) -> None:
     """After a run was cut short: the running step gets ``status``, the ones not started ``skipped``."""
     for position, (step, entry) in enumerate(zip(run.steps, run.manifest.steps, strict=True), start=1):
@@ -152,6 +172,12 @@ def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], *, trigger:
               draw_date: date | None, attempt: int, seed: int | None, parent_run_id: str | None) -> _Run:
     archive.ensure_writable(settings.runs_dir)
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+    for dead in close_dead_runs(settings, store):  # whoever notices a dead run closes it
+        if dead.job == job and parent_run_id is None:
+            parent_run_id = dead.run_id  # this run recovers it
+    if parent_run_id is None and trigger == "recovery":
+        latest = run_table.list_runs(store, job=job, limit=1)
+        parent_run_id = latest[0].run_id if latest and latest[0].status == RunStatus.CRASHED else None
     started = datetime.now(UTC)
     run_id = archive.new_run_id(started)
     directory = archive.run_dir(settings.runs_dir, job, run_id, started)
@@ -248,7 +274,8 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any],
     entry.html = result.html.name if result.html else None
     entry.log = result.log_path.name if result.log_path else None
     entry.error, entry.error_class, entry.failed_cell = result.error, result.error_class, result.failed_cell
-    entry.command = format_command(result.command)
+    entry.command = rerun_command(run.settings.notebooks_dir / step.notebook, result.parameters,
+                                  cwd=run.settings.notebooks_dir, runs_dir=run.settings.runs_dir, run_id=run.run_id)
     _record_step(run, position, step, status=result.status, started_at=result.started_at,
                  finished_at=result.finished_at, error=result.error, failed_cell=result.failed_cell)
     return result

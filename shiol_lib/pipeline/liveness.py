@@ -7,6 +7,7 @@ turns SIGTERM into :class:`Interrupted` so a job process closes its run cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -75,3 +76,16 @@ def job_is_alive(holder: job_table.LockHolder, *, stale_s: float, now: datetime 
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every descendant (kernels start their own sessions, so a group kill is not enough)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=10)

@@ -10,6 +10,7 @@ times out (the partial notebook papermill saved after each cell).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +26,10 @@ from typing import Any
 
 import nbformat
 import papermill
-import psutil
 
 from shiol_lib.errors import ParameterError, RunnerError
+from shiol_lib.pipeline.liveness import kill_process_tree
+from shiol_lib.pipeline.watchdog import start_watchdog
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +134,16 @@ def _type_matches(type_name: str, value: Any) -> bool:
     return True if check is None else check(value)  # untyped parameters accept anything
 
 
+def papermill_executable() -> str:
+    """This environment's papermill by absolute path (a bare ``papermill`` may not be on the PATH)."""
+    candidate = Path(sys.executable).with_name("papermill")
+    return str(candidate) if candidate.is_file() else "papermill"
+
+
 def papermill_command(notebook: Path, output: Path, parameters: Mapping[str, Any], *, cwd: Path) -> list[str]:
     """The plain papermill CLI call that executes ``notebook`` with ``parameters``."""
     return [
-        "papermill", str(notebook), str(output),
+        papermill_executable(), str(notebook), str(output),
         "-y", json.dumps(dict(parameters), sort_keys=True),
         "--cwd", str(cwd), "-k", KERNEL_NAME, "--no-progress-bar",
     ]
@@ -144,6 +152,20 @@ def papermill_command(notebook: Path, output: Path, parameters: Mapping[str, Any
 def format_command(command: list[str]) -> str:
     """A command line a person can paste into a shell."""
     return shlex.join(command)
+
+
+def rerun_command(notebook: Path, parameters: Mapping[str, Any], *, cwd: Path, runs_dir: Path, run_id: str) -> str:
+    """A shell line that re-executes one step with its recorded parameters into a new folder.
+
+    The output goes to ``<runs>/reruns/<run_id>/<UTC timestamp>/``: a fresh folder each time it is
+    pasted, never over an archived file.
+    """
+    folder = f"{shlex.quote(str(Path(runs_dir) / 'reruns' / run_id))}/$(date -u +%Y%m%dT%H%M%SZ)"
+    output = f'"$out"/{shlex.quote(Path(notebook).name)}'
+    command = papermill_command(notebook, Path("OUTPUT"), parameters, cwd=cwd)
+    command = [shlex.quote(part) for part in command]
+    command[2] = output
+    return f'out={folder} && mkdir -p "$out" && ' + " ".join(command)
 
 
 def execute_notebook(
@@ -184,9 +206,28 @@ def execute_notebook(
             result.failed_cell = _running_cell(nb)
         os.replace(partial, output)
         result.html = render_html(nb, output.with_suffix(".html"))
-    elif status == "success":
+        return result
+    if status == "success":
         result.status, result.error, result.error_class = "failed", "papermill wrote no output notebook", "papermill"
+    result.html = write_unexecuted_report(notebook, output, result.error or "the step did not run")
     return result
+
+
+def write_unexecuted_report(notebook: Path, output: Path, reason: str) -> Path:
+    """The report of a step stopped before papermill saved anything: the source notebook, reason on top.
+
+    Writes ``output`` (the unexecuted notebook with a banner cell) and its HTML; returns the HTML path.
+    """
+    nb = nbformat.read(notebook, as_version=4)
+    banner = nbformat.v4.new_markdown_cell(
+        f"**This step did not run to its first cell: {reason}.**\n\nBelow is the notebook as it would have "
+        "run; no cell was executed.", metadata={"tags": ["shiol-unexecuted"]},
+    )
+    nb.cells.insert(0, banner)
+    tmp = output.with_name(output.name + ".tmp")
+    nbformat.write(nb, str(tmp))
+    os.replace(tmp, output)
+    return render_html(nb, output.with_suffix(".html"))
 
 
 def _run_child(command: list[str], log_path: Path, timeout_s: float,
@@ -195,7 +236,9 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float,
     argv = [sys.executable, "-m", "papermill", *command[1:]]
     with open(log_path, "w", encoding="utf-8") as log_file:
         proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=dict(env) if env is not None else None)
+                                env=dict(env) if env is not None else None,
+                                preexec_fn=_die_with(os.getpid()))  # prctl must run in the child
+        watchdog = start_watchdog(os.getpid(), proc.pid)  # the kernel and its children die with us too
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -206,6 +249,9 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float,
             kill_process_tree(proc.pid)
             proc.wait()
             raise
+        finally:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                watchdog.wait(timeout=10)
     if code == 0:
         return "success", None, None
     tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
@@ -214,17 +260,17 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float,
     return "failed", f"papermill exited with code {code}: {_last_line(tail)}", "papermill"
 
 
-def kill_process_tree(pid: int) -> None:
-    """SIGKILL ``pid`` and every descendant (kernels start their own sessions, so a group kill is not enough)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.send_signal(signal.SIGKILL)
-    psutil.wait_procs(procs, timeout=10)
+def _die_with(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``)."""
+    def arm() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+    return arm
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _last_line(text: str) -> str:

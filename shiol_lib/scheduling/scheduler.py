@@ -23,8 +23,8 @@ from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.pipeline import archive
 from shiol_lib.pipeline.job_process import EXIT_BUSY, RunRequest, RunResult, start_job_process
-from shiol_lib.pipeline.liveness import job_is_alive
-from shiol_lib.pipeline.runner import kill_process_tree
+from shiol_lib.pipeline.liveness import job_is_alive, kill_process_tree
+from shiol_lib.pipeline.recovery import close_dead_runs
 from shiol_lib.scheduling.alerts import send_alert
 from shiol_lib.scheduling.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
 from shiol_lib.scheduling.slots import ScheduleError, parse_cron
@@ -118,15 +118,8 @@ class Scheduler:
 
     def recover(self, store: Store, now: datetime | None = None) -> list[str]:
         """Mark ``running`` rows whose process is gone (or whose heartbeat is stale) as ``crashed``."""
-        now = now or datetime.now(UTC)
         crashed = []
-        for row in job_table.running_runs(store):
-            holder = LockHolder(row.job, row.run_id, row.pid or 0, row.host or "", row.heartbeat_at or row.started_at)
-            if job_is_alive(holder, stale_s=self.settings.heartbeat_stale_s, now=now):
-                continue
-            reason = f"process {row.pid} on {row.host} is gone or silent since {holder.heartbeat_at.isoformat()}"
-            job_table.mark_crashed(store, row.run_id, at=now, reason=reason)
-            log.warning("run %s of %s marked crashed: %s", row.run_id, row.job, reason)
+        for row in close_dead_runs(self.settings, store, now=now):  # archive, ledger and store closed
             crashed.append(row.run_id)
             if row.attempt >= self.config.max_attempts:
                 self._dead_letter(store, run_table.get_run(store, row.run_id))

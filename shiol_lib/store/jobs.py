@@ -76,14 +76,20 @@ def running_runs(store: Store) -> list[RunRow]:
     return [RunRow(*r) for r in rows]
 
 
-def mark_crashed(store: Store, run_id: str, *, at: datetime, reason: str) -> None:
-    """Close a running row whose process is gone, and free its job."""
+def mark_crashed(store: Store, run_id: str, *, at: datetime, reason: str,
+                 ledger_head: tuple[int, str] | None = None) -> None:
+    """Close a running row whose process is gone, free its job, and anchor the ledger head if given."""
     with store.transaction() as conn:
         conn.execute(
             "UPDATE runs SET status = 'crashed', finished_at = ?, error = ?, error_class = 'crashed' "
             "WHERE run_id = ? AND status = 'running'", [at, reason, run_id],
         )
         conn.execute("DELETE FROM job_locks WHERE run_id = ?", [run_id])
+        if ledger_head is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO ledger_head (id, seq, entry_hash, run_id, updated_at) VALUES (1, ?, ?, ?, ?)",
+                [int(ledger_head[0]), str(ledger_head[1]), run_id, at],
+            )
 
 
 @dataclass(frozen=True)

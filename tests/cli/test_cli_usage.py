@@ -71,3 +71,18 @@ def test_prune_with_zero_days_is_allowed(invoke, tmp_path):
     result = invoke("runs", "prune", "--keep-days", "0")
     assert result.exit_code == 0, result.output
     assert "pruned 0 run folder(s)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-p", "run_id", "20240702T032900Z-a1b2c3"], "-p run_id '20240702T032900Z-a1b2c3' is refused"),
+        (["-p", "run_id", "manual"], "archived runs are read-only"),
+        (["-p", "db_path", "/tmp/another.duckdb"], "the step would write to another store than this run's"),
+    ],
+)
+def test_a_step_cannot_write_under_another_run_or_into_another_store(invoke, tmp_path, args, message):
+    result = invoke("run", "step", "generate_predictions", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "runs" / "step").exists()  # refused before anything was recorded

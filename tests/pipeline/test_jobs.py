@@ -61,7 +61,9 @@ def test_pipeline_archives_every_step_and_predicts_the_next_drawing(pipeline_run
     predict_step = manifest["steps"][4]
     assert predict_step["parameters"]["target_draw_date"] == "2024-07-01"
     command = predict_step["command"]
-    assert command.startswith("papermill ") and "50_generate_predictions.ipynb" in command
+    assert f"{home / 'runs' / 'reruns' / outcome['run_id']}/$(date -u" in command
+    assert f" && {Path(sys.executable).with_name('papermill')} " in command
+    assert "50_generate_predictions.ipynb" in command
     assert json.loads((directory / "manifest.json").read_text()) == manifest
 
 
@@ -96,7 +98,7 @@ def test_index_ledger_and_listing(pipeline_run):
     shown = shiol(home, "runs", "show", outcome["run_id"])
     assert shown.returncode == 0 and "generate_predictions" in shown.stdout and "papermill" in shown.stdout
     verified = shiol(home, "runs", "verify")
-    assert verified.returncode == 0 and "1 entries" in verified.stdout
+    assert verified.returncode == 0 and "archive intact: 1 ledger entries, 1 runs" in verified.stdout
 
 
 @pytest.mark.slow

@@ -266,12 +266,21 @@ def test_sigkill_mid_run_then_restart_gives_exactly_one_successful_pipeline(tmp_
             if second.poll() is None:
                 kill_tree(second)
 
-    rows = snapshot_rows(tmp_path, "SELECT status, trigger, attempt, draw_date, target_draw_date FROM runs "
+    rows = snapshot_rows(tmp_path, "SELECT status, trigger, attempt, draw_date, target_draw_date, run_id, "
+                                   "parent_run_id, finished_at, heartbeat_at FROM runs "
                                    "WHERE job = 'pipeline' ORDER BY started_at")
     assert [r[0] for r in rows] == ["crashed", "success"], rows
     assert rows[0][1] == "missed-draw" and rows[1][1] == "recovery" and rows[1][2] == 2
     assert rows[1][3] == owed and rows[1][4] > owed
-    assert json.loads(crashed_manifest.read_text())["status"] == "running"  # never claims success
+    assert rows[1][6] == rows[0][5]  # the recovery run names the crashed run as its parent
+    assert rows[0][7] == rows[0][8]  # the crashed run ended at its last heartbeat, not when it was noticed
+    crashed = json.loads(crashed_manifest.read_text())
+    assert crashed["status"] == "crashed" and crashed["steps"][1]["status"] == "crashed"
+    assert (crashed_manifest.parent / "20_analyze_signals.html").exists()  # its partial notebook, rendered
+    ledger_runs = [json.loads(line)["run_id"] for line in (tmp_path / "runs" / "ledger.jsonl").read_text().splitlines()]
+    assert rows[0][5] in ledger_runs and rows[1][5] in ledger_runs
+    verified = subprocess.run([SHIOL, "runs", "verify"], env=env, capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     predictions = snapshot_rows(tmp_path, "SELECT count(*) FROM predictions")
     assert predictions == [(100,)]
 

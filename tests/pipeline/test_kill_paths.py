@@ -1,0 +1,144 @@
+"""Runs never outlive their job, whoever kills it, and a crashed run is closed, not forgotten.
+
+A real ``shiol run data_update`` whose step notebook starts a child process and then sleeps is killed
+three ways: SIGKILL of its process group, SIGKILL of the job process alone, and SIGKILL of the
+papermill child. The process tree captured before the kill must be gone afterwards; the next
+``shiol run`` closes the dead run as ``crashed`` (rendered report, manifest, ledger entry, anchor) and
+records it as its parent; ``shiol runs verify`` is clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHIOL = str(Path(sys.executable).parent / "shiol")
+STALL = """import os, pathlib, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+pathlib.Path(os.environ["TEST_MARKER_FILE"]).write_text(str(child.pid))
+time.sleep(600)"""
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
+    env.update({"SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9", "SHIOL_HTTP_RETRIES": "0",
+                "SHIOL_HEARTBEAT_S": "0.5", "SHIOL_HEARTBEAT_STALE_S": "5", **extra})
+    return env
+
+
+def stalling_notebooks(folder: Path) -> Path:
+    """A notebooks folder whose data-update step starts a child, says so, and stalls."""
+    folder.mkdir()
+    nb = nbformat.read(REPO / "notebooks" / "10_update_data.ipynb", as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])) + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(STALL))
+    nbformat.write(nb, str(folder / "10_update_data.ipynb"))
+    return folder
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def wait_gone(processes: list[psutil.Process], timeout_s: float = 30) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout_s
+    alive = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    return alive
+
+
+def runs_json(home: Path) -> list[dict]:
+    done = subprocess.run([SHIOL, "runs", "list", "--json"], env=env_for(home), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    done = subprocess.run([SHIOL, "update-data", "--offline"], env=env_for(home), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return home
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["group", "job", "papermill"])
+def test_no_descendant_survives_and_the_dead_run_is_closed(home: Path, tmp_path: Path, victim: str) -> None:
+    marker = tmp_path / "child.pid"
+    env = env_for(home, SHIOL_NOTEBOOKS_DIR=str(stalling_notebooks(tmp_path / "notebooks")),
+                  TEST_MARKER_FILE=str(marker))
+    job = subprocess.Popen([SHIOL, "run", "data_update", "--offline", "--json"], env=env, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert job.poll() is None, job.communicate()
+        assert time.monotonic() < deadline, "the step never started its child"
+        time.sleep(0.2)
+    time.sleep(1.0)  # let papermill save the running cell
+    before = tree(job.pid)
+    names = " ".join(" ".join(p.cmdline()) for p in before)
+    assert "papermill" in names and "ipykernel" in names and "time.sleep(600)" in names
+    if victim == "group":
+        os.killpg(job.pid, signal.SIGKILL)
+    elif victim == "job":
+        os.kill(job.pid, signal.SIGKILL)
+    else:
+        papermill = next(p for p in before if "papermill" in " ".join(p.cmdline()) and p.pid != job.pid)
+        papermill.send_signal(signal.SIGKILL)
+    if victim == "papermill":
+        out, err = job.communicate(timeout=120)
+        assert job.returncode == 6, err
+        outcome = json.loads(out)
+        assert outcome["status"] == "failed" and "exited with code -9" in outcome["manifest"]["steps"][0]["error"]
+    else:
+        job.wait(timeout=30)
+    survivors = wait_gone([p for p in before if p.pid != job.pid])
+    assert survivors == [], [" ".join(p.cmdline()) for p in survivors]
+
+    if victim != "papermill":
+        assert [r["status"] for r in runs_json(home)] == ["running"]  # nobody has noticed yet
+        time.sleep(1)
+        again = subprocess.run([SHIOL, "run", "data_update", "--offline", "--json"], env=env_for(home),
+                               capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        runs = runs_json(home)
+        assert [r["status"] for r in runs] == ["success", "crashed"]
+        recovered, crashed = runs
+        assert recovered["parent_run_id"] == crashed["run_id"]
+        assert crashed["finished_at"] == crashed["heartbeat_at"]  # ended at its last beat, not when noticed
+        folder = Path(crashed["archive_dir"])
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["status"] == "crashed" and manifest["steps"][0]["status"] == "crashed"
+        html = (folder / "10_update_data.html").read_text()
+        assert "The job process died during this step" in html and "time.sleep(600)" in html
+        assert not list(folder.glob("*.partial"))
+        index = (home / "runs" / "index.html").read_text()
+        assert crashed["run_id"] in index and 'class="status-crashed"' in index
+    verified = subprocess.run([SHIOL, "runs", "verify"], env=env_for(home), capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.slow
+def test_a_step_stopped_before_its_first_cell_still_leaves_a_report(home: Path, tmp_path: Path) -> None:
+    done = subprocess.run([SHIOL, "run", "data_update", "--offline", "--json"], capture_output=True, text=True,
+                          env=env_for(home, SHIOL_RUN_TIMEOUT_S="1"), timeout=300)
+    assert done.returncode == 6
+    outcome = json.loads(done.stdout)
+    step = outcome["manifest"]["steps"][0]
+    assert outcome["status"] == "timeout" and step["status"] == "timeout"
+    html = Path(outcome["directory"]) / step["html"]
+    text = html.read_text()
+    assert "wall-clock limit" in text and ("did not run to its first cell" in text or "papermill" in text)
