@@ -395,4 +395,4 @@ def detection_power(db_path: str, *, run_id: str, seed: int, strengths: list[flo
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as plain JSON values, floats rounded to 12 digits (stable text, stable hashes)."""
     return [{k: round(v, 12) if isinstance(v, float) else v for k, v in row.items()}
-            for row in json.loads(table.to_json(orient="records"))]
+            for row in json.loads(table.to_json(orient="records", double_precision=15))]

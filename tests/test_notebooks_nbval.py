@@ -1,5 +1,6 @@
 """Every notebook runs by hand with its default parameters: nbval over the pipeline notebooks (10 .. 70, in
-order, then the research notebooks 80 and 81) and the exploratory ones, on a store seeded from the bundled history in a temp folder.
+order, then the research notebooks 80 and 81) and the exploratory ones, on a store seeded from the bundled
+history in a temp folder.
 
 nbval starts each notebook's kernel in the notebook's own folder (``cwd=fspath.dirname``), as JupyterLab
 does, so the defaults ``../var/shiol.duckdb`` and ``../../var/shiol.snapshot.duckdb`` of the copies resolve

@@ -29,7 +29,7 @@ R = TypeVar("R")
 IN_PROCESS = "in-process"
 ENGINES = ("none", "local")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass
