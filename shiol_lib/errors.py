@@ -11,6 +11,14 @@ class ConfigError(ShiolError):
     """A setting (environment variable) has a value the workbench cannot use."""
 
 
+class ClusterError(ConfigError):
+    """A Dask cluster address that cannot be used: unreachable, not a scheduler, or malformed."""
+
+    def __init__(self, message: str, *, address: str) -> None:
+        super().__init__(message)
+        self.address = address
+
+
 class UnknownMatrixError(ShiolError):
     """A date lies outside every Powerball game matrix the workbench knows."""
 

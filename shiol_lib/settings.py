@@ -64,6 +64,7 @@ class Settings:
     api_token: str | None = field(default=None, repr=False)
     scheduler_cycle_s: float = 1.0
     ledger_key: str | None = field(default=None, repr=False)  # signs the run ledger (keep it outside runs/)
+    dask_address: str | None = None  # default Dask scheduler of research sweeps ("local", "tcp://host:8786")
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (tests and CLI flags)."""
@@ -187,6 +188,7 @@ _VARIABLES: tuple[_Variable, ...] = (
     _Variable("api_token", "SHIOL_API_TOKEN", _optional_text),
     _Variable("scheduler_cycle_s", "SHIOL_SCHEDULER_CYCLE_S", _number(0.05, 60.0)),
     _Variable("ledger_key", "SHIOL_LEDGER_KEY", _optional_text),
+    _Variable("dask_address", "SHIOL_DASK_ADDRESS", _optional_text),
 )
 _FIELDS = {spec.name: spec for spec in fields(Settings)}
 ENV_NAMES = {"home": "SHIOL_HOME", "db_path": "SHIOL_DB_PATH", "runs_dir": "SHIOL_RUNS_DIR",

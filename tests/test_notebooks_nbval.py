@@ -1,5 +1,6 @@
 """Every notebook runs by hand with its default parameters: nbval over the pipeline notebooks (10 .. 70, in
-order) and the exploratory ones, on a store seeded from the bundled history in a temp folder.
+order, then the research notebooks 80 and 81) and the exploratory ones, on a store seeded from the bundled
+history in a temp folder.
 
 nbval starts each notebook's kernel in the notebook's own folder (``cwd=fspath.dirname``), as JupyterLab
 does, so the defaults ``../var/shiol.duckdb`` and ``../../var/shiol.snapshot.duckdb`` of the copies resolve
@@ -58,7 +59,8 @@ def _cell_results(junit: Path) -> list[tuple[str, str, str]]:
 @pytest.mark.timeout(900)
 def test_every_notebook_runs_with_its_default_parameters(tmp_path: Path) -> None:
     repo_var = _tree(REPO / "var")
-    assert PIPELINE[0] == "10_update_data.ipynb" and PIPELINE[-1] == "70_evaluate_predictions.ipynb", PIPELINE
+    assert PIPELINE[0] == "10_update_data.ipynb" and "70_evaluate_predictions.ipynb" in PIPELINE, PIPELINE
+    assert PIPELINE[-2:] == ["80_research_backtest.ipynb", "81_detection_power.ipynb"], PIPELINE
     assert EXPLORATORY, "no notebook in notebooks/exploratory"
     shutil.copytree(REPO / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
 

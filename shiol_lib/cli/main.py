@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import click
 
 from shiol_lib.cli import package_version
+from shiol_lib.cli import research as cli_research
 from shiol_lib.cli import runs as cli_runs
 from shiol_lib.cli import schedule as cli_schedule
 from shiol_lib.cli import service as cli_service
@@ -125,6 +126,7 @@ cli.add_command(cli_runs.runs_group)
 cli.add_command(cli_schedule.schedule_group)
 cli.add_command(cli_schedule.deadletters_command)
 cli.add_command(cli_service.service_group)
+cli.add_command(cli_research.research_group)
 
 
 def main() -> None:

@@ -31,13 +31,18 @@ VALIDATE = Step("historical_validation", "40_validate_history.ipynb")
 PREDICT = Step("generate_predictions", "50_generate_predictions.ipynb")
 PERFORMANCE = Step("performance_analysis", "60_analyze_performance.ipynb")
 EVALUATE = Step("evaluate_predictions", "70_evaluate_predictions.ipynb")
+RESEARCH_BACKTEST = Step("research_backtest", "80_research_backtest.ipynb")
+RESEARCH_POWER = Step("research_power", "81_detection_power.ipynb")
 
 JOBS: dict[str, tuple[Step, ...]] = {
     "pipeline": (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE),
     "data_update": (UPDATE_DATA,),
     "evaluation": (EVALUATE,),
+    "research_backtest": (RESEARCH_BACKTEST,),  # research sweeps (shiol research ...), never scheduled
+    "research_power": (RESEARCH_POWER,),
 }
-STEPS: dict[str, Step] = {s.name: s for s in (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE, EVALUATE)}
+STEPS: dict[str, Step] = {s.name: s for s in (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE, EVALUATE,
+                                              RESEARCH_BACKTEST, RESEARCH_POWER)}
 
 
 def find_step(name: str) -> Step:

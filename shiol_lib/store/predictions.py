@@ -85,6 +85,15 @@ def save_artifact(store: Store, run_id: str, kind: str, payload: object, *, data
         )
 
 
+def save_artifacts(store: Store, run_id: str, payloads: dict[str, object], *, data_hash: str | None = None) -> None:
+    """Store several artefacts of a run in one transaction: all of them or none."""
+    texts = {kind: json.dumps(payload, sort_keys=True, default=str) for kind, payload in payloads.items()}
+    with store.transaction() as conn:
+        for kind, text in texts.items():
+            conn.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?)",
+                         [run_id, kind, data_hash, text, datetime.now(UTC)])
+
+
 def load_artifact(store: Store, run_id: str, kind: str) -> tuple[object, str | None]:
     """An artefact's payload and data hash; raises ``LookupError`` naming what is missing."""
     with store.connect() as conn:

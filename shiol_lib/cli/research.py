@@ -1,0 +1,109 @@
+"""``shiol research backtest`` and ``shiol research power``: research sweeps run as archived jobs.
+
+The cluster address is checked before the run opens (an unreachable one exits 2 with nothing recorded);
+the notebook gets it as a parameter and stores its figures as metrics, read back here from the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from shiol_lib.cli.runs import EXIT_RUN_FAILED, fail
+from shiol_lib.errors import ShiolError
+from shiol_lib.settings import Settings
+
+_CLUSTER_HELP = "'none' (in-process, default), 'local' (a two-worker LocalCluster) or a scheduler address " \
+                "tcp://host:port (default: SHIOL_DASK_ADDRESS)."
+
+
+@click.group("research")
+def research_group() -> None:
+    """Research sweeps (walk-forward backtests, detection power) on one machine or a Dask cluster."""
+
+
+def _run(settings: Settings, job: str, step: str, cluster: str | None, parameters: dict[str, Any],
+         seed: int | None) -> dict[str, Any]:
+    from shiol_lib.pipeline import jobs as pipeline
+    from shiol_lib.pipeline.cluster import check_cluster, resolve_cluster
+    from shiol_lib.pipeline.liveness import interrupt_on_sigterm
+
+    engine = resolve_cluster(cluster, settings.dask_address)
+    check_cluster(engine)
+    interrupt_on_sigterm()
+    outcome = pipeline.run_job(settings, job, seed=seed, step_parameters={step: {**parameters, "cluster": engine}})
+    metrics = outcome.manifest.metrics
+    execution = metrics.get(f"{step}_execution", {})
+    return {"run_id": outcome.run_id, "status": str(outcome.status), "directory": str(outcome.directory),
+            "cluster": engine, "error": outcome.manifest.error, **metrics.get(step, {}),
+            "tasks_by_worker": execution.get("tasks_by_worker", {}), "seconds": execution.get("seconds")}
+
+
+def _finish(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        click.echo(f"run {data['run_id']}: {data['status']} on {data['cluster']}")
+        for line in lines if data["status"] == "success" else [f"  {data['error']}"]:
+            click.echo(f"  {line}")
+        click.echo(f"  tasks by worker: {data['tasks_by_worker']}")
+        click.echo(f"  archive: {data['directory']}")
+    if data["status"] != "success":
+        sys.exit(EXIT_RUN_FAILED)
+
+
+@research_group.command("backtest")
+@click.option("--from", "date_from", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First target drawing.")
+@click.option("--to", "date_to", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last target drawing.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per drawing.")
+@click.option("--config", "configurations", multiple=True, default=("fast",), show_default=True,
+              type=click.Choice(["standard", "fast", "untuned"]), help="Configuration (repeat for several).")
+@click.option("--seed", type=int, help="First seed (default: the pipeline's fixed seed).")
+@click.option("--cluster", help=_CLUSTER_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_obj
+def backtest_command(settings: Settings, date_from: Any, date_to: Any, seeds: int, configurations: tuple[str, ...],
+                     seed: int | None, cluster: str | None, as_json: bool) -> None:
+    """Walk-forward backtest of every stored drawing from --from to --to, per seed and configuration."""
+    parameters = {"date_from": date_from.date().isoformat(), "date_to": date_to.date().isoformat(), "seeds": seeds,
+                  "configurations": list(configurations)}
+    try:
+        data = _run(settings, "research_backtest", "research_backtest", cluster, parameters, seed)
+    except ShiolError as err:
+        fail(err)
+    _finish(data, as_json, [
+        f"{data.get('drawings')} drawings, {data.get('tickets')} tickets: mean white matches "
+        f"{data.get('mean_white_matches')} (CI {data.get('white_ci')}) vs {data.get('expected_white_matches')}, "
+        f"no-edge p = {data.get('p_value')}",
+    ])
+
+
+@research_group.command("power")
+@click.option("--strengths", default="1.0,1.5,2.0,3.0", show_default=True, help="Bias strengths, comma-separated.")
+@click.option("--drawings", default="20,40", show_default=True, help="Tested drawings per history, comma-separated.")
+@click.option("--histories", type=click.IntRange(min=1), default=10, show_default=True, help="Histories per cell.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
+@click.option("--seed", type=int, help="Seed of the synthetic histories (default: the pipeline's fixed seed).")
+@click.option("--cluster", help=_CLUSTER_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_obj
+def power_command(settings: Settings, strengths: str, drawings: str, histories: int, alpha: float, seed: int | None,
+                  cluster: str | None, as_json: bool) -> None:
+    """Detection rate of the "no edge" test per planted bias strength and number of tested drawings."""
+    try:
+        values = {"strengths": [float(s) for s in strengths.split(",")],
+                  "drawings": [int(d) for d in drawings.split(",")]}
+    except ValueError as err:
+        raise click.BadParameter(f"--strengths and --drawings take comma-separated numbers ({err})") from err
+    try:
+        data = _run(settings, "research_power", "research_power", cluster,
+                    {**values, "histories": histories, "alpha": alpha}, seed)
+    except ShiolError as err:
+        fail(err)
+    _finish(data, as_json, [
+        f"strength {c['strength']:g}, {c['drawings']} drawings: detected {c['detected']}/{c['histories']} "
+        f"({c['detection_rate']:.2f}, CI {c['ci_low']:.2f}-{c['ci_high']:.2f})" for c in data.get("cells", [])
+    ])
