@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -43,15 +43,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     runs_dir = home / "runs"
     source = archive.find_run_dir(runs_dir, json.loads(done.stdout)["run_id"])
     failed = archive.read_manifest(source)
-    failed.run_id, failed.job, failed.status = "20240702T030000Z-0badba", "data_update", RunStatus.FAILED
-    failed.started_at = datetime(2024, 7, 2, 3, 0, tzinfo=UTC)
+    failed.started_at -= timedelta(days=1)  # inside the timeline's window, which ends at the newest run
+    failed.run_id, failed.job, failed.status = archive.new_run_id(failed.started_at), "data_update", RunStatus.FAILED
     failed.steps, failed.error, failed.attempt, failed.metrics = failed.steps[:1], f"step update_data: {HOSTILE}", 3, {}
     failed.steps[0].html = failed.steps[0].output = failed.steps[0].log = None
     directory = archive.run_dir(runs_dir, failed.job, failed.run_id, failed.started_at)
     directory.mkdir(parents=True)
     archive.write_manifest(directory, failed)
-    slot = datetime(2024, 7, 1, 3, 0, tzinfo=UTC)
-    run_index.write_index(runs_dir, missed=[MissedSlot("pipeline", slot, date(2024, 6, 29), "draw", slot)])
+    slot = failed.started_at - timedelta(days=1)
+    run_index.write_index(runs_dir, missed=[MissedSlot("pipeline", slot, slot.date(), "draw", slot)])
     return runs_dir
 
 
