@@ -62,6 +62,8 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8765
     api_token: str | None = field(default=None, repr=False)
+    lab_port: int = 8888
+    lab_token: str | None = field(default=None, repr=False)
     scheduler_cycle_s: float = 1.0
     ledger_key: str | None = field(default=None, repr=False)  # signs the run ledger (keep it outside runs/)
     dask_address: str | None = None  # default Dask scheduler of research sweeps ("local", "tcp://host:8786")
@@ -186,6 +188,8 @@ _VARIABLES: tuple[_Variable, ...] = (
     _Variable("api_host", "SHIOL_API_HOST", _text),
     _Variable("api_port", "SHIOL_API_PORT", _number(0, 65535, integer=True)),  # 0: any free port (tests)
     _Variable("api_token", "SHIOL_API_TOKEN", _optional_text),
+    _Variable("lab_port", "SHIOL_LAB_PORT", _number(0, 65535, integer=True)),
+    _Variable("lab_token", "SHIOL_LAB_TOKEN", _optional_text),
     _Variable("scheduler_cycle_s", "SHIOL_SCHEDULER_CYCLE_S", _number(0.05, 60.0)),
     _Variable("ledger_key", "SHIOL_LEDGER_KEY", _optional_text),
     _Variable("dask_address", "SHIOL_DASK_ADDRESS", _optional_text),

@@ -43,6 +43,12 @@ from shiol_lib.store import predictions as prediction_table
 log = logging.getLogger(__name__)
 
 
+def show_findings(markdown: str) -> Any:
+    """The findings Markdown as a displayable object (the notebook tags its cell ``findings``)."""
+    from IPython.display import Markdown
+
+    return Markdown(markdown)
+
 
 def open_step_store(db_path: str) -> Store:
     """The store a notebook was given (created and migrated if new)."""
@@ -102,6 +108,25 @@ def check_update(store: Store, report: UpdateReport, *, expect_draw_date: str = 
     pending = [p for p in report.pending if p.draw_date == wanted]
     said = f" ({pending[0].source} says {pending[0].status})" if pending else ""
     raise DrawNotPublishedError(f"the result of drawing {wanted} is not published yet{said}")
+
+
+def update_findings(store: Store, report: UpdateReport) -> str:
+    """Step 1 in plain words: what was fetched, from where, and what the store holds now."""
+    frame = store.read_draws()
+    days = ", ".join(d.isoformat() for d in report.new_draws[:8]) or "none"
+    lines = [
+        f"The store holds **{len(frame)} drawings**, {frame['draw_date'].min().date()} .. "
+        f"**{frame['draw_date'].max().date()}**." if len(frame) else "The store holds **no drawings**.",
+        f"New drawings: **{len(report.new_draws)}** ({days}); backfilled: {len(report.backfilled)}; "
+        f"seeded from the bundled snapshot: {report.seeded}.",
+        "Sources: " + ("offline, only the bundled snapshot was used." if report.offline else
+                       "; ".join(f"{a.source} {a.outcome}" for a in report.attempts[:6]) or "none asked."),
+        f"Expected drawings still missing: {len(report.still_missing)}"
+        + (f" ({', '.join(d.isoformat() for d in report.still_missing[:6])})." if report.still_missing else "."),
+    ]
+    if report.rejected:
+        lines.append(f"**{len(report.rejected)} record(s) rejected**; nothing from their batch was written.")
+    return "\n".join(f"- {line}" for line in lines)
 
 
 def draws_per_year(store: Store) -> pd.DataFrame:
@@ -256,6 +281,12 @@ def analyze_performance(db_path: str, *, run_id: str, history_end: str, alpha: f
         "backtest_p_value": round(float(backtest.white_test.p_value), 9),
         "backtest_edge": bool(backtest.edge),
         "backtest_white_mean": round(backtest.white_mean, 9),
+        "backtest_white_expected": round(backtest.white_expected, 9),
+        "backtest_white_ci": [round(backtest.white_ci[0], 9), round(backtest.white_ci[1], 9)],
+        "backtest_draws": int(backtest.n_draws),
+        "backtest_prize_per_dollar": round(backtest.prize_per_dollar, 9),
+        "backtest_prize_per_dollar_expected": round(backtest.prize_per_dollar_expected, 9),
+        "conclusion": backtest.conclusion,
         "live_tickets": int(len(live_rows)),
         "live_p_value": round(float(live.white_test.p_value), 9) if live else None,
     })

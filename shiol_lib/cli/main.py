@@ -20,6 +20,7 @@ from shiol_lib.cli import research as cli_research
 from shiol_lib.cli import runs as cli_runs
 from shiol_lib.cli import schedule as cli_schedule
 from shiol_lib.cli import service as cli_service
+from shiol_lib.cli.lab import lab_command
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, next_draw
 from shiol_lib.errors import ConfigError, ShiolError
 from shiol_lib.ingest.update import missing_draws, unfetched_draws, update_from_settings
@@ -127,6 +128,7 @@ cli.add_command(cli_schedule.schedule_group)
 cli.add_command(cli_schedule.deadletters_command)
 cli.add_command(cli_service.service_group)
 cli.add_command(cli_research.research_group)
+cli.add_command(lab_command)
 
 
 def main() -> None:

@@ -20,6 +20,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
 from shiol_lib.domain.draw_calendar import draw_after
 from shiol_lib.domain.history import data_hash
 from shiol_lib.domain.runs import RunStatus, StepStatus
@@ -36,6 +38,7 @@ from shiol_lib.pipeline.runner import (
     check_parameters,
     execute_notebook,
     read_parameters,
+    render_html,
     rerun_command,
 )
 from shiol_lib.pipeline.verify import artefact_hashes
@@ -265,6 +268,10 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any],
         result.error = f"the run exceeded its {run.settings.run_timeout_s:g} s wall-clock limit; kernel killed"
     elif _ERROR_NAMES.get(result.error_name or "") == "waiting":
         result.status = StepStatus.WAITING  # the drawing's result is not published yet: not a failure
+    if result.html is not None:  # the report's title and error block name the run, job, drawing and status
+        result.html = render_html(nbformat.read(result.output, as_version=4), result.html, run_id=run.run_id,
+                                  job=run.job, target_draw_date=_iso(run.manifest.target_draw_date),
+                                  status=str(result.status), error=result.error)
     entry = run.manifest.steps[position - 1]
     entry.status = StepStatus(result.status)
     entry.started_at, entry.finished_at = result.started_at, result.finished_at
@@ -318,7 +325,7 @@ def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[No
                          error_class=error_class, ledger_head=(entry["seq"], entry["hash"]))
     job_table.release_job(run.store, run.job, run.run_id)
     try:
-        run_index.write_index(run.settings.runs_dir)
+        run_index.write_index(run.settings.runs_dir, **run_index.store_context(run.store))
     except ArchiveError as err:  # the run is closed and recorded; only its listing is late
         log.warning("run %s closed, but runs/index.html was not rewritten: %s", run.run_id, err)
     if status == RunStatus.SUCCESS:

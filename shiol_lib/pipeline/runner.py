@@ -308,14 +308,12 @@ def _running_cell(nb: nbformat.NotebookNode) -> int | None:
     return None
 
 
-def render_html(nb: nbformat.NotebookNode, path: Path) -> Path:
-    """Render an executed notebook to standalone HTML (nbconvert, in-process), written atomically."""
-    from nbconvert import HTMLExporter  # heavy import, only when rendering
+def render_html(nb: nbformat.NotebookNode, path: Path, **metadata: Any) -> Path:
+    """Render an executed notebook to its self-contained HTML report (:func:`report.render_report`).
 
-    quiet = logging.getLogger(f"{__name__}.nbconvert")  # plots have no alt text; not worth a warning each
-    quiet.setLevel(logging.ERROR)
-    body, _ = HTMLExporter(log=quiet).from_notebook_node(nb)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    ``metadata`` (``run_id``, ``job``, ``target_draw_date``, ``status``, ``error``) goes to the title and
+    the error block.
+    """
+    from shiol_lib.pipeline.report import render_report
+
+    return render_report(nb, path, **metadata)

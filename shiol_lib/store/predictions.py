@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from shiol_lib.domain.draws import TICKET_COLUMNS
-from shiol_lib.store.core import Store
+from shiol_lib.store.core import Store, connect_snapshot
 from shiol_lib.store.runs import refuse_dead_run
 
 EVALUATION_COLUMNS = [
@@ -50,10 +52,21 @@ def read_evaluations(store: Store, run_id: str | None = None) -> pd.DataFrame:
     return _read_rows(store, f"{', '.join(EVALUATION_COLUMNS)}, evaluated_at", "evaluations", run_id)
 
 
+def read_snapshot_predictions(snapshot_path: Path, run_id: str | None = None) -> pd.DataFrame:
+    """Stored tickets from the published snapshot (read-only: never blocks the writer; JupyterLab)."""
+    with connect_snapshot(snapshot_path) as conn:
+        return _query_rows(conn, "run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score", "predictions",
+                           run_id)
+
+
 def _read_rows(store: Store, columns: str, table: str, run_id: str | None) -> pd.DataFrame:
-    where, params = (" WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
     with store.connect() as conn:
-        frame = conn.execute(f"SELECT {columns} FROM {table}{where} ORDER BY run_id, rank", params).df()
+        return _query_rows(conn, columns, table, run_id)
+
+
+def _query_rows(conn: Any, columns: str, table: str, run_id: str | None) -> pd.DataFrame:
+    where, params = (" WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+    frame = conn.execute(f"SELECT {columns} FROM {table}{where} ORDER BY run_id, rank", params).df()
     frame["target_draw_date"] = pd.to_datetime(frame["target_draw_date"])
     return frame
 

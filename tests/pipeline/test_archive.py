@@ -125,7 +125,9 @@ def test_index_lists_runs_newest_first_with_relative_links(tmp_path):
     old_id, _ = make_run(tmp_path, started=T0 - timedelta(days=1), status="failed")
     new_id, new_dir = make_run(tmp_path, started=T0)
     page = run_index.write_index(tmp_path).read_text()
-    assert page.index(new_id) < page.index(old_id)
+    table = page[page.index('<table id="runs">'):]
+    assert table.index(new_id) < table.index(old_id)
     rel = os.path.relpath(new_dir, tmp_path)
     assert f'href="{rel}/10_update_data.html"' in page and f'href="{rel}/10_update_data.ipynb"' in page
-    assert 'class="status-failed"' in page and "2024-07-01" in page
+    assert f'href="{rel}/index.html"' in page and (new_dir / "index.html").is_file()
+    assert 'class="status status-failed"' in page and "2024-07-01" in page

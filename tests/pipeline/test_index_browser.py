@@ -23,7 +23,7 @@ from matplotlib import image
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHIOL = str(Path(sys.executable).parent / "shiol")
-SUCCESS_GREEN = np.array([0x1A, 0x7F, 0x37])  # .status-success in run_index._STYLE
+SUCCESS_GREEN = np.array([0x1A, 0x7F, 0x37])  # .status-success in templates/dashboard.css
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -113,8 +113,8 @@ def test_index_links_the_step_html_and_the_link_resolves(archive, index_row):
     target = _local_path(urljoin(index_url, steps[0]))
     assert target.is_file() and target.resolve().is_relative_to(runs.resolve())
     assert target.parent.name == run_id
-    manifests = [href for href in index_row["links"] if href.endswith("manifest.json")]
-    assert manifests and _local_path(urljoin(index_url, manifests[0])).is_file()
+    run_pages = [href for href in index_row["links"] if href.endswith(f"{run_id}/index.html")]
+    assert run_pages and _local_path(urljoin(index_url, run_pages[0])).is_file()
 
 
 @pytest.mark.slow
@@ -136,6 +136,6 @@ def test_linked_step_html_shows_the_executed_notebook(archive, index_row, tmp_pa
     href = next(h for h in index_row["links"] if h.endswith("10_update_data.html"))
     dom = chromium(tmp_path / "profile", "--dump-dom", urljoin((runs / "index.html").as_uri(), href)).stdout
     assert "Update data and detect new drawings" in dom
-    assert "Stored drawings per year" in dom
+    assert "What the store holds now" in dom and 'id="findings"' in dom
     assert "seeded the empty store with 1647 draws from the bundled snapshot" in dom  # an executed output
     assert "data:image/png;base64," in dom  # the per-year plot
