@@ -153,9 +153,9 @@ def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
         fail(err)
     if as_json:
         click.echo(json.dumps({"run_id": outcome.run_id, "rerun_of": run_id, "status": outcome.status,
-                               **comparison}, indent=2))
+                               "directory": str(outcome.directory), **comparison}, indent=2))
     else:
-        click.echo(f"rerun {outcome.run_id} of {run_id}: {outcome.status}")
+        click.echo(f"rerun {outcome.run_id} of {run_id}: {outcome.status} (a new run, archived in {outcome.directory})")
         for key, pair in comparison["outputs"].items():
             same = "same" if pair["original"] == pair["rerun"] else "DIFFERENT"
             same = same if pair["compared"] else f"{same} (not compared: depends on the sources)"
