@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -111,7 +112,6 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
     from shiol_lib.pipeline import jobs as pipeline
     from shiol_lib.pipeline.liveness import interrupt_on_sigterm
 
-    values = {name: yaml.safe_load(value) for name, value in parameters}
     interrupt_on_sigterm()
     try:
         target_date = target.date() if target else None
@@ -127,16 +127,39 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
             if not step_name:
                 raise RunnerError("name the step: shiol run step NAME (e.g. generate_predictions)")
             step = pipeline.find_step(step_name)
+            values = parse_parameters(settings.notebooks_dir / step.notebook, parameters)
             outcome = pipeline.run_job(settings, "step", steps=(step,), step_parameters={step.name: values},
                                        seed=seed, offline=offline, target_draw_date=target_date, **schedule)
         else:
-            if step_name or values:
+            if step_name or parameters:
                 raise RunnerError("parameters go with a single step: shiol run step NAME -p key value")
             outcome = pipeline.run_job(settings, job, seed=seed, offline=offline, target_draw_date=target_date,
                                        **schedule)
     except ShiolError as err:
         fail(err)
     _print_outcome(outcome, as_json)
+
+
+def parse_parameters(notebook: Path, pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs as notebook values.
+
+    A parameter declared ``str`` takes the text as given (``2024-07-01`` stays a string); any other is
+    read as YAML (``100`` an int, ``0.5`` a float); unreadable YAML is a usage error naming the parameter.
+    """
+    from shiol_lib.pipeline.runner import read_parameters
+
+    declared = read_parameters(notebook)
+    values: dict[str, Any] = {}
+    for name, text in pairs:
+        if name in declared and declared[name].type_name.replace(" ", "") in ("str", "str|None", "Optional[str]"):
+            values[name] = text
+            continue
+        try:
+            values[name] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise RunnerError(f"-p {name} {text!r}: the value is not valid YAML ({first}); quote it or fix it") from err
+    return values
 
 
 @click.command("rerun")

@@ -86,3 +86,19 @@ def test_a_step_cannot_write_under_another_run_or_into_another_store(invoke, tmp
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "runs" / "step").exists()  # refused before anything was recorded
+
+
+def test_a_value_yaml_cannot_read_is_a_usage_error_naming_the_parameter(invoke):
+    result = invoke("run", "step", "generate_predictions", "-p", "n_predictions", "[1, 2")
+    assert result.exit_code == 2, result.output
+    assert "-p n_predictions '[1, 2': the value is not valid YAML" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_str_parameter_takes_the_text_as_given(tmp_path):
+    from shiol_lib.cli.runs import parse_parameters
+
+    notebook = Path(__file__).parents[2] / "notebooks" / "50_generate_predictions.ipynb"
+    values = parse_parameters(notebook, (("target_draw_date", "2024-07-01"), ("n_predictions", "5"),
+                                         ("history_end", "no: colon")))
+    assert values == {"target_draw_date": "2024-07-01", "n_predictions": 5, "history_end": "no: colon"}
