@@ -68,6 +68,10 @@ class StoreLockError(StoreError):
         self.holder = holder
 
 
+class SnapshotStaleError(StoreError):
+    """A write was committed, but the reader snapshot could not be republished: it is stale."""
+
+
 class UpdateError(ShiolError):
     """A data update rejected records or met conflicts; carries the full report."""
 

@@ -8,6 +8,7 @@ lock errors and then names the holder, and each committed write republishes a re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ import duckdb
 import pandas as pd
 
 from shiol_lib.domain.draws import DRAW_COLUMNS, Draw, normalize_draw_frame
-from shiol_lib.errors import StoreError, StoreLockError
+from shiol_lib.errors import SnapshotStaleError, StoreError, StoreLockError
 from shiol_lib.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -77,17 +78,37 @@ class Store:
                 conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection inside ``BEGIN``/``COMMIT``; rolls back on error, republishes the snapshot."""
+    def transaction(self, *, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside ``BEGIN``/``COMMIT``; rolls back on error, then republishes the snapshot.
+
+        ``publish=False`` for writes no reader needs to see at once (heartbeats, job locks): they reach
+        the snapshot with the next published write. A ``<snapshot>.stale`` marker is written before
+        the commit and removed once the snapshot is republished, so a crash or a failure in between
+        leaves a snapshot that says it is stale.
+        """
         with self.connect() as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
                 yield conn
+                if publish:
+                    self._mark_stale("a write was being committed")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            self._publish_snapshot(conn)
+            if publish:
+                self._publish_snapshot(conn)
+
+    @property
+    def stale_marker(self) -> Path:
+        """The file that says the snapshot is older than the store (present between commit and publish)."""
+        return stale_marker_for(self.snapshot_path)
+
+    def _mark_stale(self, reason: str) -> None:
+        try:
+            self.stale_marker.write_text(f"{reason} at {datetime.now().astimezone().isoformat()}\n")
+        except OSError as err:  # a full disk: the publish below reports it
+            log.debug("could not write %s: %s", self.stale_marker, err)
 
     def _open_with_retry(self) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_timeout_s
@@ -108,16 +129,36 @@ class Store:
                 ) from err
 
     def _publish_snapshot(self, conn: duckdb.DuckDBPyConnection) -> None:
-        """Copy the database to ``<snapshot>.tmp`` and rename it over the snapshot (atomic)."""
+        """Copy the database to ``<snapshot>.<pid>.tmp`` and rename it over the snapshot (atomic).
+
+        Temp files left by dead processes are removed first. A failure after the commit raises
+        :class:`SnapshotStaleError`: the data is committed, the snapshot is stale (and marked so).
+        """
+        _remove_dead_temps(self.snapshot_path)
         tmp = self.snapshot_path.with_name(f"{self.snapshot_path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        source_db = conn.execute("SELECT current_database()").fetchone()[0]
-        conn.execute(f"ATTACH '{_sql_path(tmp)}' AS shiol_snapshot")
         try:
-            conn.execute(f'COPY FROM DATABASE "{source_db}" TO shiol_snapshot')
-        finally:
-            conn.execute("DETACH shiol_snapshot")
-        os.replace(tmp, self.snapshot_path)
+            tmp.unlink(missing_ok=True)
+            source_db = conn.execute("SELECT current_database()").fetchone()[0]
+            conn.execute(f"ATTACH '{_sql_path(tmp)}' AS shiol_snapshot")
+            try:
+                conn.execute(f'COPY FROM DATABASE "{source_db}" TO shiol_snapshot')
+                conn.execute("CREATE TABLE shiol_snapshot.snapshot_info AS SELECT ? AS store_path, "
+                             "? AS schema_version, now() AS published_at",
+                             [str(self.path), _schema_version(conn)])
+            finally:
+                conn.execute("DETACH shiol_snapshot")
+            os.replace(tmp, self.snapshot_path)
+        except (duckdb.Error, OSError) as err:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            self._mark_stale(f"publishing failed: {err}")
+            raise SnapshotStaleError(
+                f"the change was committed to the store {self.path}, but the reader snapshot "
+                f"{self.snapshot_path} could not be republished ({str(err).splitlines()[0]}); it is stale "
+                "(marked by its .stale file) until the next write succeeds"
+            ) from err
+        with contextlib.suppress(OSError):
+            self.stale_marker.unlink(missing_ok=True)
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -248,11 +289,43 @@ def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout
 
 
 def connect_snapshot(snapshot_path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the published snapshot, safe to keep open (JupyterLab)."""
+    """A read-only connection to the published snapshot, safe to keep open (JupyterLab).
+
+    Logs a warning when the snapshot is marked stale (a write committed but not yet republished);
+    ``SELECT * FROM snapshot_info`` says which store and schema it copies and when.
+    """
     path = Path(snapshot_path).resolve()
     if not path.exists():
         raise StoreError(f"no store snapshot at {path}; run 'shiol update-data' to create the store")
+    marker = stale_marker_for(path)
+    if marker.exists():
+        log.warning("the snapshot %s is stale: %s", path, marker.read_text(errors="replace").strip())
     return duckdb.connect(str(path), read_only=True)
+
+
+def stale_marker_for(snapshot_path: Path) -> Path:
+    """``<snapshot>.stale``: present while the snapshot is older than the store."""
+    return Path(snapshot_path).with_name(Path(snapshot_path).name + ".stale")
+
+
+def _remove_dead_temps(snapshot_path: Path) -> None:
+    """Delete ``<snapshot>.<pid>.tmp`` files whose process is gone (they would keep a full disk full)."""
+    for tmp in Path(snapshot_path).parent.glob(f"{Path(snapshot_path).name}.*.tmp"):
+        pid = tmp.name.removeprefix(Path(snapshot_path).name + ".").removesuffix(".tmp")
+        if pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                log.info("removed %s, left by dead process %s", tmp, pid)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_snapshot_draws(snapshot_path: Path) -> pd.DataFrame:

@@ -57,8 +57,8 @@ def start_run_exclusive(
 
 
 def heartbeat(store: Store, job: str, run_id: str, at: datetime) -> None:
-    """Record that the run is alive (its row and its job lock)."""
-    with store.transaction() as conn:
+    """Record that the run is alive (its row and its job lock); never republishes the snapshot."""
+    with store.transaction(publish=False) as conn:
         conn.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [at, run_id])
         conn.execute("UPDATE job_locks SET heartbeat_at = ? WHERE job = ? AND run_id = ?", [at, job, run_id])
 
