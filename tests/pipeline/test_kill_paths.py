@@ -142,3 +142,24 @@ def test_a_step_stopped_before_its_first_cell_still_leaves_a_report(home: Path, 
     html = Path(outcome["directory"]) / step["html"]
     text = html.read_text()
     assert "wall-clock limit" in text and ("did not run to its first cell" in text or "papermill" in text)
+
+
+@pytest.mark.slow
+def test_a_malformed_archived_manifest_never_stops_the_next_run_or_prune(home: Path) -> None:
+    first = subprocess.run([SHIOL, "run", "data_update", "--offline", "--json"], env=env_for(home),
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    damaged = Path(json.loads(first.stdout)["directory"]) / "manifest.json"
+    damaged.write_text("[]")
+    second = subprocess.run([SHIOL, "run", "data_update", "--offline", "--json"], env=env_for(home),
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "skipping an unreadable run folder" in second.stderr and str(damaged) in second.stderr
+    statuses = [r["status"] for r in runs_json(home)]
+    assert statuses == ["success", "success"]
+    pruned = subprocess.run([SHIOL, "runs", "prune", "--keep-days", "0"], env=env_for(home), capture_output=True,
+                            text=True, timeout=120)
+    assert pruned.returncode == 0, pruned.stderr
+    verified = subprocess.run([SHIOL, "runs", "verify"], env=env_for(home), capture_output=True, text=True)
+    assert verified.returncode == 8 and "was changed after the run" in verified.stderr
+    assert "Traceback" not in verified.stderr
