@@ -25,6 +25,7 @@ from shiol_lib.pipeline.verify import artefact_hashes
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store
 from shiol_lib.store import jobs as job_table
+from shiol_lib.store import predictions as prediction_table
 from shiol_lib.store import runs as run_table
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ def close_crashed_run(settings: Settings, store: Store, row: run_table.RunRow, *
         try:
             manifest = _manifest_of(store, directory, row)
             _close_steps(settings, store, row, directory, manifest, reason)
-            manifest.status, manifest.error = RunStatus.CRASHED, f"crashed: {reason}"
+            manifest.outputs = prediction_table.output_hashes(store, row.run_id)
+            discarded = prediction_table.discard_predictions(store, row.run_id)  # never counted twice
+            manifest.status, manifest.error = RunStatus.CRASHED, f"crashed: {reason}" + (
+                f"; its {discarded} stored tickets were discarded (their hash stays in outputs)" if discarded else "")
             manifest.finished_at = ended
             manifest.duration_s = round((ended - manifest.started_at).total_seconds(), 3)
             manifest.schema = SCHEMA_VERSION

@@ -42,6 +42,15 @@ def replace_predictions(store: Store, run_id: str, target_draw_date: date, ticke
     return len(rows)
 
 
+def discard_predictions(store: Store, run_id: str) -> int:
+    """Delete a run's tickets and their evaluations (a crashed run's); returns how many tickets went."""
+    with store.transaction() as conn:
+        count = conn.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [run_id]).fetchone()[0]
+        conn.execute("DELETE FROM evaluations WHERE run_id = ?", [run_id])
+        conn.execute("DELETE FROM predictions WHERE run_id = ?", [run_id])
+    return int(count)
+
+
 def read_predictions(store: Store, run_id: str | None = None) -> pd.DataFrame:
     """Stored tickets (of one run, or all), ordered by run and rank."""
     return _read_rows(store, "run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score", "predictions", run_id)
