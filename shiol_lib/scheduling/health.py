@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import hmac
 import logging
+import socket
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -34,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.errors import ConfigError
 from shiol_lib.settings import Settings
 from shiol_lib.store.core import Store
 from shiol_lib.store.monitoring import Monitoring, read_monitoring
@@ -45,6 +47,10 @@ StoreFactory = Callable[[], Store]
 PlanProvider = Callable[[], Mapping[str, Any]]
 
 _COUNTED_STATUSES = sorted(RUN_STATUSES - {"running"})  # final statuses only: counters never go down
+MAX_CONNECTIONS = 64  # uvicorn answers 503 beyond this many connections and tasks at once
+BACKLOG = 128
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
+MAX_HEADER_BYTES = 16 * 1024  # h11's own default, stated: a larger request head is refused
 
 
 def build_health_app(
@@ -95,9 +101,35 @@ def make_server(app: Starlette, settings: Settings) -> uvicorn.Server:
     """
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_level="warning", log_config=None,
-        lifespan="off", access_log=False, timeout_graceful_shutdown=5,
+        lifespan="off", access_log=False, timeout_graceful_shutdown=5, http="h11",
+        limit_concurrency=MAX_CONNECTIONS, backlog=BACKLOG, timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     return _EmbeddedServer(config)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` for ``server.serve(sockets=[sock])``.
+
+    Binding up front turns a taken port into a clear configuration error before the scheduler
+    starts anything.
+
+    Raises:
+        ConfigError: the address cannot be bound (taken, not local, not permitted); names
+            ``host:port`` and the variables that set them.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise ConfigError(
+            f"the health API cannot listen on {host}:{port}: {err.strerror or err}; "
+            "set SHIOL_API_PORT to a free port (or SHIOL_API_HOST to a local address)"
+        ) from err
+    return sock
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from rocketry import Rocketry
 
-from shiol_lib.scheduling.health import build_health_app, make_server
+from shiol_lib.scheduling.health import bind_socket, build_health_app, make_server
 from shiol_lib.scheduling.scheduler import STOP_GRACE_S, Scheduler
 from shiol_lib.store import Store, open_store
 
@@ -25,9 +25,17 @@ def run_service(app: Rocketry, scheduler: Scheduler, *, grace_s: float = STOP_GR
 
     Serves until SIGTERM or SIGINT: runs in flight get ``grace_s`` to finish, then are recorded
     interrupted.
+
+    Raises:
+        ConfigError: the API address cannot be bound (checked before anything starts).
     """
     settings = scheduler.settings
-    crashed = scheduler.start()
+    sock = bind_socket(settings.api_host, settings.api_port)  # a taken port: ConfigError, nothing started
+    try:
+        crashed = scheduler.start()
+    except BaseException:
+        sock.close()
+        raise
     if crashed:
         log.warning("marked %d run(s) crashed at start-up: %s", len(crashed), ", ".join(crashed))
     app.session.config.cycle_sleep = settings.scheduler_cycle_s
@@ -50,7 +58,7 @@ def run_service(app: Rocketry, scheduler: Scheduler, *, grace_s: float = STOP_GR
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, shut_down, signum)
-        log.info("scheduler up; health API on %s:%d", settings.api_host, settings.api_port)
-        await asyncio.gather(app.serve(), server.serve())
+        log.info("scheduler up; health API on %s:%d", settings.api_host, sock.getsockname()[1])
+        await asyncio.gather(app.serve(), server.serve(sockets=[sock]))
 
     asyncio.run(main())
