@@ -75,12 +75,15 @@ def plan_runs(history: History, at: datetime, config: PlannerConfig | None = Non
         else:
             _plan_slot_job(name, schedule.spec, view, config, now, out)
         out.alerts.extend(_failure_alerts(name, view, config))
+    upcoming = {name: next_slot(s.spec, now) for name, s in config.jobs.items()}
+    wakes = [to_utc(w, "wake") for w in [*out.wakes, *upcoming.values()] if w > now]
     return Plan(
         at=now.astimezone(NEW_YORK),
         due=sorted(out.due, key=lambda d: (d.slot, d.job)),
         missed=sorted(out.missed, key=lambda m: (m.slot, m.job)),
-        next={name: next_slot(s.spec, now) for name, s in config.jobs.items()},
+        next=upcoming,
         alerts=out.alerts,
+        wake_at=min(wakes).astimezone(NEW_YORK) if wakes else None,
     )
 
 
@@ -184,7 +187,9 @@ def _classify(chain: Sequence[_Run], config: PlannerConfig) -> _Chain:
     return _Chain("retry", last.slot, last.drawing, next_attempt, last.finished + timedelta(seconds=delay))
 
 
-def _chain_due(job: str, chain: _Chain, now: datetime) -> Due | None:
+def _chain_due(job: str, chain: _Chain, now: datetime, out: _Collector) -> Due | None:
+    if chain.live and chain.due_at is not None and now < chain.due_at:
+        out.wakes.append(chain.due_at)  # a retry becomes due then: the plan must be made again
     if not chain.live or chain.slot is None or chain.due_at is None or now < chain.due_at:
         return None
     reason = "recovery" if chain.state == "recovery" else "retry"
@@ -199,6 +204,7 @@ class _Collector:
     due: list[Due] = field(default_factory=list)
     missed: list[Missed] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    wakes: list[datetime] = field(default_factory=list)  # instants a later plan may differ at (UTC)
 
     def miss(self, job: str, slot: datetime, drawing: date | None, kind: str) -> None:
         self.missed.append(Missed(job, slot.astimezone(NEW_YORK), drawing, kind))
@@ -221,7 +227,7 @@ def _plan_slot_job(job: str, spec: CronSpec, view: _JobView, config: PlannerConf
     lower = max(watermark, view.service_start) if watermark is not None else view.service_start
     pending = [s.astimezone(UTC) for s in slots_between(spec, lower, now)]
     if not pending:
-        due = None if head is None or view.busy else _chain_due(job, head, now)
+        due = None if head is None or view.busy else _chain_due(job, head, now, out)
         if due is not None:
             out.due.append(due)
         return
@@ -242,6 +248,7 @@ def _plan_drawing_job(job: str, spec: CronSpec, view: _JobView, config: PlannerC
     """A drawing-linked job: settle each drawing since the watermark; owe the latest passed one."""
     delay = timedelta(seconds=config.draw_delay_s)
     owed = previous_draw(now - delay)
+    out.wakes.append(to_utc(draw_instant(draw_after(owed)), "drawing") + delay)  # the next drawing is owed
     if not view.runs:  # never ran: owe only the latest drawing, report nothing missed
         slot = _latest_slot_of(spec, owed, now)
         if slot is not None and _window_open(owed, now) and owed not in view.recorded_draws:
@@ -268,12 +275,14 @@ def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: _JobView, con
     if drawing in view.recorded_draws or any(r.status in ("success", "running") for r in runs):
         return
     closes_at = to_utc(draw_instant(draw_after(drawing)), "window")
+    out.wakes.append(closes_at)  # then the drawing is missed
     chain_runs = [r for r in runs if r.slot is not None]
     if chain_runs:
         chain = _classify(chain_runs, config)
         if not chain.live or chain.slot is None:
             return
         deadline = to_utc(draw_instant(drawing), "drawing") + timedelta(seconds=config.waiting_deadline_s)
+        out.wakes.append(deadline)
         if chain.state == "waiting" and now >= deadline:
             out.miss(job, chain.slot, drawing, "draw")
             out.alerts.append(
@@ -283,7 +292,7 @@ def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: _JobView, con
         elif now >= closes_at:
             out.miss(job, chain.slot, drawing, "draw")
             out.alerts.append(_missed_draw_alert(job, drawing))
-        elif not view.busy and (due := _chain_due(job, chain, now)) is not None:
+        elif not view.busy and (due := _chain_due(job, chain, now, out)) is not None:
             out.due.append(due)
         return
     if now >= closes_at:

@@ -96,6 +96,7 @@ def test_as_dict_shape_and_offsets():
         "next": {"pipeline": "2024-07-03T23:29:00-04:00", "data_update": "2024-07-02T06:00:00-04:00",
                  "evaluation": "2024-07-02T06:15:00-04:00"},
         "alerts": [],
+        "wake_at": "2024-07-02T06:00:00-04:00",  # the data update's next slot comes first
     }
     assert json.loads(json.dumps(data)) == data
 
@@ -276,6 +277,13 @@ def test_failed_attempt_one_retries_after_60_s_not_before():
     ]
     assert plan(runs, et(2024, 7, 2, 12, 16, 59)).due == []
     assert plan(runs, et(2024, 7, 2, 12, 17)).due == [Due("evaluation", et(2024, 7, 2, 12, 15), "retry", None, 2)]
+
+
+def test_the_plan_wakes_at_a_retrys_due_time():
+    runs = steady(et(2024, 7, 2, 12, 0)) + [
+        run("evaluation", et(2024, 7, 2, 12, 15), "failed", finished=et(2024, 7, 2, 12, 16))
+    ]
+    assert plan(runs, et(2024, 7, 2, 12, 16, 30)).wake_at == et(2024, 7, 2, 12, 17)
 
 
 def test_backoff_doubles_and_the_fourth_failure_is_final():
