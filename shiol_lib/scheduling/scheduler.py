@@ -5,7 +5,8 @@ The store, not memory, is the source of truth. A planning thread (:class:`PlanLo
 says is missed and raises its alerts; :meth:`Scheduler.is_due` only reads the last plan from memory.
 :meth:`Scheduler.execute_due` plans again from the store, runs the due job in a fresh child
 process in its own session (:mod:`shiol_lib.pipeline.job_process`, handed this scheduler's settings),
-and afterwards writes a dead letter when the last attempt failed and publishes the new plan.
+and afterwards writes a dead letter when the last attempt failed and publishes the new plan. Plan
+alerts are incidents (:mod:`shiol_lib.scheduling.incidents`): one alert when each opens, one when it clears.
 :meth:`Scheduler.start` marks runs whose process is gone as ``crashed`` so the planner makes their slot due again.
 """
 
@@ -27,6 +28,7 @@ from shiol_lib.pipeline.job_process import EXIT_BUSY, RunRequest, RunResult, sta
 from shiol_lib.pipeline.liveness import job_is_alive, kill_process_tree
 from shiol_lib.pipeline.recovery import close_dead_runs
 from shiol_lib.scheduling.alerts import send_alert
+from shiol_lib.scheduling.incidents import reconcile_incidents
 from shiol_lib.scheduling.plan_loop import REFRESH_S, PlanLoop
 from shiol_lib.scheduling.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
 from shiol_lib.scheduling.slots import ScheduleError, parse_cron
@@ -227,12 +229,12 @@ class Scheduler:
         self._record_plan(self.store(), plan)
 
     def _record_plan(self, store: Store, plan: Plan) -> None:
+        """Alert the plan's incidents (first: a missed drawing shows in one plan only), then record its missed."""
         now = datetime.now(UTC)
+        reconcile_incidents(self.settings, store, plan, now=now)
         for missed in plan.missed:
             job_table.record_missed(store, job=missed.job, slot=missed.slot, draw_date=missed.draw_date,
                                     kind=missed.kind, at=now)
-        for message in plan.alerts:
-            self._alert(store, "plan", None, message)
 
     def _dead_letter(self, store: Store, row: run_table.RunRow | None) -> None:
         if row is None:
