@@ -65,6 +65,7 @@ class Settings:
     lab_port: int = 8888
     lab_token: str | None = field(default=None, repr=False)
     scheduler_cycle_s: float = 1.0
+    plan_max_age_s: float = 120.0  # /healthz answers 503 when the last plan is older
     ledger_key: str | None = field(default=None, repr=False)  # signs the run ledger (keep it outside runs/)
     dask_address: str | None = None  # default Dask scheduler of research sweeps ("local", "tcp://host:8786")
 
@@ -191,6 +192,7 @@ _VARIABLES: tuple[_Variable, ...] = (
     _Variable("lab_port", "SHIOL_LAB_PORT", _number(0, 65535, integer=True)),
     _Variable("lab_token", "SHIOL_LAB_TOKEN", _optional_text),
     _Variable("scheduler_cycle_s", "SHIOL_SCHEDULER_CYCLE_S", _number(0.05, 60.0)),
+    _Variable("plan_max_age_s", "SHIOL_PLAN_MAX_AGE_S", _number(1.0, 86_400.0)),
     _Variable("ledger_key", "SHIOL_LEDGER_KEY", _optional_text),
     _Variable("dask_address", "SHIOL_DASK_ADDRESS", _optional_text),
 )

@@ -1,6 +1,7 @@
 """The scheduler's HTTP face: liveness, a health report and Prometheus metrics (DESIGN.md, Interfaces).
 
-- ``GET /healthz``: liveness, ``{"status": "ok"}`` and nothing else, no token.
+- ``GET /healthz``: liveness, ``{"status": "ok"}`` and nothing else, no token; answered from memory,
+  and 503 ``{"status": "stale"}`` when the planner has not made a plan for ``plan_max_age_s``.
 - ``GET /api/v1/scheduler/health``: jobs (next run, newest and last finished run, failure streak),
   what the plan has due, missed and to alert, open dead letters, missed drawings, recent alerts,
   uptime; ``status`` is ``attention`` when there are plan alerts, open dead letters or a failure
@@ -8,18 +9,22 @@
 - ``GET /metrics``: Prometheus text, computed from the store at scrape time by one collector.
 
 The last two need ``Authorization: Bearer <SHIOL_API_TOKEN>`` and answer 503 while no token is
-configured. Store and plan reads run in a worker thread (a store lock wait never blocks the event
-loop that Rocketry shares) and any error there becomes a 503 naming the problem.
+configured. Store and plan reads run in a small pool of worker threads (a store lock wait never
+blocks the event loop that Rocketry shares) with a deadline of ``READ_TIMEOUT_S``; a timeout or any
+error there becomes a 503 naming the problem.
 :func:`make_server` builds the uvicorn server the scheduler awaits in its own loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hmac
 import logging
+import socket
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -28,12 +33,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.errors import ConfigError
 from shiol_lib.settings import Settings
 from shiol_lib.store.core import Store
 from shiol_lib.store.monitoring import Monitoring, read_monitoring
@@ -43,24 +48,39 @@ log = logging.getLogger(__name__)
 
 StoreFactory = Callable[[], Store]
 PlanProvider = Callable[[], Mapping[str, Any]]
+PlanAge = Callable[[], float | None]
 
 _COUNTED_STATUSES = sorted(RUN_STATUSES - {"running"})  # final statuses only: counters never go down
+MAX_CONNECTIONS = 64  # uvicorn answers 503 beyond this many connections and tasks at once
+BACKLOG = 128
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
+MAX_HEADER_BYTES = 16 * 1024  # h11's own default, stated: a larger request head is refused
+READ_TIMEOUT_S = 5.0  # a health report or scrape waits this long for the store, then answers 503
+READ_WORKERS = 4  # store reads at once; more wait (inside their deadline)
 
 
 def build_health_app(
-    settings: Settings, *, store_factory: StoreFactory, plan_provider: PlanProvider, started_at: datetime
+    settings: Settings, *, store_factory: StoreFactory, plan_provider: PlanProvider, started_at: datetime,
+    plan_age_s: PlanAge | None = None, read_timeout_s: float = READ_TIMEOUT_S,
 ) -> Starlette:
     """The Starlette app serving ``/healthz``, ``/api/v1/scheduler/health`` and ``/metrics``.
 
-    ``plan_provider`` returns the current ``Plan.as_dict()``; ``started_at`` (timezone-aware) is when
-    the scheduler started, for the uptime.
+    ``plan_provider`` returns the current ``Plan.as_dict()`` (from memory: it is called in a worker
+    thread, but should not wait); ``started_at`` (timezone-aware) is when the scheduler started, for
+    the uptime; ``plan_age_s`` says how old the planner's last plan is (None: none yet), and makes
+    ``/healthz`` answer 503 past ``settings.plan_max_age_s``.
     """
     if started_at.tzinfo is None or started_at.utcoffset() is None:
         raise ValueError(f"started_at {started_at!r} has no timezone; pass an aware datetime")
     registry = CollectorRegistry()
     registry.register(SchedulerCollector(store_factory, plan_provider, started_at))
+    pool = ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="shiol-health")
 
     async def healthz(request: Request) -> Response:
+        if plan_age_s is not None:
+            age = plan_age_s()
+            if age is None or age > settings.plan_max_age_s:
+                return JSONResponse({"status": "stale"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def scheduler_health(request: Request) -> Response:
@@ -70,6 +90,7 @@ def build_health_app(
         return await _guarded(
             "health report",
             lambda: JSONResponse(_health_report(plan_provider(), store_factory(), started_at, settings)),
+            pool, read_timeout_s,
         )
 
     async def metrics(request: Request) -> Response:
@@ -77,7 +98,8 @@ def build_health_app(
         if denied is not None:
             return denied
         return await _guarded(
-            "metrics", lambda: Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+            "metrics", lambda: Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST),
+            pool, read_timeout_s,
         )
 
     return Starlette(routes=[
@@ -95,9 +117,35 @@ def make_server(app: Starlette, settings: Settings) -> uvicorn.Server:
     """
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_level="warning", log_config=None,
-        lifespan="off", access_log=False, timeout_graceful_shutdown=5,
+        lifespan="off", access_log=False, timeout_graceful_shutdown=5, http="h11",
+        limit_concurrency=MAX_CONNECTIONS, backlog=BACKLOG, timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     return _EmbeddedServer(config)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` for ``server.serve(sockets=[sock])``.
+
+    Binding up front turns a taken port into a clear configuration error before the scheduler
+    starts anything.
+
+    Raises:
+        ConfigError: the address cannot be bound (taken, not local, not permitted); names
+            ``host:port`` and the variables that set them.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise ConfigError(
+            f"the health API cannot listen on {host}:{port}: {err.strerror or err}; "
+            "set SHIOL_API_PORT to a free port (or SHIOL_API_HOST to a local address)"
+        ) from err
+    return sock
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -236,10 +284,19 @@ def _check_token(request: Request, token: str | None) -> Response | None:
     return None
 
 
-async def _guarded(what: str, produce: Callable[[], Response]) -> Response:
-    """Run ``produce`` in a worker thread; any error becomes a 503 that names it."""
+async def _guarded(what: str, produce: Callable[[], Response], pool: ThreadPoolExecutor,
+                   timeout_s: float) -> Response:
+    """Run ``produce`` in ``pool`` for at most ``timeout_s``; a timeout or any error becomes a 503 naming it.
+
+    A read that times out keeps its worker until the store's lock timeout ends it.
+    """
+    loop = asyncio.get_running_loop()
     try:
-        return await run_in_threadpool(produce)
+        return await asyncio.wait_for(loop.run_in_executor(pool, produce), timeout_s)
+    except TimeoutError:
+        log.warning("scheduler %s unavailable: no answer from the store within %g s", what, timeout_s)
+        return JSONResponse({"error": f"{what} unavailable: the store did not answer within {timeout_s:g} s"},
+                            status_code=503)
     except Exception as err:  # noqa: BLE001 (a failing read must never take the server down)
         log.warning("scheduler %s unavailable: %s: %s", what, type(err).__name__, err)
         return JSONResponse({"error": f"{what} unavailable: {type(err).__name__}: {err}"}, status_code=503)

@@ -38,6 +38,7 @@ from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, RunStatus, fail
 from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re-exported here
     Due,
     History,
+    Incident,
     JobSchedule,
     Missed,
     Plan,
@@ -52,8 +53,8 @@ from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re
 from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, previous_slot, slots_between, to_utc
 
 __all__ = [
-    "Due", "History", "JobSchedule", "MISSED_KINDS", "Missed", "Plan", "PlannerConfig", "REASONS", "RunLike",
-    "RunRecord", "SlotLike", "SlotRecord", "default_jobs", "plan_runs",
+    "Due", "History", "Incident", "JobSchedule", "MISSED_KINDS", "Missed", "Plan", "PlannerConfig", "REASONS",
+    "RunLike", "RunRecord", "SlotLike", "SlotRecord", "default_jobs", "plan_runs",
 ]
 
 UTC = UTC
@@ -74,13 +75,18 @@ def plan_runs(history: History, at: datetime, config: PlannerConfig | None = Non
             _plan_drawing_job(name, schedule.spec, view, config, now, out)
         else:
             _plan_slot_job(name, schedule.spec, view, config, now, out)
-        out.alerts.extend(_failure_alerts(name, view, config))
+        for incident in _failure_incidents(name, view, config):
+            out.raise_incident(incident)
+    upcoming = {name: next_slot(s.spec, now) for name, s in config.jobs.items()}
+    wakes = [to_utc(w, "wake") for w in [*out.wakes, *upcoming.values()] if w > now]
     return Plan(
         at=now.astimezone(NEW_YORK),
         due=sorted(out.due, key=lambda d: (d.slot, d.job)),
         missed=sorted(out.missed, key=lambda m: (m.slot, m.job)),
-        next={name: next_slot(s.spec, now) for name, s in config.jobs.items()},
+        next=upcoming,
         alerts=out.alerts,
+        wake_at=min(wakes).astimezone(NEW_YORK) if wakes else None,
+        incidents=out.incidents,
     )
 
 
@@ -184,7 +190,9 @@ def _classify(chain: Sequence[_Run], config: PlannerConfig) -> _Chain:
     return _Chain("retry", last.slot, last.drawing, next_attempt, last.finished + timedelta(seconds=delay))
 
 
-def _chain_due(job: str, chain: _Chain, now: datetime) -> Due | None:
+def _chain_due(job: str, chain: _Chain, now: datetime, out: _Collector) -> Due | None:
+    if chain.live and chain.due_at is not None and now < chain.due_at:
+        out.wakes.append(chain.due_at)  # a retry becomes due then: the plan must be made again
     if not chain.live or chain.slot is None or chain.due_at is None or now < chain.due_at:
         return None
     reason = "recovery" if chain.state == "recovery" else "retry"
@@ -199,6 +207,12 @@ class _Collector:
     due: list[Due] = field(default_factory=list)
     missed: list[Missed] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    wakes: list[datetime] = field(default_factory=list)  # instants a later plan may differ at (UTC)
+    incidents: list[Incident] = field(default_factory=list)
+
+    def raise_incident(self, incident: Incident) -> None:
+        self.incidents.append(incident)
+        self.alerts.append(incident.message)
 
     def miss(self, job: str, slot: datetime, drawing: date | None, kind: str) -> None:
         self.missed.append(Missed(job, slot.astimezone(NEW_YORK), drawing, kind))
@@ -221,7 +235,7 @@ def _plan_slot_job(job: str, spec: CronSpec, view: _JobView, config: PlannerConf
     lower = max(watermark, view.service_start) if watermark is not None else view.service_start
     pending = [s.astimezone(UTC) for s in slots_between(spec, lower, now)]
     if not pending:
-        due = None if head is None or view.busy else _chain_due(job, head, now)
+        due = None if head is None or view.busy else _chain_due(job, head, now, out)
         if due is not None:
             out.due.append(due)
         return
@@ -242,6 +256,7 @@ def _plan_drawing_job(job: str, spec: CronSpec, view: _JobView, config: PlannerC
     """A drawing-linked job: settle each drawing since the watermark; owe the latest passed one."""
     delay = timedelta(seconds=config.draw_delay_s)
     owed = previous_draw(now - delay)
+    out.wakes.append(to_utc(draw_instant(draw_after(owed)), "drawing") + delay)  # the next drawing is owed
     if not view.runs:  # never ran: owe only the latest drawing, report nothing missed
         slot = _latest_slot_of(spec, owed, now)
         if slot is not None and _window_open(owed, now) and owed not in view.recorded_draws:
@@ -268,29 +283,31 @@ def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: _JobView, con
     if drawing in view.recorded_draws or any(r.status in ("success", "running") for r in runs):
         return
     closes_at = to_utc(draw_instant(draw_after(drawing)), "window")
+    out.wakes.append(closes_at)  # then the drawing is missed
     chain_runs = [r for r in runs if r.slot is not None]
     if chain_runs:
         chain = _classify(chain_runs, config)
         if not chain.live or chain.slot is None:
             return
         deadline = to_utc(draw_instant(drawing), "drawing") + timedelta(seconds=config.waiting_deadline_s)
+        out.wakes.append(deadline)
         if chain.state == "waiting" and now >= deadline:
             out.miss(job, chain.slot, drawing, "draw")
-            out.alerts.append(
-                f"{job}: drawing {drawing} missed: results still not published {config.waiting_deadline_s / 3600:g} h "
-                f"after the drawing (deadline {iso(deadline)})"
-            )
+            out.raise_incident(_missed_draw_incident(
+                job, drawing, f"{job}: drawing {drawing} missed: results still not published "
+                f"{config.waiting_deadline_s / 3600:g} h after the drawing (deadline {iso(deadline)})"
+            ))
         elif now >= closes_at:
             out.miss(job, chain.slot, drawing, "draw")
-            out.alerts.append(_missed_draw_alert(job, drawing))
-        elif not view.busy and (due := _chain_due(job, chain, now)) is not None:
+            out.raise_incident(_missed_draw_incident(job, drawing))
+        elif not view.busy and (due := _chain_due(job, chain, now, out)) is not None:
             out.due.append(due)
         return
     if now >= closes_at:
         slot = _latest_slot_of(spec, drawing, closes_at - _ONE_US)
         if slot is not None:  # a drawing the schedule never asked for is not owed
             out.miss(job, slot, drawing, "draw")
-            out.alerts.append(_missed_draw_alert(job, drawing))
+            out.raise_incident(_missed_draw_incident(job, drawing))
         return
     slots = _slots_of(spec, drawing, now)
     if not slots or view.busy:
@@ -304,15 +321,18 @@ def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: _JobView, con
     out.due.append(Due(job, latest.astimezone(NEW_YORK), reason, drawing, 1))
 
 
-def _failure_alerts(job: str, view: _JobView, config: PlannerConfig) -> list[str]:
+def _failure_incidents(job: str, view: _JobView, config: PlannerConfig) -> list[Incident]:
+    """The failure streak of ``job`` as an incident keyed by the streak's first run, once it is ``n`` long."""
     n = config.failure_alert_after
-    if failure_streak(r.raw_status for r in reversed(view.runs)) < n:
+    newest_first = list(reversed(view.runs))
+    streak = failure_streak(r.raw_status for r in newest_first)
+    if streak < n:
         return []
-    latest = next(r for r in reversed(view.runs) if r.raw_status in FINISHED_STATUSES)
-    return [
-        f"{job}: the last {n} runs failed in a row (latest {latest.run_id}: {latest.raw_status} "
-        f"at {iso(latest.finished)})"
-    ]
+    finished = [r for r in newest_first if r.raw_status in FINISHED_STATUSES]
+    latest, first = finished[0], finished[streak - 1]  # the streak is the newest `streak` finished runs
+    message = (f"{job}: the last {n} runs failed in a row (latest {latest.run_id}: {latest.raw_status} "
+               f"at {iso(latest.finished)})")
+    return [Incident(f"{job}:failures:{first.run_id}", "failures", job, message)]
 
 
 # --- small helpers --------------------------------------------------------------------------------
@@ -339,6 +359,9 @@ def _window_open(drawing: date, now: datetime) -> bool:
     return now < to_utc(draw_instant(draw_after(drawing)), "window")
 
 
-def _missed_draw_alert(job: str, drawing: date) -> str:
+def _missed_draw_incident(job: str, drawing: date, message: str | None = None) -> Incident:
     nxt = draw_after(drawing)
-    return f"{job}: drawing {drawing} missed: no successful run before the next drawing ({iso(draw_instant(nxt))})"
+    message = message or (
+        f"{job}: drawing {drawing} missed: no successful run before the next drawing ({iso(draw_instant(nxt))})"
+    )
+    return Incident(f"{job}:missed-draw:{drawing.isoformat()}", "missed-draw", job, message)

@@ -148,14 +148,35 @@ class Missed:
 
 
 @dataclass(frozen=True)
+class Incident:
+    """One problem, however many plans show it: opened once, cleared once (one alert each).
+
+    ``key`` is stable for the life of the problem: ``<job>:missed-draw:<drawing>`` or
+    ``<job>:failures:<the streak's first run id>``.
+    """
+
+    key: str
+    kind: str  # missed-draw | failures
+    job: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Plan:
-    """What is due at ``at``, what is newly missed, each job's next slot, and the alerts to raise."""
+    """What is due at ``at``, what is newly missed, each job's next slot, and the alerts to raise.
+
+    ``alerts`` are the messages of ``incidents``. ``wake_at`` is the first instant after ``at`` at
+    which the plan can change by the clock alone (a next slot, a retry's due time, a drawing owed or
+    missed); a new run or record changes it too.
+    """
 
     at: datetime
     due: list[Due]
     missed: list[Missed]
     next: dict[str, datetime]
     alerts: list[str]
+    wake_at: datetime | None = None
+    incidents: list[Incident] = field(default_factory=list)  # the problems behind ``alerts``
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data; instants in ISO-8601 with their New York offset."""
@@ -172,6 +193,7 @@ class Plan:
             ],
             "next": {job: iso(slot) for job, slot in self.next.items()},
             "alerts": list(self.alerts),
+            "wake_at": iso(self.wake_at) if self.wake_at is not None else None,
         }
 
 

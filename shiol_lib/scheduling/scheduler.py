@@ -1,10 +1,12 @@
 """The scheduler's engine: what Rocketry's conditions ask and what its tasks do.
 
-The store, not memory, is the source of truth. :meth:`Scheduler.is_due` asks the planner (with the
-execution history read from the store, cached briefly so an idle scheduler stays cheap);
-:meth:`Scheduler.execute_due` records what the plan says is missed, runs the due job in a fresh child
+The store, not memory, is the source of truth. A planning thread (:class:`PlanLoop`, started by
+:meth:`Scheduler.start_planning`) plans from the store off the event loop, records what each plan
+says is missed and raises its alerts; :meth:`Scheduler.is_due` only reads the last plan from memory.
+:meth:`Scheduler.execute_due` plans again from the store, runs the due job in a fresh child
 process in its own session (:mod:`shiol_lib.pipeline.job_process`, handed this scheduler's settings),
-and afterwards writes a dead letter when the last attempt failed and raises the alerts the plan holds.
+and afterwards writes a dead letter when the last attempt failed and publishes the new plan. Plan
+alerts are incidents (:mod:`shiol_lib.scheduling.incidents`): one alert when each opens, one when it clears.
 :meth:`Scheduler.start` marks runs whose process is gone as ``crashed`` so the planner makes their slot due again.
 """
 
@@ -15,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from shiol_lib.pipeline.job_process import EXIT_BUSY, RunRequest, RunResult, sta
 from shiol_lib.pipeline.liveness import job_is_alive, kill_process_tree
 from shiol_lib.pipeline.recovery import close_dead_runs
 from shiol_lib.scheduling.alerts import send_alert
+from shiol_lib.scheduling.incidents import reconcile_incidents
+from shiol_lib.scheduling.plan_loop import REFRESH_S, PlanLoop
 from shiol_lib.scheduling.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
 from shiol_lib.scheduling.slots import ScheduleError, parse_cron
 from shiol_lib.settings import Settings
@@ -37,7 +41,6 @@ from shiol_lib.store.jobs import LockHolder
 log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 21
-REPLAN_S = 30.0
 STOP_GRACE_S = 60.0
 TASK_NAMES = {"pipeline": "post_drawing_pipeline", "data_update": "maintenance_data_update",
               "evaluation": "prediction_evaluation"}
@@ -84,19 +87,14 @@ def _alive(row: run_table.RunRow, stale_s: float, now: datetime) -> bool:
     return job_is_alive(holder, stale_s=stale_s, now=now)
 
 
-@dataclass
-class _CachedPlan:
-    plan: Plan
-    made_at: float
-
-
 class Scheduler:
     """Plans and executes the workbench's jobs for the Rocketry app (one per process)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.config = planner_config(settings)
-        self._cache: _CachedPlan | None = None
+        self._planner = PlanLoop(self.plan, cycle_s=settings.scheduler_cycle_s, on_plan=self._on_plan,
+                                 refresh_s=min(REFRESH_S, settings.plan_max_age_s / 4))  # fresh well within the max age
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -123,7 +121,7 @@ class Scheduler:
             crashed.append(row.run_id)
             if row.attempt >= self.config.max_attempts:
                 self._dead_letter(store, run_table.get_run(store, row.run_id))
-        self._cache = None
+        self._planner.wake()
         return crashed
 
     # -- planning -----------------------------------------------------------------------------
@@ -134,20 +132,27 @@ class Scheduler:
         return plan_runs(read_history(store or self.store(), at, stale_s=self.settings.heartbeat_stale_s), at,
                          self.config)
 
+    def start_planning(self) -> None:
+        """Start the planning thread: plans from now on come from it (see :class:`PlanLoop`)."""
+        self._planner.start()
+
+    def replan(self) -> Plan | None:
+        """Plan now in the caller's thread, record its consequences and keep it; None when it failed."""
+        return self._planner.run_once()
+
+    def cached_plan(self) -> Plan | None:
+        """The last plan made (memory only), or None before the first."""
+        latest = self._planner.latest()
+        return None if latest is None else latest.plan
+
+    def plan_age_s(self) -> float | None:
+        """Seconds since the last plan was made, or None before the first."""
+        return self._planner.age_s()
+
     def is_due(self, job: str) -> bool:
-        """Whether ``job`` owes a run now. Never raises: a failure is logged and read as False."""
-        try:
-            now = datetime.now(UTC)
-            cache = self._cache
-            stale = cache is None or time.monotonic() - cache.made_at > REPLAN_S or any(
-                d.job == job for d in cache.plan.due
-            ) or min(cache.plan.next.values()) <= now
-            if stale:
-                cache = self._cache = _CachedPlan(self.plan(now), time.monotonic())
-            return any(d.job == job for d in cache.plan.due)
-        except Exception:  # a condition that raises would stop Rocketry: log it and carry on
-            log.exception("planning %s failed; will try again next cycle", job)
-            return False
+        """Whether the last plan owes ``job`` a run. Memory only: never waits for the store, never raises."""
+        plan = self.cached_plan()
+        return plan is not None and any(d.job == job for d in plan.due)
 
     # -- execution ----------------------------------------------------------------------------
 
@@ -164,6 +169,7 @@ class Scheduler:
         status = self._run_child(due)
         self.recover(store)  # a job process that died left its run `running`: now it is `crashed`
         after = self.plan(store=store)
+        self._planner.publish(after)  # no stale "due" for the job that just ran
         self._record_plan(store, after)
         if status in ("failed", "timeout") and due.attempt >= self.config.max_attempts:
             latest = run_table.list_runs(store, job=job, limit=1)
@@ -202,6 +208,7 @@ class Scheduler:
         kernel); whatever is left 30 s later is killed.
         """
         self._stopping.set()
+        self._planner.stop()
         with self._lock:
             children = list(self._children.values())
         deadline = time.monotonic() + grace_s
@@ -218,13 +225,16 @@ class Scheduler:
 
     # -- consequences -------------------------------------------------------------------------
 
+    def _on_plan(self, plan: Plan) -> None:
+        self._record_plan(self.store(), plan)
+
     def _record_plan(self, store: Store, plan: Plan) -> None:
+        """Alert the plan's incidents (first: a missed drawing shows in one plan only), then record its missed."""
         now = datetime.now(UTC)
+        reconcile_incidents(self.settings, store, plan, now=now)
         for missed in plan.missed:
             job_table.record_missed(store, job=missed.job, slot=missed.slot, draw_date=missed.draw_date,
                                     kind=missed.kind, at=now)
-        for message in plan.alerts:
-            self._alert(store, "plan", None, message)
 
     def _dead_letter(self, store: Store, row: run_table.RunRow | None) -> None:
         if row is None:

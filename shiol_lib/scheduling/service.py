@@ -10,11 +10,13 @@ import asyncio
 import logging
 import signal
 from datetime import UTC, datetime
+from typing import Any
 
 from rocketry import Rocketry
 
-from shiol_lib.scheduling.health import build_health_app, make_server
+from shiol_lib.scheduling.health import bind_socket, build_health_app, make_server
 from shiol_lib.scheduling.scheduler import STOP_GRACE_S, Scheduler
+from shiol_lib.scheduling.slots import ScheduleError
 from shiol_lib.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -25,9 +27,17 @@ def run_service(app: Rocketry, scheduler: Scheduler, *, grace_s: float = STOP_GR
 
     Serves until SIGTERM or SIGINT: runs in flight get ``grace_s`` to finish, then are recorded
     interrupted.
+
+    Raises:
+        ConfigError: the API address cannot be bound (checked before anything starts).
     """
     settings = scheduler.settings
-    crashed = scheduler.start()
+    sock = bind_socket(settings.api_host, settings.api_port)  # a taken port: ConfigError, nothing started
+    try:
+        crashed = scheduler.start()
+    except BaseException:
+        sock.close()
+        raise
     if crashed:
         log.warning("marked %d run(s) crashed at start-up: %s", len(crashed), ", ".join(crashed))
     app.session.config.cycle_sleep = settings.scheduler_cycle_s
@@ -35,8 +45,15 @@ def run_service(app: Rocketry, scheduler: Scheduler, *, grace_s: float = STOP_GR
     def health_store() -> Store:  # a scrape must not wait 30 s behind a busy kernel: 2 s, then a 503
         return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=min(settings.lock_timeout_s, 2.0))
 
-    health = build_health_app(settings, store_factory=health_store,
-                              plan_provider=lambda: scheduler.plan().as_dict(), started_at=started)
+    def cached_plan() -> dict[str, Any]:  # memory only: the planning thread reads the store
+        plan = scheduler.cached_plan()
+        if plan is None:
+            raise ScheduleError("no plan made yet: the planner is starting or cannot read the store")
+        return plan.as_dict()
+
+    scheduler.start_planning()
+    health = build_health_app(settings, store_factory=health_store, plan_provider=cached_plan,
+                              started_at=started, plan_age_s=scheduler.plan_age_s)
     server = make_server(health, settings)
 
     async def main() -> None:
@@ -50,7 +67,7 @@ def run_service(app: Rocketry, scheduler: Scheduler, *, grace_s: float = STOP_GR
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, shut_down, signum)
-        log.info("scheduler up; health API on %s:%d", settings.api_host, settings.api_port)
-        await asyncio.gather(app.serve(), server.serve())
+        log.info("scheduler up; health API on %s:%d", settings.api_host, sock.getsockname()[1])
+        await asyncio.gather(app.serve(), server.serve(sockets=[sock]))
 
     asyncio.run(main())

@@ -160,5 +160,17 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TIMESTAMPTZ NOT NULL
     );
     """,
+    """
+    -- Alert incidents: one row per problem (a missed drawing, a failure streak), opened and cleared
+    -- once each, so each gets exactly one alert when it opens and one when it clears.
+    CREATE TABLE incidents (
+        incident_key VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        job VARCHAR NOT NULL,
+        opened_at TIMESTAMPTZ NOT NULL,
+        cleared_at TIMESTAMPTZ,
+        last_message VARCHAR NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

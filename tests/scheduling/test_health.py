@@ -45,10 +45,10 @@ def planner_of(store: Store) -> Callable[[], dict[str, Any]]:
 
 @contextmanager
 def serving(settings: Settings, store_factory: Callable[[], Store],
-            plan_provider: Callable[[], Mapping[str, Any]]) -> Iterator[str]:
+            plan_provider: Callable[[], Mapping[str, Any]], **options: Any) -> Iterator[str]:
     """Build the app, serve it with make_server in a background thread, yield its base URL."""
     app = build_health_app(settings, store_factory=store_factory, plan_provider=plan_provider,
-                           started_at=datetime.now(UTC) - timedelta(seconds=UPTIME_S))
+                           started_at=datetime.now(UTC) - timedelta(seconds=UPTIME_S), **options)
     server = make_server(app, settings)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -92,6 +92,28 @@ def base_url(populated: tuple[Path, Store]) -> Iterator[str]:
 
 
 # --- access --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("age", "status"), [(0.5, 200), (None, 503), (121.0, 503)],
+                         ids=["fresh", "no-plan-yet", "too-old"])
+def test_healthz_is_503_when_the_planner_has_no_fresh_plan(tmp_path, store, age, status):
+    with serving(make_settings(tmp_path), lambda: store, planner_of(store), plan_age_s=lambda: age) as url:
+        response = requests.get(f"{url}/healthz", timeout=5)
+        assert response.status_code == status
+        assert response.json() == {"status": "ok" if status == 200 else "stale"}
+
+
+def test_a_store_read_past_its_deadline_is_a_503(tmp_path, store):
+    def slow_plan() -> dict[str, Any]:
+        time.sleep(2)
+        return {}
+
+    with serving(make_settings(tmp_path), lambda: store, slow_plan, read_timeout_s=0.3) as url:
+        started = time.monotonic()
+        response = requests.get(f"{url}/api/v1/scheduler/health", headers=auth(), timeout=5)
+        assert response.status_code == 503 and "did not answer within 0.3 s" in response.json()["error"]
+        assert time.monotonic() - started < 1.5
+        assert requests.get(f"{url}/healthz", timeout=1).status_code == 200
 
 
 def test_healthz_is_open_and_says_nothing_more(base_url):

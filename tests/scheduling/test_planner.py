@@ -96,6 +96,7 @@ def test_as_dict_shape_and_offsets():
         "next": {"pipeline": "2024-07-03T23:29:00-04:00", "data_update": "2024-07-02T06:00:00-04:00",
                  "evaluation": "2024-07-02T06:15:00-04:00"},
         "alerts": [],
+        "wake_at": "2024-07-02T06:00:00-04:00",  # the data update's next slot comes first
     }
     assert json.loads(json.dumps(data)) == data
 
@@ -164,6 +165,7 @@ def test_three_day_downtime_coalesces_and_misses():
     assert evaluation[0].slot == et(2024, 7, 1, 12, 15) and evaluation[-1].slot == et(2024, 7, 4, 6, 15)
     assert p.alerts == ["pipeline: drawing 2024-07-01 missed: no successful run before the next drawing "
                         "(2024-07-03T22:59:00-04:00)"]
+    assert [(i.key, i.kind) for i in p.incidents] == [("pipeline:missed-draw:2024-07-01", "missed-draw")]
 
 
 def test_three_day_downtime_with_a_wide_grace_runs_one_coalesced_run_per_job():
@@ -276,6 +278,13 @@ def test_failed_attempt_one_retries_after_60_s_not_before():
     ]
     assert plan(runs, et(2024, 7, 2, 12, 16, 59)).due == []
     assert plan(runs, et(2024, 7, 2, 12, 17)).due == [Due("evaluation", et(2024, 7, 2, 12, 15), "retry", None, 2)]
+
+
+def test_the_plan_wakes_at_a_retrys_due_time():
+    runs = steady(et(2024, 7, 2, 12, 0)) + [
+        run("evaluation", et(2024, 7, 2, 12, 15), "failed", finished=et(2024, 7, 2, 12, 16))
+    ]
+    assert plan(runs, et(2024, 7, 2, 12, 16, 30)).wake_at == et(2024, 7, 2, 12, 17)
 
 
 def test_backoff_doubles_and_the_fourth_failure_is_final():
@@ -454,6 +463,11 @@ def test_three_consecutive_failures_raise_an_alert():
     p = plan(runs, et(2024, 7, 2, 7, 0))
     assert p.alerts == [f"evaluation: the last 3 runs failed in a row (latest {runs[-1].run_id}: crashed "
                         "at 2024-07-02T06:15:00-04:00)"]
+    # one incident for the streak, keyed by its first run: the key stays as the streak grows
+    assert [(i.key, i.kind, i.job) for i in p.incidents] == [(f"evaluation:failures:{runs[-3].run_id}", "failures",
+                                                               "evaluation")]
+    longer = plan([*runs, run("evaluation", et(2024, 7, 2, 12, 15), "failed")], et(2024, 7, 2, 13, 0))
+    assert [i.key for i in longer.incidents] == [p.incidents[0].key]
 
 
 def test_two_failures_or_a_broken_streak_raise_nothing():

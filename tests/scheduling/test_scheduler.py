@@ -151,9 +151,10 @@ def test_a_failing_planner_is_logged_and_read_as_not_due(tmp_path, caplog, monke
     def broken(*args, **kwargs):
         raise RuntimeError("store exploded")
 
-    monkeypatch.setattr(scheduler, "plan", broken)
-    assert scheduler.is_due("pipeline") is False
-    assert "planning pipeline failed" in caplog.text and "store exploded" in caplog.text
+    monkeypatch.setattr(scheduler._planner, "_make_plan", broken)  # what the planning thread calls
+    assert scheduler.replan() is None
+    assert scheduler.is_due("pipeline") is False  # no plan yet: nothing is due
+    assert "planning failed" in caplog.text and "store exploded" in caplog.text
 
 
 @pytest.mark.parametrize(
