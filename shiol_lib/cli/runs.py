@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -23,13 +23,18 @@ from shiol_lib.errors import (
     RunnerError,
     ShiolError,
     StoreError,
+    StoreMissingError,
 )
 from shiol_lib.settings import Settings
-from shiol_lib.store.monitoring import MISSED_KINDS, MissedSlot
+
+if TYPE_CHECKING:
+    from shiol_lib.store import Store
+    from shiol_lib.store.monitoring import MissedSlot
 
 # The commands import the pipeline machinery (papermill, nbconvert, pandas) when they run, not when
 # `shiol` starts: `shiol status` and `shiol update-data` stay quick.
 JOB_NAMES = ("pipeline", "data_update", "evaluation")
+MISSED_KINDS = ("slot", "draw")  # shiol_lib.store.monitoring.MISSED_KINDS (a test keeps them equal)
 
 EXIT_RUN_FAILED, EXIT_ARCHIVE, EXIT_MISMATCH, EXIT_BUSY = 6, 7, 8, 9
 TRIGGERS = ("manual", "on-time", "catch-up", "missed-draw", "retry", "recovery")
@@ -65,6 +70,31 @@ def fail(err: ShiolError) -> None:
     if isinstance(err, JobBusyError):
         sys.exit(EXIT_BUSY)
     sys.exit(1)
+
+
+def require_store(settings: Settings) -> None:
+    """Refuse (exit 5) when there is no store: commands that only read never create one."""
+    if not settings.db_path.exists():
+        raise StoreMissingError(f"no store at {settings.db_path}; run `shiol update-data` or set SHIOL_HOME")
+
+
+def open_existing_store(settings: Settings) -> Store:
+    """The store, which must exist already (:func:`require_store`)."""
+    from shiol_lib.store import open_store
+
+    require_store(settings)
+    return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+
+
+def open_or_create_store(settings: Settings) -> Store:
+    """The store, created (and migrated) when missing, saying where on stderr: the first write makes it."""
+    from shiol_lib.store import open_store
+
+    existed = settings.db_path.exists()
+    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+    if not existed:
+        click.echo(f"created the store at {settings.db_path} (SHIOL_HOME {settings.home})", err=True)
+    return store
 
 
 def _print_outcome(outcome: Any, as_json: bool) -> None:
@@ -114,6 +144,7 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
     values = {name: yaml.safe_load(value) for name, value in parameters}
     interrupt_on_sigterm()
     try:
+        open_or_create_store(settings)
         target_date = target.date() if target else None
         try:
             slot_at = datetime.fromisoformat(slot) if slot else None
@@ -148,6 +179,7 @@ def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
     from shiol_lib.pipeline import jobs as pipeline
 
     try:
+        require_store(settings)
         outcome, comparison = pipeline.rerun(settings, run_id)
     except ShiolError as err:
         fail(err)
@@ -180,12 +212,10 @@ def runs_group() -> None:
 @click.pass_obj
 def list_command(settings: Settings, job: str | None, limit: int, as_json: bool) -> None:
     """Every run and attempt recorded in the store, newest first."""
-    from shiol_lib.store import open_store
     from shiol_lib.store import runs as run_table
 
     try:
-        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        rows = run_table.list_runs(store, job=job, limit=limit)
+        rows = run_table.list_runs(open_existing_store(settings), job=job, limit=limit)
     except ShiolError as err:
         fail(err)
     if as_json:
@@ -215,6 +245,7 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     from shiol_lib.pipeline import archive
 
     try:
+        require_store(settings)
         directory = archive.find_run_dir(settings.runs_dir, run_id)
         manifest = archive.read_manifest(directory)
     except ShiolError as err:
@@ -251,6 +282,7 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
     from shiol_lib.pipeline.compare import diff_manifests
 
     try:
+        require_store(settings)
         a = archive.read_manifest(archive.find_run_dir(settings.runs_dir, first))
         b = archive.read_manifest(archive.find_run_dir(settings.runs_dir, second))
     except ShiolError as err:
@@ -272,6 +304,7 @@ def verify_command(settings: Settings) -> None:
     from shiol_lib.pipeline import ledger
 
     try:
+        require_store(settings)
         entries = ledger.read_ledger(settings.runs_dir)
         problems = ledger.verify_ledger(settings.runs_dir)
     except ShiolError as err:
@@ -308,12 +341,10 @@ def prune_command(settings: Settings, keep_days: int) -> None:
 @click.pass_obj
 def missed_command(settings: Settings, job: str | None, kind: str | None, limit: int, as_json: bool) -> None:
     """Slots and drawings the scheduler recorded as missed (not run), newest slot first, in ET and UTC."""
-    from shiol_lib.store import open_store
     from shiol_lib.store.monitoring import missed_slots
 
     try:
-        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        rows = missed_slots(store, job=job, kind=kind, limit=limit)
+        rows = missed_slots(open_existing_store(settings), job=job, kind=kind, limit=limit)
     except ShiolError as err:
         fail(err)
     if as_json:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from shiol_lib.cli.runs import fail
+from shiol_lib.cli.runs import fail, require_store
 from shiol_lib.errors import ConfigError, ShiolError
 from shiol_lib.settings import Settings
 
@@ -34,6 +34,7 @@ def plan_command(settings: Settings, at: str | None, as_json: bool) -> None:
 
     try:
         instant = _instant(at)
+        require_store(settings)
         plan = Scheduler(settings).plan(instant)
     except ShiolError as err:
         fail(err)
@@ -86,6 +87,7 @@ def deadletters_command(settings: Settings, include_resolved: bool, as_json: boo
     from shiol_lib.store import jobs as job_table
 
     try:
+        require_store(settings)
         letters = job_table.list_dead_letters(Scheduler(settings).store(), include_resolved=include_resolved)
     except ShiolError as err:
         fail(err)
