@@ -257,11 +257,14 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     click.echo(f"run {m['run_id']}  job {m['job']}  trigger {m['trigger']}  status {m['status']}")
     click.echo(f"  started {m['started_at']}  finished {m['finished_at']}  ({m['duration_s']} s)")
     click.echo(f"  seed {m['seed']}  target {m['target_draw_date']}  history to {m['history_end']}")
+    click.echo(f"  resources: peak {_megabytes(manifest.peak_rss_mb)}, cpu {_seconds(manifest.cpu_s)}"
+               + (f"  error class {manifest.error_class}" if manifest.error_class else ""))
     code = manifest.code
     click.echo(f"  code {code.get('git_commit')}{' (dirty)' if code.get('git_dirty') else ''}  "
                f"input draws {str(manifest.input.get('draws_sha256', '-'))[:16]}")
     for step in manifest.steps:
-        click.echo(f"  {step.name:<24} {step.status:<8} {step.duration_s or '':>8}  {step.html or ''}")
+        click.echo(f"  {step.name:<24} {step.status:<8} {step.duration_s or '':>8}  "
+                   f"peak {_megabytes(step.peak_rss_mb):>8}  cpu {_seconds(step.cpu_s):>8}  {step.html or ''}")
         if step.error:
             click.echo(f"      error: {step.error}")
         if step.command:
@@ -269,6 +272,14 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     for key, value in sorted(manifest.outputs.items()):
         click.echo(f"  output {key}: {str(value)[:16]}")
     click.echo(f"  folder {directory}")
+
+
+def _megabytes(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} MB"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
 
 
 @runs_group.command("diff")

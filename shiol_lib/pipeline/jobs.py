@@ -30,6 +30,7 @@ from shiol_lib.pipeline.catalog import JOBS, UPDATE_DATA, Step, find_step
 from shiol_lib.pipeline.compare import compare_outputs
 from shiol_lib.pipeline.liveness import Heartbeat, Interrupted, job_is_alive
 from shiol_lib.pipeline.manifest import Manifest, StepRecord
+from shiol_lib.pipeline.resources import run_totals
 from shiol_lib.pipeline.runner import (
     NotebookResult,
     check_parameters,
@@ -232,7 +233,7 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any],
     result = execute_notebook(
         run.settings.notebooks_dir / step.notebook, run.directory / f"{step.stem}.ipynb", values,
         cwd=run.settings.notebooks_dir, timeout_s=max(1.0, context["deadline"] - time.monotonic()),
-        env=kernel_environment(run.settings),
+        env=kernel_environment(run.settings), memory_mb=run.settings.step_memory_mb,
     )
     if result.status == "timeout":
         result.error = f"the run exceeded its {run.settings.run_timeout_s:g} s wall-clock limit; kernel killed"
@@ -248,6 +249,7 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any],
     entry.log = result.log_path.name if result.log_path else None
     entry.error, entry.error_class, entry.failed_cell = result.error, result.error_class, result.failed_cell
     entry.command = format_command(result.command)
+    entry.peak_rss_mb, entry.cpu_s = result.peak_rss_mb, result.cpu_s
     _record_step(run, position, step, status=result.status, started_at=result.started_at,
                  finished_at=result.finished_at, error=result.error, failed_cell=result.failed_cell)
     return result
@@ -276,6 +278,8 @@ def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[No
     elif error_class == "waiting":
         status = RunStatus.WAITING
     manifest.status = status
+    manifest.error_class = error_class
+    manifest.peak_rss_mb, manifest.cpu_s = run_totals(manifest.steps)
     try:
         manifest_path = archive.write_manifest(run.directory, run.manifest)
         ledger.append_entry(run.settings.runs_dir, run_id=run.run_id, job=run.job, status=status,

@@ -43,6 +43,8 @@ class StepRecord:
     error_class: str | None = None
     failed_cell: int | None = None  # index of the failing cell in the source notebook
     command: str | None = None  # the papermill command that re-runs this step on its own
+    peak_rss_mb: float | None = None  # peak resident memory of the step's process tree (papermill, kernel)
+    cpu_s: float | None = None  # CPU seconds (user + system) of that tree
 
 
 @dataclass
@@ -71,6 +73,9 @@ class Manifest:
     code: dict[str, Any] = field(default_factory=dict)  # git_commit, git_dirty
     environment: dict[str, Any] = field(default_factory=dict)  # python, platform, package versions
     error: str | None = None
+    error_class: str | None = None  # the run's error class (cell error, timeout, memory, fetch, ...)
+    peak_rss_mb: float | None = None  # the largest step's peak resident memory (its papermill process tree)
+    cpu_s: float | None = None  # CPU seconds of every step's process tree, summed
     schema: int = SCHEMA_VERSION
 
     def step(self, name: str) -> StepRecord:
@@ -116,7 +121,8 @@ class Manifest:
             input=reader.mapping("input"), outputs=reader.mapping("outputs"), metrics=reader.mapping("metrics"),
             artefacts=reader.mapping("artefacts"), code=reader.mapping("code"),
             environment=reader.mapping("environment"), error=reader.optional_text("error"),
-            schema=SCHEMA_VERSION,
+            error_class=reader.optional_text("error_class"), peak_rss_mb=reader.number("peak_rss_mb"),
+            cpu_s=reader.number("cpu_s"), schema=SCHEMA_VERSION,
         )
 
     @classmethod
@@ -143,7 +149,8 @@ def _step(data: Any, where: str) -> StepRecord:
         parameters=parameters, output=reader.optional_text("output"), html=reader.optional_text("html"),
         log=reader.optional_text("log"), error=reader.optional_text("error"),
         error_class=reader.optional_text("error_class"), failed_cell=reader.whole("failed_cell"),
-        command=reader.optional_text("command"),
+        command=reader.optional_text("command"), peak_rss_mb=reader.number("peak_rss_mb"),
+        cpu_s=reader.number("cpu_s"),
     )
 
 

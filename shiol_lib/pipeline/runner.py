@@ -28,6 +28,7 @@ import papermill
 import psutil
 
 from shiol_lib.errors import ParameterError, RunnerError
+from shiol_lib.pipeline.resources import watch_process, watching
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class NotebookResult:
     failed_cell: int | None = None
     error_name: str | None = None  # the exception class a failing cell raised
     log_path: Path | None = None
+    peak_rss_mb: float | None = None  # of the papermill process tree (papermill, kernel, their children)
+    cpu_s: float | None = None
 
     @property
     def duration_s(self) -> float:
@@ -154,10 +157,13 @@ def execute_notebook(
     cwd: Path | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
+    memory_mb: int = 0,
 ) -> NotebookResult:
     """Run ``notebook`` to ``output`` (``.ipynb``) and render ``output.with_suffix('.html')``.
 
-    ``env`` is the environment of papermill and its kernel (default: this process's).
+    ``env`` is the environment of papermill and its kernel (default: this process's). ``memory_mb``
+    (0: none) is the ceiling of the process tree's resident memory: passing it stops the kernel and the
+    step ends ``failed`` with error class ``memory`` (:mod:`shiol_lib.pipeline.resources`).
     """
     notebook, output = Path(notebook), Path(output)
     values = check_parameters(notebook, parameters)
@@ -166,7 +172,8 @@ def execute_notebook(
     log_path = output.with_suffix(".log")
     command = papermill_command(notebook, partial, values, cwd=cwd)
     started = datetime.now(UTC)
-    status, error, error_class = _run_child(command, log_path, timeout_s, env)
+    with watching(memory_mb) as usage:
+        status, error, error_class = _run_child(command, log_path, timeout_s, env)
     finished = datetime.now(UTC)
     result = NotebookResult(
         notebook=str(notebook), output=output, html=None, status=status, started_at=started,
@@ -186,6 +193,9 @@ def execute_notebook(
         result.html = render_html(nb, output.with_suffix(".html"))
     elif status == "success":
         result.status, result.error, result.error_class = "failed", "papermill wrote no output notebook", "papermill"
+    result.peak_rss_mb, result.cpu_s = usage.peak_rss_mb, usage.cpu_s
+    if usage.exceeded:
+        result.status, result.error_class, result.error = "failed", "memory", usage.message()
     return result
 
 
@@ -196,6 +206,7 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float,
     with open(log_path, "w", encoding="utf-8") as log_file:
         proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=dict(env) if env is not None else None)
+        watch_process(proc)  # peak memory and CPU of the tree; the memory ceiling (pipeline/resources.py)
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
