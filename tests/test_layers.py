@@ -15,8 +15,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "shiol_lib"
 APP = PACKAGE.parent / "schedules.py"
 
 # What each part of the package may import of the workbench (besides itself). `errors`, `settings` and
-# `logs` (logging set-up, called by entry points only) are the shared leaves; the layers follow the data flow: domain <- ingest, store <- analysis <- steps,
-# and on the host side pipeline and scheduling, which never see the analysis or the steps.
+# `logs` (logging set-up, called by entry points only) are the shared leaves; the layers follow the data
+# flow: domain <- ingest, store <- analysis <- steps, and on the host side pipeline and scheduling, which
+# never see the analysis or the steps.
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "settings": frozenset({"errors"}),

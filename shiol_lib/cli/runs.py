@@ -143,8 +143,8 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
 
     values = {name: yaml.safe_load(value) for name, value in parameters}
     interrupt_on_sigterm()
+    existed = settings.db_path.exists()  # the run creates the store (after its own checks): say so then
     try:
-        open_or_create_store(settings)
         target_date = target.date() if target else None
         try:
             slot_at = datetime.fromisoformat(slot) if slot else None
@@ -166,8 +166,15 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
             outcome = pipeline.run_job(settings, job, seed=seed, offline=offline, target_draw_date=target_date,
                                        **schedule)
     except ShiolError as err:
+        _say_created(settings, existed)
         fail(err)
+    _say_created(settings, existed)
     _print_outcome(outcome, as_json)
+
+
+def _say_created(settings: Settings, existed: bool) -> None:
+    if not existed and settings.db_path.exists():
+        click.echo(f"created the store at {settings.db_path} (SHIOL_HOME {settings.home})", err=True)
 
 
 @click.command("rerun")

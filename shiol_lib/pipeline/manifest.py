@@ -87,8 +87,8 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: instants and dates as ISO-8601 text, statuses as their strings."""
-        data = {f.name: _dump(getattr(self, f.name)) for f in fields(self) if f.name != "steps"}
-        data["steps"] = [{f.name: _dump(getattr(s, f.name)) for f in fields(s)} for s in self.steps]
+        data = {f.name: _dump(getattr(self, f.name)) for f in fields(self) if f.name != "steps" and _kept(self, f.name)}
+        data["steps"] = [{f.name: _dump(getattr(s, f.name)) for f in fields(s) if _kept(s, f.name)} for s in self.steps]
         return data
 
     def to_json(self) -> str:
@@ -225,6 +225,17 @@ class _Reader:
 
 def _raise() -> date:
     raise ValueError("not text")
+
+
+# Optional fields added to schema 2 later (run: error class and resources; step: resources): written
+# only when set, so an older manifest read and written back is unchanged.
+_LATER_RUN_FIELDS = frozenset({"error_class", "peak_rss_mb", "cpu_s"})
+_LATER_STEP_FIELDS = frozenset({"peak_rss_mb", "cpu_s"})
+
+
+def _kept(record: Manifest | StepRecord, name: str) -> bool:
+    later = _LATER_STEP_FIELDS if isinstance(record, StepRecord) else _LATER_RUN_FIELDS
+    return name not in later or getattr(record, name) is not None
 
 
 def _dump(value: Any) -> Any:
