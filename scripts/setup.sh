@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.11) and install the workbench with its test extras; skip when up to date.
+# Create .venv (Python 3.11) and install the workbench with its test and JupyterLab extras; skip when up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +21,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 [ -x .venv/bin/python ] || "$python_bin" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+# dev: the test tools; lab: JupyterLab (the workbench's notebooks; a scheduler-only host installs
+# the package without extras).
+.venv/bin/python -m pip install --quiet -e ".[dev,lab]"
 echo "$want" > "$stamp"

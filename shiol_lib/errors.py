@@ -59,6 +59,10 @@ class StoreError(ShiolError):
     """The DuckDB store could not be opened, migrated or written."""
 
 
+class StoreMissingError(StoreError):
+    """A command that only reads found no store file (it never creates one)."""
+
+
 class StoreLockError(StoreError):
     """Another process holds the DuckDB file lock and did not release it in time."""
 

@@ -20,7 +20,15 @@ from shiol_lib.errors import ConfigError
 
 DEFAULT_MUSL_BASE_URL = "https://api.musl.com"
 DEFAULT_NY_BASE_URL = "https://data.ny.gov"
-PACKAGE_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+# The pipeline notebooks: a checkout's ``notebooks/`` (what JupyterLab users edit) when this package runs
+# from one, else the copy the wheel ships as package data (``shiol_lib/notebooks/``, mapped from
+# ``notebooks/`` at build time by pyproject.toml). Two stat calls, no environment read.
+CHECKOUT_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+PACKAGED_NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+_IN_CHECKOUT = (CHECKOUT_NOTEBOOKS / "10_update_data.ipynb").is_file()
+PACKAGE_NOTEBOOKS = CHECKOUT_NOTEBOOKS if _IN_CHECKOUT else PACKAGED_NOTEBOOKS
+APP_NAME = "shiol"
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,11 @@ class Settings:
     plan_max_age_s: float = 120.0  # /healthz answers 503 when the last plan is older
     ledger_key: str | None = field(default=None, repr=False)  # signs the run ledger (keep it outside runs/)
     dask_address: str | None = None  # default Dask scheduler of research sweeps ("local", "tcp://host:8786")
+    log_file: Path | None = None
+    log_max_bytes: int = 10_000_000
+    log_backups: int = 5
+    log_format: str = "text"
+    step_memory_mb: int = 4096  # 0: no ceiling
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (tests and CLI flags)."""
@@ -150,6 +163,22 @@ def _path(name: str, raw: str) -> Path:
     return Path(raw).expanduser().resolve()
 
 
+def _optional_path(name: str, raw: str) -> Path | None:
+    return _path(name, raw) if raw.strip() else None
+
+
+def _choice(*allowed: str) -> Parse:
+    """A parser for one of ``allowed`` (case-insensitive)."""
+
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
 @dataclass(frozen=True)
 class _Variable:
     field: str
@@ -195,6 +224,11 @@ _VARIABLES: tuple[_Variable, ...] = (
     _Variable("plan_max_age_s", "SHIOL_PLAN_MAX_AGE_S", _number(1.0, 86_400.0)),
     _Variable("ledger_key", "SHIOL_LEDGER_KEY", _optional_text),
     _Variable("dask_address", "SHIOL_DASK_ADDRESS", _optional_text),
+    _Variable("log_file", "SHIOL_LOG_FILE", _optional_path),
+    _Variable("log_max_bytes", "SHIOL_LOG_MAX_BYTES", _number(1024, 10**12, integer=True)),
+    _Variable("log_backups", "SHIOL_LOG_BACKUPS", _number(0, 1000, integer=True)),
+    _Variable("log_format", "SHIOL_LOG_FORMAT", _choice(*LOG_FORMATS)),
+    _Variable("step_memory_mb", "SHIOL_STEP_MEMORY_MB", _number(0, 10**7, integer=True)),
 )
 _FIELDS = {spec.name: spec for spec in fields(Settings)}
 ENV_NAMES = {"home": "SHIOL_HOME", "db_path": "SHIOL_DB_PATH", "runs_dir": "SHIOL_RUNS_DIR",
@@ -208,7 +242,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     variable, the value and what is allowed.
     """
     env = os.environ if env is None else env
-    home = Path(env.get("SHIOL_HOME") or Path.cwd()).expanduser().resolve()
+    home = default_home(env)
     db_path = _path("SHIOL_DB_PATH", env["SHIOL_DB_PATH"]) if env.get("SHIOL_DB_PATH") else None
     db_path = db_path or home / "var" / "shiol.duckdb"
     runs_dir = _path("SHIOL_RUNS_DIR", env["SHIOL_RUNS_DIR"]) if env.get("SHIOL_RUNS_DIR") else home / "runs"
@@ -239,6 +273,28 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
         else:
             env[variable.env] = str(value)
     return env
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    """Where the store and archive live: ``SHIOL_HOME``, else the per-user data folder, never the cwd.
+
+    The per-user folder follows the XDG base directory rules (what platformdirs answers on Linux):
+    ``$XDG_DATA_HOME/shiol`` when that is an absolute path, else ``~/.local/share/shiol``.
+    """
+    if env.get("SHIOL_HOME"):
+        return Path(env["SHIOL_HOME"]).expanduser().resolve()
+    xdg = env.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path(env.get("HOME") or Path.home()) / ".local" / "share"
+    return (base / APP_NAME).expanduser().resolve()
+
+
+def child_environment(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child that must see exactly ``settings`` (papermill and its kernel, JupyterLab).
+
+    ``base`` (default: this process's environment) with its ``SHIOL_*`` variables replaced.
+    """
+    inherited = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("SHIOL_")}
+    return {**inherited, **settings_to_env(settings)}
 
 
 def snapshot_path_for(db_path: Path) -> Path:

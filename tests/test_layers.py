@@ -14,20 +14,22 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "shiol_lib"
 APP = PACKAGE.parent / "schedules.py"
 
-# What each part of the package may import of the workbench (besides itself). `errors` and `settings`
-# are the shared leaves; the layers follow the data flow: domain <- ingest, store <- analysis <- steps,
-# and on the host side pipeline and scheduling, which never see the analysis or the steps.
+# What each part of the package may import of the workbench (besides itself). `errors`, `settings` and
+# `logs` (logging set-up, called by entry points only) are the shared leaves; the layers follow the data
+# flow: domain <- ingest, store <- analysis <- steps, and on the host side pipeline and scheduling, which
+# never see the analysis or the steps.
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "settings": frozenset({"errors"}),
+    "logs": frozenset({"settings", "errors"}),
     "domain": frozenset({"errors"}),
     "store": frozenset({"domain", "errors"}),
     "ingest": frozenset({"domain", "store", "errors", "settings"}),
     "analysis": frozenset({"domain", "errors"}),
     "steps": frozenset({"analysis", "ingest", "store", "domain", "errors", "settings"}),
-    "pipeline": frozenset({"domain", "store", "errors", "settings"}),
-    "scheduling": frozenset({"pipeline", "domain", "store", "errors", "settings"}),
-    "cli": frozenset({"ingest", "store", "domain", "pipeline", "scheduling", "errors", "settings"}),
+    "pipeline": frozenset({"domain", "store", "errors", "settings", "logs"}),  # logs: the job process's entry
+    "scheduling": frozenset({"pipeline", "domain", "store", "errors", "settings", "logs"}),
+    "cli": frozenset({"ingest", "store", "domain", "pipeline", "scheduling", "errors", "settings", "logs"}),
     "__init__": frozenset(),
     "schedules": frozenset({"scheduling", "domain", "errors", "settings"}),
 }

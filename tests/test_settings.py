@@ -111,3 +111,28 @@ def test_every_setting_has_one_default_and_the_planner_uses_it():
     assert config.waiting_deadline_s == default("waiting_deadline_s") == Settings.waiting_deadline_s
     assert config.retry_backoff_s == default("retry_backoff_s")
     assert config.failure_alert_after == default("alert_after_failures")
+
+
+def test_home_is_shiol_home_or_the_per_user_folder_never_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    xdg = tmp_path / "xdg"
+    assert load_settings({"XDG_DATA_HOME": str(xdg)}).home == xdg.resolve() / "shiol"
+    assert load_settings({"HOME": str(tmp_path / "u")}).home == (tmp_path / "u").resolve() / ".local/share/shiol"
+    assert load_settings({"HOME": str(tmp_path / "u"), "XDG_DATA_HOME": "relative"}).home == (
+        (tmp_path / "u").resolve() / ".local/share/shiol")  # a relative XDG_DATA_HOME is ignored (XDG spec)
+    assert load_settings({"SHIOL_HOME": str(tmp_path / "h"), "XDG_DATA_HOME": str(xdg)}).home == (
+        (tmp_path / "h").resolve())
+    assert load_settings({"HOME": str(tmp_path / "u")}).home != tmp_path.resolve()
+
+
+def test_logging_and_memory_settings_round_trip(tmp_path):
+    from shiol_lib.settings import settings_to_env
+
+    given = load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FILE": str(tmp_path / "log" / "shiol.log"),
+                           "SHIOL_LOG_FORMAT": "JSON", "SHIOL_LOG_MAX_BYTES": "2048", "SHIOL_LOG_BACKUPS": "0",
+                           "SHIOL_STEP_MEMORY_MB": "0"})
+    assert given.log_format == "json" and given.log_file == tmp_path.resolve() / "log" / "shiol.log"
+    assert given.step_memory_mb == 0
+    assert load_settings(settings_to_env(given)) == given
+    with pytest.raises(ConfigError, match="SHIOL_LOG_FORMAT='xml' is not one of text, json"):
+        load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FORMAT": "xml"})

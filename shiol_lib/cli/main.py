@@ -2,8 +2,11 @@
 
 Exit codes (all of them in README.md): 0 success; 1 unexpected error; 2 usage or configuration error;
 3 records rejected by validation (nothing from their batch written); 4 conflicts between a source and
-the store (stored values kept); 5 the store could not be opened or stayed locked. The mapping of
-errors to codes lives in :func:`cli_runs.fail`.
+the store (stored values kept); 5 the store could not be opened or stayed locked, or a command that
+only reads found none. The mapping of errors to codes lives in :func:`cli_runs.fail`.
+
+``shiol --help`` and ``shiol status`` import neither pandas nor papermill nor nbconvert: the commands
+import what they need when they run (tests/cli/test_startup.py checks it).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,11 +25,12 @@ from shiol_lib.cli import runs as cli_runs
 from shiol_lib.cli import schedule as cli_schedule
 from shiol_lib.cli import service as cli_service
 from shiol_lib.cli.lab import lab_command
-from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, next_draw
 from shiol_lib.errors import ConfigError, ShiolError
-from shiol_lib.ingest.update import missing_draws, unfetched_draws, update_from_settings
+from shiol_lib.logs import configure_logging
 from shiol_lib.settings import Settings, load_settings
-from shiol_lib.store import Store, open_store
+
+if TYPE_CHECKING:
+    from shiol_lib.store import Store
 
 EXIT_REJECTED, EXIT_CONFLICT = 3, 4  # the others: cli_runs.fail
 
@@ -36,10 +41,6 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
         ctx.exit()
 
 
-def _open(settings: Settings) -> Store:
-    return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-
-
 @click.group()
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Print the version and exit.")
@@ -47,12 +48,29 @@ def _open(settings: Settings) -> Store:
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """SHIOL+ Workbench: Powerball draw history, honest statistics, auditable runs."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
     try:
         ctx.obj = load_settings()
     except ConfigError as err:
         cli_runs.fail(err)
+    configure_logging(ctx.obj, level=logging.INFO if verbose else logging.WARNING)
+
+
+@cli.command("init")
+@click.pass_obj
+def init_command(settings: Settings) -> None:
+    """Create the store and the run archive under SHIOL_HOME (or the per-user default) and say where."""
+    from shiol_lib.pipeline.archive import ensure_writable
+
+    try:
+        existed = settings.db_path.exists()
+        store = cli_runs.open_or_create_store(settings)
+        ensure_writable(settings.runs_dir)
+    except ShiolError as err:
+        cli_runs.fail(err)
+    state = "already there" if existed else "created"
+    click.echo(f"home:    {settings.home}")
+    click.echo(f"store:   {store.path} ({state}, schema v{store.schema_version()})")
+    click.echo(f"archive: {settings.runs_dir}")
 
 
 @cli.command("update-data")
@@ -61,8 +79,10 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.pass_obj
 def update_data_command(settings: Settings, offline: bool, as_json: bool) -> None:
     """Seed the store, fetch new drawings, backfill missing ones, and report."""
+    from shiol_lib.ingest.update import update_from_settings
+
     try:
-        report = update_from_settings(_open(settings), settings, offline=offline)
+        report = update_from_settings(cli_runs.open_or_create_store(settings), settings, offline=offline)
     except ShiolError as err:
         cli_runs.fail(err)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())
@@ -76,6 +96,9 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
 
 def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, object]:
     """The facts ``shiol status`` shows, JSON-ready."""
+    from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, next_draw
+    from shiol_lib.ingest.update import missing_draws, unfetched_draws
+
     dates = store.draw_dates()
     upcoming = next_draw(now)
     behind = unfetched_draws(dates, now)
@@ -105,7 +128,7 @@ def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, ob
 def status_command(settings: Settings, as_json: bool) -> None:
     """Store path, draws held, expected drawings missing, and the next drawing."""
     try:
-        store = _open(settings)
+        store = cli_runs.open_existing_store(settings)
         data = status_dict(settings, store, datetime.now(UTC))
     except ShiolError as err:
         cli_runs.fail(err)

@@ -10,7 +10,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -24,13 +24,18 @@ from shiol_lib.errors import (
     RunnerError,
     ShiolError,
     StoreError,
+    StoreMissingError,
 )
 from shiol_lib.settings import Settings
-from shiol_lib.store.monitoring import MISSED_KINDS, MissedSlot
+
+if TYPE_CHECKING:
+    from shiol_lib.store import Store
+    from shiol_lib.store.monitoring import MissedSlot
 
 # The commands import the pipeline machinery (papermill, nbconvert, pandas) when they run, not when
 # `shiol` starts: `shiol status` and `shiol update-data` stay quick.
 JOB_NAMES = ("pipeline", "data_update", "evaluation")
+MISSED_KINDS = ("slot", "draw")  # shiol_lib.store.monitoring.MISSED_KINDS (a test keeps them equal)
 
 EXIT_RUN_FAILED, EXIT_ARCHIVE, EXIT_MISMATCH, EXIT_BUSY = 6, 7, 8, 9
 TRIGGERS = ("manual", "on-time", "catch-up", "missed-draw", "retry", "recovery")
@@ -66,6 +71,31 @@ def fail(err: ShiolError) -> None:
     if isinstance(err, JobBusyError):
         sys.exit(EXIT_BUSY)
     sys.exit(1)
+
+
+def require_store(settings: Settings) -> None:
+    """Refuse (exit 5) when there is no store: commands that only read never create one."""
+    if not settings.db_path.exists():
+        raise StoreMissingError(f"no store at {settings.db_path}; run `shiol update-data` or set SHIOL_HOME")
+
+
+def open_existing_store(settings: Settings) -> Store:
+    """The store, which must exist already (:func:`require_store`)."""
+    from shiol_lib.store import open_store
+
+    require_store(settings)
+    return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+
+
+def open_or_create_store(settings: Settings) -> Store:
+    """The store, created (and migrated) when missing, saying where on stderr: the first write makes it."""
+    from shiol_lib.store import open_store
+
+    existed = settings.db_path.exists()
+    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+    if not existed:
+        click.echo(f"created the store at {settings.db_path} (SHIOL_HOME {settings.home})", err=True)
+    return store
 
 
 def _print_outcome(outcome: Any, as_json: bool) -> None:
@@ -113,6 +143,7 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
     from shiol_lib.pipeline.liveness import interrupt_on_sigterm
 
     interrupt_on_sigterm()
+    existed = settings.db_path.exists()  # the run creates the store (after its own checks): say so then
     try:
         target_date = target.date() if target else None
         try:
@@ -136,7 +167,9 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
             outcome = pipeline.run_job(settings, job, seed=seed, offline=offline, target_draw_date=target_date,
                                        **schedule)
     except ShiolError as err:
+        _say_created(settings, existed)
         fail(err)
+    _say_created(settings, existed)
     _print_outcome(outcome, as_json)
 
 
@@ -162,6 +195,11 @@ def parse_parameters(notebook: Path, pairs: tuple[tuple[str, str], ...]) -> dict
     return values
 
 
+def _say_created(settings: Settings, existed: bool) -> None:
+    if not existed and settings.db_path.exists():
+        click.echo(f"created the store at {settings.db_path} (SHIOL_HOME {settings.home})", err=True)
+
+
 @click.command("rerun")
 @click.argument("run_id", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True)
@@ -171,6 +209,7 @@ def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
     from shiol_lib.pipeline import jobs as pipeline
 
     try:
+        require_store(settings)
         outcome, comparison = pipeline.rerun(settings, run_id)
     except ShiolError as err:
         fail(err)
@@ -203,12 +242,10 @@ def runs_group() -> None:
 @click.pass_obj
 def list_command(settings: Settings, job: str | None, limit: int, as_json: bool) -> None:
     """Every run and attempt recorded in the store, newest first."""
-    from shiol_lib.store import open_store
     from shiol_lib.store import runs as run_table
 
     try:
-        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        rows = run_table.list_runs(store, job=job, limit=limit)
+        rows = run_table.list_runs(open_existing_store(settings), job=job, limit=limit)
     except ShiolError as err:
         fail(err)
     if as_json:
@@ -238,6 +275,7 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     from shiol_lib.pipeline import archive
 
     try:
+        require_store(settings)
         directory = archive.find_run_dir(settings.runs_dir, run_id)
         manifest = archive.read_manifest(directory)
     except ShiolError as err:
@@ -249,11 +287,14 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     click.echo(f"run {m['run_id']}  job {m['job']}  trigger {m['trigger']}  status {m['status']}")
     click.echo(f"  started {m['started_at']}  finished {m['finished_at']}  ({m['duration_s']} s)")
     click.echo(f"  seed {m['seed']}  target {m['target_draw_date']}  history to {m['history_end']}")
+    click.echo(f"  resources: peak {_megabytes(manifest.peak_rss_mb)}, cpu {_seconds(manifest.cpu_s)}"
+               + (f"  error class {manifest.error_class}" if manifest.error_class else ""))
     code = manifest.code
     click.echo(f"  code {code.get('git_commit')}{' (dirty)' if code.get('git_dirty') else ''}  "
                f"input draws {str(manifest.input.get('draws_sha256', '-'))[:16]}")
     for step in manifest.steps:
-        click.echo(f"  {step.name:<24} {step.status:<8} {step.duration_s or '':>8}  {step.html or ''}")
+        click.echo(f"  {step.name:<24} {step.status:<8} {step.duration_s or '':>8}  "
+                   f"peak {_megabytes(step.peak_rss_mb):>8}  cpu {_seconds(step.cpu_s):>8}  {step.html or ''}")
         if step.error:
             click.echo(f"      error: {step.error}")
         if step.command:
@@ -261,6 +302,14 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     for key, value in sorted(manifest.outputs.items()):
         click.echo(f"  output {key}: {str(value)[:16]}")
     click.echo(f"  folder {directory}")
+
+
+def _megabytes(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} MB"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
 
 
 @runs_group.command("diff")
@@ -274,6 +323,7 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
     from shiol_lib.pipeline.compare import diff_manifests
 
     try:
+        require_store(settings)
         a = archive.read_manifest(archive.find_run_dir(settings.runs_dir, first))
         b = archive.read_manifest(archive.find_run_dir(settings.runs_dir, second))
     except ShiolError as err:
@@ -298,6 +348,7 @@ def verify_command(settings: Settings, as_json: bool) -> None:
     from shiol_lib.store import runs as run_table
 
     try:
+        require_store(settings)
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
         result = verify_archive(settings.runs_dir, anchor=run_table.ledger_anchor(store),
                                 runs=run_table.archived_runs(store), key=settings.ledger_key)
@@ -351,12 +402,10 @@ def prune_command(settings: Settings, keep_days: int) -> None:
 @click.pass_obj
 def missed_command(settings: Settings, job: str | None, kind: str | None, limit: int, as_json: bool) -> None:
     """Slots and drawings the scheduler recorded as missed (not run), newest slot first, in ET and UTC."""
-    from shiol_lib.store import open_store
     from shiol_lib.store.monitoring import missed_slots
 
     try:
-        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        rows = missed_slots(store, job=job, kind=kind, limit=limit)
+        rows = missed_slots(open_existing_store(settings), job=job, kind=kind, limit=limit)
     except ShiolError as err:
         fail(err)
     if as_json:

@@ -10,12 +10,11 @@ import os
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 
-from shiol_lib.cli.runs import fail
-from shiol_lib.errors import ConfigError, ShiolError
+from shiol_lib.cli.runs import fail, require_store
+from shiol_lib.errors import ShiolError
 from shiol_lib.settings import Settings
 
 
@@ -34,7 +33,9 @@ def plan_command(settings: Settings, at: str | None, as_json: bool) -> None:
 
     try:
         instant = _instant(at)
-        plan = Scheduler(settings).plan(instant)
+        scheduler = Scheduler(settings)  # a bad schedule is a configuration error (2) before a missing store
+        require_store(settings)
+        plan = scheduler.plan(instant)
     except ShiolError as err:
         fail(err)
     data = plan.as_dict()
@@ -69,11 +70,9 @@ def _instant(at: str | None) -> datetime:
 @schedule_group.command("run")
 @click.pass_obj
 def run_scheduler_command(settings: Settings) -> None:
-    """Start the scheduler (``schedules.py``) with its health API; SIGTERM stops it gracefully."""
-    app_file = Path(__file__).resolve().parents[2] / "schedules.py"
-    if not app_file.is_file():
-        fail(ConfigError(f"the scheduler app {app_file} is missing; run from a checkout of the workbench"))
-    os.execv(sys.executable, [sys.executable, str(app_file)])  # the library never imports the app
+    """Start the scheduler (``shiol_lib.scheduling.app``) with its health API; SIGTERM stops it gracefully."""
+    # exec, not a call: the scheduler is this process (systemd's main PID), started fresh, no click state
+    os.execv(sys.executable, [sys.executable, "-m", "shiol_lib.scheduling.app"])
 
 
 @click.command("deadletters")
@@ -86,6 +85,7 @@ def deadletters_command(settings: Settings, include_resolved: bool, as_json: boo
     from shiol_lib.store import jobs as job_table
 
     try:
+        require_store(settings)
         letters = job_table.list_dead_letters(Scheduler(settings).store(), include_resolved=include_resolved)
     except ShiolError as err:
         fail(err)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a frame is built: `shiol --help` and `status` stay quick
+    import pandas as pd
 
 DRAW_COLUMNS = ["draw_date", "n1", "n2", "n3", "n4", "n5", "pb", "multiplier"]
 # A ranked ticket as generated, stored and evaluated: rank 1 is the best score.
@@ -44,6 +46,8 @@ def draws_to_frame(draws: Iterable[Draw]) -> pd.DataFrame:
     ``draw_date`` is ``datetime64[ns]`` (midnight), the numbers ``int64``, ``multiplier`` nullable
     ``Int64``: the one layout every analysis function takes.
     """
+    import pandas as pd
+
     rows = [(d.draw_date, *d.whites, d.powerball, d.multiplier) for d in sorted(draws)]
     frame = pd.DataFrame(rows, columns=DRAW_COLUMNS)
     return normalize_draw_frame(frame)
@@ -51,6 +55,8 @@ def draws_to_frame(draws: Iterable[Draw]) -> pd.DataFrame:
 
 def normalize_draw_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Coerce a draws table (from the store or a parser) to the canonical dtypes, sorted by date."""
+    import pandas as pd
+
     out = frame[DRAW_COLUMNS].copy()
     out["draw_date"] = pd.to_datetime(out["draw_date"]).astype("datetime64[ns]")
     for column in DRAW_COLUMNS[1:7]:

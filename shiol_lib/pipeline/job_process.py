@@ -69,13 +69,15 @@ class RunResult:
     run_id: str | None
     status: str
     error: str | None = None
+    error_class: str | None = None
 
     @classmethod
     def read(cls, path: Path) -> RunResult | None:
         """The result a job process wrote, or None when it died before writing one."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls(run_id=data.get("run_id"), status=str(data["status"]), error=data.get("error"))
+            return cls(run_id=data.get("run_id"), status=str(data["status"]), error=data.get("error"),
+                       error_class=data.get("error_class"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -100,23 +102,24 @@ def run_request(settings: Settings, request: RunRequest) -> tuple[RunResult, int
                                draw_date=request.draw_date, attempt=request.attempt, seed=request.seed,
                                offline=request.offline)
     except JobBusyError as err:
-        return RunResult(None, "refused", str(err)), EXIT_BUSY
+        return RunResult(None, "refused", str(err), "busy"), EXIT_BUSY
     except (ConfigError, RunnerError) as err:
-        return RunResult(None, "failed", str(err)), EXIT_USAGE
+        return RunResult(None, "failed", str(err), "configuration"), EXIT_USAGE
     except StoreError as err:
-        return RunResult(None, "failed", str(err)), EXIT_STORE
+        return RunResult(None, "failed", str(err), "store"), EXIT_STORE
     except ShiolError as err:
-        return RunResult(None, "failed", str(err)), EXIT_ERROR
+        return RunResult(None, "failed", str(err), type(err).__name__), EXIT_ERROR
     code = EXIT_OK if outcome.status == "success" else EXIT_RUN_FAILED
-    return RunResult(outcome.run_id, str(outcome.status), outcome.manifest.error), code
+    manifest = outcome.manifest
+    return RunResult(outcome.run_id, str(outcome.status), manifest.error, manifest.error_class), code
 
 
 def main() -> int:
     """Entry point of the job process: read the document on stdin, run, write the result."""
+    from shiol_lib.logs import configure_logging
     from shiol_lib.pipeline.archive import write_atomic
     from shiol_lib.pipeline.liveness import interrupt_on_sigterm
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         document = json.loads(sys.stdin.read())
         settings = load_settings(document["settings"])
@@ -125,6 +128,8 @@ def main() -> int:
     except (ValueError, KeyError, TypeError, ShiolError) as err:
         print(f"error: the job process got no usable request on stdin: {err}", file=sys.stderr)
         return EXIT_USAGE
+    # stderr only: it goes to the scheduler, which owns the log file (one writer rotates it)
+    configure_logging(settings, level=logging.INFO, to_file=False)
     interrupt_on_sigterm()
     result, code = run_request(settings, request)
     if result.error and code != EXIT_OK:

@@ -33,6 +33,7 @@ from shiol_lib.pipeline.compare import compare_outputs
 from shiol_lib.pipeline.liveness import Heartbeat, Interrupted, job_is_alive
 from shiol_lib.pipeline.manifest import Manifest, StepRecord
 from shiol_lib.pipeline.recovery import close_dead_runs
+from shiol_lib.pipeline.resources import run_totals
 from shiol_lib.pipeline.runner import (
     NotebookResult,
     check_parameters,
@@ -42,7 +43,7 @@ from shiol_lib.pipeline.runner import (
     rerun_command,
 )
 from shiol_lib.pipeline.verify import artefact_hashes
-from shiol_lib.settings import Settings, settings_to_env
+from shiol_lib.settings import Settings, child_environment
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
 from shiol_lib.store import predictions as prediction_table
@@ -262,7 +263,7 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any],
     result = execute_notebook(
         run.settings.notebooks_dir / step.notebook, run.directory / f"{step.stem}.ipynb", values,
         cwd=run.settings.notebooks_dir, timeout_s=max(1.0, context["deadline"] - time.monotonic()),
-        env=kernel_environment(run.settings),
+        env=kernel_environment(run.settings), memory_mb=run.settings.step_memory_mb,
     )
     if result.status == "timeout":
         result.error = f"the run exceeded its {run.settings.run_timeout_s:g} s wall-clock limit; kernel killed"
@@ -283,6 +284,7 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any],
     entry.error, entry.error_class, entry.failed_cell = result.error, result.error_class, result.failed_cell
     entry.command = rerun_command(run.settings.notebooks_dir / step.notebook, result.parameters,
                                   cwd=run.settings.notebooks_dir, runs_dir=run.settings.runs_dir, run_id=run.run_id)
+    entry.peak_rss_mb, entry.cpu_s = result.peak_rss_mb, result.cpu_s
     _record_step(run, position, step, status=result.status, started_at=result.started_at,
                  finished_at=result.finished_at, error=result.error, failed_cell=result.failed_cell)
     return result
@@ -312,6 +314,8 @@ def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[No
         status = RunStatus.WAITING
     manifest.status = status
     manifest.artefacts = artefact_hashes(run.directory)
+    manifest.error_class = error_class
+    manifest.peak_rss_mb, manifest.cpu_s = run_totals(manifest.steps)
     try:
         manifest_path = archive.write_manifest(run.directory, run.manifest)
         entry = ledger.append_entry(run.settings.runs_dir, run_id=run.run_id, job=run.job, status=status,
@@ -351,8 +355,7 @@ def kernel_environment(settings: Settings) -> dict[str, str]:
     This process's environment, with its ``SHIOL_*`` variables replaced by exactly ``settings`` (step 1
     reads the source settings in its kernel).
     """
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
-    return {**inherited, **settings_to_env(settings)}
+    return child_environment(settings)
 
 
 def _iso(day: date | None) -> str:

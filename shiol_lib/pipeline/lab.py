@@ -14,9 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from shiol_lib.pipeline.jobs import kernel_environment
-from shiol_lib.pipeline.runner import KERNEL_NAME
-from shiol_lib.settings import Settings
+from shiol_lib.pipeline.catalog import KERNEL_NAME
+from shiol_lib.settings import Settings, child_environment
 
 HOST = "127.0.0.1"
 
@@ -50,7 +49,7 @@ def lab_server(settings: Settings, *, port: int | None = None, token: str | None
         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
         f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
     ]
-    env = {**kernel_environment(settings), "JUPYTER_TOKEN": token}  # the token never shows in argv
+    env = {**child_environment(settings), "JUPYTER_TOKEN": token}  # the token never shows in argv
     return LabServer(command, env, root, port, token)
 
 

@@ -43,6 +43,8 @@ class StepRecord:
     error_class: str | None = None
     failed_cell: int | None = None  # index of the failing cell in the source notebook
     command: str | None = None  # the papermill command that re-runs this step on its own
+    peak_rss_mb: float | None = None  # peak resident memory of the step's process tree (papermill, kernel)
+    cpu_s: float | None = None  # CPU seconds (user + system) of that tree
 
 
 @dataclass
@@ -71,6 +73,9 @@ class Manifest:
     code: dict[str, Any] = field(default_factory=dict)  # git_commit, git_dirty
     environment: dict[str, Any] = field(default_factory=dict)  # python, platform, package versions
     error: str | None = None
+    error_class: str | None = None  # the run's error class (cell error, timeout, memory, fetch, ...)
+    peak_rss_mb: float | None = None  # the largest step's peak resident memory (its papermill process tree)
+    cpu_s: float | None = None  # CPU seconds of every step's process tree, summed
     schema: int = SCHEMA_VERSION
 
     def step(self, name: str) -> StepRecord:
@@ -82,8 +87,8 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: instants and dates as ISO-8601 text, statuses as their strings."""
-        data = {f.name: _dump(getattr(self, f.name)) for f in fields(self) if f.name != "steps"}
-        data["steps"] = [{f.name: _dump(getattr(s, f.name)) for f in fields(s)} for s in self.steps]
+        data = {f.name: _dump(getattr(self, f.name)) for f in fields(self) if f.name != "steps" and _kept(self, f.name)}
+        data["steps"] = [{f.name: _dump(getattr(s, f.name)) for f in fields(s) if _kept(s, f.name)} for s in self.steps]
         return data
 
     def to_json(self) -> str:
@@ -116,7 +121,8 @@ class Manifest:
             input=reader.mapping("input"), outputs=reader.mapping("outputs"), metrics=reader.mapping("metrics"),
             artefacts=reader.mapping("artefacts"), code=reader.mapping("code"),
             environment=reader.mapping("environment"), error=reader.optional_text("error"),
-            schema=schema,  # as written: a schema-1 manifest recorded no artefact hashes
+            error_class=reader.optional_text("error_class"), peak_rss_mb=reader.number("peak_rss_mb"),
+            cpu_s=reader.number("cpu_s"), schema=schema,  # as written: schema 1 recorded no artefact hashes
         )
 
     @classmethod
@@ -143,7 +149,8 @@ def _step(data: Any, where: str) -> StepRecord:
         parameters=parameters, output=reader.optional_text("output"), html=reader.optional_text("html"),
         log=reader.optional_text("log"), error=reader.optional_text("error"),
         error_class=reader.optional_text("error_class"), failed_cell=reader.whole("failed_cell"),
-        command=reader.optional_text("command"),
+        command=reader.optional_text("command"), peak_rss_mb=reader.number("peak_rss_mb"),
+        cpu_s=reader.number("cpu_s"),
     )
 
 
@@ -218,6 +225,17 @@ class _Reader:
 
 def _raise() -> date:
     raise ValueError("not text")
+
+
+# Optional fields added to schema 2 later (run: error class and resources; step: resources): written
+# only when set, so an older manifest read and written back is unchanged.
+_LATER_RUN_FIELDS = frozenset({"error_class", "peak_rss_mb", "cpu_s"})
+_LATER_STEP_FIELDS = frozenset({"peak_rss_mb", "cpu_s"})
+
+
+def _kept(record: Manifest | StepRecord, name: str) -> bool:
+    later = _LATER_STEP_FIELDS if isinstance(record, StepRecord) else _LATER_RUN_FIELDS
+    return name not in later or getattr(record, name) is not None
 
 
 def _dump(value: Any) -> Any:

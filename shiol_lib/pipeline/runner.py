@@ -28,12 +28,13 @@ import nbformat
 import papermill
 
 from shiol_lib.errors import ParameterError, RunnerError
+from shiol_lib.pipeline.catalog import KERNEL_NAME
 from shiol_lib.pipeline.liveness import kill_process_tree
+from shiol_lib.pipeline.resources import watch_process, watching
 from shiol_lib.pipeline.watchdog import start_watchdog
 
 log = logging.getLogger(__name__)
 
-KERNEL_NAME = "python3"
 DEFAULT_TIMEOUT_S = 30 * 60
 
 
@@ -69,6 +70,8 @@ class NotebookResult:
     failed_cell: int | None = None
     error_name: str | None = None  # the exception class a failing cell raised
     log_path: Path | None = None
+    peak_rss_mb: float | None = None  # of the papermill process tree (papermill, kernel, their children)
+    cpu_s: float | None = None
 
     @property
     def duration_s(self) -> float:
@@ -176,10 +179,13 @@ def execute_notebook(
     cwd: Path | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
+    memory_mb: int = 0,
 ) -> NotebookResult:
     """Run ``notebook`` to ``output`` (``.ipynb``) and render ``output.with_suffix('.html')``.
 
-    ``env`` is the environment of papermill and its kernel (default: this process's).
+    ``env`` is the environment of papermill and its kernel (default: this process's). ``memory_mb``
+    (0: none) is the ceiling of the process tree's resident memory: passing it stops the kernel and the
+    step ends ``failed`` with error class ``memory`` (:mod:`shiol_lib.pipeline.resources`).
     """
     notebook, output = Path(notebook), Path(output)
     values = check_parameters(notebook, parameters)
@@ -188,7 +194,8 @@ def execute_notebook(
     log_path = output.with_suffix(".log")
     command = papermill_command(notebook, partial, values, cwd=cwd)
     started = datetime.now(UTC)
-    status, error, error_class = _run_child(command, log_path, timeout_s, env)
+    with watching(memory_mb) as usage:
+        status, error, error_class = _run_child(command, log_path, timeout_s, env)
     finished = datetime.now(UTC)
     result = NotebookResult(
         notebook=str(notebook), output=output, html=None, status=status, started_at=started,
@@ -196,7 +203,8 @@ def execute_notebook(
         command=papermill_command(notebook, output, values, cwd=cwd), error=error,
         error_class=error_class, log_path=log_path,
     )
-    if partial.exists():
+    executed = partial.exists()  # papermill saved the notebook at least once
+    if executed:
         nb = nbformat.read(partial, as_version=4)
         cell_error = _failed_cell(nb)
         if cell_error is not None and status != "timeout":
@@ -205,11 +213,15 @@ def execute_notebook(
         elif status == "timeout":
             result.failed_cell = _running_cell(nb)
         os.replace(partial, output)
-        result.html = render_html(nb, output.with_suffix(".html"))
-        return result
-    if status == "success":
+    elif status == "success":
         result.status, result.error, result.error_class = "failed", "papermill wrote no output notebook", "papermill"
-    result.html = write_unexecuted_report(notebook, output, result.error or "the step did not run")
+    result.peak_rss_mb, result.cpu_s = usage.peak_rss_mb, usage.cpu_s
+    if usage.exceeded:
+        result.status, result.error_class, result.error = "failed", "memory", usage.message()
+    if executed:
+        result.html = render_html(nb, output.with_suffix(".html"))
+    else:
+        result.html = write_unexecuted_report(notebook, output, result.error or "the step did not run")
     return result
 
 
@@ -239,6 +251,7 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float,
                                 env=dict(env) if env is not None else None,
                                 preexec_fn=_die_with(os.getpid()))  # prctl must run in the child
         watchdog = start_watchdog(os.getpid(), proc.pid)  # the kernel and its children die with us too
+        watch_process(proc)  # peak memory and CPU of the tree; the memory ceiling (pipeline/resources.py)
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

@@ -6,7 +6,9 @@
   what the plan has due, missed and to alert, open dead letters, missed drawings, recent alerts,
   uptime; ``status`` is ``attention`` when there are plan alerts, open dead letters or a failure
   streak of ``alert_after_failures``.
-- ``GET /metrics``: Prometheus text, computed from the store at scrape time by one collector.
+- ``GET /metrics``: Prometheus text, computed from the store at scrape time by one collector, with a
+  histogram of run durations by job (``shiol_job_run_duration_seconds``) and the newest finished run's
+  peak memory and CPU time (read from its manifest).
 
 The last two need ``Authorization: Bearer <SHIOL_API_TOKEN>`` and answer 503 while no token is
 configured. Store and plan reads run in a small pool of worker threads (a store lock wait never
@@ -26,22 +28,25 @@ import socket
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
-from shiol_lib.errors import ConfigError
+from shiol_lib.errors import ConfigError, ShiolError
+from shiol_lib.pipeline import archive
 from shiol_lib.settings import Settings
 from shiol_lib.store.core import Store
-from shiol_lib.store.monitoring import Monitoring, read_monitoring
+from shiol_lib.store.monitoring import Monitoring, read_monitoring, run_durations
 from shiol_lib.store.runs import RUN_STATUSES
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,8 @@ KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 MAX_HEADER_BYTES = 16 * 1024  # h11's own default, stated: a larger request head is refused
 READ_TIMEOUT_S = 5.0  # a health report or scrape waits this long for the store, then answers 503
 READ_WORKERS = 4  # store reads at once; more wait (inside their deadline)
+# Run durations in seconds: a data update takes ~15 s, the pipeline minutes, the run timeout 30 minutes.
+DURATION_BUCKETS_S = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
 
 def build_health_app(
@@ -73,7 +80,7 @@ def build_health_app(
     if started_at.tzinfo is None or started_at.utcoffset() is None:
         raise ValueError(f"started_at {started_at!r} has no timezone; pass an aware datetime")
     registry = CollectorRegistry()
-    registry.register(SchedulerCollector(store_factory, plan_provider, started_at))
+    registry.register(SchedulerCollector(store_factory, plan_provider, started_at, runs_dir=settings.runs_dir))
     pool = ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="shiol-health")
 
     async def healthz(request: Request) -> Response:
@@ -163,10 +170,12 @@ class _EmbeddedServer(uvicorn.Server):
 class SchedulerCollector(Collector):
     """Computes the ``shiol_*`` metrics from the store (and the plan's job names) at each scrape."""
 
-    def __init__(self, store_factory: StoreFactory, plan_provider: PlanProvider, started_at: datetime) -> None:
+    def __init__(self, store_factory: StoreFactory, plan_provider: PlanProvider, started_at: datetime, *,
+                 runs_dir: Path | None = None) -> None:
         self._store_factory = store_factory
         self._plan_provider = plan_provider
         self._started_at = started_at
+        self._runs_dir = runs_dir
 
     def describe(self) -> list[Metric]:
         """Nothing up front: registering must not touch the store."""
@@ -175,7 +184,9 @@ class SchedulerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """One family per metric, values read now."""
         plan = self._plan_provider()
-        mon = read_monitoring(self._store_factory(), plan.get("next", {}), recent=0)
+        store = self._store_factory()
+        mon = read_monitoring(store, plan.get("next", {}), recent=0)
+        durations = run_durations(store)
         runs = CounterMetricFamily("shiol_job_runs", "Runs of each job by final status (runs in flight excluded).",
                                    labels=["job", "status"])
         running = GaugeMetricFamily("shiol_job_running", "Runs of each job in flight now.", labels=["job"])
@@ -185,6 +196,12 @@ class SchedulerCollector(Collector):
                                      "Wall-clock duration of the job's newest finished run.", labels=["job"])
         streak = GaugeMetricFamily("shiol_job_consecutive_failures",
                                    "Failed, timed-out or crashed runs in a row, newest first.", labels=["job"])
+        histogram = HistogramMetricFamily("shiol_job_run_duration_seconds",
+                                          "Wall-clock duration of the job's finished runs.", labels=["job"])
+        peak = GaugeMetricFamily("shiol_job_last_run_peak_rss_bytes",
+                                 "Peak resident memory of the newest finished run's largest step.", labels=["job"])
+        cpu = GaugeMetricFamily("shiol_job_last_run_cpu_seconds",
+                                "CPU seconds of the newest finished run's step processes.", labels=["job"])
         for job, health in mon.jobs.items():
             for status in _COUNTED_STATUSES:
                 runs.add_metric([job, status], health.counts.get(status, 0))
@@ -194,7 +211,13 @@ class SchedulerCollector(Collector):
             if health.last_finished is not None and health.last_finished.duration_s is not None:
                 duration.add_metric([job], health.last_finished.duration_s)
             streak.add_metric([job], health.consecutive_failures)
-        yield from (runs, running, last_success, duration, streak)
+            histogram.add_metric([job], *_buckets(durations.get(job, [])))
+            used = _run_resources(self._runs_dir, health.last_finished.run_id if health.last_finished else None)
+            if used and used["peak_rss_mb"] is not None:
+                peak.add_metric([job], used["peak_rss_mb"] * 1024 * 1024)
+            if used and used["cpu_s"] is not None:
+                cpu.add_metric([job], used["cpu_s"])
+        yield from (runs, running, last_success, duration, streak, histogram, peak, cpu)
         yield GaugeMetricFamily("shiol_dead_letters_open", "Unresolved dead letters (retries used up).",
                                 value=len(mon.dead_letters))
         yield CounterMetricFamily("shiol_missed_draws", "Drawings recorded as missed (no pipeline success).",
@@ -211,7 +234,7 @@ class SchedulerCollector(Collector):
 def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, settings: Settings) -> dict[str, Any]:
     next_runs: Mapping[str, str] = plan.get("next", {})
     mon = read_monitoring(store, next_runs)
-    jobs = {job: _job_report(mon, job, next_runs[job]) for job in next_runs}
+    jobs = {job: _job_report(mon, job, next_runs[job], settings.runs_dir) for job in next_runs}
     attention = (
         bool(plan.get("alerts")) or bool(mon.dead_letters)
         or any(j["consecutive_failures"] >= settings.alert_after_failures for j in jobs.values())
@@ -232,9 +255,11 @@ def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, 
     }
 
 
-def _job_report(mon: Monitoring, job: str, next_run: str) -> dict[str, Any]:
+def _job_report(mon: Monitoring, job: str, next_run: str, runs_dir: Path | None = None) -> dict[str, Any]:
     health = mon.jobs[job]
+    last = health.last_finished
     return {
+        "last_finished_resources": _run_resources(runs_dir, last.run_id if last else None),
         "next_run": next_run,
         "running": health.counts.get("running", 0),
         "last_run": _json(health.last_run),
@@ -258,6 +283,25 @@ def _json(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def _buckets(values: list[float]) -> tuple[list[tuple[str, float]], float]:
+    """Cumulative Prometheus buckets (``le`` labels, +Inf last) and the sum of ``values``."""
+    buckets = [(floatToGoString(bound), float(sum(1 for v in values if v <= bound))) for bound in DURATION_BUCKETS_S]
+    buckets.append(("+Inf", float(len(values))))
+    return buckets, float(sum(values))
+
+
+def _run_resources(runs_dir: Path | None, run_id: str | None) -> dict[str, Any] | None:
+    """Peak memory and CPU time of a run, from its manifest (None when it has no readable manifest)."""
+    if runs_dir is None or run_id is None:
+        return None
+    try:
+        manifest = archive.read_manifest(archive.find_run_dir(runs_dir, run_id))
+    except (ShiolError, OSError):
+        return None
+    return {"peak_rss_mb": manifest.peak_rss_mb, "cpu_s": manifest.cpu_s,
+            "steps": {s.name: {"peak_rss_mb": s.peak_rss_mb, "cpu_s": s.cpu_s} for s in manifest.steps}}
 
 
 def _uptime_s(started_at: datetime) -> float:

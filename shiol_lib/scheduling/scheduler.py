@@ -23,6 +23,7 @@ from pathlib import Path
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.domain.runs import RunStatus
+from shiol_lib.logs import first_line
 from shiol_lib.pipeline import archive
 from shiol_lib.pipeline.job_process import EXIT_BUSY, RunRequest, RunResult, start_job_process
 from shiol_lib.pipeline.liveness import job_is_alive, kill_process_tree
@@ -181,7 +182,9 @@ class Scheduler:
         """Run the due job in a fresh job process given this scheduler's settings; returns its status."""
         request = RunRequest(job=due.job, trigger=due.reason, slot=due.slot, draw_date=due.draw_date,
                              attempt=due.attempt)
-        log.info("starting %s (%s, slot %s, attempt %d)", due.job, due.reason, due.slot.isoformat(), due.attempt)
+        event = {"job": due.job, "slot": due.slot.isoformat(), "attempt": due.attempt, "trigger": due.reason}
+        log.info("job %s slot %s attempt %d: starting (%s)", due.job, event["slot"], due.attempt, due.reason,
+                 extra=event)
         with tempfile.TemporaryDirectory(prefix="shiol-job-") as folder:
             result_path = Path(folder) / "result.json"
             proc, document = start_job_process(self.settings, request, result_path)
@@ -195,11 +198,10 @@ class Scheduler:
             result = RunResult.read(result_path)
         if result is None:  # the job process died before it could say
             status = {EXIT_BUSY: "refused"}.get(proc.returncode, "failed")
-            log.error("%s ended with code %s: %s", due.job, proc.returncode, (err or "").strip()[-500:])
-        else:
-            status = result.status
-        log.info("%s finished: %s%s", due.job, status, f" (run {result.run_id})" if result and result.run_id else "")
-        return status
+            result = RunResult(None, status, f"the job process ended with code {proc.returncode}: "
+                               f"{(err or '').strip()[-500:] or 'no message'}", error_class="job process")
+        _log_finished(event, result)
+        return result.status
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Start nothing more; give running jobs ``grace_s`` to finish, then stop them.
@@ -263,3 +265,15 @@ class Scheduler:
         """Log, post and mail an alert (never raises; a repeat within the dedup window is skipped)."""
         send_alert(self.settings, store, kind=kind, job=job, message=message,
                    dedup_window_s=self.settings.alert_dedup_s)
+
+
+def _log_finished(event: dict[str, object], result: RunResult) -> None:
+    """One line for a finished run: job, run id, slot, attempt, status; a failure's error class and first line."""
+    fields = {**event, "run_id": result.run_id, "status": result.status}
+    text = f"job {event['job']} run {result.run_id or '-'} slot {event['slot']} attempt {event['attempt']}: "
+    if result.status in ("success", "waiting", "refused"):
+        log.info(text + f"finished {result.status}", extra=fields)
+        return
+    fields.update(error_class=result.error_class or result.status, error=first_line(result.error))
+    log.error(text + f"finished {result.status} [{fields['error_class']}] {fields['error'] or ''}".rstrip(),
+              extra=fields)

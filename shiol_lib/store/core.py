@@ -19,13 +19,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from shiol_lib.domain.draws import DRAW_COLUMNS, Draw, normalize_draw_frame
 from shiol_lib.errors import SnapshotStaleError, StoreError, StoreLockError
 from shiol_lib.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: `shiol status` stays quick
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +236,8 @@ class Store:
                 else:
                     result.conflicts.append(Conflict(draw.draw_date, source, existing.as_text(), draw.as_text()))
             if fresh:
+                import pandas as pd
+
                 rows = pd.DataFrame(
                     [(d.draw_date, *d.whites, d.powerball, d.multiplier, source, fetched_at) for d in fresh],
                     columns=[*DRAW_COLUMNS, "source", "fetched_at"],

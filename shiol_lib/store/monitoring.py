@@ -115,6 +115,19 @@ def missed_slots(store: Store, *, kind: str | None = None, limit: int | None = N
         return _missed(conn, kind, limit, job)
 
 
+def run_durations(store: Store) -> dict[str, list[float]]:
+    """Wall-clock seconds of every finished run, by job (refused starts, which never ran, left out)."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            "SELECT job, epoch(finished_at) - epoch(started_at) FROM runs "
+            "WHERE finished_at IS NOT NULL AND status NOT IN ('running', 'refused') ORDER BY job"
+        ).fetchall()
+    durations: dict[str, list[float]] = {}
+    for job, seconds in rows:
+        durations.setdefault(str(job), []).append(max(0.0, float(seconds)))
+    return durations
+
+
 def count_missed(store: Store) -> dict[str, int]:
     """Number of recorded missed entries per kind (``slot`` and ``draw`` always present)."""
     with store.connect() as conn:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from shiol_lib.domain.runs import RunStatus, StepStatus
 from shiol_lib.errors import StoreError
 from shiol_lib.store.core import Store
+
+if TYPE_CHECKING:  # duckdb builds the frame (importing pandas then): `shiol status` stays quick
+    import pandas as pd
 
 RUN_STATUSES = frozenset(RunStatus)
 STEP_STATUSES = frozenset(StepStatus)

@@ -61,6 +61,7 @@ def test_a_usage_error_exits_2_and_says_why(invoke, args, message):
 
 
 def test_a_well_formed_run_id_missing_from_the_archive_is_an_archive_error(invoke):
+    assert invoke("init").exit_code == 0  # without a store, `runs show` refuses first (exit 5)
     result = invoke("runs", "show", "20261128T151500Z-a1b2c3")
     assert result.exit_code == 7
     assert "is not in the archive" in result.stderr

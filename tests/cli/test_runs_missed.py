@@ -73,5 +73,6 @@ def test_job_kind_and_limit_filter(home):
 
 def test_an_empty_store_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIOL_HOME", str(tmp_path))
+    assert CliRunner().invoke(cli, ["init"]).exit_code == 0  # a missing store is refused (exit 5)
     assert shiol() == "no missed slots or drawings recorded\n"
     assert json.loads(shiol("--json")) == []

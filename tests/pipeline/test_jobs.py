@@ -187,6 +187,8 @@ def test_bad_requests_are_clear_errors(tmp_path):
     assert param.returncode == 2 and "unknown parameter 'n_tickets'" in param.stderr
     typed = shiol(home, "run", "step", "generate_predictions", "-p", "n_predictions", "many")
     assert typed.returncode == 2 and "wants int, got str 'many'" in typed.stderr
+    assert not (home / "var").exists()  # refused before a store was created
+    assert shiol(home, "init").returncode == 0  # without a store, `runs show` would refuse first (exit 5)
     for bad, code in (("../../etc", 2), ("20261128T000000Z-abcdef", 7)):  # malformed: usage; absent: archive
         shown = shiol(home, "runs", "show", bad)
         assert shown.returncode == code and bad in shown.stderr

@@ -1,0 +1,77 @@
+"""The SHIOL+ scheduler: three jobs on the draw calendar, America/New_York.
+
+- post_drawing_pipeline: Mon/Wed/Sat 23:29 (drawings at 22:59), the six-step pipeline
+- maintenance_data_update: Tue/Thu/Fri/Sun 06:00, the data update notebook
+- prediction_evaluation: 06:15, 12:15, 18:15, the evaluation notebook
+
+Schedules come from SHIOL_PIPELINE_CRON, SHIOL_UPDATE_CRON and SHIOL_EVALUATION_CRON. Rocketry only
+triggers: whether a job is due (on time, catching up, a missed drawing, a retry, a recovery) is the
+planner's answer from the store, so the promises survive crashes and restarts.
+
+The app ships in the package, so an installed wheel runs it without a checkout: ``shiol schedule run``
+(which becomes ``python -m shiol_lib.scheduling.app``), or ``python schedules.py`` in a checkout (a
+shim that calls :func:`main`). SIGTERM stops it gracefully. Importing this module builds the app and
+its tasks only; :func:`main` reads the settings, sets up logging and serves.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rocketry import Rocketry
+
+from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.logs import TEXT_FORMAT, configure_logging
+from shiol_lib.scheduling.scheduler import Scheduler
+
+app = Rocketry(config={"timezone": NEW_YORK, "cycle_sleep": 1.0, "task_execution": "thread",
+                       "silence_task_prerun": True, "silence_task_logging": True})
+scheduler: Scheduler | None = None  # set by main(): conditions answer False until then
+
+
+@app.cond()
+def job_is_due(job: str) -> bool:
+    """The planner owes ``job`` a run now (errors are logged and read as not due)."""
+    return scheduler is not None and scheduler.is_due(job)
+
+
+@app.task(job_is_due(job="pipeline"), name="post_drawing_pipeline", execution="thread")
+def post_drawing_pipeline() -> None:
+    """Run the six-step pipeline for the latest drawing."""
+    scheduler.execute_due("pipeline")
+
+
+@app.task(job_is_due(job="data_update"), name="maintenance_data_update", execution="thread")
+def maintenance_data_update() -> None:
+    """Update the draw data on the days without a drawing."""
+    scheduler.execute_due("data_update")
+
+
+@app.task(job_is_due(job="evaluation"), name="prediction_evaluation", execution="thread")
+def prediction_evaluation() -> None:
+    """Evaluate stored predictions whose drawing is now known."""
+    scheduler.execute_due("evaluation")
+
+
+def main() -> None:
+    """Read settings, refuse to start on bad configuration, then serve until SIGTERM."""
+    import sys
+
+    from shiol_lib.errors import ShiolError
+    from shiol_lib.scheduling.service import run_service
+    from shiol_lib.settings import load_settings
+
+    global scheduler
+    logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)  # until the settings say how to log
+    try:
+        settings = load_settings()
+        configure_logging(settings, level=logging.INFO)
+        scheduler = Scheduler(settings)
+        run_service(app, scheduler)
+    except ShiolError as err:
+        print(f"error: the scheduler cannot start: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
