@@ -19,13 +19,14 @@ import pandas as pd
 
 from shiol_lib.analysis.signals import AdaptiveAnalysis, run_adaptive_analysis
 from shiol_lib.errors import ArtefactError, DrawNotPublishedError, FetchError, UpdateError
-from shiol_lib.analysis.evaluation import PerformanceSummary, evaluate_tickets, select_unevaluated, summarize_performance
+from shiol_lib.analysis.evaluation import PerformanceSummary, evaluate_tickets, summarize_performance
 from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.domain.game import CURRENT_MATRIX
 from shiol_lib.domain.history import data_hash, next_target
 from shiol_lib.analysis.model import ModelConfig, NumberModel, fit_model, load_model, save_model
 from shiol_lib.settings import load_settings
 from shiol_lib.store import Store, open_store
+from shiol_lib.store import evaluations as evaluation_table
 from shiol_lib.store import predictions as prediction_table
 from shiol_lib.analysis.synthetic import generate_synthetic_draws
 from shiol_lib.analysis.tickets import generate_tickets
@@ -243,7 +244,7 @@ def analyze_performance(db_path: str, *, run_id: str, history_end: str, alpha: f
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
     backtest = summarize_performance(evaluate_tickets(load_backtest_tickets(store, run_id), frame), alpha=alpha)
-    live_rows = _live_evaluations(store, frame)
+    live_rows = _live_evaluations(store, history_end)
     live = summarize_performance(live_rows, alpha=alpha) if len(live_rows) else None
     save_metrics(store, run_id, "performance_analysis", {
         "backtest_p_value": round(float(backtest.white_test.p_value), 9),
@@ -255,36 +256,21 @@ def analyze_performance(db_path: str, *, run_id: str, history_end: str, alpha: f
     return Performance(backtest, live, int(len(live_rows)))
 
 
-def _live_evaluations(store: Store, frame: pd.DataFrame) -> pd.DataFrame:
-    tickets = prediction_table.read_predictions(store).rename(columns={"target_draw_date": "draw_date"})
-    if tickets.empty:
-        return tickets
-    current = tickets.loc[tickets["draw_date"] >= pd.Timestamp(CURRENT_MATRIX.first_date)]
-    return evaluate_tickets(current, frame)
+def _live_evaluations(store: Store, history_end: str) -> pd.DataFrame:
+    """The stored predictions of the current matrix whose drawing is known (up to ``history_end``), as evaluated
+    in the store: the evaluations table, plus any ticket still pending scored by the same query."""
+    last = date.fromisoformat(history_end) if history_end else None
+    rows = evaluation_table.read_current_evaluations(store, first_date=CURRENT_MATRIX.first_date, last_date=last)
+    return rows.rename(columns={"target_draw_date": "draw_date"})
 
 
 # -- evaluation job ------------------------------------------------------------------------------
 
 def evaluate_predictions(db_path: str) -> pd.DataFrame:
-    """Evaluate every stored ticket whose drawing is known; skip those already evaluated against the
-    same drawing (a corrected drawing re-evaluates its tickets). Returns the new evaluations."""
+    """Evaluate every stored ticket whose drawing is known and that is pending: never evaluated, or evaluated
+    against a drawing since corrected (one store query over those tickets only). Returns the new evaluations."""
     store = open_step_store(db_path)
-    frame = store.read_draws()
-    tickets = prediction_table.read_predictions(store).rename(columns={"target_draw_date": "draw_date"})
-    if tickets.empty:
-        return tickets
-    tickets["ticket_key"] = tickets["run_id"] + ":" + tickets["rank"].astype(str)
-    stored = prediction_table.read_evaluations(store)
-    evaluated = pd.DataFrame({
-        "ticket_key": stored["run_id"] + ":" + stored["rank"].astype(str), "draw_hash": stored["draw_key"],
-    })
-    todo = select_unevaluated(tickets, frame, evaluated, key_column="ticket_key")
-    if todo.empty:
-        return todo
-    done = evaluate_tickets(todo.drop(columns=["ticket_key"]), frame)
-    rows = done.rename(columns={"draw_date": "target_draw_date", "draw_hash": "draw_key"})
-    rows["tier"] = rows["tier"].replace("", pd.NA)
-    prediction_table.write_evaluations(store, rows)
+    rows = evaluation_table.evaluate_pending(store)
     log.info("evaluated %d ticket(s) at %s", len(rows), datetime.now(timezone.utc).isoformat())
     return rows
 
