@@ -8,6 +8,13 @@ Power Play with the drawing's multiplier) are computed by one query over the pen
 tiers come from :data:`shiol_lib.domain.game.PRIZE_TIERS`, registered as a small table, and the rule of
 :func:`shiol_lib.domain.game.prize_value` is its ``CASE``. The results are written in the same
 transaction that computed them, and returned with the columns :data:`RESULT_COLUMNS`.
+
+The query looks at ticket rows only on the dates that can hold pending tickets: a date is passed over when
+its tickets and its current evaluations have the same count and the same sum of 64-bit hashes of
+``(run_id, rank)``. Every evaluation belongs to a stored ticket of the same drawing (``replace_predictions``
+deletes a run's evaluations with its tickets), so equal counts already mean equal sets; the hash sum also
+catches an evaluation left without its ticket. So a job after 300 new tickets reads the keys of the few
+dates concerned, not of every stored ticket.
 """
 
 from __future__ import annotations
@@ -35,20 +42,32 @@ def _ticket_key(t: str) -> str:
     return f"strftime({t}.target_draw_date, '%Y-%m-%d') || ':' || {numbers} || ':' || lpad({t}.pb::VARCHAR, 2, '0')"
 
 
-# Known drawings with the key of their current row; the tickets pending against them, matched.
+# Known drawings with the key of their current row; the dates that can hold pending tickets (module doc);
+# the tickets pending there, matched against their drawing.
 _WITH = f"""
-WITH drawn AS (
+WITH drawn AS MATERIALIZED (
     SELECT d.draw_date, d.n1, d.n2, d.n3, d.n4, d.n5, d.pb, d.multiplier, k.draw_key
     FROM draws d JOIN evaluation_draw_keys k ON k.draw_date = d.draw_date
+), pending_dates AS MATERIALIZED (
+    SELECT t.target_draw_date
+    FROM (SELECT target_draw_date, count(*) AS n, sum(hash(run_id, rank)) AS h FROM predictions
+          WHERE target_draw_date BETWEEN $first AND $last GROUP BY target_draw_date) t
+    JOIN drawn d ON d.draw_date = t.target_draw_date
+    LEFT JOIN (SELECT e.target_draw_date, count(*) AS n, sum(hash(e.run_id, e.rank)) AS h
+               FROM evaluations e JOIN drawn d ON d.draw_date = e.target_draw_date AND d.draw_key = e.draw_key
+               GROUP BY e.target_draw_date) e ON e.target_draw_date = t.target_draw_date
+    WHERE e.n IS DISTINCT FROM t.n OR e.h IS DISTINCT FROM t.h
 ), pending AS (
     SELECT {_TICKET}, d.multiplier, d.draw_key,
            (p.n1 IN ({_DRAWN}))::INTEGER + (p.n2 IN ({_DRAWN}))::INTEGER + (p.n3 IN ({_DRAWN}))::INTEGER
            + (p.n4 IN ({_DRAWN}))::INTEGER + (p.n5 IN ({_DRAWN}))::INTEGER AS white_matches,
            p.pb = d.pb AS pb_match
-    FROM predictions p JOIN drawn d ON d.draw_date = p.target_draw_date
-    WHERE p.target_draw_date BETWEEN $first AND $last
-      AND NOT EXISTS (SELECT 1 FROM evaluations e
-                      WHERE e.run_id = p.run_id AND e.rank = p.rank AND e.draw_key = d.draw_key)
+    FROM predictions p
+    JOIN drawn d ON d.draw_date = p.target_draw_date
+    SEMI JOIN pending_dates s ON s.target_draw_date = p.target_draw_date
+    ANTI JOIN (SELECT e.run_id, e.rank, e.draw_key FROM evaluations e
+               SEMI JOIN pending_dates s ON s.target_draw_date = e.target_draw_date) e
+      ON e.run_id = p.run_id AND e.rank = p.rank AND e.draw_key = d.draw_key
 )"""
 # The rule of prize_value: no tier, or the jackpot (no fixed prize) -> 0; with Power Play, the tier's own
 # Power Play prize when it has one, else its prize times the multiplier; prizes in the current matrix only.

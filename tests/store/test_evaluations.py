@@ -162,3 +162,19 @@ def test_nothing_pending(store: Store, bundled_draws: list[Draw], empty: str) ->
     found = evaluation_table.evaluate_pending(store)
     assert found.empty and list(found.columns) == evaluation_table.RESULT_COLUMNS
     assert evaluation_table.read_current_evaluations(store).empty
+
+
+def test_an_evaluation_left_without_its_ticket_does_not_hide_a_pending_one(
+    store: Store, bundled_draws: list[Draw]
+) -> None:
+    """Same count of tickets and current evaluations on a date, other tickets: still pending."""
+    _seed_store(store, bundled_draws, runs_per_day=1)
+    evaluation_table.evaluate_pending(store)
+    run = f"run-{DAYS[4]:%Y%m%d}-0"
+    with store.transaction() as conn:  # a ticket removed behind the store's back: its evaluation stays
+        conn.execute("DELETE FROM predictions WHERE run_id = ? AND rank = 1", [run])
+        conn.execute("INSERT INTO predictions SELECT 'run-other', target_draw_date, 1, n1, n2, n3, n4, n5, pb, score, "
+                     "created_at FROM predictions WHERE run_id = ? AND rank = 2", [run])
+    assert evaluation_table.count_pending(store) == 1
+    found = evaluation_table.evaluate_pending(store)
+    assert found[["run_id", "rank"]].values.tolist() == [["run-other", 1]]
