@@ -13,11 +13,13 @@
 
 Nothing here is asserted; the figures go to docs/BENCHMARKS.md. Run from the repository root:
 
-    PYTHONPATH=. .venv/bin/python bench/run.py [--quick] [--json] [--repeat N]
+    PYTHONPATH=. .venv/bin/python bench/run.py [--quick] [--json] [--repeat N] [--parts pipeline greedy evaluation]
 
 ``--quick`` stops the evaluation sizes at 1e5 and runs the pipeline with a short validation (13 drawings,
 5 tuning drawings): a minute or so. Timings are wall-clock seconds, the best of ``--repeat`` runs where a
-measurement can be repeated.
+measurement can be repeated (the pipeline runs once). The pipeline runs first, before the large stores.
+The script calls only functions that earlier versions have too: with ``PYTHONPATH`` at an export of an
+older commit it measures that commit.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ SEED = 20240701
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 NEW_TICKETS = 300
+PARTS = ("pipeline", "greedy", "evaluation")
 REFERENCE_SQL = """
 SELECT p.run_id, p.rank, p.target_draw_date,
        (p.n1 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER + (p.n2 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER
@@ -190,21 +193,27 @@ def bench_pipeline(quick: bool) -> dict[str, Any]:
 
 
 def _print_table(results: dict[str, Any]) -> None:
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start")
-    header = ("stored tickets", "full s", "incremental s", "SQL reference s", "write+snapshot s")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (15, 9, 14, 16, 17), strict=True)))
-    for n, row in results["evaluation"].items():
-        print(f"{int(n):>15,} {row['full_s']:>9.3f} {row['incremental_s']:>14.3f} {row['sql_reference_s']:>16.3f} "
-              f"{row['write_snapshot_s']:>17.3f}")
-    greedy = results["greedy"]
-    print(f"weight objective, one evaluation ({greedy['pools']} pools x 100 picks): {greedy['objective_eval_s']:.4f} s")
-    pipeline = results["pipeline"]
-    print(f"pipeline in process ({pipeline['settings']}): {pipeline['inprocess_s']:.2f} s")
-    for name, seconds in pipeline["steps"].items():
-        print(f"  {name:<22} {seconds:8.2f} s")
-    print(f"  {'(evaluation job)':<22} {pipeline['evaluate_predictions_s']:8.2f} s")
-    print(f"  backtest mean white matches {pipeline['backtest_mean_white_matches']}, "
-          f"p-value {pipeline['backtest_p_value']}")
+    machine = results["machine"]
+    print(f"machine: {machine['cores']} cores, 1-minute load average {machine['load_average_1m_start']:.2f} at the "
+          f"start, {machine['load_average_1m_end']:.2f} at the end")
+    if "evaluation" in results:
+        header = ("stored tickets", "full s", "incremental s", "SQL reference s", "write+snapshot s")
+        print(" ".join(f"{h:>{w}}" for h, w in zip(header, (15, 9, 14, 16, 17), strict=True)))
+        for n, row in results["evaluation"].items():
+            print(f"{int(n):>15,} {row['full_s']:>9.3f} {row['incremental_s']:>14.3f} "
+                  f"{row['sql_reference_s']:>16.3f} {row['write_snapshot_s']:>17.3f}")
+    if "greedy" in results:
+        greedy = results["greedy"]
+        print(f"weight objective, one evaluation ({greedy['pools']} pools x 100 picks): "
+              f"{greedy['objective_eval_s']:.4f} s")
+    if "pipeline" in results:
+        pipeline = results["pipeline"]
+        print(f"pipeline in process ({pipeline['settings']}): {pipeline['inprocess_s']:.2f} s")
+        for name, seconds in pipeline["steps"].items():
+            print(f"  {name:<22} {seconds:8.2f} s")
+        print(f"  {'(evaluation job)':<22} {pipeline['evaluate_predictions_s']:8.2f} s")
+        print(f"  backtest mean white matches {pipeline['backtest_mean_white_matches']}, "
+              f"p-value {pipeline['backtest_p_value']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,13 +222,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON only")
     parser.add_argument("--repeat", type=int, default=1, help="best of N for the repeatable measurements")
     parser.add_argument("--sizes", type=int, nargs="*", help="stored-ticket counts (default 1e4 1e5 1e6)")
+    parser.add_argument("--parts", nargs="*", choices=PARTS, default=list(PARTS), help="what to measure (default all)")
     args = parser.parse_args(argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
-    load = os.getloadavg()[0]
-    results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_average_1m": load}}
-    results["evaluation"] = {str(n): bench_evaluation(n, args.repeat) for n in sizes}
-    results["greedy"] = bench_greedy(max(args.repeat, 3))
-    results["pipeline"] = bench_pipeline(args.quick)
+    results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_average_1m_start": os.getloadavg()[0]}}
+    if "pipeline" in args.parts:  # first: the large stores come after
+        results["pipeline"] = bench_pipeline(args.quick)
+    if "greedy" in args.parts:
+        results["greedy"] = bench_greedy(max(args.repeat, 3))
+    if "evaluation" in args.parts:
+        results["evaluation"] = {str(n): bench_evaluation(n, args.repeat) for n in sizes}
+    results["machine"]["load_average_1m_end"] = os.getloadavg()[0]
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()
