@@ -53,9 +53,9 @@ WITH drawn AS MATERIALIZED (
     FROM (SELECT target_draw_date, count(*) AS n, sum(hash(run_id, rank)) AS h FROM predictions
           WHERE target_draw_date BETWEEN $first AND $last GROUP BY target_draw_date) t
     JOIN drawn d ON d.draw_date = t.target_draw_date
-    LEFT JOIN (SELECT e.target_draw_date, count(*) AS n, sum(hash(e.run_id, e.rank)) AS h
-               FROM evaluations e JOIN drawn d ON d.draw_date = e.target_draw_date AND d.draw_key = e.draw_key
-               GROUP BY e.target_draw_date) e ON e.target_draw_date = t.target_draw_date
+    LEFT JOIN (SELECT target_draw_date, draw_key, count(*) AS n, sum(hash(run_id, rank)) AS h
+               FROM evaluations GROUP BY target_draw_date, draw_key) e
+      ON e.target_draw_date = t.target_draw_date AND e.draw_key = d.draw_key
     WHERE e.n IS DISTINCT FROM t.n OR e.h IS DISTINCT FROM t.h
 ), pending AS (
     SELECT {_TICKET}, d.multiplier, d.draw_key,
