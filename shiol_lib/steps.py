@@ -23,7 +23,6 @@ from shiol_lib.analysis.compute import TaskRun, run_tasks
 from shiol_lib.analysis.evaluation import (
     PerformanceSummary,
     evaluate_tickets,
-    select_unevaluated,
     summarize_performance,
 )
 from shiol_lib.analysis.model import ModelConfig, NumberModel, fit_model, load_model, save_model
@@ -38,6 +37,7 @@ from shiol_lib.errors import ArtefactError, DrawNotPublishedError, FetchError, U
 from shiol_lib.ingest.update import UpdateReport, update_from_settings
 from shiol_lib.settings import load_settings
 from shiol_lib.store import Store, open_store
+from shiol_lib.store import evaluations as evaluation_table
 from shiol_lib.store import predictions as prediction_table
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ def analyze_performance(db_path: str, *, run_id: str, history_end: str, alpha: f
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
     backtest = summarize_performance(evaluate_tickets(load_backtest_tickets(store, run_id), frame), alpha=alpha)
-    live_rows = _live_evaluations(store, frame)
+    live_rows = _live_evaluations(store, history_end)
     live = summarize_performance(live_rows, alpha=alpha) if len(live_rows) else None
     save_metrics(store, run_id, "performance_analysis", {
         "backtest_p_value": round(float(backtest.white_test.p_value), 9),
@@ -293,39 +293,26 @@ def analyze_performance(db_path: str, *, run_id: str, history_end: str, alpha: f
     return Performance(backtest, live, int(len(live_rows)))
 
 
-def _live_evaluations(store: Store, frame: pd.DataFrame) -> pd.DataFrame:
-    tickets = prediction_table.read_predictions(store).rename(columns={"target_draw_date": "draw_date"})
-    if tickets.empty:
-        return tickets
-    current = tickets.loc[tickets["draw_date"] >= pd.Timestamp(CURRENT_MATRIX.first_date)]
-    return evaluate_tickets(current, frame)
+def _live_evaluations(store: Store, history_end: str) -> pd.DataFrame:
+    """The stored predictions of the current matrix whose drawing is known, as evaluated in the store.
+
+    Up to ``history_end``: the evaluations table, plus any ticket still pending scored by the same query.
+    """
+    last = date.fromisoformat(history_end) if history_end else None
+    rows = evaluation_table.read_current_evaluations(store, first_date=CURRENT_MATRIX.first_date, last_date=last)
+    return rows.rename(columns={"target_draw_date": "draw_date"})
 
 
 # -- evaluation job ------------------------------------------------------------------------------
 
 def evaluate_predictions(db_path: str) -> pd.DataFrame:
-    """Evaluate every stored ticket whose drawing is known; return the new evaluations.
+    """Evaluate every stored ticket whose drawing is known and that is pending; return the new evaluations.
 
-    Tickets already evaluated against the same drawing are skipped (a corrected drawing re-evaluates
-    its tickets).
+    Pending: never evaluated, or evaluated against a drawing since corrected (one store query over those
+    tickets only).
     """
     store = open_step_store(db_path)
-    frame = store.read_draws()
-    tickets = prediction_table.read_predictions(store).rename(columns={"target_draw_date": "draw_date"})
-    if tickets.empty:
-        return tickets
-    tickets["ticket_key"] = tickets["run_id"] + ":" + tickets["rank"].astype(str)
-    stored = prediction_table.read_evaluations(store)
-    evaluated = pd.DataFrame({
-        "ticket_key": stored["run_id"] + ":" + stored["rank"].astype(str), "draw_hash": stored["draw_key"],
-    })
-    todo = select_unevaluated(tickets, frame, evaluated, key_column="ticket_key")
-    if todo.empty:
-        return todo
-    done = evaluate_tickets(todo.drop(columns=["ticket_key"]), frame)
-    rows = done.rename(columns={"draw_date": "target_draw_date", "draw_hash": "draw_key"})
-    rows["tier"] = rows["tier"].replace("", pd.NA)
-    prediction_table.write_evaluations(store, rows)
+    rows = evaluation_table.evaluate_pending(store)
     log.info("evaluated %d ticket(s) at %s", len(rows), datetime.now(UTC).isoformat())
     return rows
 

@@ -5,6 +5,9 @@ before the target and everything is built from that cut alone: every ``refit_eve
 is refitted and the weights re-optimized (their own tuning drawings also lie before the target), then
 tickets are generated and evaluated against the target. Window: ``expanding`` (all earlier targets of the
 era) or ``rolling`` (the most recent ``rolling_targets``).
+
+A model is fitted once per target date: when ``refit_every`` divides the weights' ``tune_draws``, a refit's
+tuning model (fitted for its first tuning drawing) is an earlier refit's model, and is reused as it is.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from shiol_lib.analysis.evaluation import evaluate_tickets, summarize_draws
 from shiol_lib.analysis.model import ModelConfig, NumberModel, fit_model
 from shiol_lib.analysis.scoring import Weights
 from shiol_lib.analysis.tickets import DEFAULT_TICKETS, generate_tickets
-from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, optimize_weights
+from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, optimize_weights, tuning_start
 from shiol_lib.domain.game import matrix_for
 from shiol_lib.domain.history import check_draw_frame, frame_before
 from shiol_lib.errors import InsufficientHistoryError
@@ -96,13 +99,22 @@ def run_backtest(frame: pd.DataFrame, *, config: BacktestConfig = BacktestConfig
     tickets, refits = [], []
     model: NumberModel | None = None
     weights: OptimizedWeights | Weights = config.weights.start
+    fitted: dict[date, NumberModel] = {}
+
+    def model_for(day: date) -> NumberModel:
+        """The model for ``day``, fitted once: a refit's tuning model can be an earlier refit's model."""
+        if day not in fitted:
+            fitted[day] = fit_model(checked, target_date=day, config=model_config, seed=seed)
+        return fitted[day]
+
     for i, target in enumerate(targets):
         history = frame_before(checked, target)
         if i % config.refit_every == 0:
-            model = fit_model(history, target_date=target, config=model_config, seed=seed)
+            model = model_for(target)
             if config.optimize:
+                first = tuning_start(history, target, config=config.weights, model_config=model_config)
                 weights = optimize_weights(history, target_date=target, config=config.weights,
-                                           model_config=model_config, seed=seed)
+                                           model_config=model_config, seed=seed, tuning_model=model_for(first))
             refits.append(_refit_row(target, model, weights))
         assert model is not None  # fitted at i == 0
         tickets.append(generate_tickets(history, model, weights, target, config.n_tickets,

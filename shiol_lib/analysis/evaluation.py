@@ -8,7 +8,6 @@ average.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import signal, stats
 
+from shiol_lib.domain.draws import draw_key
 from shiol_lib.domain.game import (
     CURRENT_MATRIX,
     MATRICES,
@@ -70,13 +70,12 @@ def ticket_keys(tickets: pd.DataFrame) -> pd.Series:
 
 
 def draw_hashes(draws: pd.DataFrame) -> pd.Series:
-    """Short SHA-256 of each drawing's numbers and multiplier, indexed by draw date."""
+    """Short SHA-256 of each drawing's numbers and multiplier (:func:`draw_key`), indexed by draw date."""
     checked = check_draw_frame(draws)
-    texts = [
-        f"{d:%Y-%m-%d} {' '.join(map(str, nums))} {'-' if pd.isna(m) else int(m)}"
+    values = [
+        draw_key(d, nums, None if pd.isna(m) else int(m))
         for d, nums, m in zip(checked["draw_date"], checked[NUMBER_COLUMNS].to_numpy(), checked["multiplier"])
     ]
-    values = [hashlib.sha256(text.encode()).hexdigest()[:16] for text in texts]
     return pd.Series(values, index=checked["draw_date"], name="draw_hash")
 
 

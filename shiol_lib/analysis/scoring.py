@@ -16,8 +16,9 @@ as a direction (unit length), so only their ratios matter.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ COMPONENTS = ("model", "diversity", "shape")
 SOFT_TEMPERATURE = 0.5  # softmax temperature of the smoothed objective, in standardised score units
 _SUM_BINS = 10
 _MODEL_SHARE = 0.5  # half of the pool is sampled from the model, half uniformly at random
+_SHARED_CACHE_BYTES = 16 * 2**20  # rows of CandidatePool.shared_with kept per pool
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,39 @@ class CandidatePool:
     pb: np.ndarray  # (M,)
     model: np.ndarray
     shape: np.ndarray
+    _shared: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.pb)
+
+    @cached_property
+    def holders(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Pool indices of the candidates holding each white ball and each Powerball (list index = number)."""
+        return _holders(self.whites, self.matrix.white_max), _holders(self.pb[:, None], self.matrix.pb_max)
+
+    def shared_with(self, j: int) -> np.ndarray:
+        """Numbers (white balls + Powerball) every candidate shares with candidate ``j``, as ``uint8``.
+
+        Kept for the candidates asked about (up to :data:`_SHARED_CACHE_BYTES` per pool): a tuning pool
+        is selected from again for every weight vector the optimizer tries, mostly picking the same ones.
+        """
+        row = self._shared.get(j)
+        if row is None:
+            white_holders, pb_holders = self.holders
+            rows = np.concatenate([*(white_holders[number] for number in self.whites[j]), pb_holders[self.pb[j]]])
+            row = np.bincount(rows, minlength=len(self)).astype(np.uint8)
+            if (len(self._shared) + 1) * len(self) <= _SHARED_CACHE_BYTES:
+                self._shared[j] = row
+        return row
+
+
+def _holders(numbers: np.ndarray, top: int) -> list[np.ndarray]:
+    """For each number 0..``top``, the rows of ``numbers`` (one row per candidate) that hold it, ascending."""
+    rows = np.repeat(np.arange(len(numbers)), numbers.shape[1])
+    values = numbers.ravel()
+    order = np.argsort(values, kind="stable")
+    bounds = np.searchsorted(values[order], np.arange(top + 2))
+    return [rows[order[bounds[v] : bounds[v + 1]]] for v in range(top + 1)]
 
 
 def _sample_whites(p_white: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -146,30 +178,35 @@ def greedy_select(
     The smoothed objective (only when ``matches``, the white matches of each candidate, is given) is the
     mean over the ``n`` steps of the softmax(score / temperature)-weighted mean of ``matches`` among the
     candidates still available: a continuous function of the weights that tracks the hard selection.
+
+    Incremental: each candidate's overlap with the selection (shared white balls + same Powerball) grows
+    by what it shares with the last pick (:meth:`CandidatePool.shared_with`) instead of being recomputed
+    from the coverage at each step. The overlaps are whole numbers, so the scores are the same floats.
     """
     if n > len(pool):
         raise TicketRequestError(f"{n} tickets asked but only {len(pool)} distinct candidates were sampled")
     w_model, w_div, w_shape = weights.vector()
-    static = w_model * pool.model + w_shape * pool.shape
+    static = w_model * pool.model + w_shape * pool.shape  # a picked candidate's entry becomes -inf
     scale = overlap_scale(pool.matrix)
-    cov_white = np.zeros(pool.matrix.white_max + 1)
-    cov_pb = np.zeros(pool.matrix.pb_max + 1)
-    available = np.ones(len(pool), dtype=bool)
+    overlap = np.zeros(len(pool))  # shared numbers with the picks so far: whole numbers, exact in float
+    score = static.copy()
+    work = np.empty(len(pool))
     chosen = np.empty(n, dtype=np.int64)
     soft = 0.0
     for k in range(n):
-        score = static.copy()
         if k:
-            score -= w_div * (cov_white[pool.whites].sum(axis=1) + cov_pb[pool.pb]) / (k * scale)
-        score[~available] = -np.inf
-        j = int(np.argmax(score))
+            np.multiply(w_div, overlap, out=work)
+            work /= k * scale
+            np.subtract(static, work, out=score)
+        j = int(score.argmax())
         if matches is not None:
-            e = np.exp((score - score[j]) / temperature)
-            soft += float(e @ matches) / float(e.sum())
+            np.subtract(score, score[j], out=work)
+            work /= temperature
+            np.exp(work, out=work)
+            soft += float(work.dot(matches)) / float(work.sum())
         chosen[k] = j
-        available[j] = False
-        cov_white[pool.whites[j]] += 1
-        cov_pb[pool.pb[j]] += 1
+        static[j] = -np.inf
+        overlap += pool.shared_with(j)
     return chosen, soft / n
 
 

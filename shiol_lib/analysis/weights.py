@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from shiol_lib.analysis.model import ModelConfig, fit_model, predict_probabilities
+from shiol_lib.analysis.model import ModelConfig, NumberModel, check_model_target, fit_model, predict_probabilities
 from shiol_lib.analysis.scoring import (
     SOFT_TEMPERATURE,
     CandidatePool,
@@ -114,12 +114,10 @@ class TuningSet:
     matches: list[np.ndarray]
 
 
-def build_tuning_set(
-    frame: pd.DataFrame, target_date: date, *, config: WeightConfig = WeightConfig(),
-    model_config: ModelConfig = ModelConfig(), seed: int = 0,
-) -> TuningSet:
-    """Pools for the last ``config.tune_draws`` drawings before ``target_date`` (see the module doc)."""
-    history = frame_before(frame, target_date)
+def _tuning_rows(
+    history: pd.DataFrame, target_date: date, config: WeightConfig, model_config: ModelConfig
+) -> pd.DataFrame:
+    """The tuning drawings of ``target_date``: the last ``config.tune_draws`` of its era before it."""
     matrix, era = era_history(history, target_date)
     warmup = model_config.features.required_history + model_config.min_train_targets
     needed = warmup + config.tune_draws
@@ -130,11 +128,49 @@ def build_tuning_set(
             f"{model_config.min_train_targets} training targets + {config.tune_draws} tuning drawings)",
             available=len(era), needed=needed,
         )
-    tune = era.iloc[-config.tune_draws :]
+    return era.iloc[-config.tune_draws :]
+
+
+def tuning_start(frame: pd.DataFrame, target_date: date, *, config: WeightConfig, model_config: ModelConfig) -> date:
+    """The first tuning drawing of ``target_date``: the target the tuning model is fitted for."""
+    rows = _tuning_rows(frame_before(frame, target_date), target_date, config, model_config)
+    return rows["draw_date"].iloc[0].date()
+
+
+def _check_tuning_model(
+    model: NumberModel, history: pd.DataFrame, first: date, model_config: ModelConfig, seed: int
+) -> None:
+    """Refuse a given tuning model unless it is the one :func:`fit_model` makes for ``first``."""
+    last_before = frame_before(history, first)["draw_date"].iloc[-1].date()
+    meta = model.meta
+    if meta.data_last_date != last_before or meta.config != model_config or meta.seed != seed:
+        raise ArtefactMismatchError(
+            f"the tuning model for {first.isoformat()} must be fitted for that drawing (on draws up to "
+            f"{last_before.isoformat()}) with the tuning settings and seed {seed}; the one given was fitted on draws "
+            f"up to {meta.data_last_date.isoformat()} with seed {meta.seed}"
+            + ("" if meta.config == model_config else " and other model settings")
+        )
+    check_model_target(model, history, first)  # the same draws (hash) and era
+
+
+def build_tuning_set(
+    frame: pd.DataFrame, target_date: date, *, config: WeightConfig = WeightConfig(),
+    model_config: ModelConfig = ModelConfig(), seed: int = 0, model: NumberModel | None = None,
+) -> TuningSet:
+    """Pools for the last ``config.tune_draws`` drawings before ``target_date`` (see the module doc).
+
+    ``model``: the tuning model when the caller has already fitted it (``fit_model`` for
+    :func:`tuning_start` with ``model_config`` and ``seed``); refused if it is another one.
+    """
+    history = frame_before(frame, target_date)
+    tune = _tuning_rows(history, target_date, config, model_config)
     tune_dates = [d.date() for d in tune["draw_date"]]
-    model = fit_model(history, target_date=tune_dates[0], config=model_config, seed=seed)
+    if model is None:
+        model = fit_model(history, target_date=tune_dates[0], config=model_config, seed=seed)
+    else:
+        _check_tuning_model(model, history, tune_dates[0], model_config, seed)
     pools, matches = [], []
-    for day, row in zip(tune_dates, tune[WHITE_COLUMNS].to_numpy()):
+    for day, row in zip(tune_dates, tune[WHITE_COLUMNS].to_numpy(), strict=True):
         probs = predict_probabilities(model, history, day)
         rng = np.random.default_rng([seed, day.toordinal()])
         pool = sample_pool(probs, build_shape_profile(history, day), config.pool_size, rng)
@@ -155,13 +191,17 @@ def weight_objective(weights: Weights, tuning: TuningSet, *, n_tickets: int = 10
 
 def optimize_weights(
     frame: pd.DataFrame, *, target_date: date | None = None, config: WeightConfig = WeightConfig(),
-    model_config: ModelConfig = ModelConfig(), seed: int = 0,
+    model_config: ModelConfig = ModelConfig(), seed: int = 0, tuning_model: NumberModel | None = None,
 ) -> OptimizedWeights:
-    """Step 3: weights for ``target_date`` (default: the drawing after the last) tuned on earlier drawings."""
+    """Step 3: weights for ``target_date`` (default: the drawing after the last) tuned on earlier drawings.
+
+    ``tuning_model``: the tuning set's model when the caller already has it (see :func:`build_tuning_set`).
+    """
     if target_date is None:
         target_date = next_target(frame)
     history = frame_before(frame, target_date)
-    tuning = build_tuning_set(history, target_date, config=config, model_config=model_config, seed=seed)
+    tuning = build_tuning_set(history, target_date, config=config, model_config=model_config, seed=seed,
+                              model=tuning_model)
     seen: dict[tuple[float, ...], float] = {}
 
     def loss(vector: np.ndarray) -> float:

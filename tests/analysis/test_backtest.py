@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import astuple, replace
 
 import numpy as np
 import pandas as pd
 import pytest
 from analysis_support import FAST_BACKTEST, fair_frame, real_frame
 
+from shiol_lib.analysis import backtest
 from shiol_lib.analysis.backtest import BacktestConfig, BacktestResult, run_backtest
+from shiol_lib.analysis.weights import optimize_weights
+from shiol_lib.domain.history import frame_before
 from shiol_lib.errors import InsufficientHistoryError
 
 CONFIG = replace(FAST_BACKTEST, test_draws=12, refit_every=5)
@@ -72,3 +75,24 @@ def test_insufficient_history_and_era_crossing() -> None:
     assert err.value.needed > err.value.available
     with pytest.raises(InsufficientHistoryError, match="crosses into the 2015-69/26 era"):
         run_backtest(real_frame(), config=BacktestConfig(test_draws=1200))
+
+
+def test_a_refit_reuses_an_earlier_model_as_its_tuning_model(frame: pd.DataFrame, monkeypatch) -> None:
+    """refit_every dividing tune_draws: the tuning model of a later refit is an earlier refit's model."""
+    config = replace(CONFIG, test_draws=12, refit_every=3)  # tune_draws 6: refits 3 and 4 reuse refits 1 and 2
+    fits = []
+    real_fit = backtest.fit_model
+
+    def counting_fit(*args, **kwargs):
+        fits.append(kwargs["target_date"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(backtest, "fit_model", counting_fit)
+    result = run_backtest(frame, config=config, seed=4)
+    assert len(fits) == len(set(fits)) == 4 + 2  # 4 refit models, 2 tuning models of their own
+    targets = result.refits["refit_target"].dt.date.tolist()
+    for target, row in zip(targets, result.refits.to_dict("records"), strict=True):
+        alone = optimize_weights(frame_before(frame, target), target_date=target, config=config.weights,
+                                 model_config=config.model, seed=4)  # fits its own tuning model
+        assert (row["w_model"], row["w_diversity"], row["w_shape"]) == astuple(alone.weights)
+        assert row["objective"] == alone.objective

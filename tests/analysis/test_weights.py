@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from analysis_support import FAST_MODEL, FAST_WEIGHTS, fair_frame
 
+from shiol_lib.analysis.model import fit_model
 from shiol_lib.analysis.scoring import Weights
 from shiol_lib.analysis.weights import (
     TuningSet,
@@ -19,6 +20,7 @@ from shiol_lib.analysis.weights import (
     load_weights,
     optimize_weights,
     save_weights,
+    tuning_start,
     weight_objective,
 )
 from shiol_lib.domain.draw_calendar import draw_after
@@ -104,3 +106,21 @@ def test_errors() -> None:
     assert err.value.available == 50 and err.value.needed == 20 + 30 + 6
     with pytest.raises(TicketRequestError, match="zero"):
         Weights(0, 0, 0).vector()
+
+
+def test_a_given_tuning_model_gives_the_same_tuning_set_and_a_wrong_one_is_refused(
+    frame: pd.DataFrame, target: date, tuning: TuningSet
+) -> None:
+    first = tuning_start(frame, target, config=FAST_WEIGHTS, model_config=FAST_MODEL)
+    assert first == tuning.dates[0]
+    model = fit_model(frame, target_date=first, config=FAST_MODEL, seed=3)
+    given = build_tuning_set(frame, target, config=FAST_WEIGHTS, model_config=FAST_MODEL, seed=3, model=model)
+    for a, b in zip(tuning.pools, given.pools, strict=True):
+        assert np.array_equal(a.whites, b.whites) and np.array_equal(a.model, b.model)
+    w = Weights(1, 0.5, 0.25)
+    assert weight_objective(w, given) == weight_objective(w, tuning)
+    later = fit_model(frame, target_date=tuning.dates[1], config=FAST_MODEL, seed=3)
+    other_seed = fit_model(frame, target_date=first, config=FAST_MODEL, seed=4)
+    for wrong in (later, other_seed):
+        with pytest.raises(ArtefactMismatchError, match="tuning model"):
+            build_tuning_set(frame, target, config=FAST_WEIGHTS, model_config=FAST_MODEL, seed=3, model=wrong)

@@ -137,3 +137,16 @@ def test_lock_not_released_in_time_names_the_holder(tmp_path):
         holder.wait()
     assert caught.value.holder is not None and f"PID {holder.pid}" in caught.value.holder
     assert f"PID {holder.pid}" in str(caught.value) and "SHIOL_LOCK_TIMEOUT_S" in str(caught.value)
+
+
+def test_snapshot_is_the_checkpointed_file_or_else_copied_table_by_table(store, bundled_draws, monkeypatch):
+    store.apply_draws(bundled_draws[:10], source="bundled", fetched_at=FETCHED)
+    wal = store.path.with_name(store.path.name + ".wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # checkpointed: the file alone holds every write
+    with connect_snapshot(store.snapshot_path) as reader:
+        assert reader.execute("SELECT count(*) FROM draws").fetchone()[0] == 10
+    monkeypatch.setattr(Store, "_checkpoint", lambda self, conn: False)
+    store.apply_draws(bundled_draws[10:15], source="bundled", fetched_at=FETCHED)
+    with connect_snapshot(store.snapshot_path) as reader:
+        assert reader.execute("SELECT count(*) FROM draws").fetchone()[0] == 15
+    assert sorted(p.name for p in store.snapshot_path.parent.iterdir() if ".tmp" in p.name) == []

@@ -1,0 +1,251 @@
+"""Benchmarks of the evaluation job and of the six pipeline steps, in one process, on a temp store.
+
+* ``evaluation``: a store with the bundled draws and ``n`` stored tickets (runs of 100 on random
+  current-era drawings, none evaluated yet). ``full_s``: the evaluation job (``steps.evaluate_predictions``)
+  evaluates all of them; ``incremental_s``: 300 new tickets (3 runs) are added and the job runs again;
+  ``sql_reference_s``: a plain DuckDB join of the same ``n`` tickets with their drawings (white and Powerball
+  matches, fetched as a DataFrame), the floor a store-side evaluation can aim at; ``write_snapshot_s``:
+  one empty write transaction on that store (every committed write republishes the reader snapshot).
+* ``greedy``: one evaluation of the weight objective (20 tuning pools x 100 greedy picks) for step 3's
+  tuning set on the bundled data.
+* ``pipeline``: the six step calls as the notebooks make them (update, signals, weights, validation,
+  predictions, performance), then the evaluation job, on the bundled data in a temp store; wall and CPU
+  seconds per step (CPU time moves less when other users share the machine).
+
+Nothing here is asserted; the figures go to docs/BENCHMARKS.md. Run from the repository root:
+
+    PYTHONPATH=. .venv/bin/python bench/run.py [--quick] [--json] [--repeat N] [--parts pipeline greedy evaluation]
+
+``--quick`` stops the evaluation sizes at 1e5 and runs the pipeline with a short validation (13 drawings,
+5 tuning drawings): a minute or so. Timings are wall-clock seconds, the best of ``--repeat`` runs where a
+measurement can be repeated (the pipeline runs once). The pipeline runs first, before the large stores.
+The script calls only functions that earlier versions have too: with ``PYTHONPATH`` at an export of an
+older commit it measures that commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shiol_lib import steps
+from shiol_lib.domain.draw_calendar import draw_after
+from shiol_lib.domain.game import CURRENT_MATRIX
+from shiol_lib.store import Store
+from shiol_lib.store import predictions as prediction_table
+
+SEED = 20240701
+SIZES = (10_000, 100_000, 1_000_000)
+QUICK_SIZES = (10_000, 100_000)
+NEW_TICKETS = 300
+PARTS = ("pipeline", "greedy", "evaluation")
+REFERENCE_SQL = """
+SELECT p.run_id, p.rank, p.target_draw_date,
+       (p.n1 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER + (p.n2 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER
+       + (p.n3 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER + (p.n4 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER
+       + (p.n5 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER AS white_matches,
+       p.pb = d.pb AS pb_match
+FROM predictions p JOIN draws d ON d.draw_date = p.target_draw_date
+"""
+
+
+def _timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def _best(call: Callable[[], object], repeat: int, before: Callable[[], object] | None = None) -> float:
+    """The best wall time of ``repeat`` calls (``before`` runs untimed ahead of each)."""
+    times = []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        times.append(_timed(call))
+    return min(times)
+
+
+def _random_tickets(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``n`` valid tickets of the current matrix: five distinct sorted white balls and a Powerball."""
+    blocks = []
+    for start in range(0, n, 100_000):
+        size = min(100_000, n - start)
+        keys = rng.random((size, CURRENT_MATRIX.white_max))
+        blocks.append(np.sort(np.argpartition(keys, 4, axis=1)[:, :5] + 1, axis=1))
+    frame = pd.DataFrame(np.vstack(blocks), columns=["n1", "n2", "n3", "n4", "n5"])
+    frame["pb"] = rng.integers(1, CURRENT_MATRIX.pb_max + 1, n)
+    frame["score"] = rng.random(n)
+    return frame
+
+
+def _seed_tickets(store: Store, n: int, rng: np.random.Generator) -> None:
+    """``n`` stored tickets in runs of 100 on random current-era drawings, written in one transaction."""
+    draws = store.read_draws()
+    days = draws.loc[draws["draw_date"] >= pd.Timestamp(CURRENT_MATRIX.first_date), "draw_date"].to_numpy()
+    runs = n // 100
+    frame = _random_tickets(runs * 100, rng)
+    frame.insert(0, "rank", np.tile(np.arange(1, 101), runs))
+    frame.insert(0, "target_draw_date", np.repeat(rng.choice(days, runs), 100))
+    frame.insert(0, "run_id", np.repeat([f"bench-{i:06d}" for i in range(runs)], 100))
+    frame["created_at"] = datetime.now(UTC)
+    with store.transaction() as conn:
+        conn.register("bench_tickets", frame)
+        conn.execute("INSERT INTO predictions SELECT run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score, "
+                     "created_at FROM bench_tickets")
+        conn.unregister("bench_tickets")
+
+
+def _clear_evaluations(store: Store) -> None:
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM evaluations")
+
+
+def _reference_join(store: Store) -> int:
+    with store.connect() as conn:
+        return len(conn.execute(REFERENCE_SQL).df())
+
+
+def _add_new_runs(store: Store, rng: np.random.Generator, tag: int) -> None:
+    draws = store.read_draws()
+    for r in range(NEW_TICKETS // 100):
+        tickets = _random_tickets(100, rng)
+        tickets.insert(0, "rank", np.arange(1, 101))
+        day = draws["draw_date"].iloc[-1 - r].date()
+        prediction_table.replace_predictions(store, f"new-{tag}-{r}", day, tickets)
+
+
+def bench_evaluation(n: int, repeat: int) -> dict[str, float]:
+    """Full and incremental evaluation of ``n`` stored tickets, beside the plain join (see the module doc)."""
+    rng = np.random.default_rng(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = str(Path(tmp) / "bench.duckdb")
+        steps.update_data(db_path, offline=True, run_id="bench")
+        store = steps.open_step_store(db_path)
+        _seed_tickets(store, n, rng)
+        rows = _reference_join(store)
+        if rows != n:
+            raise RuntimeError(f"the reference join found {rows} rows, {n} expected")
+        reference = _best(lambda: _reference_join(store), repeat)
+        full = _best(lambda: steps.evaluate_predictions(db_path), repeat, before=lambda: _clear_evaluations(store))
+        tags = iter(range(repeat))
+        incremental = _best(lambda: steps.evaluate_predictions(db_path), repeat,
+                            before=lambda: _add_new_runs(store, rng, next(tags)))
+        snapshot = _best(lambda: _empty_write(store), repeat)
+    return {"full_s": full, "incremental_s": incremental, "sql_reference_s": reference, "write_snapshot_s": snapshot}
+
+
+def _empty_write(store: Store) -> None:
+    with store.transaction():
+        pass
+
+
+def bench_greedy(repeat: int) -> dict[str, float]:
+    """One evaluation of the weight objective on step 3's tuning set (bundled data, default settings)."""
+    from shiol_lib.analysis.scoring import Weights
+    from shiol_lib.analysis.weights import build_tuning_set, weight_objective
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = str(Path(tmp) / "bench.duckdb")
+        steps.update_data(db_path, offline=True, run_id="bench")
+        frame = steps.open_step_store(db_path).read_draws()
+    tuning = build_tuning_set(frame, draw_after(frame["draw_date"].iloc[-1].date()), seed=SEED)
+    weights = Weights()
+    weight_objective(weights, tuning)  # first use builds each pool's index
+    return {"objective_eval_s": _best(lambda: weight_objective(weights, tuning), repeat),
+            "pools": len(tuning.pools)}
+
+
+def bench_pipeline(quick: bool) -> dict[str, Any]:
+    """The six step calls and the evaluation job on the bundled data in a temp store, timed one by one."""
+    tune_draws, test_draws = (5, 13) if quick else (20, 52)
+    timings: dict[str, float] = {}
+    cpu_timings: dict[str, float] = {}  # CPU seconds of this process: less sensitive to other users
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "pipeline.duckdb")
+        plan: list[tuple[str, Callable[[], object]]] = [
+            ("update_data", lambda: steps.update_data(db, offline=True, run_id="bench")),
+            ("analyze_signals", lambda: steps.analyze_signals(db, run_id="bench", history_end="", target_draw_date="")),
+            ("optimize_scoring", lambda: steps.optimize_scoring(db, run_id="bench", history_end="", target_draw_date="",
+                                                                seed=SEED, tune_draws=tune_draws)),
+            ("validate_history", lambda: steps.validate_history(db, run_id="bench", history_end="", seed=SEED,
+                                                                test_draws=test_draws)),
+            ("generate_predictions", lambda: steps.generate_predictions(
+                db, run_id="bench", history_end="", target_draw_date="", n_predictions=100, seed=SEED)),
+            ("analyze_performance", lambda: steps.analyze_performance(db, run_id="bench", history_end="")),
+        ]
+        for name, call in plan:
+            cpu = time.process_time()
+            timings[name] = _timed(call)
+            cpu_timings[name] = time.process_time() - cpu
+        metrics = prediction_table.run_metrics(steps.open_step_store(db), "bench")
+        job = _timed(lambda: steps.evaluate_predictions(db))
+    return {"inprocess_s": sum(timings.values()), "steps": timings, "inprocess_cpu_s": sum(cpu_timings.values()),
+            "steps_cpu": cpu_timings, "evaluate_predictions_s": job,
+            "settings": {"tune_draws": tune_draws, "test_draws": test_draws, "seed": SEED},
+            "backtest_mean_white_matches": metrics["historical_validation"]["mean_white_matches"],
+            "backtest_p_value": metrics["performance_analysis"]["backtest_p_value"]}
+
+
+def _print_table(results: dict[str, Any]) -> None:
+    machine = results["machine"]
+    print(f"machine: {machine['cores']} cores, 1-minute load average {machine['load_average_1m_start']:.2f} at the "
+          f"start, {machine['load_average_1m_end']:.2f} at the end")
+    if "evaluation" in results:
+        header = ("stored tickets", "full s", "incremental s", "SQL reference s", "write+snapshot s")
+        print(" ".join(f"{h:>{w}}" for h, w in zip(header, (15, 9, 14, 16, 17), strict=True)))
+        for n, row in results["evaluation"].items():
+            print(f"{int(n):>15,} {row['full_s']:>9.3f} {row['incremental_s']:>14.3f} "
+                  f"{row['sql_reference_s']:>16.3f} {row['write_snapshot_s']:>17.3f}")
+    if "greedy" in results:
+        greedy = results["greedy"]
+        print(f"weight objective, one evaluation ({greedy['pools']} pools x 100 picks): "
+              f"{greedy['objective_eval_s']:.4f} s")
+    if "pipeline" in results:
+        pipeline = results["pipeline"]
+        print(f"pipeline in process ({pipeline['settings']}): {pipeline['inprocess_s']:.2f} s wall, "
+              f"{pipeline['inprocess_cpu_s']:.2f} s CPU")
+        for name, seconds in pipeline["steps"].items():
+            print(f"  {name:<22} {seconds:8.2f} s wall {pipeline['steps_cpu'][name]:8.2f} s CPU")
+        print(f"  {'(evaluation job)':<22} {pipeline['evaluate_predictions_s']:8.2f} s")
+        print(f"  backtest mean white matches {pipeline['backtest_mean_white_matches']}, "
+              f"p-value {pipeline['backtest_p_value']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="evaluation up to 1e5 tickets, short validation")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON only")
+    parser.add_argument("--repeat", type=int, default=1, help="best of N for the repeatable measurements")
+    parser.add_argument("--sizes", type=int, nargs="*", help="stored-ticket counts (default 1e4 1e5 1e6)")
+    parser.add_argument("--parts", nargs="*", choices=PARTS, default=list(PARTS), help="what to measure (default all)")
+    args = parser.parse_args(argv)
+    sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
+    results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_average_1m_start": os.getloadavg()[0]}}
+    if "pipeline" in args.parts:  # first: the large stores come after
+        results["pipeline"] = bench_pipeline(args.quick)
+    if "greedy" in args.parts:
+        results["greedy"] = bench_greedy(max(args.repeat, 3))
+    if "evaluation" in args.parts:
+        results["evaluation"] = {str(n): bench_evaluation(n, args.repeat) for n in sizes}
+    results["machine"]["load_average_1m_end"] = os.getloadavg()[0]
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    else:
+        _print_table(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
