@@ -1,4 +1,4 @@
-"""The pipeline steps as the notebooks call them: read the store, run the pure analysis, persist by run id.
+"""The six pipeline steps and the evaluation job as the notebooks call them (re-exported by ``steps``).
 
 Each function is one notebook's work in one call. Inputs are the notebook's parameters; outputs go to
 the store keyed by ``run_id`` (tickets, evaluations, artefacts, a small ``metrics.<step>`` record) and
@@ -17,9 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from shiol_lib.analysis import research
 from shiol_lib.analysis.backtest import BacktestConfig, BacktestResult, run_backtest
-from shiol_lib.analysis.compute import TaskRun, run_tasks
 from shiol_lib.analysis.evaluation import (
     PerformanceSummary,
     evaluate_tickets,
@@ -335,82 +333,3 @@ def planted_bias_check(*, seed: int, n_draws: int = 400, bias: float = 3.0,
     ):
         out[name] = summarize_performance(run_backtest(frame, config=config, seed=seed).evaluations, alpha=alpha)
     return out
-
-
-# -- research sweeps (80, 81) ----------------------------------------------------------------------
-
-@dataclass
-class ResearchOutcome:
-    """A sweep's tables and where its tasks ran."""
-
-    figures: pd.DataFrame
-    details: pd.DataFrame
-    run: TaskRun[Any]
-
-
-def _execution(run: TaskRun[Any]) -> dict[str, Any]:
-    return {"engine": run.engine, "tasks": len(run.results), "tasks_by_worker": run.tasks_by_worker,
-            "dashboard": run.dashboard, "seconds": round(run.seconds, 3)}
-
-
-def research_backtest(db_path: str, *, run_id: str, date_from: str, date_to: str, seed: int, seeds: int = 1,
-                      configurations: tuple[str, ...] | list[str] = ("fast",), cluster: str = "none",
-                      alpha: float = 0.01) -> ResearchOutcome:
-    """Walk-forward backtest of every stored drawing in a span, per seed and configuration, as tasks.
-
-    The store is read here and only the frames go to the tasks; the figures (``metrics.research_backtest``),
-    the per-year hit rates and where the tasks ran are written in one transaction at the end.
-    """
-    store = open_step_store(db_path)
-    frame = store.read_draws()
-    names = list(configurations)
-    keys = research.backtest_keys(frame, date.fromisoformat(date_from), date.fromisoformat(date_to),
-                                  [seed + i for i in range(seeds)], names)
-    shared = {"draws": frame, "configs": tuple(research.preset(n) for n in names)}
-    run = run_tasks(research.backtest_task, keys, shared, cluster=cluster)
-    evaluations = pd.concat(run.results, ignore_index=True)
-    figures = research.summarize_backtest(evaluations, names, alpha=alpha)
-    by_year = research.hit_rates_by_year(evaluations, names)
-    first = figures.iloc[0]
-    prediction_table.save_artifacts(store, run_id, {
-        "metrics.research_backtest": {
-            "drawings": int(first["drawings"]), "tickets": int(evaluations.shape[0]),
-            "mean_white_matches": round(float(first["mean_white_matches"]), 12),
-            "white_ci": [round(float(first["ci_low"]), 12), round(float(first["ci_high"]), 12)],
-            "expected_white_matches": round(float(first["expected_white_matches"]), 12),
-            "p_value": round(float(first["p_value"]), 12),
-            "configurations": _records(figures),
-        },
-        "metrics.research_backtest_execution": _execution(run),
-        "research_backtest.by_year": _records(by_year),
-    }, data_hash=data_hash(frame))
-    return ResearchOutcome(figures, by_year, run)
-
-
-def detection_power(db_path: str, *, run_id: str, seed: int, strengths: list[float], drawings: list[int],
-                    histories: int, alpha: float = 0.05, configuration: str = "fast",
-                    cluster: str = "none") -> ResearchOutcome:
-    """How often the walk-forward "no edge" test detects a planted bias, per strength and span, as tasks.
-
-    Strength 1 is a fair history (its detection rate is the false-positive rate). Nothing is read from
-    the store; the per-cell table (``metrics.research_power``) is written in one transaction at the end.
-    """
-    store = open_step_store(db_path)
-    keys = research.power_keys(len(strengths), len(drawings), histories)
-    shared = {"strengths": tuple(float(s) for s in strengths), "drawings": tuple(int(d) for d in drawings),
-              "config": research.preset(configuration), "seed": seed, "alpha": alpha}
-    run = run_tasks(research.power_task, keys, shared, cluster=cluster)
-    rows = pd.DataFrame(run.results)
-    cells = research.summarize_power(run.results)
-    prediction_table.save_artifacts(store, run_id, {
-        "metrics.research_power": {"alpha": alpha, "histories": histories, "cells": _records(cells)},
-        "metrics.research_power_execution": _execution(run),
-        "research_power.histories": _records(rows),
-    })
-    return ResearchOutcome(cells, rows, run)
-
-
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain JSON values, floats rounded to 12 digits (stable text, stable hashes)."""
-    return [{k: round(v, 12) if isinstance(v, float) else v for k, v in row.items()}
-            for row in json.loads(table.to_json(orient="records", double_precision=15))]
