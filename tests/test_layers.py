@@ -140,3 +140,9 @@ def test_the_real_tree_has_no_import_of_cli_outside_it() -> None:
         for _, name in imported_modules(path) if part_of(name) == "cli"
     ]
     assert importers == []
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {str(p.relative_to(PACKAGE.parent)): n for p in sorted(PACKAGE.rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert long == {}, f"split these modules (one responsibility each, a few hundred lines): {long}"

@@ -3,7 +3,7 @@
 Exit codes (all of them in README.md): 0 success; 1 unexpected error; 2 usage or configuration error;
 3 records rejected by validation (nothing from their batch written); 4 conflicts between a source and
 the store (stored values kept); 5 the store could not be opened or stayed locked, or a command that
-only reads found none. The mapping of errors to codes lives in :func:`cli_runs.fail`.
+only reads found none. The mapping of errors to codes lives in :func:`cli_common.fail`.
 
 ``shiol --help`` and ``shiol status`` import neither pandas nor papermill nor nbconvert: the commands
 import what they need when they run (tests/cli/test_startup.py checks it).
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from shiol_lib.cli import common as cli_common
 from shiol_lib.cli import package_version
 from shiol_lib.cli import research as cli_research
 from shiol_lib.cli import runs as cli_runs
@@ -32,7 +33,7 @@ from shiol_lib.settings import Settings, load_settings
 if TYPE_CHECKING:
     from shiol_lib.store import Store
 
-EXIT_REJECTED, EXIT_CONFLICT = 3, 4  # the others: cli_runs.fail
+EXIT_REJECTED, EXIT_CONFLICT = 3, 4  # the others: cli_common.fail
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -51,7 +52,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     try:
         ctx.obj = load_settings()
     except ConfigError as err:
-        cli_runs.fail(err)
+        cli_common.fail(err)
     configure_logging(ctx.obj, level=logging.INFO if verbose else logging.WARNING)
 
 
@@ -63,10 +64,10 @@ def init_command(settings: Settings) -> None:
 
     try:
         existed = settings.db_path.exists()
-        store = cli_runs.open_or_create_store(settings)
+        store = cli_common.open_or_create_store(settings)
         ensure_writable(settings.runs_dir)
     except ShiolError as err:
-        cli_runs.fail(err)
+        cli_common.fail(err)
     state = "already there" if existed else "created"
     click.echo(f"home:    {settings.home}")
     click.echo(f"store:   {store.path} ({state}, schema v{store.schema_version()})")
@@ -82,9 +83,9 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
     from shiol_lib.ingest.update import update_from_settings
 
     try:
-        report = update_from_settings(cli_runs.open_or_create_store(settings), settings, offline=offline)
+        report = update_from_settings(cli_common.open_or_create_store(settings), settings, offline=offline)
     except ShiolError as err:
-        cli_runs.fail(err)
+        cli_common.fail(err)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())
     if report.rejected:
         click.echo(f"error: {len(report.rejected)} record(s) rejected; their batches were not written", err=True)
@@ -128,10 +129,10 @@ def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, ob
 def status_command(settings: Settings, as_json: bool) -> None:
     """Store path, draws held, expected drawings missing, and the next drawing."""
     try:
-        store = cli_runs.open_existing_store(settings)
+        store = cli_common.open_existing_store(settings)
         data = status_dict(settings, store, datetime.now(UTC))
     except ShiolError as err:
-        cli_runs.fail(err)
+        cli_common.fail(err)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

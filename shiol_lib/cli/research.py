@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from shiol_lib.cli.runs import EXIT_RUN_FAILED, fail
+from shiol_lib.cli.common import EXIT_RUN_FAILED, fail
 from shiol_lib.errors import ShiolError
 from shiol_lib.settings import Settings
 

@@ -8,94 +8,33 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
-from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.errors import (
-    ArchiveError,
-    ConfigError,
-    JobBusyError,
-    ParameterError,
     RunnerError,
     ShiolError,
-    StoreError,
-    StoreMissingError,
 )
 from shiol_lib.settings import Settings
 
 if TYPE_CHECKING:
-    from shiol_lib.store import Store
-    from shiol_lib.store.monitoring import MissedSlot
+    pass
 
-# The commands import the pipeline machinery (papermill, nbconvert, pandas) when they run, not when
-# `shiol` starts: `shiol status` and `shiol update-data` stay quick.
-JOB_NAMES = ("pipeline", "data_update", "evaluation")
-MISSED_KINDS = ("slot", "draw")  # shiol_lib.store.monitoring.MISSED_KINDS (a test keeps them equal)
-
-EXIT_RUN_FAILED, EXIT_ARCHIVE, EXIT_MISMATCH, EXIT_BUSY = 6, 7, 8, 9
-TRIGGERS = ("manual", "on-time", "catch-up", "missed-draw", "retry", "recovery")
-
-
-class RunIdType(click.ParamType):
-    """A run id argument: a malformed one is a usage error (exit 2), not an archive error."""
-
-    name = "RUN_ID"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        """Return the run id, or fail the command with the reason it is not one."""
-        from shiol_lib.pipeline.archive import check_run_id
-
-        try:
-            return check_run_id(str(value))
-        except ArchiveError as err:
-            self.fail(str(err), param, ctx)
-
-
-RUN_ID = RunIdType()
-
-
-def fail(err: ShiolError) -> None:
-    """Print the error and exit with the code of its kind."""
-    click.echo(f"error: {err}", err=True)
-    if isinstance(err, (ConfigError, ParameterError, RunnerError)):
-        sys.exit(2)
-    if isinstance(err, StoreError):
-        sys.exit(5)
-    if isinstance(err, ArchiveError):
-        sys.exit(EXIT_ARCHIVE)
-    if isinstance(err, JobBusyError):
-        sys.exit(EXIT_BUSY)
-    sys.exit(1)
-
-
-def require_store(settings: Settings) -> None:
-    """Refuse (exit 5) when there is no store: commands that only read never create one."""
-    if not settings.db_path.exists():
-        raise StoreMissingError(f"no store at {settings.db_path}; run `shiol update-data` or set SHIOL_HOME")
-
-
-def open_existing_store(settings: Settings) -> Store:
-    """The store, which must exist already (:func:`require_store`)."""
-    from shiol_lib.store import open_store
-
-    require_store(settings)
-    return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-
-
-def open_or_create_store(settings: Settings) -> Store:
-    """The store, created (and migrated) when missing, saying where on stderr: the first write makes it."""
-    from shiol_lib.store import open_store
-
-    existed = settings.db_path.exists()
-    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-    if not existed:
-        click.echo(f"created the store at {settings.db_path} (SHIOL_HOME {settings.home})", err=True)
-    return store
+from shiol_lib.cli import archive as cli_archive
+from shiol_lib.cli.common import (  # re-exported: the other commands import them from here
+    EXIT_MISMATCH,
+    EXIT_RUN_FAILED,
+    JOB_NAMES,
+    RUN_ID,
+    TRIGGERS,
+    fail,
+    open_existing_store,
+    require_store,
+)
 
 
 def _print_outcome(outcome: Any, as_json: bool) -> None:
@@ -338,98 +277,5 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
         click.echo(f"{item['field']}: {item['first']!r} -> {item['second']!r}")
 
 
-@runs_group.command("verify")
-@click.pass_obj
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def verify_command(settings: Settings, as_json: bool) -> None:
-    """Cross-check the ledger, every archived file and the store's anchor; exit 8 on any problem."""
-    from shiol_lib.pipeline.verify import verify_archive
-    from shiol_lib.store import open_store
-    from shiol_lib.store import runs as run_table
-
-    try:
-        require_store(settings)
-        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        result = verify_archive(settings.runs_dir, anchor=run_table.ledger_anchor(store),
-                                runs=run_table.archived_runs(store), key=settings.ledger_key)
-    except ShiolError as err:
-        fail(err)
-    if as_json:
-        click.echo(json.dumps({"intact": result.intact, "entries": result.entries, "runs": result.runs,
-                               "files": result.files, "signatures_checked": result.signed,
-                               "problems": [p.__dict__ for p in result.problems]}, indent=2))
-    else:
-        for problem in result.problems:
-            click.echo(problem.as_text(), err=True)
-        if result.intact:
-            signed = "signatures checked" if result.signed else "signatures not checked (no SHIOL_LEDGER_KEY)"
-            click.echo(f"archive intact: {result.entries} ledger entries, {result.runs} runs, {result.files} files "
-                       f"match their hashes; the store's anchor matches the ledger head; {signed}")
-        else:
-            click.echo(f"archive NOT intact: {len(result.problems)} problem(s)", err=True)
-    if not result.intact:
-        sys.exit(EXIT_MISMATCH)
-
-
-@runs_group.command("prune")
-@click.option("--keep-days", type=click.IntRange(min=0), required=True,
-              help="Keep heavy files of runs younger than this many days (0 or more).")
-@click.pass_obj
-def prune_command(settings: Settings, keep_days: int) -> None:
-    """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
-    from shiol_lib.pipeline import archive, ledger
-    from shiol_lib.pipeline import index as run_index
-    from shiol_lib.store import open_store
-    from shiol_lib.store import runs as run_table
-
-    try:
-        store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        pruned = archive.prune_runs(settings.runs_dir, keep_days=keep_days, key=settings.ledger_key)
-        head = ledger.head(settings.runs_dir)
-        if pruned and head is not None:
-            run_table.anchor_ledger(store, (head.seq, head.hash))
-        run_index.write_index(settings.runs_dir)
-    except ShiolError as err:
-        fail(err)
-    click.echo(f"pruned {len(pruned)} run folder(s); manifests and ledger kept")
-
-
-@runs_group.command("missed")
-@click.option("--job", type=click.Choice(JOB_NAMES), help="Only this job.")
-@click.option("--kind", type=click.Choice(MISSED_KINDS), help="Only missed slots or only missed drawings.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="ISO-8601 instants with their UTC offset.")
-@click.pass_obj
-def missed_command(settings: Settings, job: str | None, kind: str | None, limit: int, as_json: bool) -> None:
-    """Slots and drawings the scheduler recorded as missed (not run), newest slot first, in ET and UTC."""
-    from shiol_lib.store.monitoring import missed_slots
-
-    try:
-        rows = missed_slots(open_existing_store(settings), job=job, kind=kind, limit=limit)
-    except ShiolError as err:
-        fail(err)
-    if as_json:
-        click.echo(json.dumps([missed_dict(m) for m in rows], indent=2))
-        return
-    if not rows:
-        click.echo("no missed slots or drawings recorded")
-        return
-    click.echo(f"{'kind':<5} {'job':<12} {'slot (ET)':<21} {'slot (UTC)':<20} {'drawing':<10}  recorded (UTC)")
-    for m in rows:
-        slot_et = f"{m.slot.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}"
-        slot_utc = f"{m.slot.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-        drawing = m.draw_date.isoformat() if m.draw_date else "-"
-        recorded = f"{m.recorded_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-        click.echo(f"{m.kind:<5} {m.job:<12} {slot_et:<21} {slot_utc:<20} {drawing:<10}  {recorded}")
-
-
-def missed_dict(missed: MissedSlot) -> dict[str, Any]:
-    """A missed slot or drawing, JSON-ready: the slot in ET and in UTC, both ISO-8601 with their offset."""
-    return {
-        "job": missed.job,
-        "kind": missed.kind,
-        "draw_date": missed.draw_date.isoformat() if missed.draw_date else None,
-        "slot_et": missed.slot.astimezone(NEW_YORK).isoformat(),
-        "slot_utc": missed.slot.astimezone(UTC).isoformat(),
-        "recorded_at": missed.recorded_at.astimezone(UTC).isoformat(),
-    }
+for _command in (cli_archive.verify_command, cli_archive.prune_command, cli_archive.missed_command):
+    runs_group.add_command(_command)

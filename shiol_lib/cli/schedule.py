@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import click
 
-from shiol_lib.cli.runs import fail, require_store
+from shiol_lib.cli.common import fail, require_store
 from shiol_lib.errors import ShiolError
 from shiol_lib.settings import Settings
 

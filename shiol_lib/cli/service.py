@@ -20,7 +20,7 @@ from string import Template
 import click
 
 from shiol_lib.cli import package_version
-from shiol_lib.cli.runs import fail
+from shiol_lib.cli.common import fail
 from shiol_lib.errors import ConfigError, ShiolError
 from shiol_lib.settings import Settings
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from shiol_lib.cli.common import MISSED_KINDS
 from shiol_lib.cli.main import cli
-from shiol_lib.cli.runs import MISSED_KINDS
 from shiol_lib.store.monitoring import MISSED_KINDS as STORE_MISSED_KINDS
 
 READ_ONLY = [
