@@ -92,7 +92,7 @@ def _env(target: Path, home: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_the_installed_wheel_updates_runs_a_job_and_serves_the_scheduler_without_a_checkout(installed, tmp_path):
+def test_the_installed_wheel_updates_runs_the_pipeline_and_serves_the_scheduler_without_a_checkout(installed, tmp_path):
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     elsewhere.mkdir()
     shiol = str(installed / "bin" / "shiol")
@@ -109,10 +109,12 @@ def test_the_installed_wheel_updates_runs_a_job_and_serves_the_scheduler_without
     updated = run("update-data", "--offline")
     assert updated.returncode == 0, updated.stderr
     assert f"created the store at {home.resolve() / 'var' / 'shiol.duckdb'}" in updated.stderr
-    job = run("run", "data_update", "--offline", "--json")
+    job = run("run", "pipeline", "--offline", "--json")  # the main job, from the wheel alone
     assert job.returncode == 0, job.stderr[-3000:]
     outcome = json.loads(job.stdout)
     assert outcome["status"] == "success"
+    assert [s["status"] for s in outcome["manifest"]["steps"]] == ["success"] * 6
+    assert outcome["manifest"]["target_draw_date"] == "2024-07-01"
     step = outcome["manifest"]["steps"][0]
     assert str(installed / "shiol_lib" / "notebooks" / "10_update_data.ipynb") in step["command"]
     assert (Path(outcome["directory"]) / "10_update_data.html").is_file()

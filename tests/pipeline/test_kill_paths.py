@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import nbformat
 import psutil
 import pytest
@@ -163,3 +164,62 @@ def test_a_malformed_archived_manifest_never_stops_the_next_run_or_prune(home: P
     verified = subprocess.run([SHIOL, "runs", "verify"], env=env_for(home), capture_output=True, text=True)
     assert verified.returncode == 8 and "was changed after the run" in verified.stderr
     assert "Traceback" not in verified.stderr
+
+
+PIPELINE_NOTEBOOKS = ["10_update_data", "20_analyze_signals", "30_optimize_weights", "40_validate_history",
+                      "50_generate_predictions", "60_analyze_performance"]
+VICTIMS = ["group", "job", "papermill"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("position", range(6), ids=PIPELINE_NOTEBOOKS)
+def test_a_pipeline_killed_during_each_step_leaves_no_process_and_no_ticket(home: Path, tmp_path: Path,
+                                                                            position: int) -> None:
+    """Each step in turn, each kill path in turn: no descendant survives, the dead run is closed by the
+    next command that runs, its tickets never count, and the archive verifies."""
+    victim = VICTIMS[position % 3]
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for stem in PIPELINE_NOTEBOOKS:
+        nb = nbformat.read(REPO / "notebooks" / f"{stem}.ipynb", as_version=4)
+        if stem == PIPELINE_NOTEBOOKS[position]:  # the stall goes last: the step has done its work
+            nb.cells.append(nbformat.v4.new_code_cell(STALL))
+        nbformat.write(nb, str(folder / f"{stem}.ipynb"))
+    marker = tmp_path / "child.pid"
+    env = env_for(home, SHIOL_NOTEBOOKS_DIR=str(folder), TEST_MARKER_FILE=str(marker))
+    job = subprocess.Popen([SHIOL, "run", "pipeline", "--offline", "--json"], env=env, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 400
+    while not marker.exists():
+        assert job.poll() is None, job.communicate()
+        assert time.monotonic() < deadline, f"step {position + 1} never started its child"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    before = tree(job.pid)
+    if victim == "group":
+        os.killpg(job.pid, signal.SIGKILL)
+    elif victim == "job":
+        os.kill(job.pid, signal.SIGKILL)
+    else:
+        next(p for p in before if "papermill" in " ".join(p.cmdline()) and p.pid != job.pid).send_signal(
+            signal.SIGKILL)
+    job.communicate(timeout=300)
+    survivors = wait_gone([p for p in before if p.pid != job.pid])
+    assert survivors == [], [" ".join(p.cmdline()) for p in survivors]
+    noticed = subprocess.run([SHIOL, "run", "data_update", "--offline"], env=env_for(home), capture_output=True,
+                             text=True, timeout=300)  # any later run notices and closes a dead one
+    assert noticed.returncode == 0, noticed.stderr
+    runs = {r["job"]: r for r in runs_json(home)}
+    pipeline = runs["pipeline"]
+    assert pipeline["status"] == ("failed" if victim == "papermill" else "crashed")
+    with duckdb.connect(str(home / "var" / "shiol.snapshot.duckdb"), read_only=True) as conn:
+        tickets = conn.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [pipeline["run_id"]]).fetchone()
+    if victim != "papermill":
+        assert tickets == (0,)  # a crashed run's tickets are discarded, never counted beside its recovery's
+    manifest = json.loads((Path(pipeline["archive_dir"]) / "manifest.json").read_text())
+    assert manifest["status"] == pipeline["status"]
+    assert manifest["steps"][position]["status"] == ("failed" if victim == "papermill" else "crashed")
+    assert all(s["status"] == "skipped" for s in manifest["steps"][position + 1:])
+    assert (Path(pipeline["archive_dir"]) / f"{PIPELINE_NOTEBOOKS[position]}.html").exists()
+    verified = subprocess.run([SHIOL, "runs", "verify"], env=env_for(home), capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
