@@ -152,7 +152,7 @@ def test_backup_then_restore_as_the_runbook_says(pristine_home, tmp_path, backup
     shutil.rmtree(home)
 
     restored = run_block("restore", home, backup)
-    assert "ledger intact: 1 entries" in restored.stdout
+    assert "archive intact: 1 ledger entries" in restored.stdout
     verify = shiol(home, "runs", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert facts(home) == (draws, runs)

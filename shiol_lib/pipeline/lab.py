@@ -8,6 +8,7 @@ open notebook never blocks the scheduler's writer.
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
@@ -49,6 +50,8 @@ def lab_server(settings: Settings, *, port: int | None = None, token: str | None
         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
         f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
     ]
+    if os.geteuid() == 0:  # a container or CI running as root: JupyterLab refuses root without this
+        command.append("--allow-root")
     env = {**child_environment(settings), "JUPYTER_TOKEN": token}  # the token never shows in argv
     return LabServer(command, env, root, port, token)
 

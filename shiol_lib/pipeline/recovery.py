@@ -103,7 +103,10 @@ def _close_steps(settings: Settings, store: Store, row: run_table.RunRow, direct
             continue
         status = StepStatus.CRASHED if step.status == StepStatus.RUNNING else StepStatus.SKIPPED
         if status == StepStatus.CRASHED:
-            _render_partial(settings, directory, step, reason, render_html, write_unexecuted_report)
+            about = {"run_id": row.run_id, "job": row.job, "status": str(StepStatus.CRASHED),
+                     "target_draw_date": row.target_draw_date.isoformat() if row.target_draw_date else "",
+                     "error": f"crashed: the job process died during this step ({reason})"}
+            _render_partial(settings, directory, step, reason, render_html, write_unexecuted_report, about)
             step.error, step.error_class = f"the job process died during this step: {reason}", "crashed"
         step.status = status
         run_table.upsert_step(store, row.run_id, position, step.name, step.notebook, status=status,
@@ -111,7 +114,7 @@ def _close_steps(settings: Settings, store: Store, row: run_table.RunRow, direct
 
 
 def _render_partial(settings: Settings, directory: Path, step: StepRecord, reason: str, render_html,
-                    write_unexecuted_report) -> None:
+                    write_unexecuted_report, about: dict[str, str]) -> None:
     import nbformat
 
     stem = step.notebook.removesuffix(".ipynb")
@@ -125,10 +128,10 @@ def _render_partial(settings: Settings, directory: Path, step: StepRecord, reaso
                 "had saved when it stopped.", metadata={"tags": ["shiol-crashed"]}))
             nbformat.write(nb, str(partial))
             os.replace(partial, output)
-            step.html = render_html(nb, output.with_suffix(".html")).name
+            step.html = render_html(nb, output.with_suffix(".html"), **about).name
         else:
             source = settings.notebooks_dir / (STEPS[step.name].notebook if step.name in STEPS else step.notebook)
-            step.html = write_unexecuted_report(source, output, f"the job process died ({reason})").name
+            step.html = write_unexecuted_report(source, output, f"the job process died ({reason})", **about).name
         step.output = output.name
         log_path = output.with_suffix(".log")
         step.log = log_path.name if log_path.exists() else None

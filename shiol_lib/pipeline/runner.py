@@ -194,8 +194,12 @@ def execute_notebook(
     log_path = output.with_suffix(".log")
     command = papermill_command(notebook, partial, values, cwd=cwd)
     started = datetime.now(UTC)
-    with watching(memory_mb) as usage:
-        status, error, error_class = _run_child(command, log_path, timeout_s, env)
+    try:
+        with watching(memory_mb) as usage:
+            status, error, error_class = _run_child(command, log_path, timeout_s, env)
+    except BaseException:  # interrupted (SIGTERM): the archive still keeps what ran, rendered
+        _keep_partial(partial, output)
+        raise
     finished = datetime.now(UTC)
     result = NotebookResult(
         notebook=str(notebook), output=output, html=None, status=status, started_at=started,
@@ -225,7 +229,16 @@ def execute_notebook(
     return result
 
 
-def write_unexecuted_report(notebook: Path, output: Path, reason: str) -> Path:
+def _keep_partial(partial: Path, output: Path) -> None:
+    """Move a partial notebook into place and render it; never masks the exception being handled."""
+    with contextlib.suppress(Exception):
+        if partial.exists():
+            nb = nbformat.read(partial, as_version=4)
+            os.replace(partial, output)
+            render_html(nb, output.with_suffix(".html"))
+
+
+def write_unexecuted_report(notebook: Path, output: Path, reason: str, **metadata: Any) -> Path:
     """The report of a step stopped before papermill saved anything: the source notebook, reason on top.
 
     Writes ``output`` (the unexecuted notebook with a banner cell) and its HTML; returns the HTML path.
@@ -239,7 +252,7 @@ def write_unexecuted_report(notebook: Path, output: Path, reason: str) -> Path:
     tmp = output.with_name(output.name + ".tmp")
     nbformat.write(nb, str(tmp))
     os.replace(tmp, output)
-    return render_html(nb, output.with_suffix(".html"))
+    return render_html(nb, output.with_suffix(".html"), **metadata)
 
 
 def _run_child(command: list[str], log_path: Path, timeout_s: float,

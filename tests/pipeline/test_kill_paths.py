@@ -124,10 +124,11 @@ def test_no_descendant_survives_and_the_dead_run_is_closed(home: Path, tmp_path:
         manifest = json.loads((folder / "manifest.json").read_text())
         assert manifest["status"] == "crashed" and manifest["steps"][0]["status"] == "crashed"
         html = (folder / "10_update_data.html").read_text()
-        assert "The job process died during this step" in html and "time.sleep(600)" in html
+        assert "The job process died during this step" in html and ">crashed<" in html
+        assert "time.sleep(600)" in (folder / "10_update_data.ipynb").read_text()  # the code stays in the notebook
         assert not list(folder.glob("*.partial"))
         index = (home / "runs" / "index.html").read_text()
-        assert crashed["run_id"] in index and 'class="status-crashed"' in index
+        assert crashed["run_id"] in index and 'status status-crashed">crashed<' in index
     verified = subprocess.run([SHIOL, "runs", "verify"], env=env_for(home), capture_output=True, text=True)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
