@@ -141,9 +141,11 @@ def test_a_step_stopped_before_its_first_cell_still_leaves_a_report(home: Path, 
     outcome = json.loads(done.stdout)
     step = outcome["manifest"]["steps"][0]
     assert outcome["status"] == "timeout" and step["status"] == "timeout"
-    html = Path(outcome["directory"]) / step["html"]
+    assert "wall-clock limit" in step["error"]
+    html = Path(outcome["directory"]) / step["html"]  # a report whether or not papermill saved a cell
     text = html.read_text()
-    assert "wall-clock limit" in text and ("did not run to its first cell" in text or "papermill" in text)
+    assert 'class="status status-timeout"' in text
+    assert "did not run to its first cell" in text or "wall-clock limit" in text or "Kernel" in text
 
 
 @pytest.mark.slow
