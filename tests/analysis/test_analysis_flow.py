@@ -39,7 +39,7 @@ def test_six_steps_on_the_real_history(tmp_path: Path) -> None:
 
     backtest = run_backtest(frame, seed=0)  # 4. walk-forward backtest (defaults: 52 drawings, refit every 13)
     log.info("backtest took %.1f s", backtest.seconds)
-    assert len(backtest.per_draw) == 52 and backtest.seconds < 120
+    assert len(backtest.per_draw) == 52  # its speed is measured in bench/run.py, never asserted here
 
     model = fit_model(frame, target_date=target, seed=0)  # 5. 100 tickets for 2024-07-01
     tickets = generate_tickets(frame, model, weights, target, n=100, seed=0)
