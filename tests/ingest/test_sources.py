@@ -42,7 +42,9 @@ NOW = datetime(2024, 7, 8, 12, 0, tzinfo=UTC)  # after the NEWER_DRAWS, before t
 TIMEOUT_S = 0.5
 RETRIES = 2
 BACKOFF_S = 0.1
-HANG_BOUND_S = 10.0  # far below the slow servers' delays: proves the client did not hang
+SERVER_DELAY_S = 30.0  # how long the slow and trickling servers take to answer in full
+# A client that waited for such an answer would take at least SERVER_DELAY_S: finishing sooner proves it
+# gave up by its own deadline. (A bound on the delay, never on this machine's speed.)
 
 
 @pytest.fixture(autouse=True)
@@ -114,14 +116,14 @@ def test_retry_after_above_the_cap_gives_up_at_once(ny_server: NyServer) -> None
     with pytest.raises(FetchError) as caught:
         ny_for(ny_server, max_retry_after_s=2.0).fetch_after(date(2024, 6, 24), now=NOW)
 
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 120  # it did not wait the 120 s asked for
     assert caught.value.status == 429
     assert "Retry-After 120 s exceeds the 2 s cap" in str(caught.value)
     assert len(ny_server.requests_to(NY_PATH)) == 1
 
 
 def test_slow_answer_past_the_timeout_fails_without_hanging(musl_server: MuslServer) -> None:
-    musl_server.inject(MUSL_PATH, slow(30))
+    musl_server.inject(MUSL_PATH, slow(SERVER_DELAY_S))
     started = time.monotonic()
 
     with pytest.raises(FetchError) as caught:
@@ -129,7 +131,7 @@ def test_slow_answer_past_the_timeout_fails_without_hanging(musl_server: MuslSer
 
     elapsed = time.monotonic() - started
     assert elapsed >= TIMEOUT_S * (RETRIES + 1)  # it did wait out each attempt
-    assert elapsed < HANG_BOUND_S
+    assert elapsed < SERVER_DELAY_S  # gave up on each attempt, never waited for the answer
     assert caught.value.status is None
     assert f"no answer within {TIMEOUT_S:g} s" in str(caught.value)
     assert len(musl_server.requests_to(MUSL_PATH)) == RETRIES + 1
@@ -145,14 +147,14 @@ def test_slow_first_answer_then_success_is_retried(musl_server: MuslServer) -> N
 
 
 def test_trickling_body_past_the_deadline_fails_without_hanging(ny_server: NyServer) -> None:
-    # Each byte arrives well within the socket timeout, but the whole body would take ~30 s.
+    # Each byte arrives well within the socket timeout, but the whole body would take far longer.
     ny_server.inject(NY_PATH, trickle(0.1))
     started = time.monotonic()
 
     with pytest.raises(FetchError) as caught:
         ny_for(ny_server, retries=0).fetch_after(date(2024, 6, 24), now=NOW)
 
-    assert time.monotonic() - started < 3 * TIMEOUT_S + 1.0
+    assert time.monotonic() - started < SERVER_DELAY_S  # the body alone takes longer than that
     assert "not complete within" in str(caught.value)
 
 
@@ -314,11 +316,9 @@ def test_ny_exact_multiple_of_the_page_size_stops_on_the_empty_page(
 def test_ny_server_ignoring_offset_does_not_loop_forever(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sources, "NY_PAGE_SIZE", 2)
     with NyServer(history_draws(), ignore_offset=True) as server:
-        started = time.monotonic()
         batch = ny_for(server).fetch_after(date(2024, 6, 19), now=NOW)
         asked = server.requests_to(NY_PATH)
 
-    assert time.monotonic() - started < HANG_BOUND_S
     assert len(asked) == 2  # the second page repeated the first: stop there
     assert [d.draw_date for d in batch.draws] == [date(2024, 6, 22), date(2024, 6, 24)]
 
@@ -428,12 +428,9 @@ def test_ny_records_are_checked_against_the_matrix_of_their_date(
 def test_a_body_over_the_cap_is_cut_off_while_streaming_and_not_retried(ny_server: NyServer) -> None:
     fault = huge_body(200_000_000, pattern=b"[")  # chunked: no length announced
     ny_server.inject(NY_PATH, fault)
-    started = time.monotonic()
-
     with pytest.raises(ResponseTooLargeError) as caught:
         ny_for(ny_server, max_bytes=100_000).fetch_after(date(2024, 6, 29), now=NOW)
 
-    assert time.monotonic() - started < 5.0
     assert "response larger than the 100,000 byte limit (SHIOL_HTTP_MAX_BYTES)" in str(caught.value)
     assert caught.value.limit == 100_000
     assert len(ny_server.requests_to(NY_PATH)) == 1  # the same body would come again
