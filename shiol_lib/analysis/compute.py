@@ -79,6 +79,9 @@ def cluster_client(cluster: str, *, workers: int = 2) -> Iterator[Any]:
     """
     from distributed import Client, LocalCluster
 
+    # distributed logs every scheduler and nanny event at INFO to stderr, which a kernel turns into
+    # pages of report output; the dashboard link and progress come from this module's own logger.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     if cluster == "local":
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                           env=dict(ONE_THREAD), silence_logs=logging.WARNING) as local, Client(local) as client:

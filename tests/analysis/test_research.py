@@ -123,11 +123,13 @@ def test_unreachable_address_is_a_clear_error() -> None:
 
 @pytest.mark.slow
 def test_local_cluster_and_separate_processes_give_identical_results(
-    in_process: tuple[pd.DataFrame, dict[str, int]], processes: DaskProcesses,
+    in_process: tuple[pd.DataFrame, dict[str, int]], processes: DaskProcesses, capfd: pytest.CaptureFixture[str],
 ) -> None:
     expected, _ = in_process
     local, local_workers = _evaluations("local")
     pd.testing.assert_frame_equal(local, expected, check_exact=True)
+    noise = [line for line in capfd.readouterr().err.splitlines() if "distributed." in line and "INFO" in line]
+    assert noise == []  # a report would carry every scheduler and nanny event otherwise
     assert len(local_workers) == 2 and sum(local_workers.values()) == len(_keys())
     remote, remote_workers = _evaluations(processes.address)
     pd.testing.assert_frame_equal(remote, expected, check_exact=True)
