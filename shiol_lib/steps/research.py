@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -65,10 +66,10 @@ def research_backtest(db_path: str, *, run_id: str, date_from: str, date_to: str
     prediction_table.save_artifacts(store, run_id, {
         "metrics.research_backtest": {
             "drawings": int(top["drawings"]), "tickets": int(evaluations.shape[0]),
-            "mean_white_matches": round(float(top["mean_white_matches"]), 12),
-            "white_ci": [round(float(top["ci_low"]), 12), round(float(top["ci_high"]), 12)],
-            "expected_white_matches": round(float(top["expected_white_matches"]), 12),
-            "p_value": round(float(top["p_value"]), 12),
+            "mean_white_matches": _number(top["mean_white_matches"]),
+            "white_ci": [_number(top["ci_low"]), _number(top["ci_high"])],
+            "expected_white_matches": _number(top["expected_white_matches"]),
+            "p_value": _number(top["p_value"]),
             "first_target": span.first_target.isoformat(), "last_target": span.targets[-1].isoformat(),
             "skipped": span.skipped_summary(),
             "configurations": _records(figures),
@@ -100,6 +101,12 @@ def detection_power(db_path: str, *, run_id: str, seed: int, strengths: list[flo
         "research_power.histories": _records(rows),
     })
     return ResearchOutcome(cells, rows, run)
+
+
+def _number(value: Any) -> float | None:
+    """A figure rounded to 12 digits, ``None`` when undefined (a CI over one drawing): valid JSON either way."""
+    value = float(value)
+    return round(value, 12) if math.isfinite(value) else None
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
