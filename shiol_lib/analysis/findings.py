@@ -13,6 +13,7 @@ import pandas as pd
 from shiol_lib.analysis.evaluation import PerformanceSummary
 from shiol_lib.analysis.signals import AdaptiveAnalysis
 from shiol_lib.analysis.weights import OptimizedWeights
+from shiol_lib.domain.spans import TargetSpan
 
 ALPHA = 0.01
 
@@ -100,4 +101,21 @@ def evaluation_findings(new: pd.DataFrame, evaluations: pd.DataFrame) -> str:
     if len(evaluations):
         lines.append(f"Mean white matches of all evaluated tickets {evaluations['white_matches'].mean():.3f} "
                      f"vs {25 / 69:.3f} for random tickets; prizes won \\${evaluations['prize'].sum():,.0f}.")
+    return _bullets(lines)
+
+
+def research_backtest_findings(figures: pd.DataFrame, span: TargetSpan, alpha: float = ALPHA) -> str:
+    """Per configuration the "no edge" verdict of the sweep, and the drawings skipped for too little history."""
+    lines = [f"Backtested **{len(span.targets)} drawings** ({span.first_target} .. {span.targets[-1]}) of the "
+             f"{span.first} .. {span.last} span asked."]
+    skipped = span.skipped_summary()
+    if skipped["drawings"]:
+        lines.append(f"**Skipped {skipped['drawings']} drawing(s)** ({skipped['from']} .. {skipped['to']}): "
+                     f"{skipped['reason']}.")
+    for row in figures.itertuples():
+        verdict = "**evidence of an edge**" if row.edge else "**no evidence of an edge**"
+        lines.append(f"`{row.configuration}` ({row.seeds} seed(s), {row.tickets} tickets): {verdict} "
+                     f"(p = {_p(row.p_value)}, one-sided, alpha {alpha:g}); mean white matches "
+                     f"{row.mean_white_matches:.3f} (95% CI {row.ci_low:.3f} .. {row.ci_high:.3f}) vs "
+                     f"{row.expected_white_matches:.3f} for random tickets.")
     return _bullets(lines)

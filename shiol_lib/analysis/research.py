@@ -29,7 +29,7 @@ from shiol_lib.analysis.model import ModelConfig
 from shiol_lib.analysis.synthetic import generate_synthetic_draws
 from shiol_lib.analysis.weights import WeightConfig
 from shiol_lib.domain.game import WHITE_COUNT, Matrix, matrix_for, prize_tier
-from shiol_lib.errors import InsufficientHistoryError
+from shiol_lib.domain.spans import TargetSpan, targets_with_history
 
 _FAST_FEATURES = FeatureConfig(windows=(5, 10, 20), halflife=10.0, pair_window=20, shape_window=10)
 _FAST = BacktestConfig(model=ModelConfig(n_estimators=20, min_train_targets=30, features=_FAST_FEATURES),
@@ -75,30 +75,27 @@ def _warmup(config: BacktestConfig) -> int:
     return model.features.required_history + model.min_train_targets + tuning
 
 
+def backtest_span(frame: pd.DataFrame, first: date, last: date, configurations: Sequence[str]) -> TargetSpan:
+    """The drawings of ``frame`` from ``first`` to ``last`` with the era history every configuration needs.
+
+    The span starts at the first drawing with enough earlier drawings of its era; the ones before it are
+    the span's ``skipped`` drawings. Raises ``ValueError`` for an empty or era-crossing span and
+    :class:`InsufficientHistoryError` when no drawing of the span has enough history.
+    """
+    if not configurations:
+        raise ValueError("nothing to backtest: no configuration given")
+    needed = max(_warmup(preset(name)) for name in configurations)
+    return targets_with_history((d.date() for d in frame["draw_date"]), first, last, needed)
+
+
 def backtest_keys(frame: pd.DataFrame, first: date, last: date, seeds: Sequence[int],
                   configurations: Sequence[str]) -> list[BacktestKey]:
-    """The tasks of a backtest of every drawing of ``frame`` from ``first`` to ``last`` (inclusive).
-
-    Raises ``ValueError`` for an empty or era-crossing span and :class:`InsufficientHistoryError` when
-    the first target has too little earlier history in its era.
-    """
-    days = [d.date() for d in frame["draw_date"]]
-    targets = [d for d in days if first <= d <= last]
-    if not targets or not seeds or not configurations:
-        raise ValueError(f"nothing to backtest: {len(targets)} stored drawing(s) from {first} to {last}, "
-                         f"{len(seeds)} seed(s), {len(configurations)} configuration(s)")
-    matrix = matrix_for(targets[0])
-    if matrix_for(targets[-1]) != matrix:
-        raise ValueError(f"{first}..{last} crosses a game-matrix change; backtest one era at a time "
-                         f"(the {matrix_for(targets[-1]).name} era starts {matrix_for(targets[-1]).first_date})")
-    before = sum(1 for d in days if matrix.first_date <= d < targets[0])
-    needed = max(_warmup(preset(name)) for name in configurations)
-    if before < needed:
-        raise InsufficientHistoryError(
-            f"the first target {targets[0]} has {before} earlier drawing(s) in the {matrix.name} era, {needed} "
-            f"needed; start later", available=before, needed=needed)
+    """The tasks of a backtest of every drawing of :func:`backtest_span` (skipped drawings left out)."""
+    if not seeds:
+        raise ValueError("nothing to backtest: no seed given")
+    span = backtest_span(frame, first, last, configurations)
     return [BacktestKey(c, int(s), t.toordinal()) for c in range(len(configurations)) for s in seeds
-            for t in targets]
+            for t in span.targets]
 
 
 def backtest_task(key: BacktestKey, shared: Mapping[str, Any]) -> pd.DataFrame:

@@ -71,7 +71,8 @@ def prune_command(settings: Settings, keep_days: int) -> None:
         head = ledger.head(settings.runs_dir)
         if pruned and head is not None:
             run_table.anchor_ledger(store, (head.seq, head.hash))
-        run_index.write_index(settings.runs_dir)
+        run_index.write_index(settings.runs_dir, retry_backoff_s=settings.retry_backoff_s,
+                              **run_index.store_context(store))
     except ShiolError as err:
         fail(err)
     click.echo(f"pruned {len(pruned)} run folder(s); manifests and ledger kept")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import click
 
-from shiol_lib.cli.common import EXIT_RUN_FAILED, fail
-from shiol_lib.errors import ShiolError
+from shiol_lib.cli.common import EXIT_RUN_FAILED, fail, open_existing_store
+from shiol_lib.domain.spans import RESEARCH_HISTORY_NEEDED
+from shiol_lib.errors import InsufficientHistoryError, ParameterError, ShiolError
 from shiol_lib.settings import Settings
 
 _CLUSTER_HELP = "'none' (in-process, default), 'local' (a two-worker LocalCluster) or a scheduler address " \
@@ -25,14 +28,29 @@ def research_group() -> None:
     """Research sweeps (walk-forward backtests, detection power) on one machine or a Dask cluster."""
 
 
+def _check_span(settings: Settings, date_from: str, date_to: str, configurations: tuple[str, ...]) -> None:
+    """Refuse (exit 2) a span with no stored drawing, one crossing an era, or none with enough history."""
+    from shiol_lib.domain.spans import targets_with_history
+
+    frame = open_existing_store(settings).read_draws()
+    needed = max(RESEARCH_HISTORY_NEEDED[name] for name in configurations)
+    try:
+        targets_with_history((d.date() for d in frame["draw_date"]), date.fromisoformat(date_from),
+                             date.fromisoformat(date_to), needed)
+    except (ValueError, InsufficientHistoryError) as err:
+        raise ParameterError(f"--from {date_from} --to {date_to}: {err}; nothing was run", [str(err)]) from err
+
+
 def _run(settings: Settings, job: str, step: str, cluster: str | None, parameters: dict[str, Any],
-         seed: int | None) -> dict[str, Any]:
+         seed: int | None, check: Callable[[], None] | None = None) -> dict[str, Any]:
     from shiol_lib.pipeline import jobs as pipeline
     from shiol_lib.pipeline.cluster import check_cluster, resolve_cluster
     from shiol_lib.pipeline.liveness import interrupt_on_sigterm
 
     engine = resolve_cluster(cluster, settings.dask_address)
     check_cluster(engine)
+    if check is not None:
+        check()
     interrupt_on_sigterm()
     outcome = pipeline.run_job(settings, job, seed=seed, step_parameters={step: {**parameters, "cluster": engine}})
     metrics = outcome.manifest.metrics
@@ -60,7 +78,7 @@ def _finish(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 @click.option("--to", "date_to", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last target drawing.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per drawing.")
 @click.option("--config", "configurations", multiple=True, default=("fast",), show_default=True,
-              type=click.Choice(["standard", "fast", "untuned"]), help="Configuration (repeat for several).")
+              type=click.Choice(list(RESEARCH_HISTORY_NEEDED)), help="Configuration (repeat for several).")
 @click.option("--seed", type=int, help="First seed (default: the pipeline's fixed seed).")
 @click.option("--cluster", help=_CLUSTER_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
@@ -71,11 +89,16 @@ def backtest_command(settings: Settings, date_from: Any, date_to: Any, seeds: in
     parameters = {"date_from": date_from.date().isoformat(), "date_to": date_to.date().isoformat(), "seeds": seeds,
                   "configurations": list(configurations)}
     try:
-        data = _run(settings, "research_backtest", "research_backtest", cluster, parameters, seed)
+        data = _run(settings, "research_backtest", "research_backtest", cluster, parameters, seed,
+                    lambda: _check_span(settings, parameters["date_from"], parameters["date_to"], configurations))
     except ShiolError as err:
         fail(err)
+    skipped = data.get("skipped") or {}
     _finish(data, as_json, [
-        f"{data.get('drawings')} drawings, {data.get('tickets')} tickets: mean white matches "
+        *([f"skipped {skipped['drawings']} drawing(s) {skipped['from']} .. {skipped['to']}: {skipped['reason']}"]
+          if skipped.get("drawings") else []),
+        f"{data.get('drawings')} drawings from {data.get('first_target')} to {data.get('last_target')}, "
+        f"{data.get('tickets')} tickets: mean white matches "
         f"{data.get('mean_white_matches')} (CI {data.get('white_ci')}) vs {data.get('expected_white_matches')}, "
         f"no-edge p = {data.get('p_value')}",
     ])

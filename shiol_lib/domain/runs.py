@@ -1,4 +1,4 @@
-"""The vocabulary of the run history: run and step statuses, missed kinds, and the failure-streak rule.
+"""The vocabulary of the run history: run and step statuses, missed kinds, the failure-streak and retry rules.
 
 One definition each, shared by the store, the planner, monitoring and the archive. The statuses are
 ``StrEnum`` members: they compare equal to (and serialize as) their plain string values, so rows and
@@ -7,7 +7,9 @@ manifests written before this module existed read back unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -80,3 +82,43 @@ def parse_status(value: str, kind: type[RunStatus] | type[StepStatus] = RunStatu
     except ValueError:
         allowed = ", ".join(m.value for m in kind)
         raise ValueError(f"status {value!r} is not one of {allowed}") from None
+
+
+@dataclass(frozen=True)
+class RetryOutlook:
+    """What the retry policy makes of one finished attempt (see :func:`retry_outlook`)."""
+
+    state: str  # retry | recovery | waiting | exhausted | none
+    due_at: datetime | None  # when the next attempt is due (retry, recovery, waiting)
+    attempts_used: int  # attempts that count towards the budget (``waiting`` ones are free)
+    max_attempts: int
+
+
+def retry_outlook(status: str, attempt: int, finished_at: datetime, backoff_s: Sequence[float], *,
+                  free_attempts: int = 0) -> RetryOutlook:
+    """The next attempt of a scheduled run that ended ``status``, by the retry policy of DESIGN.md.
+
+    The first attempt plus one retry per delay of ``backoff_s`` (``SHIOL_RETRY_BACKOFF_S``): a failed or
+    timed-out attempt retries ``backoff_s[n - 1]`` after it finished (``n`` the attempts used so far,
+    the last delay repeating); a crashed or interrupted one is due at once (recovery); one that ended
+    ``waiting`` (results not published) retries on the same backoff and is free, as are the
+    ``free_attempts`` earlier ``waiting`` attempts of its slot. After the last attempt: ``exhausted``.
+    Other statuses have no next attempt (``none``). The scheduler's planner applies the same rules.
+    """
+    if not backoff_s or min(backoff_s) <= 0:
+        raise ValueError(f"the retry backoff needs at least one positive delay, got {tuple(backoff_s)}")
+    max_attempts = 1 + len(backoff_s)
+    used = attempt - free_attempts
+
+    def delay(n: int) -> timedelta:
+        return timedelta(seconds=float(backoff_s[min(max(n, 1), len(backoff_s)) - 1]))
+
+    if status == RunStatus.WAITING:
+        return RetryOutlook("waiting", finished_at + delay(attempt), used - 1, max_attempts)
+    if status not in (RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.CRASHED, RunStatus.INTERRUPTED):
+        return RetryOutlook("none", None, used, max_attempts)
+    if used >= max_attempts:
+        return RetryOutlook("exhausted", None, used, max_attempts)
+    if status in (RunStatus.CRASHED, RunStatus.INTERRUPTED):
+        return RetryOutlook("recovery", finished_at, used, max_attempts)
+    return RetryOutlook("retry", finished_at + delay(used), used, max_attempts)

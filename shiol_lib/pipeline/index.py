@@ -23,6 +23,8 @@ from markupsafe import Markup
 from shiol_lib.pipeline.archive import iter_manifests, write_atomic
 from shiol_lib.pipeline.manifest import Manifest
 from shiol_lib.pipeline.report import template_environment
+from shiol_lib.pipeline.retries import RetryLine, retry_lines
+from shiol_lib.settings import default as setting_default
 from shiol_lib.store import Store
 from shiol_lib.store.jobs import DeadLetter
 from shiol_lib.store.monitoring import MissedSlot, missed_slots, open_dead_letters
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 INDEX = "index.html"
 RUN_PAGE = "index.html"  # beside manifest.json in each run's folder
 TIMELINE_DAYS = 42
+_FAILED = ("failed", "timeout", "crashed", "interrupted")  # the runs listed under "Failed runs"
 
 
 @dataclass
@@ -42,7 +45,8 @@ class RunView:
     rel: str  # the run folder relative to runs/
     day: str
     error_line: str
-    next_retry: str
+    next_retry: str  # what comes next, in words (:mod:`shiol_lib.pipeline.retries`); empty for none
+    superseded_by: str | None = None  # the rel folder of the run that superseded this one
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -60,7 +64,8 @@ def write_index(
     *,
     dead_letters: Sequence[DeadLetter] | None = None,
     missed: Sequence[MissedSlot] | None = None,
-    next_retries: Mapping[str, datetime] | None = None,
+    retry_backoff_s: Sequence[float] | None = None,
+    now: datetime | None = None,
 ) -> Path:
     """Regenerate ``runs/index.html`` and every run's page from the manifests in the archive.
 
@@ -68,39 +73,47 @@ def write_index(
         runs_dir: The archive folder.
         dead_letters: Open dead letters (shown with their re-run command).
         missed: Missed slots and drawings recorded by the scheduler.
-        next_retries: Run id -> when its retry is due, where known.
+        retry_backoff_s: The retry delays (``SHIOL_RETRY_BACKOFF_S``; default: the setting's default),
+            from which each unsuccessful run's next retry is computed.
+        now: The instant the page is generated at (a retry due before it is shown overdue).
 
     Returns:
         The dashboard's path.
     """
     runs_dir = Path(runs_dir)
+    now = now or datetime.now(UTC)
     env = template_environment()
     css = Markup(_css())
-    views = []
-    for directory, manifest in iter_manifests(runs_dir):
-        view = _view(runs_dir, directory, manifest, next_retries or {})
-        views.append(view)
+    found = list(iter_manifests(runs_dir))
+    backoff = tuple(retry_backoff_s) if retry_backoff_s is not None else setting_default("retry_backoff_s")
+    retries = retry_lines((m for _, m in found), backoff, now=now)
+    views = [_view(runs_dir, directory, manifest, retries) for directory, manifest in found]
+    folders = {v.manifest.run_id: v.rel for v in views}
+    for view, (directory, manifest) in zip(views, found, strict=True):
+        line = retries.get(manifest.run_id)
+        if line is not None and line.superseded_by in folders:
+            view.superseded_by = folders[line.superseded_by]
         page = env.get_template("run.html").render(run=view, m=manifest, css=css, dump=_dump)
         write_atomic(directory / RUN_PAGE, page.encode("utf-8"))
     missed = list(missed or [])
     page = env.get_template("index.html").render(
-        runs=views, css=css, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        runs=views, css=css, generated=now.strftime("%Y-%m-%d %H:%M UTC"),
         jobs=sorted({v.manifest.job for v in views} | {m.job for m in missed}),
         statuses=sorted({str(v.manifest.status) for v in views} | ({"missed"} if missed else set())),
         timeline=_timeline(views, missed), headline=_headline(views), dead_letters=list(dead_letters or []),
-        missed=missed, failed=[v for v in views if str(v.manifest.status) not in ("success", "running")],
+        missed=missed, failed=[v for v in views if str(v.manifest.status) in _FAILED],
     )
     path = runs_dir / INDEX
     write_atomic(path, page.encode("utf-8"))
     return path
 
 
-def _view(runs_dir: Path, directory: Path, manifest: Manifest, retries: Mapping[str, datetime]) -> RunView:
+def _view(runs_dir: Path, directory: Path, manifest: Manifest, retries: Mapping[str, RetryLine]) -> RunView:
     rel = Path(os.path.relpath(directory, runs_dir)).as_posix()
     error = (manifest.error or "").strip().splitlines()
     retry = retries.get(manifest.run_id)
     view = RunView(manifest, rel, manifest.started_at.astimezone(UTC).date().isoformat(),
-                   error[0][:400] if error else "", retry.isoformat()[:16].replace("T", " ") if retry else "")
+                   error[0][:400] if error else "", retry.text if retry else "")
     for step in manifest.steps:
         links = {label: name for label, name in (("report", step.html), ("notebook", step.output),
                                                  ("log", step.log)) if name and (directory / name).exists()}

@@ -329,7 +329,8 @@ def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[No
                          error_class=error_class, ledger_head=(entry["seq"], entry["hash"]))
     job_table.release_job(run.store, run.job, run.run_id)
     try:
-        run_index.write_index(run.settings.runs_dir, **run_index.store_context(run.store))
+        run_index.write_index(run.settings.runs_dir, retry_backoff_s=run.settings.retry_backoff_s,
+                              **run_index.store_context(run.store))
     except ArchiveError as err:  # the run is closed and recorded; only its listing is late
         log.warning("run %s closed, but runs/index.html was not rewritten: %s", run.run_id, err)
     if status == RunStatus.SUCCESS:

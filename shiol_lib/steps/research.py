@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,6 +18,7 @@ import pandas as pd
 from shiol_lib.analysis import research
 from shiol_lib.analysis.compute import TaskRun, run_tasks
 from shiol_lib.domain.history import data_hash
+from shiol_lib.domain.spans import TargetSpan
 from shiol_lib.steps.pipeline import open_step_store
 from shiol_lib.store import predictions as prediction_table
 
@@ -30,6 +32,7 @@ class ResearchOutcome:
     figures: pd.DataFrame
     details: pd.DataFrame
     run: TaskRun[Any]
+    span: TargetSpan | None = None  # the backtest's drawings and the ones skipped for too little history
 
 
 def _execution(run: TaskRun[Any]) -> dict[str, Any]:
@@ -48,27 +51,33 @@ def research_backtest(db_path: str, *, run_id: str, date_from: str, date_to: str
     store = open_step_store(db_path)
     frame = store.read_draws()
     names = list(configurations)
-    keys = research.backtest_keys(frame, date.fromisoformat(date_from), date.fromisoformat(date_to),
-                                  [seed + i for i in range(seeds)], names)
+    first, last = date.fromisoformat(date_from), date.fromisoformat(date_to)
+    span = research.backtest_span(frame, first, last, names)
+    if span.skipped:
+        log.warning("skipping %d drawing(s) %s .. %s: %s; the backtest starts at %s", len(span.skipped),
+                    span.skipped[0], span.skipped[-1], span.skipped_summary()["reason"], span.first_target)
+    keys = research.backtest_keys(frame, first, last, [seed + i for i in range(seeds)], names)
     shared = {"draws": frame, "configs": tuple(research.preset(n) for n in names)}
     run = run_tasks(research.backtest_task, keys, shared, cluster=cluster)
     evaluations = pd.concat(run.results, ignore_index=True)
     figures = research.summarize_backtest(evaluations, names, alpha=alpha)
     by_year = research.hit_rates_by_year(evaluations, names)
-    first = figures.iloc[0]
+    top = figures.iloc[0]
     prediction_table.save_artifacts(store, run_id, {
         "metrics.research_backtest": {
-            "drawings": int(first["drawings"]), "tickets": int(evaluations.shape[0]),
-            "mean_white_matches": round(float(first["mean_white_matches"]), 12),
-            "white_ci": [round(float(first["ci_low"]), 12), round(float(first["ci_high"]), 12)],
-            "expected_white_matches": round(float(first["expected_white_matches"]), 12),
-            "p_value": round(float(first["p_value"]), 12),
+            "drawings": int(top["drawings"]), "tickets": int(evaluations.shape[0]),
+            "mean_white_matches": _number(top["mean_white_matches"]),
+            "white_ci": [_number(top["ci_low"]), _number(top["ci_high"])],
+            "expected_white_matches": _number(top["expected_white_matches"]),
+            "p_value": _number(top["p_value"]),
+            "first_target": span.first_target.isoformat(), "last_target": span.targets[-1].isoformat(),
+            "skipped": span.skipped_summary(),
             "configurations": _records(figures),
         },
         "metrics.research_backtest_execution": _execution(run),
         "research_backtest.by_year": _records(by_year),
     }, data_hash=data_hash(frame))
-    return ResearchOutcome(figures, by_year, run)
+    return ResearchOutcome(figures, by_year, run, span)
 
 
 def detection_power(db_path: str, *, run_id: str, seed: int, strengths: list[float], drawings: list[int],
@@ -92,6 +101,12 @@ def detection_power(db_path: str, *, run_id: str, seed: int, strengths: list[flo
         "research_power.histories": _records(rows),
     })
     return ResearchOutcome(cells, rows, run)
+
+
+def _number(value: Any) -> float | None:
+    """A figure rounded to 12 digits, ``None`` when undefined (a CI over one drawing): valid JSON either way."""
+    value = float(value)
+    return round(value, 12) if math.isfinite(value) else None
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from scipy import stats
 
 from shiol_lib.analysis import research
 from shiol_lib.analysis.compute import IN_PROCESS, run_tasks, task_seed
+from shiol_lib.domain.spans import RESEARCH_HISTORY_NEEDED
 from shiol_lib.errors import ClusterError, InsufficientHistoryError
 
 DASK = str(Path(sys.executable).parent / "dask")
@@ -96,13 +97,38 @@ def test_task_seeds_come_from_the_key_alone() -> None:
     assert len({task_seed(s, o, c) for s in (1, 2) for o in (738000, 738001) for c in (0, 1)}) == 8
 
 
-def test_keys_refuse_empty_or_early_spans() -> None:
-    with pytest.raises(ValueError, match="nothing to backtest"):
+def test_keys_refuse_empty_era_crossing_or_too_early_spans() -> None:
+    with pytest.raises(ValueError, match="nothing to backtest: no stored drawing from 2030-01-01 to 2030-02-01"):
         research.backtest_keys(real_frame(), date(2030, 1, 1), date(2030, 2, 1), [1], NAMES)
-    with pytest.raises(InsufficientHistoryError, match="start later"):
+    refusal = "no drawing from 2015-10-07 to 2015-12-01 has the 56 earlier drawings .* the first stored drawing " \
+              "with enough is 2016-04-20: move the span later"
+    with pytest.raises(InsufficientHistoryError, match=refusal) as refused:
         research.backtest_keys(real_frame(), date(2015, 10, 7), date(2015, 12, 1), [1], ["fast"])
+    assert refused.value.needed == 56 and refused.value.available < 56
     with pytest.raises(ValueError, match="crosses a game-matrix change"):
         research.backtest_keys(real_frame(), date(2015, 1, 1), date(2016, 1, 1), [1], NAMES)
+
+
+def test_a_span_starts_at_its_first_drawing_with_enough_era_history() -> None:
+    """2016-01-01 .. 2016-06-30 on `fast` (56 earlier drawings needed): the first 31 targets are skipped."""
+    days = [d.date() for d in real_frame()["draw_date"]]
+    era = [d for d in days if d >= date(2015, 10, 7)]
+    span = research.backtest_span(real_frame(), date(2016, 1, 1), date(2016, 6, 30), ["fast"])
+    asked = [d for d in days if date(2016, 1, 1) <= d <= date(2016, 6, 30)]
+    assert span.first_target == era[56] and span.targets[-1] == asked[-1]
+    assert span.skipped == tuple(asked[:31]) and span.targets == tuple(asked[31:])
+    summary = span.skipped_summary()
+    assert summary["drawings"] == 31 and summary["from"] == "2016-01-02" and summary["to"] == era[55].isoformat()
+    assert summary["needed"] == 56 and summary["available"] == 25
+    assert "fewer than 56 earlier drawings of the 2015-69/26 era" in summary["reason"]
+    keys = research.backtest_keys(real_frame(), date(2016, 1, 1), date(2016, 6, 30), [1, 2], ["fast"])
+    assert len(keys) == 2 * len(span.targets) and min(k.ordinal for k in keys) == span.first_target.toordinal()
+    later = research.backtest_span(real_frame(), date(2024, 1, 1), date(2024, 1, 31), ["fast"])
+    assert later.skipped_summary()["drawings"] == 0 and later.first_target == date(2024, 1, 1)
+
+
+def test_the_cli_table_of_history_needs_matches_the_presets() -> None:
+    assert {name: research._warmup(research.preset(name)) for name in research.PRESETS} == RESEARCH_HISTORY_NEEDED
 
 
 def test_in_process_sweep_counts_every_task(in_process: tuple[pd.DataFrame, dict[str, int]]) -> None:

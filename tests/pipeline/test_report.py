@@ -105,13 +105,12 @@ def test_dashboard_escapes_errors_and_shows_headline_dead_letters_and_missed(tmp
     letter = DeadLetter("d1", "data_update", slot, date(2024, 6, 29), 3, bad.run_id, "fetch", HOSTILE,
                         "10_update_data.ipynb", 6, "shiol run data_update --target 2024-06-29", slot, None, None)
     missed = MissedSlot("pipeline", slot, date(2024, 6, 29), "draw", slot)
-    page = run_index.write_index(tmp_path, dead_letters=[letter], missed=[missed],
-                                 next_retries={bad.run_id: datetime(2024, 7, 1, 4, 4, tzinfo=UTC)}).read_text()
+    page = run_index.write_index(tmp_path, dead_letters=[letter], missed=[missed]).read_text()
     assert page.count("<script") == 1  # the inline filter script, nothing else
     assert "step x: &lt;script&gt;" in page and "more" not in page.split('id="runs"')[1]
     assert "No evidence of an edge" in page and "0.330 .. 0.390" in page
     assert "shiol run data_update --target 2024-06-29" in page and "missed draw" in page
-    assert "attempt 2" in page and "next retry 2024-07-01 04:04" in page
+    assert "attempt 2" in page and "no automatic retry (a manual run)" in page  # tests/pipeline/test_retries.py
     assert not REMOTE.search(page)
     run_page = (archive.find_run_dir(tmp_path, bad.run_id) / "index.html").read_text()
     assert "<script" not in run_page and "&lt;script&gt;" in run_page and 'href="manifest.json"' in run_page
