@@ -116,7 +116,7 @@ def test_200_concurrent_requests_while_a_job_runs_are_all_answered_and_the_job_f
                 with ThreadPoolExecutor(max_workers=32) as pool:
                     statuses = list(pool.map(hit, range(REQUESTS)))
                 assert len(statuses) == REQUESTS and set(statuses) <= {200, 429, 503}, statuses
-                assert statuses[0::3].count(200) > 0, statuses  # /healthz kept answering through the burst
+                assert set(statuses[0::3]) == {200}, statuses  # /healthz answered from memory through the burst
                 assert not gate.is_set() and len(ny.requests_to(NY_PATH)) == 1  # the job was mid-fetch all along
                 gate.set()
 
