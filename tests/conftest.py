@@ -1,7 +1,8 @@
-"""Shared fixtures: the bundled history, a fresh store in a temp folder, and the fake MUSL and NY servers.
+"""Shared fixtures: the bundled history, a fresh store in a temp folder, the fake MUSL and NY servers, and
+the local alert channels (a webhook receiver and an SMTP server).
 
-The helper modules beside this file (``fakesources``, ``analysis_support``) are importable from every
-test folder because pytest puts this folder on ``sys.path`` for its ``conftest.py``.
+The helper modules beside this file (``fakesources``, ``alert_support``, ``analysis_support``, ...) are
+importable from every test folder because pytest puts this folder on ``sys.path`` for its ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from alert_support import smtp, webhook
 from fakesources import musl_server, ny_server
 
 from shiol_lib.domain.draws import Draw
@@ -42,4 +44,4 @@ def store(tmp_path: Path) -> Store:
     return open_store(tmp_path / "var" / "shiol.duckdb", tmp_path / "var" / "shiol.snapshot.duckdb", lock_timeout_s=5)
 
 
-__all__ = ["bundled_draws", "bundled_frame", "musl_server", "ny_server", "store"]
+__all__ = ["bundled_draws", "bundled_frame", "musl_server", "ny_server", "smtp", "store", "webhook"]

@@ -170,6 +170,7 @@ class Fault:
     body: str | None = None  # None: the normal answer (with ``status`` and ``headers``)
     content_type: str = "application/json"
     delay_s: float = 0.0  # sleep before answering
+    gate: threading.Event | None = None  # hold the answer until this is set (or the server stops)
     trickle_s: float = 0.0  # send the body one byte at a time, this far apart
     cut_after: int | None = None  # close the connection after this many body bytes (Content-Length kept)
     times: int | None = None
@@ -190,6 +191,11 @@ def http_error(status: int, *, retry_after: str | float | None = None, times: in
 def slow(delay_s: float, *, times: int | None = None) -> Fault:
     """The normal answer, after ``delay_s`` of silence."""
     return Fault(delay_s=delay_s, times=times)
+
+
+def held(gate: threading.Event, *, times: int | None = None) -> Fault:
+    """The normal answer, once ``gate`` is set: a source that keeps a job waiting as long as a test likes."""
+    return Fault(gate=gate, times=times)
 
 
 def trickle(interval_s: float, *, times: int | None = None) -> Fault:
@@ -355,6 +361,10 @@ class FakeServer:
         fault = self._take_fault(request)
         if fault is not None and fault.delay_s and self._stopping.wait(fault.delay_s):
             return  # shutting down
+        if fault is not None and fault.gate is not None:
+            while not fault.gate.wait(0.05):
+                if self._stopping.is_set():
+                    return
         if fault is not None and fault.stream_bytes:
             self._stream(handler, fault)
             return

@@ -1,7 +1,8 @@
 """The DuckDB store: the one package that speaks SQL.
 
-``core`` holds connections, transactions, migrations, the reader snapshot and the draws table;
-``runs`` the execution history; ``predictions`` tickets, evaluations and model artefacts.
+``core`` holds connections, transactions, migrations, snapshot publishing and the draws table;
+``snapshot`` the reader snapshot's files; ``runs`` the execution history; ``predictions`` tickets,
+evaluations and model artefacts.
 """
 
 from shiol_lib.store.core import ApplyResult, Conflict, Store, connect_snapshot, open_store, read_snapshot_draws

@@ -27,6 +27,7 @@ import duckdb
 from shiol_lib.domain.draws import DRAW_COLUMNS, Draw, normalize_draw_frame
 from shiol_lib.errors import SnapshotStaleError, StoreError, StoreLockError
 from shiol_lib.store.schema import MIGRATIONS, SCHEMA_VERSION
+from shiol_lib.store.snapshot import connect_snapshot, remove_dead_temps, stale_marker_for
 
 if TYPE_CHECKING:  # pandas is imported where a frame is built: `shiol status` stays quick
     import pandas as pd
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 
 _LOCK_MESSAGE = "Could not set lock on file"
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)")
-
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,14 @@ class Store:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except duckdb.Error as err:  # e.g. no room on the disk even for the write-ahead log
+                if publish:  # nothing changed: the snapshot is as current as it was
+                    with contextlib.suppress(OSError):
+                        self.stale_marker.unlink(missing_ok=True)
+                raise StoreError(f"the change could not be committed to the store {self.path} "
+                                 f"({str(err).splitlines()[0]}); nothing of it was written") from err
             if publish:
                 self._publish_snapshot(conn)
 
@@ -143,7 +150,7 @@ class Store:
         processes are removed first. A failure after the commit raises :class:`SnapshotStaleError`: the
         data is committed, the snapshot is stale (and marked so).
         """
-        _remove_dead_temps(self.snapshot_path)
+        remove_dead_temps(self.snapshot_path)
         tmp = self.snapshot_path.with_name(f"{self.snapshot_path.name}.{os.getpid()}.tmp")
         try:
             tmp.unlink(missing_ok=True)
@@ -176,6 +183,8 @@ class Store:
         """Checkpoint; whether every committed change is now in the database file (the log is empty)."""
         try:
             conn.execute("CHECKPOINT")
+        except duckdb.FatalException:
+            raise  # the database is invalidated (a full disk): copying it table by table would only say so
         except duckdb.Error as err:
             log.debug("checkpoint of %s refused (%s); snapshot copied table by table", self.path, err)
             return False
@@ -310,46 +319,6 @@ def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout
     store = Store(db_path, snapshot_path, lock_timeout_s=lock_timeout_s)
     store.migrate()
     return store
-
-
-def connect_snapshot(snapshot_path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the published snapshot, safe to keep open (JupyterLab).
-
-    Logs a warning when the snapshot is marked stale (a write committed but not yet republished);
-    ``SELECT * FROM snapshot_info`` says which store and schema it copies and when.
-    """
-    path = Path(snapshot_path).resolve()
-    if not path.exists():
-        raise StoreError(f"no store snapshot at {path}; run 'shiol update-data' to create the store")
-    marker = stale_marker_for(path)
-    if marker.exists():
-        log.warning("the snapshot %s is stale: %s", path, marker.read_text(errors="replace").strip())
-    return duckdb.connect(str(path), read_only=True)
-
-
-def stale_marker_for(snapshot_path: Path) -> Path:
-    """``<snapshot>.stale``: present while the snapshot is older than the store."""
-    return Path(snapshot_path).with_name(Path(snapshot_path).name + ".stale")
-
-
-def _remove_dead_temps(snapshot_path: Path) -> None:
-    """Delete ``<snapshot>.<pid>.tmp`` files whose process is gone (they would keep a full disk full)."""
-    for tmp in Path(snapshot_path).parent.glob(f"{Path(snapshot_path).name}.*.tmp"):
-        pid = tmp.name.removeprefix(Path(snapshot_path).name + ".").removesuffix(".tmp")
-        if pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                log.info("removed %s, left by dead process %s", tmp, pid)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_snapshot_draws(snapshot_path: Path) -> pd.DataFrame:

@@ -389,7 +389,7 @@ def run_case(case: Case, musl: MuslServer, ny: NyServer, store: Store, tmp_path:
     return report
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.faults(c.kind)) for n, c in CASES.items()])
 def test_a_fault_is_reported_and_changes_no_stored_draw(
     name: str, servers: tuple[MuslServer, NyServer], template: Path, tmp_path: Path
 ) -> None:

@@ -8,7 +8,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import psutil
 import pytest
 import requests
 from fakesources import NyServer, history_draws
+from service_support import free_port
 
 from shiol_lib.domain.draw_calendar import NEW_YORK, expected_draws, previous_draw
 from shiol_lib.domain.draws import Draw
@@ -54,12 +54,6 @@ def snapshot_rows(home: Path, sql: str, params: list | None = None) -> list[tupl
         except (duckdb.IOException, duckdb.CatalogException):
             time.sleep(0.1)  # the snapshot is being renamed into place
     raise AssertionError(f"snapshot {path} not readable")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def kill_tree(proc: subprocess.Popen) -> None:

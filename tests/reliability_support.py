@@ -1,0 +1,119 @@
+"""The fault suite's table (docs/RELIABILITY.md): its categories, a session's tally, rendering and
+reading the table, and whether a session collected the whole suite. The hooks that count are in
+tests/faults/conftest.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FAULTS_DIR = Path(__file__).resolve().parent / "faults"
+RELIABILITY_MD = FAULTS_DIR.parents[1] / "docs" / "RELIABILITY.md"
+COMMAND = "pytest -m faults"
+
+
+@dataclass(frozen=True)
+class Category:
+    """One row of the table: what was tried, and what must hold for a case to count as held."""
+
+    tried: str
+    holds: str
+
+
+# The rows, in table order. A fault test whose category is not here is a collection error.
+CATEGORIES: dict[str, Category] = {
+    "ny-record": Category(
+        "NY Open Data JSON records breaking a validation rule or of the wrong JSON type, beside valid ones",
+        "rejected with source, record and reason; nothing of the batch written; draws checksum unchanged"),
+    "ny-csv": Category(
+        "NY CSV export rows (the bundled snapshot's layout) breaking a rule, or a malformed line",
+        "rejected with source, record and reason; nothing of the file written; draws checksum unchanged"),
+    "ny-body": Category(
+        "NY bodies that are not a list of records: HTML, truncated, null, deep nesting, oversize, HTTP errors",
+        "a failure of NY, reported, then the bundled snapshot asked; draws checksum unchanged"),
+    "musl-drawing": Category(
+        "MUSL drawings breaking a rule: values, Unicode digits, another game, bad status, item lists",
+        "rejected with source and reason, then NY asked; draws checksum unchanged"),
+    "musl-body": Category(
+        "MUSL bodies that are not one drawing: HTML, truncated, null, deep nesting, oversize, HTTP errors",
+        "a failure of MUSL, reported, then NY asked; draws checksum unchanged"),
+    "musl-misdated": Category(
+        "MUSL answering another drawing than the DrawDate asked",
+        "reported as misdated, not stored, and the requested date asked of NY; draws checksum unchanged"),
+    "held-lock": Category(
+        "the scheduler process while another process holds the DuckDB file (probes of /healthz)",
+        "/healthz answers from memory while the lock is held, says 503 once the plan is stale, 200 again "
+        "when the lock frees"),
+    "api-load": Category(
+        "concurrent requests to /healthz, the health report and /metrics while a job runs",
+        "every request answered (200, 429 or 503), the job finishes, /healthz 200 after"),
+    "alerts": Category(
+        "incidents (failure streaks, a missed drawing) seen by a local webhook receiver and SMTP server",
+        "exactly one open and one recovery message per incident on each channel"),
+    "disk-full": Category(
+        "a full disk under the store: a tmpfs filled up (as root), a simulated ENOSPC, a SIGKILL between "
+        "commit and publish",
+        "commit and stale snapshot both reported (exit 5), temp files removed at the next write, store "
+        "and snapshot readable and equal after it"),
+}
+
+
+@dataclass
+class Tally:
+    """What a session tried and held, per category, and whether it covered the whole suite."""
+
+    tried: dict[str, int] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    expected: set[str] = field(default_factory=set)  # node ids of the collected fault tests
+    reported: set[str] = field(default_factory=set)
+    deselected: bool = False
+
+
+def covers_suite(args: list[str], invocation_dir: Path) -> bool:
+    """Whether the command line collected the whole of tests/faults (no file or test id inside it)."""
+    for arg in args:
+        if "::" in arg:
+            continue
+        path = (Path(invocation_dir) / arg).resolve()
+        if FAULTS_DIR.is_relative_to(path):
+            return True
+    return False
+
+
+def render_table(tally: Tally) -> str:
+    """docs/RELIABILITY.md: one row per category, the reproducing command, and any skip."""
+    lines = [
+        "# Reliability: the fault suite's figures",
+        "",
+        "Written by the fault suite itself (tests/faults/conftest.py) at the end of a run of the whole suite; "
+        "do not edit by hand. A case is one fault tried; it *held* when every assertion of its test passed. "
+        "Every fault is real where it can be: a real DuckDB file, real HTTP and SMTP servers on 127.0.0.1, "
+        "real processes and signals, a real full filesystem.",
+        "",
+        f"Reproduce: `{COMMAND}` (from the repository root, with the project's virtualenv; "
+        "`bash scripts/test.sh` runs it too, with the rest of the suite).",
+        "",
+        "| fault | what was tried | cases | held | what must hold |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
+    for name, category in CATEGORIES.items():
+        tried, held = tally.tried.get(name, 0), tally.held.get(name, 0)
+        lines.append(f"| {name} | {category.tried} | {tried} | {held} | {category.holds} |")
+    total_tried, total_held = sum(tally.tried.values()), sum(tally.held.values())
+    lines.append(f"| **total** | | **{total_tried}** | **{total_held}** | |")
+    if tally.skipped:
+        lines += ["", "Not tried in this run:", "", *(f"- {line}" for line in sorted(tally.skipped))]
+    return "\n".join(lines) + "\n"
+
+
+def read_table(text: str) -> dict[str, tuple[int, int]]:
+    """The rows of a rendered table: category -> (cases, held); the total row left out."""
+    rows = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"\| ([a-z-]+) \| .* \| (\d+) \| (\d+) \| .* \|", line)
+        if match:
+            rows[match[1]] = (int(match[2]), int(match[3]))
+    return rows
