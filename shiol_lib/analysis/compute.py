@@ -86,6 +86,7 @@ def cluster_client(cluster: str, *, workers: int = 2) -> Iterator[Any]:
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                           env=dict(ONE_THREAD), silence_logs=logging.WARNING) as local, Client(local) as client:
             yield client
+            _retire_workers(client)
         return
     try:
         client = Client(cluster, timeout=CONNECT_TIMEOUT_S)
@@ -95,6 +96,19 @@ def cluster_client(cluster: str, *, workers: int = 2) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+def _retire_workers(client: Any, *, deadline_s: float = 30.0) -> None:
+    """Close a LocalCluster's workers while its scheduler still runs.
+
+    Closing the cluster at once stops the scheduler under workers that are still sending heartbeats:
+    on a busy machine each then logs a traceback and its nanny waits, then kills it, all of it in the
+    report. Retired first, they leave quietly; past ``deadline_s`` the cluster's close does the rest.
+    """
+    client.cluster.scale(0)
+    stop = time.monotonic() + deadline_s
+    while client.scheduler_info().get("workers") and time.monotonic() < stop:
+        time.sleep(0.1)
 
 
 def run_tasks(
