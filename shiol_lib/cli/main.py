@@ -97,8 +97,7 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
 
 def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, object]:
     """The facts ``shiol status`` shows, JSON-ready."""
-    from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, next_draw
-    from shiol_lib.ingest.update import missing_draws, unfetched_draws
+    from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, missing_draws, next_draw, unfetched_draws
 
     dates = store.draw_dates()
     upcoming = next_draw(now)
