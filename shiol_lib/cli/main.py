@@ -5,8 +5,8 @@ Exit codes (all of them in README.md): 0 success; 1 unexpected error; 2 usage or
 the store (stored values kept); 5 the store could not be opened or stayed locked, or a command that
 only reads found none. The mapping of errors to codes lives in :func:`cli_common.fail`.
 
-``shiol --help`` and ``shiol status`` import neither pandas nor papermill nor nbconvert: the commands
-import what they need when they run (tests/cli/test_startup.py checks it).
+``shiol --help``, ``shiol status`` and ``shiol schedule plan`` import neither pandas nor papermill nor
+nbformat: the commands import what they need when they run (tests/cli/test_home_and_startup.py checks it).
 """
 
 from __future__ import annotations
