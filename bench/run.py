@@ -10,14 +10,23 @@
   tuning set on the bundled data.
 * ``pipeline``: the six step calls as the notebooks make them (update, signals, weights, validation,
   predictions, performance), then the evaluation job, on the bundled data in a temp store; wall and CPU
-  seconds per step (CPU time moves less when other users share the machine).
+  seconds per step (CPU time moves less when other users share the machine). In the same run, the notebook
+  pipeline with the same settings (``processes.notebook_pipeline``: papermill, a kernel per step, archive):
+  ``notebook_s``, ``ratio`` (notebook / in process), per step its fixed cost (notebook step minus the same
+  call in process) and its kernel's peak RSS, and the whole tree's peak RSS.
+* ``snapshot``: the reader snapshot's cost (one empty write transaction) against the store's size, from the
+  evaluation stores.
+* ``scheduler``: the idle scheduler's CPU % of one core, RSS, USS and module count (``processes``).
+* ``cli``: start-up latency of ``shiol --help``, ``status`` and ``schedule plan --json``; ``update``:
+  ``shiol update-data --offline`` on an empty home (``processes``).
 
 Nothing here is asserted; the figures go to docs/BENCHMARKS.md. Run from the repository root:
 
-    PYTHONPATH=. .venv/bin/python bench/run.py [--quick] [--json] [--repeat N] [--parts pipeline greedy evaluation]
+    PYTHONPATH=. .venv/bin/python bench/run.py [--quick] [--json] [--repeat N] [--parts pipeline scheduler ...]
 
-``--quick`` stops the evaluation sizes at 1e5 and runs the pipeline with a short validation (13 drawings,
-5 tuning drawings): a minute or so. Timings are wall-clock seconds, the best of ``--repeat`` runs where a
+``--quick`` stops the evaluation sizes at 1e5, runs the pipeline with a short validation (13 drawings,
+5 tuning drawings), watches the idle scheduler 20 s instead of 60 and starts each command 3 times instead
+of 5: a few minutes. Timings are wall-clock seconds, the best of ``--repeat`` runs where a
 measurement can be repeated (the pipeline runs once). The pipeline runs first, before the large stores.
 The script calls only functions that earlier versions have too: with ``PYTHONPATH`` at an export of an
 older commit it measures that commit.
@@ -38,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import processes
 
 from shiol_lib import steps
 from shiol_lib.domain.draw_calendar import draw_after
@@ -49,7 +59,10 @@ SEED = 20240701
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 NEW_TICKETS = 300
-PARTS = ("pipeline", "greedy", "evaluation")
+PARTS = ("pipeline", "scheduler", "cli", "update", "greedy", "evaluation")
+NOTEBOOK_STEPS = {"update_data": "update_data", "adaptive_analysis": "analyze_signals",
+                  "weight_optimization": "optimize_scoring", "historical_validation": "validate_history",
+                  "generate_predictions": "generate_predictions", "performance_analysis": "analyze_performance"}
 REFERENCE_SQL = """
 SELECT p.run_id, p.rank, p.target_draw_date,
        (p.n1 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER + (p.n2 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER
@@ -142,7 +155,9 @@ def bench_evaluation(n: int, repeat: int) -> dict[str, float]:
         incremental = _best(lambda: steps.evaluate_predictions(db_path), repeat,
                             before=lambda: _add_new_runs(store, rng, next(tags)))
         snapshot = _best(lambda: _empty_write(store), repeat)
-    return {"full_s": full, "incremental_s": incremental, "sql_reference_s": reference, "write_snapshot_s": snapshot}
+        store_mb = os.path.getsize(db_path) / 2**20
+    return {"full_s": full, "incremental_s": incremental, "sql_reference_s": reference, "write_snapshot_s": snapshot,
+            "store_mb": store_mb}
 
 
 def _empty_write(store: Store) -> None:
@@ -197,16 +212,40 @@ def bench_pipeline(quick: bool) -> dict[str, Any]:
             "backtest_p_value": metrics["performance_analysis"]["backtest_p_value"]}
 
 
+def bench_notebook_vs_inprocess(quick: bool) -> dict[str, Any]:
+    """The notebook pipeline and the same calls in process, with the same settings, in the same run."""
+    inprocess = bench_pipeline(quick)
+    settings = inprocess["settings"]
+    notebook = processes.notebook_pipeline(SEED, settings["tune_draws"], settings["test_draws"])
+    fixed = {}
+    for name, step in notebook["steps"].items():
+        call = NOTEBOOK_STEPS.get(name)
+        if call in inprocess["steps"] and step["duration_s"] is not None:
+            fixed[name] = step["duration_s"] - inprocess["steps"][call]
+    return {**inprocess, "notebook_s": notebook["notebook_s"], "notebook_cpu_s": notebook["notebook_cpu_s"],
+            "ratio": notebook["notebook_s"] / inprocess["inprocess_s"], "notebook_status": notebook["status"],
+            "notebook_steps": notebook["steps"], "fixed_cost_s": fixed,
+            "fixed_cost_mean_s": sum(fixed.values()) / len(fixed) if fixed else None,
+            "kernel_peak_rss_mb": notebook["kernel_peak_rss_mb"], "tree_peak_rss_mb": notebook["tree_peak_rss_mb"]}
+
+
+def _measured(results: dict[str, Any], part: str, call: Callable[[], Any]) -> None:
+    """Run one part, keeping the 1-minute load average at its start and end beside its figures."""
+    start = os.getloadavg()[0]
+    results[part] = call()
+    results.setdefault("load_average_1m", {})[part] = [round(start, 2), round(os.getloadavg()[0], 2)]
+
+
 def _print_table(results: dict[str, Any]) -> None:
     machine = results["machine"]
     print(f"machine: {machine['cores']} cores, 1-minute load average {machine['load_average_1m_start']:.2f} at the "
           f"start, {machine['load_average_1m_end']:.2f} at the end")
     if "evaluation" in results:
-        header = ("stored tickets", "full s", "incremental s", "SQL reference s", "write+snapshot s")
-        print(" ".join(f"{h:>{w}}" for h, w in zip(header, (15, 9, 14, 16, 17), strict=True)))
+        header = ("stored tickets", "full s", "incremental s", "SQL reference s", "write+snapshot s", "store MB")
+        print(" ".join(f"{h:>{w}}" for h, w in zip(header, (15, 9, 14, 16, 17, 9), strict=True)))
         for n, row in results["evaluation"].items():
             print(f"{int(n):>15,} {row['full_s']:>9.3f} {row['incremental_s']:>14.3f} "
-                  f"{row['sql_reference_s']:>16.3f} {row['write_snapshot_s']:>17.3f}")
+                  f"{row['sql_reference_s']:>16.3f} {row['write_snapshot_s']:>17.3f} {row.get('store_mb', 0):>9.1f}")
     if "greedy" in results:
         greedy = results["greedy"]
         print(f"weight objective, one evaluation ({greedy['pools']} pools x 100 picks): "
@@ -220,6 +259,25 @@ def _print_table(results: dict[str, Any]) -> None:
         print(f"  {'(evaluation job)':<22} {pipeline['evaluate_predictions_s']:8.2f} s")
         print(f"  backtest mean white matches {pipeline['backtest_mean_white_matches']}, "
               f"p-value {pipeline['backtest_p_value']}")
+        if "notebook_s" in pipeline:
+            print(f"notebook pipeline: {pipeline['notebook_s']:.2f} s wall, {pipeline['notebook_cpu_s']:.2f} s CPU, "
+                  f"ratio {pipeline['ratio']:.2f}; kernel peak {pipeline['kernel_peak_rss_mb']:.0f} MB, "
+                  f"tree peak {pipeline['tree_peak_rss_mb']:.0f} MB")
+            for name, step in pipeline["notebook_steps"].items():
+                fixed = pipeline["fixed_cost_s"].get(name)
+                print(f"  {name:<22} {step['duration_s'] or 0:8.2f} s fixed cost "
+                      f"{'-' if fixed is None else f'{fixed:.2f}'} s, peak {step['peak_rss_mb'] or 0:.0f} MB")
+    if "scheduler" in results:
+        sched = results["scheduler"]
+        print(f"idle scheduler ({sched['window_s']:.0f} s): {sched['cpu_percent']:.3f} % of a core, "
+              f"RSS {sched['rss_mb']:.1f} MB, USS {sched['uss_mb']:.1f} MB, {sched['modules']} modules")
+    for name, row in results.get("cli", {}).items():
+        print(f"shiol {name:<20} median {row['wall_s']:.2f} s wall (min {row['min_wall_s']:.2f}), "
+              f"{row['cpu_s']:.2f} s CPU")
+    if "update" in results:
+        print(f"update-data --offline, empty home: {results['update']['wall_s']:.2f} s wall, "
+              f"{results['update']['cpu_s']:.2f} s CPU")
+    print(f"1-minute load average by part (start, end): {results.get('load_average_1m')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,11 +291,20 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_average_1m_start": os.getloadavg()[0]}}
     if "pipeline" in args.parts:  # first: the large stores come after
-        results["pipeline"] = bench_pipeline(args.quick)
+        _measured(results, "pipeline", lambda: bench_notebook_vs_inprocess(args.quick))
+    if "scheduler" in args.parts:
+        _measured(results, "scheduler", lambda: processes.idle_scheduler(20.0 if args.quick else 60.0))
+    commands = 3 if args.quick else 5
+    if "cli" in args.parts:
+        _measured(results, "cli", lambda: processes.cli_latencies(commands))
+    if "update" in args.parts:
+        _measured(results, "update", lambda: processes.data_update(commands))
     if "greedy" in args.parts:
-        results["greedy"] = bench_greedy(max(args.repeat, 3))
+        _measured(results, "greedy", lambda: bench_greedy(max(args.repeat, 3)))
     if "evaluation" in args.parts:
-        results["evaluation"] = {str(n): bench_evaluation(n, args.repeat) for n in sizes}
+        _measured(results, "evaluation", lambda: {str(n): bench_evaluation(n, args.repeat) for n in sizes})
+        results["snapshot"] = {n: {"store_mb": row["store_mb"], "write_snapshot_s": row["write_snapshot_s"]}
+                               for n, row in results["evaluation"].items()}
     results["machine"]["load_average_1m_end"] = os.getloadavg()[0]
     if args.json:
         json.dump(results, sys.stdout, indent=2)

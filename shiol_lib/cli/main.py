@@ -5,8 +5,8 @@ Exit codes (all of them in README.md): 0 success; 1 unexpected error; 2 usage or
 the store (stored values kept); 5 the store could not be opened or stayed locked, or a command that
 only reads found none. The mapping of errors to codes lives in :func:`cli_common.fail`.
 
-``shiol --help`` and ``shiol status`` import neither pandas nor papermill nor nbconvert: the commands
-import what they need when they run (tests/cli/test_startup.py checks it).
+``shiol --help``, ``shiol status`` and ``shiol schedule plan`` import neither pandas nor papermill nor
+nbformat: the commands import what they need when they run (tests/cli/test_home_and_startup.py checks it).
 """
 
 from __future__ import annotations
@@ -97,8 +97,7 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
 
 def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, object]:
     """The facts ``shiol status`` shows, JSON-ready."""
-    from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, next_draw
-    from shiol_lib.ingest.update import missing_draws, unfetched_draws
+    from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, missing_draws, next_draw, unfetched_draws
 
     dates = store.draw_dates()
     upcoming = next_draw(now)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
 from shiol_lib.errors import (
     RunnerError,
@@ -118,6 +117,8 @@ def parse_parameters(notebook: Path, pairs: tuple[tuple[str, str], ...]) -> dict
     A parameter declared ``str`` takes the text as given (``2024-07-01`` stays a string); any other is
     read as YAML (``100`` an int, ``0.5`` a float); unreadable YAML is a usage error naming the parameter.
     """
+    import yaml  # here: `shiol --help` and `status` never parse YAML
+
     from shiol_lib.pipeline.runner import read_parameters
 
     declared = read_parameters(notebook)

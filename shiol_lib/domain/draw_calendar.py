@@ -69,3 +69,19 @@ def expected_draws(start: date, end: date) -> list[date]:
     start = max(start, FIRST_KNOWN_DRAW)
     days = (end - start).days + 1
     return [d for d in (start + timedelta(days=i) for i in range(max(days, 0))) if is_draw_day(d)]
+
+
+def missing_draws(stored: list[date]) -> list[date]:
+    """Scheduled drawings inside the stored range (first to last) that the store lacks."""
+    if not stored:
+        return []
+    have = set(stored)
+    return [d for d in expected_draws(min(have), max(have)) if d not in have]
+
+
+def unfetched_draws(stored: list[date], now: datetime) -> list[date]:
+    """Drawings held after the latest stored one and up to ``now`` (published or not)."""
+    if not stored:
+        return []
+    latest_due = previous_draw(now)
+    return [d for d in expected_draws(max(stored), latest_due) if d > max(stored)]

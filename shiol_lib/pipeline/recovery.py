@@ -17,7 +17,6 @@ from pathlib import Path
 from shiol_lib.domain.runs import RunStatus, StepStatus
 from shiol_lib.errors import ArchiveError, ShiolError
 from shiol_lib.pipeline import archive, ledger
-from shiol_lib.pipeline import index as run_index
 from shiol_lib.pipeline.catalog import STEPS
 from shiol_lib.pipeline.liveness import job_is_alive
 from shiol_lib.pipeline.manifest import SCHEMA_VERSION, Manifest, StepRecord
@@ -25,7 +24,6 @@ from shiol_lib.pipeline.verify import artefact_hashes
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store
 from shiol_lib.store import jobs as job_table
-from shiol_lib.store import predictions as prediction_table
 from shiol_lib.store import runs as run_table
 
 log = logging.getLogger(__name__)
@@ -49,6 +47,9 @@ def close_dead_runs(settings: Settings, store: Store, *, now: datetime | None = 
 
 def close_crashed_run(settings: Settings, store: Store, row: run_table.RunRow, *, reason: str) -> None:
     """Close one dead run everywhere: rendered partials, ``crashed`` manifest, ledger entry, store row."""
+    from shiol_lib.pipeline import index as run_index  # here, not at the top: a scheduler with no dead
+    from shiol_lib.store import predictions as prediction_table  # run needs neither jinja2 nor pandas
+
     ended = row.heartbeat_at or row.started_at
     directory = Path(row.archive_dir) if row.archive_dir else None
     head = None

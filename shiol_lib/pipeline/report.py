@@ -15,11 +15,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
-import nbformat
 from markupsafe import Markup
+
+if TYPE_CHECKING:  # the notebooks are handed in: rendering an index needs no nbformat
+    import nbformat
 
 FINDINGS_TAG = "findings"
 _ADDED_BY_PAPERMILL = frozenset({"injected-parameters", "papermill-error-cell-tag"})

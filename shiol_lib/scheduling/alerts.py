@@ -10,16 +10,12 @@ never raises.
 from __future__ import annotations
 
 import logging
-import smtplib
 import time
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
 import duckdb
-import requests
 
 from shiol_lib.errors import ShiolError
 from shiol_lib.settings import Settings
@@ -72,6 +68,8 @@ def _sent_recently(store: Store, message: str, window_s: float, now: datetime) -
 
 def _post_webhook(settings: Settings, url: str, payload: dict[str, Any]) -> bool:
     """POST the payload as JSON; retry once on a connection error, a timeout, 429 or 5xx."""
+    import requests  # here: `shiol schedule plan` (which imports this module) never posts
+
     problem, attempt = "", 0
     for attempt in range(1, _WEBHOOK_ATTEMPTS + 1):
         try:
@@ -96,6 +94,10 @@ def _email_configured(settings: Settings) -> bool:
 
 def _send_email(settings: Settings, payload: dict[str, Any]) -> bool:
     """Send a plain-text e-mail through ``smtp_host:smtp_port`` (no TLS, no login)."""
+    import smtplib
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
     recipients = [a.strip() for a in str(settings.alert_email_to).split(",") if a.strip()]
     try:
         msg = EmailMessage()

@@ -30,7 +30,7 @@ from shiol_lib.pipeline.liveness import job_is_alive, kill_process_tree
 from shiol_lib.pipeline.recovery import close_dead_runs
 from shiol_lib.scheduling.alerts import send_alert
 from shiol_lib.scheduling.incidents import reconcile_incidents
-from shiol_lib.scheduling.plan_loop import REFRESH_S, PlanLoop
+from shiol_lib.scheduling.plan_loop import MAX_WAIT_S, PlanLoop, file_signature
 from shiol_lib.scheduling.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
 from shiol_lib.scheduling.slots import ScheduleError, parse_cron
 from shiol_lib.settings import Settings
@@ -94,8 +94,10 @@ class Scheduler:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.config = planner_config(settings)
+        db = settings.db_path  # a write by any process changes the file or its write-ahead log
         self._planner = PlanLoop(self.plan, cycle_s=settings.scheduler_cycle_s, on_plan=self._on_plan,
-                                 refresh_s=min(REFRESH_S, settings.plan_max_age_s / 4))  # fresh well within the max age
+                                 max_wait_s=min(MAX_WAIT_S, settings.plan_max_age_s / 2),  # /healthz stays fresh
+                                 changes=lambda: file_signature([db, db.with_name(db.name + ".wal")]))
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()

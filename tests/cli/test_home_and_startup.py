@@ -18,7 +18,7 @@ READ_ONLY = [
     ["runs", "diff", "20240701T000000Z-abcdef", "20240702T000000Z-abcdef"], ["schedule", "plan"],
     ["deadletters"], ["runs", "missed"],
 ]
-HEAVY = ("pandas", "papermill", "nbconvert", "numpy")
+HEAVY = ("pandas", "numpy", "papermill", "nbformat", "nbconvert", "matplotlib", "sklearn", "xgboost", "jsonschema")
 
 
 @pytest.fixture
@@ -75,10 +75,14 @@ def _imported(*args: str, env: dict[str, str] | None = None) -> set[str]:
     return {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
 
 
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY)
+
+
 def test_help_imports_no_pandas_papermill_or_nbconvert():
     modules = _imported("-m", "shiol_lib.cli", "--help")
     assert "shiol_lib.cli.main" in modules
-    assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+    assert not _heavy(modules), _heavy(modules)
 
 
 def test_status_imports_no_pandas_papermill_or_nbconvert(tmp_path):
@@ -86,4 +90,12 @@ def test_status_imports_no_pandas_papermill_or_nbconvert(tmp_path):
     assert CliRunner().invoke(cli, ["init"], env=env).exit_code == 0
     modules = _imported("-m", "shiol_lib.cli", "status", env=env)
     assert "shiol_lib.store.core" in modules
-    assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+    assert not _heavy(modules), _heavy(modules)
+
+
+def test_schedule_plan_imports_no_pandas_papermill_or_nbformat(tmp_path):
+    env = {**os.environ, "SHIOL_HOME": str(tmp_path)}
+    assert CliRunner().invoke(cli, ["init"], env=env).exit_code == 0
+    modules = _imported("-m", "shiol_lib.cli", "schedule", "plan", "--json", env=env)
+    assert "shiol_lib.scheduling.planner" in modules
+    assert not _heavy(modules), _heavy(modules)
