@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_service import REPO, free_port, scheduler_env
+from service_support import REPO, free_port, scheduler_env
 
 FORBIDDEN = ("pandas", "numpy", "sklearn", "xgboost", "matplotlib", "scipy", "papermill", "nbformat", "nbconvert",
              "jupyter_client", "jupyter_core", "zmq", "tornado", "jsonschema")
