@@ -74,6 +74,7 @@ class RunLike(Protocol):
     run_id: str
     job: str
     slot: datetime | None
+    trigger: str
     status: str
     started_at: datetime
     finished_at: datetime | None
@@ -119,11 +120,18 @@ class SlotRecord:
 
 @dataclass(frozen=True)
 class History:
-    """The execution history the planner reads: runs of all jobs, missed slots, unresolved dead letters."""
+    """The execution history the planner reads: runs of all jobs, missed slots, unresolved dead letters.
+
+    ``scheduler_started`` is the scheduler's first start on this store (every job is in service from
+    then on); ``since`` is where the history read from the store begins (nothing older is reported
+    missed: the store's record of it is not in the history).
+    """
 
     runs: Sequence[RunLike] = ()
     missed: Sequence[SlotLike] = ()
     dead_letters: Sequence[SlotLike] = ()
+    scheduler_started: datetime | None = None
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)

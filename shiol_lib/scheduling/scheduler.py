@@ -13,6 +13,8 @@ alerts are incidents (:mod:`shiol_lib.scheduling.incidents`): one alert when eac
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import subprocess
 import tempfile
 import threading
@@ -72,7 +74,8 @@ def read_history(store: Store, now: datetime, *, stale_s: float | None = None) -
     With ``stale_s``, a ``running`` row whose process is alive on this host reads as freshly beating,
     so the planner never takes a live run with a delayed heartbeat for a crashed one.
     """
-    runs, missed, letters = job_table.planner_history(store, now - timedelta(days=HISTORY_DAYS))
+    since = now - timedelta(days=HISTORY_DAYS)
+    runs, missed, letters, first_start = job_table.planner_history(store, since)
     if stale_s is not None:
         runs = [replace(r, heartbeat_at=now) if r.status == RunStatus.RUNNING and _alive(r, stale_s, now) else r
                 for r in runs]
@@ -80,6 +83,7 @@ def read_history(store: Store, now: datetime, *, stale_s: float | None = None) -
         runs=tuple(runs),
         missed=tuple(SlotRecord(job, slot, draw) for job, slot, draw, _ in missed),
         dead_letters=tuple(SlotRecord(d.job, d.slot, d.draw_date) for d in letters),
+        scheduler_started=first_start, since=since,
     )
 
 
@@ -110,10 +114,17 @@ class Scheduler:
 
     # -- start-up -----------------------------------------------------------------------------
 
-    def start(self) -> list[str]:
-        """Refuse to start without a usable store and archive; mark dead runs crashed. Returns their ids."""
+    def start(self, now: datetime | None = None) -> list[str]:
+        """Refuse to start without a usable store and archive; record the start; mark dead runs crashed.
+
+        Returns the ids of the runs marked crashed. The first recorded start is when the scheduled jobs
+        entered service (see :class:`~shiol_lib.scheduling.plans.History`).
+        """
         archive.ensure_writable(self.settings.runs_dir)
-        return self.recover(self.store())
+        store = self.store()
+        job_table.record_scheduler_start(store, at=now or datetime.now(UTC), pid=os.getpid(),
+                                         host=socket.gethostname())
+        return self.recover(store)
 
     def recover(self, store: Store, now: datetime | None = None) -> list[str]:
         """Mark ``running`` rows whose process is gone (or whose heartbeat is stale) as ``crashed``."""

@@ -212,7 +212,7 @@ def test_fresh_history_between_a_drawing_and_its_delay_owes_nothing():
     # Saturday 23:10: Wednesday's window closed at 22:59, Saturday's drawing is not passed until 23:29.
     p = plan([], et(2024, 7, 6, 23, 10))
     assert p.due == [] and p.missed == []
-    assert plan([], et(2024, 7, 6, 23, 29)).due == [Due("pipeline", et(2024, 7, 6, 23, 29), "missed-draw", SAT, 1)]
+    assert plan([], et(2024, 7, 6, 23, 29)).due == [Due("pipeline", et(2024, 7, 6, 23, 29), "on-time", SAT, 1)]
 
 
 def test_only_drawings_after_the_first_run_are_reported_missed():
