@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
-from shiol_lib.domain.draw_calendar import expected_draws, previous_draw
+from shiol_lib.domain.draw_calendar import missing_draws, unfetched_draws  # re-exported: callers import them here
 from shiol_lib.errors import FetchError
 from shiol_lib.ingest.records import Batch, Misdated, Pending, Rejection, merge_batches
 from shiol_lib.ingest.sources import (
@@ -93,22 +93,6 @@ def _dates(days: list[date], limit: int = 12) -> str:
         return ""
     shown = ", ".join(d.isoformat() for d in days[:limit])
     return f"({shown}{', ...' if len(days) > limit else ''})"
-
-
-def missing_draws(stored: list[date]) -> list[date]:
-    """Scheduled drawings inside the stored range (first to last) that the store lacks."""
-    if not stored:
-        return []
-    have = set(stored)
-    return [d for d in expected_draws(min(have), max(have)) if d not in have]
-
-
-def unfetched_draws(stored: list[date], now: datetime) -> list[date]:
-    """Drawings held after the latest stored one and up to ``now`` (published or not)."""
-    if not stored:
-        return []
-    latest_due = previous_draw(now)
-    return [d for d in expected_draws(max(stored), latest_due) if d > max(stored)]
 
 
 def update_draws(

@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.domain.draw_calendar import NEW_YORK, draw_coverage
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.logs import first_line
 from shiol_lib.pipeline import archive
@@ -139,10 +139,14 @@ class Scheduler:
     # -- planning -----------------------------------------------------------------------------
 
     def plan(self, at: datetime | None = None, store: Store | None = None) -> Plan:
-        """The plan at ``at`` (default now), from the store. Reads only."""
+        """The plan at ``at`` (default now), from the store, with the store's drawings against the calendar.
+
+        Reads only.
+        """
         at = at or datetime.now(UTC)
-        return plan_runs(read_history(store or self.store(), at, stale_s=self.settings.heartbeat_stale_s), at,
-                         self.config)
+        store = store or self.store()
+        plan = plan_runs(read_history(store, at, stale_s=self.settings.heartbeat_stale_s), at, self.config)
+        return replace(plan, draws=draw_coverage(store.draw_dates(), at))
 
     def start_planning(self) -> None:
         """Start the planning thread: plans from now on come from it (see :class:`PlanLoop`)."""
