@@ -143,20 +143,23 @@ class _JobView:
         return cls(runs, slots, draws, any(r.status == "running" for r in runs), started, since)
 
     @property
-    def service_start(self) -> datetime | None:
-        """When the job entered service: the scheduler's first start or its first scheduled run, or None.
-
-        A scheduled run counts from its slot (or when it started, if earlier). A manual run (or a
-        rerun) settles the slot or drawing it was for and says nothing about when the job entered
-        service. Nothing before the service start (nor before the history begins) is ever reported
-        missed; a job with none is planned as never having run.
-        """
+    def entered_service(self) -> datetime | None:
+        """The scheduler's first start or the job's first scheduled run (from its slot), or None: never a manual run."""
         starts = [min(r.started, r.slot or r.started) for r in self.runs if r.scheduled]
         if self.in_service is not None:
             starts.append(self.in_service)
-        if not starts:
-            return None
-        return max(min(starts), self.since) if self.since is not None else min(starts)
+        return min(starts) if starts else None
+
+    @property
+    def service_start(self) -> datetime | None:
+        """Where reporting starts (nothing before is missed): the service start, or the history's start if later."""
+        entered = self.entered_service
+        return entered if entered is None or self.since is None else max(entered, self.since)
+
+    @property
+    def clamped(self) -> bool:
+        """Whether the history begins after the service start: then only what it holds is reported."""
+        return self.since is not None and self.entered_service is not None and self.entered_service < self.since
 
 
 def _normalize_run(run: RunLike, linked: bool, config: PlannerConfig, now: datetime) -> _Run:
@@ -251,7 +254,7 @@ def _plan_slot_job(job: str, spec: CronSpec, view: _JobView, config: PlannerConf
             out.due.append(Due(job, latest, _fresh_reason(now - latest, 1, config), None, 1))
         return
     watermark = max(known) if known else None
-    entered = view.service_start - grace  # a slot still fresh when the job entered service is owed too
+    entered = view.service_start - (grace if not view.clamped else timedelta(0))  # a slot fresh then is owed too
     head = None
     if watermark is not None and watermark not in view.recorded_slots and watermark > entered:
         head = _classify([r for r in view.runs if r.slot == watermark], config)
@@ -287,10 +290,10 @@ def _plan_drawing_job(job: str, spec: CronSpec, view: _JobView, config: PlannerC
     known = {r.drawing for r in view.runs if r.drawing is not None} | view.recorded_draws
     known = {d for d in known if to_utc(draw_instant(d), "drawing") <= now}  # a future date is not knowledge
     watermark = max(known) if known else None
-    first = _first_owed(view.service_start, delay)
+    first = next_draw(view.service_start) if view.clamped else _first_owed(view.service_start, delay)
     drawings = []
-    if watermark is not None and watermark >= first:  # a drawing from before the service start settles nothing
-        drawings, first = [watermark], draw_after(watermark)
+    if watermark is not None and watermark >= _first_owed(view.entered_service, delay):  # else before service
+        drawings, first = [watermark], max(first, draw_after(watermark))
     day = first
     while day <= owed:
         drawings.append(day)

@@ -131,3 +131,16 @@ def test_a_manual_run_of_a_plain_job_is_not_its_service_start():
     assert [d for d in plan.due if d.job == "evaluation"] == [Due("evaluation", et(2026, 12, 2, 12, 15), "on-time",
                                                                   None, 1)]
     assert [m for m in plan.missed if m.job == "evaluation"] == []  # the slots since the manual run are not owed
+
+
+def test_a_long_downtime_reports_only_what_the_history_holds_and_only_once(scheduler):
+    scheduler.start(now=et(2025, 12, 1, 9, 0))  # in service a year ago, then down until Thursday
+    at = et(2026, 12, 3, 9, 0)
+    plan = scheduler.plan(at)
+    missed = pipeline(plan.missed)
+    assert {m.job for m in plan.missed} == {"pipeline", "data_update", "evaluation"}
+    assert all(m.slot >= at - timedelta(days=21) for m in plan.missed)  # not a year of slots and drawings
+    assert missed[-1] == Missed("pipeline", MON_SLOT, MON, "draw")
+    scheduler._record_plan(scheduler.store(), plan)
+    again = scheduler.plan(at + timedelta(minutes=1))  # what was recorded is read back: nothing reported twice
+    assert again.missed == [] and pipeline(again.due) == [Due("pipeline", WED_SLOT, "missed-draw", WED, 1)]
