@@ -96,12 +96,12 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
 
 
 def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, object]:
-    """The facts ``shiol status`` shows, JSON-ready."""
-    from shiol_lib.domain.draw_calendar import NEW_YORK, draw_instant, missing_draws, next_draw, unfetched_draws
+    """The facts ``shiol status`` shows, JSON-ready; instants ISO-8601 in New York time with a UTC twin."""
+    from shiol_lib.domain.draw_calendar import draw_coverage, draw_instant, iso_et, iso_utc, next_draw
 
     dates = store.draw_dates()
     upcoming = next_draw(now)
-    behind = unfetched_draws(dates, now)
+    coverage = draw_coverage(dates, now)
     return {
         "store": str(store.path),
         "snapshot": str(store.snapshot_path),
@@ -110,15 +110,18 @@ def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, ob
             "count": len(dates),
             "first": dates[0].isoformat() if dates else None,
             "last": dates[-1].isoformat() if dates else None,
-            "missing": [d.isoformat() for d in missing_draws(dates)],
-            "not_yet_fetched": len(behind),
+            "missing": [d.isoformat() for d in coverage.missing],
+            "not_yet_fetched": len(coverage.unfetched),
+            "lacking": coverage.lacking,
+            "latest_held": coverage.until.isoformat(),
         },
         "next_draw": {
             "date": upcoming.isoformat(),
-            "et": draw_instant(upcoming).isoformat(),
-            "utc": draw_instant(upcoming).astimezone(UTC).isoformat(),
+            "et": iso_et(draw_instant(upcoming)),
+            "utc": iso_utc(draw_instant(upcoming)),
         },
-        "now": now.astimezone(NEW_YORK).isoformat(),
+        "now": iso_et(now),
+        "now_utc": iso_utc(now),
     }
 
 
@@ -140,6 +143,8 @@ def status_command(settings: Settings, as_json: bool) -> None:
     click.echo(f"draws: {draws['count']} from {draws['first']} to {draws['last']}")
     click.echo(f"missing inside that range: {len(draws['missing'])} {' '.join(draws['missing'])}")
     click.echo(f"drawings held since the last stored one, not yet fetched: {draws['not_yet_fetched']}")
+    click.echo(f"expected drawings the store lacks up to {draws['latest_held']}: {draws['lacking']} "
+               f"({len(draws['missing'])} inside the range + {draws['not_yet_fetched']} not yet fetched)")
     nxt = data["next_draw"]
     click.echo(f"next drawing: {nxt['date']} at {nxt['et']} ET ({nxt['utc']} UTC)")
 

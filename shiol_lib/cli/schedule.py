@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict
 from datetime import UTC, datetime
 
 import click
 
 from shiol_lib.cli.common import fail, require_store
+from shiol_lib.domain.draw_calendar import et_and_utc
 from shiol_lib.errors import ShiolError
 from shiol_lib.settings import Settings
 
@@ -38,20 +38,21 @@ def plan_command(settings: Settings, at: str | None, as_json: bool) -> None:
         plan = scheduler.plan(instant)
     except ShiolError as err:
         fail(err)
-    data = plan.as_dict()
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(plan.as_dict(), indent=2))
         return
-    click.echo(f"plan at {data['at']}")
-    for job, slot in data["next"].items():
-        click.echo(f"  next {job:<12} {slot}")
-    for due in data["due"]:
-        draw = f" drawing {due['draw_date']}" if due["draw_date"] else ""
-        click.echo(f"  DUE  {due['job']:<12} slot {due['slot']} ({due['reason']}, attempt {due['attempt']}){draw}")
-    for missed in data["missed"]:
-        draw = f" drawing {missed['draw_date']}" if missed["draw_date"] else ""
-        click.echo(f"  missed {missed['kind']:<5} {missed['job']:<12} slot {missed['slot']}{draw}")
-    for alert in data["alerts"]:
+    click.echo(f"plan at {et_and_utc(plan.at)}")
+    if plan.draws is not None:
+        click.echo(f"  draws: {plan.draws.as_text()}")
+    for job, slot in plan.next.items():
+        click.echo(f"  next {job:<12} {et_and_utc(slot)}")
+    for due in plan.due:
+        draw = f" drawing {due.draw_date}" if due.draw_date else ""
+        click.echo(f"  DUE  {due.job:<12} slot {et_and_utc(due.slot)} ({due.reason}, attempt {due.attempt}){draw}")
+    for missed in plan.missed:
+        draw = f" drawing {missed.draw_date}" if missed.draw_date else ""
+        click.echo(f"  missed {missed.kind:<5} {missed.job:<12} slot {et_and_utc(missed.slot)}{draw}")
+    for alert in plan.alerts:
         click.echo(f"  ALERT {alert}")
 
 
@@ -81,6 +82,7 @@ def run_scheduler_command(settings: Settings) -> None:
 @click.pass_obj
 def deadletters_command(settings: Settings, include_resolved: bool, as_json: bool) -> None:
     """Runs that failed every attempt: error class, notebook and cell, and the command that re-runs them."""
+    from shiol_lib.scheduling.plans import json_ready
     from shiol_lib.scheduling.scheduler import Scheduler
     from shiol_lib.store import jobs as job_table
 
@@ -90,14 +92,16 @@ def deadletters_command(settings: Settings, include_resolved: bool, as_json: boo
     except ShiolError as err:
         fail(err)
     if as_json:
-        click.echo(json.dumps([asdict(d) for d in letters], indent=2, default=str))
+        click.echo(json.dumps(json_ready(letters), indent=2))
         return
     if not letters:
         click.echo("no open dead letters")
     for d in letters:
         state = f"resolved by {d.resolved_by_run_id}" if d.resolved_at else "open"
-        click.echo(f"{d.dead_letter_id}  {d.job:<12} slot {d.slot}  attempts {d.attempts}  {d.error_class}  {state}")
+        slot = et_and_utc(d.slot) if d.slot is not None else "-"
+        click.echo(f"{d.dead_letter_id}  {d.job:<12} attempts {d.attempts}  {d.error_class}  {state}")
+        click.echo(f"    slot {slot}" + (f"  drawing {d.draw_date}" if d.draw_date else ""))
         if d.notebook:
             click.echo(f"    failed in {d.notebook} cell {d.failed_cell}: {d.error}")
-        click.echo(f"    re-run: {d.rerun_command}")
+        click.echo(f"    re-run: {d.rerun_command}" + (f"  # --slot is {et_and_utc(d.slot)}" if d.slot else ""))
     sys.exit(0)

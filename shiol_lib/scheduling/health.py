@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hmac
 import logging
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +40,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.domain.draw_calendar import iso_utc
 from shiol_lib.errors import ConfigError, ShiolError
 from shiol_lib.pipeline import archive
+from shiol_lib.scheduling.plans import json_ready
 from shiol_lib.settings import Settings
 from shiol_lib.store.core import Store
 from shiol_lib.store.monitoring import Monitoring, read_monitoring, run_durations
@@ -247,7 +247,8 @@ class SchedulerCollector(Collector):
 def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, settings: Settings) -> dict[str, Any]:
     next_runs: Mapping[str, str] = plan.get("next", {})
     mon = read_monitoring(store, next_runs)
-    jobs = {job: _job_report(mon, job, next_runs[job], settings.runs_dir) for job in next_runs}
+    next_utc: Mapping[str, str | None] = plan.get("next_utc", {})
+    jobs = {job: _job_report(mon, job, next_runs[job], next_utc.get(job), settings.runs_dir) for job in next_runs}
     attention = (
         bool(plan.get("alerts")) or bool(mon.dead_letters)
         or any(j["consecutive_failures"] >= settings.alert_after_failures for j in jobs.values())
@@ -255,47 +256,38 @@ def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, 
     return {
         "status": "attention" if attention else "ok",
         "at": plan.get("at"),
-        "started_at": _json(started_at),
+        "at_utc": plan.get("at_utc"),
+        "started_at": json_ready(started_at),
+        "started_at_utc": iso_utc(started_at),
         "uptime_s": round(_uptime_s(started_at), 3),
         "jobs": jobs,
+        "draws": plan.get("draws"),
         "due": plan.get("due", []),
         "missed": plan.get("missed", []),
         "alerts": plan.get("alerts", []),
-        "dead_letters": _json(mon.dead_letters),
-        "missed_draws": {"total": mon.missed_counts.get("draw", 0), "recent": _json(mon.recent_missed_draws)},
+        "dead_letters": json_ready(mon.dead_letters),
+        "missed_draws": {"total": mon.missed_counts.get("draw", 0), "recent": json_ready(mon.recent_missed_draws)},
         "missed_slots_total": mon.missed_counts.get("slot", 0),
-        "recent_alerts": _json(mon.recent_alerts),
+        "recent_alerts": json_ready(mon.recent_alerts),
     }
 
 
-def _job_report(mon: Monitoring, job: str, next_run: str, runs_dir: Path | None = None) -> dict[str, Any]:
+def _job_report(mon: Monitoring, job: str, next_run: str, next_run_utc: str | None,
+                runs_dir: Path | None = None) -> dict[str, Any]:
     health = mon.jobs[job]
     last = health.last_finished
     return {
         "last_finished_resources": _run_resources(runs_dir, last.run_id if last else None),
         "next_run": next_run,
+        "next_run_utc": next_run_utc,
         "running": health.counts.get("running", 0),
-        "last_run": _json(health.last_run),
-        "last_finished": _json(health.last_finished),
-        "last_success_at": _json(health.last_success_at),
+        "last_run": json_ready(health.last_run),
+        "last_finished": json_ready(health.last_finished),
+        "last_success_at": json_ready(health.last_success_at),
+        "last_success_at_utc": iso_utc(health.last_success_at) if health.last_success_at else None,
         "consecutive_failures": health.consecutive_failures,
         "runs_by_status": health.counts,
     }
-
-
-def _json(value: Any) -> Any:
-    """Dataclasses, lists and dicts as JSON-ready data; instants in ISO-8601 with the New York offset."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, datetime):
-        return value.astimezone(NEW_YORK).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
 
 
 def _buckets(values: list[float]) -> tuple[list[tuple[str, float]], float]:

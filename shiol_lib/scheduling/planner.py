@@ -15,10 +15,15 @@ Rules (DESIGN.md, "Scheduling semantics"):
   only one pending within the grace and at most ``on_time_s`` old (the scheduler was up at the slot).
 - A drawing-linked job (the pipeline) owes the latest drawing passed ``draw_delay_s`` ago, for as long
   as the next drawing has not happened; it is caught up whatever the downtime (``missed-draw`` when its
-  slot is older than the grace or the job never ran). A drawing whose window closed without a success
-  is missed (kind ``draw``) and never run late; so is one still ``waiting`` for results past
-  ``waiting_deadline_s`` after the drawing. For such a job a success, a dead letter, a missed entry or
-  a run in flight for a drawing settles all of that drawing's slots.
+  slot is older than the grace; ``on-time`` or ``catch-up`` as for a plain slot otherwise, whatever
+  the store's age). A drawing whose window closed without a success is missed (kind ``draw``) and
+  never run late; so is one still ``waiting`` for results past ``waiting_deadline_s`` after the
+  drawing. For such a job only a run for a drawing settles it: a success, a dead letter, a missed
+  entry or a run in flight for that drawing settles all of its slots, whatever triggered the run.
+- A job is in service from the scheduler's first start or its first scheduled run, whichever came
+  first; a manual run (or a rerun) never moves that. Nothing before it is reported missed (a plain
+  slot still fresh then is owed, and so is the drawing owed then); a job not in service owes only its
+  latest fresh slot or its latest drawing, and reports nothing missed.
 - A failed or timed-out attempt retries after its backoff; a crashed (or interrupted, or running with
   a stale heartbeat) attempt is due at once (``recovery``); attempts that ended ``waiting`` retry on
   the backoff capped at its last value and do not use up the retry budget. After the last attempt
@@ -60,6 +65,7 @@ __all__ = [
 UTC = UTC
 REASONS = ("on-time", "catch-up", "missed-draw", "retry", "recovery")
 MISSED_KINDS = tuple(k.value for k in MissedKind)
+MANUAL_TRIGGERS = frozenset({"manual", "rerun"})  # runs a person started: never a job's service start
 _KNOWN_STATUSES = frozenset(RunStatus)
 _ONE_US = timedelta(microseconds=1)
 
@@ -103,6 +109,7 @@ class _Run:
     finished: datetime  # UTC: finished_at, else the last heartbeat, else started_at
     attempt: int
     drawing: date | None
+    scheduled: bool  # started by the schedule (not `manual` or `rerun`)
 
 
 @dataclass
@@ -111,6 +118,8 @@ class _JobView:
     recorded_slots: set[datetime]  # missed entries and dead letters
     recorded_draws: set[date]
     busy: bool  # a run of this job is in flight
+    in_service: datetime | None = None  # the scheduler's first start (UTC)
+    since: datetime | None = None  # where the history begins (UTC)
 
     @classmethod
     def build(cls, job: str, linked: bool, history: History, config: PlannerConfig, now: datetime) -> _JobView:
@@ -129,12 +138,28 @@ class _JobView:
             drawing = record.draw_date or (previous_draw(slot) if slot is not None and linked else None)
             if drawing is not None:
                 draws.add(drawing)
-        return cls(runs, slots, draws, any(r.status == "running" for r in runs))
+        started = to_utc(history.scheduler_started, "scheduler_started") if history.scheduler_started else None
+        since = to_utc(history.since, "since") if history.since is not None else None
+        return cls(runs, slots, draws, any(r.status == "running" for r in runs), started, since)
 
     @property
-    def service_start(self) -> datetime:
-        """When the job first ran (its slot if scheduled): nothing before it is ever reported missed."""
-        return min(min(r.started, r.slot or r.started) for r in self.runs)
+    def entered_service(self) -> datetime | None:
+        """The scheduler's first start or the job's first scheduled run (from its slot), or None: never a manual run."""
+        starts = [min(r.started, r.slot or r.started) for r in self.runs if r.scheduled]
+        if self.in_service is not None:
+            starts.append(self.in_service)
+        return min(starts) if starts else None
+
+    @property
+    def service_start(self) -> datetime | None:
+        """Where reporting starts (nothing before is missed): the service start, or the history's start if later."""
+        entered = self.entered_service
+        return entered if entered is None or self.since is None else max(entered, self.since)
+
+    @property
+    def clamped(self) -> bool:
+        """Whether the history begins after the service start: then only what it holds is reported."""
+        return self.since is not None and self.entered_service is not None and self.entered_service < self.since
 
 
 def _normalize_run(run: RunLike, linked: bool, config: PlannerConfig, now: datetime) -> _Run:
@@ -150,7 +175,7 @@ def _normalize_run(run: RunLike, linked: bool, config: PlannerConfig, now: datet
         status = "crashed"
     drawing = run.draw_date if run.draw_date is not None else (previous_draw(slot) if linked and slot else None)
     return _Run(run.run_id, slot, status, run.status, started, finished or heartbeat or started,
-                int(run.attempt), drawing)
+                int(run.attempt), drawing, run.trigger not in MANUAL_TRIGGERS)
 
 
 # --- attempt chains -------------------------------------------------------------------------------
@@ -222,17 +247,18 @@ def _plan_slot_job(job: str, spec: CronSpec, view: _JobView, config: PlannerConf
                    out: _Collector) -> None:
     """A plain cron job: coalesce the pending slots after the watermark, miss the old ones, retry the head."""
     grace = timedelta(seconds=config.grace_s)
-    if not view.runs:  # never ran: owe the latest slot if it is fresh, report nothing before it
+    known = {r.slot for r in view.runs if r.slot is not None} | view.recorded_slots
+    if view.service_start is None:  # never scheduled: owe the latest slot if it is fresh, report nothing before it
         latest = previous_slot(spec, now)
-        if latest is not None and now - latest <= grace and to_utc(latest, "slot") not in view.recorded_slots:
+        if latest is not None and now - latest <= grace and to_utc(latest, "slot") not in known and not view.busy:
             out.due.append(Due(job, latest, _fresh_reason(now - latest, 1, config), None, 1))
         return
-    known = {r.slot for r in view.runs if r.slot is not None} | view.recorded_slots
     watermark = max(known) if known else None
+    entered = view.service_start - (grace if not view.clamped else timedelta(0))  # a slot fresh then is owed too
     head = None
-    if watermark is not None and watermark not in view.recorded_slots:
+    if watermark is not None and watermark not in view.recorded_slots and watermark > entered:
         head = _classify([r for r in view.runs if r.slot == watermark], config)
-    lower = max(watermark, view.service_start) if watermark is not None else view.service_start
+    lower = max(watermark, entered) if watermark is not None else entered
     pending = [s.astimezone(UTC) for s in slots_between(spec, lower, now)]
     if not pending:
         due = None if head is None or view.busy else _chain_due(job, head, now, out)
@@ -257,18 +283,17 @@ def _plan_drawing_job(job: str, spec: CronSpec, view: _JobView, config: PlannerC
     delay = timedelta(seconds=config.draw_delay_s)
     owed = previous_draw(now - delay)
     out.wakes.append(to_utc(draw_instant(draw_after(owed)), "drawing") + delay)  # the next drawing is owed
-    if not view.runs:  # never ran: owe only the latest drawing, report nothing missed
-        slot = _latest_slot_of(spec, owed, now)
-        if slot is not None and _window_open(owed, now) and owed not in view.recorded_draws:
-            out.due.append(Due(job, slot.astimezone(NEW_YORK), "missed-draw", owed, 1))
+    if view.service_start is None:  # never scheduled: owe only the latest drawing, report nothing missed
+        if _window_open(owed, now):
+            _settle_drawing(job, spec, owed, view, config, now, out)  # a manual run for it settles it
         return
     known = {r.drawing for r in view.runs if r.drawing is not None} | view.recorded_draws
     known = {d for d in known if to_utc(draw_instant(d), "drawing") <= now}  # a future date is not knowledge
     watermark = max(known) if known else None
-    first = next_draw(view.service_start - delay)  # the first drawing owed after the job first ran
-    if watermark is not None:
-        first = max(first, draw_after(watermark))
-    drawings = [watermark] if watermark is not None else []
+    first = next_draw(view.service_start) if view.clamped else _first_owed(view.service_start, delay)
+    drawings = []
+    if watermark is not None and watermark >= _first_owed(view.entered_service, delay):  # else before service
+        drawings, first = [watermark], max(first, draw_after(watermark))
     day = first
     while day <= owed:
         drawings.append(day)
@@ -353,6 +378,12 @@ def _slots_of(spec: CronSpec, drawing: date, until: datetime) -> list[datetime]:
 def _latest_slot_of(spec: CronSpec, drawing: date, until: datetime) -> datetime | None:
     slots = _slots_of(spec, drawing, until)
     return slots[-1] if slots else None
+
+
+def _first_owed(service_start: datetime, delay: timedelta) -> date:
+    """The first drawing a job in service since ``service_start`` owes: the one owed then, if its window was open."""
+    owed_then = previous_draw(service_start - delay)
+    return owed_then if _window_open(owed_then, service_start) else next_draw(service_start - delay)
 
 
 def _window_open(drawing: date, now: datetime) -> bool:

@@ -6,12 +6,13 @@ holds the rules that turn a :class:`History` into a :class:`Plan`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple, Protocol
 
-from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.domain.draw_calendar import Coverage, iso_et, iso_utc
 from shiol_lib.scheduling.slots import CronSpec, ScheduleError, parse_cron
 from shiol_lib.settings import default as setting_default
 
@@ -74,6 +75,7 @@ class RunLike(Protocol):
     run_id: str
     job: str
     slot: datetime | None
+    trigger: str
     status: str
     started_at: datetime
     finished_at: datetime | None
@@ -119,11 +121,18 @@ class SlotRecord:
 
 @dataclass(frozen=True)
 class History:
-    """The execution history the planner reads: runs of all jobs, missed slots, unresolved dead letters."""
+    """The execution history the planner reads: runs of all jobs, missed slots, unresolved dead letters.
+
+    ``scheduler_started`` is the scheduler's first start on this store (every job is in service from
+    then on); ``since`` is where the history read from the store begins (nothing older is reported
+    missed: the store's record of it is not in the history).
+    """
 
     runs: Sequence[RunLike] = ()
     missed: Sequence[SlotLike] = ()
     dead_letters: Sequence[SlotLike] = ()
+    scheduler_started: datetime | None = None
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -177,29 +186,64 @@ class Plan:
     alerts: list[str]
     wake_at: datetime | None = None
     incidents: list[Incident] = field(default_factory=list)  # the problems behind ``alerts``
+    draws: Coverage | None = None  # the store's drawings against the calendar at ``at`` (None: not read)
 
     def as_dict(self) -> dict[str, Any]:
-        """The plan as JSON-ready data; instants in ISO-8601 with their New York offset."""
+        """The plan as JSON-ready data.
+
+        Instants in ISO-8601 with their New York offset, each with a ``*_utc`` twin in UTC (``next``
+        has ``next_utc``); ``draws`` counts the expected drawings the store lacks up to ``at``.
+        """
         return {
             "at": iso(self.at),
+            "at_utc": iso_utc(self.at),
             "due": [
-                {"job": d.job, "slot": iso(d.slot), "reason": d.reason, "draw_date": _iso_date(d.draw_date),
-                 "attempt": d.attempt}
+                {"job": d.job, "slot": iso(d.slot), "slot_utc": iso_utc(d.slot), "reason": d.reason,
+                 "draw_date": _iso_date(d.draw_date), "attempt": d.attempt}
                 for d in self.due
             ],
             "missed": [
-                {"job": m.job, "slot": iso(m.slot), "draw_date": _iso_date(m.draw_date), "kind": m.kind}
+                {"job": m.job, "slot": iso(m.slot), "slot_utc": iso_utc(m.slot), "draw_date": _iso_date(m.draw_date),
+                 "kind": m.kind}
                 for m in self.missed
             ],
             "next": {job: iso(slot) for job, slot in self.next.items()},
+            "next_utc": {job: iso_utc(slot) for job, slot in self.next.items()},
             "alerts": list(self.alerts),
             "wake_at": iso(self.wake_at) if self.wake_at is not None else None,
+            "wake_at_utc": iso_utc(self.wake_at) if self.wake_at is not None else None,
+            "draws": self.draws.as_dict() if self.draws is not None else None,
         }
 
 
 def iso(at: datetime) -> str:
     """An instant as ISO-8601 with its New York offset (the planner's one time convention)."""
-    return at.astimezone(NEW_YORK).isoformat()
+    return iso_et(at)
+
+
+def json_ready(value: Any) -> Any:
+    """Dataclasses, lists and dicts as JSON-ready data, in the one time convention of the JSON outputs.
+
+    An instant is ISO-8601 with its New York offset; a dataclass field ``name`` typed as an instant
+    gets a ``name_utc`` twin in UTC (None when the instant is). Dates are ISO dates.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            out[f.name] = json_ready(item)
+            if isinstance(item, datetime) or "datetime" in str(f.type):  # an instant field, set or not
+                out[f"{f.name}_utc"] = iso_utc(item) if isinstance(item, datetime) else None
+        return out
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return iso_et(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def _iso_date(day: date | None) -> str | None:

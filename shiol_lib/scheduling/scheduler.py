@@ -13,6 +13,8 @@ alerts are incidents (:mod:`shiol_lib.scheduling.incidents`): one alert when eac
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import subprocess
 import tempfile
 import threading
@@ -21,7 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.domain.draw_calendar import NEW_YORK, draw_coverage
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.logs import first_line
 from shiol_lib.pipeline import archive
@@ -72,7 +74,8 @@ def read_history(store: Store, now: datetime, *, stale_s: float | None = None) -
     With ``stale_s``, a ``running`` row whose process is alive on this host reads as freshly beating,
     so the planner never takes a live run with a delayed heartbeat for a crashed one.
     """
-    runs, missed, letters = job_table.planner_history(store, now - timedelta(days=HISTORY_DAYS))
+    since = now - timedelta(days=HISTORY_DAYS)
+    runs, missed, letters, first_start = job_table.planner_history(store, since)
     if stale_s is not None:
         runs = [replace(r, heartbeat_at=now) if r.status == RunStatus.RUNNING and _alive(r, stale_s, now) else r
                 for r in runs]
@@ -80,6 +83,7 @@ def read_history(store: Store, now: datetime, *, stale_s: float | None = None) -
         runs=tuple(runs),
         missed=tuple(SlotRecord(job, slot, draw) for job, slot, draw, _ in missed),
         dead_letters=tuple(SlotRecord(d.job, d.slot, d.draw_date) for d in letters),
+        scheduler_started=first_start, since=since,
     )
 
 
@@ -112,10 +116,17 @@ class Scheduler:
 
     # -- start-up -----------------------------------------------------------------------------
 
-    def start(self) -> list[str]:
-        """Refuse to start without a usable store and archive; mark dead runs crashed. Returns their ids."""
+    def start(self, now: datetime | None = None) -> list[str]:
+        """Refuse to start without a usable store and archive; record the start; mark dead runs crashed.
+
+        Returns the ids of the runs marked crashed. The first recorded start is when the scheduled jobs
+        entered service (see :class:`~shiol_lib.scheduling.plans.History`).
+        """
         archive.ensure_writable(self.settings.runs_dir)
-        return self.recover(self.store())
+        store = self.store()
+        job_table.record_scheduler_start(store, at=now or datetime.now(UTC), pid=os.getpid(),
+                                         host=socket.gethostname())
+        return self.recover(store)
 
     def recover(self, store: Store, now: datetime | None = None) -> list[str]:
         """Mark ``running`` rows whose process is gone (or whose heartbeat is stale) as ``crashed``."""
@@ -130,10 +141,14 @@ class Scheduler:
     # -- planning -----------------------------------------------------------------------------
 
     def plan(self, at: datetime | None = None, store: Store | None = None) -> Plan:
-        """The plan at ``at`` (default now), from the store. Reads only."""
+        """The plan at ``at`` (default now), from the store, with the store's drawings against the calendar.
+
+        Reads only.
+        """
         at = at or datetime.now(UTC)
-        return plan_runs(read_history(store or self.store(), at, stale_s=self.settings.heartbeat_stale_s), at,
-                         self.config)
+        store = store or self.store()
+        plan = plan_runs(read_history(store, at, stale_s=self.settings.heartbeat_stale_s), at, self.config)
+        return replace(plan, draws=draw_coverage(store.draw_dates(), at))
 
     def start_planning(self) -> None:
         """Start the planning thread: plans from now on come from it (see :class:`PlanLoop`)."""

@@ -159,11 +159,19 @@ def record_missed(store: Store, *, job: str, slot: datetime, draw_date: date | N
     return not exists
 
 
-def planner_history(store: Store, since: datetime) -> tuple[list[RunRow], list[tuple], list[DeadLetter]]:
+def record_scheduler_start(store: Store, *, at: datetime, pid: int, host: str) -> None:
+    """Record that the scheduler process started (the first such row is the jobs' entry into service)."""
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO scheduler_starts VALUES (?, ?, ?)", [at, pid, host])
+
+
+def planner_history(
+    store: Store, since: datetime
+) -> tuple[list[RunRow], list[tuple], list[DeadLetter], datetime | None]:
     """Everything the planner reads, in one connection.
 
-    Runs started since ``since`` (and any still running), missed entries since then, and the open
-    dead letters.
+    Runs started since ``since`` (and any still running), missed entries since then, the open
+    dead letters, and the scheduler's first start (None if it never started on this store).
     """
     letter_columns = ", ".join(f.name for f in fields(DeadLetter))
     with store.connect() as conn:
@@ -176,4 +184,5 @@ def planner_history(store: Store, since: datetime) -> tuple[list[RunRow], list[t
         letters = conn.execute(
             f"SELECT {letter_columns} FROM dead_letters WHERE resolved_at IS NULL ORDER BY created_at DESC"
         ).fetchall()
-    return [RunRow(*r) for r in runs], [tuple(r) for r in missed], [DeadLetter(*r) for r in letters]
+        first_start = conn.execute("SELECT min(started_at) FROM scheduler_starts").fetchone()[0]
+    return [RunRow(*r) for r in runs], [tuple(r) for r in missed], [DeadLetter(*r) for r in letters], first_start

@@ -172,5 +172,14 @@ MIGRATIONS: tuple[str, ...] = (
         last_message VARCHAR NOT NULL
     );
     """,
+    """
+    -- Each start of the scheduler process: the first one is when the scheduled jobs entered service
+    -- (the planner reports nothing before it missed; a manual run never counts as that start).
+    CREATE TABLE scheduler_starts (
+        started_at TIMESTAMPTZ NOT NULL,
+        pid INTEGER NOT NULL,
+        host VARCHAR NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -193,8 +193,11 @@ def test_the_health_report_lists_jobs_plan_and_problems(base_url, populated):
     assert pipeline["consecutive_failures"] == 3 and pipeline["running"] == 0
     assert pipeline["last_run"] == pipeline["last_finished"] == {
         "run_id": "pipeline-3", "status": "failed", "started_at": "2024-07-01T15:00:00-04:00",
-        "finished_at": "2024-07-01T15:03:00-04:00", "duration_s": 180.0, "error": "failed in step fetch"}
+        "started_at_utc": "2024-07-01T19:00:00+00:00", "finished_at": "2024-07-01T15:03:00-04:00",
+        "finished_at_utc": "2024-07-01T19:03:00+00:00", "duration_s": 180.0, "error": "failed in step fetch"}
     assert pipeline["last_success_at"] == "2024-07-01T12:03:00-04:00"  # New York time, like the plan
+    assert pipeline["last_success_at_utc"] == "2024-07-01T16:03:00+00:00"  # and its UTC twin
+    assert pipeline["next_run_utc"] == plan["next_utc"]["pipeline"]
     assert pipeline["runs_by_status"] == {"failed": 2, "success": 1, "timeout": 1}
     assert report["jobs"]["data_update"]["last_run"] is None
     assert report["jobs"]["evaluation"]["last_finished"]["status"] == "success"

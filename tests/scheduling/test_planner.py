@@ -90,13 +90,18 @@ def test_as_dict_shape_and_offsets():
     data = p.as_dict()
     assert data == {
         "at": "2024-07-01T23:29:00-04:00",
-        "due": [{"job": "pipeline", "slot": "2024-07-01T23:29:00-04:00", "reason": "on-time",
-                 "draw_date": "2024-07-01", "attempt": 1}],
+        "at_utc": "2024-07-02T03:29:00+00:00",
+        "due": [{"job": "pipeline", "slot": "2024-07-01T23:29:00-04:00", "slot_utc": "2024-07-02T03:29:00+00:00",
+                 "reason": "on-time", "draw_date": "2024-07-01", "attempt": 1}],
         "missed": [],
         "next": {"pipeline": "2024-07-03T23:29:00-04:00", "data_update": "2024-07-02T06:00:00-04:00",
                  "evaluation": "2024-07-02T06:15:00-04:00"},
+        "next_utc": {"pipeline": "2024-07-04T03:29:00+00:00", "data_update": "2024-07-02T10:00:00+00:00",
+                     "evaluation": "2024-07-02T10:15:00+00:00"},
         "alerts": [],
         "wake_at": "2024-07-02T06:00:00-04:00",  # the data update's next slot comes first
+        "wake_at_utc": "2024-07-02T10:00:00+00:00",
+        "draws": None,  # the planner alone does not read the store's drawings (Scheduler.plan adds them)
     }
     assert json.loads(json.dumps(data)) == data
 
@@ -111,7 +116,8 @@ def test_as_dict_in_winter_uses_est_and_renders_utc_input_in_new_york():
     runs = steady(et(2024, 1, 15, 22, 0), since=et(2024, 1, 6))  # down from Monday 22:00
     missed = plan(runs, et(2024, 1, 17, 23, 0)).as_dict()["missed"]  # Wednesday's drawing has happened
     assert [m for m in missed if m["job"] == "pipeline"] == [
-        {"job": "pipeline", "slot": "2024-01-15T23:29:00-05:00", "draw_date": "2024-01-15", "kind": "draw"}
+        {"job": "pipeline", "slot": "2024-01-15T23:29:00-05:00", "slot_utc": "2024-01-16T04:29:00+00:00",
+         "draw_date": "2024-01-15", "kind": "draw"}
     ]
 
 
@@ -212,7 +218,7 @@ def test_fresh_history_between_a_drawing_and_its_delay_owes_nothing():
     # Saturday 23:10: Wednesday's window closed at 22:59, Saturday's drawing is not passed until 23:29.
     p = plan([], et(2024, 7, 6, 23, 10))
     assert p.due == [] and p.missed == []
-    assert plan([], et(2024, 7, 6, 23, 29)).due == [Due("pipeline", et(2024, 7, 6, 23, 29), "missed-draw", SAT, 1)]
+    assert plan([], et(2024, 7, 6, 23, 29)).due == [Due("pipeline", et(2024, 7, 6, 23, 29), "on-time", SAT, 1)]
 
 
 def test_only_drawings_after_the_first_run_are_reported_missed():
@@ -484,7 +490,8 @@ def test_two_failures_or_a_broken_streak_raise_nothing():
 def test_saturday_pipeline_slot_on_the_spring_forward_weekend():
     runs = steady(et(2024, 3, 9, 23, 0), since=et(2024, 3, 2))
     p = plan(runs, datetime(2024, 3, 10, 4, 29, tzinfo=UTC))
-    assert p.as_dict()["due"] == [{"job": "pipeline", "slot": "2024-03-09T23:29:00-05:00", "reason": "on-time",
+    assert p.as_dict()["due"] == [{"job": "pipeline", "slot": "2024-03-09T23:29:00-05:00",
+                                   "slot_utc": "2024-03-10T04:29:00+00:00", "reason": "on-time",
                                    "draw_date": "2024-03-09", "attempt": 1}]
     assert p.next["pipeline"].astimezone(UTC) == datetime(2024, 3, 12, 3, 29, tzinfo=UTC)  # Monday, now EDT
 
@@ -501,7 +508,8 @@ def test_skipped_0230_job_runs_once_at_0300_edt():
     config = PlannerConfig(jobs={"nightly": JobSchedule(parse_cron("30 2 * * *"))})
     runs = [run("nightly", et(2024, 3, 9, 2, 30))]
     p = plan(runs, datetime(2024, 3, 10, 7, 0, tzinfo=UTC), config=config)
-    assert p.as_dict()["due"] == [{"job": "nightly", "slot": "2024-03-10T03:00:00-04:00", "reason": "on-time",
+    assert p.as_dict()["due"] == [{"job": "nightly", "slot": "2024-03-10T03:00:00-04:00",
+                                   "slot_utc": "2024-03-10T07:00:00+00:00", "reason": "on-time",
                                    "draw_date": None, "attempt": 1}]
     runs.append(run("nightly", p.due[0].slot))
     after = plan(runs, et(2024, 3, 10, 3, 30), config=config)

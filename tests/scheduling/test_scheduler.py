@@ -184,7 +184,8 @@ def test_plan_cli_explains_a_missed_drawing(tmp_path):
                           capture_output=True, text=True)
     plan = json.loads(done.stdout)
     assert plan["at"] == at
-    assert plan["due"] == [{"job": "pipeline", "slot": "2024-07-01T23:29:00-04:00", "reason": "missed-draw",
+    assert plan["due"] == [{"job": "pipeline", "slot": "2024-07-01T23:29:00-04:00",
+                            "slot_utc": "2024-07-02T03:29:00+00:00", "reason": "missed-draw",
                             "draw_date": "2024-07-01", "attempt": 1}]
     assert plan["next"]["pipeline"] == "2024-07-03T23:29:00-04:00"
     assert plan["next"]["evaluation"] == "2024-07-03T12:15:00-04:00"
