@@ -30,6 +30,7 @@ from shiol_lib.pipeline import archive, ledger
 from shiol_lib.pipeline import index as run_index
 from shiol_lib.pipeline.catalog import JOBS, UPDATE_DATA, Step, find_step
 from shiol_lib.pipeline.compare import compare_outputs
+from shiol_lib.pipeline.kernels import KernelPool
 from shiol_lib.pipeline.liveness import Heartbeat, Interrupted, job_is_alive
 from shiol_lib.pipeline.manifest import Manifest, StepRecord
 from shiol_lib.pipeline.recovery import close_dead_runs
@@ -120,7 +121,8 @@ def run_job(
                "deadline": deadline}
     results: list[NotebookResult] = []
     status, error = RunStatus.SUCCESS, None
-    with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s):
+    with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s), KernelPool() as kernels:
+        context["kernels"] = kernels  # each step a fresh kernel; the next one started while a step runs
         try:
             for position, step in enumerate(steps, start=1):
                 if status != RunStatus.SUCCESS:
@@ -264,6 +266,7 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any],
         run.settings.notebooks_dir / step.notebook, run.directory / f"{step.stem}.ipynb", values,
         cwd=run.settings.notebooks_dir, timeout_s=max(1.0, context["deadline"] - time.monotonic()),
         env=kernel_environment(run.settings), memory_mb=run.settings.step_memory_mb,
+        kernels=context["kernels"], ahead=position < len(run.steps),
     )
     if result.status == "timeout":
         result.error = f"the run exceeded its {run.settings.run_timeout_s:g} s wall-clock limit; kernel killed"
@@ -350,7 +353,7 @@ def _error_class(results: list[NotebookResult]) -> str | None:
 
 
 def kernel_environment(settings: Settings) -> dict[str, str]:
-    """The environment of a step's papermill and kernel.
+    """The environment of a step's kernel (the same for every step of a run: one spare kernel fits all).
 
     This process's environment, with its ``SHIOL_*`` variables replaced by exactly ``settings`` (step 1
     reads the source settings in its kernel).
