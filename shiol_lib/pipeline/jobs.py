@@ -108,21 +108,27 @@ def run_job(
     overrides = {name: dict(values) for name, values in (step_parameters or {}).items()}
     if draw_date is not None and UPDATE_DATA in steps:
         overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", draw_date.isoformat())
-    for step in steps:  # refuse a broken notebook or a bad parameter before anything is recorded
-        check_parameters(settings.notebooks_dir / step.notebook, overrides.get(step.name, {}))
-        _refuse_foreign_targets(settings, overrides.get(step.name, {}))
-    if draw_date is not None:
-        history_end = history_end or draw_date
-        target_draw_date = target_draw_date or draw_after(draw_date)
-    run = _open_run(settings, job, steps, trigger=trigger, slot=slot, draw_date=draw_date, attempt=attempt,
-                    seed=seed, parent_run_id=parent_run_id)
+    kernels = KernelPool()  # each step a fresh kernel; the next one started while a step runs
+    kernels.prepare(kernel_environment(settings), settings.notebooks_dir)  # step 1's starts during the checks
+    try:
+        for step in steps:  # refuse a broken notebook or a bad parameter before anything is recorded
+            check_parameters(settings.notebooks_dir / step.notebook, overrides.get(step.name, {}))
+            _refuse_foreign_targets(settings, overrides.get(step.name, {}))
+        if draw_date is not None:
+            history_end = history_end or draw_date
+            target_draw_date = target_draw_date or draw_after(draw_date)
+        run = _open_run(settings, job, steps, trigger=trigger, slot=slot, draw_date=draw_date, attempt=attempt,
+                        seed=seed, parent_run_id=parent_run_id)
+    except BaseException:
+        kernels.close()
+        raise
     deadline = time.monotonic() + settings.run_timeout_s  # one wall-clock limit for the whole run
     context = {"offline": offline, "target_draw_date": target_draw_date, "history_end": history_end,
                "deadline": deadline}
     results: list[NotebookResult] = []
     status, error = RunStatus.SUCCESS, None
-    with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s), KernelPool() as kernels:
-        context["kernels"] = kernels  # each step a fresh kernel; the next one started while a step runs
+    with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s), kernels:
+        context["kernels"] = kernels
         try:
             for position, step in enumerate(steps, start=1):
                 if status != RunStatus.SUCCESS:

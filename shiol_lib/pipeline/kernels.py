@@ -136,6 +136,11 @@ class KernelPool:
             self._spare = self._start(env, cwd)
         return kernel
 
+    def prepare(self, env: Mapping[str, str], cwd: Path) -> None:
+        """Start the next kernel now, if none is waiting (the first step's, while the job gets ready)."""
+        if self._spare is None:
+            self._spare = self._start(env, cwd)
+
     def close(self) -> None:
         """Stop the spare kernel, if any, and remove the kernels' log folder."""
         spare, self._spare = self._spare, None
