@@ -283,7 +283,7 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any],
         run.settings.notebooks_dir / step.notebook, run.directory / f"{step.stem}.ipynb", values,
         cwd=run.settings.notebooks_dir, timeout_s=max(1.0, context["deadline"] - time.monotonic()),
         env=kernel_environment(run.settings), memory_mb=run.settings.step_memory_mb,
-        kernels=context["kernels"], ahead=position < len(run.steps), progress=context["cells"],
+        kernels=context["kernels"], ahead=position < len(run.steps), progress=context["cells"], render=False,
     )
     if result.status == "timeout":
         result.error = f"the run exceeded its {run.settings.run_timeout_s:g} s wall-clock limit; kernel killed"

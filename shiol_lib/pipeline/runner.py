@@ -30,6 +30,7 @@ import papermill
 from shiol_lib.errors import ParameterError, RunnerError
 from shiol_lib.pipeline.catalog import KERNEL_NAME
 from shiol_lib.pipeline.kernels import KernelPool, StepKernel
+from shiol_lib.pipeline.liveness import Interrupted
 from shiol_lib.pipeline.resources import watch_process, watching
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ def execute_notebook(
     kernels: KernelPool | None = None,
     ahead: bool = False,
     progress: bool = False,
+    render: bool = True,
 ) -> NotebookResult:
     """Run ``notebook`` to ``output`` (``.ipynb``) and render ``output.with_suffix('.html')``.
 
@@ -190,7 +192,9 @@ def execute_notebook(
     stops the kernel and the step ends ``failed`` with error class ``memory``
     (:mod:`shiol_lib.pipeline.resources`). ``kernels`` hands out the kernel (a job's steps share one
     pool; with ``ahead`` it starts the next step's kernel now); without it a fresh kernel is started
-    and stopped here. ``progress`` shows papermill's per-cell progress bar on stderr.
+    and stopped here. ``progress`` shows papermill's per-cell progress bar on stderr. With ``render``
+    false an executed notebook's report is left to the caller (``result.html`` is where it goes; the
+    job renders it once, with the run's title and status).
     """
     notebook, output = Path(notebook).resolve(), Path(output).resolve()
     values = check_parameters(notebook, parameters)
@@ -231,7 +235,7 @@ def execute_notebook(
     if usage.exceeded:
         result.status, result.error_class, result.error = "failed", "memory", usage.message()
     if executed:
-        result.html = render_html(nb, output.with_suffix(".html"))
+        result.html = render_html(nb, output.with_suffix(".html")) if render else output.with_suffix(".html")
     else:
         result.html = write_unexecuted_report(notebook, output, result.error or "the step did not run")
     return result
@@ -291,6 +295,8 @@ def _run_papermill(notebook: Path, partial: Path, values: Mapping[str, Any], log
                 start_timeout=int(max(60.0, timeout_s)) + 1,
             )
             outcome: tuple[str, str | None, str | None] = ("success", None, None)
+        except Interrupted:  # SIGTERM: the job records the run interrupted (the kernel is stopped below)
+            raise
         except Exception as err:  # noqa: BLE001 - classified below; the notebook says which cell raised
             if timed_out.is_set():
                 outcome = ("timeout", f"the notebook exceeded its {timeout_s:g} s wall-clock limit; kernel killed",
@@ -323,7 +329,8 @@ def _papermill_log(log_file: TextIO) -> Iterator[None]:
         yield
     finally:
         logger.removeHandler(handler)
-        logger.level, logger.propagate = saved
+        logger.setLevel(saved[0])  # setLevel, not an assignment: it clears the loggers' cached levels
+        logger.propagate = saved[1]
 
 
 def _last_line(text: str) -> str:

@@ -71,6 +71,14 @@ def test_off_a_terminal_each_step_gets_one_start_and_one_end_line(home: Path, qu
     assert len(lines) == 12, lines  # nothing else: no progress bar, no papermill log
     for line, start in zip(lines, expected, strict=True):
         assert line.startswith(start), (line, start)
+    again = subprocess.run(shiol("rerun", run_id), capture_output=True, text=True,
+                           env=env_for(home, SHIOL_NOTEBOOKS_DIR=str(quick_notebooks)), timeout=600)
+    assert again.returncode in (0, 8), again.stderr  # 8: these notebooks store no outputs to compare
+    rerun_id = re.search(r"^rerun (\S+) of", again.stdout).group(1)
+    lines = again.stderr.splitlines()
+    assert len(lines) == 12, lines
+    for line, start in zip(lines, expected, strict=True):
+        assert line.startswith(start.replace(run_id, rerun_id)), (line, start)
 
 
 def read_pty(argv: list[str], env: dict[str, str], timeout_s: float = 600) -> tuple[int, str]:
