@@ -11,6 +11,11 @@
 * ``pipeline``: the six step calls as the notebooks make them (update, signals, weights, validation,
   predictions, performance), then the evaluation job, on the bundled data in a temp store; wall and CPU
   seconds per step (CPU time moves less when other users share the machine).
+* ``notebook``: the same six steps as notebooks, the way a person runs them (``shiol run pipeline
+  --offline`` in a fresh temp home, default settings): ``notebook_s`` the run's wall time, each step's
+  duration from its manifest and, with ``pipeline`` in the same run, ``ratio`` (notebook / in-process)
+  and each step's fixed cost (its notebook duration minus its in-process call). Without ``--quick``
+  only: the notebooks use the default validation length.
 
 Nothing here is asserted; the figures go to docs/BENCHMARKS.md. Run from the repository root:
 
@@ -49,7 +54,7 @@ SEED = 20240701
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 NEW_TICKETS = 300
-PARTS = ("pipeline", "greedy", "evaluation")
+PARTS = ("pipeline", "notebook", "greedy", "evaluation")
 REFERENCE_SQL = """
 SELECT p.run_id, p.rank, p.target_draw_date,
        (p.n1 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER + (p.n2 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER
@@ -197,6 +202,41 @@ def bench_pipeline(quick: bool) -> dict[str, Any]:
             "backtest_p_value": metrics["performance_analysis"]["backtest_p_value"]}
 
 
+def bench_notebook_pipeline() -> dict[str, Any]:
+    """``shiol run pipeline --offline`` in a fresh temp home (store seeded first, not timed)."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
+        env["SHIOL_HOME"] = tmp
+        shiol = [sys.executable, "-m", "shiol_lib.cli"]
+        subprocess.run([*shiol, "update-data", "--offline"], env=env, check=True, capture_output=True)
+        started = time.perf_counter()
+        done = subprocess.run([*shiol, "run", "pipeline", "--offline", "--json"], env=env, capture_output=True,
+                              text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"shiol run pipeline failed: {done.stderr[-2000:]}")
+        manifest = json.loads(done.stdout)["manifest"]
+    return {"notebook_s": wall, "run_s": manifest["duration_s"],
+            "steps": {s["name"]: s["duration_s"] for s in manifest["steps"]},
+            "peak_rss_mb": {s["name"]: s.get("peak_rss_mb") for s in manifest["steps"]}}
+
+
+# The notebook steps (catalog names) and the in-process calls that do their work, in order.
+STEP_CALLS = {"update_data": "update_data", "adaptive_analysis": "analyze_signals",
+              "weight_optimization": "optimize_scoring", "historical_validation": "validate_history",
+              "generate_predictions": "generate_predictions", "performance_analysis": "analyze_performance"}
+
+
+def _compare(pipeline: dict[str, Any], notebook: dict[str, Any]) -> None:
+    """Ratio notebook / in-process and each step's fixed cost, filled into ``notebook``."""
+    notebook["inprocess_s"] = pipeline["inprocess_s"]
+    notebook["ratio"] = notebook["notebook_s"] / pipeline["inprocess_s"]
+    notebook["fixed_cost_s"] = {name: notebook["steps"][name] - pipeline["steps"][call]
+                                for name, call in STEP_CALLS.items() if name in notebook["steps"]}
+
+
 def _print_table(results: dict[str, Any]) -> None:
     machine = results["machine"]
     print(f"machine: {machine['cores']} cores, 1-minute load average {machine['load_average_1m_start']:.2f} at the "
@@ -220,6 +260,14 @@ def _print_table(results: dict[str, Any]) -> None:
         print(f"  {'(evaluation job)':<22} {pipeline['evaluate_predictions_s']:8.2f} s")
         print(f"  backtest mean white matches {pipeline['backtest_mean_white_matches']}, "
               f"p-value {pipeline['backtest_p_value']}")
+    if "notebook" in results:
+        notebook = results["notebook"]
+        ratio = f", ratio to in-process {notebook['ratio']:.2f}" if "ratio" in notebook else ""
+        print(f"pipeline as notebooks (shiol run pipeline --offline): {notebook['notebook_s']:.2f} s wall{ratio}")
+        for name, seconds in notebook["steps"].items():
+            fixed = notebook.get("fixed_cost_s", {}).get(name)
+            extra = f"  fixed cost {fixed:6.2f} s" if fixed is not None else ""
+            print(f"  {name:<22} {seconds:8.2f} s  peak RSS {notebook['peak_rss_mb'][name]} MB{extra}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_average_1m_start": os.getloadavg()[0]}}
     if "pipeline" in args.parts:  # first: the large stores come after
         results["pipeline"] = bench_pipeline(args.quick)
+    if "notebook" in args.parts and not args.quick:
+        results["notebook"] = bench_notebook_pipeline()
+        if "pipeline" in results:
+            _compare(results["pipeline"], results["notebook"])
     if "greedy" in args.parts:
         results["greedy"] = bench_greedy(max(args.repeat, 3))
     if "evaluation" in args.parts:
