@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -83,17 +84,27 @@ class StepKernel:
         """SIGKILL the kernel and every process it started (a timeout, an interrupt)."""
         kill_process_tree(self.pid)
 
-    def stop(self) -> None:
-        """Kill the kernel's tree, close the clients' channels, remove the connection file; idempotent."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self.kill()
-        for kc in self.manager.__dict__.get("_shiol_clients", []):
+    def stop(self, *, reap: bool = True) -> None:
+        """Kill the kernel's tree, close the clients' channels, remove the connection file; idempotent.
+
+        The watchdog then exits on its own within :data:`~shiol_lib.pipeline.watchdog.POLL_S`; with
+        ``reap`` false a daemon thread waits for it (no zombie is left) instead of the caller.
+        """
+        if not self._stopped:
+            self._stopped = True
+            self.kill()
+            for kc in self.manager.__dict__.get("_shiol_clients", []):
+                with contextlib.suppress(Exception):
+                    kc.stop_channels()
             with contextlib.suppress(Exception):
-                kc.stop_channels()
-        with contextlib.suppress(Exception):
-            run_sync(self.manager.cleanup_resources)()
+                run_sync(self.manager.cleanup_resources)()
+        if reap:
+            self.reap()
+        else:
+            threading.Thread(target=self.reap, name=f"reap-watchdog-{self.pid}", daemon=True).start()
+
+    def reap(self) -> None:
+        """Wait for the watchdog to exit (it does once the kernel is gone)."""
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._watchdog.wait(timeout=10)
 
@@ -116,6 +127,7 @@ class KernelPool:
         self._spare: StepKernel | None = None
         self._logs = tempfile.TemporaryDirectory(prefix="shiol-kernels-")
         self._count = 0
+        self._started: list[StepKernel] = []  # every kernel handed out or spare, stopped and reaped at close
 
     def __enter__(self) -> KernelPool:
         return self
@@ -142,16 +154,19 @@ class KernelPool:
             self._spare = self._start(env, cwd)
 
     def close(self) -> None:
-        """Stop the spare kernel, if any, and remove the kernels' log folder."""
+        """Stop the spare kernel, if any, reap every kernel's watchdog, remove the kernels' log folder."""
         spare, self._spare = self._spare, None
-        if spare is not None:
-            spare.stop()
+        for kernel in [*([spare] if spare is not None else []), *self._started]:
+            kernel.stop()
+        self._started.clear()
         with contextlib.suppress(OSError):
             self._logs.cleanup()
 
     def _start(self, env: Mapping[str, str], cwd: Path) -> StepKernel:
         self._count += 1
-        return StepKernel(env, cwd, Path(self._logs.name) / f"kernel-{self._count}.log", self.warm_code)
+        kernel = StepKernel(env, cwd, Path(self._logs.name) / f"kernel-{self._count}.log", self.warm_code)
+        self._started.append(kernel)
+        return kernel
 
 
 def _die_with(parent: int) -> Callable[[], None]:

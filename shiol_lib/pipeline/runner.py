@@ -308,7 +308,7 @@ def _run_papermill(notebook: Path, partial: Path, values: Mapping[str, Any], log
             log_file.write(f"\n{outcome[0]}: {outcome[1]}\n")
         finally:  # interrupted (SIGTERM, Ctrl-C) too: never leave a kernel behind
             timer.cancel()
-            kernel.stop()
+            kernel.stop(reap=False)  # its watchdog exits by itself; the pool reaps it when it closes
             kernel_output = kernel.read_log()
             if kernel_output.strip():
                 log_file.write("\n--- kernel output ---\n" + kernel_output)
