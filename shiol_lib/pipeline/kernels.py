@@ -149,9 +149,15 @@ class KernelPool:
         return kernel
 
     def prepare(self, env: Mapping[str, str], cwd: Path) -> None:
-        """Start the next kernel now, if none is waiting (the first step's, while the job gets ready)."""
-        if self._spare is None:
-            self._spare = self._start(env, cwd)
+        """Start the next kernel now, if none is waiting (the first step's, while the job gets ready).
+
+        Only a head start: when it cannot start (no such folder yet), :meth:`take` tries again and says why.
+        """
+        if self._spare is None and Path(cwd).is_dir():
+            try:
+                self._spare = self._start(env, cwd)
+            except Exception as err:  # noqa: BLE001 - take() starts one again and raises then
+                log.warning("could not start a kernel ahead: %s", err)
 
     def close(self) -> None:
         """Stop the spare kernel, if any, reap every kernel's watchdog, remove the kernels' log folder."""

@@ -90,3 +90,10 @@ def test_an_interrupted_step_leaves_no_kernel_and_a_rendered_partial_notebook(tm
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
     assert out.exists() and out.with_suffix(".html").exists()
     assert children() == []
+
+
+def test_no_head_start_for_a_missing_folder_and_the_job_says_which_notebook_is_missing(tmp_path):
+    with KernelPool() as pool:
+        pool.prepare(dict(os.environ), tmp_path / "missing")  # no kernel, no error: the job's checks explain
+        assert pool._spare is None
+    assert children() == []
