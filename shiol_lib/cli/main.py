@@ -80,12 +80,20 @@ def init_command(settings: Settings) -> None:
 @click.pass_obj
 def update_data_command(settings: Settings, offline: bool, as_json: bool) -> None:
     """Seed the store, fetch new drawings, backfill missing ones, and report."""
-    from shiol_lib.ingest.update import update_from_settings
+    import time
 
+    from shiol_lib.ingest.update import update_from_settings
+    from shiol_lib.pipeline.progress import StreamProgress
+
+    progress, started = StreamProgress(), time.monotonic()
+    progress.task_started("update-data")
     try:
         report = update_from_settings(cli_common.open_or_create_store(settings), settings, offline=offline)
     except ShiolError as err:
+        progress.task_ended("update-data", "failed", time.monotonic() - started)
         cli_common.fail(err)
+    status = "rejected records" if report.rejected else "conflicts" if report.conflicts else "success"
+    progress.task_ended("update-data", status, time.monotonic() - started)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())
     if report.rejected:
         click.echo(f"error: {len(report.rejected)} record(s) rejected; their batches were not written", err=True)

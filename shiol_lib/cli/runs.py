@@ -79,8 +79,10 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
     """Run a job (pipeline, data_update, evaluation) or one step: `shiol run step NAME -p key value`."""
     from shiol_lib.pipeline import jobs as pipeline
     from shiol_lib.pipeline.liveness import interrupt_on_sigterm
+    from shiol_lib.pipeline.progress import StreamProgress
 
     interrupt_on_sigterm()
+    progress = StreamProgress()  # stderr: step lines (and, on a terminal, papermill's per-cell bar)
     existed = settings.db_path.exists()  # the run creates the store (after its own checks): say so then
     try:
         target_date = target.date() if target else None
@@ -98,12 +100,13 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
             step = pipeline.find_step(step_name)
             values = parse_parameters(settings.notebooks_dir / step.notebook, parameters)
             outcome = pipeline.run_job(settings, "step", steps=(step,), step_parameters={step.name: values},
-                                       seed=seed, offline=offline, target_draw_date=target_date, **schedule)
+                                       seed=seed, offline=offline, target_draw_date=target_date, progress=progress,
+                                       **schedule)
         else:
             if step_name or parameters:
                 raise RunnerError("parameters go with a single step: shiol run step NAME -p key value")
             outcome = pipeline.run_job(settings, job, seed=seed, offline=offline, target_draw_date=target_date,
-                                       **schedule)
+                                       progress=progress, **schedule)
     except ShiolError as err:
         _say_created(settings, existed)
         fail(err)
@@ -147,10 +150,11 @@ def _say_created(settings: Settings, existed: bool) -> None:
 def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
     """Re-execute a run with its recorded parameters and seed; report whether the outputs match."""
     from shiol_lib.pipeline import jobs as pipeline
+    from shiol_lib.pipeline.progress import StreamProgress
 
     try:
         require_store(settings)
-        outcome, comparison = pipeline.rerun(settings, run_id)
+        outcome, comparison = pipeline.rerun(settings, run_id, progress=StreamProgress())
     except ShiolError as err:
         fail(err)
     if as_json:

@@ -25,6 +25,8 @@ class Step:
 
 
 KERNEL_NAME = "python3"  # the Jupyter kernel every step notebook (and `shiol lab`) runs in
+# What every step kernel runs before its first cell (pipeline/kernels.py): the library and what its steps import.
+WARM_CODE = "import shiol_lib.steps; shiol_lib.steps.preload()"
 
 UPDATE_DATA = Step("update_data", "10_update_data.ipynb")
 ANALYZE = Step("adaptive_analysis", "20_analyze_signals.ipynb")

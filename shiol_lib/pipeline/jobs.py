@@ -30,8 +30,10 @@ from shiol_lib.pipeline import archive, ledger
 from shiol_lib.pipeline import index as run_index
 from shiol_lib.pipeline.catalog import JOBS, UPDATE_DATA, Step, find_step
 from shiol_lib.pipeline.compare import compare_outputs
+from shiol_lib.pipeline.kernels import KernelPool
 from shiol_lib.pipeline.liveness import Heartbeat, Interrupted, job_is_alive
 from shiol_lib.pipeline.manifest import Manifest, StepRecord
+from shiol_lib.pipeline.progress import LogProgress, Progress
 from shiol_lib.pipeline.recovery import close_dead_runs
 from shiol_lib.pipeline.resources import run_totals
 from shiol_lib.pipeline.runner import (
@@ -92,14 +94,17 @@ def run_job(
     step_parameters: Mapping[str, Mapping[str, Any]] | None = None,
     parent_run_id: str | None = None,
     steps: tuple[Step, ...] | None = None,
+    progress: Progress | None = None,
 ) -> RunOutcome:
     """Run ``job`` (a key of :data:`JOBS`, or ``step`` with ``steps`` given) and archive it.
 
     ``draw_date`` names the drawing a scheduled pipeline run processes: the run then uses the history
     up to that drawing, predicts the one after it, and ends ``waiting`` when no source has it yet.
     At most one run per job at a time, across processes: a second start is recorded ``refused``
-    and raises :class:`JobBusyError`.
+    and raises :class:`JobBusyError`. ``progress`` hears of each step as it starts and ends (default:
+    one log line each, :class:`~shiol_lib.pipeline.progress.LogProgress`).
     """
+    progress = progress if progress is not None else LogProgress()
     if steps is None:
         if job not in JOBS:
             raise RunnerError(f"unknown job {job!r}; known jobs: {', '.join(JOBS)}")
@@ -107,32 +112,46 @@ def run_job(
     overrides = {name: dict(values) for name, values in (step_parameters or {}).items()}
     if draw_date is not None and UPDATE_DATA in steps:
         overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", draw_date.isoformat())
-    for step in steps:  # refuse a broken notebook or a bad parameter before anything is recorded
-        check_parameters(settings.notebooks_dir / step.notebook, overrides.get(step.name, {}))
-        _refuse_foreign_targets(settings, overrides.get(step.name, {}))
-    if draw_date is not None:
-        history_end = history_end or draw_date
-        target_draw_date = target_draw_date or draw_after(draw_date)
-    run = _open_run(settings, job, steps, trigger=trigger, slot=slot, draw_date=draw_date, attempt=attempt,
-                    seed=seed, parent_run_id=parent_run_id)
+    kernels = KernelPool()  # each step a fresh kernel; the next one started while a step runs
+    kernels.prepare(kernel_environment(settings), settings.notebooks_dir)  # step 1's starts during the checks
+    try:
+        for step in steps:  # refuse a broken notebook or a bad parameter before anything is recorded
+            check_parameters(settings.notebooks_dir / step.notebook, overrides.get(step.name, {}))
+            _refuse_foreign_targets(settings, overrides.get(step.name, {}))
+        if draw_date is not None:
+            history_end = history_end or draw_date
+            target_draw_date = target_draw_date or draw_after(draw_date)
+        run = _open_run(settings, job, steps, trigger=trigger, slot=slot, draw_date=draw_date, attempt=attempt,
+                        seed=seed, parent_run_id=parent_run_id)
+    except BaseException:
+        kernels.close()
+        raise
     deadline = time.monotonic() + settings.run_timeout_s  # one wall-clock limit for the whole run
     context = {"offline": offline, "target_draw_date": target_draw_date, "history_end": history_end,
                "deadline": deadline}
     results: list[NotebookResult] = []
     status, error = RunStatus.SUCCESS, None
-    with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s):
+    with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s), kernels:
+        context["kernels"] = kernels
+        context["cells"] = progress.cells
         try:
             for position, step in enumerate(steps, start=1):
                 if status != RunStatus.SUCCESS:
                     _record_step(run, position, step, status=StepStatus.SKIPPED)
                     continue
+                progress.step_started(run.run_id, run.job, position, len(steps), step.name)
+                began, ended = time.monotonic(), StepStatus.INTERRUPTED
                 try:
                     result = _run_step(run, position, step, context, overrides.get(step.name, {}))
+                    ended = StepStatus(result.status)
                 except ShiolError as err:  # refused before the notebook ran: bad parameters, empty store
                     run.manifest.steps[position - 1].error = str(err)
                     _record_step(run, position, step, status=StepStatus.FAILED, error=str(err))
-                    status, error = RunStatus.FAILED, f"step {step.name}: {err}"
+                    status, error, ended = RunStatus.FAILED, f"step {step.name}: {err}", StepStatus.FAILED
                     continue
+                finally:
+                    progress.step_ended(run.run_id, run.job, position, len(steps), step.name, str(ended),
+                                        time.monotonic() - began)
                 results.append(result)
                 if result.status != StepStatus.SUCCESS:
                     status, error = RunStatus(result.status), f"step {step.name}: {result.error}"
@@ -264,6 +283,7 @@ def _run_step(run: _Run, position: int, step: Step, context: dict[str, Any],
         run.settings.notebooks_dir / step.notebook, run.directory / f"{step.stem}.ipynb", values,
         cwd=run.settings.notebooks_dir, timeout_s=max(1.0, context["deadline"] - time.monotonic()),
         env=kernel_environment(run.settings), memory_mb=run.settings.step_memory_mb,
+        kernels=context["kernels"], ahead=position < len(run.steps), progress=context["cells"], render=False,
     )
     if result.status == "timeout":
         result.error = f"the run exceeded its {run.settings.run_timeout_s:g} s wall-clock limit; kernel killed"
@@ -351,7 +371,7 @@ def _error_class(results: list[NotebookResult]) -> str | None:
 
 
 def kernel_environment(settings: Settings) -> dict[str, str]:
-    """The environment of a step's papermill and kernel.
+    """The environment of a step's kernel (the same for every step of a run: one spare kernel fits all).
 
     This process's environment, with its ``SHIOL_*`` variables replaced by exactly ``settings`` (step 1
     reads the source settings in its kernel).
@@ -363,7 +383,7 @@ def _iso(day: date | None) -> str:
     return day.isoformat() if day is not None else ""
 
 
-def rerun(settings: Settings, run_id: str) -> tuple[RunOutcome, dict[str, Any]]:
+def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) -> tuple[RunOutcome, dict[str, Any]]:
     """Re-execute a run with its recorded parameters and seed; compare outputs with the archive."""
     original = archive.read_manifest(archive.find_run_dir(settings.runs_dir, run_id))
     steps = tuple(find_step(s.name) for s in original.steps)
@@ -373,7 +393,7 @@ def rerun(settings: Settings, run_id: str) -> tuple[RunOutcome, dict[str, Any]]:
         settings, original.job, trigger="rerun", seed=original.seed,
         history_end=original.history_end, target_draw_date=original.target_draw_date,
         step_parameters={name: {k: v for k, v in params.items() if k not in skip} for name, params in recorded.items()},
-        parent_run_id=run_id, steps=steps,
+        parent_run_id=run_id, steps=steps, progress=progress,
     )
     comparison = compare_outputs(original, outcome.manifest)
     return outcome, comparison

@@ -11,6 +11,7 @@ as data URIs, no script, stylesheet or font from anywhere else. The ``.ipynb`` k
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -158,18 +159,23 @@ def _without_title(cell: nbformat.NotebookNode, title: str) -> nbformat.Notebook
 
 def _render_cells(nb: nbformat.NotebookNode, cells: list[nbformat.NotebookNode]) -> Markup:
     """Cells rendered body-only (nbconvert's ``basic`` template), without code inputs or prompts."""
-    from nbconvert import HTMLExporter  # heavy import, only when rendering
-
     part = copy.deepcopy(nb)
     part.cells = copy.deepcopy(cells)
     for cell in part.cells:  # the first markdown title is ours; the rest renders as the notebook has it
         cell.metadata.pop("tags", None)
+    html, _ = _exporter().from_notebook_node(part)
+    return Markup(html)  # nbconvert escapes text outputs; markdown and HTML outputs are the notebook's own
+
+
+@functools.cache
+def _exporter() -> Any:
+    """One HTML exporter per process: building one compiles its templates (~0.3 s), rendering reuses them."""
+    from nbconvert import HTMLExporter  # heavy import, only when rendering
+
     quiet = logging.getLogger(f"{__name__}.nbconvert")  # plots have no alt text; not worth a warning each
     quiet.setLevel(logging.ERROR)
-    exporter = HTMLExporter(log=quiet, template_name="basic", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True, anchor_link_text="")
-    html, _ = exporter.from_notebook_node(part)
-    return Markup(html)  # nbconvert escapes text outputs; markdown and HTML outputs are the notebook's own
+    return HTMLExporter(log=quiet, template_name="basic", exclude_input=True, exclude_input_prompt=True,
+                        exclude_output_prompt=True, anchor_link_text="")
 
 
 def _css() -> str:

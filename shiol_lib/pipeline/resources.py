@@ -1,14 +1,13 @@
 """What a step's processes use (peak resident memory, CPU time), and a memory ceiling that stops them.
 
-The runner starts papermill (which starts the kernel, which may start more) and waits for it. Around that
-wait, :func:`watching` makes a :class:`ResourceWatch` current for the thread; the runner's ``_run_child``
-hands it the papermill process with one call, :func:`watch_process`. A sampler thread then reads the
-whole process tree every ``interval_s``: the tree's resident memory (summed) and each process's CPU
-time (user + system, the largest value seen per process, so a process that ends keeps what it used up
-to its last sample). When the tree's memory passes the ceiling, the watch kills the kernel (the tree
-below papermill) first, so that papermill sees a dead kernel and still writes the executed notebook,
-and papermill itself if it is still alive :data:`PAPERMILL_GRACE_S` later. The runner then records the
-step ``failed`` with error class ``memory``.
+The runner runs papermill in its own process against a step kernel (which may start more processes).
+Around that, :func:`watching` makes a :class:`ResourceWatch` current for the thread; the runner's
+``_run_papermill`` hands it the kernel with one call, :func:`watch_process`. A sampler thread then reads
+the kernel's whole process tree every ``interval_s``: the tree's resident memory (summed) and each
+process's CPU time (user + system, the largest value seen per process, so a process that ends keeps
+what it used up to its last sample). When the tree's memory passes the ceiling, the watch kills the
+whole tree; papermill, outside it, sees a dead kernel and still writes the executed notebook. The
+runner then records the step ``failed`` with error class ``memory``.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import contextlib
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +24,6 @@ import psutil
 
 MB = 1024 * 1024
 SAMPLE_INTERVAL_S = 0.2
-PAPERMILL_GRACE_S = 15.0
 
 _current = threading.local()
 
@@ -76,17 +73,13 @@ class ResourceWatch:
         return self.usage
 
     def _loop(self, root: psutil.Process) -> None:
-        killed_at: float | None = None
         while not self._done.wait(self.interval_s):
             if not self._sample(root):
                 return
             ceiling = self.usage.ceiling_mb
-            if killed_at is None and ceiling and (self.usage.peak_rss_mb or 0) > ceiling:
+            if ceiling and (self.usage.peak_rss_mb or 0) > ceiling:
                 self.usage.exceeded = True
-                killed_at = time.monotonic()
-                _kill(_descendants(root))  # the kernel and whatever it started: papermill writes the notebook
-            elif killed_at is not None and time.monotonic() - killed_at > PAPERMILL_GRACE_S:
-                _kill([root])
+                _kill([*_descendants(root), root])  # the kernel and whatever it started
                 return
 
     def _sample(self, root: psutil.Process) -> bool:

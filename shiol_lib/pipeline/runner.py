@@ -1,37 +1,37 @@
-"""Execute one notebook with papermill in a fresh child process, and always keep what it produced.
+"""Execute one notebook with papermill in a fresh kernel of its own, and always keep what it produced.
 
 :func:`execute_notebook` walks the stages in order: check the parameters against the notebook's
-``parameters`` cell -> run the plain papermill CLI in its own process (so a whole-run timeout can kill
-it, its kernel and their children) -> find the failing cell, if any -> render the executed notebook
-to HTML in-process. The executed notebook and its HTML are written even when a cell fails or the run
+``parameters`` cell -> run it with papermill's Python API in this process, in a kernel of its own
+(:mod:`shiol_lib.pipeline.kernels`: the step's environment and working directory; a whole-run timeout
+kills the kernel and its children) -> find the failing cell, if any -> render the executed notebook to
+HTML in-process. The executed notebook and its HTML are written even when a cell fails or the run
 times out (the partial notebook papermill saved after each cell).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import shlex
-import signal
-import subprocess
 import sys
-from collections.abc import Callable, Mapping
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import nbformat
 import papermill
 
 from shiol_lib.errors import ParameterError, RunnerError
 from shiol_lib.pipeline.catalog import KERNEL_NAME
-from shiol_lib.pipeline.liveness import kill_process_tree
+from shiol_lib.pipeline.kernels import KernelPool, StepKernel
+from shiol_lib.pipeline.liveness import Interrupted
 from shiol_lib.pipeline.resources import watch_process, watching
-from shiol_lib.pipeline.watchdog import start_watchdog
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class NotebookResult:
     failed_cell: int | None = None
     error_name: str | None = None  # the exception class a failing cell raised
     log_path: Path | None = None
-    peak_rss_mb: float | None = None  # of the papermill process tree (papermill, kernel, their children)
+    peak_rss_mb: float | None = None  # of the kernel's process tree (the kernel and what its cells started)
     cpu_s: float | None = None
 
     @property
@@ -180,26 +180,38 @@ def execute_notebook(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
     memory_mb: int = 0,
+    kernels: KernelPool | None = None,
+    ahead: bool = False,
+    progress: bool = False,
+    render: bool = True,
 ) -> NotebookResult:
     """Run ``notebook`` to ``output`` (``.ipynb``) and render ``output.with_suffix('.html')``.
 
-    ``env`` is the environment of papermill and its kernel (default: this process's). ``memory_mb``
-    (0: none) is the ceiling of the process tree's resident memory: passing it stops the kernel and the
-    step ends ``failed`` with error class ``memory`` (:mod:`shiol_lib.pipeline.resources`).
+    ``env`` is the environment of the step's kernel (default: this process's), ``cwd`` its working
+    directory. ``memory_mb`` (0: none) is the ceiling of the kernel tree's resident memory: passing it
+    stops the kernel and the step ends ``failed`` with error class ``memory``
+    (:mod:`shiol_lib.pipeline.resources`). ``kernels`` hands out the kernel (a job's steps share one
+    pool; with ``ahead`` it starts the next step's kernel now); without it a fresh kernel is started
+    and stopped here. ``progress`` shows papermill's per-cell progress bar on stderr. With ``render``
+    false an executed notebook's report is left to the caller (``result.html`` is where it goes; the
+    job renders it once, with the run's title and status).
     """
-    notebook, output = Path(notebook), Path(output)
+    notebook, output = Path(notebook).resolve(), Path(output).resolve()
     values = check_parameters(notebook, parameters)
-    cwd = Path(cwd) if cwd else notebook.parent
+    cwd = Path(cwd).resolve() if cwd else notebook.parent
     partial = output.with_name(output.name + ".partial")
     log_path = output.with_suffix(".log")
-    command = papermill_command(notebook, partial, values, cwd=cwd)
+    env = dict(os.environ) if env is None else dict(env)
     started = datetime.now(UTC)
-    try:
-        with watching(memory_mb) as usage:
-            status, error, error_class = _run_child(command, log_path, timeout_s, env)
-    except BaseException:  # interrupted (SIGTERM): the archive still keeps what ran, rendered
-        _keep_partial(partial, output)
-        raise
+    with contextlib.ExitStack() as stack:
+        pool = kernels if kernels is not None else stack.enter_context(KernelPool())
+        try:
+            with watching(memory_mb) as usage:
+                status, error, error_class = _run_papermill(notebook, partial, values, log_path, timeout_s,
+                                                            pool.take(env, cwd, ahead=ahead), progress)
+        except BaseException:  # interrupted (SIGTERM): the archive still keeps what ran, rendered
+            _keep_partial(partial, output)
+            raise
     finished = datetime.now(UTC)
     result = NotebookResult(
         notebook=str(notebook), output=output, html=None, status=status, started_at=started,
@@ -223,7 +235,7 @@ def execute_notebook(
     if usage.exceeded:
         result.status, result.error_class, result.error = "failed", "memory", usage.message()
     if executed:
-        result.html = render_html(nb, output.with_suffix(".html"))
+        result.html = render_html(nb, output.with_suffix(".html")) if render else output.with_suffix(".html")
     else:
         result.html = write_unexecuted_report(notebook, output, result.error or "the step did not run")
     return result
@@ -255,48 +267,70 @@ def write_unexecuted_report(notebook: Path, output: Path, reason: str, **metadat
     return render_html(nb, output.with_suffix(".html"), **metadata)
 
 
-def _run_child(command: list[str], log_path: Path, timeout_s: float,
-               env: Mapping[str, str] | None) -> tuple[str, str | None, str | None]:
-    """Run papermill in its own session; on timeout kill it, its kernel and their children."""
-    argv = [sys.executable, "-m", "papermill", *command[1:]]
-    with open(log_path, "w", encoding="utf-8") as log_file:
-        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=dict(env) if env is not None else None,
-                                preexec_fn=_die_with(os.getpid()))  # prctl must run in the child
-        watchdog = start_watchdog(os.getpid(), proc.pid)  # the kernel and its children die with us too
-        watch_process(proc)  # peak memory and CPU of the tree; the memory ceiling (pipeline/resources.py)
+def _run_papermill(notebook: Path, partial: Path, values: Mapping[str, Any], log_path: Path, timeout_s: float,
+                   kernel: StepKernel, progress: bool) -> tuple[str, str | None, str | None]:
+    """Execute the notebook in ``kernel`` with papermill's API; on timeout kill the kernel and its children.
+
+    The step's log gets papermill's messages, the cells' stdout and stderr, and the kernel's own output.
+    The kernel is stopped on every path.
+    """
+    from nbclient.exceptions import DeadKernelError
+
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        kernel.kill()
+
+    timer = threading.Timer(max(0.0, timeout_s), expire)
+    timer.daemon = True
+    watch_process(kernel.pid)  # peak memory and CPU of the kernel's tree; the memory ceiling (pipeline/resources.py)
+    with open(log_path, "w", encoding="utf-8") as log_file, _papermill_log(log_file), warnings.catch_warnings():
+        timer.start()
         try:
-            code = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_process_tree(proc.pid)
-            proc.wait()
-            return "timeout", f"the notebook exceeded its {timeout_s:g} s wall-clock limit; kernel killed", "timeout"
-        except BaseException:  # interrupted (SIGTERM, Ctrl-C): never leave a kernel behind
-            kill_process_tree(proc.pid)
-            proc.wait()
+            warnings.filterwarnings("ignore", message="The specified file .* does not end in", category=UserWarning)
+            papermill.execute_notebook(
+                str(notebook), str(partial), dict(values), engine_name="nbclient", kernel_name=KERNEL_NAME,
+                km=kernel.manager, progress_bar=progress, stdout_file=log_file, stderr_file=log_file,
+                start_timeout=int(max(60.0, timeout_s)) + 1,
+            )
+            outcome: tuple[str, str | None, str | None] = ("success", None, None)
+        except Interrupted:  # SIGTERM: the job records the run interrupted (the kernel is stopped below)
             raise
-        finally:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                watchdog.wait(timeout=10)
-    if code == 0:
-        return "success", None, None
-    tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
-    if "DeadKernelError" in tail or "Kernel died" in tail:
-        return "failed", "the kernel died during execution", "kernel death"
-    return "failed", f"papermill exited with code {code}: {_last_line(tail)}", "papermill"
+        except Exception as err:  # noqa: BLE001 - classified below; the notebook says which cell raised
+            if timed_out.is_set():
+                outcome = ("timeout", f"the notebook exceeded its {timeout_s:g} s wall-clock limit; kernel killed",
+                           "timeout")
+            elif isinstance(err, DeadKernelError) or not kernel.alive():
+                outcome = ("failed", "the kernel died during execution", "kernel death")
+            else:
+                outcome = ("failed", f"papermill: {type(err).__name__}: {_last_line(str(err))}", "papermill")
+            log_file.write(f"\n{outcome[0]}: {outcome[1]}\n")
+        finally:  # interrupted (SIGTERM, Ctrl-C) too: never leave a kernel behind
+            timer.cancel()
+            kernel.stop(reap=False)  # its watchdog exits by itself; the pool reaps it when it closes
+            kernel_output = kernel.read_log()
+            if kernel_output.strip():
+                log_file.write("\n--- kernel output ---\n" + kernel_output)
+    return outcome
 
 
-def _die_with(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn`` that makes the child get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``)."""
-    def arm() -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
-    return arm
-
-
-_PR_SET_PDEATHSIG = 1
+@contextlib.contextmanager
+def _papermill_log(log_file: TextIO) -> Iterator[None]:
+    """Papermill's (and nbclient's) log records go to the step's log file only, while the block lasts."""
+    logger = logging.getLogger("papermill")
+    handler = logging.StreamHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    saved = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])  # setLevel, not an assignment: it clears the loggers' cached levels
+        logger.propagate = saved[1]
 
 
 def _last_line(text: str) -> str:
@@ -328,10 +362,15 @@ def _failed_cell(nb: nbformat.NotebookNode) -> tuple[int, str, str] | None:
 
 
 def _running_cell(nb: nbformat.NotebookNode) -> int | None:
+    """The cell that was running when the step was stopped: marked ``running``, else the last one started."""
+    started = None
     for index, cell in _source_cells(nb):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+        meta = cell.get("metadata", {}).get("papermill", {})
+        if meta.get("status") == "running":
             return index
-    return None
+        if meta.get("start_time"):
+            started = index
+    return started
 
 
 def render_html(nb: nbformat.NotebookNode, path: Path, **metadata: Any) -> Path:

@@ -1,11 +1,11 @@
 """A watchdog that makes a step's processes die with their job, whoever kills the job.
 
-``python -m shiol_lib.pipeline.watchdog JOB_PID PAPERMILL_PID`` runs in a session of its own (so a
-kill of the job's process group misses it) and polls every ``POLL_S``: it remembers every descendant
-of the papermill process (the kernel and whatever a cell started, each with its start time) and, as
-soon as the job process or papermill is gone, SIGKILLs every remembered process that still exists,
-then exits. Papermill itself gets ``PR_SET_PDEATHSIG`` (it dies the instant its parent does); the
-kernel, which jupyter starts in a session of its own, and the kernel's children are this watchdog's.
+``python -m shiol_lib.pipeline.watchdog JOB_PID KERNEL_PID`` runs in a session of its own (so a kill
+of the job's process group misses it) and polls every ``POLL_S``: it remembers every descendant of the
+kernel (whatever a cell started, each with its start time) and, as soon as the job process or the
+kernel is gone, SIGKILLs the kernel (if the job died first) and every remembered process that still
+exists, then exits. The kernel itself also gets ``PR_SET_PDEATHSIG`` (it dies the instant the job
+process does); the kernel's children, which may start sessions of their own, are this watchdog's.
 Importing the module does nothing; it imports only the standard library and psutil.
 """
 
@@ -22,10 +22,10 @@ import psutil
 POLL_S = 0.2
 
 
-def start_watchdog(job_pid: int, papermill_pid: int) -> subprocess.Popen:
-    """Start the watchdog for one papermill process of this job process."""
+def start_watchdog(job_pid: int, kernel_pid: int) -> subprocess.Popen:
+    """Start the watchdog for one kernel of this job process."""
     return subprocess.Popen(
-        [sys.executable, "-m", "shiol_lib.pipeline.watchdog", str(job_pid), str(papermill_pid)],
+        [sys.executable, "-m", "shiol_lib.pipeline.watchdog", str(job_pid), str(kernel_pid)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
 
@@ -38,23 +38,23 @@ def _alive(pid: int, started: float) -> bool:
         return False
 
 
-def watch(job_pid: int, papermill_pid: int) -> int:
-    """Follow papermill's descendants until the job or papermill ends; then kill what is left of them."""
+def watch(job_pid: int, kernel_pid: int) -> int:
+    """Follow the kernel's descendants until the job or the kernel ends; then kill what is left of them."""
     try:
         job = psutil.Process(job_pid)
-        papermill = psutil.Process(papermill_pid)
-        job_started, papermill_started = job.create_time(), papermill.create_time()
+        kernel = psutil.Process(kernel_pid)
+        job_started, kernel_started = job.create_time(), kernel.create_time()
     except psutil.NoSuchProcess:
         return 0
     seen: dict[int, float] = {}
-    while _alive(job_pid, job_started) and _alive(papermill_pid, papermill_started):
+    while _alive(job_pid, job_started) and _alive(kernel_pid, kernel_started):
         with contextlib.suppress(psutil.NoSuchProcess):
-            for child in papermill.children(recursive=True):
+            for child in kernel.children(recursive=True):
                 with contextlib.suppress(psutil.NoSuchProcess):
                     seen.setdefault(child.pid, child.create_time())
         time.sleep(POLL_S)
-    if _alive(papermill_pid, papermill_started):  # the job died first: papermill goes too
-        seen[papermill_pid] = papermill_started
+    if _alive(kernel_pid, kernel_started):  # the job died first: the kernel goes too
+        seen[kernel_pid] = kernel_started
     survivors = []
     for pid, started in seen.items():
         if _alive(pid, started):

@@ -4,8 +4,12 @@ Each function is one notebook's work in one call (``from shiol_lib import steps`
 notebook's parameters; outputs go to the store keyed by ``run_id`` (tickets, evaluations, artefacts, a
 small ``metrics.<step>`` record) and are returned for the notebook to show. Later steps find earlier
 steps' outputs through the run id. :mod:`.pipeline` holds the six pipeline steps and the evaluation job,
-:mod:`.research` the research sweeps.
+:mod:`.research` the research sweeps (imported when first used). Importing the package loads pandas,
+DuckDB and the store; each step imports the analysis modules it calls when it runs, and
+:func:`preload` imports them all ahead (a step kernel does, before its first cell).
 """
+
+from typing import Any
 
 from shiol_lib.steps.pipeline import (
     Performance,
@@ -22,6 +26,7 @@ from shiol_lib.steps.pipeline import (
     open_step_store,
     optimize_scoring,
     planted_bias_check,
+    preload,
     resolve_target,
     save_metrics,
     show_findings,
@@ -29,7 +34,18 @@ from shiol_lib.steps.pipeline import (
     update_findings,
     validate_history,
 )
-from shiol_lib.steps.research import ResearchOutcome, detection_power, research_backtest
+
+_RESEARCH = ("ResearchOutcome", "detection_power", "research_backtest")
+
+
+def __getattr__(name: str) -> Any:
+    """The research names, imported on first use (they pull in matplotlib and scipy)."""
+    if name in _RESEARCH:
+        from shiol_lib.steps import research
+
+        return getattr(research, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "analyze_performance",
@@ -46,6 +62,7 @@ __all__ = [
     "optimize_scoring",
     "Performance",
     "planted_bias_check",
+    "preload",
     "research_backtest",
     "ResearchOutcome",
     "resolve_target",

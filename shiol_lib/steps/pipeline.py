@@ -7,36 +7,40 @@ are returned for the notebook to show. Later steps find earlier steps' outputs t
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from shiol_lib.analysis.backtest import BacktestConfig, BacktestResult, run_backtest
-from shiol_lib.analysis.evaluation import (
-    PerformanceSummary,
-    evaluate_tickets,
-    summarize_performance,
-)
-from shiol_lib.analysis.model import ModelConfig, NumberModel, fit_model, load_model, save_model
-from shiol_lib.analysis.signals import AdaptiveAnalysis, run_adaptive_analysis
-from shiol_lib.analysis.synthetic import generate_synthetic_draws
-from shiol_lib.analysis.tickets import generate_tickets
-from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, load_weights, optimize_weights
 from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.domain.game import CURRENT_MATRIX
 from shiol_lib.domain.history import data_hash, next_target
 from shiol_lib.errors import ArtefactError, DrawNotPublishedError, FetchError, UpdateError
-from shiol_lib.ingest.update import UpdateReport, update_from_settings
 from shiol_lib.settings import load_settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import evaluations as evaluation_table
 from shiol_lib.store import predictions as prediction_table
+
+if TYPE_CHECKING:  # the analysis stack (scipy, xgboost, sklearn, matplotlib) loads in the step that uses it
+    from shiol_lib.analysis.backtest import BacktestResult
+    from shiol_lib.analysis.evaluation import PerformanceSummary
+    from shiol_lib.analysis.model import NumberModel
+    from shiol_lib.analysis.signals import AdaptiveAnalysis
+    from shiol_lib.analysis.weights import OptimizedWeights
+    from shiol_lib.ingest.update import UpdateReport
+
+# What the pipeline steps import when they run: preload() imports them ahead (a warm step kernel).
+ANALYSIS_MODULES = (
+    "shiol_lib.analysis.backtest", "shiol_lib.analysis.evaluation", "shiol_lib.analysis.findings",
+    "shiol_lib.analysis.model", "shiol_lib.analysis.plots", "shiol_lib.analysis.signals",
+    "shiol_lib.analysis.tickets", "shiol_lib.analysis.weights", "shiol_lib.ingest.update",
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,8 @@ def save_metrics(store: Store, run_id: str, step: str, metrics: dict[str, Any]) 
 
 def update_data(db_path: str, *, offline: bool, run_id: str) -> UpdateReport:
     """Update the store from the sources (settings from ``SHIOL_*``: a key never becomes a parameter)."""
+    from shiol_lib.ingest.update import update_from_settings
+
     store = open_step_store(db_path)
     report = update_from_settings(store, load_settings(), offline=offline)
     frame = store.read_draws()
@@ -138,6 +144,8 @@ def draws_per_year(store: Store) -> pd.DataFrame:
 def analyze_signals(db_path: str, *, run_id: str, history_end: str, target_draw_date: str,
                     recent: int = 50, signal_window: int = 52) -> AdaptiveAnalysis:
     """Drift of the number distribution and the walk-forward signal of each feature family."""
+    from shiol_lib.analysis.signals import run_adaptive_analysis
+
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
     target = resolve_target(frame, target_draw_date)
@@ -167,6 +175,9 @@ class ScoringArtefacts:
 def optimize_scoring(db_path: str, *, run_id: str, history_end: str, target_draw_date: str, seed: int,
                      tune_draws: int = 20) -> ScoringArtefacts:
     """Optimize the ticket scorer's weights and fit the model the generator will use; store both."""
+    from shiol_lib.analysis.model import fit_model
+    from shiol_lib.analysis.weights import WeightConfig, optimize_weights
+
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
     target = resolve_target(frame, target_draw_date)
@@ -183,6 +194,8 @@ def optimize_scoring(db_path: str, *, run_id: str, history_end: str, target_draw
 
 
 def _model_payload(model: NumberModel) -> dict[str, Any]:
+    from shiol_lib.analysis.model import save_model
+
     with tempfile.TemporaryDirectory() as tmp:
         directory = save_model(model, Path(tmp))
         return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
@@ -190,6 +203,9 @@ def _model_payload(model: NumberModel) -> dict[str, Any]:
 
 def load_scoring(store: Store, run_id: str, frame: pd.DataFrame) -> tuple[OptimizedWeights, NumberModel]:
     """The weights and model step 3 stored for ``run_id``, checked against ``frame``'s draws."""
+    from shiol_lib.analysis.model import load_model
+    from shiol_lib.analysis.weights import load_weights
+
     try:
         weights_json, _ = prediction_table.load_artifact(store, run_id, "weights")
         model_json, _ = prediction_table.load_artifact(store, run_id, "model")
@@ -211,6 +227,8 @@ def load_scoring(store: Store, run_id: str, frame: pd.DataFrame) -> tuple[Optimi
 def validate_history(db_path: str, *, run_id: str, history_end: str, seed: int, test_draws: int = 52,
                      refit_every: int = 13, window: str = "expanding", n_tickets: int = 100) -> BacktestResult:
     """Walk-forward backtest over the last ``test_draws`` drawings; stores its tickets and summary."""
+    from shiol_lib.analysis.backtest import BacktestConfig, run_backtest
+
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
     config = BacktestConfig(test_draws=test_draws, refit_every=refit_every, window=window,  # type: ignore[arg-type]
@@ -244,6 +262,8 @@ def load_backtest_tickets(store: Store, run_id: str) -> pd.DataFrame:
 def generate_predictions(db_path: str, *, run_id: str, history_end: str, target_draw_date: str,
                          n_predictions: int, seed: int) -> pd.DataFrame:
     """``n_predictions`` ranked tickets for the target from step 3's model and weights; stored by run."""
+    from shiol_lib.analysis.tickets import generate_tickets
+
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
     target = resolve_target(frame, target_draw_date)
@@ -270,6 +290,8 @@ class Performance:
 
 def analyze_performance(db_path: str, *, run_id: str, history_end: str, alpha: float = 0.01) -> Performance:
     """Evaluate step 4's tickets and every evaluated live prediction against the exact baseline."""
+    from shiol_lib.analysis.evaluation import evaluate_tickets, summarize_performance
+
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
     backtest = summarize_performance(evaluate_tickets(load_backtest_tickets(store, run_id), frame), alpha=alpha)
@@ -322,6 +344,12 @@ def planted_bias_check(*, seed: int, n_draws: int = 400, bias: float = 3.0,
 
     A sound pipeline finds the planted edge and does not find one in the fair history.
     """
+    from shiol_lib.analysis.backtest import BacktestConfig, run_backtest
+    from shiol_lib.analysis.evaluation import summarize_performance
+    from shiol_lib.analysis.model import ModelConfig
+    from shiol_lib.analysis.synthetic import generate_synthetic_draws
+    from shiol_lib.analysis.weights import WeightConfig
+
     config = BacktestConfig(
         test_draws=52, refit_every=26, model=ModelConfig(n_estimators=60),
         weights=WeightConfig(tune_draws=12, max_evaluations=15),
@@ -333,3 +361,9 @@ def planted_bias_check(*, seed: int, n_draws: int = 400, bias: float = 3.0,
     ):
         out[name] = summarize_performance(run_backtest(frame, config=config, seed=seed).evaluations, alpha=alpha)
     return out
+
+
+def preload() -> None:
+    """Import what the pipeline steps use (a step kernel runs this before its first cell)."""
+    for name in ANALYSIS_MODULES:
+        importlib.import_module(name)

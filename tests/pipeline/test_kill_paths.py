@@ -1,8 +1,9 @@
 """Runs never outlive their job, whoever kills it, and a crashed run is closed, not forgotten.
 
 A real ``shiol run data_update`` whose step notebook starts a child process and then sleeps is killed
-three ways: SIGKILL of its process group, SIGKILL of the job process alone, and SIGKILL of the
-papermill child. The process tree captured before the kill must be gone afterwards; the next
+three ways: SIGKILL of its process group, SIGKILL of the job process alone, and SIGKILL of the step's
+kernel (papermill runs inside the job process). The process tree captured before the kill must be gone
+afterwards (the kernel, its children, the watchdogs, a next step's spare kernel); the next
 ``shiol run`` closes the dead run as ``crashed`` (rendered report, manifest, ledger entry, anchor) and
 records it as its parent; ``shiol runs verify`` is clean.
 """
@@ -61,6 +62,13 @@ def wait_gone(processes: list[psutil.Process], timeout_s: float = 30) -> list[ps
     return alive
 
 
+def step_kernel(marker: Path) -> psutil.Process:
+    """The kernel running the stalled step: the parent of the child its cell started."""
+    kernel = psutil.Process(int(marker.read_text())).parent()
+    assert kernel is not None and "ipykernel" in " ".join(kernel.cmdline())
+    return kernel
+
+
 def runs_json(home: Path) -> list[dict]:
     done = subprocess.run([SHIOL, "runs", "list", "--json"], env=env_for(home), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -76,7 +84,7 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("victim", ["group", "job", "papermill"])
+@pytest.mark.parametrize("victim", ["group", "job", "kernel"])
 def test_no_descendant_survives_and_the_dead_run_is_closed(home: Path, tmp_path: Path, victim: str) -> None:
     marker = tmp_path / "child.pid"
     env = env_for(home, SHIOL_NOTEBOOKS_DIR=str(stalling_notebooks(tmp_path / "notebooks")),
@@ -91,25 +99,27 @@ def test_no_descendant_survives_and_the_dead_run_is_closed(home: Path, tmp_path:
     time.sleep(1.0)  # let papermill save the running cell
     before = tree(job.pid)
     names = " ".join(" ".join(p.cmdline()) for p in before)
-    assert "papermill" in names and "ipykernel" in names and "time.sleep(600)" in names
+    assert "ipykernel" in names and "shiol_lib.pipeline.watchdog" in names and "time.sleep(600)" in names
+    assert not any("papermill" in " ".join(p.cmdline()) for p in before)  # no papermill CLI child any more
     if victim == "group":
         os.killpg(job.pid, signal.SIGKILL)
     elif victim == "job":
         os.kill(job.pid, signal.SIGKILL)
     else:
-        papermill = next(p for p in before if "papermill" in " ".join(p.cmdline()) and p.pid != job.pid)
-        papermill.send_signal(signal.SIGKILL)
-    if victim == "papermill":
+        step_kernel(marker).send_signal(signal.SIGKILL)
+    if victim == "kernel":
         out, err = job.communicate(timeout=120)
         assert job.returncode == 6, err
         outcome = json.loads(out)
-        assert outcome["status"] == "failed" and "exited with code -9" in outcome["manifest"]["steps"][0]["error"]
+        step = outcome["manifest"]["steps"][0]
+        assert outcome["status"] == "failed" and step["error_class"] == "kernel death", step
+        assert "the kernel died" in step["error"]
     else:
         job.wait(timeout=30)
     survivors = wait_gone([p for p in before if p.pid != job.pid])
     assert survivors == [], [" ".join(p.cmdline()) for p in survivors]
 
-    if victim != "papermill":
+    if victim != "kernel":
         assert [r["status"] for r in runs_json(home)] == ["running"]  # nobody has noticed yet
         time.sleep(1)
         again = subprocess.run([SHIOL, "run", "data_update", "--offline", "--json"], env=env_for(home),
@@ -171,7 +181,7 @@ def test_a_malformed_archived_manifest_never_stops_the_next_run_or_prune(home: P
 
 PIPELINE_NOTEBOOKS = ["10_update_data", "20_analyze_signals", "30_optimize_weights", "40_validate_history",
                       "50_generate_predictions", "60_analyze_performance"]
-VICTIMS = ["group", "job", "papermill"]
+VICTIMS = ["group", "job", "kernel"]
 
 
 @pytest.mark.slow
@@ -199,13 +209,14 @@ def test_a_pipeline_killed_during_each_step_leaves_no_process_and_no_ticket(home
         time.sleep(0.2)
     time.sleep(1.0)
     before = tree(job.pid)
+    kernels = [p for p in before if "ipykernel" in " ".join(p.cmdline())]
+    assert len(kernels) == (2 if position < 5 else 1), "the next step's kernel is started while a step runs"
     if victim == "group":
         os.killpg(job.pid, signal.SIGKILL)
     elif victim == "job":
         os.kill(job.pid, signal.SIGKILL)
     else:
-        next(p for p in before if "papermill" in " ".join(p.cmdline()) and p.pid != job.pid).send_signal(
-            signal.SIGKILL)
+        step_kernel(marker).send_signal(signal.SIGKILL)
     job.communicate(timeout=300)
     survivors = wait_gone([p for p in before if p.pid != job.pid])
     assert survivors == [], [" ".join(p.cmdline()) for p in survivors]
@@ -214,14 +225,16 @@ def test_a_pipeline_killed_during_each_step_leaves_no_process_and_no_ticket(home
     assert noticed.returncode == 0, noticed.stderr
     runs = {r["job"]: r for r in runs_json(home)}
     pipeline = runs["pipeline"]
-    assert pipeline["status"] == ("failed" if victim == "papermill" else "crashed")
+    assert pipeline["status"] == ("failed" if victim == "kernel" else "crashed")
     with duckdb.connect(str(home / "var" / "shiol.snapshot.duckdb"), read_only=True) as conn:
         tickets = conn.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [pipeline["run_id"]]).fetchone()
-    if victim != "papermill":
+    if victim != "kernel":
         assert tickets == (0,)  # a crashed run's tickets are discarded, never counted beside its recovery's
     manifest = json.loads((Path(pipeline["archive_dir"]) / "manifest.json").read_text())
     assert manifest["status"] == pipeline["status"]
-    assert manifest["steps"][position]["status"] == ("failed" if victim == "papermill" else "crashed")
+    assert manifest["steps"][position]["status"] == ("failed" if victim == "kernel" else "crashed")
+    if victim == "kernel":
+        assert manifest["steps"][position]["error_class"] == "kernel death"
     assert all(s["status"] == "skipped" for s in manifest["steps"][position + 1:])
     assert (Path(pipeline["archive_dir"]) / f"{PIPELINE_NOTEBOOKS[position]}.html").exists()
     verified = subprocess.run([SHIOL, "runs", "verify"], env=env_for(home), capture_output=True, text=True)
