@@ -29,6 +29,7 @@ import papermill
 
 from shiol_lib.errors import ParameterError, RunnerError
 from shiol_lib.pipeline.catalog import KERNEL_NAME
+from shiol_lib.pipeline.engine import ENGINE_NAME
 from shiol_lib.pipeline.kernels import KernelPool, StepKernel
 from shiol_lib.pipeline.liveness import Interrupted
 from shiol_lib.pipeline.resources import watch_process, watching
@@ -290,7 +291,7 @@ def _run_papermill(notebook: Path, partial: Path, values: Mapping[str, Any], log
         try:
             warnings.filterwarnings("ignore", message="The specified file .* does not end in", category=UserWarning)
             papermill.execute_notebook(
-                str(notebook), str(partial), dict(values), engine_name="nbclient", kernel_name=KERNEL_NAME,
+                str(notebook), str(partial), dict(values), engine_name=ENGINE_NAME, kernel_name=KERNEL_NAME,
                 km=kernel.manager, progress_bar=progress, stdout_file=log_file, stderr_file=log_file,
                 start_timeout=int(max(60.0, timeout_s)) + 1,
             )
@@ -362,7 +363,10 @@ def _failed_cell(nb: nbformat.NotebookNode) -> tuple[int, str, str] | None:
 
 
 def _running_cell(nb: nbformat.NotebookNode) -> int | None:
-    """The cell that was running when the step was stopped: marked ``running``, else the last one started."""
+    """The cell that was running when the step was stopped, else the last one started.
+
+    :mod:`shiol_lib.pipeline.engine` keeps a stopped cell ``running``.
+    """
     started = None
     for index, cell in _source_cells(nb):
         meta = cell.get("metadata", {}).get("papermill", {})

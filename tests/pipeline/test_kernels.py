@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import nbformat
 import psutil
 import pytest
 
@@ -66,30 +70,41 @@ def test_a_spare_kernel_that_died_or_has_another_environment_is_discarded(tmp_pa
     assert children() == []  # leaving the pool stops the spare and its watchdog
 
 
+_INTERRUPTED_STEP = """
+import sys
+from shiol_lib.pipeline.kernels import KernelPool
+from shiol_lib.pipeline.runner import execute_notebook
+with KernelPool() as pool:
+    execute_notebook(sys.argv[1], sys.argv[2], {"pid_file": sys.argv[3]}, kernels=pool, ahead=True, timeout_s=600)
+"""
+
+
 @pytest.mark.slow
 def test_an_interrupted_step_leaves_no_kernel_and_a_rendered_partial_notebook(tmp_path):
-    out = tmp_path / "sleeps.ipynb"
-    pid_file = tmp_path / "child.pid"
-
-    def interrupt_once_started(signum, frame):  # Ctrl-C as soon as the cell has started its child
-        if pid_file.exists():
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGALRM, interrupt_once_started)
-    try:
-        with KernelPool() as pool:
-            signal.setitimer(signal.ITIMER_REAL, 0.5, 0.5)
-            with pytest.raises(KeyboardInterrupt):
-                execute_notebook(NOTEBOOKS / "sleeps_forever.ipynb", out, {"pid_file": str(pid_file)},
-                                 kernels=pool, ahead=True, timeout_s=600)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    child = int(pid_file.read_text())
-    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+    # A real process gets a real Ctrl-C (SIGINT) once the cell has started its child. (Raising
+    # KeyboardInterrupt from a signal handler inside pytest's own process can land inside ast.parse,
+    # which leaves CPython 3.11's AST state broken for the rest of the session.)
+    out, pid_file = tmp_path / "sleeps.ipynb", tmp_path / "child.pid"
+    step = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_STEP, str(NOTEBOOKS / "sleeps_forever.ipynb"),
+                             str(out), str(pid_file)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert step.poll() is None, step.communicate()[0]
+        assert time.monotonic() < deadline, "the cell never started its child"
+        time.sleep(0.1)
+    tree = psutil.Process(step.pid).children(recursive=True)  # both kernels, their watchdogs, the cell's child
+    assert len(tree) >= 3, tree
+    step.send_signal(signal.SIGINT)
+    output = step.communicate(timeout=120)[0]
+    assert step.returncode != 0 and "KeyboardInterrupt" in output, output
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+    assert int(pid_file.read_text()) in {p.pid for p in tree}
     assert out.exists() and out.with_suffix(".html").exists()
-    assert children() == []
+    cells = nbformat.read(out, as_version=4).cells
+    sleeping = next(c for c in cells if "time.sleep(seconds)" in c.source)
+    assert sleeping.metadata["papermill"]["status"] == "running"  # stopped, not completed
+    assert sleeping.metadata["papermill"]["end_time"] is None
 
 
 def test_no_head_start_for_a_missing_folder_and_the_job_says_which_notebook_is_missing(tmp_path):
