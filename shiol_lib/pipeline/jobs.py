@@ -1,11 +1,11 @@
 """Jobs as ordered notebook steps, run under one run id, recorded in the store and the archive.
 
 :func:`run_job` walks a job's steps in order: open the run (store row, archive folder, manifest
-``running``) -> execute each step notebook with the runner (a failed step stops the job, later
-steps are ``skipped``) -> hash the run's outputs -> close the run (final manifest, ledger entry,
-index page, store row). Parameters reach the notebooks through the run id and the store, never
-through globals: step 1 updates the store, and the history cut-off and target drawing the later
-steps use are read back from it and recorded.
+``running``) -> execute each step notebook with the runner (a failed step stops the job, later steps
+are ``skipped``) -> hash the run's outputs -> close the run (final manifest, ledger entry, index page,
+store row). Parameters reach the notebooks through the run id and the store, never through globals:
+step 1 updates the store, and the later steps' history cut-off and target drawing are read back from it.
+The reader snapshot is republished once per step (the steps' kernels defer theirs) and once at the end.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
 from shiol_lib.store import predictions as prediction_table
 from shiol_lib.store import runs as run_table
+from shiol_lib.store.core import JOB_PUBLISHES_ENV
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,8 @@ def run_job(
 
     ``draw_date`` names the drawing a scheduled pipeline run processes: the run then uses the history
     up to that drawing, predicts the one after it, and ends ``waiting`` when no source has it yet.
-    At most one run per job at a time, across processes: a second start is recorded ``refused``
-    and raises :class:`JobBusyError`. ``progress`` hears of each step as it starts and ends (default:
-    one log line each, :class:`~shiol_lib.pipeline.progress.LogProgress`).
+    At most one run per job at a time, across processes: a second start is recorded ``refused`` and
+    raises :class:`JobBusyError`. ``progress`` hears of each step's start and end (default: a log line).
     """
     progress = progress if progress is not None else LogProgress()
     if steps is None:
@@ -314,9 +314,10 @@ def _record_step(run: _Run, position: int, step: Step, *, status: StepStatus, st
                  finished_at: datetime | None = None, error: str | None = None, failed_cell: int | None = None) -> None:
     run.manifest.steps[position - 1].status = status
     archive.write_manifest(run.directory, run.manifest)
-    run_table.upsert_step(run.store, run.run_id, position, step.name, step.notebook, status=status,
-                          started_at=started_at, finished_at=finished_at, error=error, failed_cell=failed_cell)
-    run_table.update_run(run.store, run.run_id, heartbeat_at=datetime.now(UTC))
+    with run.store.deferred_publishing(publish_at_end=status != StepStatus.RUNNING):  # once a step, at its end
+        run_table.upsert_step(run.store, run.run_id, position, step.name, step.notebook, status=status,
+                              started_at=started_at, finished_at=finished_at, error=error, failed_cell=failed_cell)
+        run_table.update_run(run.store, run.run_id, heartbeat_at=datetime.now(UTC))
 
 
 def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[NotebookResult]) -> RunOutcome:
@@ -345,17 +346,18 @@ def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[No
                              error=f"archive: {err}", error_class="archive")
         job_table.release_job(run.store, run.job, run.run_id)
         raise
-    run_table.finish_run(run.store, run.run_id, status=status, finished_at=finished, error=error,
-                         error_class=error_class, ledger_head=(entry["seq"], entry["hash"]))
-    job_table.release_job(run.store, run.job, run.run_id)
+    with run.store.deferred_publishing():  # the run's end, its lock and its dead letters: one publish
+        run_table.finish_run(run.store, run.run_id, status=status, finished_at=finished, error=error,
+                             error_class=error_class, ledger_head=(entry["seq"], entry["hash"]))
+        job_table.release_job(run.store, run.job, run.run_id)
+        if status == RunStatus.SUCCESS:  # before the listing, which shows the open dead letters
+            job_table.resolve_dead_letters(run.store, job=run.job, slot=manifest.slot,
+                                           draw_date=manifest.draw_date, run_id=run.run_id, at=finished)
     try:
         run_index.write_index(run.settings.runs_dir, retry_backoff_s=run.settings.retry_backoff_s,
                               **run_index.store_context(run.store))
     except ArchiveError as err:  # the run is closed and recorded; only its listing is late
         log.warning("run %s closed, but runs/index.html was not rewritten: %s", run.run_id, err)
-    if status == RunStatus.SUCCESS:
-        job_table.resolve_dead_letters(run.store, job=run.job, slot=manifest.slot, draw_date=manifest.draw_date,
-                                       run_id=run.run_id, at=finished)
     return RunOutcome(run.run_id, run.job, status, run.directory, manifest, results)
 
 
@@ -371,12 +373,11 @@ def _error_class(results: list[NotebookResult]) -> str | None:
 
 
 def kernel_environment(settings: Settings) -> dict[str, str]:
-    """The environment of a step's kernel (the same for every step of a run: one spare kernel fits all).
+    """A step kernel's environment: this one, ``SHIOL_*`` exactly ``settings``, snapshot left to the job.
 
-    This process's environment, with its ``SHIOL_*`` variables replaced by exactly ``settings`` (step 1
-    reads the source settings in its kernel).
+    The same for every step of a run: one spare kernel fits all.
     """
-    return child_environment(settings)
+    return {**child_environment(settings), JOB_PUBLISHES_ENV: "1"}
 
 
 def _iso(day: date | None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
@@ -26,6 +27,7 @@ from shiol_lib.settings import load_settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import evaluations as evaluation_table
 from shiol_lib.store import predictions as prediction_table
+from shiol_lib.store.core import JOB_PUBLISHES_ENV
 
 if TYPE_CHECKING:  # the analysis stack (scipy, xgboost, sklearn, matplotlib) loads in the step that uses it
     from shiol_lib.analysis.backtest import BacktestResult
@@ -53,8 +55,13 @@ def show_findings(markdown: str) -> Any:
 
 
 def open_step_store(db_path: str) -> Store:
-    """The store a notebook was given (created and migrated if new)."""
-    return open_store(Path(db_path).expanduser().resolve())
+    """The store a notebook was given (created and migrated if new).
+
+    In a job's step kernel its writes leave the reader snapshot to the job, which republishes it once
+    when the step ends (``JOB_PUBLISHES_ENV``); anywhere else each write republishes it.
+    """
+    deferred = os.environ.get(JOB_PUBLISHES_ENV) == "1"
+    return open_store(Path(db_path).expanduser().resolve(), defer_publish=deferred)
 
 
 def load_history(store: Store, history_end: str = "") -> pd.DataFrame:

@@ -57,13 +57,20 @@ class ApplyResult:
     conflicts: list[Conflict] = field(default_factory=list)
 
 
+# Set by a job in its step kernels' environment (pipeline/jobs.py): the steps' stores defer publishing.
+# Not a SHIOL_* setting: the kernels' SHIOL_* variables are exactly the job's settings.
+JOB_PUBLISHES_ENV = "WORKBENCH_JOB_PUBLISHES_SNAPSHOT"
+
+
 class Store:
     """A DuckDB file plus its reader snapshot. Construct with :func:`open_store`."""
 
-    def __init__(self, path: Path, snapshot_path: Path, *, lock_timeout_s: float = 30.0) -> None:
+    def __init__(self, path: Path, snapshot_path: Path, *, lock_timeout_s: float = 30.0,
+                 defer_publish: bool = False) -> None:
         self.path = Path(path)
         self.snapshot_path = Path(snapshot_path)
         self.lock_timeout_s = lock_timeout_s
+        self.defer_publish = defer_publish  # a job's step kernel (JOB_PUBLISHES_ENV), or deferred_publishing()
 
     # -- connections -------------------------------------------------------------------------
 
@@ -86,9 +93,10 @@ class Store:
         """A connection inside ``BEGIN``/``COMMIT``; rolls back on error, then republishes the snapshot.
 
         ``publish=False`` for writes no reader needs to see at once (heartbeats, job locks): they reach
-        the snapshot with the next published write. A ``<snapshot>.stale`` marker is written before
-        the commit and removed once the snapshot is republished, so a crash or a failure in between
-        leaves a snapshot that says it is stale.
+        the snapshot with the next published write. A store opened with ``defer_publish`` (a job's step
+        kernel) marks the snapshot stale and leaves the publishing to the job. A ``<snapshot>.stale``
+        marker is written before the commit and removed once the snapshot is republished, so a crash or a
+        failure in between leaves a snapshot that says it is stale.
         """
         with self.connect() as conn:
             conn.execute("BEGIN TRANSACTION")
@@ -107,8 +115,31 @@ class Store:
                         self.stale_marker.unlink(missing_ok=True)
                 raise StoreError(f"the change could not be committed to the store {self.path} "
                                  f"({str(err).splitlines()[0]}); nothing of it was written") from err
-            if publish:
+            if publish and not self.defer_publish:
                 self._publish_snapshot(conn)
+
+    def publish(self) -> None:
+        """Republish the reader snapshot now (what a deferred write left stale)."""
+        with self.connect() as conn:
+            self._publish_snapshot(conn)
+
+    @contextmanager
+    def deferred_publishing(self, *, publish_at_end: bool = True) -> Iterator[None]:
+        """Writes inside the block only mark the snapshot stale; it is republished once when the block ends.
+
+        With ``publish_at_end`` false (or when the block raises) the next published write does it. In a
+        store that defers already (a step kernel's) the block changes nothing.
+        """
+        if self.defer_publish:
+            yield
+            return
+        self.defer_publish = True
+        try:
+            yield
+        finally:
+            self.defer_publish = False
+        if publish_at_end and self.stale_marker.exists():
+            self.publish()
 
     @property
     def stale_marker(self) -> Path:
@@ -305,10 +336,12 @@ def _thread_lock(path: Path) -> threading.RLock:
         return _THREAD_LOCKS.setdefault(key, threading.RLock())
 
 
-def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout_s: float = 30.0) -> Store:
+def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout_s: float = 30.0,
+               defer_publish: bool = False) -> Store:
     """Open (creating its folder if needed) and migrate the store at ``db_path``.
 
-    The reader snapshot defaults to ``<name>.snapshot.duckdb`` beside it.
+    The reader snapshot defaults to ``<name>.snapshot.duckdb`` beside it. ``defer_publish``: see
+    :class:`Store` (a job's step kernels).
     """
     db_path = Path(db_path)
     snapshot_path = Path(snapshot_path) if snapshot_path else db_path.with_suffix(".snapshot.duckdb")
@@ -316,7 +349,7 @@ def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout
         db_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise StoreError(f"cannot create the store folder {db_path.parent}: {err.strerror}") from err
-    store = Store(db_path, snapshot_path, lock_timeout_s=lock_timeout_s)
+    store = Store(db_path, snapshot_path, lock_timeout_s=lock_timeout_s, defer_publish=defer_publish)
     store.migrate()
     return store
 

@@ -9,8 +9,12 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from shiol_lib import steps
+from shiol_lib.pipeline.jobs import kernel_environment
+from shiol_lib.settings import load_settings, settings_to_env
 from shiol_lib.store import jobs as job_table
-from shiol_lib.store.core import connect_snapshot
+from shiol_lib.store import open_store
+from shiol_lib.store.core import JOB_PUBLISHES_ENV, connect_snapshot
 
 
 def _published_at(store) -> datetime:
@@ -42,3 +46,27 @@ def test_temp_files_of_dead_processes_are_removed_at_the_next_write(store) -> No
     with store.transaction() as conn:
         conn.execute("CREATE TABLE t (x INTEGER)")
     assert not leftover.exists() and mine.exists()
+
+
+def test_a_step_kernels_writes_wait_for_the_job_to_publish(store) -> None:
+    kernel = open_store(store.path, store.snapshot_path, lock_timeout_s=5, defer_publish=True)
+    before = _published_at(store)
+    with kernel.transaction() as conn:
+        conn.execute("CREATE TABLE step_output AS SELECT 7 AS x")
+    assert _published_at(store) == before  # not republished by the step's own write...
+    assert store.stale_marker.exists()  # ...and readers are told the snapshot is behind
+    store.publish()  # the job, once the step has ended
+    assert _published_at(store) > before and not store.stale_marker.exists()
+    with connect_snapshot(store.snapshot_path) as conn:
+        assert conn.execute("SELECT x FROM step_output").fetchall() == [(7,)]
+
+
+def test_only_a_jobs_step_kernels_defer_publishing(tmp_path, monkeypatch) -> None:
+    env = kernel_environment(load_settings({"SHIOL_HOME": str(tmp_path)}))
+    assert env[JOB_PUBLISHES_ENV] == "1"
+    assert {k: v for k, v in env.items() if k.startswith("SHIOL_")} == settings_to_env(
+        load_settings({"SHIOL_HOME": str(tmp_path)}))  # the kernel's settings stay exactly the job's
+    monkeypatch.setenv(JOB_PUBLISHES_ENV, "1")
+    assert steps.open_step_store(str(tmp_path / "kernel.duckdb")).defer_publish
+    monkeypatch.delenv(JOB_PUBLISHES_ENV)
+    assert not steps.open_step_store(str(tmp_path / "lab.duckdb")).defer_publish  # JupyterLab, bench, tests
