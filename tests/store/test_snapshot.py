@@ -70,3 +70,22 @@ def test_only_a_jobs_step_kernels_defer_publishing(tmp_path, monkeypatch) -> Non
     assert steps.open_step_store(str(tmp_path / "kernel.duckdb")).defer_publish
     monkeypatch.delenv(JOB_PUBLISHES_ENV)
     assert not steps.open_step_store(str(tmp_path / "lab.duckdb")).defer_publish  # JupyterLab, bench, tests
+
+
+def test_writes_in_a_deferred_block_are_published_once_at_its_end(store) -> None:
+    before = _published_at(store)
+    with store.deferred_publishing():
+        for name in ("first", "second"):
+            with store.transaction() as conn:
+                conn.execute(f"CREATE TABLE {name} (x INTEGER)")
+            assert _published_at(store) == before and store.stale_marker.exists()
+    after = _published_at(store)
+    assert after > before and not store.stale_marker.exists()
+    with store.deferred_publishing(publish_at_end=False), store.transaction() as conn:  # a step's start
+        conn.execute("CREATE TABLE third (x INTEGER)")
+    assert _published_at(store) == after and store.stale_marker.exists()
+    with store.transaction() as conn:
+        conn.execute("CREATE TABLE fourth (x INTEGER)")
+    with connect_snapshot(store.snapshot_path) as conn:
+        tables = {row[0] for row in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"first", "second", "third", "fourth"} <= tables and not store.stale_marker.exists()
