@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, next_draw, previous_draw
+from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, et_and_utc, next_draw, previous_draw
 from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, RunStatus, failure_streak
 from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re-exported here
     Due,
@@ -53,7 +53,6 @@ from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re
     SlotLike,
     SlotRecord,
     default_jobs,
-    iso,
 )
 from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, previous_slot, slots_between, to_utc
 
@@ -320,7 +319,7 @@ def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: _JobView, con
             out.miss(job, chain.slot, drawing, "draw")
             out.raise_incident(_missed_draw_incident(
                 job, drawing, f"{job}: drawing {drawing} missed: results still not published "
-                f"{config.waiting_deadline_s / 3600:g} h after the drawing (deadline {iso(deadline)})"
+                f"{config.waiting_deadline_s / 3600:g} h after the drawing (deadline {et_and_utc(deadline)})"
             ))
         elif now >= closes_at:
             out.miss(job, chain.slot, drawing, "draw")
@@ -356,7 +355,7 @@ def _failure_incidents(job: str, view: _JobView, config: PlannerConfig) -> list[
     finished = [r for r in newest_first if r.raw_status in FINISHED_STATUSES]
     latest, first = finished[0], finished[streak - 1]  # the streak is the newest `streak` finished runs
     message = (f"{job}: the last {n} runs failed in a row (latest {latest.run_id}: {latest.raw_status} "
-               f"at {iso(latest.finished)})")
+               f"at {et_and_utc(latest.finished)})")
     return [Incident(f"{job}:failures:{first.run_id}", "failures", job, message)]
 
 
@@ -393,6 +392,6 @@ def _window_open(drawing: date, now: datetime) -> bool:
 def _missed_draw_incident(job: str, drawing: date, message: str | None = None) -> Incident:
     nxt = draw_after(drawing)
     message = message or (
-        f"{job}: drawing {drawing} missed: no successful run before the next drawing ({iso(draw_instant(nxt))})"
+        f"{job}: drawing {drawing} missed: no successful run before the next drawing ({et_and_utc(draw_instant(nxt))})"
     )
     return Incident(f"{job}:missed-draw:{drawing.isoformat()}", "missed-draw", job, message)

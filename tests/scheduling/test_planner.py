@@ -170,7 +170,7 @@ def test_three_day_downtime_coalesces_and_misses():
     assert len(evaluation) == 9 and {m.kind for m in evaluation} == {"slot"}
     assert evaluation[0].slot == et(2024, 7, 1, 12, 15) and evaluation[-1].slot == et(2024, 7, 4, 6, 15)
     assert p.alerts == ["pipeline: drawing 2024-07-01 missed: no successful run before the next drawing "
-                        "(2024-07-03T22:59:00-04:00)"]
+                        "(2024-07-03T22:59:00-04:00 ET (2024-07-04T02:59:00+00:00 UTC))"]
     assert [(i.key, i.kind) for i in p.incidents] == [("pipeline:missed-draw:2024-07-01", "missed-draw")]
 
 
@@ -468,7 +468,7 @@ def test_three_consecutive_failures_raise_an_alert():
     runs = _evaluation_runs("success", "failed", "timeout", "crashed")
     p = plan(runs, et(2024, 7, 2, 7, 0))
     assert p.alerts == [f"evaluation: the last 3 runs failed in a row (latest {runs[-1].run_id}: crashed "
-                        "at 2024-07-02T06:15:00-04:00)"]
+                        "at 2024-07-02T06:15:00-04:00 ET (2024-07-02T10:15:00+00:00 UTC))"]
     # one incident for the streak, keyed by its first run: the key stays as the streak grows
     assert [(i.key, i.kind, i.job) for i in p.incidents] == [(f"evaluation:failures:{runs[-3].run_id}", "failures",
                                                                "evaluation")]
