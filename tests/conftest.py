@@ -7,10 +7,12 @@ importable from every test folder because pytest puts this folder on ``sys.path`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 from alert_support import smtp, webhook
 from fakesources import musl_server, ny_server
@@ -42,6 +44,21 @@ def bundled_frame(bundled_draws: list[Draw]) -> pd.DataFrame:
 def store(tmp_path: Path) -> Store:
     """An empty, migrated store in ``tmp_path``."""
     return open_store(tmp_path / "var" / "shiol.duckdb", tmp_path / "var" / "shiol.snapshot.duckdb", lock_timeout_s=5)
+
+
+def _live_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.fixture
+def new_children() -> Callable[[], list[psutil.Process]]:
+    """A call that lists the live processes this test started and left (children of pytest's process).
+
+    Processes other tests started are not this test's to judge: some live as long as pytest by design
+    (multiprocessing's resource tracker, which Dask's LocalCluster starts once per process).
+    """
+    before = {p.pid for p in _live_children()}
+    return lambda: [p for p in _live_children() if p.pid not in before]
 
 
 __all__ = ["bundled_draws", "bundled_frame", "musl_server", "ny_server", "smtp", "store", "webhook"]

@@ -21,10 +21,6 @@ from shiol_lib.pipeline.runner import execute_notebook
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 
 
-def children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
-
-
 def environment(marker: str) -> dict[str, str]:
     return {**os.environ, "SHIOL_TEST_MARKER": marker}
 
@@ -38,7 +34,7 @@ def run(tmp_path: Path, name: str, pool: KernelPool, env: dict[str, str], *, ahe
 
 
 @pytest.mark.slow
-def test_each_step_gets_a_fresh_kernel_with_its_environment_and_the_next_one_is_started_ahead(tmp_path):
+def test_each_step_gets_a_fresh_kernel_with_its_environment_and_the_next_one_is_started_ahead(tmp_path, new_children):
     env = environment("first")
     with KernelPool() as pool:
         first = run(tmp_path, "first", pool, env, ahead=True)
@@ -51,11 +47,11 @@ def test_each_step_gets_a_fresh_kernel_with_its_environment_and_the_next_one_is_
         assert seen["cwd"] == str(tmp_path) and seen["value"] == "first"
         assert seen["preloaded"]  # the library was imported before the first cell
     assert not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == psutil.STATUS_ZOMBIE
-    assert children() == []
+    assert new_children() == []
 
 
 @pytest.mark.slow
-def test_a_spare_kernel_that_died_or_has_another_environment_is_discarded(tmp_path):
+def test_a_spare_kernel_that_died_or_has_another_environment_is_discarded(tmp_path, new_children):
     with KernelPool() as pool:
         run(tmp_path, "first", pool, environment("first"), ahead=True)
         stale = pool._spare
@@ -67,7 +63,7 @@ def test_a_spare_kernel_that_died_or_has_another_environment_is_discarded(tmp_pa
         again = run(tmp_path, "again", pool, environment("other"), ahead=True)
         assert again["pid"] != dead.pid and again["value"] == "other"
         assert pool._spare is not None and pool._spare.alive()
-    assert children() == []  # leaving the pool stops the spare and its watchdog
+    assert new_children() == []  # leaving the pool stops the spare and its watchdog
 
 
 _INTERRUPTED_STEP = """
@@ -107,8 +103,8 @@ def test_an_interrupted_step_leaves_no_kernel_and_a_rendered_partial_notebook(tm
     assert sleeping.metadata["papermill"]["end_time"] is None
 
 
-def test_no_head_start_for_a_missing_folder_and_the_job_says_which_notebook_is_missing(tmp_path):
+def test_no_head_start_for_a_missing_folder_and_the_job_says_which_notebook_is_missing(tmp_path, new_children):
     with KernelPool() as pool:
         pool.prepare(dict(os.environ), tmp_path / "missing")  # no kernel, no error: the job's checks explain
         assert pool._spare is None
-    assert children() == []
+    assert new_children() == []

@@ -11,9 +11,9 @@ from shiol_lib.pipeline.runner import check_parameters, execute_notebook, read_p
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 
 
-def assert_no_child_left() -> None:
-    """Nothing this test process started (kernel, watchdog, a cell's child) outlived the step."""
-    alive = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+def assert_no_child_left(new_children) -> None:
+    """Nothing this test started (kernel, watchdog, a cell's child) outlived the step."""
+    alive = new_children()
     assert alive == [], [p.cmdline() for p in alive]
 
 
@@ -62,7 +62,7 @@ def test_unknown_notebook_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_success_writes_notebook_html_and_injected_parameters(tmp_path):
+def test_success_writes_notebook_html_and_injected_parameters(tmp_path, new_children):
     out = tmp_path / "adds.ipynb"
     result = execute_notebook(
         NOTEBOOKS / "adds_numbers.ipynb", out, {"a": 2, "b": 0.5, "out_path": str(tmp_path / "r.txt")}
@@ -77,11 +77,11 @@ def test_success_writes_notebook_html_and_injected_parameters(tmp_path):
     assert result.command[1:3] == [str(NOTEBOOKS / "adds_numbers.ipynb"), str(out)]
     assert json.loads(result.command[4]) == {"a": 2, "b": 0.5, "out_path": str(tmp_path / "r.txt")}
     assert "Executing notebook with kernel" in result.log_path.read_text()  # papermill's log, per step
-    assert_no_child_left()
+    assert_no_child_left(new_children)
 
 
 @pytest.mark.slow
-def test_cell_error_is_recorded_and_the_notebook_still_archived(tmp_path):
+def test_cell_error_is_recorded_and_the_notebook_still_archived(tmp_path, new_children):
     out = tmp_path / "broken.ipynb"
     result = execute_notebook(NOTEBOOKS / "broken.ipynb", out, {})
     assert result.status == "failed" and result.error_class == "cell error"
@@ -90,11 +90,11 @@ def test_cell_error_is_recorded_and_the_notebook_still_archived(tmp_path):
     assert out.exists() and not out.with_name("broken.ipynb.partial").exists()
     html = result.html.read_text()
     assert "ZeroDivisionError" in html and "before the failure" in html
-    assert_no_child_left()
+    assert_no_child_left(new_children)
 
 
 @pytest.mark.slow
-def test_timeout_kills_kernel_and_children_and_keeps_the_partial_notebook(tmp_path):
+def test_timeout_kills_kernel_and_children_and_keeps_the_partial_notebook(tmp_path, new_children):
     out = tmp_path / "sleeps.ipynb"
     pid_file = tmp_path / "child.pid"
     # a generous limit: the cell must start even when the kernel starts slowly on a loaded machine
@@ -107,11 +107,11 @@ def test_timeout_kills_kernel_and_children_and_keeps_the_partial_notebook(tmp_pa
     nb = nbformat.read(out, as_version=4)
     assert any("started" in "".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells)
     assert result.failed_cell == 3  # the sleeping cell was running when the limit passed
-    assert_no_child_left()
+    assert_no_child_left(new_children)
 
 
 @pytest.mark.slow
-def test_kernel_death_is_classified(tmp_path):
+def test_kernel_death_is_classified(tmp_path, new_children):
     result = execute_notebook(NOTEBOOKS / "kernel_dies.ipynb", tmp_path / "dies.ipynb", {})
     assert result.status == "failed" and result.error_class == "kernel death"
-    assert_no_child_left()
+    assert_no_child_left(new_children)
