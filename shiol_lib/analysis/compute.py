@@ -105,10 +105,17 @@ def _retire_workers(client: Any, *, deadline_s: float = 30.0) -> None:
     on a busy machine each then logs a traceback and its nanny waits, then kills it, all of it in the
     report. Retired first, they leave quietly; past ``deadline_s`` the cluster's close does the rest.
     """
-    client.cluster.scale(0)
     stop = time.monotonic() + deadline_s
+    while client.run_on_scheduler(_task_count) and time.monotonic() < stop:  # released data first: else the
+        time.sleep(0.05)  # scheduler logs an error for the scattered data the retiring workers take along
+    client.cluster.scale(0)
     while client.scheduler_info().get("workers") and time.monotonic() < stop:
         time.sleep(0.1)
+
+
+def _task_count(dask_scheduler: Any) -> int:
+    """Tasks (and data) the scheduler still holds (run on the scheduler)."""
+    return len(dask_scheduler.tasks)
 
 
 def run_tasks(
@@ -162,7 +169,7 @@ def _run_on_dask(fn: Callable[[Any, Mapping[str, Any]], R], keys: Sequence[Hasha
                 progress(done, len(futures))
             if done % step == 0 or done == len(futures):
                 log.info("research tasks: %d/%d done (dashboard %s)", done, len(futures), dashboard)
-        client.cancel(futures)
+        client.cancel([*futures, *remote.values()])  # nothing left on the workers when they retire
     by_worker: dict[str, int] = {}
     for where, _ in slots:  # type: ignore[misc]
         by_worker[where] = by_worker.get(where, 0) + 1
