@@ -50,7 +50,7 @@ import pandas as pd
 import processes
 
 from shiol_lib import steps
-from shiol_lib.domain.draw_calendar import draw_after
+from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after
 from shiol_lib.domain.game import CURRENT_MATRIX
 from shiol_lib.store import Store
 from shiol_lib.store import predictions as prediction_table
@@ -59,7 +59,7 @@ SEED = 20240701
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 NEW_TICKETS = 300
-PARTS = ("pipeline", "scheduler", "cli", "update", "greedy", "evaluation")
+PARTS = ("pipeline", "scheduler", "cli", "update", "greedy", "slots", "evaluation")
 NOTEBOOK_STEPS = {"update_data": "update_data", "adaptive_analysis": "analyze_signals",
                   "weight_optimization": "optimize_scoring", "historical_validation": "validate_history",
                   "generate_predictions": "generate_predictions", "performance_analysis": "analyze_performance"}
@@ -181,6 +181,25 @@ def bench_greedy(repeat: int) -> dict[str, float]:
             "pools": len(tuning.pools)}
 
 
+def bench_slots(repeat: int) -> dict[str, float]:
+    """Three weeks of the evaluation job's slots (63, across the spring-forward change), best of ``repeat``.
+
+    Cold: the per-day cache emptied first; cached: computed again at once.
+    """
+    from shiol_lib.scheduling import slots as slot_module
+    from shiol_lib.scheduling.slots import parse_cron, slots_between
+
+    spec = parse_cron("15 6,12,18 * * *")
+    start, end = datetime(2024, 3, 1, tzinfo=NEW_YORK), datetime(2024, 3, 22, tzinfo=NEW_YORK)
+
+    def cold() -> None:
+        slot_module._day_slots.cache_clear()
+        slots_between(spec, start, end)
+
+    return {"three_weeks_s": _best(cold, repeat), "three_weeks_cached_s": _best(lambda: slots_between(spec, start, end),
+                                                                              repeat)}
+
+
 def bench_pipeline(quick: bool) -> dict[str, Any]:
     """The six step calls and the evaluation job on the bundled data in a temp store, timed one by one."""
     tune_draws, test_draws = (5, 13) if quick else (20, 52)
@@ -250,6 +269,9 @@ def _print_table(results: dict[str, Any]) -> None:
         greedy = results["greedy"]
         print(f"weight objective, one evaluation ({greedy['pools']} pools x 100 picks): "
               f"{greedy['objective_eval_s']:.4f} s")
+    if "slots" in results:
+        print(f"three weeks of evaluation slots: {results['slots']['three_weeks_s'] * 1000:.2f} ms cold, "
+              f"{results['slots']['three_weeks_cached_s'] * 1000:.2f} ms cached")
     if "pipeline" in results:
         pipeline = results["pipeline"]
         print(f"pipeline in process ({pipeline['settings']}): {pipeline['inprocess_s']:.2f} s wall, "
@@ -301,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         _measured(results, "update", lambda: processes.data_update(commands))
     if "greedy" in args.parts:
         _measured(results, "greedy", lambda: bench_greedy(max(args.repeat, 3)))
+    if "slots" in args.parts:
+        _measured(results, "slots", lambda: bench_slots(max(args.repeat, 3)))
     if "evaluation" in args.parts:
         _measured(results, "evaluation", lambda: {str(n): bench_evaluation(n, args.repeat) for n in sizes})
         results["snapshot"] = {n: {"store_mb": row["store_mb"], "write_snapshot_s": row["write_snapshot_s"]}

@@ -1,4 +1,3 @@
-import time as clock
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -149,13 +148,10 @@ def test_naive_datetimes_are_refused():
         previous_slot(spec, datetime(2024, 1, 1))
 
 
-def test_three_weeks_of_evaluation_slots_is_instant():
+def test_three_weeks_of_evaluation_slots_across_the_spring_forward_change():
     spec = parse_cron("15 6,12,18 * * *")
-    began = clock.perf_counter()
-    slots = slots_between(spec, et(2024, 3, 1), et(2024, 3, 22))  # spans the spring-forward change
-    elapsed = clock.perf_counter() - began
+    slots = slots_between(spec, et(2024, 3, 1), et(2024, 3, 22))  # its speed: bench/run.py --parts slots
     assert len(slots) == 63
-    assert elapsed < 0.2
     assert all(s.minute == 15 and s.hour in (6, 12, 18) for s in slots)
 
 
