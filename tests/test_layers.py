@@ -16,8 +16,8 @@ APP = PACKAGE.parent / "schedules.py"
 
 # What each part of the package may import of the workbench (besides itself). `errors`, `settings` and
 # `logs` (logging set-up, called by entry points only) are the shared leaves; the layers follow the data
-# flow: domain <- ingest, store <- analysis <- steps, and on the host side pipeline and scheduling, which
-# never see the analysis or the steps.
+# flow: domain <- ingest, store <- analysis <- steps, and on the host side execution, archive, reports, jobs and
+# scheduling, which never see the analysis or the steps.
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "settings": frozenset({"errors"}),
@@ -27,9 +27,16 @@ ALLOWED: dict[str, frozenset[str]] = {
     "ingest": frozenset({"domain", "store", "errors", "settings"}),
     "analysis": frozenset({"domain", "errors"}),
     "steps": frozenset({"analysis", "ingest", "store", "domain", "errors", "settings"}),
-    "pipeline": frozenset({"domain", "store", "errors", "settings", "logs"}),  # logs: the job process's entry
-    "scheduling": frozenset({"pipeline", "domain", "store", "errors", "settings", "logs"}),
-    "cli": frozenset({"ingest", "store", "domain", "pipeline", "scheduling", "errors", "settings", "logs"}),
+    "archive": frozenset({"domain", "errors"}),
+    # jobs, reports: to be moved down to execution (the kernel name, warm code, interruption, process kill)
+    "execution": frozenset({"jobs", "reports", "domain", "settings", "errors"}),
+    "reports": frozenset({"archive", "domain", "store", "settings", "errors"}),
+    # logs: the job process's entry
+    "jobs": frozenset({"execution", "archive", "reports", "domain", "store", "errors", "settings", "logs"}),
+    "scheduling": frozenset({"jobs", "archive", "reports", "execution", "domain", "store", "errors", "settings",
+                             "logs"}),
+    "cli": frozenset({"ingest", "store", "domain", "archive", "execution", "jobs", "reports", "scheduling", "errors",
+                      "settings", "logs"}),
     "__init__": frozenset(),
     "schedules": frozenset({"scheduling", "domain", "errors", "settings"}),
 }
@@ -102,7 +109,8 @@ def source_files() -> list[Path]:
 def test_every_part_of_the_package_has_a_rule() -> None:
     parts = {part_of(module_name(p)) for p in source_files() if p != APP}
     assert parts <= set(ALLOWED), f"parts without a layer rule: {sorted(parts - set(ALLOWED))}"
-    assert {"domain", "ingest", "store", "analysis", "pipeline", "scheduling", "cli", "steps"} <= parts
+    assert {"domain", "ingest", "store", "analysis", "execution", "archive", "reports", "jobs", "scheduling", "cli",
+            "steps"} <= parts
 
 
 def test_imports_follow_the_layers() -> None:
@@ -115,9 +123,9 @@ def test_imports_follow_the_layers() -> None:
     [
         ("analysis/bad.py", "from shiol_lib.store import open_store", "'analysis' may import only domain, errors"),
         ("scheduling/bad.py", "from shiol_lib.analysis.model import fit_model", "'scheduling' may import only"),
-        ("pipeline/bad.py", "from shiol_lib import steps", "'pipeline' may import only"),
+        ("jobs/bad.py", "from shiol_lib import steps", "'jobs' may import only"),
         ("domain/bad.py", "import shiol_lib.ingest.records", "'domain' may import only errors"),
-        ("store/bad.py", "from ..pipeline import archive", "'store' may import only domain, errors"),
+        ("store/bad.py", "from ..archive import folders", "'store' may import only domain, errors"),
         ("steps_helper/bad.py", "from shiol_lib.cli.main import main", "has no layer rule"),
         ("ingest/bad.py", "def f():\n    from shiol_lib.cli import runs", "nothing imports 'cli'"),
     ],

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shiol_lib.jobs.job_process import RunResult
 from shiol_lib.logs import configure_logging, first_line
-from shiol_lib.pipeline.job_process import RunResult
 from shiol_lib.scheduling.scheduler import _log_finished
 from shiol_lib.settings import load_settings
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from shiol_lib.pipeline.catalog import JOBS
+from shiol_lib.jobs.catalog import JOBS
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "shiol_lib"

@@ -26,7 +26,7 @@ from shiol_lib.cli.common import EXIT_MISMATCH, JOB_NAMES, MISSED_KINDS, fail, o
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def verify_command(settings: Settings, as_json: bool) -> None:
     """Cross-check the ledger, every archived file and the store's anchor; exit 8 on any problem."""
-    from shiol_lib.pipeline.verify import verify_archive
+    from shiol_lib.archive.verify import verify_archive
     from shiol_lib.store import open_store
     from shiol_lib.store import runs as run_table
 
@@ -60,8 +60,9 @@ def verify_command(settings: Settings, as_json: bool) -> None:
 @click.pass_obj
 def prune_command(settings: Settings, keep_days: int) -> None:
     """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
-    from shiol_lib.pipeline import archive, ledger
-    from shiol_lib.pipeline import index as run_index
+    from shiol_lib.archive import folders as archive
+    from shiol_lib.archive import ledger
+    from shiol_lib.reports import dashboard as run_index
     from shiol_lib.store import open_store
     from shiol_lib.store import runs as run_table
 

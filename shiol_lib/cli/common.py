@@ -38,7 +38,7 @@ class RunIdType(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         """Return the run id, or fail the command with the reason it is not one."""
-        from shiol_lib.pipeline.archive import check_run_id
+        from shiol_lib.archive.folders import check_run_id
 
         try:
             return check_run_id(str(value))

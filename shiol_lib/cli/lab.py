@@ -1,4 +1,4 @@
-"""``shiol lab``: gathers the port and token and starts JupyterLab (:mod:`shiol_lib.pipeline.lab`)."""
+"""``shiol lab``: gathers the port and token and starts JupyterLab (:mod:`shiol_lib.cli.lab_server`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from shiol_lib.pipeline.lab import lab_server, run_lab
+from shiol_lib.cli.lab_server import lab_server, run_lab
 from shiol_lib.settings import Settings
 
 

@@ -60,7 +60,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.pass_obj
 def init_command(settings: Settings) -> None:
     """Create the store and the run archive under SHIOL_HOME (or the per-user default) and say where."""
-    from shiol_lib.pipeline.archive import ensure_writable
+    from shiol_lib.archive.folders import ensure_writable
 
     try:
         existed = settings.db_path.exists()
@@ -83,7 +83,7 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
     import time
 
     from shiol_lib.ingest.update import update_from_settings
-    from shiol_lib.pipeline.progress import StreamProgress
+    from shiol_lib.jobs.progress import StreamProgress
 
     progress, started = StreamProgress(), time.monotonic()
     progress.task_started("update-data")

@@ -77,9 +77,9 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
                 offline: bool, seed: int | None, target: Any, as_json: bool, trigger: str, slot: str | None,
                 draw_date: Any, attempt: int) -> None:
     """Run a job (pipeline, data_update, evaluation) or one step: `shiol run step NAME -p key value`."""
-    from shiol_lib.pipeline import jobs as pipeline
-    from shiol_lib.pipeline.liveness import interrupt_on_sigterm
-    from shiol_lib.pipeline.progress import StreamProgress
+    from shiol_lib.jobs import lifecycle as pipeline
+    from shiol_lib.jobs.liveness import interrupt_on_sigterm
+    from shiol_lib.jobs.progress import StreamProgress
 
     interrupt_on_sigterm()
     progress = StreamProgress()  # stderr: step lines (and, on a terminal, papermill's per-cell bar)
@@ -122,7 +122,7 @@ def parse_parameters(notebook: Path, pairs: tuple[tuple[str, str], ...]) -> dict
     """
     import yaml  # here: `shiol --help` and `status` never parse YAML
 
-    from shiol_lib.pipeline.runner import read_parameters
+    from shiol_lib.execution.runner import read_parameters
 
     declared = read_parameters(notebook)
     values: dict[str, Any] = {}
@@ -149,8 +149,8 @@ def _say_created(settings: Settings, existed: bool) -> None:
 @click.pass_obj
 def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
     """Re-execute a run with its recorded parameters and seed; report whether the outputs match."""
-    from shiol_lib.pipeline import jobs as pipeline
-    from shiol_lib.pipeline.progress import StreamProgress
+    from shiol_lib.jobs import lifecycle as pipeline
+    from shiol_lib.jobs.progress import StreamProgress
 
     try:
         require_store(settings)
@@ -216,7 +216,7 @@ def _row_dict(row: Any) -> dict[str, Any]:
 @click.pass_obj
 def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     """A run's manifest: steps, parameters, timings, hashes, versions."""
-    from shiol_lib.pipeline import archive
+    from shiol_lib.archive import folders as archive
 
     try:
         require_store(settings)
@@ -263,8 +263,8 @@ def _seconds(value: float | None) -> str:
 @click.pass_obj
 def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> None:
     """Compare two runs: parameters, input data hash, code version, outputs and key metrics."""
-    from shiol_lib.pipeline import archive
-    from shiol_lib.pipeline.compare import diff_manifests
+    from shiol_lib.archive import folders as archive
+    from shiol_lib.archive.compare import diff_manifests
 
     try:
         require_store(settings)

@@ -40,9 +40,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shiol_lib.archive import folders as archive
 from shiol_lib.domain.draw_calendar import iso_utc
 from shiol_lib.errors import ConfigError, ShiolError
-from shiol_lib.pipeline import archive
 from shiol_lib.scheduling.plans import json_ready
 from shiol_lib.settings import Settings
 from shiol_lib.store.core import Store

@@ -4,7 +4,7 @@ The store, not memory, is the source of truth. A planning thread (:class:`PlanLo
 :meth:`Scheduler.start_planning`) plans from the store off the event loop, records what each plan
 says is missed and raises its alerts; :meth:`Scheduler.is_due` only reads the last plan from memory.
 :meth:`Scheduler.execute_due` plans again from the store, runs the due job in a fresh child
-process in its own session (:mod:`shiol_lib.pipeline.job_process`, handed this scheduler's settings),
+process in its own session (:mod:`shiol_lib.jobs.job_process`, handed this scheduler's settings),
 and afterwards writes a dead letter when the last attempt failed and publishes the new plan. Plan
 alerts are incidents (:mod:`shiol_lib.scheduling.incidents`): one alert when each opens, one when it clears.
 :meth:`Scheduler.start` marks runs whose process is gone as ``crashed`` so the planner makes their slot due again.
@@ -23,13 +23,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from shiol_lib.archive import folders as archive
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_coverage
 from shiol_lib.domain.runs import RunStatus
+from shiol_lib.jobs.job_process import EXIT_BUSY, RunRequest, RunResult, start_job_process
+from shiol_lib.jobs.liveness import job_is_alive, kill_process_tree
+from shiol_lib.jobs.recovery import close_dead_runs
 from shiol_lib.logs import first_line
-from shiol_lib.pipeline import archive
-from shiol_lib.pipeline.job_process import EXIT_BUSY, RunRequest, RunResult, start_job_process
-from shiol_lib.pipeline.liveness import job_is_alive, kill_process_tree
-from shiol_lib.pipeline.recovery import close_dead_runs
 from shiol_lib.scheduling.alerts import send_alert
 from shiol_lib.scheduling.incidents import reconcile_incidents
 from shiol_lib.scheduling.plan_loop import MAX_WAIT_S, PlanLoop, file_signature

@@ -57,7 +57,7 @@ class ApplyResult:
     conflicts: list[Conflict] = field(default_factory=list)
 
 
-# Set by a job in its step kernels' environment (pipeline/jobs.py): the steps' stores defer publishing.
+# Set by a job in its step kernels' environment (jobs/lifecycle.py): the steps' stores defer publishing.
 # Not a SHIOL_* setting: the kernels' SHIOL_* variables are exactly the job's settings.
 JOB_PUBLISHES_ENV = "WORKBENCH_JOB_PUBLISHES_SNAPSHOT"
 

@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from store_support import T0, add_run
 from test_health import auth, make_settings, planner_of, serving
 
-from shiol_lib.pipeline import archive
-from shiol_lib.pipeline.manifest import Manifest, StepRecord
+from shiol_lib.archive import folders as archive
+from shiol_lib.archive.manifest import Manifest, StepRecord
 from shiol_lib.store import open_store
 
 RUN_ID = "20240701T090000Z-abcdef"

@@ -1,0 +1,220 @@
+"""The append-only, hash-chained ledger of the run history (``runs/ledger.jsonl``).
+
+Each line is one entry: ``kind`` ``run`` (a run closed: its id, job, status and the SHA-256 of its
+manifest) or ``prune`` (heavy files of a run removed on purpose, by name), with its sequence number,
+the hash of the entry before it and its own hash. With a key (``SHIOL_LEDGER_KEY``) each entry also
+carries an HMAC of its hash, so whoever can write ``runs/`` (and the store's anchor) still cannot
+forge a consistent history without the key. Editing, deleting, reordering or appending a line breaks
+the chain or the signature; the store keeps the head (sequence and hash) written when a run closes,
+so truncating the ledger or appending to it shows too (:mod:`shiol_lib.archive.verify`).
+
+Reading never raises on damaged input: a line that is not UTF-8 or not JSON is returned as a
+:class:`LedgerLine` with its fault, and appending after it still works (the next entry chains to the
+hash of the damaged line's bytes), so a damaged ledger never stops a run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shiol_lib.errors import ArchiveError
+
+LEDGER = "ledger.jsonl"
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    """One place where the ledger, the archive or the store anchor does not check out."""
+
+    line: int | None
+    run_id: str | None
+    problem: str
+
+    def as_text(self) -> str:
+        """One line for a report."""
+        where = f"ledger line {self.line}" if self.line is not None else "archive"
+        return f"{where} (run {self.run_id or '-'}): {self.problem}"
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    """One line of the ledger file: its decoded entry, or why it could not be decoded."""
+
+    number: int
+    raw: bytes
+    entry: dict[str, Any] | None
+    fault: str | None = None
+
+    @property
+    def chain_hash(self) -> str:
+        """The hash the next entry must chain to (the entry's own, or the raw bytes' for a damaged line)."""
+        if self.entry is not None and isinstance(self.entry.get("hash"), str):
+            return self.entry["hash"]
+        return hashlib.sha256(self.raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest entry of the ledger: what the store anchors."""
+
+    seq: int
+    hash: str
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    """SHA-256 of an entry's canonical JSON, without its ``hash`` and ``hmac`` fields."""
+    body = {k: v for k, v in entry.items() if k not in ("hash", "hmac")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def sign(digest: str, key: str) -> str:
+    """The HMAC-SHA256 (hex) of an entry hash under ``key``."""
+    return hmac.new(key.encode("utf-8"), digest.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+@contextmanager
+def _locked(runs_dir: Path) -> Iterator[None]:
+    with open(Path(runs_dir) / ".ledger.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read_lines(runs_dir: Path) -> list[LedgerLine]:
+    """Every line of the ledger, oldest first; damaged lines carry their fault instead of an entry."""
+    path = Path(runs_dir) / LEDGER
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise ArchiveError(f"the ledger {path} cannot be read ({err.strerror})") from err
+    lines = []
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            entry = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            lines.append(LedgerLine(number, raw, None, f"not UTF-8 text (byte {err.start})"))
+            continue
+        except (ValueError, RecursionError) as err:
+            lines.append(LedgerLine(number, raw, None, f"not JSON ({str(err)[:80]})"))
+            continue
+        if not isinstance(entry, dict):
+            lines.append(LedgerLine(number, raw, None, f"a JSON {type(entry).__name__}, not an entry"))
+            continue
+        lines.append(LedgerLine(number, raw, entry))
+    return lines
+
+
+def read_ledger(runs_dir: Path) -> list[dict[str, Any]]:
+    """The decodable entries, oldest first (damaged lines are left out: see :func:`read_lines`)."""
+    return [line.entry for line in read_lines(runs_dir) if line.entry is not None]
+
+
+def head(runs_dir: Path) -> Head | None:
+    """The newest line of the ledger as (sequence number, hash), or None when it is empty."""
+    lines = read_lines(runs_dir)
+    return Head(len(lines), lines[-1].chain_hash) if lines else None
+
+
+def append_entry(runs_dir: Path, *, run_id: str, job: str, status: str, manifest_path: Path,
+                 key: str | None = None) -> dict[str, Any]:
+    """Append a ``run`` entry (a run closed) under a file lock; returns the entry written."""
+    return _append(runs_dir, {"kind": "run", "run_id": run_id, "job": job, "status": str(status),
+                              "manifest_sha256": _sha256_file(manifest_path)}, key)
+
+
+def append_prune(runs_dir: Path, *, run_id: str, files: list[str], key: str | None = None) -> dict[str, Any]:
+    """Append a ``prune`` entry: these files of ``run_id`` were removed on purpose."""
+    return _append(runs_dir, {"kind": "prune", "run_id": run_id, "pruned": sorted(files)}, key)
+
+
+def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, Any]:
+    path = Path(runs_dir) / LEDGER
+    with _locked(runs_dir):
+        lines = read_lines(runs_dir)
+        entry = {
+            "seq": len(lines) + 1, **body, "recorded_at": datetime.now(UTC).isoformat(),
+            "prev_hash": lines[-1].chain_hash if lines else GENESIS,
+        }
+        entry["hash"] = entry_hash(entry)
+        if key:
+            entry["hmac"] = sign(entry["hash"], key)
+        line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if lines and not path.read_bytes().endswith(b"\n"):
+                    os.write(fd, b"\n")  # a torn last line stays a line of its own
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise ArchiveError(f"could not append to the ledger {path}: {err.strerror}") from err
+    return entry
+
+
+def check_chain(lines: list[LedgerLine], *, key: str | None = None) -> list[LedgerProblem]:
+    """Problems in the chain itself: damaged lines, sequence, links, hashes and (with a key) signatures."""
+    problems = []
+    previous = GENESIS
+    for line in lines:
+        entry = line.entry
+        if entry is None:
+            problems.append(LedgerProblem(line.number, None, f"the line is {line.fault}: the ledger was altered"))
+            previous = line.chain_hash
+            continue
+        run_id = entry.get("run_id") if isinstance(entry.get("run_id"), str) else None
+        if entry.get("seq") != line.number:
+            problems.append(LedgerProblem(line.number, run_id,
+                                          f"sequence {entry.get('seq')!r} where {line.number} was expected"))
+        if entry.get("prev_hash") != previous:
+            problems.append(LedgerProblem(line.number, run_id,
+                                          "does not chain to the line before (a line removed, inserted or reordered)"))
+        if entry_hash(entry) != entry.get("hash"):
+            problems.append(LedgerProblem(line.number, run_id, "content does not match its hash (line edited)"))
+        if key:
+            signature = entry.get("hmac")
+            if not isinstance(signature, str):
+                problems.append(LedgerProblem(line.number, run_id, "is not signed with SHIOL_LEDGER_KEY"))
+            elif not hmac.compare_digest(signature, sign(str(entry.get("hash")), key)):
+                problems.append(LedgerProblem(line.number, run_id,
+                                              "signature does not match SHIOL_LEDGER_KEY (forged or edited)"))
+        previous = line.chain_hash
+    return problems
+
+
+def verify_ledger(runs_dir: Path, *, key: str | None = None) -> list[LedgerProblem]:
+    """The chain, and every manifest and artefact its entries name (no store cross-check).
+
+    :func:`shiol_lib.archive.verify.verify_archive` adds the store anchor and the archive walk.
+    """
+    from shiol_lib.archive.verify import check_entries  # the archive side lives there
+
+    lines = read_lines(runs_dir)
+    return check_chain(lines, key=key) + check_entries(runs_dir, lines)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise ArchiveError(f"could not read {path} to hash it: {err.strerror}") from err
+    return digest.hexdigest()

@@ -1,0 +1,185 @@
+"""Step kernels: each step gets a fresh kernel of its own, and the next one is started while it runs.
+
+:class:`KernelPool` hands out one started :class:`StepKernel` per step (:meth:`KernelPool.take`) and,
+when more steps follow, starts the next step's kernel right away, so that its start and its imports
+(:data:`~shiol_lib.jobs.catalog.WARM_CODE`, run by IPython before the kernel answers) happen on the
+otherwise idle core while the current step runs. A spare kernel is used only if it is still alive and
+was started with exactly the environment and working directory asked for; otherwise it is discarded and
+a fresh one started. Every kernel is started the same way, spare or not, so a step sees the same kernel
+whichever it got.
+
+A kernel never outlives the job process: it gets ``PR_SET_PDEATHSIG`` (it is started from the main
+thread, which lives as long as the process) and a watchdog (:mod:`shiol_lib.execution.watchdog`) that
+kills it and whatever its cells started once the job process or the kernel is gone.
+:meth:`StepKernel.stop` kills the kernel's whole process tree; :meth:`KernelPool.close` stops the spare.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+
+from shiol_lib.execution.watchdog import start_watchdog
+from shiol_lib.jobs.catalog import KERNEL_NAME, WARM_CODE
+from shiol_lib.jobs.liveness import kill_process_tree
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+class _StepKernelManager(AsyncKernelManager):
+    """A kernel manager that remembers the clients it made, so that their channels can be closed.
+
+    Papermill, handed a kernel manager it does not own, leaves its client's channels open.
+    """
+
+    def client(self, **kwargs: Any) -> Any:
+        """A client of this kernel, remembered for :meth:`StepKernel.stop`."""
+        kc = super().client(**kwargs)
+        self.__dict__.setdefault("_shiol_clients", []).append(kc)
+        return kc
+
+
+class StepKernel:
+    """One started kernel: its manager (for papermill), pid, environment, working directory and log."""
+
+    def __init__(self, env: Mapping[str, str], cwd: Path, log_path: Path, warm_code: str) -> None:
+        self.env, self.cwd, self.log_path = dict(env), Path(cwd), log_path
+        self.manager = _StepKernelManager(kernel_name=KERNEL_NAME)
+        arguments = ["--HistoryManager.hist_file=:memory:"]  # as nbclient starts its own kernels
+        if warm_code:
+            arguments.append(f"--IPKernelApp.exec_lines={warm_code}")
+        with open(log_path, "ab") as log_file:
+            run_sync(self.manager.start_kernel)(
+                extra_arguments=arguments, env=dict(env), cwd=str(cwd), stdout=log_file, stderr=log_file,
+                stdin=subprocess.DEVNULL, preexec_fn=_die_with(os.getpid()),
+            )
+        self.pid: int = self.manager.provisioner.process.pid  # type: ignore[union-attr]
+        self._watchdog = start_watchdog(os.getpid(), self.pid)  # the kernel's children die with us too
+        self._stopped = False
+
+    def alive(self) -> bool:
+        """Whether the kernel process still runs."""
+        process = self.manager.provisioner.process if self.manager.provisioner else None
+        return process is not None and process.poll() is None
+
+    def matches(self, env: Mapping[str, str], cwd: Path) -> bool:
+        """Whether this kernel was started with exactly ``env`` and ``cwd``."""
+        return self.env == dict(env) and self.cwd == Path(cwd)
+
+    def kill(self) -> None:
+        """SIGKILL the kernel and every process it started (a timeout, an interrupt)."""
+        kill_process_tree(self.pid)
+
+    def stop(self, *, reap: bool = True) -> None:
+        """Kill the kernel's tree, close the clients' channels, remove the connection file; idempotent.
+
+        The watchdog then exits on its own within :data:`~shiol_lib.execution.watchdog.POLL_S`; with
+        ``reap`` false a daemon thread waits for it (no zombie is left) instead of the caller.
+        """
+        if not self._stopped:
+            self._stopped = True
+            self.kill()
+            for kc in self.manager.__dict__.get("_shiol_clients", []):
+                with contextlib.suppress(Exception):
+                    kc.stop_channels()
+            with contextlib.suppress(Exception):
+                run_sync(self.manager.cleanup_resources)()
+        if reap:
+            self.reap()
+        else:
+            threading.Thread(target=self.reap, name=f"reap-watchdog-{self.pid}", daemon=True).start()
+
+    def reap(self) -> None:
+        """Wait for the watchdog to exit (it does once the kernel is gone)."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._watchdog.wait(timeout=10)
+
+    def read_log(self) -> str:
+        """What the kernel process wrote to its stdout and stderr so far."""
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+
+class KernelPool:
+    """Fresh kernels for the steps of one job, the next one started (and warmed) ahead.
+
+    Use as a context manager; leaving it stops the spare kernel, whatever happened.
+    """
+
+    def __init__(self, warm_code: str = WARM_CODE) -> None:
+        self.warm_code = warm_code
+        self._spare: StepKernel | None = None
+        self._logs = tempfile.TemporaryDirectory(prefix="shiol-kernels-")
+        self._count = 0
+        self._started: list[StepKernel] = []  # every kernel handed out or spare, stopped and reaped at close
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def take(self, env: Mapping[str, str], cwd: Path, *, ahead: bool = False) -> StepKernel:
+        """A started kernel with exactly ``env`` and ``cwd``; with ``ahead``, start the next one now."""
+        kernel, self._spare = self._spare, None
+        if kernel is not None and not (kernel.alive() and kernel.matches(env, cwd)):
+            log.info("discarding the spare kernel (%s)", "dead" if not kernel.alive() else "other environment")
+            kernel.stop()
+            kernel = None
+        if kernel is None:
+            kernel = self._start(env, cwd)
+        if ahead:
+            self._spare = self._start(env, cwd)
+        return kernel
+
+    def prepare(self, env: Mapping[str, str], cwd: Path) -> None:
+        """Start the next kernel now, if none is waiting (the first step's, while the job gets ready).
+
+        Only a head start: when it cannot start (no such folder yet), :meth:`take` tries again and says why.
+        """
+        if self._spare is None and Path(cwd).is_dir():
+            try:
+                self._spare = self._start(env, cwd)
+            except Exception as err:  # noqa: BLE001 - take() starts one again and raises then
+                log.warning("could not start a kernel ahead: %s", err)
+
+    def close(self) -> None:
+        """Stop the spare kernel, if any, reap every kernel's watchdog, remove the kernels' log folder."""
+        spare, self._spare = self._spare, None
+        for kernel in [*([spare] if spare is not None else []), *self._started]:
+            kernel.stop()
+        self._started.clear()
+        with contextlib.suppress(OSError):
+            self._logs.cleanup()
+
+    def _start(self, env: Mapping[str, str], cwd: Path) -> StepKernel:
+        self._count += 1
+        kernel = StepKernel(env, cwd, Path(self._logs.name) / f"kernel-{self._count}.log", self.warm_code)
+        self._started.append(kernel)
+        return kernel
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``)."""
+    def arm() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+    return arm
