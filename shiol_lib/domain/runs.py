@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 
 class RunStatus(StrEnum):
@@ -26,6 +26,16 @@ class RunStatus(StrEnum):
     REFUSED = "refused"  # another run of the job held its lock: never ran
     INTERRUPTED = "interrupted"  # stopped by SIGTERM: the kernel was killed, the run closed
     MISSED = "missed"
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether a run with this status has ended (``running``, ``refused`` and ``missed`` rows never did)."""
+        return self in FINISHED_STATUSES
+
+    @property
+    def is_failure(self) -> bool:
+        """Whether this status counts as a failure of the job (towards its failure alert and a retry)."""
+        return self in FAILURE_STATUSES
 
 
 class StepStatus(StrEnum):
@@ -47,6 +57,81 @@ class MissedKind(StrEnum):
 
     SLOT = "slot"
     DRAW = "draw"
+
+
+class Trigger(StrEnum):
+    """Why a run started: a person (``manual``, ``rerun``) or the planner's reason for a scheduled run."""
+
+    MANUAL = "manual"
+    RERUN = "rerun"
+    ON_TIME = "on-time"
+    CATCH_UP = "catch-up"
+    MISSED_DRAW = "missed-draw"
+    RETRY = "retry"
+    RECOVERY = "recovery"
+
+    @property
+    def is_manual(self) -> bool:
+        """A run a person started: it never moves a job's service start and is never retried."""
+        return self in (Trigger.MANUAL, Trigger.RERUN)
+
+
+# The triggers the scheduler's planner gives (its reasons), in the order the plan explains them.
+SCHEDULED_TRIGGERS = (Trigger.ON_TIME, Trigger.CATCH_UP, Trigger.MISSED_DRAW, Trigger.RETRY, Trigger.RECOVERY)
+
+
+class ErrorClass(StrEnum):
+    """What kind of failure ended a run or a step (the ``error_class`` of a row and a manifest).
+
+    Rows and manifests written by earlier versions may hold other values (an exception's name); readers
+    keep them as plain strings.
+    """
+
+    CELL_ERROR = "cell error"  # a cell raised
+    KERNEL_DEATH = "kernel death"
+    TIMEOUT = "timeout"
+    PAPERMILL = "papermill"  # papermill itself failed (no output notebook)
+    MEMORY = "memory"  # the step went over SHIOL_STEP_MEMORY_MB
+    INTERRUPTED = "interrupted"  # SIGTERM
+    CRASHED = "crashed"  # the job process died
+    WAITING = "waiting"  # the drawing's result is not published yet
+    FETCH = "fetch"  # no source answered
+    VALIDATION = "validation"  # records rejected
+    ARCHIVE = "archive"  # the archive could not be written
+    BUSY = "busy"  # another run of the job held its lock
+    CONFIGURATION = "configuration"
+    STORE = "store"
+    JOB_PROCESS = "job process"  # the job process exited without a result
+
+
+class RetryState(StrEnum):
+    """What comes after a finished attempt, by the retry policy (:func:`retry_outlook`)."""
+
+    RETRY = "retry"
+    RECOVERY = "recovery"
+    WAITING = "waiting"
+    EXHAUSTED = "exhausted"
+    NONE = "none"
+
+    @property
+    def has_next_attempt(self) -> bool:
+        """Whether another attempt is due (at ``RetryOutlook.due_at``)."""
+        return self in (RetryState.RETRY, RetryState.RECOVERY, RetryState.WAITING)
+
+
+class ExitCode(IntEnum):
+    """The documented exit codes of ``shiol`` and of the job process (README, "Exit codes")."""
+
+    OK = 0
+    ERROR = 1  # unexpected
+    USAGE = 2  # usage or configuration
+    REJECTED = 3  # records rejected by validation
+    CONFLICT = 4  # a source disagrees with a stored drawing
+    STORE = 5  # the store could not be opened, stayed locked, or is missing for a read
+    RUN_FAILED = 6  # a run failed, timed out or is waiting
+    ARCHIVE = 7  # the archive could not be written or read
+    MISMATCH = 8  # a check found a difference
+    BUSY = 9  # the job is already running
 
 
 # Statuses of a run that has ended (``running``, ``refused`` and ``missed`` rows never did).
@@ -88,13 +173,13 @@ def parse_status(value: str, kind: type[RunStatus] | type[StepStatus] = RunStatu
 class RetryOutlook:
     """What the retry policy makes of one finished attempt (see :func:`retry_outlook`)."""
 
-    state: str  # retry | recovery | waiting | exhausted | none
+    state: RetryState
     due_at: datetime | None  # when the next attempt is due (retry, recovery, waiting)
     attempts_used: int  # attempts that count towards the budget (``waiting`` ones are free)
     max_attempts: int
 
 
-def retry_outlook(status: str, attempt: int, finished_at: datetime, backoff_s: Sequence[float], *,
+def retry_outlook(status: RunStatus | str, attempt: int, finished_at: datetime, backoff_s: Sequence[float], *,
                   free_attempts: int = 0) -> RetryOutlook:
     """The next attempt of a scheduled run that ended ``status``, by the retry policy of DESIGN.md.
 
@@ -114,11 +199,11 @@ def retry_outlook(status: str, attempt: int, finished_at: datetime, backoff_s: S
         return timedelta(seconds=float(backoff_s[min(max(n, 1), len(backoff_s)) - 1]))
 
     if status == RunStatus.WAITING:
-        return RetryOutlook("waiting", finished_at + delay(attempt), used - 1, max_attempts)
+        return RetryOutlook(RetryState.WAITING, finished_at + delay(attempt), used - 1, max_attempts)
     if status not in (RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.CRASHED, RunStatus.INTERRUPTED):
-        return RetryOutlook("none", None, used, max_attempts)
+        return RetryOutlook(RetryState.NONE, None, used, max_attempts)
     if used >= max_attempts:
-        return RetryOutlook("exhausted", None, used, max_attempts)
+        return RetryOutlook(RetryState.EXHAUSTED, None, used, max_attempts)
     if status in (RunStatus.CRASHED, RunStatus.INTERRUPTED):
-        return RetryOutlook("recovery", finished_at, used, max_attempts)
-    return RetryOutlook("retry", finished_at + delay(used), used, max_attempts)
+        return RetryOutlook(RetryState.RECOVERY, finished_at, used, max_attempts)
+    return RetryOutlook(RetryState.RETRY, finished_at + delay(used), used, max_attempts)
