@@ -45,7 +45,7 @@ def test_every_package_of_the_tree_is_listed_for_the_wheel():
 def test_every_pipeline_notebook_is_package_data_and_jupyterlab_is_an_extra():
     config = _pyproject()
     assert config["tool"]["setuptools"]["package-dir"]["shiol_lib.notebooks"] == "notebooks"
-    notebooks = {s.notebook for steps in JOBS.values() for s in steps}
+    notebooks = {s.notebook for job in JOBS.values() for s in job.steps}
     assert notebooks and all((REPO / "notebooks" / name).is_file() for name in notebooks)
     assert not any(d.startswith("jupyterlab") for d in config["project"]["dependencies"])
     assert any(d.startswith("jupyterlab") for d in config["project"]["optional-dependencies"]["lab"])

@@ -1,12 +1,15 @@
-"""The catalog of steps and jobs: which notebook each step runs, and which steps each job walks.
+"""The catalog of steps and jobs: which notebook each step runs, and each job as data.
 
 A step here is a notebook the host runs; what the notebook does is :mod:`shiol_lib.steps`, called
-inside its kernel.
+inside its kernel. A job is a :class:`JobDefinition`: what differs between the pipeline, the data
+update, the evaluation and the research sweeps is written here, once, and read by the lifecycle, the
+planner, the scheduler and the CLI; nothing outside this module compares a job's name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from shiol_lib.errors import RunnerError
 
@@ -38,13 +41,81 @@ EVALUATE = Step("evaluate_predictions", "70_evaluate_predictions.ipynb")
 RESEARCH_BACKTEST = Step("research_backtest", "80_research_backtest.ipynb")
 RESEARCH_POWER = Step("research_power", "81_detection_power.ipynb")
 
-JOBS: dict[str, tuple[Step, ...]] = {
-    "pipeline": (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE),
-    "data_update": (UPDATE_DATA,),
-    "evaluation": (EVALUATE,),
-    "research_backtest": (RESEARCH_BACKTEST,),  # research sweeps (shiol research ...), never scheduled
-    "research_power": (RESEARCH_POWER,),
+
+
+class ScheduleKind(StrEnum):
+    """How a job is started: on its cron slots, on its cron slots owing each drawing, or only by hand."""
+
+    CRON = "cron"
+    AFTER_DRAWING = "after_drawing"  # cron slots, each run owed to the drawing before it (the pipeline)
+    MANUAL = "manual"  # never scheduled (research sweeps, manual analyst jobs)
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    """One job: its steps in order, and how and when it runs.
+
+    ``cron_setting`` names the :class:`~shiol_lib.settings.Settings` field that holds the job's cron
+    (``SHIOL_PIPELINE_CRON`` and friends); ``task_name`` is its Rocketry task. ``timeout_s`` and
+    ``retry_backoff_s`` of ``None`` take the settings' ``run_timeout_s`` and ``retry_backoff_s``.
+    """
+
+    name: str
+    steps: tuple[Step, ...]
+    description: str = ""
+    schedule: ScheduleKind = ScheduleKind.MANUAL
+    cron_setting: str | None = None
+    task_name: str | None = None
+    timeout_s: float | None = None
+    retry_backoff_s: tuple[float, ...] | None = None
+    builtin: bool = True
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the scheduler runs this job on slots (not only by hand)."""
+        return self.schedule != ScheduleKind.MANUAL
+
+    @property
+    def drawing_linked(self) -> bool:
+        """Whether each run processes one drawing (owed after it is drawn; missed when never run)."""
+        return self.schedule == ScheduleKind.AFTER_DRAWING
+
+    @property
+    def updates_data(self) -> bool:
+        """Whether the job's steps update the store from the sources (it is told which drawing to expect)."""
+        return UPDATE_DATA in self.steps
+
+
+PIPELINE = JobDefinition(
+    "pipeline", (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE),
+    "update, analyse, optimize, validate, predict and measure, after each drawing",
+    ScheduleKind.AFTER_DRAWING, cron_setting="pipeline_cron", task_name="post_drawing_pipeline")
+DATA_UPDATE = JobDefinition(
+    "data_update", (UPDATE_DATA,), "fetch newer drawings and backfill missing ones",
+    ScheduleKind.CRON, cron_setting="update_cron", task_name="maintenance_data_update")
+EVALUATION = JobDefinition(
+    "evaluation", (EVALUATE,), "evaluate stored tickets whose drawing is known",
+    ScheduleKind.CRON, cron_setting="evaluation_cron", task_name="prediction_evaluation")
+RESEARCH_BACKTEST_JOB = JobDefinition(
+    "research_backtest", (RESEARCH_BACKTEST,), "walk-forward backtest sweep (shiol research backtest)")
+RESEARCH_POWER_JOB = JobDefinition(
+    "research_power", (RESEARCH_POWER,), "detection power of the no-edge test (shiol research power)")
+
+JOBS: dict[str, JobDefinition] = {
+    job.name: job for job in (PIPELINE, DATA_UPDATE, EVALUATION, RESEARCH_BACKTEST_JOB, RESEARCH_POWER_JOB)
 }
+# The jobs the scheduler runs, in the order it lists them.
+SCHEDULED_JOBS: tuple[JobDefinition, ...] = tuple(job for job in JOBS.values() if job.scheduled)
+
+
+def find_job(name: str) -> JobDefinition:
+    """A job by its name; raises :class:`RunnerError` naming the known jobs."""
+    try:
+        return JOBS[name]
+    except KeyError:
+        raise RunnerError(f"unknown job {name!r}; known jobs: {', '.join(JOBS)}") from None
+
+
 STEPS: dict[str, Step] = {s.name: s for s in (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE, EVALUATE,
                                               RESEARCH_BACKTEST, RESEARCH_POWER)}
 

@@ -40,7 +40,7 @@ from shiol_lib.execution.runner import (
     render_html,
     rerun_command,
 )
-from shiol_lib.jobs.catalog import JOBS, UPDATE_DATA, Step, find_step
+from shiol_lib.jobs.catalog import UPDATE_DATA, Step, find_job, find_step
 from shiol_lib.jobs.liveness import Heartbeat, Interrupted, job_is_alive
 from shiol_lib.jobs.progress import LogProgress, Progress
 from shiol_lib.jobs.recovery import close_dead_runs
@@ -106,9 +106,7 @@ def run_job(
     """
     progress = progress if progress is not None else LogProgress()
     if steps is None:
-        if job not in JOBS:
-            raise RunnerError(f"unknown job {job!r}; known jobs: {', '.join(JOBS)}")
-        steps = JOBS[job]
+        steps = find_job(job).steps
     overrides = {name: dict(values) for name, values in (step_parameters or {}).items()}
     if draw_date is not None and UPDATE_DATA in steps:
         overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", draw_date.isoformat())
