@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from shiol_lib.archive.manifest import Manifest
+from shiol_lib.domain.runs import RunStatus
 
 # What the data update found depends on what the sources had at the time, and where research tasks ran
 # depends on the cluster: shown, never compared.
@@ -14,25 +20,82 @@ NOT_REPRODUCIBLE = frozenset({
 })
 
 
-def compare_outputs(original: Manifest, repeat: Manifest) -> dict[str, Any]:
+@dataclass(frozen=True)
+class OutputComparison:
+    """One output's hash in the original run and in the rerun, and whether it is compared at all."""
+
+    original: str | None
+    rerun: str | None
+    compared: bool
+
+    @property
+    def same(self) -> bool:
+        """True when both runs recorded the same hash."""
+        return self.original == self.rerun
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``original``, ``rerun``, ``compared``."""
+        return {"original": self.original, "rerun": self.rerun, "compared": self.compared}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Whether a rerun reproduced the original run's outputs and input data."""
+
+    identical: bool  # every compared output and the input data agree (and there were outputs)
+    input_identical: bool
+    mismatched: tuple[str, ...]  # compared outputs whose hashes differ, sorted
+    outputs: Mapping[str, OutputComparison]  # every output of either run, sorted by name
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form ``shiol rerun --json`` prints (keys in this order)."""
+        return {"identical": self.identical, "input_identical": self.input_identical,
+                "mismatched": list(self.mismatched),
+                "outputs": {key: pair.to_dict() for key, pair in self.outputs.items()}}
+
+
+@dataclass(frozen=True)
+class RerunResult:
+    """A rerun: the new run (id, status, folder), the run it repeated, and how their outputs compare."""
+
+    run_id: str
+    rerun_of: str
+    status: RunStatus
+    directory: Path
+    comparison: Comparison
+
+    def to_json(self) -> str:
+        """The report ``shiol rerun --json`` prints."""
+        return json.dumps({"run_id": self.run_id, "rerun_of": self.rerun_of, "status": self.status,
+                           "directory": str(self.directory), **self.comparison.to_dict()}, indent=2)
+
+
+def compare_outputs(original: Manifest, repeat: Manifest) -> Comparison:
     """Which output hashes (and the input data hash) agree between two manifests."""
-    keys = sorted(set(original.outputs) | set(repeat.outputs))
     outputs = {
-        key: {"original": original.outputs.get(key), "rerun": repeat.outputs.get(key),
-              "compared": key not in NOT_REPRODUCIBLE}
-        for key in keys
+        key: OutputComparison(original.outputs.get(key), repeat.outputs.get(key), key not in NOT_REPRODUCIBLE)
+        for key in sorted(set(original.outputs) | set(repeat.outputs))
     }
-    mismatched = [k for k, v in outputs.items() if v["compared"] and v["original"] != v["rerun"]]
+    mismatched = tuple(k for k, pair in outputs.items() if pair.compared and not pair.same)
     same_input = original.input.get("draws_sha256") == repeat.input.get("draws_sha256")
-    return {
-        "identical": not mismatched and same_input and bool(keys),
-        "input_identical": same_input,
-        "mismatched": mismatched,
-        "outputs": outputs,
-    }
+    return Comparison(identical=not mismatched and same_input and bool(outputs), input_identical=same_input,
+                      mismatched=mismatched, outputs=MappingProxyType(outputs))
 
 
-def diff_manifests(first: Manifest, second: Manifest) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Difference:
+    """One field two runs disagree on (``None`` where a run has no such field)."""
+
+    field: str
+    first: Any
+    second: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form ``shiol runs diff --json`` prints: ``field``, ``first``, ``second``."""
+        return {"field": self.field, "first": self.first, "second": self.second}
+
+
+def diff_manifests(first: Manifest, second: Manifest) -> list[Difference]:
     """Differences that matter between two runs: parameters, data, code, outputs, metrics."""
     def flat(manifest: Manifest) -> dict[str, Any]:
         data = manifest.to_dict()
@@ -59,7 +122,7 @@ def diff_manifests(first: Manifest, second: Manifest) -> list[dict[str, Any]]:
 
     a, b = flat(first), flat(second)
     return [
-        {"field": key, "first": a.get(key), "second": b.get(key)}
+        Difference(key, a.get(key), b.get(key))
         for key in sorted(set(a) | set(b))
         if a.get(key) != b.get(key)
     ]

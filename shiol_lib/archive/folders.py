@@ -8,8 +8,6 @@ says ``running`` until the run has really ended.
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import logging
 import os
 import platform
@@ -23,12 +21,12 @@ from typing import Any
 
 from shiol_lib.archive.manifest import Manifest, ManifestError
 from shiol_lib.domain.draw_calendar import NEW_YORK
-from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import ArchiveError
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+PRUNED = "PRUNED"  # the marker `shiol runs prune` leaves in a run folder whose heavy files it removed
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 KEY_PACKAGES = (
     "shiol-workbench", "papermill", "nbconvert", "pandas", "numpy", "duckdb", "xgboost-cpu",
@@ -136,25 +134,6 @@ def iter_manifests(runs_dir: Path) -> list[tuple[Path, Manifest]]:
     return sorted(found, key=lambda item: (item[1].started_at, item[1].run_id), reverse=True)
 
 
-def canonical_json(data: Any) -> str:
-    """JSON with sorted keys and fixed separators: the form that is hashed."""
-    return json.dumps(data, sort_keys=True, indent=1, default=str)
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Hex SHA-256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def code_version(repo: Path) -> dict[str, Any]:
     """The git commit of ``repo`` and whether its tree was dirty (None outside a checkout)."""
     def git(*args: str) -> str | None:
@@ -178,35 +157,3 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {"python": platform.python_version(), "platform": platform.platform(), "packages": versions}
-
-
-def prune_runs(runs_dir: Path, *, keep_days: int, now: datetime | None = None,
-               key: str | None = None) -> list[Path]:
-    """Delete the heavy files (notebooks, HTML, logs) of runs started more than ``keep_days`` ago.
-
-    Manifests are kept; each pruned run gets a ``prune`` ledger entry naming the files removed (so
-    ``shiol runs verify`` knows they are gone on purpose) and a ``PRUNED`` marker. A run still
-    ``running`` or not yet in the ledger is never pruned. Returns the pruned folders; the caller
-    anchors the new ledger head in the store.
-    """
-    from shiol_lib.archive import ledger
-
-    if keep_days < 0:
-        raise ArchiveError(f"--keep-days {keep_days} must be 0 or more")
-    now = now or datetime.now(UTC)
-    in_ledger = {e.get("run_id") for e in ledger.read_ledger(runs_dir) if e.get("kind", "run") == "run"}
-    pruned = []
-    for directory, manifest in iter_manifests(runs_dir):
-        if (now - manifest.started_at).days < keep_days or manifest.status == RunStatus.RUNNING:
-            continue
-        if manifest.run_id not in in_ledger:
-            continue
-        heavy = [p for p in directory.iterdir() if p.suffix in HEAVY_SUFFIXES and p.name != "index.html"]
-        if not heavy:
-            continue
-        ledger.append_prune(runs_dir, run_id=manifest.run_id, files=[p.name for p in heavy], key=key)
-        for path in heavy:
-            path.unlink()
-        write_atomic(directory / "PRUNED", f"heavy files removed {now.isoformat()}\n".encode())
-        pruned.append(directory)
-    return pruned

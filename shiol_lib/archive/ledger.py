@@ -6,7 +6,7 @@ the hash of the entry before it and its own hash. With a key (``SHIOL_LEDGER_KEY
 carries an HMAC of its hash, so whoever can write ``runs/`` (and the store's anchor) still cannot
 forge a consistent history without the key. Editing, deleting, reordering or appending a line breaks
 the chain or the signature; the store keeps the head (sequence and hash) written when a run closes,
-so truncating the ledger or appending to it shows too (:mod:`shiol_lib.archive.verify`).
+so truncating the ledger or appending to it shows too (:mod:`shiol_lib.archive.verify` checks it all).
 
 Reading never raises on damaged input: a line that is not UTF-8 or not JSON is returned as a
 :class:`LedgerLine` with its fault, and appending after it still works (the next entry chains to the
@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shiol_lib.archive.hashing import canonical_json, sha256_bytes, sha256_file
 from shiol_lib.errors import ArchiveError
 
 LEDGER = "ledger.jsonl"
@@ -61,7 +62,7 @@ class LedgerLine:
         """The hash the next entry must chain to (the entry's own, or the raw bytes' for a damaged line)."""
         if self.entry is not None and isinstance(self.entry.get("hash"), str):
             return self.entry["hash"]
-        return hashlib.sha256(self.raw).hexdigest()
+        return sha256_bytes(self.raw)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Head:
 def entry_hash(entry: dict[str, Any]) -> str:
     """SHA-256 of an entry's canonical JSON, without its ``hash`` and ``hmac`` fields."""
     body = {k: v for k, v in entry.items() if k not in ("hash", "hmac")}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return sha256_bytes(canonical_json(body).encode())
 
 
 def sign(digest: str, key: str) -> str:
@@ -134,7 +135,7 @@ def append_entry(runs_dir: Path, *, run_id: str, job: str, status: str, manifest
                  key: str | None = None) -> dict[str, Any]:
     """Append a ``run`` entry (a run closed) under a file lock; returns the entry written."""
     return _append(runs_dir, {"kind": "run", "run_id": run_id, "job": job, "status": str(status),
-                              "manifest_sha256": _sha256_file(manifest_path)}, key)
+                              "manifest_sha256": sha256_file(manifest_path)}, key)
 
 
 def append_prune(runs_dir: Path, *, run_id: str, files: list[str], key: str | None = None) -> dict[str, Any]:
@@ -153,7 +154,7 @@ def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, 
         entry["hash"] = entry_hash(entry)
         if key:
             entry["hmac"] = sign(entry["hash"], key)
-        line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
+        line = canonical_json(entry) + "\n"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
@@ -196,25 +197,3 @@ def check_chain(lines: list[LedgerLine], *, key: str | None = None) -> list[Ledg
                                               "signature does not match SHIOL_LEDGER_KEY (forged or edited)"))
         previous = line.chain_hash
     return problems
-
-
-def verify_ledger(runs_dir: Path, *, key: str | None = None) -> list[LedgerProblem]:
-    """The chain, and every manifest and artefact its entries name (no store cross-check).
-
-    :func:`shiol_lib.archive.verify.verify_archive` adds the store anchor and the archive walk.
-    """
-    from shiol_lib.archive.verify import check_entries  # the archive side lives there
-
-    lines = read_lines(runs_dir)
-    return check_chain(lines, key=key) + check_entries(runs_dir, lines)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as err:
-        raise ArchiveError(f"could not read {path} to hash it: {err.strerror}") from err
-    return digest.hexdigest()

@@ -14,18 +14,18 @@ Every check reports instead of raising: a damaged file is a problem in the list,
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shiol_lib.archive.folders import HEAVY_SUFFIXES, MANIFEST, RUN_ID_PATTERN, read_manifest
+from shiol_lib.archive.folders import HEAVY_SUFFIXES, MANIFEST, PRUNED, RUN_ID_PATTERN, read_manifest
+from shiol_lib.archive.hashing import sha256_file
 from shiol_lib.archive.ledger import Head, LedgerLine, LedgerProblem, check_chain, read_lines
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import ArchiveError
 
 # Files of a run folder that are not artefacts: the manifest (hashed by the ledger), the prune marker
 # and the run page (derived from the manifest, rewritten with the index).
-NOT_ARTEFACTS = frozenset({MANIFEST, "PRUNED", "index.html"})
+NOT_ARTEFACTS = frozenset({MANIFEST, PRUNED, "index.html"})
 RERUNS = "reruns"  # runs/reruns/<run_id>/...: outputs of re-executed steps, outside the archive proper
 
 
@@ -72,9 +72,13 @@ def verify_archive(runs_dir: Path, *, anchor: tuple[int, str] | None, runs: dict
     return result
 
 
-def check_entries(runs_dir: Path, lines: list[LedgerLine]) -> list[LedgerProblem]:
-    """Each run entry's manifest and artefacts against the hashes recorded (see :func:`verify_archive`)."""
-    return _EntryCheck(Path(runs_dir), lines).problems
+def verify_ledger(runs_dir: Path, *, key: str | None = None) -> list[LedgerProblem]:
+    """The chain, and every manifest and artefact its entries name (no store cross-check).
+
+    :func:`verify_archive` adds the store anchor, the store's runs and the walk for unknown folders.
+    """
+    lines = read_lines(runs_dir)
+    return check_chain(lines, key=key) + _EntryCheck(Path(runs_dir), lines).problems
 
 
 def _check_anchor(lines: list[LedgerLine], anchor: tuple[int, str] | None) -> list[LedgerProblem]:
@@ -177,14 +181,11 @@ def _unknown_folders(runs_dir: Path, known: set[str], runs: dict[str, str]) -> l
 
 
 def _sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
+    """The file's SHA-256, or None when it cannot be read (the caller reports that as a difference)."""
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
+        return sha256_file(path)
+    except ArchiveError:
         return None
-    return digest.hexdigest()
 
 
 def artefact_hashes(folder: Path) -> dict[str, str]:

@@ -60,15 +60,15 @@ def verify_command(settings: Settings, as_json: bool) -> None:
 @click.pass_obj
 def prune_command(settings: Settings, keep_days: int) -> None:
     """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
-    from shiol_lib.archive import folders as archive
     from shiol_lib.archive import ledger
+    from shiol_lib.archive.retention import prune_runs
     from shiol_lib.reports import dashboard as run_index
     from shiol_lib.store import open_store
     from shiol_lib.store import runs as run_table
 
     try:
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        pruned = archive.prune_runs(settings.runs_dir, keep_days=keep_days, key=settings.ledger_key)
+        pruned = prune_runs(settings.runs_dir, keep_days=keep_days, key=settings.ledger_key)
         head = ledger.head(settings.runs_dir)
         if pruned and head is not None:
             run_table.anchor_ledger(store, (head.seq, head.hash))

@@ -154,23 +154,23 @@ def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
 
     try:
         require_store(settings)
-        outcome, comparison = pipeline.rerun(settings, run_id, progress=StreamProgress())
+        result = pipeline.rerun(settings, run_id, progress=StreamProgress())
     except ShiolError as err:
         fail(err)
+    comparison = result.comparison
     if as_json:
-        click.echo(json.dumps({"run_id": outcome.run_id, "rerun_of": run_id, "status": outcome.status,
-                               "directory": str(outcome.directory), **comparison}, indent=2))
+        click.echo(result.to_json())
     else:
-        click.echo(f"rerun {outcome.run_id} of {run_id}: {outcome.status} (a new run, archived in {outcome.directory})")
-        for key, pair in comparison["outputs"].items():
-            same = "same" if pair["original"] == pair["rerun"] else "DIFFERENT"
-            same = same if pair["compared"] else f"{same} (not compared: depends on the sources)"
+        click.echo(f"rerun {result.run_id} of {run_id}: {result.status} (a new run, archived in {result.directory})")
+        for key, pair in comparison.outputs.items():
+            same = "same" if pair.same else "DIFFERENT"
+            same = same if pair.compared else f"{same} (not compared: depends on the sources)"
             click.echo(f"  {key:<36} {same}")
-        click.echo(f"  input draws {'same' if comparison['input_identical'] else 'DIFFERENT'}")
-        click.echo("outputs identical" if comparison["identical"] else "outputs differ")
-    if outcome.status != "success":
+        click.echo(f"  input draws {'same' if comparison.input_identical else 'DIFFERENT'}")
+        click.echo("outputs identical" if comparison.identical else "outputs differ")
+    if result.status != "success":
         sys.exit(EXIT_RUN_FAILED)
-    if not comparison["identical"]:
+    if not comparison.identical:
         sys.exit(EXIT_MISMATCH)
 
 
@@ -274,12 +274,13 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
         fail(err)
     differences = diff_manifests(a, b)
     if as_json:
-        click.echo(json.dumps({"first": first, "second": second, "differences": differences}, indent=2, default=str))
+        click.echo(json.dumps({"first": first, "second": second, "differences": [d.to_dict() for d in differences]},
+                              indent=2, default=str))
         return
     if not differences:
         click.echo(f"{first} and {second}: no differences in parameters, data, code, outputs or metrics")
     for item in differences:
-        click.echo(f"{item['field']}: {item['first']!r} -> {item['second']!r}")
+        click.echo(f"{item.field}: {item.first!r} -> {item.second!r}")
 
 
 for _command in (cli_archive.verify_command, cli_archive.prune_command, cli_archive.missed_command):

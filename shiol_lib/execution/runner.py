@@ -153,11 +153,6 @@ def papermill_command(notebook: Path, output: Path, parameters: Mapping[str, Any
     ]
 
 
-def format_command(command: list[str]) -> str:
-    """A command line a person can paste into a shell."""
-    return shlex.join(command)
-
-
 def rerun_command(notebook: Path, parameters: Mapping[str, Any], *, cwd: Path, runs_dir: Path, run_id: str) -> str:
     """A shell line that re-executes one step with its recorded parameters into a new folder.
 

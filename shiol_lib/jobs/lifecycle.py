@@ -23,7 +23,7 @@ import nbformat
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger
-from shiol_lib.archive.compare import compare_outputs
+from shiol_lib.archive.compare import RerunResult, compare_outputs
 from shiol_lib.archive.manifest import Manifest, StepRecord
 from shiol_lib.archive.verify import artefact_hashes
 from shiol_lib.domain.draw_calendar import draw_after
@@ -382,7 +382,7 @@ def _iso(day: date | None) -> str:
     return day.isoformat() if day is not None else ""
 
 
-def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) -> tuple[RunOutcome, dict[str, Any]]:
+def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) -> RerunResult:
     """Re-execute a run with its recorded parameters and seed; compare outputs with the archive."""
     original = archive.read_manifest(archive.find_run_dir(settings.runs_dir, run_id))
     steps = tuple(find_step(s.name) for s in original.steps)
@@ -395,4 +395,4 @@ def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) 
         parent_run_id=run_id, steps=steps, progress=progress,
     )
     comparison = compare_outputs(original, outcome.manifest)
-    return outcome, comparison
+    return RerunResult(outcome.run_id, run_id, outcome.status, outcome.directory, comparison)

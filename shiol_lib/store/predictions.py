@@ -80,22 +80,6 @@ def _query_rows(conn: Any, columns: str, table: str, run_id: str | None) -> pd.D
     return frame
 
 
-def write_evaluations(store: Store, evaluations: pd.DataFrame) -> int:
-    """Insert or replace evaluations (keyed by run id and rank) in one transaction."""
-    if evaluations.empty:
-        return 0
-    rows = evaluations[EVALUATION_COLUMNS].copy()
-    rows["evaluated_at"] = datetime.now(UTC)
-    with store.transaction() as conn:
-        conn.register("incoming_evaluations", rows)
-        conn.execute(
-            f"INSERT OR REPLACE INTO evaluations SELECT {', '.join(EVALUATION_COLUMNS)}, evaluated_at "
-            "FROM incoming_evaluations"
-        )
-        conn.unregister("incoming_evaluations")
-    return len(rows)
-
-
 def save_artifact(store: Store, run_id: str, kind: str, payload: object, *, data_hash: str | None = None) -> None:
     """Store a JSON-serialisable artefact of a run (replacing the same kind of the same run)."""
     text = json.dumps(payload, sort_keys=True, default=str)

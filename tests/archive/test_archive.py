@@ -9,7 +9,8 @@ import pytest
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger
 from shiol_lib.archive.manifest import Manifest, StepRecord
-from shiol_lib.archive.verify import artefact_hashes
+from shiol_lib.archive.retention import prune_runs
+from shiol_lib.archive.verify import artefact_hashes, verify_ledger
 from shiol_lib.domain.runs import RunStatus, StepStatus
 from shiol_lib.errors import ArchiveError
 from shiol_lib.reports import dashboard as run_index
@@ -78,7 +79,7 @@ def test_ledger_chains_and_verifies(tmp_path):
     entries = ledger.read_ledger(tmp_path)
     assert [e["run_id"] for e in entries] == [first, second]
     assert entries[1]["prev_hash"] == entries[0]["hash"] and entries[0]["prev_hash"] == ledger.GENESIS
-    assert ledger.verify_ledger(tmp_path) == []
+    assert verify_ledger(tmp_path) == []
 
 
 def test_edited_ledger_line_is_detected(tmp_path):
@@ -86,7 +87,7 @@ def test_edited_ledger_line_is_detected(tmp_path):
     make_run(tmp_path, started=T0 + timedelta(minutes=5), status="failed")
     path = tmp_path / ledger.LEDGER
     path.write_text(path.read_text().replace('"status":"failed"', '"status":"success"'))
-    problems = ledger.verify_ledger(tmp_path)
+    problems = verify_ledger(tmp_path)
     assert [(p.line, p.problem) for p in problems] == [(2, "content does not match its hash (line edited)")]
 
 
@@ -96,7 +97,7 @@ def test_removed_ledger_line_is_detected(tmp_path):
     path = tmp_path / ledger.LEDGER
     lines = path.read_text().splitlines(keepends=True)
     path.write_text(lines[0] + lines[2])
-    problems = ledger.verify_ledger(tmp_path)
+    problems = verify_ledger(tmp_path)
     assert any("does not chain" in p.problem for p in problems) and any("sequence 3" in p.problem for p in problems)
 
 
@@ -105,18 +106,18 @@ def test_edited_manifest_is_detected(tmp_path):
     manifest = json.loads((directory / "manifest.json").read_text())
     manifest["status"] = "failed"
     (directory / "manifest.json").write_text(json.dumps(manifest))
-    problems = ledger.verify_ledger(tmp_path)
+    problems = verify_ledger(tmp_path)
     assert len(problems) == 1 and "was changed after the run" in problems[0].problem
 
 
 def test_prune_keeps_manifests_and_ledger(tmp_path):
     old_id, old_dir = make_run(tmp_path, started=T0 - timedelta(days=40))
     new_id, new_dir = make_run(tmp_path, started=T0)
-    pruned = archive.prune_runs(tmp_path, keep_days=30, now=T0 + timedelta(hours=1))
+    pruned = prune_runs(tmp_path, keep_days=30, now=T0 + timedelta(hours=1))
     assert pruned == [old_dir]
     assert sorted(p.name for p in old_dir.iterdir()) == ["PRUNED", "manifest.json"]
     assert (new_dir / "10_update_data.html").exists()
-    assert ledger.verify_ledger(tmp_path) == []  # the prune entry says the files are gone on purpose
+    assert verify_ledger(tmp_path) == []  # the prune entry says the files are gone on purpose
     last = ledger.read_ledger(tmp_path)[-1]
     assert last["kind"] == "prune" and last["run_id"] == old_id
     assert last["pruned"] == ["10_update_data.html", "10_update_data.ipynb", "10_update_data.log"]

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger
 from shiol_lib.archive.manifest import Manifest, StepRecord
+from shiol_lib.archive.retention import prune_runs
 from shiol_lib.archive.verify import artefact_hashes, verify_archive
 from shiol_lib.cli.main import cli
 from shiol_lib.domain.runs import RunStatus, StepStatus
@@ -211,7 +212,7 @@ def test_non_utf8_and_non_json_ledger_lines_are_reported_and_a_run_can_still_app
 
 
 def test_pruned_files_are_not_reported_missing_and_verify_stays_clean(home: Home) -> None:
-    pruned = archive.prune_runs(home.runs, keep_days=0, now=T0 + timedelta(days=1))
+    pruned = prune_runs(home.runs, keep_days=0, now=T0 + timedelta(days=1))
     assert len(pruned) == 3
     head = ledger.head(home.runs)
     run_table.anchor_ledger(home.store, (head.seq, head.hash))

@@ -14,7 +14,7 @@ import duckdb
 import nbformat
 import pytest
 
-from shiol_lib.archive import ledger
+from shiol_lib.archive.verify import verify_ledger
 
 REPO = Path(__file__).resolve().parents[2]
 SHIOL = str(Path(sys.executable).parent / "shiol")
@@ -92,7 +92,7 @@ def test_index_ledger_and_listing(pipeline_run):
     home, outcome = pipeline_run
     page = (home / "runs" / "index.html").read_text()
     assert outcome["run_id"] in page and "50_generate_predictions.html" in page and "2024-07-01" in page
-    assert ledger.verify_ledger(home / "runs") == []
+    assert verify_ledger(home / "runs") == []
     listed = json.loads(shiol(home, "runs", "list", "--json").stdout)
     assert [(r["run_id"], r["status"]) for r in listed] == [(outcome["run_id"], "success")]
     shown = shiol(home, "runs", "show", outcome["run_id"])
@@ -165,7 +165,7 @@ def test_a_failed_step_stops_the_pipeline_and_is_archived(tmp_path):
     directory = Path(json.loads(done.stdout)["directory"])
     assert (directory / "20_analyze_signals.html").exists() and not (directory / "30_optimize_weights.ipynb").exists()
     assert manifest["status"] == "failed" and "adaptive_analysis" in manifest["error"]
-    assert ledger.verify_ledger(tmp_path / "home" / "runs") == []
+    assert verify_ledger(tmp_path / "home" / "runs") == []
 
 
 @pytest.mark.slow
@@ -228,4 +228,4 @@ def test_sigterm_interrupts_the_run_kills_the_kernel_and_records_it(tmp_path):
     assert manifest["status"] == "interrupted" and manifest["steps"][0]["status"] == "interrupted"
     child = int(pid_file.read_text())
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
-    assert ledger.verify_ledger(tmp_path / "home" / "runs") == []
+    assert verify_ledger(tmp_path / "home" / "runs") == []
