@@ -3,8 +3,8 @@
 Each edit parses the file with tomlkit, changes one ``[[job]]`` table, validates the whole result as
 the jobs file it would become (:func:`~shiol_lib.jobs.definitions.effective_jobs`), and only then
 writes it atomically (a temporary file beside it, then a rename): a refused edit leaves the file as it
-was. A comment just above a job's ``[[job]]`` line belongs to that job: removing the job before it
-keeps the comment above it.
+was. The comment lines right above a job's ``[[job]]`` line (after the last blank line) belong to
+that job: removing it removes them and keeps every other comment.
 """
 
 from __future__ import annotations
@@ -52,20 +52,24 @@ def remove_job(settings: Settings, name: str, *, path: Path | None = None) -> No
     if index is None:
         _refuse(path, name, "name", "no such job in this file")
     jobs = _jobs(doc, path)
-    removed: Table = jobs[index]
-    trailing = _take_trailing(removed)
+    after = _take_trailing(jobs[index])  # blank lines, closing comments, the next job's introduction
+    before = _take_trailing(jobs[index - 1]) if index > 0 else []
+    # the comments right above the removed [[job]] line (after the last blank line) go with it
+    before = before[:max((i + 1 for i, item in enumerate(before) if isinstance(item, Whitespace)), default=0)]
     del jobs[index]
-    if index < len(jobs):  # what followed the removed job's keys stays above the next job
-        while trailing and isinstance(trailing[0], Whitespace):
-            trailing.pop(0)  # the blank line before the removed job's [[job]] stays
+    if index < len(jobs):  # the next job keeps its introduction
+        while after and isinstance(after[0], Whitespace):
+            after.pop(0)
         following: Table = jobs[index]
-        following.trivia.indent = "".join(item.as_string() for item in trailing) + following.trivia.indent
-    elif index > 0:  # it was the last: drop the blank line that separated it, keep its closing comments
-        previous: Table = jobs[index - 1]
-        while previous.value.body and isinstance(previous.value.body[-1][1], Whitespace):
-            previous.value.body.pop()
-        for item in trailing:
-            previous.value.append(None, item)
+        following.trivia.indent = "".join(item.as_string() for item in after) + following.trivia.indent
+    elif not after:  # it was the last and closed the file: drop the blank line that separated it
+        while before and isinstance(before[-1], Whitespace):
+            before.pop()
+    else:
+        before += after
+    if index > 0:
+        for item in before:
+            jobs[index - 1].value.append(None, item)
     _write(settings, path, doc)
 
 
