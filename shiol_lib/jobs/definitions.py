@@ -67,11 +67,12 @@ def parse_jobs(text: str, *, file: Path, notebooks_dir: Path,
     for index, table in enumerate(tables):
         reader = _JobReader(label, file.parent, notebooks_dir, table, index)
         spec = reader.read(builtins)
-        if spec is not None and spec.name in seen:
+        name = table.get("name")
+        if isinstance(name, str) and name in seen:
             reader.problem("name", "duplicate name: another [[job]] in this file has it")
         elif spec is not None:
-            seen.add(spec.name)
             specs.append(spec)
+        seen.add(str(name))
         problems.extend(reader.problems)
     if problems:
         raise JobsFileError(problems)
