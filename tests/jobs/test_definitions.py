@@ -234,3 +234,14 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_the_builtin_file_ships_as_package_data():
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["shiol_lib"]
+    relative = BUILTIN_FILE.relative_to(Path(__file__).parents[2] / "shiol_lib").as_posix()
+    assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), patterns
+    assert any(d.startswith("tomlkit") for d in config["project"]["dependencies"])
