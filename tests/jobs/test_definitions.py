@@ -245,3 +245,11 @@ def test_the_builtin_file_ships_as_package_data():
     relative = BUILTIN_FILE.relative_to(Path(__file__).parents[2] / "shiol_lib").as_posix()
     assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), patterns
     assert any(d.startswith("tomlkit") for d in config["project"]["dependencies"])
+
+
+def test_the_readme_example_is_a_valid_jobs_file(home):
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Analyst jobs", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    spec = load(home, example)["weekly-frequencies"]
+    assert spec.parameters == {"recent": 30} and spec.schedule.cron == "0 7 * * 1"
