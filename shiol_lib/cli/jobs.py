@@ -37,9 +37,10 @@ def list_command(settings: Settings, as_json: bool) -> None:
     jobs = _load(settings)
     now = datetime.now(UTC)
     try:
-        rows = [job_summary(spec, now, _last_result(settings, spec.name)) for spec in jobs.values()]
+        last = _last_results(settings, list(jobs))
     except ShiolError as err:
         cli_common.fail(err)
+    rows = [job_summary(spec, now, last.get(spec.name)) for spec in jobs.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -101,7 +102,7 @@ def add_command(settings: Settings, notebook: str, name: str, cron: str | None, 
     """Add a job for NOTEBOOK to the jobs file, validated together with the file, keeping its comments."""
     from shiol_lib.jobs.jobs_file import add_job
 
-    if sum(x is not None and x is not False for x in (cron, after_drawing, manual or None)) != 1:
+    if [bool(cron), bool(after_drawing), manual].count(True) != 1:
         _fail_usage("give exactly one of --cron EXPR, --after-drawing DELAY or --manual")
     if timezone and not cron:
         _fail_usage("--timezone goes with --cron")
@@ -195,15 +196,18 @@ def _next_fields(spec: JobSpec, now: datetime) -> dict[str, str | None]:
     return {"next_run": iso_et(at) if at else None, "next_run_utc": iso_utc(at) if at else None}
 
 
-def _last_result(settings: Settings, job: str) -> dict[str, Any] | None:
+def _last_results(settings: Settings, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Each job's latest run from the store's ``runs`` table (none without a store: it is never created)."""
     if not settings.db_path.exists():
-        return None
+        return {}
     from shiol_lib.store.runs import list_runs
 
-    runs = list_runs(cli_common.open_existing_store(settings), job=job, limit=1)
-    if not runs:
-        return None
-    return {"run_id": runs[0].run_id, "status": runs[0].status, "started_at": runs[0].started_at.isoformat()}
+    store = cli_common.open_existing_store(settings)
+    results = {}
+    for name in names:
+        for run in list_runs(store, job=name, limit=1):
+            results[name] = {"run_id": run.run_id, "status": run.status, "started_at": run.started_at.isoformat()}
+    return results
 
 
 def _load(settings: Settings, path: Path | None = None) -> dict[str, JobSpec]:
