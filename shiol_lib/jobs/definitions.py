@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shiol_lib.errors import JobsFileError, JobsFileProblem, ParameterError, RunnerError
-from shiol_lib.execution.runner import check_parameters, read_parameters
+from shiol_lib.execution.runner import NotebookParameter, check_parameters, read_parameters
 from shiol_lib.jobs.catalog import JOBS, ScheduleKind
 from shiol_lib.jobs.job_spec import (
     BUILTIN_OVERRIDABLE,
@@ -125,6 +125,7 @@ class _JobReader:
         name = table.get("name")
         self.job = name if isinstance(name, str) and name else f"#{index + 1}"
         self.problems: list[JobsFileProblem] = []
+        self.declared: dict[Path, dict[str, NotebookParameter]] = {}  # each readable notebook's parameters
 
     def problem(self, field_name: str | None, reason: str) -> None:
         """Record one problem of this job."""
@@ -200,7 +201,7 @@ class _JobReader:
                 self.problem("notebooks", f"{text!r} not found (looked in {looked})")
             else:
                 try:
-                    read_parameters(hit)
+                    self.declared[hit.resolve()] = read_parameters(hit)
                 except RunnerError as err:
                     self.problem("notebooks", str(err))
                 found.append(hit.resolve())
@@ -211,12 +212,7 @@ class _JobReader:
         if not isinstance(values, dict):
             self.problem("parameters", "must be a table of name = value")
             return {}
-        declared = {}
-        for notebook in notebooks:
-            try:
-                declared[notebook] = read_parameters(notebook)
-            except RunnerError:
-                continue  # reported by _notebooks
+        declared = {notebook: self.declared[notebook] for notebook in notebooks if notebook in self.declared}
         for name, value in values.items():
             if name in HANDED:
                 self.problem(f"parameters.{name}", f"is handed to every run ({', '.join(HANDED)}); it cannot be set")
