@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class ShiolError(Exception):
     """Base of every error the workbench raises on purpose."""
@@ -9,6 +11,28 @@ class ShiolError(Exception):
 
 class ConfigError(ShiolError):
     """A setting (environment variable) has a value the workbench cannot use."""
+
+
+@dataclass(frozen=True)
+class JobsFileProblem:
+    """One problem of a jobs file: the file, the job (None: the whole file), the field and the reason."""
+
+    file: str
+    job: str | None
+    field: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = [self.file] + ([f"job {self.job!r}"] if self.job else []) + ([self.field] if self.field else [])
+        return f"{': '.join(where)}: {self.reason}"
+
+
+class JobsFileError(ConfigError):
+    """A jobs file (``jobs.toml``) cannot be used; ``problems`` lists every problem found, one per field."""
+
+    def __init__(self, problems: list[JobsFileProblem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems) or "invalid jobs file")
+        self.problems = list(problems)
 
 
 class ClusterError(ConfigError):

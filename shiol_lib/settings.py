@@ -81,10 +81,16 @@ class Settings:
     log_backups: int = 5
     log_format: str = "text"
     step_memory_mb: int = 4096  # 0: no ceiling
+    jobs_file: Path | None = None  # the analyst's job definitions (None: jobs.toml under home)
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (tests and CLI flags)."""
         return replace(self, **changes)
+
+    @property
+    def jobs_path(self) -> Path:
+        """The jobs file: ``SHIOL_JOBS_FILE``, else ``jobs.toml`` under ``SHIOL_HOME``."""
+        return self.jobs_file or self.home / "jobs.toml"
 
     def __post_init__(self) -> None:
         if self.heartbeat_stale_s < 2 * self.heartbeat_s:
@@ -229,6 +235,7 @@ _VARIABLES: tuple[_Variable, ...] = (
     _Variable("log_backups", "SHIOL_LOG_BACKUPS", _number(0, 1000, integer=True)),
     _Variable("log_format", "SHIOL_LOG_FORMAT", _choice(*LOG_FORMATS)),
     _Variable("step_memory_mb", "SHIOL_STEP_MEMORY_MB", _number(0, 10**7, integer=True)),
+    _Variable("jobs_file", "SHIOL_JOBS_FILE", _optional_path),
 )
 _FIELDS = {spec.name: spec for spec in fields(Settings)}
 ENV_NAMES = {"home": "SHIOL_HOME", "db_path": "SHIOL_DB_PATH", "runs_dir": "SHIOL_RUNS_DIR",

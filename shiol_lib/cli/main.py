@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import click
 
 from shiol_lib.cli import common as cli_common
+from shiol_lib.cli import jobs as cli_jobs
 from shiol_lib.cli import package_version
 from shiol_lib.cli import research as cli_research
 from shiol_lib.cli import runs as cli_runs
@@ -164,6 +165,7 @@ cli.add_command(cli_schedule.schedule_group)
 cli.add_command(cli_schedule.deadletters_command)
 cli.add_command(cli_service.service_group)
 cli.add_command(cli_research.research_group)
+cli.add_command(cli_jobs.jobs_group)
 cli.add_command(lab_command)
 
 

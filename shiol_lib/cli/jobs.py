@@ -1,0 +1,268 @@
+"""``shiol jobs``: list, show and check the job definitions, and edit the analyst's ``jobs.toml``.
+
+A definitions problem (:class:`~shiol_lib.errors.JobsFileError`) prints one line per problem (file,
+job, field, reason) and exits 2. The commands import the definitions (papermill) when they run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from shiol_lib.cli import common as cli_common
+from shiol_lib.errors import JobsFileError, RunnerError, ShiolError
+from shiol_lib.settings import Settings
+
+if TYPE_CHECKING:
+    from shiol_lib.jobs.definitions import JobSpec
+
+EXIT_USAGE = 2
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """The jobs (built-in and the analyst's jobs.toml): list, show, check, add, remove, pause, resume."""
+
+
+@jobs_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def list_command(settings: Settings, as_json: bool) -> None:
+    """Every job: schedule, next run (ET and UTC), paused, and its last result when a store exists."""
+    jobs = _load(settings)
+    now = datetime.now(UTC)
+    try:
+        last = _last_results(settings, list(jobs))
+    except ShiolError as err:
+        cli_common.fail(err)
+    rows = [job_summary(spec, now, last.get(spec.name)) for spec in jobs.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        nxt = f"{row['next_run']} ET ({row['next_run_utc']} UTC)" if row["next_run"] else "-"
+        last = row["last_result"]
+        last_text = f"{last['status']} at {last['started_at']}" if last else "none"
+        paused = "  PAUSED" if row["paused"] else ""
+        click.echo(f"{row['name']}: {row['schedule']}; next run {nxt}; last result {last_text}{paused}")
+
+
+@jobs_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def show_command(settings: Settings, name: str, as_json: bool) -> None:
+    """One job's whole definition (secrets by name only) and its next run."""
+    jobs = _load(settings)
+    if name not in jobs:
+        _fail_usage(f"unknown job {name!r}; known jobs: {', '.join(jobs)}")
+    data = {**jobs[name].as_dict(), **_next_fields(jobs[name], datetime.now(UTC))}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        click.echo(f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+
+
+@jobs_group.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def check_command(settings: Settings, file: Path | None) -> None:
+    """Validate a jobs file (default: SHIOL_JOBS_FILE or jobs.toml under SHIOL_HOME); exit 2 on any problem."""
+    path = file or settings.jobs_path
+    if file is not None and not file.is_file():
+        _fail_usage(f"{file}: no such file")
+    jobs = _load(settings, path)
+    own = [spec for spec in jobs.values() if spec.source == str(path)]
+    state = "" if path.exists() else " (no file: the built-in jobs only)"
+    click.echo(f"ok: {path}{state}: {len(jobs)} job(s) in force, {len(own)} defined or changed there")
+
+
+@jobs_group.command("add")
+@click.argument("notebook")
+@click.option("--name", required=True, help="The job's name (a slug: lowercase letters, digits, - and _).")
+@click.option("--cron", help="5-field cron expression of its slots.")
+@click.option("--timezone", help="Timezone of the cron (default America/New_York).")
+@click.option("--after-drawing", "after_drawing", metavar="DELAY", help="Run this long after each drawing (30m).")
+@click.option("--manual", is_flag=True, help="Never scheduled: run by hand only.")
+@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="A notebook parameter (repeatable).")
+@click.option("--secret", "secrets", multiple=True, metavar="VAR",
+              help="An environment variable handed to the kernel, never archived (repeatable).")
+@click.option("--description", default="", help="What the job is for.")
+@click.pass_obj
+def add_command(settings: Settings, notebook: str, name: str, cron: str | None, timezone: str | None,
+                after_drawing: str | None, manual: bool, parameters: tuple[tuple[str, str], ...],
+                secrets: tuple[str, ...], description: str) -> None:
+    """Add a job for NOTEBOOK to the jobs file, validated together with the file, keeping its comments."""
+    from shiol_lib.jobs.jobs_file import add_job
+
+    if [bool(cron), bool(after_drawing), manual].count(True) != 1:
+        _fail_usage("give exactly one of --cron EXPR, --after-drawing DELAY or --manual")
+    if timezone and not cron:
+        _fail_usage("--timezone goes with --cron")
+    schedule: Any = "manual"
+    if cron:
+        schedule = {"cron": cron, **({"timezone": timezone} if timezone else {})}
+    elif after_drawing:
+        schedule = {"after_drawing": int(after_drawing) if after_drawing.isdigit() else after_drawing}
+    entry, resolved = _notebook_entry(settings, notebook)
+    table: dict[str, Any] = {"name": name, **({"description": description} if description else {}),
+                             "notebooks": entry, "schedule": schedule}
+    if parameters:
+        table["parameters"] = _typed_parameters(resolved, parameters)
+    if secrets:
+        table["secrets"] = list(secrets)
+    try:
+        spec = add_job(settings, table)
+    except JobsFileError as err:
+        _fail_problems(err)
+    except ShiolError as err:
+        cli_common.fail(err)
+    nxt = _next_fields(spec, datetime.now(UTC))
+    when = f"; next run {nxt['next_run']} ET ({nxt['next_run_utc']} UTC)" if nxt["next_run"] else ""
+    click.echo(f"added job {spec.name} to {settings.jobs_path}: {spec.schedule.describe()}{when}")
+
+
+@jobs_group.command("remove")
+@click.argument("name")
+@click.pass_obj
+def remove_command(settings: Settings, name: str) -> None:
+    """Remove a job from the jobs file (its archived runs stay)."""
+    from shiol_lib.jobs.jobs_file import remove_job
+
+    _edit(lambda: remove_job(settings, name))
+    click.echo(f"removed job {name} from {settings.jobs_path}")
+
+
+@jobs_group.command("pause")
+@click.argument("name")
+@click.pass_obj
+def pause_command(settings: Settings, name: str) -> None:
+    """Pause a job (built-in ones too): the scheduler plans no run of it until it is resumed."""
+    from shiol_lib.jobs.jobs_file import set_paused
+
+    _edit(lambda: set_paused(settings, name, True))
+    click.echo(f"paused job {name} ({settings.jobs_path})")
+
+
+@jobs_group.command("resume")
+@click.argument("name")
+@click.pass_obj
+def resume_command(settings: Settings, name: str) -> None:
+    """Resume a paused job."""
+    from shiol_lib.jobs.jobs_file import set_paused
+
+    _edit(lambda: set_paused(settings, name, False))
+    click.echo(f"resumed job {name} ({settings.jobs_path})")
+
+
+def job_summary(spec: JobSpec, now: datetime, last: dict[str, Any] | None) -> dict[str, Any]:
+    """What ``shiol jobs list`` shows of one job, JSON-ready."""
+    return {"name": spec.name, "builtin": spec.builtin, "schedule": spec.schedule.describe(),
+            **_next_fields(spec, now), "paused": spec.paused, "last_result": last}
+
+
+def next_run(spec: JobSpec, now: datetime) -> datetime | None:
+    """The job's next slot after ``now`` (None: manual or paused)."""
+    from zoneinfo import ZoneInfo
+
+    from shiol_lib.domain.draw_calendar import draw_instant, next_draw
+    from shiol_lib.jobs.definitions import DEFAULT_TIMEZONE
+    from shiol_lib.scheduling.slots import next_slot, parse_cron
+
+    schedule = spec.schedule
+    if spec.paused or schedule.kind == "manual":
+        return None
+    if schedule.cron and schedule.timezone == DEFAULT_TIMEZONE:
+        return next_slot(parse_cron(schedule.cron), now)
+    if schedule.cron:
+        from croniter import croniter
+
+        return croniter(schedule.cron, now.astimezone(ZoneInfo(schedule.timezone))).get_next(datetime)
+    delay = timedelta(seconds=schedule.delay_s or 0.0)
+    return draw_instant(next_draw(now - delay)) + delay
+
+
+def _next_fields(spec: JobSpec, now: datetime) -> dict[str, str | None]:
+    from shiol_lib.domain.draw_calendar import iso_et, iso_utc
+
+    at = next_run(spec, now)
+    return {"next_run": iso_et(at) if at else None, "next_run_utc": iso_utc(at) if at else None}
+
+
+def _last_results(settings: Settings, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Each job's latest run from the store's ``runs`` table (none without a store: it is never created)."""
+    if not settings.db_path.exists():
+        return {}
+    from shiol_lib.store.runs import list_runs
+
+    store = cli_common.open_existing_store(settings)
+    results = {}
+    for name in names:
+        for run in list_runs(store, job=name, limit=1):
+            results[name] = {"run_id": run.run_id, "status": run.status, "started_at": run.started_at.isoformat()}
+    return results
+
+
+def _load(settings: Settings, path: Path | None = None) -> dict[str, JobSpec]:
+    from shiol_lib.jobs.definitions import effective_jobs
+
+    try:
+        return effective_jobs(settings, file=path)
+    except JobsFileError as err:
+        _fail_problems(err)
+    except ShiolError as err:
+        cli_common.fail(err)
+
+
+def _notebook_entry(settings: Settings, notebook: str) -> tuple[str, Path | None]:
+    """What the file records for NOTEBOOK, and where it is.
+
+    Kept relative when the notebooks folder or the file's folder resolves it; else (found from the
+    current folder) made absolute.
+    """
+    path = Path(notebook).expanduser()
+    if path.is_absolute():
+        return str(path), path if path.is_file() else None
+    for base in (settings.notebooks_dir, settings.jobs_path.parent):
+        if (base / path).is_file():
+            return notebook, base / path
+    return (str(path.resolve()), path.resolve()) if path.is_file() else (notebook, None)
+
+
+def _typed_parameters(notebook: Path | None, pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """``-p`` values typed by the notebook's declarations (the text as given when it cannot be read)."""
+    from shiol_lib.cli.runs import parse_parameters
+
+    if notebook is not None:
+        try:
+            return parse_parameters(notebook, pairs)
+        except RunnerError:
+            pass  # no parameters cell, unreadable value: the validation names it
+    return dict(pairs)
+
+
+def _edit(action: Any) -> None:
+    try:
+        action()
+    except JobsFileError as err:
+        _fail_problems(err)
+    except ShiolError as err:
+        cli_common.fail(err)
+
+
+def _fail_problems(err: JobsFileError) -> NoReturn:
+    for problem in err.problems:
+        click.echo(f"error: {problem}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _fail_usage(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
