@@ -26,7 +26,7 @@ from shiol_lib.cli import runs as cli_runs
 from shiol_lib.cli import schedule as cli_schedule
 from shiol_lib.cli import service as cli_service
 from shiol_lib.cli.lab import lab_command
-from shiol_lib.domain.runs import ExitCode
+from shiol_lib.domain.runs import ExitCode, StepStatus
 from shiol_lib.errors import ConfigError, ShiolError
 from shiol_lib.logs import configure_logging
 from shiol_lib.settings import Settings, load_settings
@@ -89,9 +89,9 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
     try:
         report = update_from_settings(cli_common.open_or_create_store(settings), settings, offline=offline)
     except ShiolError as err:
-        progress.task_ended("update-data", "failed", time.monotonic() - started)
+        progress.task_ended("update-data", StepStatus.FAILED, time.monotonic() - started)
         cli_common.fail(err)
-    status = "rejected records" if report.rejected else "conflicts" if report.conflicts else "success"
+    status = "rejected records" if report.rejected else "conflicts" if report.conflicts else StepStatus.SUCCESS
     progress.task_ended("update-data", status, time.monotonic() - started)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())
     if report.rejected:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, NamedTuple, Protocol
 
 from shiol_lib.domain.draw_calendar import Coverage, iso_et, iso_utc
-from shiol_lib.domain.runs import IncidentKind, MissedKind, Trigger
+from shiol_lib.domain.runs import IncidentKind, MissedKind, RunStatus, Trigger
 from shiol_lib.jobs.catalog import scheduled_jobs
 from shiol_lib.scheduling.slots import CronSpec, ScheduleError, parse_cron
 from shiol_lib.settings import Settings
@@ -89,8 +89,8 @@ class RunLike(Protocol):
     run_id: str
     job: str
     slot: datetime | None
-    trigger: str
-    status: str
+    trigger: Trigger | str  # a Trigger value (rows hold the plain text)
+    status: RunStatus | str  # a RunStatus value: the planner refuses any other
     started_at: datetime
     finished_at: datetime | None
     attempt: int
@@ -113,8 +113,8 @@ class RunRecord:
     run_id: str
     job: str
     slot: datetime | None
-    trigger: str
-    status: str
+    trigger: Trigger | str  # a Trigger value (rows hold the plain text)
+    status: RunStatus | str  # a RunStatus value: the planner refuses any other
     started_at: datetime
     finished_at: datetime | None = None
     attempt: int = 1
