@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.domain.runs import ExitCode
 from shiol_lib.errors import (
     ShiolError,
 )
@@ -18,7 +19,7 @@ from shiol_lib.settings import Settings
 if TYPE_CHECKING:
     from shiol_lib.store.monitoring import MissedSlot
 
-from shiol_lib.cli.common import EXIT_MISMATCH, JOB_NAMES, MISSED_KINDS, fail, open_existing_store, require_store
+from shiol_lib.cli.common import JOB_NAMES, MISSED_KINDS, fail, open_existing_store, require_store
 
 
 @click.command("verify")
@@ -51,7 +52,7 @@ def verify_command(settings: Settings, as_json: bool) -> None:
         else:
             click.echo(f"archive NOT intact: {len(result.problems)} problem(s)", err=True)
     if not result.intact:
-        sys.exit(EXIT_MISMATCH)
+        sys.exit(ExitCode.MISMATCH)
 
 
 @click.command("prune")
@@ -62,6 +63,7 @@ def prune_command(settings: Settings, keep_days: int) -> None:
     """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
     from shiol_lib.archive import ledger
     from shiol_lib.archive.retention import prune_runs
+    from shiol_lib.jobs.catalog import performance_jobs
     from shiol_lib.reports import dashboard as run_index
     from shiol_lib.store import open_store
     from shiol_lib.store import runs as run_table
@@ -73,7 +75,7 @@ def prune_command(settings: Settings, keep_days: int) -> None:
         if pruned and head is not None:
             run_table.anchor_ledger(store, (head.seq, head.hash))
         run_index.write_index(settings.runs_dir, retry_backoff_s=settings.retry_backoff_s,
-                              **run_index.store_context(store))
+                              performance_jobs=performance_jobs(), **run_index.store_context(store))
     except ShiolError as err:
         fail(err)
     click.echo(f"pruned {len(pruned)} run folder(s); manifests and ledger kept")

@@ -1,4 +1,4 @@
-"""What the ``shiol`` commands share: exit codes, the error-to-exit-code mapping, run ids, opening the store."""
+"""What the ``shiol`` commands share: the error-to-exit-code mapping (:class:`ExitCode`), run ids, opening the store."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from shiol_lib.domain.runs import SCHEDULED_TRIGGERS, ExitCode, MissedKind, Trigger
 from shiol_lib.errors import (
     ArchiveError,
     ConfigError,
@@ -17,6 +18,7 @@ from shiol_lib.errors import (
     StoreError,
     StoreMissingError,
 )
+from shiol_lib.jobs.catalog import scheduled_job_names
 from shiol_lib.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,11 +26,11 @@ if TYPE_CHECKING:
 
 # The commands import the pipeline machinery (papermill, nbconvert, pandas) when they run, not when
 # `shiol` starts: `shiol status` and `shiol update-data` stay quick.
-JOB_NAMES = ("pipeline", "data_update", "evaluation")
-MISSED_KINDS = ("slot", "draw")  # shiol_lib.store.monitoring.MISSED_KINDS (a test keeps them equal)
-
-EXIT_RUN_FAILED, EXIT_ARCHIVE, EXIT_MISMATCH, EXIT_BUSY = 6, 7, 8, 9
-TRIGGERS = ("manual", "on-time", "catch-up", "missed-draw", "retry", "recovery")
+# The jobs `shiol run` and `shiol runs missed --job` take: the catalog's scheduled jobs.
+JOB_NAMES = scheduled_job_names()
+MISSED_KINDS = tuple(kind.value for kind in MissedKind)
+# The triggers `shiol run --trigger` takes: a person's run, or one of the planner's reasons.
+TRIGGERS = tuple(trigger.value for trigger in (Trigger.MANUAL, *SCHEDULED_TRIGGERS))
 
 
 class RunIdType(click.ParamType):
@@ -53,14 +55,14 @@ def fail(err: ShiolError) -> None:
     """Print the error and exit with the code of its kind."""
     click.echo(f"error: {err}", err=True)
     if isinstance(err, (ConfigError, ParameterError, RunnerError)):
-        sys.exit(2)
+        sys.exit(ExitCode.USAGE)
     if isinstance(err, StoreError):
-        sys.exit(5)
+        sys.exit(ExitCode.STORE)
     if isinstance(err, ArchiveError):
-        sys.exit(EXIT_ARCHIVE)
+        sys.exit(ExitCode.ARCHIVE)
     if isinstance(err, JobBusyError):
-        sys.exit(EXIT_BUSY)
-    sys.exit(1)
+        sys.exit(ExitCode.BUSY)
+    sys.exit(ExitCode.ERROR)
 
 
 def require_store(settings: Settings) -> None:

@@ -27,14 +27,13 @@ from shiol_lib.cli import runs as cli_runs
 from shiol_lib.cli import schedule as cli_schedule
 from shiol_lib.cli import service as cli_service
 from shiol_lib.cli.lab import lab_command
+from shiol_lib.domain.runs import ExitCode, StepStatus
 from shiol_lib.errors import ConfigError, ShiolError
 from shiol_lib.logs import configure_logging
 from shiol_lib.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from shiol_lib.store import Store
-
-EXIT_REJECTED, EXIT_CONFLICT = 3, 4  # the others: cli_common.fail
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -91,17 +90,17 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
     try:
         report = update_from_settings(cli_common.open_or_create_store(settings), settings, offline=offline)
     except ShiolError as err:
-        progress.task_ended("update-data", "failed", time.monotonic() - started)
+        progress.task_ended("update-data", StepStatus.FAILED, time.monotonic() - started)
         cli_common.fail(err)
-    status = "rejected records" if report.rejected else "conflicts" if report.conflicts else "success"
+    status = "rejected records" if report.rejected else "conflicts" if report.conflicts else StepStatus.SUCCESS
     progress.task_ended("update-data", status, time.monotonic() - started)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())
     if report.rejected:
         click.echo(f"error: {len(report.rejected)} record(s) rejected; their batches were not written", err=True)
-        sys.exit(EXIT_REJECTED)
+        sys.exit(ExitCode.REJECTED)
     if report.conflicts:
         click.echo(f"error: {len(report.conflicts)} conflict(s) with stored draws; stored values kept", err=True)
-        sys.exit(EXIT_CONFLICT)
+        sys.exit(ExitCode.CONFLICT)
 
 
 def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, object]:

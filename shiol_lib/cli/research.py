@@ -14,9 +14,11 @@ from typing import Any
 
 import click
 
-from shiol_lib.cli.common import EXIT_RUN_FAILED, fail, open_existing_store
+from shiol_lib.cli.common import fail, open_existing_store
+from shiol_lib.domain.runs import ExitCode, RunStatus
 from shiol_lib.domain.spans import RESEARCH_HISTORY_NEEDED
 from shiol_lib.errors import InsufficientHistoryError, ParameterError, ShiolError
+from shiol_lib.jobs.catalog import RESEARCH_BACKTEST_JOB, RESEARCH_POWER_JOB, JobDefinition
 from shiol_lib.settings import Settings
 
 _CLUSTER_HELP = "'none' (in-process, default), 'local' (a two-worker LocalCluster) or a scheduler address " \
@@ -41,7 +43,7 @@ def _check_span(settings: Settings, date_from: str, date_to: str, configurations
         raise ParameterError(f"--from {date_from} --to {date_to}: {err}; nothing was run", [str(err)]) from err
 
 
-def _run(settings: Settings, job: str, step: str, cluster: str | None, parameters: dict[str, Any],
+def _run(settings: Settings, job: JobDefinition, cluster: str | None, parameters: dict[str, Any],
          seed: int | None, check: Callable[[], None] | None = None) -> dict[str, Any]:
     from shiol_lib.domain.engines import check_cluster, resolve_cluster
     from shiol_lib.jobs import lifecycle as pipeline
@@ -52,7 +54,8 @@ def _run(settings: Settings, job: str, step: str, cluster: str | None, parameter
     if check is not None:
         check()
     interrupt_on_sigterm()
-    outcome = pipeline.run_job(settings, job, seed=seed, step_parameters={step: {**parameters, "cluster": engine}})
+    step = job.steps[0].name  # a research job is one notebook: its figures are that step's metrics
+    outcome = pipeline.run_job(settings, job.name, seed=seed, step_parameters={step: {**parameters, "cluster": engine}})
     metrics = outcome.manifest.metrics
     execution = metrics.get(f"{step}_execution", {})
     return {"run_id": outcome.run_id, "status": str(outcome.status), "directory": str(outcome.directory),
@@ -65,12 +68,12 @@ def _finish(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
         click.echo(f"run {data['run_id']}: {data['status']} on {data['cluster']}")
-        for line in lines if data["status"] == "success" else [f"  {data['error']}"]:
+        for line in lines if data["status"] == RunStatus.SUCCESS else [f"  {data['error']}"]:
             click.echo(f"  {line}")
         click.echo(f"  tasks by worker: {data['tasks_by_worker']}")
         click.echo(f"  archive: {data['directory']}")
-    if data["status"] != "success":
-        sys.exit(EXIT_RUN_FAILED)
+    if data["status"] != RunStatus.SUCCESS:
+        sys.exit(ExitCode.RUN_FAILED)
 
 
 @research_group.command("backtest")
@@ -89,7 +92,7 @@ def backtest_command(settings: Settings, date_from: Any, date_to: Any, seeds: in
     parameters = {"date_from": date_from.date().isoformat(), "date_to": date_to.date().isoformat(), "seeds": seeds,
                   "configurations": list(configurations)}
     try:
-        data = _run(settings, "research_backtest", "research_backtest", cluster, parameters, seed,
+        data = _run(settings, RESEARCH_BACKTEST_JOB, cluster, parameters, seed,
                     lambda: _check_span(settings, parameters["date_from"], parameters["date_to"], configurations))
     except ShiolError as err:
         fail(err)
@@ -122,7 +125,7 @@ def power_command(settings: Settings, strengths: str, drawings: str, histories: 
     except ValueError as err:
         raise click.BadParameter(f"--strengths and --drawings take comma-separated numbers ({err})") from err
     try:
-        data = _run(settings, "research_power", "research_power", cluster,
+        data = _run(settings, RESEARCH_POWER_JOB, cluster,
                     {**values, "histories": histories, "alpha": alpha}, seed)
     except ShiolError as err:
         fail(err)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from shiol_lib.domain.runs import ExitCode, RunStatus, Trigger
 from shiol_lib.errors import (
     RunnerError,
     ShiolError,
@@ -24,9 +25,7 @@ if TYPE_CHECKING:
     pass
 
 from shiol_lib.cli import archive as cli_archive
-from shiol_lib.cli.common import (  # re-exported: the other commands import them from here
-    EXIT_MISMATCH,
-    EXIT_RUN_FAILED,
+from shiol_lib.cli.common import (
     JOB_NAMES,
     RUN_ID,
     TRIGGERS,
@@ -53,8 +52,8 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
                 line += f"  {step.error}"
             click.echo(line)
         click.echo(f"  archive: {outcome.directory}")
-    if outcome.status != "success":
-        sys.exit(EXIT_RUN_FAILED)
+    if outcome.status != RunStatus.SUCCESS:
+        sys.exit(ExitCode.RUN_FAILED)
 
 
 @click.command("run")
@@ -66,7 +65,7 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
 @click.option("--seed", type=int, help="Random seed (default: the pipeline's fixed seed, recorded in the manifest).")
 @click.option("--target", "target", type=click.DateTime(["%Y-%m-%d"]), help="Target drawing (default: the next one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-@click.option("--trigger", type=click.Choice(TRIGGERS), default="manual", show_default=True,
+@click.option("--trigger", type=click.Choice(TRIGGERS), default=Trigger.MANUAL.value, show_default=True,
               help="Why the run starts (the scheduler passes its reason).")
 @click.option("--slot", help="The schedule slot (ISO-8601 with offset) this run belongs to.")
 @click.option("--draw-date", "draw_date", type=click.DateTime(["%Y-%m-%d"]),
@@ -168,10 +167,10 @@ def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
             click.echo(f"  {key:<36} {same}")
         click.echo(f"  input draws {'same' if comparison.input_identical else 'DIFFERENT'}")
         click.echo("outputs identical" if comparison.identical else "outputs differ")
-    if result.status != "success":
-        sys.exit(EXIT_RUN_FAILED)
+    if result.status != RunStatus.SUCCESS:
+        sys.exit(ExitCode.RUN_FAILED)
     if not comparison.identical:
-        sys.exit(EXIT_MISMATCH)
+        sys.exit(ExitCode.MISMATCH)
 
 
 @click.group("runs")

@@ -49,7 +49,8 @@ def console_script() -> Path:
 def render_unit(settings: Settings, *, user: str = DEFAULT_USER, env_file: Path = DEFAULT_ENV_FILE,
                 executable: Path | None = None) -> str:
     """The systemd unit for this installation: ``shiol schedule run`` as ``user``, settings from ``env_file``."""
-    from shiol_lib.scheduling.scheduler import STOP_GRACE_S, TASK_NAMES
+    from shiol_lib.jobs.catalog import scheduled_jobs
+    from shiol_lib.scheduling.scheduler import STOP_GRACE_S
 
     if not _USER_NAME.match(user):
         raise ConfigError(f"--user {user!r} is not a system user name (lower case letters, digits, '_' and '-')")
@@ -65,7 +66,7 @@ def render_unit(settings: Settings, *, user: str = DEFAULT_USER, env_file: Path 
             raise ConfigError(f"{path} lies in a temporary folder, which the service's private /tmp hides (and "
                               "tmp cleaning empties): install the workbench and its home elsewhere, e.g. /srv/shiol")
     protect_home, reason = _protect_home(writable, readable)
-    stop_timeout = int(STOP_GRACE_S) + INTERRUPT_WAIT_S * len(TASK_NAMES) + STOP_MARGIN_S
+    stop_timeout = int(STOP_GRACE_S) + INTERRUPT_WAIT_S * len(scheduled_jobs()) + STOP_MARGIN_S
     template = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
     return Template(template).substitute(
         version=package_version(), user=user, home=settings.home, env_file=env_file, executable=executable,

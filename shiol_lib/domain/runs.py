@@ -59,6 +59,13 @@ class MissedKind(StrEnum):
     DRAW = "draw"
 
 
+class IncidentKind(StrEnum):
+    """What an incident of the scheduler stands for (the ``kind`` of an incident and of its alerts)."""
+
+    MISSED_DRAW = "missed-draw"  # a drawing never got its pipeline
+    FAILURES = "failures"  # a job's runs failed N times in a row
+
+
 class Trigger(StrEnum):
     """Why a run started: a person (``manual``, ``rerun``) or the planner's reason for a scheduled run."""
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shiol_lib.errors import RunnerError
+from shiol_lib.errors import ConfigError, RunnerError
+from shiol_lib.settings import ENV_NAMES, Settings
+from shiol_lib.settings import default as setting_default
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,10 @@ class JobDefinition:
     """One job: its steps in order, and how and when it runs.
 
     ``cron_setting`` names the :class:`~shiol_lib.settings.Settings` field that holds the job's cron
-    (``SHIOL_PIPELINE_CRON`` and friends); ``task_name`` is its Rocketry task. ``timeout_s`` and
-    ``retry_backoff_s`` of ``None`` take the settings' ``run_timeout_s`` and ``retry_backoff_s``.
+    (``SHIOL_PIPELINE_CRON`` and friends); a job without one (an analyst's) gives its expression in
+    ``cron``. ``task_name`` is its Rocketry task. ``timeout_s`` and ``retry_backoff_s`` of ``None`` take
+    the settings' ``run_timeout_s`` and ``retry_backoff_s``. ``reports_performance``: the dashboard's
+    "latest performance" comes from this job's latest successful run.
     """
 
     name: str
@@ -69,6 +73,31 @@ class JobDefinition:
     timeout_s: float | None = None
     retry_backoff_s: tuple[float, ...] | None = None
     builtin: bool = True
+    reports_performance: bool = False
+    cron: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scheduled and (self.cron_setting is None) == (self.cron is None):
+            raise ConfigError(f"job {self.name!r} is scheduled: give it exactly one of cron_setting and cron")
+        if self.scheduled and not self.task_name:
+            raise ConfigError(f"job {self.name!r} is scheduled: give it a task_name (its Rocketry task)")
+
+    def cron_expression(self, settings: Settings | None = None) -> str:
+        """The job's cron expression: from ``settings`` (default: the settings' defaults), else its own."""
+        if self.cron_setting is None:
+            if self.cron is None:
+                raise ConfigError(f"job {self.name!r} has no schedule (it runs only by hand)")
+            return self.cron
+        if settings is None:
+            return str(setting_default(self.cron_setting))
+        return str(getattr(settings, self.cron_setting))
+
+    @property
+    def cron_source(self) -> str:
+        """Where the cron expression comes from, for messages: its variable (``SHIOL_PIPELINE_CRON``) or the job."""
+        if self.cron_setting is not None:
+            return ENV_NAMES.get(self.cron_setting, self.cron_setting)
+        return f"job {self.name}"
 
     @property
     def scheduled(self) -> bool:
@@ -89,7 +118,8 @@ class JobDefinition:
 PIPELINE = JobDefinition(
     "pipeline", (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE),
     "update, analyse, optimize, validate, predict and measure, after each drawing",
-    ScheduleKind.AFTER_DRAWING, cron_setting="pipeline_cron", task_name="post_drawing_pipeline")
+    ScheduleKind.AFTER_DRAWING, cron_setting="pipeline_cron", task_name="post_drawing_pipeline",
+    reports_performance=True)
 DATA_UPDATE = JobDefinition(
     "data_update", (UPDATE_DATA,), "fetch newer drawings and backfill missing ones",
     ScheduleKind.CRON, cron_setting="update_cron", task_name="maintenance_data_update")
@@ -104,8 +134,36 @@ RESEARCH_POWER_JOB = JobDefinition(
 JOBS: dict[str, JobDefinition] = {
     job.name: job for job in (PIPELINE, DATA_UPDATE, EVALUATION, RESEARCH_BACKTEST_JOB, RESEARCH_POWER_JOB)
 }
-# The jobs the scheduler runs, in the order it lists them.
-SCHEDULED_JOBS: tuple[JobDefinition, ...] = tuple(job for job in JOBS.values() if job.scheduled)
+
+
+def register_job(job: JobDefinition) -> JobDefinition:
+    """Add ``job`` to the catalog (an analyst's definition); raises :class:`ConfigError` on a name taken."""
+    if job.name in JOBS:
+        raise ConfigError(f"job {job.name!r} is already defined; pick another name")
+    taken = {j.task_name for j in JOBS.values() if j.task_name}
+    if job.task_name is not None and job.task_name in taken:
+        raise ConfigError(f"job {job.name!r}: task name {job.task_name!r} is already taken")
+    JOBS[job.name] = job
+    return job
+
+
+def scheduled_jobs() -> tuple[JobDefinition, ...]:
+    """The jobs the scheduler runs, in the order it lists them (built-ins first, then those registered)."""
+    return tuple(job for job in JOBS.values() if job.scheduled)
+
+
+def scheduled_job_names() -> tuple[str, ...]:
+    """The names of :func:`scheduled_jobs` (the jobs ``shiol run`` and ``shiol runs missed --job`` take)."""
+    return tuple(job.name for job in scheduled_jobs())
+
+
+def performance_jobs() -> frozenset[str]:
+    """The jobs whose latest successful run the dashboard shows as the latest performance."""
+    return frozenset(job.name for job in JOBS.values() if job.reports_performance)
+
+
+# The built-in jobs the scheduler runs (the Rocketry app's tasks); :func:`scheduled_jobs` adds registered ones.
+SCHEDULED_JOBS: tuple[JobDefinition, ...] = scheduled_jobs()
 
 
 def find_job(name: str) -> JobDefinition:

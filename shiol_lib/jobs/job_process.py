@@ -19,13 +19,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from shiol_lib.domain.runs import ExitCode
 from shiol_lib.errors import ConfigError, JobBusyError, RunnerError, ShiolError, StoreError
 from shiol_lib.settings import Settings, load_settings, settings_to_env
 
 log = logging.getLogger(__name__)
 
 # Exit codes of the job process (the same meanings as the CLI's, README "Exit codes").
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_STORE, EXIT_RUN_FAILED, EXIT_BUSY = 0, 1, 2, 5, 6, 9
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = ExitCode.OK, ExitCode.ERROR, ExitCode.USAGE
+EXIT_STORE, EXIT_RUN_FAILED, EXIT_BUSY = ExitCode.STORE, ExitCode.RUN_FAILED, ExitCode.BUSY
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from shiol_lib.archive.folders import iter_manifests, write_atomic
 from shiol_lib.archive.manifest import Manifest
+from shiol_lib.domain.runs import MissedKind, RunStatus
 from shiol_lib.reports.report import template_environment
 from shiol_lib.reports.retry_lines import RetryLine, retry_lines
 from shiol_lib.settings import default as setting_default
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 INDEX = "index.html"
 RUN_PAGE = "index.html"  # beside manifest.json in each run's folder
 TIMELINE_DAYS = 42
-_FAILED = ("failed", "timeout", "crashed", "interrupted")  # the runs listed under "Failed runs"
+PERFORMANCE_STEP = "performance_analysis"  # the step whose metrics hold the latest performance
 
 
 @dataclass
@@ -66,6 +67,7 @@ def write_index(
     missed: Sequence[MissedSlot] | None = None,
     retry_backoff_s: Sequence[float] | None = None,
     now: datetime | None = None,
+    performance_jobs: Collection[str] | None = None,
 ) -> Path:
     """Regenerate ``runs/index.html`` and every run's page from the manifests in the archive.
 
@@ -76,6 +78,8 @@ def write_index(
         retry_backoff_s: The retry delays (``SHIOL_RETRY_BACKOFF_S``; default: the setting's default),
             from which each unsuccessful run's next retry is computed.
         now: The instant the page is generated at (a retry due before it is shown overdue).
+        performance_jobs: The jobs whose latest successful run shows as the latest performance (the
+            catalog's ``reports_performance`` jobs); None: any job whose run recorded the performance step.
 
     Returns:
         The dashboard's path.
@@ -99,13 +103,19 @@ def write_index(
     page = env.get_template("index.html").render(
         runs=views, css=css, generated=now.strftime("%Y-%m-%d %H:%M UTC"),
         jobs=sorted({v.manifest.job for v in views} | {m.job for m in missed}),
-        statuses=sorted({str(v.manifest.status) for v in views} | ({"missed"} if missed else set())),
-        timeline=_timeline(views, missed), headline=_headline(views), dead_letters=list(dead_letters or []),
-        missed=missed, failed=[v for v in views if str(v.manifest.status) in _FAILED],
+        statuses=sorted({str(v.manifest.status) for v in views} | ({RunStatus.MISSED.value} if missed else set())),
+        timeline=_timeline(views, missed), headline=_headline(views, performance_jobs),
+        dead_letters=list(dead_letters or []), missed=missed, failed=[v for v in views if _listed_failed(v)],
     )
     path = runs_dir / INDEX
     write_atomic(path, page.encode("utf-8"))
     return path
+
+
+def _listed_failed(view: RunView) -> bool:
+    """Whether the run is listed under "Failed runs": a failure, or a run SIGTERM interrupted."""
+    status = RunStatus(view.manifest.status)
+    return status.is_failure or status == RunStatus.INTERRUPTED
 
 
 def _view(runs_dir: Path, directory: Path, manifest: Manifest, retries: Mapping[str, RetryLine]) -> RunView:
@@ -131,8 +141,8 @@ def _timeline(views: list[RunView], missed: list[MissedSlot]) -> dict[str, Any]:
         })
     for miss in missed:
         day = (miss.draw_date or miss.slot.date()).isoformat()
-        what = f"drawing {miss.draw_date}" if miss.kind == "draw" else f"slot {miss.slot.isoformat()[:16]}"
-        cells.setdefault((miss.job, day), []).append({"status": "missed", "href": "#missed",
+        what = f"drawing {miss.draw_date}" if miss.kind == MissedKind.DRAW else f"slot {miss.slot.isoformat()[:16]}"
+        cells.setdefault((miss.job, day), []).append({"status": RunStatus.MISSED.value, "href": "#missed",
                                                        "title": f"missed {what}"})
     if not cells:
         return {"days": [], "rows": []}
@@ -143,12 +153,12 @@ def _timeline(views: list[RunView], missed: list[MissedSlot]) -> dict[str, Any]:
     return {"days": days, "rows": [{"job": job, "cells": [cells.get((job, d), []) for d in days]} for job in jobs]}
 
 
-def _headline(views: list[RunView]) -> dict[str, Any] | None:
-    """The performance of the latest successful pipeline run against the exact baseline."""
+def _headline(views: list[RunView], jobs: Collection[str] | None) -> dict[str, Any] | None:
+    """The performance of the latest successful run of ``jobs`` (None: any job) against the exact baseline."""
     for view in sorted(views, key=lambda v: v.manifest.started_at, reverse=True):
-        metrics = view.manifest.metrics.get("performance_analysis")
-        if view.manifest.job == "pipeline" and str(view.manifest.status) == "success" and metrics:
-            report = next((s["links"].get("report") for s in view.steps if s["record"].name == "performance_analysis"),
+        metrics = view.manifest.metrics.get(PERFORMANCE_STEP)
+        if (jobs is None or view.manifest.job in jobs) and view.manifest.status == RunStatus.SUCCESS and metrics:
+            report = next((s["links"].get("report") for s in view.steps if s["record"].name == PERFORMANCE_STEP),
                           None)
             return {"run": view, "metrics": metrics, "report": f"{view.rel}/{report}" if report else None}
     return None

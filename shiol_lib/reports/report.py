@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
+from shiol_lib.domain.runs import StepStatus
+
 if TYPE_CHECKING:  # the notebooks are handed in: rendering an index needs no nbformat
     import nbformat
 
@@ -87,7 +89,7 @@ def render_report(
     run_id: str | None = None,
     job: str | None = None,
     target_draw_date: str | None = None,
-    status: str | None = None,
+    status: StepStatus | None = None,
     error: str | None = None,
 ) -> Path:
     """Render an executed notebook to the self-contained report at ``path`` (written atomically).
@@ -109,7 +111,7 @@ def render_report(
     parameters = dict(papermill_meta.get("parameters") or {})
     cell_error = first_error(nb)
     if status is None:
-        status = "failed" if cell_error or papermill_meta.get("exception") else "success"
+        status = StepStatus.FAILED if cell_error or papermill_meta.get("exception") else StepStatus.SUCCESS
     cells = [c for _, c in source_cells(nb)]
     findings = [c for c in cells if FINDINGS_TAG in _tags(c)]
     body = [c for c in cells if FINDINGS_TAG not in _tags(c) and not _HIDDEN & set(_tags(c))]

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from shiol_lib.archive.manifest import Manifest
 from shiol_lib.domain.draw_calendar import NEW_YORK
-from shiol_lib.domain.runs import RunStatus, retry_outlook
+from shiol_lib.domain.runs import RetryOutlook, RetryState, RunStatus, retry_outlook
 
 # Statuses whose run gets a retry line (success and running ones need none; refused ones never ran).
 _RETRIED = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.CRASHED, RunStatus.INTERRUPTED,
@@ -54,13 +54,13 @@ def retry_lines(manifests: Iterable[Manifest], backoff_s: Sequence[float], *,
     """Run id -> its :class:`RetryLine`, for every failed, timed-out, crashed, interrupted or waiting run."""
     now = now or datetime.now(UTC)
     every = sorted(manifests, key=_order)
-    scheduled = [m for m in every if m.slot is not None and str(m.status) != RunStatus.REFUSED]
+    scheduled = [m for m in every if m.slot is not None and m.status != RunStatus.REFUSED]
     chains: dict[tuple[str, str], list[Manifest]] = {}
     for manifest in scheduled:
         chains.setdefault(_chain_key(manifest), []).append(manifest)
     lines = {}
     for manifest in every:
-        if str(manifest.status) not in _RETRIED:
+        if manifest.status not in _RETRIED:
             continue
         if manifest.slot is None:
             lines[manifest.run_id] = RetryLine("no automatic retry (a manual run)")
@@ -71,26 +71,40 @@ def retry_lines(manifests: Iterable[Manifest], backoff_s: Sequence[float], *,
 
 def _line(manifest: Manifest, chain: list[Manifest], scheduled: list[Manifest], backoff_s: Sequence[float],
           now: datetime) -> RetryLine:
-    later = [m for m in chain if _order(m) > _order(manifest)]
-    newer = [m for m in scheduled if m.job == manifest.job and _order(m) > _order(manifest) and m not in chain]
-    successor = (later or newer or [None])[0]
-    if successor is not None:
-        what = "its next attempt" if later else "a run for a newer slot or drawing"
-        return RetryLine(f"superseded by run {successor.run_id} ({what})", successor.run_id)
+    superseded = _superseded(manifest, chain, scheduled)
+    if superseded is not None:
+        return superseded
     earlier = [m for m in chain if _order(m) < _order(manifest)]
-    free = sum(1 for m in earlier if str(m.status) == RunStatus.WAITING)
-    outlook = retry_outlook(str(manifest.status), manifest.attempt, manifest.finished_at or manifest.started_at,
-                            backoff_s, free_attempts=free)
-    if outlook.state == "exhausted":
+    free = sum(1 for m in earlier if m.status == RunStatus.WAITING)
+    outlook = retry_outlook(manifest.status, manifest.attempt, manifest.finished_at or manifest.started_at, backoff_s,
+                            free_attempts=free)
+    return _outlook_line(outlook, now)
+
+
+def _superseded(manifest: Manifest, chain: list[Manifest], scheduled: list[Manifest]) -> RetryLine | None:
+    """The line of a run that a later attempt of its chain, or a run for a newer slot or drawing, superseded."""
+    later = [m for m in chain if _order(m) > _order(manifest)]
+    if later:
+        return RetryLine(f"superseded by run {later[0].run_id} (its next attempt)", later[0].run_id)
+    newer = [m for m in scheduled if m.job == manifest.job and _order(m) > _order(manifest) and m not in chain]
+    if newer:
+        return RetryLine(f"superseded by run {newer[0].run_id} (a run for a newer slot or drawing)", newer[0].run_id)
+    return None
+
+
+def _outlook_line(outlook: RetryOutlook, now: datetime) -> RetryLine:
+    """The retry policy's answer in words: the next attempt's time (overdue or not), or no retry left."""
+    if outlook.state == RetryState.EXHAUSTED:
         return RetryLine(f"no retry left (attempt {outlook.attempts_used} of {outlook.max_attempts})")
     if outlook.due_at is None:
         return RetryLine("")
     late = " (overdue: is the scheduler running?)" if outlook.due_at < now else ""
     when = format_instant(outlook.due_at)
-    if outlook.state == "waiting":
+    if outlook.state == RetryState.WAITING:
         text = f"next check for the results at {when}{late} (waiting attempts do not count against the " \
                f"{outlook.max_attempts} attempts)"
     else:
-        what = "recovery run" if outlook.state == "recovery" else "retry"
+        what = "recovery run" if outlook.state == RetryState.RECOVERY else "retry"
         text = f"next {what} at {when}{late} (attempt {outlook.attempts_used + 1} of {outlook.max_attempts})"
     return RetryLine(text, due_at=outlook.due_at)
+

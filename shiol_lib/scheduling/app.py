@@ -4,7 +4,8 @@
 - maintenance_data_update: Tue/Thu/Fri/Sun 06:00, the data update notebook
 - prediction_evaluation: 06:15, 12:15, 18:15, the evaluation notebook
 
-Schedules come from SHIOL_PIPELINE_CRON, SHIOL_UPDATE_CRON and SHIOL_EVALUATION_CRON. Rocketry only
+The tasks are the catalog's scheduled jobs (:mod:`shiol_lib.jobs.catalog`), one each, named by their
+``task_name``. Schedules come from SHIOL_PIPELINE_CRON, SHIOL_UPDATE_CRON and SHIOL_EVALUATION_CRON. Rocketry only
 triggers: whether a job is due (on time, catching up, a missed drawing, a retry, a recovery) is the
 planner's answer from the store, so the promises survive crashes and restarts.
 
@@ -21,6 +22,7 @@ import logging
 from rocketry import Rocketry
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.jobs.catalog import SCHEDULED_JOBS, JobDefinition
 from shiol_lib.logs import TEXT_FORMAT, configure_logging
 from shiol_lib.scheduling.scheduler import Scheduler
 
@@ -35,22 +37,18 @@ def job_is_due(job: str) -> bool:
     return scheduler is not None and scheduler.is_due(job)
 
 
-@app.task(job_is_due(job="pipeline"), name="post_drawing_pipeline", execution="thread")
-def post_drawing_pipeline() -> None:
-    """Run the six-step pipeline for the latest drawing."""
-    scheduler.execute_due("pipeline")
+def add_job_task(job: JobDefinition) -> None:
+    """Add the task of a scheduled ``job`` (named ``job.task_name``): when the planner owes it a run, run it."""
+    def run_due() -> None:
+        scheduler.execute_due(job.name)
+
+    run_due.__doc__ = f"Run {job.name} when the planner owes it a run: {job.description}."
+    app.task(job_is_due(job=job.name), name=job.task_name, execution="thread")(run_due)
 
 
-@app.task(job_is_due(job="data_update"), name="maintenance_data_update", execution="thread")
-def maintenance_data_update() -> None:
-    """Update the draw data on the days without a drawing."""
-    scheduler.execute_due("data_update")
-
-
-@app.task(job_is_due(job="evaluation"), name="prediction_evaluation", execution="thread")
-def prediction_evaluation() -> None:
-    """Evaluate stored predictions whose drawing is now known."""
-    scheduler.execute_due("evaluation")
+# One task per scheduled job of the catalog: post_drawing_pipeline, maintenance_data_update, prediction_evaluation.
+for _job in SCHEDULED_JOBS:
+    add_job_task(_job)
 
 
 def main() -> None:

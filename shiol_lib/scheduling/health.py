@@ -42,12 +42,12 @@ from starlette.routing import Route
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.domain.draw_calendar import iso_utc
+from shiol_lib.domain.runs import MissedKind, RunStatus
 from shiol_lib.errors import ConfigError, ShiolError
 from shiol_lib.scheduling.plans import json_ready
 from shiol_lib.settings import Settings
 from shiol_lib.store.core import Store
 from shiol_lib.store.monitoring import Monitoring, read_monitoring, run_durations
-from shiol_lib.store.runs import RUN_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ StoreFactory = Callable[[], Store]
 PlanProvider = Callable[[], Mapping[str, Any]]
 PlanAge = Callable[[], float | None]
 
-_COUNTED_STATUSES = sorted(RUN_STATUSES - {"running"})  # final statuses only: counters never go down
+# Final statuses only: counters never go down.
+_COUNTED_STATUSES = sorted(s.value for s in RunStatus if s != RunStatus.RUNNING)
 MAX_CONNECTIONS = 64  # uvicorn answers 503 beyond this many connections and tasks at once
 BACKLOG = 128
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
@@ -218,7 +219,7 @@ class SchedulerCollector(Collector):
         for job, health in mon.jobs.items():
             for status in _COUNTED_STATUSES:
                 runs.add_metric([job, status], health.counts.get(status, 0))
-            running.add_metric([job], health.counts.get("running", 0))
+            running.add_metric([job], health.counts.get(RunStatus.RUNNING, 0))
             if health.last_success_at is not None:
                 last_success.add_metric([job], health.last_success_at.timestamp())
             if health.last_finished is not None and health.last_finished.duration_s is not None:
@@ -234,9 +235,9 @@ class SchedulerCollector(Collector):
         yield GaugeMetricFamily("shiol_dead_letters_open", "Unresolved dead letters (retries used up).",
                                 value=len(mon.dead_letters))
         yield CounterMetricFamily("shiol_missed_draws", "Drawings recorded as missed (no pipeline success).",
-                                  value=mon.missed_counts.get("draw", 0))
+                                  value=mon.missed_counts.get(MissedKind.DRAW, 0))
         yield CounterMetricFamily("shiol_missed_slots", "Scheduled slots recorded as missed (not run).",
-                                  value=mon.missed_counts.get("slot", 0))
+                                  value=mon.missed_counts.get(MissedKind.SLOT, 0))
         yield GaugeMetricFamily("shiol_scheduler_uptime_seconds", "Seconds since the scheduler started.",
                                 value=_uptime_s(self._started_at))
 
@@ -266,8 +267,9 @@ def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, 
         "missed": plan.get("missed", []),
         "alerts": plan.get("alerts", []),
         "dead_letters": json_ready(mon.dead_letters),
-        "missed_draws": {"total": mon.missed_counts.get("draw", 0), "recent": json_ready(mon.recent_missed_draws)},
-        "missed_slots_total": mon.missed_counts.get("slot", 0),
+        "missed_draws": {"total": mon.missed_counts.get(MissedKind.DRAW, 0),
+                         "recent": json_ready(mon.recent_missed_draws)},
+        "missed_slots_total": mon.missed_counts.get(MissedKind.SLOT, 0),
         "recent_alerts": json_ready(mon.recent_alerts),
     }
 
@@ -280,7 +282,7 @@ def _job_report(mon: Monitoring, job: str, next_run: str, next_run_utc: str | No
         "last_finished_resources": _run_resources(runs_dir, last.run_id if last else None),
         "next_run": next_run,
         "next_run_utc": next_run_utc,
-        "running": health.counts.get("running", 0),
+        "running": health.counts.get(RunStatus.RUNNING, 0),
         "last_run": json_ready(health.last_run),
         "last_finished": json_ready(health.last_finished),
         "last_success_at": json_ready(health.last_success_at),

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from shiol_lib.domain.runs import IncidentKind
 from shiol_lib.errors import ShiolError
 from shiol_lib.scheduling.alerts import send_alert
 from shiol_lib.scheduling.plans import Plan, iso
@@ -66,7 +67,7 @@ def _reconcile(settings: Settings, store: Store, plan: Plan, now: datetime) -> l
 def _recovery_message(row: incident_table.IncidentRow, success_run_id: str | None) -> str | None:
     """The recovery alert of an open incident the plan no longer shows, or None while it stands."""
     opened = iso(row.opened_at)
-    if row.kind == "failures":
+    if row.kind == IncidentKind.FAILURES:
         after = f": run {success_run_id} succeeded" if success_run_id else ""
         return f"{row.job}: recovered{after}; the failure streak alerted at {opened} has ended"
     if success_run_id is not None:  # a missed drawing stays missed; the incident ends when the job works again

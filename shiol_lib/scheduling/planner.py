@@ -34,12 +34,20 @@ Rules (DESIGN.md, "Scheduling semantics"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, et_and_utc, next_draw, previous_draw
-from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, RunStatus, failure_streak
+from shiol_lib.domain.runs import (
+    FINISHED_STATUSES,
+    IncidentKind,
+    MissedKind,
+    RetryState,
+    RunStatus,
+    Trigger,
+    failure_streak,
+)
+from shiol_lib.scheduling.job_history import AttemptChain, JobView, classify_chain
 from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re-exported here
     Due,
     History,
@@ -54,18 +62,14 @@ from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re
     SlotRecord,
     default_jobs,
 )
-from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, previous_slot, slots_between, to_utc
+from shiol_lib.scheduling.slots import CronSpec, next_slot, previous_slot, slots_between, to_utc
 
 __all__ = [
-    "Due", "History", "Incident", "JobSchedule", "MISSED_KINDS", "Missed", "Plan", "PlannerConfig", "REASONS",
-    "RunLike", "RunRecord", "SlotLike", "SlotRecord", "default_jobs", "plan_runs",
+    "Due", "History", "Incident", "JobSchedule", "Missed", "Plan", "PlannerConfig", "RunLike", "RunRecord",
+    "SlotLike", "SlotRecord", "default_jobs", "plan_runs",
 ]
 
 UTC = UTC
-REASONS = ("on-time", "catch-up", "missed-draw", "retry", "recovery")
-MISSED_KINDS = tuple(k.value for k in MissedKind)
-MANUAL_TRIGGERS = frozenset({"manual", "rerun"})  # runs a person started: never a job's service start
-_KNOWN_STATUSES = frozenset(RunStatus)
 _ONE_US = timedelta(microseconds=1)
 
 
@@ -75,7 +79,7 @@ def plan_runs(history: History, at: datetime, config: PlannerConfig | None = Non
     now = to_utc(at, "at")
     out = _Collector()
     for name, schedule in config.jobs.items():
-        view = _JobView.build(name, schedule.drawing_linked, history, config, now)
+        view = JobView.build(name, schedule.drawing_linked, history, config, now)
         if schedule.drawing_linked:
             _plan_drawing_job(name, schedule.spec, view, config, now, out)
         else:
@@ -95,131 +99,12 @@ def plan_runs(history: History, at: datetime, config: PlannerConfig | None = Non
     )
 
 
-# --- the history of one job, normalized to UTC ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Run:
-    run_id: str
-    slot: datetime | None  # UTC
-    status: str  # effective: a `running` row with a stale heartbeat reads as `crashed`
-    raw_status: str
-    started: datetime  # UTC
-    finished: datetime  # UTC: finished_at, else the last heartbeat, else started_at
-    attempt: int
-    drawing: date | None
-    scheduled: bool  # started by the schedule (not `manual` or `rerun`)
-
-
-@dataclass
-class _JobView:
-    runs: list[_Run]  # oldest first, `refused` rows left out (they never ran)
-    recorded_slots: set[datetime]  # missed entries and dead letters
-    recorded_draws: set[date]
-    busy: bool  # a run of this job is in flight
-    in_service: datetime | None = None  # the scheduler's first start (UTC)
-    since: datetime | None = None  # where the history begins (UTC)
-
-    @classmethod
-    def build(cls, job: str, linked: bool, history: History, config: PlannerConfig, now: datetime) -> _JobView:
-        runs = sorted(
-            (_normalize_run(r, linked, config, now) for r in history.runs if r.job == job and r.status != "refused"),
-            key=lambda r: (r.started, r.attempt, r.run_id),
-        )
-        slots: set[datetime] = set()
-        draws: set[date] = set()
-        for record in [*history.missed, *history.dead_letters]:
-            if record.job != job:
-                continue
-            slot = to_utc(record.slot, f"slot of the recorded {job} entry") if record.slot is not None else None
-            if slot is not None:
-                slots.add(slot)
-            drawing = record.draw_date or (previous_draw(slot) if slot is not None and linked else None)
-            if drawing is not None:
-                draws.add(drawing)
-        started = to_utc(history.scheduler_started, "scheduler_started") if history.scheduler_started else None
-        since = to_utc(history.since, "since") if history.since is not None else None
-        return cls(runs, slots, draws, any(r.status == "running" for r in runs), started, since)
-
-    @property
-    def entered_service(self) -> datetime | None:
-        """The scheduler's first start or the job's first scheduled run (from its slot), or None: never a manual run."""
-        starts = [min(r.started, r.slot or r.started) for r in self.runs if r.scheduled]
-        if self.in_service is not None:
-            starts.append(self.in_service)
-        return min(starts) if starts else None
-
-    @property
-    def service_start(self) -> datetime | None:
-        """Where reporting starts (nothing before is missed): the service start, or the history's start if later."""
-        entered = self.entered_service
-        return entered if entered is None or self.since is None else max(entered, self.since)
-
-    @property
-    def clamped(self) -> bool:
-        """Whether the history begins after the service start: then only what it holds is reported."""
-        return self.since is not None and self.entered_service is not None and self.entered_service < self.since
-
-
-def _normalize_run(run: RunLike, linked: bool, config: PlannerConfig, now: datetime) -> _Run:
-    what = f"run {run.run_id!r}"
-    if run.status not in _KNOWN_STATUSES:
-        raise ScheduleError(f"{what} has unknown status {run.status!r}; expected one of {sorted(_KNOWN_STATUSES)}")
-    started = to_utc(run.started_at, f"started_at of {what}")
-    slot = to_utc(run.slot, f"slot of {what}") if run.slot is not None else None
-    heartbeat = to_utc(run.heartbeat_at, f"heartbeat_at of {what}") if run.heartbeat_at is not None else None
-    finished = to_utc(run.finished_at, f"finished_at of {what}") if run.finished_at is not None else None
-    status = run.status
-    if status == "running" and (now - (heartbeat or started)).total_seconds() > config.heartbeat_stale_s:
-        status = "crashed"
-    drawing = run.draw_date if run.draw_date is not None else (previous_draw(slot) if linked and slot else None)
-    return _Run(run.run_id, slot, status, run.status, started, finished or heartbeat or started,
-                int(run.attempt), drawing, run.trigger not in MANUAL_TRIGGERS)
-
-
-# --- attempt chains -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Chain:
-    state: str  # settled | running | exhausted | retry | recovery | waiting
-    slot: datetime | None
-    drawing: date | None
-    next_attempt: int
-    due_at: datetime | None = None
-
-    @property
-    def live(self) -> bool:
-        return self.state in ("retry", "recovery", "waiting")
-
-
-def _classify(chain: Sequence[_Run], config: PlannerConfig) -> _Chain:
-    """The state of the attempts of one slot (or one drawing): settled, in flight, or what comes next."""
-    last = chain[-1]
-    next_attempt = max(r.attempt for r in chain) + 1
-    if any(r.status == "success" for r in chain) or last.status in ("skipped", "missed"):
-        return _Chain("settled", last.slot, last.drawing, next_attempt)
-    if last.status == "running":
-        return _Chain("running", last.slot, last.drawing, next_attempt)
-    backoff = config.retry_backoff_s
-    if last.status == "waiting":
-        delay = backoff[min(max(last.attempt, 1), len(backoff)) - 1]
-        return _Chain("waiting", last.slot, last.drawing, next_attempt, last.finished + timedelta(seconds=delay))
-    used = last.attempt - sum(1 for r in chain if r.status == "waiting")  # waiting attempts are free
-    if used >= config.max_attempts:
-        return _Chain("exhausted", last.slot, last.drawing, next_attempt)
-    if last.status in ("crashed", "interrupted"):
-        return _Chain("recovery", last.slot, last.drawing, next_attempt, last.finished)
-    delay = backoff[min(max(used, 1), len(backoff)) - 1]
-    return _Chain("retry", last.slot, last.drawing, next_attempt, last.finished + timedelta(seconds=delay))
-
-
-def _chain_due(job: str, chain: _Chain, now: datetime, out: _Collector) -> Due | None:
+def _chain_due(job: str, chain: AttemptChain, now: datetime, out: _Collector) -> Due | None:
     if chain.live and chain.due_at is not None and now < chain.due_at:
         out.wakes.append(chain.due_at)  # a retry becomes due then: the plan must be made again
     if not chain.live or chain.slot is None or chain.due_at is None or now < chain.due_at:
         return None
-    reason = "recovery" if chain.state == "recovery" else "retry"
+    reason = Trigger.RECOVERY if chain.state == RetryState.RECOVERY else Trigger.RETRY
     return Due(job, chain.slot.astimezone(NEW_YORK), reason, chain.drawing, chain.next_attempt)
 
 
@@ -238,45 +123,64 @@ class _Collector:
         self.incidents.append(incident)
         self.alerts.append(incident.message)
 
-    def miss(self, job: str, slot: datetime, drawing: date | None, kind: str) -> None:
+    def miss(self, job: str, slot: datetime, drawing: date | None, kind: MissedKind) -> None:
         self.missed.append(Missed(job, slot.astimezone(NEW_YORK), drawing, kind))
 
 
-def _plan_slot_job(job: str, spec: CronSpec, view: _JobView, config: PlannerConfig, now: datetime,
+def _plan_slot_job(job: str, spec: CronSpec, view: JobView, config: PlannerConfig, now: datetime,
                    out: _Collector) -> None:
     """A plain cron job: coalesce the pending slots after the watermark, miss the old ones, retry the head."""
     grace = timedelta(seconds=config.grace_s)
     known = {r.slot for r in view.runs if r.slot is not None} | view.recorded_slots
     if view.service_start is None:  # never scheduled: owe the latest slot if it is fresh, report nothing before it
-        latest = previous_slot(spec, now)
-        if latest is not None and now - latest <= grace and to_utc(latest, "slot") not in known and not view.busy:
-            out.due.append(Due(job, latest, _fresh_reason(now - latest, 1, config), None, 1))
+        _owe_latest_fresh_slot(job, spec, view, known, config, now, out)
         return
     watermark = max(known) if known else None
     entered = view.service_start - (grace if not view.clamped else timedelta(0))  # a slot fresh then is owed too
-    head = None
-    if watermark is not None and watermark not in view.recorded_slots and watermark > entered:
-        head = _classify([r for r in view.runs if r.slot == watermark], config)
+    head = _head_chain(view, watermark, entered, config)
     lower = max(watermark, entered) if watermark is not None else entered
     pending = [s.astimezone(UTC) for s in slots_between(spec, lower, now)]
-    if not pending:
-        due = None if head is None or view.busy else _chain_due(job, head, now, out)
-        if due is not None:
-            out.due.append(due)
+    if pending:
+        _coalesce_pending(job, pending, head, view, config, now, out)
+    elif head is not None and not view.busy and (due := _chain_due(job, head, now, out)) is not None:
+        out.due.append(due)
+
+
+def _owe_latest_fresh_slot(job: str, spec: CronSpec, view: JobView, known: set[datetime], config: PlannerConfig,
+                           now: datetime, out: _Collector) -> None:
+    """A job not in service owes its latest slot when it is within the grace, unknown, and the job is idle."""
+    latest = previous_slot(spec, now)
+    if latest is None or now - latest > timedelta(seconds=config.grace_s) or view.busy:
         return
-    older = [s for s in pending if now - s > grace]
+    if to_utc(latest, "slot") not in known:
+        out.due.append(Due(job, latest, _fresh_reason(now - latest, 1, config), None, 1))
+
+
+def _head_chain(view: JobView, watermark: datetime | None, entered: datetime,
+                config: PlannerConfig) -> AttemptChain | None:
+    """The attempts at the watermark slot, when they are the job's own runs since it entered service."""
+    if watermark is None or watermark in view.recorded_slots or watermark <= entered:
+        return None
+    return classify_chain([r for r in view.runs if r.slot == watermark], config)
+
+
+def _coalesce_pending(job: str, pending: list[datetime], head: AttemptChain | None, view: JobView,
+                      config: PlannerConfig, now: datetime, out: _Collector) -> None:
+    """Miss the pending slots older than the grace (and a retry they superseded); run the fresh ones as one."""
+    grace = timedelta(seconds=config.grace_s)
     fresh = [s for s in pending if now - s <= grace]
-    for slot in older:
-        out.miss(job, slot, None, "slot")
+    for slot in pending:
+        if now - slot > grace:
+            out.miss(job, slot, None, MissedKind.SLOT)
     if head is not None and head.live and head.slot is not None:  # a retry a newer slot superseded
-        out.miss(job, head.slot, head.drawing, "slot")
+        out.miss(job, head.slot, head.drawing, MissedKind.SLOT)
     if fresh and not view.busy:
         latest = fresh[-1]
         reason = _fresh_reason(now - latest, len(fresh), config)
         out.due.append(Due(job, latest.astimezone(NEW_YORK), reason, None, 1))
 
 
-def _plan_drawing_job(job: str, spec: CronSpec, view: _JobView, config: PlannerConfig, now: datetime,
+def _plan_drawing_job(job: str, spec: CronSpec, view: JobView, config: PlannerConfig, now: datetime,
                       out: _Collector) -> None:
     """A drawing-linked job: settle each drawing since the watermark; owe the latest passed one."""
     delay = timedelta(seconds=config.draw_delay_s)
@@ -301,51 +205,62 @@ def _plan_drawing_job(job: str, spec: CronSpec, view: _JobView, config: PlannerC
         _settle_drawing(job, spec, drawing, view, config, now, out)
 
 
-def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: _JobView, config: PlannerConfig,
+def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: JobView, config: PlannerConfig,
                     now: datetime, out: _Collector) -> None:
+    """One drawing of a drawing-linked job: settled, retried, missed, or owed a first run now."""
     runs = [r for r in view.runs if r.drawing == drawing]
-    if drawing in view.recorded_draws or any(r.status in ("success", "running") for r in runs):
+    if drawing in view.recorded_draws or any(r.status in (RunStatus.SUCCESS, RunStatus.RUNNING) for r in runs):
         return
     closes_at = to_utc(draw_instant(draw_after(drawing)), "window")
     out.wakes.append(closes_at)  # then the drawing is missed
     chain_runs = [r for r in runs if r.slot is not None]
     if chain_runs:
-        chain = _classify(chain_runs, config)
-        if not chain.live or chain.slot is None:
-            return
-        deadline = to_utc(draw_instant(drawing), "drawing") + timedelta(seconds=config.waiting_deadline_s)
-        out.wakes.append(deadline)
-        if chain.state == "waiting" and now >= deadline:
-            out.miss(job, chain.slot, drawing, "draw")
-            out.raise_incident(_missed_draw_incident(
-                job, drawing, f"{job}: drawing {drawing} missed: results still not published "
-                f"{config.waiting_deadline_s / 3600:g} h after the drawing (deadline {et_and_utc(deadline)})"
-            ))
-        elif now >= closes_at:
-            out.miss(job, chain.slot, drawing, "draw")
-            out.raise_incident(_missed_draw_incident(job, drawing))
-        elif not view.busy and (due := _chain_due(job, chain, now, out)) is not None:
-            out.due.append(due)
-        return
-    if now >= closes_at:
+        _settle_chain(job, drawing, classify_chain(chain_runs, config), closes_at, view, config, now, out)
+    elif now >= closes_at:
         slot = _latest_slot_of(spec, drawing, closes_at - _ONE_US)
         if slot is not None:  # a drawing the schedule never asked for is not owed
-            out.miss(job, slot, drawing, "draw")
+            out.miss(job, slot, drawing, MissedKind.DRAW)
             out.raise_incident(_missed_draw_incident(job, drawing))
+    else:
+        _owe_drawing(job, spec, drawing, view, config, now, out)
+
+
+def _settle_chain(job: str, drawing: date, chain: AttemptChain, closes_at: datetime, view: JobView,
+                  config: PlannerConfig, now: datetime, out: _Collector) -> None:
+    """A drawing whose runs failed: retry it while its window is open, else miss it (waiting: at the deadline)."""
+    if not chain.live or chain.slot is None:
         return
+    deadline = to_utc(draw_instant(drawing), "drawing") + timedelta(seconds=config.waiting_deadline_s)
+    out.wakes.append(deadline)
+    if chain.state == RetryState.WAITING and now >= deadline:
+        out.miss(job, chain.slot, drawing, MissedKind.DRAW)
+        out.raise_incident(_missed_draw_incident(
+            job, drawing, f"{job}: drawing {drawing} missed: results still not published "
+            f"{config.waiting_deadline_s / 3600:g} h after the drawing (deadline {et_and_utc(deadline)})"
+        ))
+    elif now >= closes_at:
+        out.miss(job, chain.slot, drawing, MissedKind.DRAW)
+        out.raise_incident(_missed_draw_incident(job, drawing))
+    elif not view.busy and (due := _chain_due(job, chain, now, out)) is not None:
+        out.due.append(due)
+
+
+def _owe_drawing(job: str, spec: CronSpec, drawing: date, view: JobView, config: PlannerConfig, now: datetime,
+                 out: _Collector) -> None:
+    """A drawing never run, its window open: due at its latest slot passed (``missed-draw`` past the grace)."""
     slots = _slots_of(spec, drawing, now)
     if not slots or view.busy:
         return  # its slot is still ahead, or the job is busy: decide on a later plan
     latest = slots[-1]
     grace = timedelta(seconds=config.grace_s)
     if now - latest > grace:
-        reason = "missed-draw"
+        reason = Trigger.MISSED_DRAW
     else:
         reason = _fresh_reason(now - latest, sum(1 for s in slots if now - s <= grace), config)
     out.due.append(Due(job, latest.astimezone(NEW_YORK), reason, drawing, 1))
 
 
-def _failure_incidents(job: str, view: _JobView, config: PlannerConfig) -> list[Incident]:
+def _failure_incidents(job: str, view: JobView, config: PlannerConfig) -> list[Incident]:
     """The failure streak of ``job`` as an incident keyed by the streak's first run, once it is ``n`` long."""
     n = config.failure_alert_after
     newest_first = list(reversed(view.runs))
@@ -356,15 +271,15 @@ def _failure_incidents(job: str, view: _JobView, config: PlannerConfig) -> list[
     latest, first = finished[0], finished[streak - 1]  # the streak is the newest `streak` finished runs
     message = (f"{job}: the last {n} runs failed in a row (latest {latest.run_id}: {latest.raw_status} "
                f"at {et_and_utc(latest.finished)})")
-    return [Incident(f"{job}:failures:{first.run_id}", "failures", job, message)]
+    return [Incident(f"{job}:{IncidentKind.FAILURES}:{first.run_id}", IncidentKind.FAILURES, job, message)]
 
 
 # --- small helpers --------------------------------------------------------------------------------
 
 
-def _fresh_reason(age: timedelta, fresh_slots: int, config: PlannerConfig) -> str:
+def _fresh_reason(age: timedelta, fresh_slots: int, config: PlannerConfig) -> Trigger:
     """``on-time``: the only pending slot within the grace, at most ``on_time_s`` old; else ``catch-up``."""
-    return "on-time" if fresh_slots == 1 and age.total_seconds() <= config.on_time_s else "catch-up"
+    return Trigger.ON_TIME if fresh_slots == 1 and age.total_seconds() <= config.on_time_s else Trigger.CATCH_UP
 
 
 def _slots_of(spec: CronSpec, drawing: date, until: datetime) -> list[datetime]:
@@ -394,4 +309,4 @@ def _missed_draw_incident(job: str, drawing: date, message: str | None = None) -
     message = message or (
         f"{job}: drawing {drawing} missed: no successful run before the next drawing ({et_and_utc(draw_instant(nxt))})"
     )
-    return Incident(f"{job}:missed-draw:{drawing.isoformat()}", "missed-draw", job, message)
+    return Incident(f"{job}:{IncidentKind.MISSED_DRAW}:{drawing.isoformat()}", IncidentKind.MISSED_DRAW, job, message)

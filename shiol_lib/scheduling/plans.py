@@ -13,7 +13,10 @@ from datetime import date, datetime
 from typing import Any, NamedTuple, Protocol
 
 from shiol_lib.domain.draw_calendar import Coverage, iso_et, iso_utc
+from shiol_lib.domain.runs import IncidentKind, MissedKind, RunStatus, Trigger
+from shiol_lib.jobs.catalog import scheduled_jobs
 from shiol_lib.scheduling.slots import CronSpec, ScheduleError, parse_cron
+from shiol_lib.settings import Settings
 from shiol_lib.settings import default as setting_default
 
 
@@ -24,13 +27,24 @@ class JobSchedule(NamedTuple):
     drawing_linked: bool = False
 
 
+def job_schedules(settings: Settings | None = None) -> dict[str, JobSchedule]:
+    """Each scheduled job of the catalog with its cron from ``settings`` (default: the settings' defaults).
+
+    A bad cron expression raises :class:`ScheduleError` naming where it came from (``SHIOL_PIPELINE_CRON``).
+    """
+    schedules = {}
+    for job in scheduled_jobs():
+        try:
+            spec = parse_cron(job.cron_expression(settings))
+        except ScheduleError as err:
+            raise ScheduleError(f"{job.cron_source}: {err}") from err
+        schedules[job.name] = JobSchedule(spec, drawing_linked=job.drawing_linked)
+    return schedules
+
+
 def default_jobs() -> dict[str, JobSchedule]:
-    """The workbench's three jobs: pipeline after each drawing, data update, evaluation."""
-    return {
-        "pipeline": JobSchedule(parse_cron(setting_default("pipeline_cron")), drawing_linked=True),
-        "data_update": JobSchedule(parse_cron(setting_default("update_cron"))),
-        "evaluation": JobSchedule(parse_cron(setting_default("evaluation_cron"))),
-    }
+    """The catalog's scheduled jobs on their default crons (the pipeline after each drawing, and the others)."""
+    return job_schedules()
 
 
 @dataclass(frozen=True)
@@ -75,8 +89,8 @@ class RunLike(Protocol):
     run_id: str
     job: str
     slot: datetime | None
-    trigger: str
-    status: str
+    trigger: Trigger | str  # a Trigger value (rows hold the plain text)
+    status: RunStatus | str  # a RunStatus value: the planner refuses any other
     started_at: datetime
     finished_at: datetime | None
     attempt: int
@@ -99,8 +113,8 @@ class RunRecord:
     run_id: str
     job: str
     slot: datetime | None
-    trigger: str
-    status: str
+    trigger: Trigger | str  # a Trigger value (rows hold the plain text)
+    status: RunStatus | str  # a RunStatus value: the planner refuses any other
     started_at: datetime
     finished_at: datetime | None = None
     attempt: int = 1
@@ -141,7 +155,7 @@ class Due:
 
     job: str
     slot: datetime
-    reason: str
+    reason: Trigger
     draw_date: date | None
     attempt: int
 
@@ -153,7 +167,7 @@ class Missed:
     job: str
     slot: datetime
     draw_date: date | None
-    kind: str
+    kind: MissedKind
 
 
 @dataclass(frozen=True)
@@ -165,7 +179,7 @@ class Incident:
     """
 
     key: str
-    kind: str  # missed-draw | failures
+    kind: IncidentKind
     job: str
     message: str
 

@@ -25,16 +25,16 @@ from pathlib import Path
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_coverage
-from shiol_lib.domain.runs import RunStatus
-from shiol_lib.jobs.job_process import EXIT_BUSY, RunRequest, RunResult, start_job_process
+from shiol_lib.domain.runs import ErrorClass, ExitCode, RunStatus, StepStatus
+from shiol_lib.jobs.job_process import RunRequest, RunResult, start_job_process
 from shiol_lib.jobs.liveness import job_is_alive, kill_process_tree
 from shiol_lib.jobs.recovery import close_dead_runs
 from shiol_lib.logs import first_line
 from shiol_lib.scheduling.alerts import send_alert
 from shiol_lib.scheduling.incidents import reconcile_incidents
 from shiol_lib.scheduling.plan_loop import MAX_WAIT_S, PlanLoop, file_signature
-from shiol_lib.scheduling.planner import Due, History, JobSchedule, Plan, PlannerConfig, SlotRecord, plan_runs
-from shiol_lib.scheduling.slots import ScheduleError, parse_cron
+from shiol_lib.scheduling.planner import Due, History, Plan, PlannerConfig, SlotRecord, plan_runs
+from shiol_lib.scheduling.plans import job_schedules
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
@@ -44,23 +44,15 @@ from shiol_lib.store.jobs import LockHolder
 log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 21
+# The step statuses a dead letter names as the failing notebook (the first such step of the run).
+_DEAD_LETTER_STEPS = [s.value for s in (StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.INTERRUPTED,
+                                        StepStatus.RUNNING)]
 STOP_GRACE_S = 60.0
-TASK_NAMES = {"pipeline": "post_drawing_pipeline", "data_update": "maintenance_data_update",
-              "evaluation": "prediction_evaluation"}
 
 
 def planner_config(settings: Settings) -> PlannerConfig:
     """The planner's configuration from settings; a bad cron expression raises :class:`ScheduleError`."""
-    jobs = {}
-    for job, name, expr, linked in (
-        ("pipeline", "SHIOL_PIPELINE_CRON", settings.pipeline_cron, True),
-        ("data_update", "SHIOL_UPDATE_CRON", settings.update_cron, False),
-        ("evaluation", "SHIOL_EVALUATION_CRON", settings.evaluation_cron, False),
-    ):
-        try:
-            jobs[job] = JobSchedule(parse_cron(expr), drawing_linked=linked)
-        except ScheduleError as err:
-            raise ScheduleError(f"{name}: {err}") from err
+    jobs = job_schedules(settings)
     return PlannerConfig(
         jobs=jobs, grace_s=settings.grace_s, draw_delay_s=settings.draw_delay_s,
         retry_backoff_s=settings.retry_backoff_s, waiting_deadline_s=settings.waiting_deadline_s,
@@ -174,7 +166,7 @@ class Scheduler:
 
     # -- execution ----------------------------------------------------------------------------
 
-    def execute_due(self, job: str) -> str | None:
+    def execute_due(self, job: str) -> RunStatus | None:
         """Run what the plan owes for ``job`` (once) and record its consequences; returns the status."""
         if self._stopping.is_set() or job in self._children:
             return None
@@ -189,13 +181,13 @@ class Scheduler:
         after = self.plan(store=store)
         self._planner.publish(after)  # no stale "due" for the job that just ran
         self._record_plan(store, after)
-        if status in ("failed", "timeout") and due.attempt >= self.config.max_attempts:
+        if status in (RunStatus.FAILED, RunStatus.TIMEOUT) and due.attempt >= self.config.max_attempts:
             latest = run_table.list_runs(store, job=job, limit=1)
             if latest:
                 self._dead_letter(store, latest[0])
         return status
 
-    def _run_child(self, due: Due) -> str:
+    def _run_child(self, due: Due) -> RunStatus:
         """Run the due job in a fresh job process given this scheduler's settings; returns its status."""
         request = RunRequest(job=due.job, trigger=due.reason, slot=due.slot, draw_date=due.draw_date,
                              attempt=due.attempt)
@@ -214,11 +206,11 @@ class Scheduler:
                     self._children.pop(due.job, None)
             result = RunResult.read(result_path)
         if result is None:  # the job process died before it could say
-            status = {EXIT_BUSY: "refused"}.get(proc.returncode, "failed")
+            status = RunStatus.REFUSED if proc.returncode == ExitCode.BUSY else RunStatus.FAILED
             result = RunResult(None, status, f"the job process ended with code {proc.returncode}: "
-                               f"{(err or '').strip()[-500:] or 'no message'}", error_class="job process")
+                               f"{(err or '').strip()[-500:] or 'no message'}", error_class=ErrorClass.JOB_PROCESS)
         _log_finished(event, result)
-        return result.status
+        return RunStatus(result.status)
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Start nothing more; give running jobs ``grace_s`` to finish, then stop them.
@@ -259,7 +251,7 @@ class Scheduler:
         if row is None:
             return
         steps = run_table.read_steps(store, [row.run_id])
-        failed = steps[steps["status"].isin(["failed", "timeout", "interrupted", "running"])]
+        failed = steps[steps["status"].isin(_DEAD_LETTER_STEPS)]
         notebook = str(failed.iloc[0]["notebook"]) if len(failed) else None
         cell = failed.iloc[0]["failed_cell"] if len(failed) else None
         command = f"shiol run {row.job} --trigger manual"
@@ -288,7 +280,7 @@ def _log_finished(event: dict[str, object], result: RunResult) -> None:
     """One line for a finished run: job, run id, slot, attempt, status; a failure's error class and first line."""
     fields = {**event, "run_id": result.run_id, "status": result.status}
     text = f"job {event['job']} run {result.run_id or '-'} slot {event['slot']} attempt {event['attempt']}: "
-    if result.status in ("success", "waiting", "refused"):
+    if result.status in (RunStatus.SUCCESS, RunStatus.WAITING, RunStatus.REFUSED):
         log.info(text + f"finished {result.status}", extra=fields)
         return
     fields.update(error_class=result.error_class or result.status, error=first_line(result.error))

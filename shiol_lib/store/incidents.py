@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shiol_lib.domain.runs import IncidentKind
 from shiol_lib.store.core import Store
 
 
@@ -74,7 +75,7 @@ def read_incidents(store: Store, keys: list[str] | None = None) -> tuple[dict[st
         for key, row in rows.items():
             if row.cleared_at is not None:
                 continue
-            since = row.opened_at if row.kind == "missed-draw" else datetime.min.replace(tzinfo=UTC)
+            since = row.opened_at if row.kind == IncidentKind.MISSED_DRAW else datetime.min.replace(tzinfo=UTC)
             found = conn.execute(
                 "SELECT run_id FROM runs WHERE job = ? AND status = 'success' AND started_at >= ? "
                 "ORDER BY started_at DESC LIMIT 1", [row.job, since],

@@ -13,11 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
-from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, failure_streak
+from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, RunStatus, failure_streak
 from shiol_lib.store.core import Store
 from shiol_lib.store.jobs import DeadLetter
-
-MISSED_KINDS = tuple(k.value for k in MissedKind)
 
 _NEWEST_FIRST = "started_at DESC, attempt DESC, run_id DESC"
 
@@ -27,7 +25,7 @@ class LastRun:
     """One run of a job as monitoring shows it; ``duration_s`` is None while it runs."""
 
     run_id: str
-    status: str
+    status: RunStatus
     started_at: datetime
     finished_at: datetime | None
     duration_s: float | None
@@ -43,7 +41,7 @@ class JobHealth:
     last_finished: LastRun | None = None  # the newest finished run: the job's last result
     last_success_at: datetime | None = None
     consecutive_failures: int = 0
-    counts: dict[str, int] = field(default_factory=dict)  # runs by status
+    counts: dict[RunStatus, int] = field(default_factory=dict)  # runs by status
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ class MissedSlot:
     job: str
     slot: datetime
     draw_date: date | None
-    kind: str
+    kind: MissedKind
     recorded_at: datetime
 
 
@@ -75,7 +73,7 @@ class Monitoring:
 
     jobs: dict[str, JobHealth]
     dead_letters: list[DeadLetter]
-    missed_counts: dict[str, int]  # kind -> number recorded
+    missed_counts: dict[MissedKind, int]  # kind -> number recorded
     recent_missed_draws: list[MissedSlot]
     recent_alerts: list[Alert]
 
@@ -91,7 +89,7 @@ def read_monitoring(store: Store, jobs: Iterable[str] = (), *, recent: int = 20)
             jobs=_job_health(conn, jobs),
             dead_letters=_open_dead_letters(conn),
             missed_counts=_missed_counts(conn),
-            recent_missed_draws=_missed(conn, "draw", recent),
+            recent_missed_draws=_missed(conn, MissedKind.DRAW, recent),
             recent_alerts=_recent_alerts(conn, recent),
         )
 
@@ -108,9 +106,12 @@ def open_dead_letters(store: Store) -> list[DeadLetter]:
         return _open_dead_letters(conn)
 
 
-def missed_slots(store: Store, *, kind: str | None = None, limit: int | None = None,
+def missed_slots(store: Store, *, kind: MissedKind | str | None = None, limit: int | None = None,
                  job: str | None = None) -> list[MissedSlot]:
-    """Recorded missed slots, newest slot first; ``kind`` (``'draw'`` or ``'slot'``) and ``job`` filter."""
+    """Recorded missed slots, newest slot first; ``kind`` (a :class:`MissedKind`) and ``job`` filter.
+
+    An unknown ``kind`` raises ``ValueError`` naming the kinds.
+    """
     with store.connect() as conn:
         return _missed(conn, kind, limit, job)
 
@@ -120,7 +121,8 @@ def run_durations(store: Store) -> dict[str, list[float]]:
     with store.connect() as conn:
         rows = conn.execute(
             "SELECT job, epoch(finished_at) - epoch(started_at) FROM runs "
-            "WHERE finished_at IS NOT NULL AND status NOT IN ('running', 'refused') ORDER BY job"
+            f"WHERE finished_at IS NOT NULL AND status NOT IN ({_sql_list([RunStatus.RUNNING, RunStatus.REFUSED])}) "
+            "ORDER BY job"
         ).fetchall()
     durations: dict[str, list[float]] = {}
     for job, seconds in rows:
@@ -128,7 +130,7 @@ def run_durations(store: Store) -> dict[str, list[float]]:
     return durations
 
 
-def count_missed(store: Store) -> dict[str, int]:
+def count_missed(store: Store) -> dict[MissedKind, int]:
     """Number of recorded missed entries per kind (``slot`` and ``draw`` always present)."""
     with store.connect() as conn:
         return _missed_counts(conn)
@@ -170,13 +172,14 @@ def recent_alerts(store: Store, *, limit: int = 20) -> list[Alert]:
 
 def _job_health(conn: duckdb.DuckDBPyConnection, jobs: Iterable[str]) -> dict[str, JobHealth]:
     finished = _sql_list(FINISHED_STATUSES)
-    counts: dict[str, dict[str, int]] = {job: {} for job in jobs}
+    counts: dict[str, dict[RunStatus, int]] = {job: {} for job in jobs}
     for job, status, n in conn.execute("SELECT job, status, count(*) FROM runs GROUP BY ALL").fetchall():
-        counts.setdefault(job, {})[status] = n
+        counts.setdefault(job, {})[RunStatus(status)] = n
     last = _newest_runs(conn, "")
     last_finished = _newest_runs(conn, f"WHERE status IN ({finished})")
     success = dict(conn.execute(
-        "SELECT job, max(coalesce(finished_at, started_at)) FROM runs WHERE status = 'success' GROUP BY job"
+        "SELECT job, max(coalesce(finished_at, started_at)) FROM runs WHERE status = ? GROUP BY job",
+        [RunStatus.SUCCESS.value],
     ).fetchall())
     statuses: dict[str, list[str]] = {}
     for job, status in conn.execute(f"SELECT job, status FROM runs ORDER BY job, {_NEWEST_FIRST}").fetchall():
@@ -200,7 +203,7 @@ def _newest_runs(conn: duckdb.DuckDBPyConnection, where: str) -> dict[str, LastR
         f"SELECT job, run_id, status, started_at, finished_at, error FROM runs {where} "
         f"QUALIFY row_number() OVER (PARTITION BY job ORDER BY {_NEWEST_FIRST}) = 1"
     ).fetchall()
-    return {r[0]: LastRun(r[1], r[2], r[3], r[4], _seconds(r[3], r[4]), r[5]) for r in rows}
+    return {r[0]: LastRun(r[1], RunStatus(r[2]), r[3], r[4], _seconds(r[3], r[4]), r[5]) for r in rows}
 
 
 def _open_dead_letters(conn: duckdb.DuckDBPyConnection) -> list[DeadLetter]:
@@ -211,27 +214,35 @@ def _open_dead_letters(conn: duckdb.DuckDBPyConnection) -> list[DeadLetter]:
     return [DeadLetter(*r) for r in rows]
 
 
-def _missed(conn: duckdb.DuckDBPyConnection, kind: str | None, limit: int | None,
+def _missed(conn: duckdb.DuckDBPyConnection, kind: MissedKind | str | None, limit: int | None,
             job: str | None = None) -> list[MissedSlot]:
-    if kind is not None and kind not in MISSED_KINDS:
-        raise ValueError(f"kind {kind!r} is not one of {MISSED_KINDS}")
+    kind = _missed_kind(kind) if kind is not None else None
     sql = "SELECT job, slot, draw_date, kind, recorded_at FROM missed_slots"
     clauses, params = [], []
     for column, value in (("kind", kind), ("job", job)):
         if value is not None:
             clauses.append(f"{column} = ?")
-            params.append(value)
+            params.append(str(value))
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += " ORDER BY slot DESC, job"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return [MissedSlot(*r) for r in conn.execute(sql, params).fetchall()]
+    return [MissedSlot(job, slot, drawing, MissedKind(kind), recorded)
+            for job, slot, drawing, kind, recorded in conn.execute(sql, params).fetchall()]
 
 
-def _missed_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    counts = {kind: 0 for kind in MISSED_KINDS}
-    counts.update(dict(conn.execute("SELECT kind, count(*) FROM missed_slots GROUP BY kind").fetchall()))
+def _missed_kind(kind: MissedKind | str) -> MissedKind:
+    try:
+        return MissedKind(kind)
+    except ValueError:
+        raise ValueError(f"kind {kind!r} is not one of {tuple(k.value for k in MissedKind)}") from None
+
+
+def _missed_counts(conn: duckdb.DuckDBPyConnection) -> dict[MissedKind, int]:
+    counts = dict.fromkeys(MissedKind, 0)
+    for kind, n in conn.execute("SELECT kind, count(*) FROM missed_slots GROUP BY kind").fetchall():
+        counts[MissedKind(kind)] = n
     return counts
 
 

@@ -9,9 +9,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from shiol_lib.cli.common import MISSED_KINDS
 from shiol_lib.cli.main import cli
-from shiol_lib.store.monitoring import MISSED_KINDS as STORE_MISSED_KINDS
+from shiol_lib.domain.runs import MissedKind
 
 READ_ONLY = [
     ["status"], ["runs", "list"], ["runs", "show", "20240701T000000Z-abcdef"], ["runs", "verify"],
@@ -64,8 +63,9 @@ def test_without_shiol_home_the_store_is_in_the_per_user_folder_not_the_cwd(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_the_command_line_and_the_store_name_the_same_missed_kinds():
-    assert tuple(MISSED_KINDS) == tuple(STORE_MISSED_KINDS)
+def test_runs_missed_offers_exactly_the_missed_kinds_of_the_domain():
+    kind = next(p for p in cli.commands["runs"].commands["missed"].params if p.name == "kind")
+    assert tuple(kind.type.choices) == tuple(k.value for k in MissedKind) == ("slot", "draw")
 
 
 def _imported(*args: str, env: dict[str, str] | None = None) -> set[str]:
