@@ -21,13 +21,13 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from shiol_lib.domain.engines import require_engine, resolve_cluster
 from shiol_lib.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 IN_PROCESS = "in-process"
-ENGINES = ("none", "local")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 CONNECT_TIMEOUT_S = 5.0
 
@@ -49,14 +49,12 @@ def task_seed(*key: int) -> int:
 
 
 def engine_name(cluster: str | None) -> str:
-    """The engine a ``cluster`` value names: ``none``, ``local`` or a scheduler address."""
-    value = (cluster or "none").strip()
-    if value.lower() in ENGINES:
-        return value.lower()
-    if "://" not in value and ":" not in value:
-        raise ClusterError(f"cluster {value!r} is not 'none', 'local' or a scheduler address such as "
-                           f"tcp://127.0.0.1:8786", address=value)
-    return value
+    """The engine a ``cluster`` value names: ``none``, ``local`` or a scheduler address.
+
+    Raises:
+        ClusterError: when the value is none of those.
+    """
+    return require_engine(resolve_cluster(cluster, None))
 
 
 def _call(fn: Callable[[Any, Mapping[str, Any]], R], key: Any, shared: Mapping[str, Any]) -> tuple[str, R]:
