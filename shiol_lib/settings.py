@@ -82,7 +82,7 @@ class Settings:
     log_format: str = "text"
     step_memory_mb: int = 4096  # 0: no ceiling
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (tests and CLI flags)."""
         return replace(self, **changes)
 

@@ -159,16 +159,17 @@ def _run_on_dask(fn: Callable[[Any, Mapping[str, Any]], R], keys: Sequence[Hasha
         futures = [client.submit(_call, fn, key, remote, key=f"research-task-{i}", pure=False)
                    for i, key in enumerate(keys)]
         position = {f.key: i for i, f in enumerate(futures)}
-        slots: list[tuple[str, R] | None] = [None] * len(futures)
+        finished: dict[int, tuple[str, R]] = {}
         step = max(1, len(futures) // 10)
         for done, future in enumerate(as_completed(futures), start=1):
-            slots[position[future.key]] = future.result()
+            finished[position[future.key]] = future.result()
             if progress:
                 progress(done, len(futures))
             if done % step == 0 or done == len(futures):
                 log.info("research tasks: %d/%d done (dashboard %s)", done, len(futures), dashboard)
         client.cancel([*futures, *remote.values()])  # nothing left on the workers when they retire
+    slots = [finished[i] for i in range(len(futures))]  # as_completed yields every future once
     by_worker: dict[str, int] = {}
-    for where, _ in slots:  # type: ignore[misc]
+    for where, _ in slots:
         by_worker[where] = by_worker.get(where, 0) + 1
-    return TaskRun([r for _, r in slots], engine, dict(sorted(by_worker.items())), dashboard)  # type: ignore[misc]
+    return TaskRun([r for _, r in slots], engine, dict(sorted(by_worker.items())), dashboard)
