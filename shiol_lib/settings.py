@@ -83,7 +83,7 @@ class Settings:
     step_memory_mb: int = 4096  # 0: no ceiling
     jobs_file: Path | None = None  # the analyst's job definitions (None: jobs.toml under home)
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (tests and CLI flags)."""
         return replace(self, **changes)
 

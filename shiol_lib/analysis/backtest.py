@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Literal
+from typing import Literal, cast, get_args
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,15 @@ from shiol_lib.errors import InsufficientHistoryError
 
 log = logging.getLogger(__name__)
 
+Window = Literal["expanding", "rolling"]
+
+
+def backtest_window(value: str) -> Window:
+    """``value`` as a backtest window; raises ``ValueError`` naming it unless ``expanding`` or ``rolling``."""
+    if value not in get_args(Window):
+        raise ValueError(f"window must be 'expanding' or 'rolling', not {value!r}")
+    return cast(Window, value)
+
 
 @dataclass(frozen=True)
 class BacktestConfig:
@@ -39,7 +48,7 @@ class BacktestConfig:
 
     test_draws: int = 52  # the last drawings of the history, each predicted walk-forward
     refit_every: int = 13  # refit the model and re-optimize the weights every k targets
-    window: Literal["expanding", "rolling"] = "expanding"
+    window: Window = "expanding"
     rolling_targets: int = 300  # training targets kept when window == "rolling"
     n_tickets: int = DEFAULT_TICKETS
     optimize: bool = True  # False: use weights.start as they are (no tuning)
@@ -128,13 +137,14 @@ def run_backtest(frame: pd.DataFrame, *, config: BacktestConfig = BacktestConfig
 
 
 def _refit_row(target: date, model: NumberModel, weights: OptimizedWeights | Weights) -> dict[str, object]:
-    tuned = isinstance(weights, OptimizedWeights)
-    w = weights.weights if tuned else weights
+    if isinstance(weights, OptimizedWeights):
+        w, objective, start_objective = weights.weights, weights.objective, weights.start_objective
+    else:
+        w, objective, start_objective = weights, np.nan, np.nan
     meta = model.meta
     return {
         "refit_target": pd.Timestamp(target), "train_first_target": pd.Timestamp(meta.train_first_target),
         "train_last_target": pd.Timestamp(meta.train_last_target), "train_targets": meta.n_train_targets,
         "w_model": w.model, "w_diversity": w.diversity, "w_shape": w.shape,
-        "objective": weights.objective if tuned else np.nan,
-        "start_objective": weights.start_objective if tuned else np.nan,
+        "objective": objective, "start_objective": start_objective,
     }

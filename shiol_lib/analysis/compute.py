@@ -21,13 +21,13 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from shiol_lib.domain.engines import require_engine, resolve_cluster
 from shiol_lib.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 IN_PROCESS = "in-process"
-ENGINES = ("none", "local")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 CONNECT_TIMEOUT_S = 5.0
 
@@ -49,14 +49,12 @@ def task_seed(*key: int) -> int:
 
 
 def engine_name(cluster: str | None) -> str:
-    """The engine a ``cluster`` value names: ``none``, ``local`` or a scheduler address."""
-    value = (cluster or "none").strip()
-    if value.lower() in ENGINES:
-        return value.lower()
-    if "://" not in value and ":" not in value:
-        raise ClusterError(f"cluster {value!r} is not 'none', 'local' or a scheduler address such as "
-                           f"tcp://127.0.0.1:8786", address=value)
-    return value
+    """The engine a ``cluster`` value names: ``none``, ``local`` or a scheduler address.
+
+    Raises:
+        ClusterError: when the value is none of those.
+    """
+    return require_engine(resolve_cluster(cluster, None))
 
 
 def _call(fn: Callable[[Any, Mapping[str, Any]], R], key: Any, shared: Mapping[str, Any]) -> tuple[str, R]:
@@ -161,16 +159,17 @@ def _run_on_dask(fn: Callable[[Any, Mapping[str, Any]], R], keys: Sequence[Hasha
         futures = [client.submit(_call, fn, key, remote, key=f"research-task-{i}", pure=False)
                    for i, key in enumerate(keys)]
         position = {f.key: i for i, f in enumerate(futures)}
-        slots: list[tuple[str, R] | None] = [None] * len(futures)
+        finished: dict[int, tuple[str, R]] = {}
         step = max(1, len(futures) // 10)
         for done, future in enumerate(as_completed(futures), start=1):
-            slots[position[future.key]] = future.result()
+            finished[position[future.key]] = future.result()
             if progress:
                 progress(done, len(futures))
             if done % step == 0 or done == len(futures):
                 log.info("research tasks: %d/%d done (dashboard %s)", done, len(futures), dashboard)
         client.cancel([*futures, *remote.values()])  # nothing left on the workers when they retire
+    slots = [finished[i] for i in range(len(futures))]  # as_completed yields every future once
     by_worker: dict[str, int] = {}
-    for where, _ in slots:  # type: ignore[misc]
+    for where, _ in slots:
         by_worker[where] = by_worker.get(where, 0) + 1
-    return TaskRun([r for _, r in slots], engine, dict(sorted(by_worker.items())), dashboard)  # type: ignore[misc]
+    return TaskRun([r for _, r in slots], engine, dict(sorted(by_worker.items())), dashboard)

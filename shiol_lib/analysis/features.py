@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -58,9 +58,9 @@ class FeatureConfig:
         return {**asdict(self), "windows": list(self.windows)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> FeatureConfig:
+    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
         """Inverse of :meth:`as_dict`."""
-        return cls(**{**data, "windows": tuple(data["windows"])})  # type: ignore[arg-type]
+        return cls(**{**data, "windows": tuple(data["windows"])})
 
 
 def feature_family(name: str) -> str:

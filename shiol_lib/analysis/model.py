@@ -121,7 +121,7 @@ class ModelMeta:
 class NumberModel:
     """The white-ball and Powerball boosters with their metadata."""
 
-    boosters: dict[str, xgb.Booster]
+    boosters: dict[Kind, xgb.Booster]
     meta: ModelMeta
 
 

@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -103,7 +103,7 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
         sys.exit(ExitCode.CONFLICT)
 
 
-def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, object]:
+def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
     """The facts ``shiol status`` shows, JSON-ready; instants ISO-8601 in New York time with a UTC twin."""
     from shiol_lib.domain.draw_calendar import draw_coverage, draw_instant, iso_et, iso_utc, next_draw
 

@@ -15,9 +15,10 @@ from typing import Any
 import click
 
 from shiol_lib.cli.common import fail, open_existing_store
+from shiol_lib.domain.engines import ENGINES, require_engine, resolve_cluster
 from shiol_lib.domain.runs import ExitCode, RunStatus
 from shiol_lib.domain.spans import RESEARCH_HISTORY_NEEDED
-from shiol_lib.errors import InsufficientHistoryError, ParameterError, ShiolError
+from shiol_lib.errors import ClusterError, InsufficientHistoryError, ParameterError, ShiolError
 from shiol_lib.jobs.catalog import RESEARCH_BACKTEST_JOB, RESEARCH_POWER_JOB, JobDefinition
 from shiol_lib.settings import Settings
 
@@ -28,6 +29,20 @@ _CLUSTER_HELP = "'none' (in-process, default), 'local' (a two-worker LocalCluste
 @click.group("research")
 def research_group() -> None:
     """Research sweeps (walk-forward backtests, detection power) on one machine or a Dask cluster."""
+
+
+def check_cluster(cluster: str, *, timeout_s: float = 5.0) -> None:
+    """Raise :class:`ClusterError` naming ``cluster`` unless it is ``none``, ``local`` or a live scheduler."""
+    if require_engine(cluster) in ENGINES:
+        return
+    from distributed import Client
+
+    try:
+        client = Client(cluster, timeout=timeout_s)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ClusterError(f"cannot reach the Dask scheduler at {cluster} within {timeout_s:g} s ({err}); "
+                           "start it (dask scheduler) or pass --cluster none", address=cluster) from err
+    client.close()
 
 
 def _check_span(settings: Settings, date_from: str, date_to: str, configurations: tuple[str, ...]) -> None:
@@ -45,7 +60,6 @@ def _check_span(settings: Settings, date_from: str, date_to: str, configurations
 
 def _run(settings: Settings, job: JobDefinition, cluster: str | None, parameters: dict[str, Any],
          seed: int | None, check: Callable[[], None] | None = None) -> dict[str, Any]:
-    from shiol_lib.domain.engines import check_cluster, resolve_cluster
     from shiol_lib.jobs import lifecycle as pipeline
     from shiol_lib.jobs.liveness import interrupt_on_sigterm
 

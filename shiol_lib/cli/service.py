@@ -154,7 +154,7 @@ def install_command(settings: Settings, to_stdout: bool, output: Path | None, en
         raise click.UsageError("give exactly one of --print or --output FILE")
     try:
         text = render_unit(settings, user=user, env_file=env_file)
-        if to_stdout:
+        if output is None:  # --print
             click.echo(text, nl=False)
             return
         written = write_unit(output, text, force=force)

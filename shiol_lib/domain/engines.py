@@ -1,4 +1,8 @@
-"""Checking a Dask cluster address before a research run is opened (nothing is recorded for a bad one)."""
+"""The research engines: their names and which one a ``--cluster`` value (or ``SHIOL_DASK_ADDRESS``) picks.
+
+Pure rules only: connecting to a scheduler is the caller's business (``shiol research`` checks the address
+before a run opens; :mod:`shiol_lib.analysis.compute` connects when a sweep runs).
+"""
 
 from __future__ import annotations
 
@@ -13,18 +17,13 @@ def resolve_cluster(cluster: str | None, default: str | None) -> str:
     return value.lower() if value.lower() in ENGINES else value
 
 
-def check_cluster(cluster: str, *, timeout_s: float = 5.0) -> None:
-    """Raise :class:`ClusterError` naming ``cluster`` unless it is ``none``, ``local`` or a live scheduler."""
-    if cluster in ENGINES:
-        return
-    if ":" not in cluster:
-        raise ClusterError(f"cluster {cluster!r} is not 'none', 'local' or a scheduler address such as "
-                           "tcp://127.0.0.1:8786", address=cluster)
-    from distributed import Client
+def require_engine(engine: str) -> str:
+    """Return a resolved ``engine`` if it is ``none``, ``local`` or shaped like a scheduler address.
 
-    try:
-        client = Client(cluster, timeout=timeout_s)
-    except (OSError, TimeoutError, ValueError) as err:
-        raise ClusterError(f"cannot reach the Dask scheduler at {cluster} within {timeout_s:g} s ({err}); "
-                           "start it (dask scheduler) or pass --cluster none", address=cluster) from err
-    client.close()
+    Raises:
+        ClusterError: naming the value when it is none of those.
+    """
+    if engine not in ENGINES and ":" not in engine:
+        raise ClusterError(f"cluster {engine!r} is not 'none', 'local' or a scheduler address such as "
+                           "tcp://127.0.0.1:8786", address=engine)
+    return engine

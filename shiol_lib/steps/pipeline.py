@@ -234,11 +234,11 @@ def load_scoring(store: Store, run_id: str, frame: pd.DataFrame) -> tuple[Optimi
 def validate_history(db_path: str, *, run_id: str, history_end: str, seed: int, test_draws: int = 52,
                      refit_every: int = 13, window: str = "expanding", n_tickets: int = 100) -> BacktestResult:
     """Walk-forward backtest over the last ``test_draws`` drawings; stores its tickets and summary."""
-    from shiol_lib.analysis.backtest import BacktestConfig, run_backtest
+    from shiol_lib.analysis.backtest import BacktestConfig, backtest_window, run_backtest
 
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
-    config = BacktestConfig(test_draws=test_draws, refit_every=refit_every, window=window,  # type: ignore[arg-type]
+    config = BacktestConfig(test_draws=test_draws, refit_every=refit_every, window=backtest_window(window),
                             n_tickets=n_tickets)
     result = run_backtest(frame, config=config, seed=seed)
     tickets = result.tickets[["draw_date", *TICKET_COLUMNS]].copy()

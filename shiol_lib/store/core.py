@@ -26,6 +26,7 @@ import duckdb
 
 from shiol_lib.domain.draws import DRAW_COLUMNS, Draw, normalize_draw_frame
 from shiol_lib.errors import SnapshotStaleError, StoreError, StoreLockError
+from shiol_lib.store.rows import scalar
 from shiol_lib.store.schema import MIGRATIONS, SCHEMA_VERSION
 from shiol_lib.store.snapshot import connect_snapshot, remove_dead_temps, stale_marker_for
 
@@ -188,7 +189,7 @@ class Store:
             if self._checkpoint(conn):
                 shutil.copyfile(self.path, tmp)
             else:
-                source_db = conn.execute("SELECT current_database()").fetchone()[0]
+                source_db = scalar(conn, "SELECT current_database()")
                 conn.execute(f"ATTACH '{_sql_path(tmp)}' AS shiol_snapshot")
                 try:
                     conn.execute(f'COPY FROM DATABASE "{source_db}" TO shiol_snapshot')
@@ -272,7 +273,7 @@ class Store:
     def count_draws(self) -> int:
         """Number of stored draws."""
         with self.connect() as conn:
-            return conn.execute("SELECT count(*) FROM draws").fetchone()[0]
+            return int(scalar(conn, "SELECT count(*) FROM draws"))
 
     def apply_draws(self, draws: Sequence[Draw], *, source: str, fetched_at: datetime) -> ApplyResult:
         """Insert new draws in one transaction; identical ones are no-ops, different ones conflicts.
@@ -366,12 +367,9 @@ def _read_draws(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def _schema_version(conn: duckdb.DuckDBPyConnection) -> int:
-    exists = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-    ).fetchone()[0]
-    if not exists:
+    if not scalar(conn, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"):
         return 0
-    return conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    return int(scalar(conn, "SELECT coalesce(max(version), 0) FROM schema_version"))
 
 
 def _stored_by_date(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> dict[date, Draw]:

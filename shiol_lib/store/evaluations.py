@@ -27,6 +27,7 @@ import pandas as pd
 from shiol_lib.domain.draws import draw_key
 from shiol_lib.domain.game import CURRENT_MATRIX, PRIZE_TIERS
 from shiol_lib.store.core import Store
+from shiol_lib.store.rows import scalar
 
 RESULT_COLUMNS = [
     "run_id", "target_draw_date", "rank", "n1", "n2", "n3", "n4", "n5", "pb", "score", "multiplier",
@@ -113,7 +114,7 @@ def evaluate_pending(store: Store, *, evaluated_at: datetime | None = None) -> p
     with store.transaction() as conn:
         params = _register_rules(conn)
         conn.execute(f"CREATE TEMP TABLE evaluation_batch AS {EVALUATE_SQL}", params)
-        if conn.execute("SELECT bool_or(replaces) FROM evaluation_batch").fetchone()[0]:
+        if scalar(conn, "SELECT bool_or(replaces) FROM evaluation_batch"):
             conn.execute(_DELETE_SQL)
         conn.execute(_WRITE_SQL, {"evaluated_at": stamp})
         frame = conn.execute("SELECT * FROM evaluation_batch ORDER BY run_id, rank").df()
@@ -124,7 +125,7 @@ def evaluate_pending(store: Store, *, evaluated_at: datetime | None = None) -> p
 def count_pending(store: Store) -> int:
     """How many stored tickets are pending (nothing is written)."""
     with store.connect() as conn:
-        return conn.execute(f"SELECT count(*) FROM ({EVALUATE_SQL})", _register_rules(conn)).fetchone()[0]
+        return int(scalar(conn, f"SELECT count(*) FROM ({EVALUATE_SQL})", _register_rules(conn)))
 
 
 def read_current_evaluations(

@@ -12,6 +12,7 @@ import pandas as pd
 
 from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.store.core import Store, connect_snapshot
+from shiol_lib.store.rows import scalar
 from shiol_lib.store.runs import refuse_dead_run
 
 EVALUATION_COLUMNS = [
@@ -45,7 +46,7 @@ def replace_predictions(store: Store, run_id: str, target_draw_date: date, ticke
 def discard_predictions(store: Store, run_id: str) -> int:
     """Delete a run's tickets and their evaluations (a crashed run's); returns how many tickets went."""
     with store.transaction() as conn:
-        count = conn.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [run_id]).fetchone()[0]
+        count = scalar(conn, "SELECT count(*) FROM predictions WHERE run_id = ?", [run_id])
         conn.execute("DELETE FROM evaluations WHERE run_id = ?", [run_id])
         conn.execute("DELETE FROM predictions WHERE run_id = ?", [run_id])
     return int(count)
@@ -100,8 +101,8 @@ def save_artifacts(store: Store, run_id: str, payloads: dict[str, object], *, da
                          [run_id, kind, data_hash, text, datetime.now(UTC)])
 
 
-def load_artifact(store: Store, run_id: str, kind: str) -> tuple[object, str | None]:
-    """An artefact's payload and data hash; raises ``LookupError`` naming what is missing."""
+def load_artifact(store: Store, run_id: str, kind: str) -> tuple[Any, str | None]:
+    """An artefact's payload (decoded JSON) and data hash; raises ``LookupError`` naming what is missing."""
     with store.connect() as conn:
         row = conn.execute(
             "SELECT payload, data_hash FROM artifacts WHERE run_id = ? AND kind = ?", [run_id, kind]

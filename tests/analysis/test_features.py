@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import numpy as np
@@ -103,11 +102,9 @@ def test_table_layout_and_labels() -> None:
     assert {feature_family(n) for n in feature_names("white")} == {"frequency", "gap", "recency", "pair", "shape"}
 
 
-def test_current_era_table_builds_in_a_few_seconds() -> None:
-    frame = real_frame()
-    started = time.perf_counter()
-    table = build_training_table(frame, "white")
-    assert time.perf_counter() - started < 3.0
+def test_current_era_table_covers_every_target_after_the_warm_up() -> None:
+    # Its speed is measured by bench/run.py (the pipeline part), not bounded here by the wall clock.
+    table = build_training_table(real_frame(), "white")
     assert table["draw_date"].nunique() > 900
 
 
