@@ -18,7 +18,6 @@ import logging
 import logging.handlers
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO
 
 from shiol_lib.settings import Settings
@@ -84,7 +83,6 @@ def configure_logging(settings: Settings | None, *, level: int = logging.INFO, s
     formatter = make_formatter(settings.log_format if settings else "text")
     handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
     if settings is not None and settings.log_file is not None and to_file:
-        Path(settings.log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.handlers.RotatingFileHandler(
             settings.log_file, maxBytes=settings.log_max_bytes, backupCount=settings.log_backups,
             encoding="utf-8", delay=True))

@@ -50,6 +50,7 @@ def test_a_failure_is_one_text_line_with_job_run_slot_attempt_class_and_first_li
 def test_json_lines_carry_the_event_fields_and_the_file_rotates(tmp_path, restore_logging):
     stream = io.StringIO()
     log_file = tmp_path / "log" / "shiol.log"
+    log_file.parent.mkdir()
     settings = load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FORMAT": "json", "SHIOL_LOG_FILE": str(log_file),
                               "SHIOL_LOG_MAX_BYTES": "2048", "SHIOL_LOG_BACKUPS": "2"})
     configure_logging(settings, stream=stream)
