@@ -188,6 +188,10 @@ def _path(name: str, raw: str) -> Path:
     return Path(raw).expanduser().resolve()
 
 
+def _optional_path(name: str, raw: str) -> Path | None:
+    return _path(name, raw) if raw.strip() else None
+
+
 def _log_file(name: str, raw: str) -> Path:
     """A file to log to: its folder must exist and be writable, and the path must not be a folder."""
     path = _path(name, raw)
