@@ -155,3 +155,15 @@ class JobBusyError(ShiolError):
 
 class DrawNotPublishedError(ShiolError):
     """The drawing a pipeline run is for has no published result yet: the run ends ``waiting``."""
+
+
+class NoSourceAnsweredError(FetchError):
+    """A data update asked every network source and none answered (the bundled snapshot is not a source).
+
+    A fetch failure of the whole update: the job's run ends ``failed`` (error class ``fetch``) and is
+    retried and alerted like any other failure.
+    """
+
+    def __init__(self, message: str, *, attempts: list[str]) -> None:
+        super().__init__(message, url="")
+        self.attempts = attempts

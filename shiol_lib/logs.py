@@ -18,7 +18,6 @@ import logging
 import logging.handlers
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO
 
 from shiol_lib.settings import Settings
@@ -74,17 +73,18 @@ def configure_logging(settings: Settings | None, *, level: int = logging.INFO, s
                       to_file: bool = True) -> None:
     """Send the root logger's records to ``stream`` (stderr) and, with ``SHIOL_LOG_FILE``, a rotating file.
 
-    Calling it again replaces the handlers it installed before (and leaves any others alone). A job
-    process passes ``to_file=False``: its stderr goes to the scheduler, which writes the file.
+    Calling it again replaces the handlers it installed before, and a plain stderr handler that
+    ``logging.basicConfig`` left on the root logger (either would write every line twice); any other
+    handler is left alone. A job process passes ``to_file=False``: its stderr goes to the scheduler,
+    which writes the file.
     """
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
+    for handler in [h for h in root.handlers if getattr(h, _MARK, False) or _is_default_stderr(h)]:
         root.removeHandler(handler)
         handler.close()
     formatter = make_formatter(settings.log_format if settings else "text")
     handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
     if settings is not None and settings.log_file is not None and to_file:
-        Path(settings.log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.handlers.RotatingFileHandler(
             settings.log_file, maxBytes=settings.log_max_bytes, backupCount=settings.log_backups,
             encoding="utf-8", delay=True))
@@ -94,6 +94,11 @@ def configure_logging(settings: Settings | None, *, level: int = logging.INFO, s
         root.addHandler(handler)
     root.setLevel(level)
     _quiet_rocketry(handlers)
+
+
+def _is_default_stderr(handler: logging.Handler) -> bool:
+    """A plain ``StreamHandler`` on stderr, as ``logging.basicConfig`` installs (not a subclass: not a test's)."""
+    return type(handler) is logging.StreamHandler and handler.stream in (sys.stderr, sys.__stderr__)
 
 
 def _quiet_rocketry(handlers: list[logging.Handler]) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from shiol_lib.errors import ConfigError
 
@@ -121,10 +123,32 @@ def _optional_text(name: str, raw: str) -> str | None:
     return raw.strip() or None
 
 
+# Numbers are ASCII only: ``int()`` and ``float()`` also take other scripts' digits ("８０" is 80),
+# underscores, "inf" and "nan", none of which a person setting a port or a timeout means.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_NOT_FINITE = re.compile(r"[+-]?(inf|infinity|nan)", re.IGNORECASE)
+
+
+def _secret(name: str, raw: str) -> str:
+    """A key or token: set means non-blank (blanks would silently turn signing or access off)."""
+    value = raw.strip()
+    if not value:
+        raise ConfigError(f"{name} is set but blank; set a real value, or leave it empty (unset) on purpose")
+    return value
+
+
 def _url(name: str, raw: str) -> str:
     value = raw.strip()
     if not value.startswith(("http://", "https://")):
         raise ConfigError(f"{name}={raw!r} is not an http(s) URL; set it like 'https://host[:port]'")
+    try:
+        parts = urlsplit(value)
+        host, _ = parts.hostname, parts.port  # .port raises on a port that is not a number 0-65535
+    except ValueError as err:
+        raise ConfigError(f"{name}={raw!r} is not a valid URL ({err}); set it like 'https://host[:port]'") from err
+    if not host or not parts.netloc.isascii():
+        raise ConfigError(f"{name}={raw!r} names no host (ASCII); set it like 'https://host[:port]'")
     return value.rstrip("/")
 
 
@@ -138,11 +162,12 @@ def _number(minimum: float, maximum: float = math.inf, *, integer: bool = False)
 
     def parse(name: str, raw: str) -> float | int:
         text = raw.strip()
-        try:
-            value: float | int = int(text) if integer else float(text)
-        except ValueError as err:
+        if _NOT_FINITE.fullmatch(text):
+            raise ConfigError(f"{name}={raw!r} is not a finite number; allowed: {allowed}")
+        if not (_INTEGER if integer else _DECIMAL).fullmatch(text):
             kind = "a whole number" if integer else "a number"
-            raise ConfigError(f"{name}={raw!r} is not {kind}; allowed: {allowed}") from err
+            raise ConfigError(f"{name}={raw!r} is not {kind} in ASCII digits (0-9); allowed: {allowed}")
+        value: float | int = int(text) if integer else float(text)
         if not math.isfinite(value):
             raise ConfigError(f"{name}={raw!r} is not a finite number; allowed: {allowed}")
         if value < minimum:
@@ -155,11 +180,11 @@ def _number(minimum: float, maximum: float = math.inf, *, integer: bool = False)
 
 
 def _seconds_list(name: str, raw: str) -> tuple[float, ...]:
-    parts = [p for p in raw.split(",") if p.strip()]
-    try:
-        values = tuple(float(part) for part in parts)
-    except ValueError as err:
-        raise ConfigError(f"{name}={raw!r} is not a comma-separated list of seconds, e.g. 60,120,240") from err
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not all(_DECIMAL.fullmatch(part) or _NOT_FINITE.fullmatch(part) for part in parts):
+        raise ConfigError(f"{name}={raw!r} is not a comma-separated list of seconds in ASCII digits, "
+                          "e.g. 60,120,240")
+    values = tuple(float(part) for part in parts)
     if not values or not all(math.isfinite(v) and v > 0 for v in values):
         raise ConfigError(f"{name}={raw!r} needs at least one delay, each a finite number of seconds above 0")
     return values
@@ -171,6 +196,19 @@ def _path(name: str, raw: str) -> Path:
 
 def _optional_path(name: str, raw: str) -> Path | None:
     return _path(name, raw) if raw.strip() else None
+
+
+def _log_file(name: str, raw: str) -> Path:
+    """A file to log to: its folder must exist and be writable, and the path must not be a folder."""
+    path = _path(name, raw)
+    if path.is_dir():
+        raise ConfigError(f"{name}={raw!r} is a folder; set it to a file inside it, e.g. {path / 'shiol.log'}")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{name}={raw!r}: the folder {path.parent} does not exist; create it first "
+                          "(or point the variable into an existing folder)")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise ConfigError(f"{name}={raw!r} cannot be written by this user; fix its permissions or pick another file")
+    return path
 
 
 def _choice(*allowed: str) -> Parse:
@@ -194,7 +232,7 @@ class _Variable:
 
 _VARIABLES: tuple[_Variable, ...] = (
     _Variable("musl_base_url", "SHIOL_MUSL_BASE_URL", _url),
-    _Variable("musl_api_key", "SHIOL_MUSL_API_KEY", _optional_text),
+    _Variable("musl_api_key", "SHIOL_MUSL_API_KEY", _secret),
     _Variable("ny_base_url", "SHIOL_NY_BASE_URL", _url),
     _Variable("http_timeout_s", "SHIOL_HTTP_TIMEOUT_S", _number(0.1, 3600.0)),
     _Variable("http_retries", "SHIOL_HTTP_RETRIES", _number(0, 20, integer=True)),
@@ -223,14 +261,14 @@ _VARIABLES: tuple[_Variable, ...] = (
     _Variable("alert_email_to", "SHIOL_ALERT_EMAIL_TO", _optional_text),
     _Variable("api_host", "SHIOL_API_HOST", _text),
     _Variable("api_port", "SHIOL_API_PORT", _number(0, 65535, integer=True)),  # 0: any free port (tests)
-    _Variable("api_token", "SHIOL_API_TOKEN", _optional_text),
+    _Variable("api_token", "SHIOL_API_TOKEN", _secret),
     _Variable("lab_port", "SHIOL_LAB_PORT", _number(0, 65535, integer=True)),
-    _Variable("lab_token", "SHIOL_LAB_TOKEN", _optional_text),
+    _Variable("lab_token", "SHIOL_LAB_TOKEN", _secret),
     _Variable("scheduler_cycle_s", "SHIOL_SCHEDULER_CYCLE_S", _number(0.05, 60.0)),
     _Variable("plan_max_age_s", "SHIOL_PLAN_MAX_AGE_S", _number(1.0, 86_400.0)),
-    _Variable("ledger_key", "SHIOL_LEDGER_KEY", _optional_text),
+    _Variable("ledger_key", "SHIOL_LEDGER_KEY", _secret),
     _Variable("dask_address", "SHIOL_DASK_ADDRESS", _optional_text),
-    _Variable("log_file", "SHIOL_LOG_FILE", _optional_path),
+    _Variable("log_file", "SHIOL_LOG_FILE", _log_file),
     _Variable("log_max_bytes", "SHIOL_LOG_MAX_BYTES", _number(1024, 10**12, integer=True)),
     _Variable("log_backups", "SHIOL_LOG_BACKUPS", _number(0, 1000, integer=True)),
     _Variable("log_format", "SHIOL_LOG_FORMAT", _choice(*LOG_FORMATS)),
@@ -246,7 +284,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read ``SHIOL_*`` variables from ``env`` (default: the process environment).
 
     An unset or empty variable takes its default; a bad value raises :class:`ConfigError` naming the
-    variable, the value and what is allowed.
+    variable, the value and what is allowed. Numbers are ASCII digits only, URLs need a host, keys and
+    tokens that are set must not be blank, and a log file's folder must exist (the path not a folder).
     """
     env = os.environ if env is None else env
     home = default_home(env)
@@ -256,7 +295,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     values: dict[str, Any] = {}
     for variable in _VARIABLES:
         raw = env.get(variable.env)
-        if raw is not None and raw.strip() != "":
+        if raw and (raw.strip() or variable.parse is _secret):  # a blank secret is refused, not unset
             values[variable.field] = variable.parse(variable.env, raw)
     return Settings(home=home, db_path=db_path, snapshot_path=snapshot_path_for(db_path), runs_dir=runs_dir, **values)
 

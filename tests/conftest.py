@@ -7,7 +7,8 @@ importable from every test folder because pytest puts this folder on ``sys.path`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,7 +48,49 @@ def store(tmp_path: Path) -> Store:
 
 
 def _live_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    live = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                live.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return live
+
+
+# Helpers that live as long as the pytest process by design (Dask's LocalCluster starts multiprocessing's
+# resource tracker once per process); anything else a test started must be gone when the session ends.
+_SESSION_LONG = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"pid {process.pid}: {' '.join(process.cmdline())[:200]}"
+    except psutil.Error:
+        return f"pid {process.pid}"
+
+
+def _is_session_long(process: psutil.Process) -> bool:
+    try:
+        return any(name in " ".join(process.cmdline()) for name in _SESSION_LONG)
+    except psutil.Error:
+        return True  # gone meanwhile
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Error at the end of the session when a process the tests started (a child of pytest, at any depth)
+    is still alive, naming each; they are then killed, so one leak does not outlive the run."""
+    yield
+    leftovers = [p for p in _live_children() if not _is_session_long(p)]
+    _, alive = psutil.wait_procs(leftovers, timeout=10)  # give processes being torn down their moment
+    if alive:
+        names = [_describe(p) for p in alive]
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        pytest.fail(f"{len(alive)} process(es) started by the tests are still running at the end of the "
+                    f"session: {'; '.join(names)}", pytrace=False)
 
 
 @pytest.fixture
@@ -61,4 +104,5 @@ def new_children() -> Callable[[], list[psutil.Process]]:
     return lambda: [p for p in _live_children() if p.pid not in before]
 
 
-__all__ = ["bundled_draws", "bundled_frame", "musl_server", "ny_server", "smtp", "store", "webhook"]
+__all__ = ["bundled_draws", "bundled_frame", "musl_server", "no_process_left_behind", "ny_server", "smtp", "store",
+           "webhook"]

@@ -42,6 +42,11 @@ CATEGORIES: dict[str, Category] = {
     "musl-misdated": Category(
         "MUSL answering another drawing than the DrawDate asked",
         "reported as misdated, not stored, and the requested date asked of NY; draws checksum unchanged"),
+    "no-source": Category(
+        "`shiol update-data` when no network source answers: HTTP 500/503, reset, timeout, all down, MUSL "
+        "without a key and NY down; and the data-update job in the same state",
+        "exit 10 and outcome `no source answered` (never \"success\"), last answer time unchanged; the "
+        "job's run ends failed with error class fetch"),
     "held-lock": Category(
         "the scheduler process while another process holds the DuckDB file (probes of /healthz)",
         "/healthz answers from memory while the lock is held, says 503 once the plan is stale, 200 again "

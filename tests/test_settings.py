@@ -1,10 +1,13 @@
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from shiol_lib.errors import ConfigError
-from shiol_lib.settings import DEFAULT_NY_BASE_URL, load_settings
+from shiol_lib.settings import _VARIABLES, DEFAULT_NY_BASE_URL, load_settings
 
 ENV_EXAMPLE = Path(__file__).parents[1] / ".env.example"
 
@@ -128,6 +131,7 @@ def test_home_is_shiol_home_or_the_per_user_folder_never_the_cwd(tmp_path, monke
 def test_logging_and_memory_settings_round_trip(tmp_path):
     from shiol_lib.settings import settings_to_env
 
+    (tmp_path / "log").mkdir()
     given = load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FILE": str(tmp_path / "log" / "shiol.log"),
                            "SHIOL_LOG_FORMAT": "JSON", "SHIOL_LOG_MAX_BYTES": "2048", "SHIOL_LOG_BACKUPS": "0",
                            "SHIOL_STEP_MEMORY_MB": "0"})
@@ -136,3 +140,60 @@ def test_logging_and_memory_settings_round_trip(tmp_path):
     assert load_settings(settings_to_env(given)) == given
     with pytest.raises(ConfigError, match="SHIOL_LOG_FORMAT='xml' is not one of text, json"):
         load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FORMAT": "xml"})
+
+
+NUMERIC = [v.env for v in _VARIABLES if v.parse.__qualname__.startswith("_number")]
+URLS = [v.env for v in _VARIABLES if v.parse.__name__ in ("_url", "_optional_url")]
+SECRETS = [v.env for v in _VARIABLES if v.parse.__name__ == "_secret"]
+
+
+def test_the_rule_lists_cover_the_settings_they_are_for():
+    assert {"SHIOL_API_PORT", "SHIOL_LAB_PORT", "SHIOL_SMTP_PORT", "SHIOL_HTTP_TIMEOUT_S"} <= set(NUMERIC)
+    assert set(URLS) == {"SHIOL_MUSL_BASE_URL", "SHIOL_NY_BASE_URL", "SHIOL_ALERT_WEBHOOK_URL"}
+    assert set(SECRETS) == {"SHIOL_MUSL_API_KEY", "SHIOL_API_TOKEN", "SHIOL_LAB_TOKEN", "SHIOL_LEDGER_KEY"}
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+@pytest.mark.parametrize("digits", ["８０", "٨٠", "²", "1_0", "0x10"])
+def test_every_number_is_ascii_digits_only(tmp_path, name, digits):
+    with pytest.raises(ConfigError, match=rf"{name}='{digits}' is not a (whole )?number in ASCII digits"):
+        load_settings({"SHIOL_HOME": str(tmp_path), name: digits})
+
+
+def test_a_list_of_seconds_is_ascii_digits_only(tmp_path):
+    with pytest.raises(ConfigError, match="SHIOL_RETRY_BACKOFF_S='60,１２０' is not a comma-separated list"):
+        load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_RETRY_BACKOFF_S": "60,１２０"})
+
+
+@pytest.mark.parametrize("name", URLS)
+@pytest.mark.parametrize("url", ["http://", "https://", "http:///path", "http://:8080", "http://host:port",
+                                 "http://host:99999", "https://ホスト.example"])
+def test_every_url_must_name_a_host(tmp_path, name, url):
+    with pytest.raises(ConfigError, match=rf"^{name}="):
+        load_settings({"SHIOL_HOME": str(tmp_path), name: url})
+
+
+@pytest.mark.parametrize("name", SECRETS)
+def test_a_blank_key_is_refused_and_an_empty_one_is_unset(tmp_path, name):
+    with pytest.raises(ConfigError, match=f"{name} is set but blank"):
+        load_settings({"SHIOL_HOME": str(tmp_path), name: "   "})
+    field = next(v.field for v in _VARIABLES if v.env == name)
+    assert getattr(load_settings({"SHIOL_HOME": str(tmp_path), name: ""}), field) is None
+
+
+def test_a_log_file_needs_an_existing_folder_and_must_not_be_one(tmp_path):
+    with pytest.raises(ConfigError, match=r"SHIOL_LOG_FILE=.*the folder .*nowhere does not exist; create it"):
+        load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FILE": str(tmp_path / "nowhere" / "x.log")})
+    with pytest.raises(ConfigError, match=r"SHIOL_LOG_FILE=.* is a folder; set it to a file inside it"):
+        load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FILE": str(tmp_path)})
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("SHIOL_LOG_FILE", "/nonexistent-folder/shiol.log"), ("SHIOL_LOG_FILE", "/"), ("SHIOL_API_PORT", "８０"),
+    ("SHIOL_NY_BASE_URL", "http://"), ("SHIOL_LEDGER_KEY", "  "),
+])
+def test_a_command_refuses_a_bad_setting_with_exit_2_and_no_traceback(tmp_path, name, value):
+    env = {**os.environ, "SHIOL_HOME": str(tmp_path), name: value}
+    done = subprocess.run([sys.executable, "-m", "shiol_lib.cli", "status"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: {name}") and "Traceback" not in done.stderr

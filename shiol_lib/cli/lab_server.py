@@ -8,17 +8,25 @@ open notebook never blocks the scheduler's writer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from shiol_lib.jobs.catalog import KERNEL_NAME
 from shiol_lib.settings import Settings, child_environment
 
 HOST = "127.0.0.1"
+STOP_GRACE_S = 30.0  # after SIGTERM the server has this long to stop its kernels, then all are killed
+POLL_S = 1.0  # how often the server's kernels are noted while it runs
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -56,11 +64,61 @@ def lab_server(settings: Settings, *, port: int | None = None, token: str | None
     return LabServer(command, env, root, port, token)
 
 
-def run_lab(server: LabServer) -> int:
-    """Run the server in the foreground until it stops (Ctrl-C stops it); its exit code."""
-    proc = subprocess.Popen(server.command, env=server.env, cwd=server.root)
+def run_lab(server: LabServer, *, grace_s: float = STOP_GRACE_S) -> int:
+    """Run the server in the foreground until it stops; its exit code.
+
+    SIGTERM, SIGINT (Ctrl-C) and SIGHUP to this process stop the server: it gets SIGTERM (it then shuts
+    its kernels down), and whatever of it (or its kernels) is alive ``grace_s`` later is killed. The
+    server runs in a session of its own, so a terminal's Ctrl-C reaches it only this way (Jupyter's own
+    Ctrl-C handler would ask for a confirmation). Kernels the server started are remembered while it
+    runs and killed if they outlive it.
+    """
+    proc = subprocess.Popen(server.command, env=server.env, cwd=server.root, start_new_session=True)
+    stop_asked: list[float] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        if not stop_asked:
+            stop_asked.append(time.monotonic())
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
+    family: dict[int, psutil.Process] = {}
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait()
+        while True:
+            _remember_children(proc.pid, family)
+            try:
+                return proc.wait(timeout=POLL_S)
+            except subprocess.TimeoutExpired:
+                if stop_asked and time.monotonic() - stop_asked[0] > grace_s:
+                    _kill(list(family.values()) + _as_list(proc.pid))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            _kill(_as_list(proc.pid))
+            proc.wait()
+        _kill([p for p in family.values() if p.is_running()])
+
+
+def _remember_children(pid: int, family: dict[int, psutil.Process]) -> None:
+    """Add the live descendants of ``pid`` (the server's kernels) to ``family``."""
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(pid).children(recursive=True):
+            family.setdefault(child.pid, child)
+
+
+def _as_list(pid: int) -> list[psutil.Process]:
+    try:
+        return [psutil.Process(pid)]
+    except psutil.Error:
+        return []
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    """SIGKILL each process that is still the one remembered (``is_running`` checks its start time)."""
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            if process.is_running():
+                process.kill()
+    psutil.wait_procs(processes, timeout=10)

@@ -3,7 +3,8 @@
 Exit codes (all of them in README.md): 0 success; 1 unexpected error; 2 usage or configuration error;
 3 records rejected by validation (nothing from their batch written); 4 conflicts between a source and
 the store (stored values kept); 5 the store could not be opened or stayed locked, or a command that
-only reads found none. The mapping of errors to codes lives in :func:`cli_common.fail`.
+only reads found none; 10 ``update-data`` asked its network sources and none answered. The mapping of
+errors to codes lives in :func:`cli_common.fail`.
 
 ``shiol --help``, ``shiol status`` and ``shiol schedule plan`` import neither pandas nor papermill nor
 nbformat: the commands import what they need when they run (tests/cli/test_home_and_startup.py checks it).
@@ -92,7 +93,8 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
     except ShiolError as err:
         progress.task_ended("update-data", StepStatus.FAILED, time.monotonic() - started)
         cli_common.fail(err)
-    status = "rejected records" if report.rejected else "conflicts" if report.conflicts else StepStatus.SUCCESS
+    status = ("rejected records" if report.rejected else "conflicts" if report.conflicts
+              else "no source answered" if report.no_source_answered else StepStatus.SUCCESS)
     progress.task_ended("update-data", status, time.monotonic() - started)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())
     if report.rejected:
@@ -101,11 +103,16 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
     if report.conflicts:
         click.echo(f"error: {len(report.conflicts)} conflict(s) with stored draws; stored values kept", err=True)
         sys.exit(ExitCode.CONFLICT)
+    if report.no_source_answered:
+        asked = ", ".join(report.source_asks())
+        click.echo(f"error: no source answered ({asked}); nothing new could be learned", err=True)
+        sys.exit(ExitCode.NO_SOURCE)
 
 
 def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
     """The facts ``shiol status`` shows, JSON-ready; instants ISO-8601 in New York time with a UTC twin."""
     from shiol_lib.domain.draw_calendar import draw_coverage, draw_instant, iso_et, iso_utc, next_draw
+    from shiol_lib.store.sources import last_answer_summary
 
     dates = store.draw_dates()
     upcoming = next_draw(now)
@@ -128,6 +135,7 @@ def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, An
             "et": iso_et(draw_instant(upcoming)),
             "utc": iso_utc(draw_instant(upcoming)),
         },
+        "sources": last_answer_summary(store, now),
         "now": iso_et(now),
         "now_utc": iso_utc(now),
     }
@@ -155,6 +163,19 @@ def status_command(settings: Settings, as_json: bool) -> None:
                f"({len(draws['missing'])} inside the range + {draws['not_yet_fetched']} not yet fetched)")
     nxt = data["next_draw"]
     click.echo(f"next drawing: {nxt['date']} at {nxt['et']} ET ({nxt['utc']} UTC)")
+    sources = data["sources"]
+    since = sources["seconds_since_last_answer"]
+    click.echo("last source answer: never" if since is None else
+               f"last source answer: {_ago(since)} ago ({sources['last_answered_at_utc']} UTC)")
+
+
+def _ago(seconds: float) -> str:
+    """``3 d 4 h``, ``2 h 5 min``, ``40 s``: how long, in words a person reads at a glance."""
+    whole = int(seconds)
+    days, hours, minutes = whole // 86400, whole % 86400 // 3600, whole % 3600 // 60
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min" if minutes else f"{whole} s"
 
 
 cli.add_command(cli_runs.run_command)

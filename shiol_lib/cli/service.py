@@ -13,6 +13,7 @@ import re
 import sys
 import sysconfig
 import tempfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -46,19 +47,39 @@ def console_script() -> Path:
     return script
 
 
+@dataclass(frozen=True)
+class Installation:
+    """What the service runs (the ``shiol`` console script) and only reads (its environment and code)."""
+
+    executable: Path
+    code: tuple[Path, ...]
+
+
+def this_installation(settings: Settings) -> Installation:
+    """The running interpreter's installation: its ``shiol`` script, environment, package and notebooks."""
+    executable = console_script()
+    package_root = Path(__file__).resolve().parents[2]  # the checkout (schedules.py) or site-packages
+    return Installation(executable, (executable, Path(sys.prefix), Path(sys.base_prefix),
+                                     Path(sys.executable).resolve(), package_root, settings.notebooks_dir))
+
+
 def render_unit(settings: Settings, *, user: str = DEFAULT_USER, env_file: Path = DEFAULT_ENV_FILE,
-                executable: Path | None = None) -> str:
-    """The systemd unit for this installation: ``shiol schedule run`` as ``user``, settings from ``env_file``."""
+                installation: Installation | None = None) -> str:
+    """The systemd unit of ``installation`` (default: this one): ``shiol schedule run`` as ``user``.
+
+    Settings come from ``env_file``. Rendering runs nothing: any installation can be checked from anywhere.
+    """
     from shiol_lib.jobs.catalog import scheduled_jobs
     from shiol_lib.scheduling.scheduler import STOP_GRACE_S
 
     if not _USER_NAME.match(user):
         raise ConfigError(f"--user {user!r} is not a system user name (lower case letters, digits, '_' and '-')")
-    executable = executable or console_script()
+    installation = installation or this_installation(settings)
+    executable = installation.executable
     env_file = Path(env_file).expanduser().absolute()
     writable = _outermost([settings.home, settings.db_path.parent, settings.snapshot_path.parent,
                            settings.runs_dir])
-    readable = _code_paths(settings, executable)
+    readable = list(installation.code)
     for path in (executable, env_file, *writable):
         _check_unit_path(path)
     for path in (*writable, *readable):
@@ -98,13 +119,6 @@ def write_unit(path: Path, text: str, *, force: bool = False) -> Path:
     except OSError as err:
         raise ConfigError(f"could not write {path}: {err.strerror or err}") from err
     return path
-
-
-def _code_paths(settings: Settings, executable: Path) -> list[Path]:
-    """What the service only reads: the environment, its interpreter, the package and the notebooks."""
-    package_root = Path(__file__).resolve().parents[2]  # the checkout (schedules.py) or site-packages
-    return [executable, Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve(), package_root,
-            settings.notebooks_dir]
 
 
 def _protect_home(writable: list[Path], readable: list[Path]) -> tuple[str, str]:

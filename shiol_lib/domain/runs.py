@@ -139,6 +139,7 @@ class ExitCode(IntEnum):
     ARCHIVE = 7  # the archive could not be written or read
     MISMATCH = 8  # a check found a difference
     BUSY = 9  # the job is already running
+    NO_SOURCE = 10  # update-data: no network source answered (nothing new could be learned)
 
 
 # Statuses of a run that has ended (``running``, ``refused`` and ``missed`` rows never did).

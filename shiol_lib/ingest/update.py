@@ -5,6 +5,12 @@ still wanted. A source batch with any rejected record writes nothing; a source t
 an error status, a body over the size cap or not in its format) is reported and the next one is asked.
 A MUSL answer about another drawing than the ``DrawDate`` asked is reported, and that date is asked of
 NY Open Data. Re-running an update that found everything changes nothing.
+
+"Nothing new" and "no source answered" differ: when online, every network source that was asked
+failed (no answer, an error status, a body not in its format), the report's ``outcome`` is ``no
+source answered`` even if the bundled snapshot filled a gap. ``--offline`` asks no network source:
+that is never "no source answered". Each network source's last ask and last answer are recorded in
+the store (``store.sources``).
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from shiol_lib.ingest.sources import (
 )
 from shiol_lib.settings import Settings
 from shiol_lib.store import Conflict, Store
+from shiol_lib.store.sources import record_source_asks
 
 log = logging.getLogger(__name__)
 
 NY_LOOKBACK_DRAWS = 5
+NETWORK_SOURCES = ("musl", "ny")
 
 
 @dataclass
@@ -55,17 +63,53 @@ class UpdateReport:
     @property
     def sources_failed(self) -> bool:
         """True when a network source was wanted and none of them answered."""
-        network = [a for a in self.attempts if a.source in ("musl", "ny")]
+        network = [a for a in self.attempts if a.source in NETWORK_SOURCES]
         return bool(network) and all(a.outcome.startswith(("failed", "skipped")) for a in network)
 
+    def source_asks(self) -> dict[str, tuple[bool, str]]:
+        """Each network source actually asked (not skipped): whether it answered, and its last outcome.
+
+        A source answered when any of its requests got a response in its format (drawings, a page of
+        records, a 404 "no record", a drawing of another date); errors, timeouts and malformed bodies
+        did not answer.
+        """
+        asks: dict[str, tuple[bool, str]] = {}
+        for attempt in self.attempts:
+            if attempt.source not in NETWORK_SOURCES or attempt.outcome.startswith("skipped"):
+                continue
+            answered = not attempt.outcome.startswith("failed") or _misdated_text(attempt.outcome)
+            before = asks.get(attempt.source, (False, ""))[0]
+            asks[attempt.source] = (before or answered, attempt.outcome)
+        return asks
+
+    @property
+    def no_source_answered(self) -> bool:
+        """True when online, at least one network source was asked, and none answered.
+
+        An offline update asks none (the bundled snapshot is not a source answering new data), and an
+        update that wanted nothing asked none: neither is "no source answered".
+        """
+        asks = self.source_asks()
+        return not self.offline and bool(asks) and not any(answered for answered, _ in asks.values())
+
+    @property
+    def outcome(self) -> str:
+        """``no source answered``, ``offline``, ``updated`` (drawings written) or ``nothing new``."""
+        if self.no_source_answered:
+            return "no source answered"
+        if self.seeded or self.new_draws or self.backfilled:
+            return "updated"
+        return "offline" if self.offline else "nothing new"
+
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready form (dates and instants as ISO strings)."""
+        """JSON-ready form (dates and instants as ISO strings), with the ``outcome``."""
         data = asdict(self)
+        data["outcome"] = self.outcome
         return json.loads(json.dumps(data, default=lambda v: v.isoformat()))
 
     def as_text(self) -> str:
         """A readable multi-line summary."""
-        lines = [f"data update {self.update_id} ({'offline' if self.offline else 'online'})"]
+        lines = [f"data update {self.update_id} ({'offline' if self.offline else 'online'}): {self.outcome}"]
         if self.seeded:
             lines.append(f"  seeded the empty store with {self.seeded} draws from the bundled snapshot")
         lines.append(f"  new drawings: {len(self.new_draws)} {_dates(self.new_draws)}")
@@ -143,6 +187,8 @@ def update_draws(
     report.backfilled.sort()
     report.still_missing = sorted(set(missing_draws(store.draw_dates())))
     report.finished_at = datetime.now(UTC)
+    if not offline:
+        record_source_asks(store, report.source_asks(), at=now)
     store.record_update(
         report.update_id, report.started_at, report.finished_at, offline=offline,
         counts={"new": len(report.new_draws), "backfilled": len(report.backfilled),
@@ -230,6 +276,11 @@ def _outcome(batch: Batch) -> str:
     if batch.pending:
         parts.append(f"{len(batch.pending)} not yet complete")
     return ", ".join(parts)
+
+
+def _misdated_text(outcome: str) -> bool:
+    """A MUSL answer about another drawing: the source answered, just not about the date asked."""
+    return outcome.startswith("failed: answered the drawing of")
 
 
 def _misdated_outcome(wrong: Misdated) -> str:

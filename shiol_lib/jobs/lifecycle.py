@@ -360,7 +360,8 @@ def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[No
 
 
 # Exceptions a step notebook raises on purpose, and the error class (or status) each stands for.
-_ERROR_NAMES = {"DrawNotPublishedError": "waiting", "FetchError": "fetch", "UpdateError": "validation"}
+_ERROR_NAMES = {"DrawNotPublishedError": "waiting", "FetchError": "fetch", "NoSourceAnsweredError": "fetch",
+                "UpdateError": "validation"}
 
 
 def _error_class(results: list[NotebookResult]) -> str | None:

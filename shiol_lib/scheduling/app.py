@@ -23,7 +23,7 @@ from rocketry import Rocketry
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.jobs.catalog import SCHEDULED_JOBS, JobDefinition
-from shiol_lib.logs import TEXT_FORMAT, configure_logging
+from shiol_lib.logs import configure_logging
 from shiol_lib.scheduling.scheduler import Scheduler
 
 app = Rocketry(config={"timezone": NEW_YORK, "cycle_sleep": 1.0, "task_execution": "thread",
@@ -60,7 +60,7 @@ def main() -> None:
     from shiol_lib.settings import load_settings
 
     global scheduler
-    logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)  # until the settings say how to log
+    configure_logging(None, level=logging.INFO)  # text to stderr until the settings say how to log
     try:
         settings = load_settings()
         configure_logging(settings, level=logging.INFO)

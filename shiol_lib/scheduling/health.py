@@ -36,6 +36,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -44,10 +45,12 @@ from shiol_lib.archive import folders as archive
 from shiol_lib.domain.draw_calendar import iso_utc
 from shiol_lib.domain.runs import MissedKind, RunStatus
 from shiol_lib.errors import ConfigError, ShiolError
+from shiol_lib.scheduling.admission import CapExpensive
 from shiol_lib.scheduling.plans import json_ready
 from shiol_lib.settings import Settings
 from shiol_lib.store.core import Store
 from shiol_lib.store.monitoring import Monitoring, read_monitoring, run_durations
+from shiol_lib.store.sources import last_answer_summary
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ PlanAge = Callable[[], float | None]
 
 # Final statuses only: counters never go down.
 _COUNTED_STATUSES = sorted(s.value for s in RunStatus if s != RunStatus.RUNNING)
-MAX_CONNECTIONS = 64  # uvicorn answers 503 beyond this many connections and tasks at once
+MAX_CONNECTIONS = 64  # the report and metrics answer 503 beyond this many of them at once; /healthz never
 BACKLOG = 128
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 MAX_HEADER_BYTES = 16 * 1024  # h11's own default, stated: a larger request head is refused
@@ -114,7 +117,8 @@ def build_health_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/api/v1/scheduler/health", scheduler_health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-    ])
+    ], middleware=[Middleware(CapExpensive, limit=MAX_CONNECTIONS)])
+
 
 
 def make_server(app: Starlette, settings: Settings) -> uvicorn.Server:
@@ -126,7 +130,7 @@ def make_server(app: Starlette, settings: Settings) -> uvicorn.Server:
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_level="warning", log_config=None,
         lifespan="off", access_log=False, timeout_graceful_shutdown=5, http="h11",
-        limit_concurrency=MAX_CONNECTIONS, backlog=BACKLOG, timeout_keep_alive=KEEP_ALIVE_S,
+        backlog=BACKLOG, timeout_keep_alive=KEEP_ALIVE_S,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     return _EmbeddedServer(config)
@@ -271,6 +275,7 @@ def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, 
                          "recent": json_ready(mon.recent_missed_draws)},
         "missed_slots_total": mon.missed_counts.get(MissedKind.SLOT, 0),
         "recent_alerts": json_ready(mon.recent_alerts),
+        "sources": last_answer_summary(store, datetime.now(UTC)),
     }
 
 

@@ -3,10 +3,10 @@
 Each function is one notebook's work in one call (``from shiol_lib import steps``). Inputs are the
 notebook's parameters; outputs go to the store keyed by ``run_id`` (tickets, evaluations, artefacts, a
 small ``metrics.<step>`` record) and are returned for the notebook to show. Later steps find earlier
-steps' outputs through the run id. :mod:`.pipeline` holds the six pipeline steps and the evaluation job,
-:mod:`.research` the research sweeps (imported when first used). Importing the package loads pandas,
-DuckDB and the store; each step imports the analysis modules it calls when it runs, and
-:func:`preload` imports them all ahead (a step kernel does, before its first cell).
+steps' outputs through the run id. :mod:`.update` holds step 1, :mod:`.pipeline` the other pipeline
+steps and the evaluation job, :mod:`.research` the research sweeps (imported when first used).
+Importing the package loads pandas, DuckDB and the store; each step imports the analysis modules it
+calls when it runs, and :func:`preload` imports them all ahead (a step kernel does, before its first cell).
 """
 
 from typing import Any
@@ -16,8 +16,6 @@ from shiol_lib.steps.pipeline import (
     ScoringArtefacts,
     analyze_performance,
     analyze_signals,
-    check_update,
-    draws_per_year,
     evaluate_predictions,
     generate_predictions,
     load_backtest_tickets,
@@ -30,10 +28,9 @@ from shiol_lib.steps.pipeline import (
     resolve_target,
     save_metrics,
     show_findings,
-    update_data,
-    update_findings,
     validate_history,
 )
+from shiol_lib.steps.update import check_update, draws_per_year, update_data, update_findings
 
 _RESEARCH = ("ResearchOutcome", "detection_power", "research_backtest")
 

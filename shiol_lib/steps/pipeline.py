@@ -22,8 +22,7 @@ import pandas as pd
 from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.domain.game import CURRENT_MATRIX
 from shiol_lib.domain.history import data_hash, next_target
-from shiol_lib.errors import ArtefactError, DrawNotPublishedError, FetchError, UpdateError
-from shiol_lib.settings import load_settings
+from shiol_lib.errors import ArtefactError
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import evaluations as evaluation_table
 from shiol_lib.store import predictions as prediction_table
@@ -35,7 +34,6 @@ if TYPE_CHECKING:  # the analysis stack (scipy, xgboost, sklearn, matplotlib) lo
     from shiol_lib.analysis.model import NumberModel
     from shiol_lib.analysis.signals import AdaptiveAnalysis
     from shiol_lib.analysis.weights import OptimizedWeights
-    from shiol_lib.ingest.update import UpdateReport
 
 # What the pipeline steps import when they run: preload() imports them ahead (a warm step kernel).
 ANALYSIS_MODULES = (
@@ -80,70 +78,6 @@ def resolve_target(frame: pd.DataFrame, target_draw_date: str = "") -> date:
 def save_metrics(store: Store, run_id: str, step: str, metrics: dict[str, Any]) -> None:
     """Record a step's key numbers (shown by ``shiol runs show`` and compared by ``shiol runs diff``)."""
     prediction_table.save_artifact(store, run_id, f"metrics.{step}", metrics)
-
-
-# -- step 1 ------------------------------------------------------------------------------------
-
-def update_data(db_path: str, *, offline: bool, run_id: str) -> UpdateReport:
-    """Update the store from the sources (settings from ``SHIOL_*``: a key never becomes a parameter)."""
-    from shiol_lib.ingest.update import update_from_settings
-
-    store = open_step_store(db_path)
-    report = update_from_settings(store, load_settings(), offline=offline)
-    frame = store.read_draws()
-    save_metrics(store, run_id, "update_data", {
-        "draws": int(len(frame)),
-        "last_draw": frame["draw_date"].max().date().isoformat() if len(frame) else None,
-        "draws_sha256": data_hash(frame) if len(frame) else None,
-    })
-    return report
-
-
-def check_update(store: Store, report: UpdateReport, *, expect_draw_date: str = "") -> None:
-    """Fail the step on rejected records; when a drawing is expected, insist that the store has it.
-
-    Raises :class:`UpdateError` (validation) for rejected records, :class:`FetchError` when the expected
-    drawing is missing because no source answered, and :class:`DrawNotPublishedError` when sources
-    answered but have not published it yet (the scheduler then waits and retries).
-    """
-    if report.rejected:
-        raise UpdateError(f"{len(report.rejected)} record(s) rejected; nothing from their batch was written: "
-                          + "; ".join(r.as_text() for r in report.rejected[:3]), report)
-    if not expect_draw_date:
-        return
-    wanted = date.fromisoformat(expect_draw_date)
-    if wanted in store.draw_dates():
-        return
-    if report.sources_failed or report.offline:
-        raise FetchError(f"drawing {wanted} is not in the store and no source could be asked for it", url="")
-    pending = [p for p in report.pending if p.draw_date == wanted]
-    said = f" ({pending[0].source} says {pending[0].status})" if pending else ""
-    raise DrawNotPublishedError(f"the result of drawing {wanted} is not published yet{said}")
-
-
-def update_findings(store: Store, report: UpdateReport) -> str:
-    """Step 1 in plain words: what was fetched, from where, and what the store holds now."""
-    frame = store.read_draws()
-    days = ", ".join(d.isoformat() for d in report.new_draws[:8]) or "none"
-    lines = [
-        f"The store holds **{len(frame)} drawings**, {frame['draw_date'].min().date()} .. "
-        f"**{frame['draw_date'].max().date()}**." if len(frame) else "The store holds **no drawings**.",
-        f"New drawings: **{len(report.new_draws)}** ({days}); backfilled: {len(report.backfilled)}; "
-        f"seeded from the bundled snapshot: {report.seeded}.",
-        "Sources: " + ("offline, only the bundled snapshot was used." if report.offline else
-                       "; ".join(f"{a.source} {a.outcome}" for a in report.attempts[:6]) or "none asked."),
-        f"Expected drawings still missing: {len(report.still_missing)}"
-        + (f" ({', '.join(d.isoformat() for d in report.still_missing[:6])})." if report.still_missing else "."),
-    ]
-    if report.rejected:
-        lines.append(f"**{len(report.rejected)} record(s) rejected**; nothing from their batch was written.")
-    return "\n".join(f"- {line}" for line in lines)
-
-
-def draws_per_year(store: Store) -> pd.DataFrame:
-    """Stored drawings per calendar year (a quick completeness check)."""
-    frame = store.read_draws()
-    return frame.groupby(frame["draw_date"].dt.year).size().rename("drawings").to_frame()
 
 
 # -- step 2 ------------------------------------------------------------------------------------

@@ -181,5 +181,15 @@ MIGRATIONS: tuple[str, ...] = (
         host VARCHAR NOT NULL
     );
     """,
+    """
+    -- Each network source's last answer: when it was last asked, when it last answered (an HTTP answer
+    -- in its format, a 404 included) and the outcome of the last ask. Offline updates write nothing.
+    CREATE TABLE source_answers (
+        source VARCHAR PRIMARY KEY,
+        last_asked_at TIMESTAMPTZ NOT NULL,
+        last_answered_at TIMESTAMPTZ,
+        last_outcome VARCHAR NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,10 +29,48 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str) -> object:
-    request = urllib.request.Request(url, headers={"Authorization": f"token {TOKEN}"})
+def _get(url: str, method: str = "GET") -> object:
+    request = urllib.request.Request(url, headers={"Authorization": f"token {TOKEN}"}, method=method,
+                                     data=b"{}" if method == "POST" else None)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
+
+
+def _wait_for_lab(base: str) -> None:
+    for _ in range(240):
+        try:
+            _get(f"{base}/api/status")
+            return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail("JupyterLab did not answer")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_shiol_lab_stops_the_server_and_its_kernels(tmp_path: Path, signum: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
+    env.update(SHIOL_HOME=str(tmp_path), SHIOL_NOTEBOOKS_DIR=str(REPO / "notebooks"), SHIOL_LAB_TOKEN=TOKEN)
+    port = _free_port()
+    lab = subprocess.Popen([sys.executable, "-m", "shiol_lib.cli", "lab", "--port", str(port)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    family: list[psutil.Process] = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for_lab(base)
+        _get(f"{base}/api/kernels", method="POST")  # a kernel, as a notebook opened in the lab starts one
+        family = psutil.Process(lab.pid).children(recursive=True)
+        assert len(family) >= 2, family  # jupyter-lab and its kernel
+        lab.send_signal(signum)
+        assert lab.wait(timeout=120) is not None
+        gone, alive = psutil.wait_procs(family, timeout=30)
+        assert alive == [], f"left running: {[(p.pid, p.cmdline()) for p in alive]}"
+    finally:
+        if lab.poll() is None:
+            lab.kill()
+            lab.wait(timeout=30)
+        for process in family:
+            if process.is_running():
+                process.kill()
 
 
 @pytest.mark.timeout(900)

@@ -2,7 +2,9 @@
 
 The unit is checked by ``systemd-analyze verify`` where it can run, and always by parsing it with
 configparser and asserting the settings that matter (what runs, as whom, how it stops and restarts,
-what it may write).
+what it may write). Rendering runs nothing, so these tests run wherever the checkout lies: where this
+installation is in a temporary folder (a CI clone under /tmp, which a service cannot use), the unit is
+rendered for a stand-in installation outside it, and the refusal of the real one is asserted.
 """
 
 from __future__ import annotations
@@ -24,16 +26,54 @@ from shiol_lib.settings import load_settings
 
 HOME = Path("/srv/shiol-unit-test")  # a unit names a path; it needs not exist to be written or verified
 ENV_FILE = Path("/etc/shiol/shiol.env")
+# An installation outside every temporary folder, for checkouts that lie in one. Its script is a real
+# executable (systemd-analyze verify checks that ExecStart exists), its code paths need not exist.
+STAND_IN_ROOT = Path("/opt/shiol-unit-test")
+_THIS_INSTALLATION = service.this_installation  # kept: the command's is replaced by the stand-in in tests
+
+
+def _in_temporary(installation: service.Installation) -> list[Path]:
+    return [p for p in installation.code if service._under(p, service.TEMPORARY_DIRECTORIES)]
+
+
+def installation(settings) -> service.Installation:
+    """This installation, or the stand-in where this one lies in a temporary folder."""
+    real = _THIS_INSTALLATION(settings)
+    if not _in_temporary(real):
+        return real
+    script = Path(shutil.which("true") or "/bin/true").resolve()
+    return service.Installation(script, (script, STAND_IN_ROOT / "venv", Path("/usr"), STAND_IN_ROOT / "src",
+                                         STAND_IN_ROOT / "notebooks"))
 
 
 def render(env: dict[str, str] | None = None, **options) -> str:
-    """The unit for ``HOME``; skipped where this checkout or its virtualenv lives under /tmp (a service cannot)."""
+    """The unit for ``HOME`` and :func:`installation`."""
     settings = load_settings({"SHIOL_HOME": str(HOME), **(env or {})})
-    in_tmp = [p for p in service._code_paths(settings, service.console_script())
-              if service._under(p, service.TEMPORARY_DIRECTORIES)]
-    if in_tmp:
-        pytest.skip(f"the workbench is installed in a temporary folder here ({in_tmp[0]}): no unit can run it")
-    return service.render_unit(settings, **{"user": "shiol", "env_file": ENV_FILE, **options})
+    return service.render_unit(settings, **{"user": "shiol", "env_file": ENV_FILE,
+                                            "installation": installation(settings), **options})
+
+
+@pytest.fixture
+def installed_here(monkeypatch):
+    """``shiol service install`` renders for :func:`installation` (the stand-in only where this one is in /tmp)."""
+    monkeypatch.setattr(service, "this_installation", installation)
+
+
+def test_the_console_script_is_this_environments_shiol():
+    script = service.console_script()
+    assert script.is_file() and os.access(script, os.X_OK) and script.name == "shiol"
+    assert script == service.this_installation(load_settings({"SHIOL_HOME": str(HOME)})).executable
+
+
+def test_an_installation_in_a_temporary_folder_is_refused():
+    settings = load_settings({"SHIOL_HOME": str(HOME)})
+    in_tmp = service.Installation(Path("/tmp/ci/venv/bin/shiol"), (Path("/tmp/ci/venv"), Path("/tmp/ci/src")))
+    with pytest.raises(ConfigError, match="/tmp/ci/venv lies in a temporary folder"):
+        service.render_unit(settings, installation=in_tmp)
+    real = service.this_installation(settings)
+    if _in_temporary(real):  # this checkout is such an installation: the command refuses it, exit 2
+        with pytest.raises(ConfigError, match="lies in a temporary folder"):
+            service.render_unit(settings)
 
 
 def parse(text: str) -> configparser.ConfigParser:
@@ -51,7 +91,7 @@ def test_the_unit_runs_the_scheduler_of_this_environment_as_the_dedicated_user()
     svc = unit["Service"]
     executable, *arguments = svc["ExecStart"].split()
     assert Path(executable).is_absolute() and Path(executable).is_file() and os.access(executable, os.X_OK)
-    assert Path(executable) == service.console_script() and Path(executable).name == "shiol"
+    assert Path(executable) == installation(load_settings({"SHIOL_HOME": str(HOME)})).executable
     assert arguments == ["schedule", "run"]
     assert svc["User"] == "shiol"
     assert svc["WorkingDirectory"] == str(HOME)
@@ -137,15 +177,14 @@ def invoke(monkeypatch):
     return lambda *args: runner.invoke(cli, ["service", "install", *args], prog_name="shiol")
 
 
-def test_print_writes_the_unit_to_stdout(invoke):
-    expected = render()  # skipped where this installation lives under /tmp (tested below)
+def test_print_writes_the_unit_to_stdout(invoke, installed_here):
+    expected = render()
     result = invoke("--print", "--user", "shiol", "--env-file", str(ENV_FILE))
     assert result.exit_code == 0, result.output
     assert result.stdout == expected
 
 
-def test_output_writes_the_file_atomically_and_never_replaces_one_silently(invoke, tmp_path):
-    render()  # skipped where this installation lives under /tmp: no unit can run it from there
+def test_output_writes_the_file_atomically_and_never_replaces_one_silently(invoke, tmp_path, installed_here):
     target = tmp_path / "shiol-scheduler.service"
     result = invoke("--output", str(target), "--user", "shiol")
     assert result.exit_code == 0, result.output

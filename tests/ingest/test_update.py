@@ -306,8 +306,9 @@ def test_both_sources_failing_fall_back_to_the_bundled_snapshot(
 
     run = update(tmp_path, musl=musl_server, ny=ny_server)
 
-    assert run.code == 0, run.stderr
+    assert run.code == 10, run.stderr  # no source answered: not a silent success
     report = run.report
+    assert report["outcome"] == "no source answered"
     assert report["seeded"] == BUNDLED_COUNT
     assert report["sources_used"] == ["bundled"]
     assert attempts(report, "musl") == ["failed: HTTP 500; falling back"]

@@ -15,6 +15,7 @@ from fakesources import (
     NY_PATH,
     MuslServer,
     NyServer,
+    http_error,
     huge_body,
     musl_drawing,
     raw_body,
@@ -161,3 +162,25 @@ def test_the_report_of_a_failed_update_is_recorded(seeded: Store, musl_server: M
     reasons = [r["reason"] for r in json.loads(stored)["rejected"]]
     assert "draw date '2024-07-0²' is in an unknown format (want YYYY-MM-DD, ASCII digits)" in reasons
     assert "record is JSON null, not a JSON object" in reasons
+
+
+def test_what_counts_as_a_source_answering(seeded: Store, musl_server: MuslServer, ny_server: NyServer) -> None:
+    # A misdated MUSL drawing and a 404 are answers; NY failing beside them does not make "no source".
+    asked, answered = MISSING_DRAWS[0].draw_date, date(2014, 6, 25)
+    musl_server.add_payload(musl_drawing(answered, [5, 18, 27, 43, 58], 33, 2), served_for=asked)
+    ny_server.inject(NY_PATH, http_error(500))
+
+    report = update_draws(seeded, musl=musl_source(musl_server), ny=ny_source(ny_server), now=NOW)
+
+    asks = report.source_asks()
+    assert asks["musl"][0] is True and asks["ny"] == (False, "failed: HTTP 500; falling back")
+    assert not report.no_source_answered and report.outcome == "nothing new"
+
+    musl_server.inject(MUSL_PATH, http_error(500))
+    failed = update_draws(seeded, musl=musl_source(musl_server), ny=ny_source(ny_server), now=NOW)
+    assert failed.no_source_answered and failed.outcome == "no source answered"
+    assert failed.as_dict()["outcome"] == "no source answered"
+    assert "(online): no source answered" in failed.as_text().splitlines()[0]
+
+    offline = update_draws(seeded, musl=None, ny=None, offline=True, now=NOW)
+    assert not offline.no_source_answered and offline.source_asks() == {}

@@ -35,7 +35,7 @@ def shiol(home: Path, *args: str, env: dict[str, str] | None = None,
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     home = tmp_path_factory.mktemp("home")
-    done = shiol(home, "run", "pipeline", "--json")
+    done = shiol(home, "run", "pipeline", "--offline", "--json")  # online, no source answering would fail it
     assert done.returncode == 0, done.stdout + done.stderr
     return home, json.loads(done.stdout)
 

@@ -211,6 +211,23 @@ def test_the_health_report_lists_jobs_plan_and_problems(base_url, populated):
     assert report["missed_slots_total"] == 1
     assert [a["channels"] for a in report["recent_alerts"]] == [["log", "webhook"]]
     assert UPTIME_S <= report["uptime_s"] < UPTIME_S + 60
+    assert report["sources"] == {"last_answered_at_utc": None, "seconds_since_last_answer": None, "sources": {}}
+
+
+def test_the_health_report_says_how_long_since_a_source_last_answered(tmp_path, store):
+    from shiol_lib.store.sources import record_source_asks
+
+    answered, asked = datetime(2026, 12, 1, 10, 0, tzinfo=UTC), datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    record_source_asks(store, {"ny": (True, "ok: 5 draws"), "musl": (False, "failed: HTTP 500")}, at=answered)
+    record_source_asks(store, {"ny": (False, "failed: HTTP 503; falling back")}, at=asked)
+    with serving(make_settings(tmp_path), lambda: store, planner_of(store)) as url:
+        sources = requests.get(f"{url}/api/v1/scheduler/health", headers=auth(), timeout=5).json()["sources"]
+    assert sources["last_answered_at_utc"] == answered.isoformat()
+    assert sources["seconds_since_last_answer"] >= (datetime.now(UTC) - answered).total_seconds() - 60
+    assert sources["sources"]["ny"] == {"last_asked_at_utc": asked.isoformat(),
+                                        "last_answered_at_utc": answered.isoformat(),
+                                        "last_outcome": "failed: HTTP 503; falling back"}
+    assert sources["sources"]["musl"]["last_answered_at_utc"] is None
 
 
 # --- failures inside a handler -------------------------------------------------------------------
@@ -286,3 +303,38 @@ def test_the_server_shares_the_loop_and_leaves_sigterm_to_its_host(tmp_path, sto
         assert during == stock.handle_exit
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_healthz_answers_through_a_burst_that_fills_the_cap_of_the_expensive_endpoints(tmp_path, store):
+    # The store reads of the report and /metrics hold until `gate`: MAX_CONNECTIONS of them fill the cap,
+    # the rest are refused (503), and /healthz, fired in a concurrent burst meanwhile, answers 200 each time.
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from shiol_lib.scheduling.health import MAX_CONNECTIONS
+
+    gate = threading.Event()
+
+    def held_store() -> Store:
+        gate.wait()
+        return store
+
+    expensive, probes = MAX_CONNECTIONS + 36, 67
+    with serving(make_settings(tmp_path), held_store, planner_of(store), read_timeout_s=600) as url, \
+            ThreadPoolExecutor(max_workers=expensive + probes) as pool:
+        try:
+            held = [pool.submit(requests.get, f"{url}{('/api/v1/scheduler/health', '/metrics')[n % 2]}",
+                                headers=auth(), timeout=600) for n in range(expensive)]
+            refused = []
+            for future in as_completed(held):  # the ones over the cap answer at once; the others wait
+                refused.append(future.result().status_code)
+                if len(refused) == expensive - MAX_CONNECTIONS:
+                    break
+            assert refused == [503] * (expensive - MAX_CONNECTIONS)
+            assert sum(not f.done() for f in held) == MAX_CONNECTIONS  # the cap is full
+            burst = [pool.submit(requests.get, f"{url}/healthz", timeout=5) for _ in range(probes)]
+            assert [f.result().status_code for f in burst] == [200] * probes
+            assert sum(not f.done() for f in held) == MAX_CONNECTIONS  # still full all along
+        finally:
+            gate.set()
+        codes = sorted(f.result().status_code for f in held)
+    assert codes == [200] * MAX_CONNECTIONS + [503] * (expensive - MAX_CONNECTIONS)

@@ -288,6 +288,8 @@ def test_two_schedulers_at_once_run_a_due_job_once(tmp_path):
     env = env_for(tmp_path, SHIOL_UPDATE_CRON=f"{just_now:%M %H} * * *", SHIOL_PIPELINE_CRON=NEVER,
                   SHIOL_EVALUATION_CRON=NEVER, SHIOL_GRACE_S="3600", SHIOL_SCHEDULER_CYCLE_S="0.2")
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    ny = NyServer(history_draws()).start()  # a source that answers: with none, the update fails (exit 10)
+    env["SHIOL_NY_BASE_URL"] = ny.url
     procs = [_start_scheduler(tmp_path, {**env, "SHIOL_API_PORT": str(free_port())}, log) for log in logs]
     try:
         def finished():
@@ -303,6 +305,7 @@ def test_two_schedulers_at_once_run_a_due_job_once(tmp_path):
         for proc in procs:
             if proc.poll() is None:
                 kill_tree(proc)
+        ny.stop()
     rows = snapshot_rows(tmp_path, "SELECT status, slot FROM runs WHERE job = 'data_update'")
     assert [r[0] for r in rows].count("success") == 1, rows
     assert {r[0] for r in rows} <= {"success", "refused"}, rows
