@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from shiol_lib.jobs.catalog import KERNEL_NAME
+from shiol_lib.execution.kernels import KERNEL_NAME
 from shiol_lib.settings import Settings, child_environment
 
 HOST = "127.0.0.1"

@@ -2,7 +2,7 @@
 
 :class:`KernelPool` hands out one started :class:`StepKernel` per step (:meth:`KernelPool.take`) and,
 when more steps follow, starts the next step's kernel right away, so that its start and its imports
-(:data:`~shiol_lib.jobs.catalog.WARM_CODE`, run by IPython before the kernel answers) happen on the
+(:data:`WARM_CODE`, run by IPython before the kernel answers) happen on the
 otherwise idle core while the current step runs. A spare kernel is used only if it is still alive and
 was started with exactly the environment and working directory asked for; otherwise it is discarded and
 a fresh one started. Every kernel is started the same way, spare or not, so a step sees the same kernel
@@ -31,13 +31,16 @@ from typing import Any
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
+from shiol_lib.execution.processes import kill_process_tree
 from shiol_lib.execution.watchdog import start_watchdog
-from shiol_lib.jobs.catalog import KERNEL_NAME, WARM_CODE
-from shiol_lib.jobs.liveness import kill_process_tree
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+
+KERNEL_NAME = "python3"  # the Jupyter kernel every step notebook (and `shiol lab`) runs in
+# What every step kernel runs before its first cell: the library and what its steps import.
+WARM_CODE = "import shiol_lib.steps; shiol_lib.steps.preload()"
 
 
 class _StepKernelManager(AsyncKernelManager):

@@ -29,10 +29,9 @@ import papermill
 
 from shiol_lib.errors import ParameterError, RunnerError
 from shiol_lib.execution.engine import ENGINE_NAME
-from shiol_lib.execution.kernels import KernelPool, StepKernel
+from shiol_lib.execution.kernels import KERNEL_NAME, KernelPool, StepKernel
+from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.resources import watch_process, watching
-from shiol_lib.jobs.catalog import KERNEL_NAME
-from shiol_lib.jobs.liveness import Interrupted
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from shiol_lib.domain.history import data_hash
 from shiol_lib.domain.runs import RunStatus, StepStatus
 from shiol_lib.errors import ArchiveError, JobBusyError, RunnerError, ShiolError
 from shiol_lib.execution.kernels import KernelPool
+from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.resources import run_totals
 from shiol_lib.execution.runner import (
     NotebookResult,
@@ -41,7 +42,7 @@ from shiol_lib.execution.runner import (
     rerun_command,
 )
 from shiol_lib.jobs.catalog import UPDATE_DATA, Step, find_job, find_step
-from shiol_lib.jobs.liveness import Heartbeat, Interrupted, job_is_alive
+from shiol_lib.jobs.liveness import Heartbeat, job_is_alive
 from shiol_lib.jobs.progress import LogProgress, Progress
 from shiol_lib.jobs.recovery import close_dead_runs
 from shiol_lib.reports import dashboard as run_index

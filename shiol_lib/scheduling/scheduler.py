@@ -26,8 +26,9 @@ from pathlib import Path
 from shiol_lib.archive import folders as archive
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_coverage
 from shiol_lib.domain.runs import RunStatus
+from shiol_lib.execution.processes import kill_process_tree
 from shiol_lib.jobs.job_process import EXIT_BUSY, RunRequest, RunResult, start_job_process
-from shiol_lib.jobs.liveness import job_is_alive, kill_process_tree
+from shiol_lib.jobs.liveness import job_is_alive
 from shiol_lib.jobs.recovery import close_dead_runs
 from shiol_lib.logs import first_line
 from shiol_lib.scheduling.alerts import send_alert
