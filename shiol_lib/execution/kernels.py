@@ -31,6 +31,7 @@ from typing import Any
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
+from shiol_lib.execution.channel import CHANNEL_CODE, OUTCOME_ENV
 from shiol_lib.execution.processes import kill_process_tree
 from shiol_lib.execution.watchdog import start_watchdog
 
@@ -61,13 +62,15 @@ class StepKernel:
 
     def __init__(self, env: Mapping[str, str], cwd: Path, log_path: Path, warm_code: str) -> None:
         self.env, self.cwd, self.log_path = dict(env), Path(cwd), log_path
+        self.outcome_path = log_path.with_suffix(".outcome.json")  # its typed outcome channel (execution/channel.py)
         self.manager = _StepKernelManager(kernel_name=KERNEL_NAME)
-        arguments = ["--HistoryManager.hist_file=:memory:"]  # as nbclient starts its own kernels
-        if warm_code:
-            arguments.append(f"--IPKernelApp.exec_lines={warm_code}")
+        first_lines = "; ".join(code for code in (CHANNEL_CODE, warm_code) if code)
+        arguments = ["--HistoryManager.hist_file=:memory:",  # as nbclient starts its own kernels
+                     f"--IPKernelApp.exec_lines={first_lines}"]
         with open(log_path, "ab") as log_file:
             run_sync(self.manager.start_kernel)(
-                extra_arguments=arguments, env=dict(env), cwd=str(cwd), stdout=log_file, stderr=log_file,
+                extra_arguments=arguments, env={**env, OUTCOME_ENV: str(self.outcome_path)}, cwd=str(cwd),
+                stdout=log_file, stderr=log_file,
                 stdin=subprocess.DEVNULL, preexec_fn=_die_with(os.getpid()),
             )
         self.pid: int = self.manager.provisioner.process.pid  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ import pytest
 
 from shiol_lib.archive.manifest import Manifest, StepRecord
 from shiol_lib.execution.resources import ResourceWatch, run_totals, watch_process, watching
-from shiol_lib.execution.runner import execute_notebook
+from shiol_lib.execution.runner import execute
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 HOLD = "import time; b = b'\\x01' * (150 * 1024 * 1024); x = sum(range(3_000_000)); time.sleep(1.5)"
@@ -73,7 +73,7 @@ def test_manifests_without_resource_fields_still_read_and_new_ones_round_trip():
 @pytest.mark.slow
 def test_a_step_above_the_memory_ceiling_fails_cleanly_with_its_report(tmp_path):
     out = tmp_path / "allocates.ipynb"
-    result = execute_notebook(NOTEBOOKS / "allocates_memory.ipynb", out, {"total_mb": 4000, "step_mb": 50},
+    result = execute(NOTEBOOKS / "allocates_memory.ipynb", out, {"total_mb": 4000, "step_mb": 50},
                               memory_mb=450, timeout_s=600)
     assert result.status == "failed" and result.error_class == "memory", result.error
     assert "ceiling of 450 MB" in result.error
@@ -85,7 +85,7 @@ def test_a_step_above_the_memory_ceiling_fails_cleanly_with_its_report(tmp_path)
 
 @pytest.mark.slow
 def test_a_step_under_the_ceiling_reports_its_peak_memory_and_cpu(tmp_path):
-    result = execute_notebook(NOTEBOOKS / "allocates_memory.ipynb", tmp_path / "ok.ipynb", {"total_mb": 200},
+    result = execute(NOTEBOOKS / "allocates_memory.ipynb", tmp_path / "ok.ipynb", {"total_mb": 200},
                               memory_mb=4096, timeout_s=300)
     assert result.status == "success", result.error
     assert result.peak_rss_mb > 200 and result.cpu_s > 0.2
