@@ -26,7 +26,6 @@ from shiol_lib.archive.verify import artefact_hashes
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus
 from shiol_lib.errors import ArchiveError, JobBusyError, ShiolError
 from shiol_lib.execution.outcome import ReportTitle, StepOutcome
-from shiol_lib.execution.resources import run_totals
 from shiol_lib.jobs.catalog import STEPS, Step
 from shiol_lib.jobs.context import RunContext
 from shiol_lib.jobs.liveness import job_is_alive
@@ -54,8 +53,8 @@ def step_record(step: Step, outcome: StepOutcome, *, command: str) -> StepRecord
     """The manifest's record of a step that ran: everything :class:`StepOutcome` says, file names relative."""
     return StepRecord(
         name=step.name, notebook=step.notebook, status=outcome.status, started_at=outcome.started_at,
-        finished_at=outcome.finished_at, duration_s=round(outcome.duration_s, 3),
-        parameters=dict(outcome.parameters), output=_name(outcome.output), html=_name(outcome.html),
+        finished_at=outcome.finished_at, parameters=dict(outcome.parameters), output=_name(outcome.output),
+        html=_name(outcome.html),
         log=_name(outcome.log), error=outcome.error,
         error_class=str(outcome.error_class) if outcome.error_class is not None else None,
         failed_cell=outcome.failed_cell, command=command, peak_rss_mb=outcome.peak_rss_mb, cpu_s=outcome.cpu_s,
@@ -166,10 +165,8 @@ class RunLifecycle:
         manifest = self.manifest
         manifest.status, manifest.error, manifest.finished_at = status, error, finished
         manifest.error_class = str(error_class) if error_class is not None else None
-        manifest.duration_s = round((finished - manifest.started_at).total_seconds(), 3)
         manifest.outputs = prediction_table.output_hashes(self.store, self.run_id)
         manifest.metrics = prediction_table.run_metrics(self.store, self.run_id)
-        manifest.peak_rss_mb, manifest.cpu_s = run_totals(manifest.steps)
         assert self.directory is not None  # an opened run always has its folder
         manifest.artefacts = artefact_hashes(self.directory)
         try:
@@ -209,7 +206,6 @@ class RunLifecycle:
                     f"; its {discarded} stored tickets were discarded (their hash stays in outputs)"
                     if discarded else "")
                 manifest.finished_at = ended
-                manifest.duration_s = round((ended - manifest.started_at).total_seconds(), 3)
                 manifest.schema = SCHEMA_VERSION
                 manifest.artefacts = artefact_hashes(self.directory)
                 path = archive.write_manifest(self.directory, manifest)
