@@ -131,7 +131,7 @@ def idle_scheduler(seconds: float, cycle_s: str = "1.0") -> dict[str, Any]:
 
 _PIPELINE_CHILD = """
 import json, sys
-from shiol_lib.jobs.lifecycle import run_job
+from shiol_lib.jobs.run import run_job
 from shiol_lib.settings import load_settings
 args = json.loads(sys.argv[1])
 outcome = run_job(load_settings(), "pipeline", offline=True, seed=args["seed"], step_parameters=args["parameters"])

@@ -1,4 +1,11 @@
-"""The workbench's exceptions: one base, one class per kind of failure a caller may handle."""
+"""The workbench's exceptions: one base, one class per kind of failure a caller may handle.
+
+A class may carry ``error_class``: how a run step that raised it ends (the value of an
+:class:`~shiol_lib.domain.runs.ErrorClass`, written here as its plain string because this module
+imports nothing of the workbench). A step kernel reports it through its outcome channel
+(:mod:`shiol_lib.execution.channel`), so a subclass or a renamed class keeps its meaning; ``None``
+(the default) is an ordinary cell error.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ from dataclasses import dataclass
 
 class ShiolError(Exception):
     """Base of every error the workbench raises on purpose."""
+
+    error_class: str | None = None
 
 
 class ConfigError(ShiolError):
@@ -53,6 +62,8 @@ class SourceError(ShiolError):
 
 class FetchError(SourceError):
     """An HTTP fetch failed after its retries (connection, timeout or error status)."""
+
+    error_class = "fetch"
 
     def __init__(
         self, message: str, *, url: str, status: int | None = None, retry_after: float | None = None
@@ -102,6 +113,8 @@ class SnapshotStaleError(StoreError):
 
 class UpdateError(ShiolError):
     """A data update rejected records or met conflicts; carries the full report."""
+
+    error_class = "validation"
 
     def __init__(self, message: str, report: object) -> None:
         super().__init__(message)
@@ -155,6 +168,8 @@ class JobBusyError(ShiolError):
 
 class DrawNotPublishedError(ShiolError):
     """The drawing a pipeline run is for has no published result yet: the run ends ``waiting``."""
+
+    error_class = "waiting"
 
 
 class NoSourceAnsweredError(FetchError):

@@ -28,8 +28,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "analysis": frozenset({"domain", "errors"}),
     "steps": frozenset({"analysis", "ingest", "store", "domain", "errors", "settings"}),
     "archive": frozenset({"domain", "errors"}),
-    # jobs, reports: to be moved down to execution (the kernel name, warm code, interruption, process kill)
-    "execution": frozenset({"jobs", "reports", "domain", "settings", "errors"}),
+    # reports: a step's HTML is rendered where it ran (reports/report.py)
+    "execution": frozenset({"reports", "domain", "settings", "errors"}),
     "reports": frozenset({"archive", "domain", "store", "settings", "errors"}),
     # logs: the job process's entry
     "jobs": frozenset({"execution", "archive", "reports", "domain", "store", "errors", "settings", "logs"}),

@@ -10,6 +10,7 @@ hostile or damaged file never surfaces as a ``TypeError`` somewhere downstream.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
@@ -34,7 +35,6 @@ class StepRecord:
     status: StepStatus = StepStatus.PENDING
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    duration_s: float | None = None
     parameters: dict[str, Any] | None = None
     output: str | None = None  # the executed notebook's file name in the run folder
     html: str | None = None
@@ -45,6 +45,11 @@ class StepRecord:
     command: str | None = None  # the papermill command that re-runs this step on its own
     peak_rss_mb: float | None = None  # peak resident memory of the step's process tree (papermill, kernel)
     cpu_s: float | None = None  # CPU seconds (user + system) of that tree
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to finish (ms precision), derived; None until the step finished."""
+        return _seconds_between(self.started_at, self.finished_at)
 
 
 @dataclass
@@ -61,7 +66,6 @@ class Manifest:
     draw_date: date | None = None
     attempt: int = 1
     finished_at: datetime | None = None
-    duration_s: float | None = None
     seed: int | None = None
     parent_run_id: str | None = None
     target_draw_date: date | None = None
@@ -74,9 +78,22 @@ class Manifest:
     environment: dict[str, Any] = field(default_factory=dict)  # python, platform, package versions
     error: str | None = None
     error_class: str | None = None  # the run's error class (cell error, timeout, memory, fetch, ...)
-    peak_rss_mb: float | None = None  # the largest step's peak resident memory (its papermill process tree)
-    cpu_s: float | None = None  # CPU seconds of every step's process tree, summed
     schema: int = SCHEMA_VERSION
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to finish (ms precision), derived; None while the run is open."""
+        return _seconds_between(self.started_at, self.finished_at)
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        """The largest step's peak resident memory (steps run one after another), derived from the steps."""
+        return run_totals(self.steps)[0]
+
+    @property
+    def cpu_s(self) -> float | None:
+        """CPU seconds of every step's process tree, summed, derived from the steps."""
+        return run_totals(self.steps)[1]
 
     def step(self, name: str) -> StepRecord:
         """The step called ``name``; ``KeyError`` when the run has none."""
@@ -88,7 +105,12 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: instants and dates as ISO-8601 text, statuses as their strings."""
         data = {f.name: _dump(getattr(self, f.name)) for f in fields(self) if f.name != "steps" and _kept(self, f.name)}
-        data["steps"] = [{f.name: _dump(getattr(s, f.name)) for f in fields(s) if _kept(s, f.name)} for s in self.steps]
+        data["duration_s"] = self.duration_s  # derived, written as before for the readers of the file
+        if self.status not in (RunStatus.RUNNING, RunStatus.CRASHED):  # totals of a run closed in order
+            data.update({name: value for name, value in zip(("peak_rss_mb", "cpu_s"), run_totals(self.steps),
+                                                             strict=True) if value is not None})
+        data["steps"] = [{f.name: _dump(getattr(s, f.name)) for f in fields(s) if _kept(s, f.name)}
+                         | {"duration_s": s.duration_s} for s in self.steps]
         return data
 
     def to_json(self) -> str:
@@ -104,6 +126,8 @@ class Manifest:
         if schema not in READABLE_SCHEMAS:
             raise ManifestError(f"{where} has schema {schema!r}; this workbench reads {READABLE_SCHEMAS}")
         reader = _Reader(data, where)
+        for derived in _DERIVED_RUN_FIELDS:  # recomputed from the instants and the steps; still checked
+            reader.number(derived)
         steps = data.get("steps", [])
         if not isinstance(steps, list):
             raise ManifestError(f"{where}: 'steps' is not a list")
@@ -115,14 +139,14 @@ class Manifest:
             steps=[_step(item, f"{where} step {i + 1}") for i, item in enumerate(steps)],
             slot=reader.instant("slot"), draw_date=reader.day("draw_date"),
             attempt=reader.whole("attempt", default=1), finished_at=reader.instant("finished_at"),
-            duration_s=reader.number("duration_s"), seed=reader.whole("seed"),
+            seed=reader.whole("seed"),
             parent_run_id=reader.optional_text("parent_run_id"),
             target_draw_date=reader.day("target_draw_date"), history_end=reader.day("history_end"),
             input=reader.mapping("input"), outputs=reader.mapping("outputs"), metrics=reader.mapping("metrics"),
             artefacts=reader.mapping("artefacts"), code=reader.mapping("code"),
             environment=reader.mapping("environment"), error=reader.optional_text("error"),
-            error_class=reader.optional_text("error_class"), peak_rss_mb=reader.number("peak_rss_mb"),
-            cpu_s=reader.number("cpu_s"), schema=schema,  # as written: schema 1 recorded no artefact hashes
+            error_class=reader.optional_text("error_class"),
+            schema=schema,  # as written: schema 1 recorded no artefact hashes
         )
 
     @classmethod
@@ -139,14 +163,15 @@ def _step(data: Any, where: str) -> StepRecord:
     if not isinstance(data, dict):
         raise ManifestError(f"{where} is not an object")
     reader = _Reader(data, where)
+    reader.number("duration_s")  # derived from the step's instants; still checked
     parameters = data.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise ManifestError(f"{where}: 'parameters' is not an object")
     return StepRecord(
         name=reader.text("name"), notebook=reader.text("notebook", default=""),
         status=reader.status("status", StepStatus), started_at=reader.instant("started_at"),
-        finished_at=reader.instant("finished_at"), duration_s=reader.number("duration_s"),
-        parameters=parameters, output=reader.optional_text("output"), html=reader.optional_text("html"),
+        finished_at=reader.instant("finished_at"), parameters=parameters, output=reader.optional_text("output"),
+        html=reader.optional_text("html"),
         log=reader.optional_text("log"), error=reader.optional_text("error"),
         error_class=reader.optional_text("error_class"), failed_cell=reader.whole("failed_cell"),
         command=reader.optional_text("command"), peak_rss_mb=reader.number("peak_rss_mb"),
@@ -229,8 +254,23 @@ def _raise() -> date:
 
 # Optional fields added to schema 2 later (run: error class and resources; step: resources): written
 # only when set, so an older manifest read and written back is unchanged.
-_LATER_RUN_FIELDS = frozenset({"error_class", "peak_rss_mb", "cpu_s"})
+_LATER_RUN_FIELDS = frozenset({"error_class"})
 _LATER_STEP_FIELDS = frozenset({"peak_rss_mb", "cpu_s"})
+# Written into manifest.json but never stored twice: derived from the instants and the steps on reading.
+# (A crashed or running run's file carries no resource totals, as before: its steps were not all measured.)
+_DERIVED_RUN_FIELDS = ("duration_s", "peak_rss_mb", "cpu_s")
+
+
+def run_totals(steps: Iterable[StepRecord]) -> tuple[float | None, float | None]:
+    """A run's peak memory (its largest step's; steps run one after another) and CPU seconds (summed)."""
+    steps = list(steps)
+    peaks = [s.peak_rss_mb for s in steps if s.peak_rss_mb is not None]
+    cpus = [s.cpu_s for s in steps if s.cpu_s is not None]
+    return (max(peaks) if peaks else None), (round(sum(cpus), 3) if cpus else None)
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 3) if start is not None and end is not None else None
 
 
 def _kept(record: Manifest | StepRecord, name: str) -> bool:

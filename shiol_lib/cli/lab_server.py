@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from shiol_lib.jobs.catalog import KERNEL_NAME
+from shiol_lib.execution.kernels import KERNEL_NAME
 from shiol_lib.settings import Settings, child_environment
 
 HOST = "127.0.0.1"

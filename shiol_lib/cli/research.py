@@ -60,7 +60,7 @@ def _check_span(settings: Settings, date_from: str, date_to: str, configurations
 
 def _run(settings: Settings, job: JobDefinition, cluster: str | None, parameters: dict[str, Any],
          seed: int | None, check: Callable[[], None] | None = None) -> dict[str, Any]:
-    from shiol_lib.jobs import lifecycle as pipeline
+    from shiol_lib.jobs import run as pipeline
     from shiol_lib.jobs.liveness import interrupt_on_sigterm
 
     engine = resolve_cluster(cluster, settings.dask_address)

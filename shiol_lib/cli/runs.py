@@ -76,7 +76,8 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
                 offline: bool, seed: int | None, target: Any, as_json: bool, trigger: str, slot: str | None,
                 draw_date: Any, attempt: int) -> None:
     """Run a job (pipeline, data_update, evaluation) or one step: `shiol run step NAME -p key value`."""
-    from shiol_lib.jobs import lifecycle as pipeline
+    from shiol_lib.jobs import run as pipeline
+    from shiol_lib.jobs.context import RunContext, parse_trigger
     from shiol_lib.jobs.liveness import interrupt_on_sigterm
     from shiol_lib.jobs.progress import StreamProgress
 
@@ -91,8 +92,8 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
             raise RunnerError(f"--slot {slot!r} is not an ISO-8601 instant (e.g. 2024-07-01T23:29:00-04:00)") from err
         if slot_at is not None and slot_at.tzinfo is None:
             raise RunnerError(f"--slot {slot!r} needs its UTC offset (e.g. 2024-07-01T23:29:00-04:00)")
-        schedule = {"trigger": trigger, "slot": slot_at, "attempt": attempt,
-                    "draw_date": draw_date.date() if draw_date else None}
+        context = RunContext(trigger=parse_trigger(trigger), slot=slot_at, attempt=attempt,
+                             draw_date=draw_date.date() if draw_date else None)
         if job == "step":
             if not step_name:
                 raise RunnerError("name the step: shiol run step NAME (e.g. generate_predictions)")
@@ -100,12 +101,12 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
             values = parse_parameters(settings.notebooks_dir / step.notebook, parameters)
             outcome = pipeline.run_job(settings, "step", steps=(step,), step_parameters={step.name: values},
                                        seed=seed, offline=offline, target_draw_date=target_date, progress=progress,
-                                       **schedule)
+                                       context=context)
         else:
             if step_name or parameters:
                 raise RunnerError("parameters go with a single step: shiol run step NAME -p key value")
             outcome = pipeline.run_job(settings, job, seed=seed, offline=offline, target_draw_date=target_date,
-                                       progress=progress, **schedule)
+                                       progress=progress, context=context)
     except ShiolError as err:
         _say_created(settings, existed)
         fail(err)
@@ -121,7 +122,7 @@ def parse_parameters(notebook: Path, pairs: tuple[tuple[str, str], ...]) -> dict
     """
     import yaml  # here: `shiol --help` and `status` never parse YAML
 
-    from shiol_lib.execution.runner import read_parameters
+    from shiol_lib.execution.parameters import read_parameters
 
     declared = read_parameters(notebook)
     values: dict[str, Any] = {}
@@ -148,7 +149,7 @@ def _say_created(settings: Settings, existed: bool) -> None:
 @click.pass_obj
 def rerun_command(settings: Settings, run_id: str, as_json: bool) -> None:
     """Re-execute a run with its recorded parameters and seed; report whether the outputs match."""
-    from shiol_lib.jobs import lifecycle as pipeline
+    from shiol_lib.jobs import run as pipeline
     from shiol_lib.jobs.progress import StreamProgress
 
     try:

@@ -2,7 +2,7 @@
 
 :class:`KernelPool` hands out one started :class:`StepKernel` per step (:meth:`KernelPool.take`) and,
 when more steps follow, starts the next step's kernel right away, so that its start and its imports
-(:data:`~shiol_lib.jobs.catalog.WARM_CODE`, run by IPython before the kernel answers) happen on the
+(:data:`WARM_CODE`, run by IPython before the kernel answers) happen on the
 otherwise idle core while the current step runs. A spare kernel is used only if it is still alive and
 was started with exactly the environment and working directory asked for; otherwise it is discarded and
 a fresh one started. Every kernel is started the same way, spare or not, so a step sees the same kernel
@@ -31,13 +31,17 @@ from typing import Any
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
+from shiol_lib.execution.channel import CHANNEL_CODE, OUTCOME_ENV
+from shiol_lib.execution.processes import kill_process_tree
 from shiol_lib.execution.watchdog import start_watchdog
-from shiol_lib.jobs.catalog import KERNEL_NAME, WARM_CODE
-from shiol_lib.jobs.liveness import kill_process_tree
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+
+KERNEL_NAME = "python3"  # the Jupyter kernel every step notebook (and `shiol lab`) runs in
+# What every step kernel runs before its first cell: the library and what its steps import.
+WARM_CODE = "import shiol_lib.steps; shiol_lib.steps.preload()"
 
 
 class _StepKernelManager(AsyncKernelManager):
@@ -58,13 +62,15 @@ class StepKernel:
 
     def __init__(self, env: Mapping[str, str], cwd: Path, log_path: Path, warm_code: str) -> None:
         self.env, self.cwd, self.log_path = dict(env), Path(cwd), log_path
+        self.outcome_path = log_path.with_suffix(".outcome.json")  # its typed outcome channel (execution/channel.py)
         self.manager = _StepKernelManager(kernel_name=KERNEL_NAME)
-        arguments = ["--HistoryManager.hist_file=:memory:"]  # as nbclient starts its own kernels
-        if warm_code:
-            arguments.append(f"--IPKernelApp.exec_lines={warm_code}")
+        first_lines = "; ".join(code for code in (CHANNEL_CODE, warm_code) if code)
+        arguments = ["--HistoryManager.hist_file=:memory:",  # as nbclient starts its own kernels
+                     f"--IPKernelApp.exec_lines={first_lines}"]
         with open(log_path, "ab") as log_file:
             run_sync(self.manager.start_kernel)(
-                extra_arguments=arguments, env=dict(env), cwd=str(cwd), stdout=log_file, stderr=log_file,
+                extra_arguments=arguments, env={**env, OUTCOME_ENV: str(self.outcome_path)}, cwd=str(cwd),
+                stdout=log_file, stderr=log_file,
                 stdin=subprocess.DEVNULL, preexec_fn=_die_with(os.getpid()),
             )
         self.pid: int = self.manager.provisioner.process.pid  # type: ignore[union-attr]

@@ -18,7 +18,6 @@ import subprocess
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import psutil
 
@@ -136,11 +135,3 @@ def watch_process(proc: subprocess.Popen) -> None:
     watch = getattr(_current, "watch", None)
     if watch is not None:
         watch.watch(proc)
-
-
-def run_totals(steps: Iterable[Any]) -> tuple[float | None, float | None]:
-    """A run's peak memory (its largest step's; steps run one after another) and CPU seconds (summed)."""
-    steps = list(steps)
-    peaks = [s.peak_rss_mb for s in steps if getattr(s, "peak_rss_mb", None) is not None]
-    cpus = [s.cpu_s for s in steps if getattr(s, "cpu_s", None) is not None]
-    return (max(peaks) if peaks else None), (round(sum(cpus), 3) if cpus else None)

@@ -1,11 +1,12 @@
 """Execute one notebook with papermill in a fresh kernel of its own, and always keep what it produced.
 
-:func:`execute_notebook` walks the stages in order: check the parameters against the notebook's
-``parameters`` cell -> run it with papermill's Python API in this process, in a kernel of its own
+:func:`execute` walks the stages in order: check the parameters against the notebook's ``parameters``
+cell -> run it with papermill's Python API in this process, in a kernel of its own
 (:mod:`shiol_lib.execution.kernels`: the step's environment and working directory; a whole-run timeout
-kills the kernel and its children) -> find the failing cell, if any -> render the executed notebook to
-HTML in-process. The executed notebook and its HTML are written even when a cell fails or the run
-times out (the partial notebook papermill saved after each cell).
+kills the kernel and its children) -> find the failing cell and the outcome the kernel reported, if
+any -> render the executed notebook to HTML in-process, titled -> hand back a typed
+:class:`~shiol_lib.execution.outcome.StepOutcome`. The executed notebook and its HTML are written even
+when a cell fails or the run times out (the partial notebook papermill saved after each cell).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,115 +27,18 @@ from typing import Any, TextIO
 import nbformat
 import papermill
 
-from shiol_lib.errors import ParameterError, RunnerError
+from shiol_lib.domain.runs import ErrorClass, StepStatus
+from shiol_lib.execution.channel import read_error_class
 from shiol_lib.execution.engine import ENGINE_NAME
-from shiol_lib.execution.kernels import KernelPool, StepKernel
+from shiol_lib.execution.kernels import KERNEL_NAME, KernelPool, StepKernel
+from shiol_lib.execution.outcome import ReportTitle, StepOutcome
+from shiol_lib.execution.parameters import check_parameters
+from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.resources import watch_process, watching
-from shiol_lib.jobs.catalog import KERNEL_NAME
-from shiol_lib.jobs.liveness import Interrupted
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30 * 60
-
-
-@dataclass(frozen=True)
-class NotebookParameter:
-    """One parameter declared in a notebook's ``parameters`` cell (``name: type = default  # help``)."""
-
-    name: str
-    type_name: str
-    default: str
-    help: str
-
-    @property
-    def required(self) -> bool:
-        """A typed parameter whose default is ``None`` must be given."""
-        return self.default == "None" and self.type_name not in ("None", "") and "Optional" not in self.type_name
-
-
-@dataclass
-class NotebookResult:
-    """What one notebook execution produced."""
-
-    notebook: str
-    output: Path
-    html: Path | None
-    status: str  # success | failed | timeout
-    started_at: datetime
-    finished_at: datetime
-    parameters: dict[str, Any]
-    command: list[str]
-    error: str | None = None
-    error_class: str | None = None  # cell error | kernel death | timeout | papermill
-    failed_cell: int | None = None
-    error_name: str | None = None  # the exception class a failing cell raised
-    log_path: Path | None = None
-    peak_rss_mb: float | None = None  # of the kernel's process tree (the kernel and what its cells started)
-    cpu_s: float | None = None
-
-    @property
-    def duration_s(self) -> float:
-        """Wall-clock seconds from start to finish."""
-        return (self.finished_at - self.started_at).total_seconds()
-
-
-def read_parameters(notebook: Path) -> dict[str, NotebookParameter]:
-    """The parameters a notebook declares; refuses a notebook without a ``parameters`` cell."""
-    notebook = Path(notebook)
-    if not notebook.is_file():
-        raise RunnerError(f"notebook {notebook} does not exist")
-    nb = nbformat.read(notebook, as_version=4)
-    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(tagged) != 1:
-        raise RunnerError(
-            f"notebook {notebook.name} has {len(tagged)} cells tagged 'parameters'; it needs exactly one "
-            "(in JupyterLab: select the cell, open the property inspector, add the tag 'parameters')"
-        )
-    declared = papermill.inspect_notebook(str(notebook))
-    return {
-        name: NotebookParameter(name, str(p["inferred_type_name"]), str(p["default"]), str(p["help"]))
-        for name, p in declared.items()
-    }
-
-
-def check_parameters(notebook: Path, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Refuse unknown names, missing required ones and wrong types; return the values to inject."""
-    declared = read_parameters(notebook)
-    problems = [f"unknown parameter {name!r}" for name in values if name not in declared]
-    for name, param in declared.items():
-        if name not in values:
-            if param.required:
-                problems.append(f"missing required parameter {name!r} ({param.type_name})")
-            continue
-        if not _type_matches(param.type_name, values[name]):
-            problems.append(
-                f"parameter {name!r} wants {param.type_name}, got {type(values[name]).__name__} {values[name]!r}"
-            )
-    if problems:
-        names = ", ".join(f"{p.name}: {p.type_name}" for p in declared.values())
-        raise ParameterError(
-            f"{Path(notebook).name}: " + "; ".join(problems) + f" (declared: {names})", problems
-        )
-    return dict(values)
-
-
-def _type_matches(type_name: str, value: Any) -> bool:
-    name = type_name.replace(" ", "")
-    if name.startswith("Optional[") or name.endswith("|None"):
-        if value is None:
-            return True
-        name = name.removeprefix("Optional[").removesuffix("]").removesuffix("|None")
-    checks = {
-        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        "str": lambda v: isinstance(v, str),
-        "bool": lambda v: isinstance(v, bool),
-        "list": lambda v: isinstance(v, list),
-        "dict": lambda v: isinstance(v, dict),
-    }
-    check = checks.get(name)
-    return True if check is None else check(value)  # untyped parameters accept anything
 
 
 def papermill_executable() -> str:
@@ -167,34 +70,48 @@ def rerun_command(notebook: Path, parameters: Mapping[str, Any], *, cwd: Path, r
     return f'out={folder} && mkdir -p "$out" && ' + " ".join(command)
 
 
-def execute_notebook(
+def execute(
     notebook: Path,
     output: Path,
     parameters: Mapping[str, Any],
     *,
+    title: ReportTitle | None = None,
     cwd: Path | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    timeout_error: str | None = None,
     env: Mapping[str, str] | None = None,
     memory_mb: int = 0,
     kernels: KernelPool | None = None,
     ahead: bool = False,
     progress: bool = False,
-    render: bool = True,
-) -> NotebookResult:
+) -> StepOutcome:
     """Run ``notebook`` to ``output`` (``.ipynb``) and render ``output.with_suffix('.html')``.
 
-    ``env`` is the environment of the step's kernel (default: this process's), ``cwd`` its working
-    directory. ``memory_mb`` (0: none) is the ceiling of the kernel tree's resident memory: passing it
-    stops the kernel and the step ends ``failed`` with error class ``memory``
-    (:mod:`shiol_lib.execution.resources`). ``kernels`` hands out the kernel (a job's steps share one
-    pool; with ``ahead`` it starts the next step's kernel now); without it a fresh kernel is started
-    and stopped here. ``progress`` shows papermill's per-cell progress bar on stderr. With ``render``
-    false an executed notebook's report is left to the caller (``result.html`` is where it goes; the
-    job renders it once, with the run's title and status).
+    Args:
+        notebook: The source notebook.
+        output: Where the executed notebook goes (its HTML and log beside it).
+        parameters: The values to inject (checked against the ``parameters`` cell first).
+        title: What the report's title names (run, job, target drawing); the status is the outcome's.
+        cwd: The kernel's working directory (default: the notebook's folder).
+        timeout_s: The wall-clock limit; passing it kills the kernel and its children.
+        timeout_error: The error a timeout records (default: names ``timeout_s``).
+        env: The kernel's environment (default: this process's).
+        memory_mb: Ceiling of the kernel tree's resident memory (0: none); passing it fails the step
+            with error class ``memory`` (:mod:`shiol_lib.execution.resources`).
+        kernels: Hands out the kernel (a job's steps share one pool; with ``ahead`` it starts the next
+            step's kernel now); without it a fresh kernel is started and stopped here.
+        ahead: Start the next step's kernel while this one runs.
+        progress: Show papermill's per-cell progress bar on stderr.
+
+    Returns:
+        The step's :class:`StepOutcome`, its HTML rendered. A cell raising a
+        :class:`~shiol_lib.errors.ShiolError` ends with the class's ``error_class`` (reported by the
+        kernel, :mod:`shiol_lib.execution.channel`); ``waiting`` makes the step ``waiting``.
     """
     notebook, output = Path(notebook).resolve(), Path(output).resolve()
     values = check_parameters(notebook, parameters)
     cwd = Path(cwd).resolve() if cwd else notebook.parent
+    title = title or ReportTitle()
     partial = output.with_name(output.name + ".partial")
     log_path = output.with_suffix(".log")
     env = dict(os.environ) if env is None else dict(env)
@@ -203,47 +120,67 @@ def execute_notebook(
         pool = kernels if kernels is not None else stack.enter_context(KernelPool())
         try:
             with watching(memory_mb) as usage:
+                kernel = pool.take(env, cwd, ahead=ahead)
                 status, error, error_class = _run_papermill(notebook, partial, values, log_path, timeout_s,
-                                                            pool.take(env, cwd, ahead=ahead), progress)
+                                                            kernel, progress)
+            reported = read_error_class(kernel.outcome_path)  # before the pool removes the kernel's files
         except BaseException:  # interrupted (SIGTERM): the archive still keeps what ran, rendered
-            _keep_partial(partial, output)
+            _keep_partial(partial, output, title)
             raise
     finished = datetime.now(UTC)
-    result = NotebookResult(
-        notebook=str(notebook), output=output, html=None, status=status, started_at=started,
-        finished_at=finished, parameters=values,
-        command=papermill_command(notebook, output, values, cwd=cwd), error=error,
-        error_class=error_class, log_path=log_path,
-    )
+    failed_cell = None
     executed = partial.exists()  # papermill saved the notebook at least once
     if executed:
         nb = nbformat.read(partial, as_version=4)
         cell_error = _failed_cell(nb)
-        if cell_error is not None and status != "timeout":
-            result.failed_cell, result.error_name, result.error = cell_error
-            result.error_class = "cell error"
-        elif status == "timeout":
-            result.failed_cell = _running_cell(nb)
+        if status == StepStatus.TIMEOUT:
+            failed_cell, error = _running_cell(nb), timeout_error or error
+        elif cell_error is not None:
+            failed_cell, error = cell_error
+            error_class = reported or ErrorClass.CELL_ERROR
+            if error_class == ErrorClass.WAITING:
+                status = StepStatus.WAITING  # the drawing's result is not published yet: not a failure
         os.replace(partial, output)
-    elif status == "success":
-        result.status, result.error, result.error_class = "failed", "papermill wrote no output notebook", "papermill"
-    result.peak_rss_mb, result.cpu_s = usage.peak_rss_mb, usage.cpu_s
+    elif status == StepStatus.SUCCESS:
+        status, error, error_class = StepStatus.FAILED, "papermill wrote no output notebook", ErrorClass.PAPERMILL
     if usage.exceeded:
-        result.status, result.error_class, result.error = "failed", "memory", usage.message()
+        status, error_class, error = StepStatus.FAILED, ErrorClass.MEMORY, usage.message()
+    about = {"run_id": title.run_id, "job": title.job, "target_draw_date": title.target_draw_date,
+             "status": str(status), "error": error}
     if executed:
-        result.html = render_html(nb, output.with_suffix(".html")) if render else output.with_suffix(".html")
+        html = render_html(nb, output.with_suffix(".html"), **about)
     else:
-        result.html = write_unexecuted_report(notebook, output, result.error or "the step did not run")
-    return result
+        html = write_unexecuted_report(notebook, output, error or "the step did not run", **about)
+    return StepOutcome(
+        notebook=notebook, status=status, started_at=started, finished_at=finished, parameters=values,
+        command=tuple(papermill_command(notebook, output, values, cwd=cwd)), error_class=error_class,
+        error=error, failed_cell=failed_cell, output=output if output.exists() else None, html=html,
+        log=log_path if log_path.exists() else None, peak_rss_mb=usage.peak_rss_mb, cpu_s=usage.cpu_s,
+    )
 
 
-def _keep_partial(partial: Path, output: Path) -> None:
+def _keep_partial(partial: Path, output: Path, title: ReportTitle) -> None:
     """Move a partial notebook into place and render it; never masks the exception being handled."""
     with contextlib.suppress(Exception):
-        if partial.exists():
-            nb = nbformat.read(partial, as_version=4)
-            os.replace(partial, output)
-            render_html(nb, output.with_suffix(".html"))
+        promote_partial(output, run_id=title.run_id, job=title.job, target_draw_date=title.target_draw_date)
+
+
+def promote_partial(output: Path, *, banner: str | None = None, tag: str | None = None, **metadata: Any) -> Path | None:
+    """Move ``output``'s partial notebook (``.ipynb.partial``) into place and render it; None if there is none.
+
+    ``banner`` (markdown, tagged ``tag``) goes on top of the notebook first; ``metadata`` is the report's
+    title and error block (:func:`render_html`). Used when a step was stopped mid-run: interrupted here,
+    or found dead by whoever closes a crashed run.
+    """
+    partial = output.with_name(output.name + ".partial")
+    if not partial.exists():
+        return None
+    nb = nbformat.read(partial, as_version=4)
+    if banner is not None:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner, metadata={"tags": [tag] if tag else []}))
+        nbformat.write(nb, str(partial))
+    os.replace(partial, output)
+    return render_html(nb, output.with_suffix(".html"), **metadata)
 
 
 def write_unexecuted_report(notebook: Path, output: Path, reason: str, **metadata: Any) -> Path:
@@ -264,7 +201,7 @@ def write_unexecuted_report(notebook: Path, output: Path, reason: str, **metadat
 
 
 def _run_papermill(notebook: Path, partial: Path, values: Mapping[str, Any], log_path: Path, timeout_s: float,
-                   kernel: StepKernel, progress: bool) -> tuple[str, str | None, str | None]:
+                   kernel: StepKernel, progress: bool) -> tuple[StepStatus, str | None, ErrorClass | None]:
     """Execute the notebook in ``kernel`` with papermill's API; on timeout kill the kernel and its children.
 
     The step's log gets papermill's messages, the cells' stdout and stderr, and the kernel's own output.
@@ -290,17 +227,19 @@ def _run_papermill(notebook: Path, partial: Path, values: Mapping[str, Any], log
                 km=kernel.manager, progress_bar=progress, stdout_file=log_file, stderr_file=log_file,
                 start_timeout=int(max(60.0, timeout_s)) + 1,
             )
-            outcome: tuple[str, str | None, str | None] = ("success", None, None)
+            outcome: tuple[StepStatus, str | None, ErrorClass | None] = (StepStatus.SUCCESS, None, None)
         except Interrupted:  # SIGTERM: the job records the run interrupted (the kernel is stopped below)
             raise
         except Exception as err:  # noqa: BLE001 - classified below; the notebook says which cell raised
             if timed_out.is_set():
-                outcome = ("timeout", f"the notebook exceeded its {timeout_s:g} s wall-clock limit; kernel killed",
-                           "timeout")
+                outcome = (StepStatus.TIMEOUT,
+                           f"the notebook exceeded its {timeout_s:g} s wall-clock limit; kernel killed",
+                           ErrorClass.TIMEOUT)
             elif isinstance(err, DeadKernelError) or not kernel.alive():
-                outcome = ("failed", "the kernel died during execution", "kernel death")
+                outcome = (StepStatus.FAILED, "the kernel died during execution", ErrorClass.KERNEL_DEATH)
             else:
-                outcome = ("failed", f"papermill: {type(err).__name__}: {_last_line(str(err))}", "papermill")
+                outcome = (StepStatus.FAILED, f"papermill: {type(err).__name__}: {_last_line(str(err))}",
+                           ErrorClass.PAPERMILL)
             log_file.write(f"\n{outcome[0]}: {outcome[1]}\n")
         finally:  # interrupted (SIGTERM, Ctrl-C) too: never leave a kernel behind
             timer.cancel()
@@ -346,14 +285,14 @@ def _source_cells(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.Noteboo
     return list(enumerate(kept))
 
 
-def _failed_cell(nb: nbformat.NotebookNode) -> tuple[int, str, str] | None:
-    """(source cell index, exception name, message) of the first cell that raised."""
+def _failed_cell(nb: nbformat.NotebookNode) -> tuple[int, str] | None:
+    """(source cell index, message) of the first cell that raised."""
     for index, cell in _source_cells(nb):
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if out.get("output_type") == "error":
                 first_line = cell.source.strip().splitlines()[0][:80] if cell.source.strip() else ""
                 name = str(out.get("ename"))
-                return index, name, f"cell {index} ({first_line!r}) raised {name}: {out.get('evalue')}"
+                return index, f"cell {index} ({first_line!r}) raised {name}: {out.get('evalue')}"
     return None
 
 

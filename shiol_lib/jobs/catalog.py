@@ -29,10 +29,6 @@ class Step:
         return self.notebook.removesuffix(".ipynb")
 
 
-KERNEL_NAME = "python3"  # the Jupyter kernel every step notebook (and `shiol lab`) runs in
-# What every step kernel runs before its first cell (execution/kernels.py): the library and what its steps import.
-WARM_CODE = "import shiol_lib.steps; shiol_lib.steps.preload()"
-
 UPDATE_DATA = Step("update_data", "10_update_data.ipynb")
 ANALYZE = Step("adaptive_analysis", "20_analyze_signals.ipynb")
 OPTIMIZE = Step("weight_optimization", "30_optimize_weights.ipynb")

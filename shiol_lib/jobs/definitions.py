@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shiol_lib.errors import JobsFileError, JobsFileProblem, ParameterError, RunnerError
-from shiol_lib.execution.runner import NotebookParameter, check_parameters, read_parameters
+from shiol_lib.execution.parameters import NotebookParameter, check_parameters, read_parameters
 from shiol_lib.jobs.catalog import JOBS, ScheduleKind
 from shiol_lib.jobs.job_spec import (
     BUILTIN_OVERRIDABLE,

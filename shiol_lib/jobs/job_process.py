@@ -14,13 +14,13 @@ import json
 import logging
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shiol_lib.domain.runs import ExitCode
 from shiol_lib.errors import ConfigError, JobBusyError, RunnerError, ShiolError, StoreError
+from shiol_lib.jobs.context import RunContext
 from shiol_lib.settings import Settings, load_settings, settings_to_env
 
 log = logging.getLogger(__name__)
@@ -32,35 +32,27 @@ EXIT_STORE, EXIT_RUN_FAILED, EXIT_BUSY = ExitCode.STORE, ExitCode.RUN_FAILED, Ex
 
 @dataclass(frozen=True)
 class RunRequest:
-    """What the scheduler asks one job process to run."""
+    """What the scheduler asks one job process to run: the job, why (its :class:`RunContext`) and how."""
 
     job: str
-    trigger: str = "manual"
-    slot: datetime | None = None
-    draw_date: date | None = None
-    attempt: int = 1
+    context: RunContext = field(default_factory=RunContext)
     offline: bool = False
     seed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (instants and dates as ISO-8601)."""
-        data = asdict(self)
-        data["slot"] = self.slot.isoformat() if self.slot else None
-        data["draw_date"] = self.draw_date.isoformat() if self.draw_date else None
-        return data
+        """JSON-ready form (the context's fields beside the job's; instants and dates as ISO-8601)."""
+        return {"job": self.job, **self.context.to_dict(), "offline": self.offline, "seed": self.seed}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRequest:
         """Inverse of :meth:`to_dict`; raises :class:`ConfigError` on a malformed request."""
         try:
             return cls(
-                job=str(data["job"]), trigger=str(data.get("trigger", "manual")),
-                slot=datetime.fromisoformat(data["slot"]) if data.get("slot") else None,
-                draw_date=date.fromisoformat(data["draw_date"]) if data.get("draw_date") else None,
-                attempt=int(data.get("attempt", 1)), offline=bool(data.get("offline", False)),
+                job=str(data["job"]), context=RunContext.from_dict(data),
+                offline=bool(data.get("offline", False)),
                 seed=int(data["seed"]) if data.get("seed") is not None else None,
             )
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, ConfigError) as err:
             raise ConfigError(f"malformed run request {data!r}: {err}") from err
 
 
@@ -97,12 +89,10 @@ def start_job_process(settings: Settings, request: RunRequest, result_path: Path
 
 def run_request(settings: Settings, request: RunRequest) -> tuple[RunResult, int]:
     """Run one job as asked, in this process; returns the result and the exit code it stands for."""
-    from shiol_lib.jobs import lifecycle as jobs  # the pipeline machinery (papermill) only where a job runs
+    from shiol_lib.jobs.run import run_job  # the pipeline machinery (papermill) only where a job runs
 
     try:
-        outcome = jobs.run_job(settings, request.job, trigger=request.trigger, slot=request.slot,
-                               draw_date=request.draw_date, attempt=request.attempt, seed=request.seed,
-                               offline=request.offline)
+        outcome = run_job(settings, request.job, context=request.context, seed=request.seed, offline=request.offline)
     except JobBusyError as err:
         return RunResult(None, "refused", str(err), "busy"), EXIT_BUSY
     except (ConfigError, RunnerError) as err:

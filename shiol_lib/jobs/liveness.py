@@ -2,12 +2,11 @@
 
 A running run writes a heartbeat (:class:`Heartbeat`); a job lock whose holder is on this host with a
 dead pid, or whose heartbeat is stale, is free (:func:`job_is_alive`). :func:`interrupt_on_sigterm`
-turns SIGTERM into :class:`Interrupted` so a job process closes its run cleanly.
+turns SIGTERM into :class:`~shiol_lib.execution.processes.Interrupted` so a job process closes its run cleanly.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import socket
@@ -17,14 +16,11 @@ from datetime import UTC, datetime
 import psutil
 
 from shiol_lib.errors import ShiolError
+from shiol_lib.execution.processes import Interrupted
 from shiol_lib.store import Store
 from shiol_lib.store import jobs as job_table
 
 log = logging.getLogger(__name__)
-
-
-class Interrupted(Exception):  # noqa: N818 - a signal, not an error of ours
-    """Raised in the main thread by the SIGTERM handler of a job process (see :func:`interrupt_on_sigterm`)."""
 
 
 def interrupt_on_sigterm() -> None:
@@ -76,16 +72,3 @@ def job_is_alive(holder: job_table.LockHolder, *, stale_s: float, now: datetime 
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def kill_process_tree(pid: int) -> None:
-    """SIGKILL ``pid`` and every descendant (kernels start their own sessions, so a group kill is not enough)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.send_signal(signal.SIGKILL)
-    psutil.wait_procs(procs, timeout=10)

@@ -26,8 +26,10 @@ from pathlib import Path
 from shiol_lib.archive import folders as archive
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_coverage
 from shiol_lib.domain.runs import ErrorClass, ExitCode, RunStatus, StepStatus
+from shiol_lib.execution.processes import kill_process_tree
+from shiol_lib.jobs.context import RunContext, parse_trigger
 from shiol_lib.jobs.job_process import RunRequest, RunResult, start_job_process
-from shiol_lib.jobs.liveness import job_is_alive, kill_process_tree
+from shiol_lib.jobs.liveness import job_is_alive
 from shiol_lib.jobs.recovery import close_dead_runs
 from shiol_lib.logs import first_line
 from shiol_lib.scheduling.alerts import send_alert
@@ -189,8 +191,8 @@ class Scheduler:
 
     def _run_child(self, due: Due) -> RunStatus:
         """Run the due job in a fresh job process given this scheduler's settings; returns its status."""
-        request = RunRequest(job=due.job, trigger=due.reason, slot=due.slot, draw_date=due.draw_date,
-                             attempt=due.attempt)
+        request = RunRequest(job=due.job, context=RunContext(trigger=parse_trigger(due.reason), slot=due.slot,
+                                                            draw_date=due.draw_date, attempt=due.attempt))
         event = {"job": due.job, "slot": due.slot.isoformat(), "attempt": due.attempt, "trigger": due.reason}
         log.info("job %s slot %s attempt %d: starting (%s)", due.job, event["slot"], due.attempt, due.reason,
                  extra=event)

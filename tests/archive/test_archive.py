@@ -25,7 +25,8 @@ def make_run(runs: Path, job: str = "pipeline", started: datetime = T0, status: 
     for name in ("10_update_data.ipynb", "10_update_data.html", "10_update_data.log"):
         (directory / name).write_text(name)
     manifest = Manifest(
-        run_id=run_id, job=job, trigger="manual", status=RunStatus(status), started_at=started, duration_s=12.5,
+        run_id=run_id, job=job, trigger="manual", status=RunStatus(status), started_at=started,
+        finished_at=started + timedelta(seconds=12.5),
         target_draw_date=date(2024, 7, 1),
         steps=[StepRecord("update_data", "10_update_data.ipynb", StepStatus(status), output="10_update_data.ipynb",
                           html="10_update_data.html")],

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from shiol_lib.execution.kernels import KernelPool
-from shiol_lib.execution.runner import execute_notebook
+from shiol_lib.execution.runner import execute
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 
@@ -27,7 +27,7 @@ def environment(marker: str) -> dict[str, str]:
 
 def run(tmp_path: Path, name: str, pool: KernelPool, env: dict[str, str], *, ahead: bool) -> dict:
     out = tmp_path / f"{name}.json"
-    result = execute_notebook(NOTEBOOKS / "writes_environment.ipynb", tmp_path / f"{name}.ipynb",
+    result = execute(NOTEBOOKS / "writes_environment.ipynb", tmp_path / f"{name}.ipynb",
                               {"out_path": str(out)}, cwd=tmp_path, env=env, kernels=pool, ahead=ahead)
     assert result.status == "success", result.error
     return json.loads(out.read_text())
@@ -69,9 +69,9 @@ def test_a_spare_kernel_that_died_or_has_another_environment_is_discarded(tmp_pa
 _INTERRUPTED_STEP = """
 import sys
 from shiol_lib.execution.kernels import KernelPool
-from shiol_lib.execution.runner import execute_notebook
+from shiol_lib.execution.runner import execute
 with KernelPool() as pool:
-    execute_notebook(sys.argv[1], sys.argv[2], {"pid_file": sys.argv[3]}, kernels=pool, ahead=True, timeout_s=600)
+    execute(sys.argv[1], sys.argv[2], {"pid_file": sys.argv[3]}, kernels=pool, ahead=True, timeout_s=600)
 """
 
 

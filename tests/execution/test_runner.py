@@ -5,8 +5,11 @@ import nbformat
 import psutil
 import pytest
 
+from shiol_lib.domain.runs import ErrorClass, StepStatus
 from shiol_lib.errors import ParameterError, RunnerError
-from shiol_lib.execution.runner import check_parameters, execute_notebook, read_parameters
+from shiol_lib.execution.outcome import ReportTitle
+from shiol_lib.execution.parameters import check_parameters, read_parameters
+from shiol_lib.execution.runner import execute
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 
@@ -52,19 +55,19 @@ def test_missing_required_parameter_is_refused():
 
 def test_notebook_without_parameters_cell_is_refused(tmp_path):
     with pytest.raises(RunnerError, match="0 cells tagged 'parameters'"):
-        execute_notebook(NOTEBOOKS / "no_parameters.ipynb", tmp_path / "out.ipynb", {})
+        execute(NOTEBOOKS / "no_parameters.ipynb", tmp_path / "out.ipynb", {})
     assert not (tmp_path / "out.ipynb").exists()
 
 
 def test_unknown_notebook_is_a_clear_error(tmp_path):
     with pytest.raises(RunnerError, match="does not exist"):
-        execute_notebook(NOTEBOOKS / "nope.ipynb", tmp_path / "out.ipynb", {})
+        execute(NOTEBOOKS / "nope.ipynb", tmp_path / "out.ipynb", {})
 
 
 @pytest.mark.slow
 def test_success_writes_notebook_html_and_injected_parameters(tmp_path, new_children):
     out = tmp_path / "adds.ipynb"
-    result = execute_notebook(
+    result = execute(
         NOTEBOOKS / "adds_numbers.ipynb", out, {"a": 2, "b": 0.5, "out_path": str(tmp_path / "r.txt")}
     )
     assert result.status == "success" and result.error is None
@@ -74,16 +77,16 @@ def test_success_writes_notebook_html_and_injected_parameters(tmp_path, new_chil
     assert len(injected) == 1 and "a = 2" in injected[0].source
     assert result.html is not None and "sum 2.5" in result.html.read_text()
     assert Path(result.command[0]).name == "papermill"  # this environment's, by absolute path
-    assert result.command[1:3] == [str(NOTEBOOKS / "adds_numbers.ipynb"), str(out)]
+    assert list(result.command[1:3]) == [str(NOTEBOOKS / "adds_numbers.ipynb"), str(out)]
     assert json.loads(result.command[4]) == {"a": 2, "b": 0.5, "out_path": str(tmp_path / "r.txt")}
-    assert "Executing notebook with kernel" in result.log_path.read_text()  # papermill's log, per step
+    assert "Executing notebook with kernel" in result.log.read_text()  # papermill's log, per step
     assert_no_child_left(new_children)
 
 
 @pytest.mark.slow
 def test_cell_error_is_recorded_and_the_notebook_still_archived(tmp_path, new_children):
     out = tmp_path / "broken.ipynb"
-    result = execute_notebook(NOTEBOOKS / "broken.ipynb", out, {})
+    result = execute(NOTEBOOKS / "broken.ipynb", out, {})
     assert result.status == "failed" and result.error_class == "cell error"
     assert result.failed_cell == 3  # markdown, parameters, print, the division
     assert "ZeroDivisionError" in result.error
@@ -98,7 +101,7 @@ def test_timeout_kills_kernel_and_children_and_keeps_the_partial_notebook(tmp_pa
     out = tmp_path / "sleeps.ipynb"
     pid_file = tmp_path / "child.pid"
     # a generous limit: the cell must start even when the kernel starts slowly on a loaded machine
-    result = execute_notebook(NOTEBOOKS / "sleeps_forever.ipynb", out, {"pid_file": str(pid_file)}, timeout_s=30)
+    result = execute(NOTEBOOKS / "sleeps_forever.ipynb", out, {"pid_file": str(pid_file)}, timeout_s=30)
     assert result.status == "timeout" and result.error_class == "timeout"
     child = int(pid_file.read_text())
     gone = not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
@@ -112,6 +115,26 @@ def test_timeout_kills_kernel_and_children_and_keeps_the_partial_notebook(tmp_pa
 
 @pytest.mark.slow
 def test_kernel_death_is_classified(tmp_path, new_children):
-    result = execute_notebook(NOTEBOOKS / "kernel_dies.ipynb", tmp_path / "dies.ipynb", {})
+    result = execute(NOTEBOOKS / "kernel_dies.ipynb", tmp_path / "dies.ipynb", {})
     assert result.status == "failed" and result.error_class == "kernel death"
+    assert_no_child_left(new_children)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "status", "error_class"), [
+    ("waiting", "waiting", "waiting"),  # a subclass of DrawNotPublishedError under another name
+    ("fetch", "failed", "fetch"),  # a subclass of FetchError
+    ("plain", "failed", "cell error"),  # not a workbench error
+])
+def test_how_a_step_ended_comes_from_the_exception_class_not_its_name(tmp_path, new_children, kind, status,
+                                                                       error_class):
+    out = tmp_path / f"{kind}.ipynb"
+    result = execute(NOTEBOOKS / "raises_renamed_errors.ipynb", out, {"kind": kind},
+                     title=ReportTitle("20240702T032900Z-a1b2c3", "pipeline", "2024-07-03"))
+    assert result.status == status and result.error_class == error_class
+    assert isinstance(result.status, StepStatus)
+    assert result.error_class is not None and isinstance(result.error_class, ErrorClass)
+    assert result.failed_cell == 3
+    html = result.html.read_text()  # rendered by execute, titled with the run, job, drawing and status
+    assert "20240702T032900Z-a1b2c3" in html and "2024-07-03" in html and status in html
     assert_no_child_left(new_children)

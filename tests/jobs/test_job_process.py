@@ -10,15 +10,18 @@ import duckdb
 import pytest
 from fakesources import NEWER_DRAWS
 
+from shiol_lib.domain.runs import Trigger
 from shiol_lib.ingest.update import update_draws
+from shiol_lib.jobs.context import RunContext
 from shiol_lib.jobs.job_process import RunRequest, RunResult, start_job_process
 from shiol_lib.settings import load_settings
 from shiol_lib.store import open_store
 
 
 def test_a_run_request_survives_the_trip_as_json() -> None:
-    request = RunRequest(job="pipeline", trigger="missed-draw", slot=datetime(2024, 7, 2, 3, 29, tzinfo=UTC),
-                         draw_date=date(2024, 7, 1), attempt=3, offline=True, seed=7)
+    context = RunContext(trigger=Trigger.MISSED_DRAW, slot=datetime(2024, 7, 2, 3, 29, tzinfo=UTC),
+                         draw_date=date(2024, 7, 1), attempt=3, parent_run_id="20240701T000000Z-abcdef")
+    request = RunRequest(job="pipeline", context=context, offline=True, seed=7)
     assert RunRequest.from_dict(request.to_dict()) == request
 
 

@@ -18,7 +18,9 @@ import pytest
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive.manifest import Manifest
-from shiol_lib.jobs.lifecycle import run_job
+from shiol_lib.domain.runs import Trigger
+from shiol_lib.jobs.context import RunContext
+from shiol_lib.jobs.run import run_job
 from shiol_lib.reports import dashboard as run_index
 from shiol_lib.reports.retry_lines import format_instant, retry_lines
 from shiol_lib.scheduling.planner import plan_runs
@@ -57,8 +59,8 @@ def test_failed_attempts_show_their_next_retry_then_superseded_then_none_left(tm
     slot = previous_slot(parse_cron(settings.update_cron), datetime.now(UTC))
     outcomes = []
     for attempt in (1, 2, 3):
-        outcome = run_job(settings, "data_update", trigger="on-time" if attempt == 1 else "retry", slot=slot,
-                          attempt=attempt, offline=True)
+        context = RunContext(trigger=Trigger.ON_TIME if attempt == 1 else Trigger.RETRY, slot=slot, attempt=attempt)
+        outcome = run_job(settings, "data_update", context=context, offline=True)
         assert outcome.status == "failed" and outcome.manifest.attempt == attempt
         outcomes.append(outcome)
         page = (settings.runs_dir / "index.html").read_text()

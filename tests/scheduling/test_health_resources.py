@@ -28,7 +28,7 @@ def test_durations_are_a_histogram_by_job_and_resources_come_from_the_manifest(t
     manifest = Manifest(run_id=RUN_ID, job="evaluation", trigger="on-time", status="success",
                         started_at=T0 + timedelta(hours=5),
                         steps=[StepRecord("evaluate_predictions", "70_evaluate_predictions.ipynb", status="success",
-                                          peak_rss_mb=300.5, cpu_s=4.25)], peak_rss_mb=300.5, cpu_s=4.25)
+                                          peak_rss_mb=300.5, cpu_s=4.25)])
     archive.write_manifest(folder, manifest)
     with serving(settings, lambda: store, planner_of(store)) as url:
         text = requests.get(f"{url}/metrics", headers=auth(), timeout=10).text

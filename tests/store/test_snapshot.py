@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from shiol_lib import steps
-from shiol_lib.jobs.lifecycle import kernel_environment
+from shiol_lib.jobs.run import kernel_environment
 from shiol_lib.settings import load_settings, settings_to_env
 from shiol_lib.store import jobs as job_table
 from shiol_lib.store import open_store

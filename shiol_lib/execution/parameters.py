@@ -1,0 +1,90 @@
+"""A notebook's parameters: what its ``parameters`` cell declares, and a check of the values to inject.
+
+Papermill only warns about an unknown parameter or a missing ``parameters`` tag; the runner refuses
+both here, before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+
+from shiol_lib.errors import ParameterError, RunnerError
+
+
+@dataclass(frozen=True)
+class NotebookParameter:
+    """One parameter declared in a notebook's ``parameters`` cell (``name: type = default  # help``)."""
+
+    name: str
+    type_name: str
+    default: str
+    help: str
+
+    @property
+    def required(self) -> bool:
+        """A typed parameter whose default is ``None`` must be given."""
+        return self.default == "None" and self.type_name not in ("None", "") and "Optional" not in self.type_name
+
+
+def read_parameters(notebook: Path) -> dict[str, NotebookParameter]:
+    """The parameters a notebook declares; refuses a notebook without a ``parameters`` cell."""
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise RunnerError(f"notebook {notebook} does not exist")
+    nb = nbformat.read(notebook, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise RunnerError(
+            f"notebook {notebook.name} has {len(tagged)} cells tagged 'parameters'; it needs exactly one "
+            "(in JupyterLab: select the cell, open the property inspector, add the tag 'parameters')"
+        )
+    declared = papermill.inspect_notebook(str(notebook))
+    return {
+        name: NotebookParameter(name, str(p["inferred_type_name"]), str(p["default"]), str(p["help"]))
+        for name, p in declared.items()
+    }
+
+
+def check_parameters(notebook: Path, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse unknown names, missing required ones and wrong types; return the values to inject."""
+    declared = read_parameters(notebook)
+    problems = [f"unknown parameter {name!r}" for name in values if name not in declared]
+    for name, param in declared.items():
+        if name not in values:
+            if param.required:
+                problems.append(f"missing required parameter {name!r} ({param.type_name})")
+            continue
+        if not _type_matches(param.type_name, values[name]):
+            problems.append(
+                f"parameter {name!r} wants {param.type_name}, got {type(values[name]).__name__} {values[name]!r}"
+            )
+    if problems:
+        names = ", ".join(f"{p.name}: {p.type_name}" for p in declared.values())
+        raise ParameterError(
+            f"{Path(notebook).name}: " + "; ".join(problems) + f" (declared: {names})", problems
+        )
+    return dict(values)
+
+
+def _type_matches(type_name: str, value: Any) -> bool:
+    name = type_name.replace(" ", "")
+    if name.startswith("Optional[") or name.endswith("|None"):
+        if value is None:
+            return True
+        name = name.removeprefix("Optional[").removesuffix("]").removesuffix("|None")
+    checks = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "bool": lambda v: isinstance(v, bool),
+        "list": lambda v: isinstance(v, list),
+        "dict": lambda v: isinstance(v, dict),
+    }
+    check = checks.get(name)
+    return True if check is None else check(value)  # untyped parameters accept anything

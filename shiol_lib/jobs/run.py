@@ -1,0 +1,260 @@
+"""Running a job: its steps in order, under one run id, through the run's lifecycle.
+
+:func:`run_job` walks a job's steps: check every notebook's parameters -> open the run
+(:class:`~shiol_lib.jobs.lifecycle.RunLifecycle`) -> execute each step notebook with the runner (a
+failed step stops the job, later steps are ``skipped``) -> close the run. Parameters reach the
+notebooks through the run id and the store, never through globals; the ones the job injects are
+:data:`INJECTED_PARAMETERS`. The reader snapshot is republished once per step (the steps' kernels
+defer theirs) and once at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from shiol_lib.archive import folders as archive
+from shiol_lib.archive.compare import RerunResult, compare_outputs
+from shiol_lib.domain.draw_calendar import draw_after
+from shiol_lib.domain.history import data_hash
+from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus, Trigger
+from shiol_lib.errors import RunnerError, ShiolError
+from shiol_lib.execution.kernels import KernelPool
+from shiol_lib.execution.outcome import StepOutcome
+from shiol_lib.execution.parameters import check_parameters, read_parameters
+from shiol_lib.execution.processes import Interrupted
+from shiol_lib.execution.runner import execute, rerun_command
+from shiol_lib.jobs.catalog import UPDATE_DATA, Step, find_job, find_step
+from shiol_lib.jobs.context import RunContext
+from shiol_lib.jobs.lifecycle import RunLifecycle, RunOutcome, iso, step_record
+from shiol_lib.jobs.liveness import Heartbeat
+from shiol_lib.jobs.progress import LogProgress, Progress
+from shiol_lib.jobs.recovery import close_dead_runs
+from shiol_lib.settings import Settings, child_environment
+from shiol_lib.store import open_store
+from shiol_lib.store import runs as run_table
+from shiol_lib.store.core import JOB_PUBLISHES_ENV
+
+__all__ = ["DEFAULT_SEED", "INJECTED_PARAMETERS", "RunContext", "RunOutcome", "find_step", "kernel_environment",
+           "rerun", "run_job"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 20240701
+# The parameters the job gives every step notebook that declares them (set anew by a rerun); the last
+# two need the run's history cut-off and target drawing, settled from the store at the first such step.
+INJECTED_PARAMETERS = ("db_path", "run_id", "seed", "offline", "history_end", "target_draw_date")
+_TARGET_PARAMETERS = frozenset(INJECTED_PARAMETERS[-2:])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    offline: bool
+    target_draw_date: date | None
+    history_end: date | None
+    deadline: float  # monotonic: one wall-clock limit for the whole run
+    kernels: KernelPool
+    cells: bool  # papermill's per-cell progress bar
+
+
+def run_job(
+    settings: Settings,
+    job: str,
+    *,
+    context: RunContext | None = None,
+    seed: int | None = None,
+    offline: bool = False,
+    target_draw_date: date | None = None,
+    history_end: date | None = None,
+    step_parameters: Mapping[str, Mapping[str, Any]] | None = None,
+    steps: tuple[Step, ...] | None = None,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """Run ``job`` (a key of :data:`~shiol_lib.jobs.catalog.JOBS`, or ``step`` with ``steps`` given) and archive it.
+
+    ``context`` says why the run starts (default: manual). Its ``draw_date`` names the drawing a
+    scheduled pipeline run processes: the run then uses the history up to that drawing, predicts the
+    one after it, and ends ``waiting`` when no source has it yet. At most one run per job at a time,
+    across processes: a second start is recorded ``refused`` and raises
+    :class:`~shiol_lib.errors.JobBusyError`. ``progress`` hears of each step's start and end.
+    """
+    context = context or RunContext()
+    progress = progress if progress is not None else LogProgress()
+    if steps is None:
+        steps = find_job(job).steps
+    overrides = {name: dict(values) for name, values in (step_parameters or {}).items()}
+    if context.draw_date is not None and UPDATE_DATA in steps:
+        overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", context.draw_date.isoformat())
+    kernels = KernelPool()  # each step a fresh kernel; the next one started while a step runs
+    kernels.prepare(kernel_environment(settings), settings.notebooks_dir)  # step 1's starts during the checks
+    try:
+        for step in steps:  # refuse a broken notebook or a bad parameter before anything is recorded
+            check_parameters(settings.notebooks_dir / step.notebook, overrides.get(step.name, {}))
+            _refuse_foreign_targets(settings, overrides.get(step.name, {}))
+        if context.draw_date is not None:
+            history_end = history_end or context.draw_date
+            target_draw_date = target_draw_date or draw_after(context.draw_date)
+        run = _open_run(settings, job, steps, context, seed)
+    except BaseException:
+        kernels.close()
+        raise
+    options = _Options(offline, target_draw_date, history_end, time.monotonic() + settings.run_timeout_s, kernels,
+                       progress.cells)
+    results: list[StepOutcome] = []
+    status, error, error_class = RunStatus.SUCCESS, None, None
+    with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s), kernels:
+        try:
+            for position, step in enumerate(steps, start=1):
+                if status != RunStatus.SUCCESS:
+                    run.end_step(position, dataclasses.replace(run.manifest.steps[position - 1],
+                                                               status=StepStatus.SKIPPED))
+                    continue
+                progress.step_started(run.run_id, run.job, position, len(steps), step.name)
+                began, ended = time.monotonic(), StepStatus.INTERRUPTED
+                try:
+                    result = _run_step(run, position, step, options, overrides.get(step.name, {}))
+                    ended = result.status
+                except ShiolError as err:  # refused before the notebook ran: bad parameters, empty store
+                    run.end_step(position, dataclasses.replace(run.manifest.steps[position - 1],
+                                                               status=StepStatus.FAILED, error=str(err)))
+                    status, error, ended = RunStatus.FAILED, f"step {step.name}: {err}", StepStatus.FAILED
+                    error_class = ErrorClass.CELL_ERROR
+                    continue
+                finally:
+                    progress.step_ended(run.run_id, run.job, position, len(steps), step.name, str(ended),
+                                        time.monotonic() - began)
+                results.append(result)
+                if result.status != StepStatus.SUCCESS:
+                    status, error = RunStatus(result.status), f"step {step.name}: {result.error}"
+                    error_class = result.error_class
+        except Interrupted as err:
+            status, error, error_class = RunStatus.INTERRUPTED, f"stopped by {err}", ErrorClass.INTERRUPTED
+            run.end_open_steps(StepStatus.INTERRUPTED)
+        except Exception as err:  # noqa: BLE001 - whatever broke, the run is closed and archived
+            log.exception("run %s broke", run.run_id)
+            status, error = RunStatus.FAILED, f"{type(err).__name__}: {err}"
+            error_class = error_class or ErrorClass.CELL_ERROR
+            run.end_open_steps(StepStatus.FAILED)
+    return run.close(status, error=error, error_class=error_class, results=results)
+
+
+def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], context: RunContext,
+              seed: int | None) -> RunLifecycle:
+    archive.ensure_writable(settings.runs_dir)
+    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+    parent_run_id = context.parent_run_id
+    for dead in close_dead_runs(settings, store):  # whoever notices a dead run closes it
+        if dead.job == job and parent_run_id is None:
+            parent_run_id = dead.run_id  # this run recovers it
+    if parent_run_id is None and context.trigger == Trigger.RECOVERY:
+        latest = run_table.list_runs(store, job=job, limit=1)
+        parent_run_id = latest[0].run_id if latest and latest[0].status == RunStatus.CRASHED else None
+    return RunLifecycle.open(
+        settings, store, job, steps, dataclasses.replace(context, parent_run_id=parent_run_id),
+        seed=DEFAULT_SEED if seed is None else seed,
+        code=archive.code_version(Path(__file__).resolve().parents[2]), environment=archive.environment(),
+    )
+
+
+def _refuse_foreign_targets(settings: Settings, values: Mapping[str, Any]) -> None:
+    """Archived runs are read-only to the step commands, and a step writes only to its run's store.
+
+    A ``run_id`` parameter would make the step write under another run's id (replacing an archived
+    run's predictions behind the archive's back); a ``db_path`` would point it at another store.
+    """
+    if "run_id" in values:
+        raise RunnerError(
+            f"-p run_id {values['run_id']!r} is refused: a step run records its results under its own new run "
+            "id, and archived runs are read-only (use 'shiol rerun RUN_ID' to re-execute one into a new run)"
+        )
+    if "db_path" in values and Path(str(values["db_path"])).expanduser().resolve() != settings.db_path:
+        raise RunnerError(
+            f"-p db_path {values['db_path']!r} is refused: the step would write to another store than this "
+            f"run's ({settings.db_path}); set SHIOL_DB_PATH (or SHIOL_HOME) instead"
+        )
+
+
+def _settle_target(run: RunLifecycle, options: _Options) -> None:
+    """Fix the history cut-off and the target drawing from the store, once (recorded as the step starts)."""
+    manifest = run.manifest
+    if manifest.history_end is not None:
+        return
+    frame = run.store.read_draws()
+    if frame.empty:
+        raise RunnerError("the store holds no draws; run 'shiol update-data' first")
+    last = frame["draw_date"].max().date()
+    history_end = options.history_end or last
+    used = frame[frame["draw_date"] <= str(history_end)]
+    manifest.history_end = history_end
+    manifest.target_draw_date = options.target_draw_date or draw_after(history_end)
+    manifest.input = {
+        "draws_sha256": data_hash(used),
+        "draw_count": int(len(used)),
+        "first_draw": used["draw_date"].min().date().isoformat(),
+        "last_draw": history_end.isoformat(),
+    }
+    if manifest.draw_date is None:  # a manual run processes the latest drawing it uses
+        manifest.draw_date = history_end
+
+
+def _step_values(run: RunLifecycle, step: Step, options: _Options, extra: Mapping[str, Any]) -> dict[str, Any]:
+    declared = read_parameters(run.settings.notebooks_dir / step.notebook)
+    if _TARGET_PARAMETERS & set(declared):
+        _settle_target(run, options)
+    manifest = run.manifest
+    injected = dict(zip(INJECTED_PARAMETERS, (
+        str(run.settings.db_path), run.run_id, int(manifest.seed or 0), bool(options.offline),
+        iso(manifest.history_end), iso(manifest.target_draw_date),
+    ), strict=True))
+    values = {name: value for name, value in injected.items() if name in declared}
+    values.update(extra)
+    return values
+
+
+def _run_step(run: RunLifecycle, position: int, step: Step, options: _Options,
+              extra: Mapping[str, Any]) -> StepOutcome:
+    values = _step_values(run, step, options, extra)
+    settings = run.settings
+    run.start_step(position, started_at=datetime.now(UTC))
+    assert run.directory is not None
+    outcome = execute(
+        settings.notebooks_dir / step.notebook, run.directory / f"{step.stem}.ipynb", values,
+        title=run.title(), cwd=settings.notebooks_dir, timeout_s=max(1.0, options.deadline - time.monotonic()),
+        timeout_error=f"the run exceeded its {settings.run_timeout_s:g} s wall-clock limit; kernel killed",
+        env=kernel_environment(settings), memory_mb=settings.step_memory_mb, kernels=options.kernels,
+        ahead=position < len(run.manifest.steps), progress=options.cells,
+    )
+    command = rerun_command(settings.notebooks_dir / step.notebook, outcome.parameters, cwd=settings.notebooks_dir,
+                            runs_dir=settings.runs_dir, run_id=run.run_id)
+    run.end_step(position, step_record(step, outcome, command=command))
+    return outcome
+
+
+def kernel_environment(settings: Settings) -> dict[str, str]:
+    """A step kernel's environment: this one, ``SHIOL_*`` exactly ``settings``, snapshot left to the job.
+
+    The same for every step of a run: one spare kernel fits all.
+    """
+    return {**child_environment(settings), JOB_PUBLISHES_ENV: "1"}
+
+
+def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) -> RerunResult:
+    """Re-execute a run with its recorded parameters and seed; compare outputs with the archive."""
+    original = archive.read_manifest(archive.find_run_dir(settings.runs_dir, run_id))
+    steps = tuple(find_step(s.name) for s in original.steps)
+    recorded = {s.name: s.parameters or {} for s in original.steps}
+    outcome = run_job(
+        settings, original.job, context=RunContext(trigger=Trigger.RERUN, parent_run_id=run_id), seed=original.seed,
+        offline=any(bool(params.get("offline")) for params in recorded.values()),
+        history_end=original.history_end, target_draw_date=original.target_draw_date,
+        step_parameters={name: {k: v for k, v in params.items() if k not in INJECTED_PARAMETERS}
+                         for name, params in recorded.items()},
+        steps=steps, progress=progress,
+    )
+    comparison = compare_outputs(original, outcome.manifest)
+    return RerunResult(outcome.run_id, run_id, outcome.status, outcome.directory, comparison)
