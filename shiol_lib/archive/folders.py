@@ -150,7 +150,7 @@ def code_version(repo: Path) -> dict[str, Any]:
 
 def environment() -> dict[str, Any]:
     """Python and key package versions."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in KEY_PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -51,7 +51,7 @@ class RunIdType(click.ParamType):
 RUN_ID = RunIdType()
 
 
-def fail(err: ShiolError) -> None:
+def fail(err: ShiolError) -> NoReturn:
     """Print the error and exit with the code of its kind."""
     click.echo(f"error: {err}", err=True)
     if isinstance(err, (ConfigError, ParameterError, RunnerError)):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -133,11 +133,13 @@ def _index(doc: TOMLDocument, name: str) -> int | None:
 def _take_trailing(table: Table) -> list[Comment | Whitespace]:
     """Remove and return the comments and blank lines after a table's last key (what introduces the next)."""
     body = table.value.body
-    cut = len(body)
-    while cut > 0 and body[cut - 1][0] is None and isinstance(body[cut - 1][1], (Comment, Whitespace)):
-        cut -= 1
-    trailing = [item for _key, item in body[cut:]]
-    del body[cut:]
+    trailing: list[Comment | Whitespace] = []
+    while body and body[-1][0] is None:
+        item = body[-1][1]
+        if not isinstance(item, (Comment, Whitespace)):
+            break
+        trailing.insert(0, item)
+        del body[-1]
     return trailing
 
 
@@ -150,7 +152,7 @@ def _inline(value: Any) -> Any:
     return value
 
 
-def _refuse(path: Path, name: str, field: str, reason: str) -> None:
+def _refuse(path: Path, name: str, field: str, reason: str) -> NoReturn:
     raise JobsFileError([JobsFileProblem(str(path), name or None, field, reason)])
 
 

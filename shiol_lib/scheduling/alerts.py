@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import duckdb
@@ -47,7 +47,7 @@ def send_alert(
     payload = {"kind": kind, "job": job, "message": message, "at": now.astimezone(UTC).isoformat()}
     if settings.alert_webhook_url and _post_webhook(settings, settings.alert_webhook_url, payload):
         channels.append("webhook")
-    if _email_configured(settings) and _send_email(settings, payload):
+    if (route := _email_route(settings)) is not None and _send_email(settings, route, payload):
         channels.append("email")
     try:
         record_alert(store, kind, job, message, channels, at=now)
@@ -88,31 +88,40 @@ def _post_webhook(settings: Settings, url: str, payload: dict[str, Any]) -> bool
     return False
 
 
-def _email_configured(settings: Settings) -> bool:
-    return bool(settings.smtp_host and settings.alert_email_from and settings.alert_email_to)
+class _EmailRoute(NamedTuple):
+    host: str
+    sender: str
+    to: str  # comma-separated addresses
 
 
-def _send_email(settings: Settings, payload: dict[str, Any]) -> bool:
-    """Send a plain-text e-mail through ``smtp_host:smtp_port`` (no TLS, no login)."""
+def _email_route(settings: Settings) -> _EmailRoute | None:
+    """The SMTP host, sender and recipients of alert e-mail, or None unless all three are set."""
+    if settings.smtp_host and settings.alert_email_from and settings.alert_email_to:
+        return _EmailRoute(settings.smtp_host, settings.alert_email_from, settings.alert_email_to)
+    return None
+
+
+def _send_email(settings: Settings, route: _EmailRoute, payload: dict[str, Any]) -> bool:
+    """Send a plain-text e-mail through ``route.host:smtp_port`` (no TLS, no login)."""
     import smtplib
     from email.message import EmailMessage
     from email.utils import format_datetime, make_msgid
 
-    recipients = [a.strip() for a in str(settings.alert_email_to).split(",") if a.strip()]
+    recipients = [a.strip() for a in route.to.split(",") if a.strip()]
     try:
         msg = EmailMessage()
         msg["Subject"] = _subject(payload)
-        msg["From"] = settings.alert_email_from
+        msg["From"] = route.sender
         msg["To"] = ", ".join(recipients)
         msg["Date"] = format_datetime(datetime.now(UTC))
         msg["Message-ID"] = make_msgid(domain="shiol.local")
         msg.set_content(
             f"{payload['message']}\n\nkind: {payload['kind']}\njob: {payload['job'] or '-'}\nat: {payload['at']}\n"
         )
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.http_timeout_s) as smtp:
+        with smtplib.SMTP(route.host, settings.smtp_port, timeout=settings.http_timeout_s) as smtp:
             smtp.send_message(msg, to_addrs=recipients)
     except (smtplib.SMTPException, OSError, ValueError) as err:  # ValueError: a malformed header
-        log.error("alert e-mail via %s:%s failed: %s: %s", settings.smtp_host, settings.smtp_port,
+        log.error("alert e-mail via %s:%s failed: %s: %s", route.host, settings.smtp_port,
                   type(err).__name__, err)
         return False
     return True

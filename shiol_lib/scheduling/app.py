@@ -40,6 +40,8 @@ def job_is_due(job: str) -> bool:
 def add_job_task(job: JobDefinition) -> None:
     """Add the task of a scheduled ``job`` (named ``job.task_name``): when the planner owes it a run, run it."""
     def run_due() -> None:
+        if scheduler is None:  # only a run forced past job_is_due gets here before main() sets it
+            raise RuntimeError(f"cannot run {job.name}: the scheduler is not started (main() sets it)")
         scheduler.execute_due(job.name)
 
     run_due.__doc__ = f"Run {job.name} when the planner owes it a run: {job.description}."

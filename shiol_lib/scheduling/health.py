@@ -59,7 +59,7 @@ PlanProvider = Callable[[], Mapping[str, Any]]
 PlanAge = Callable[[], float | None]
 
 # Final statuses only: counters never go down.
-_COUNTED_STATUSES = sorted(s.value for s in RunStatus if s != RunStatus.RUNNING)
+_COUNTED_STATUSES = sorted((s for s in RunStatus if s != RunStatus.RUNNING), key=lambda s: s.value)
 MAX_CONNECTIONS = 64  # the report and metrics answer 503 beyond this many of them at once; /healthz never
 BACKLOG = 128
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
@@ -222,7 +222,7 @@ class SchedulerCollector(Collector):
                                 "CPU seconds of the newest finished run's step processes.", labels=["job"])
         for job, health in mon.jobs.items():
             for status in _COUNTED_STATUSES:
-                runs.add_metric([job, status], health.counts.get(status, 0))
+                runs.add_metric([job, status.value], health.counts.get(status, 0))
             running.add_metric([job], health.counts.get(RunStatus.RUNNING, 0))
             if health.last_success_at is not None:
                 last_success.add_metric([job], health.last_success_at.timestamp())

@@ -41,7 +41,7 @@ Sleep = Callable[[float], bool]  # sleeps up to n seconds; True when woken early
 
 def file_signature(paths: Sequence[Path]) -> Hashable:
     """Modification time and size of each file (None when missing): a change means another write."""
-    signature = []
+    signature: list[tuple[int, int] | None] = []
     for path in paths:
         try:
             info = os.stat(path)

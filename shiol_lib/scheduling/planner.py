@@ -186,16 +186,17 @@ def _plan_drawing_job(job: str, spec: CronSpec, view: JobView, config: PlannerCo
     delay = timedelta(seconds=config.draw_delay_s)
     owed = previous_draw(now - delay)
     out.wakes.append(to_utc(draw_instant(draw_after(owed)), "drawing") + delay)  # the next drawing is owed
-    if view.service_start is None:  # never scheduled: owe only the latest drawing, report nothing missed
+    start, entered = view.service_start, view.entered_service  # both None, or neither
+    if start is None or entered is None:  # never scheduled: owe only the latest drawing, report nothing missed
         if _window_open(owed, now):
             _settle_drawing(job, spec, owed, view, config, now, out)  # a manual run for it settles it
         return
     known = {r.drawing for r in view.runs if r.drawing is not None} | view.recorded_draws
     known = {d for d in known if to_utc(draw_instant(d), "drawing") <= now}  # a future date is not knowledge
     watermark = max(known) if known else None
-    first = next_draw(view.service_start) if view.clamped else _first_owed(view.service_start, delay)
+    first = next_draw(start) if view.clamped else _first_owed(start, delay)
     drawings = []
-    if watermark is not None and watermark >= _first_owed(view.entered_service, delay):  # else before service
+    if watermark is not None and watermark >= _first_owed(entered, delay):  # else before service
         drawings, first = [watermark], max(first, draw_after(watermark))
     day = first
     while day <= owed:

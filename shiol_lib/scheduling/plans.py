@@ -84,26 +84,63 @@ class PlannerConfig:
 
 
 class RunLike(Protocol):
-    """What the planner reads from a run record (``store.runs.RunRow`` qualifies)."""
+    """What the planner reads from a run record (``store.runs.RunRow`` qualifies); read-only."""
 
-    run_id: str
-    job: str
-    slot: datetime | None
-    trigger: Trigger | str  # a Trigger value (rows hold the plain text)
-    status: RunStatus | str  # a RunStatus value: the planner refuses any other
-    started_at: datetime
-    finished_at: datetime | None
-    attempt: int
-    draw_date: date | None
-    heartbeat_at: datetime | None
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+
+    @property
+    def job(self) -> str:
+        """The job's name."""
+
+    @property
+    def slot(self) -> datetime | None:
+        """The slot the run belongs to, if any."""
+
+    @property
+    def trigger(self) -> Trigger | str:
+        """A Trigger value (rows hold the plain text)."""
+
+    @property
+    def status(self) -> RunStatus | str:
+        """A RunStatus value: the planner refuses any other."""
+
+    @property
+    def started_at(self) -> datetime:
+        """When the run started."""
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the run finished, if it did."""
+
+    @property
+    def attempt(self) -> int:
+        """The attempt number, from 1."""
+
+    @property
+    def draw_date(self) -> date | None:
+        """The drawing the run processes, if any."""
+
+    @property
+    def heartbeat_at(self) -> datetime | None:
+        """The run's last heartbeat, if any."""
 
 
 class SlotLike(Protocol):
-    """A recorded missed slot or unresolved dead letter (``missed_slots`` / ``dead_letters`` rows)."""
+    """A recorded missed slot or unresolved dead letter (``missed_slots`` / ``dead_letters`` rows); read-only."""
 
-    job: str
-    slot: datetime | None
-    draw_date: date | None
+    @property
+    def job(self) -> str:
+        """The job's name."""
+
+    @property
+    def slot(self) -> datetime | None:
+        """The recorded slot, if any."""
+
+    @property
+    def draw_date(self) -> date | None:
+        """The recorded drawing, if any."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import duckdb
 from shiol_lib.domain.runs import FINISHED_STATUSES, MissedKind, RunStatus, failure_streak
 from shiol_lib.store.core import Store
 from shiol_lib.store.jobs import DeadLetter
+from shiol_lib.store.rows import scalar
 
 _NEWEST_FIRST = "started_at DESC, attempt DESC, run_id DESC"
 
@@ -154,11 +155,11 @@ def alert_sent_recently(store: Store, message: str, within_s: float, *, now: dat
     """Whether an alert with exactly this message was recorded in the last ``within_s`` seconds."""
     now = now or datetime.now(UTC)
     with store.connect() as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM alerts WHERE message = ? AND created_at > ? AND created_at <= ?",
+        count = scalar(
+            conn, "SELECT count(*) FROM alerts WHERE message = ? AND created_at > ? AND created_at <= ?",
             [message, now - timedelta(seconds=within_s), now],
-        ).fetchone()
-    return row[0] > 0
+        )
+    return count > 0
 
 
 def recent_alerts(store: Store, *, limit: int = 20) -> list[Alert]:
@@ -251,7 +252,8 @@ def _recent_alerts(conn: duckdb.DuckDBPyConnection, limit: int) -> list[Alert]:
         "SELECT alert_id, kind, job, message, created_at, channels FROM alerts "
         f"ORDER BY created_at DESC, alert_id LIMIT {int(limit)}"
     ).fetchall()
-    return [Alert(*r[:5], tuple(r[5].split(","))) for r in rows]
+    return [Alert(alert_id, kind, job, message, created_at, tuple(channels.split(",")))
+            for alert_id, kind, job, message, created_at, channels in rows]
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
