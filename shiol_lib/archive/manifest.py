@@ -135,10 +135,10 @@ class Manifest:
             run_id=reader.text("run_id"), job=reader.text("job"),
             trigger=reader.text("trigger", default="manual"),
             status=reader.status("status", RunStatus),
-            started_at=reader.instant("started_at", required=True),
+            started_at=reader.required_instant("started_at"),
             steps=[_step(item, f"{where} step {i + 1}") for i, item in enumerate(steps)],
             slot=reader.instant("slot"), draw_date=reader.day("draw_date"),
-            attempt=reader.whole("attempt", default=1), finished_at=reader.instant("finished_at"),
+            attempt=reader.count("attempt", default=1), finished_at=reader.instant("finished_at"),
             seed=reader.whole("seed"),
             parent_run_id=reader.optional_text("parent_run_id"),
             target_draw_date=reader.day("target_draw_date"), history_end=reader.day("history_end"),
@@ -221,10 +221,23 @@ class _Reader:
         return value
 
     def status(self, key: str, kind: type[RunStatus] | type[StepStatus]) -> Any:
+        value = self.data.get(key)
         try:
-            return kind(self.data.get(key))
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return kind(value)
         except ValueError:
             raise self._fail(key, f"one of {', '.join(m.value for m in kind)}") from None
+
+    def count(self, key: str, default: int) -> int:
+        value = self.whole(key, default)
+        return default if value is None else value
+
+    def required_instant(self, key: str) -> datetime:
+        value = self.instant(key, required=True)
+        if value is None:  # instant(required=True) raises instead; this keeps the type exact
+            raise self._fail(key, "an ISO-8601 instant with its UTC offset")
+        return value
 
     def instant(self, key: str, *, required: bool = False) -> datetime | None:
         value = self.data.get(key)

@@ -79,7 +79,7 @@ class StepKernel:
 
     def alive(self) -> bool:
         """Whether the kernel process still runs."""
-        process = self.manager.provisioner.process if self.manager.provisioner else None
+        process = getattr(self.manager.provisioner, "process", None)  # a local provisioner's Popen
         return process is not None and process.poll() is None
 
     def matches(self, env: Mapping[str, str], cwd: Path) -> bool:

@@ -130,7 +130,7 @@ def watching(ceiling_mb: int = 0, interval_s: float = SAMPLE_INTERVAL_S) -> Iter
         watch.stop()
 
 
-def watch_process(proc: subprocess.Popen) -> None:
+def watch_process(proc: subprocess.Popen | psutil.Process | int) -> None:
     """Hand a just-started process to this thread's current watch, if any (the runner's one call)."""
     watch = getattr(_current, "watch", None)
     if watch is not None:

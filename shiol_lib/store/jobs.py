@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 
+from shiol_lib.domain.runs import RunStatus
 from shiol_lib.store.core import Store
+from shiol_lib.store.rows import scalar
 from shiol_lib.store.runs import RUN_COLUMNS, RunRow
 
 
@@ -37,13 +39,13 @@ def start_run_exclusive(
             "SELECT job, run_id, pid, host, heartbeat_at FROM job_locks WHERE job = ?", [row.job]
         ).fetchone()
         holder = LockHolder(*held) if held else None
-        busy = holder is not None and is_alive(holder)
         values = dict(zip(names, (getattr(row, n) for n in names)))
-        if busy:
-            values["status"] = "refused"
+        busy = holder if holder is not None and is_alive(holder) else None
+        if busy is not None:
+            values["status"] = RunStatus.REFUSED
             values["finished_at"] = row.started_at
-            values["error"] = (f"job {row.job} is already running as run {holder.run_id} "
-                               f"(pid {holder.pid} on {holder.host})")
+            values["error"] = (f"job {row.job} is already running as run {busy.run_id} "
+                               f"(pid {busy.pid} on {busy.host})")
         else:
             conn.execute(
                 "INSERT OR REPLACE INTO job_locks VALUES (?, ?, ?, ?, ?, ?)",
@@ -53,7 +55,7 @@ def start_run_exclusive(
             f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
             [values[n] for n in names],
         )
-    return holder if busy else None
+    return busy
 
 
 def heartbeat(store: Store, job: str, run_id: str, at: datetime) -> None:
@@ -140,20 +142,20 @@ def resolve_dead_letters(store: Store, *, job: str, slot: datetime | None, draw_
                          run_id: str, at: datetime) -> int:
     """Resolve the open dead letters that a successful run of the same job and slot (or drawing) answers."""
     with store.transaction() as conn:
-        before = conn.execute("SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL").fetchone()[0]
+        before = scalar(conn, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")
         conn.execute(
             "UPDATE dead_letters SET resolved_at = ?, resolved_by_run_id = ? WHERE resolved_at IS NULL "
             "AND job = ? AND ((? IS NOT NULL AND draw_date = ?) OR (? IS NOT NULL AND slot = ?))",
             [at, run_id, job, draw_date, draw_date, slot, slot],
         )
-        after = conn.execute("SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL").fetchone()[0]
+        after = scalar(conn, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")
     return before - after
 
 
 def record_missed(store: Store, *, job: str, slot: datetime, draw_date: date | None, kind: str, at: datetime) -> bool:
     """Record a slot (or drawing) as missed once; returns True when it was new."""
     with store.transaction() as conn:
-        exists = conn.execute("SELECT count(*) FROM missed_slots WHERE job = ? AND slot = ?", [job, slot]).fetchone()[0]
+        exists = scalar(conn, "SELECT count(*) FROM missed_slots WHERE job = ? AND slot = ?", [job, slot])
         if not exists:
             conn.execute("INSERT INTO missed_slots VALUES (?, ?, ?, ?, ?)", [job, slot, draw_date, kind, at])
     return not exists
@@ -184,5 +186,5 @@ def planner_history(
         letters = conn.execute(
             f"SELECT {letter_columns} FROM dead_letters WHERE resolved_at IS NULL ORDER BY created_at DESC"
         ).fetchall()
-        first_start = conn.execute("SELECT min(started_at) FROM scheduler_starts").fetchone()[0]
+        first_start = scalar(conn, "SELECT min(started_at) FROM scheduler_starts")
     return [RunRow(*r) for r in runs], [tuple(r) for r in missed], [DeadLetter(*r) for r in letters], first_start

@@ -112,7 +112,7 @@ def load_artifact(store: Store, run_id: str, kind: str) -> tuple[Any, str | None
     return json.loads(row[0]), row[1]
 
 
-def run_metrics(store: Store, run_id: str) -> dict[str, object]:
+def run_metrics(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
     """The key metrics each step stored as a ``metrics.<step>`` artefact, by step."""
     with store.connect() as conn:
         rows = conn.execute(
