@@ -7,7 +7,7 @@ CPU seconds are those of the process tree (``RUSAGE_CHILDREN``), less sensitive 
 time; the 1-minute load average goes with every figure in ``bench/run.py``'s output. Nothing is asserted.
 
 * ``notebook_pipeline``: the pipeline job as ``shiol run pipeline --offline`` or the scheduler runs it
-  (``pipeline.jobs.run_job`` in a fresh process: papermill, one kernel per step, archive and reports), with
+  (``jobs.run.run_job`` in a fresh process: papermill, one kernel per step, archive and reports), with
   the same step settings as the in-process measurement; wall, CPU of the tree, and per step the manifest's
   duration, peak RSS and CPU of the step's processes (the kernel and, where it runs, papermill).
 * ``idle_scheduler``: ``python -m shiol_lib.scheduling.app`` holding three jobs with nothing due on a
