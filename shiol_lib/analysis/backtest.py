@@ -11,8 +11,8 @@ Refit drawings (``refit_anchor``): ``window`` refits at the span's first target 
 drawing of the target's matrix era (counted from its first drawing), fixed drawings whatever the span, so
 a target's tickets are the same in every run whose span holds it. With ``known`` results (see
 :mod:`shiol_lib.analysis.replay`) a run replays only what no earlier run kept, and returns what it
-computed to be kept. Refits are independent: ``workers`` > 1 computes them in that many processes
-(this one and spawned ones), each on one thread, so the results do not depend on who computed them.
+computed to be kept. Refits are independent: ``workers=2`` computes them in this process and a helper
+process (:mod:`.workers`), each on one thread, so the results do not depend on who computed them.
 
 A model is fitted once per target date: when ``refit_every`` divides the weights' ``tune_draws``, a refit's
 tuning model (fitted for its first tuning drawing) is an earlier refit's model, and is reused as it is.
@@ -21,10 +21,9 @@ tuning model (fitted for its first tuning drawing) is an earlier refit's model, 
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any, Literal
@@ -40,6 +39,7 @@ from shiol_lib.analysis.replay import Refit, ReplayEntry
 from shiol_lib.analysis.scoring import Weights
 from shiol_lib.analysis.tickets import DEFAULT_TICKETS, generate_tickets
 from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, optimize_weights, tuning_start
+from shiol_lib.analysis.workers import WorkerError, WorkerProcess
 from shiol_lib.domain.game import matrix_for
 from shiol_lib.domain.history import check_draw_frame, data_hash, frame_before
 from shiol_lib.errors import ArtefactError, InsufficientHistoryError
@@ -185,7 +185,7 @@ def _replay_group(
     checked: pd.DataFrame, config: BacktestConfig, seed: int, anchor: date, targets: tuple[date, ...],
     refit: Refit | None, fitted: dict[date, NumberModel] | None = None,
 ) -> tuple[Refit, list[pd.DataFrame]]:
-    """One refit (fitted unless given) and the tickets of ``targets``, on one thread (module level: spawnable)."""
+    """One refit (fitted unless given) and the tickets of ``targets``, on one thread (a helper process runs it too)."""
     with threadpool_limits(limits=1):
         if refit is None:
             refit = _fit_refit(checked, config, seed, anchor, {} if fitted is None else fitted)
@@ -213,7 +213,7 @@ def run_backtest(frame: pd.DataFrame, *, config: BacktestConfig = BacktestConfig
     """Step 4: walk-forward backtest of the last ``config.test_draws`` drawings (see the module doc).
 
     ``known``: kept results by key (:func:`replay_keys`); given (even empty), the result lists what it
-    computed in ``computed``. ``workers``: processes that compute refits (1: this one only).
+    computed in ``computed``. ``workers``: 2 fits refits in this process and a helper process too.
     """
     started = time.perf_counter()
     checked = check_draw_frame(frame)
@@ -256,29 +256,48 @@ def run_backtest(frame: pd.DataFrame, *, config: BacktestConfig = BacktestConfig
 
 def _compute(checked: pd.DataFrame, config: BacktestConfig, seed: int, todo: list[tuple[date, tuple[date, ...],
              Refit | None]], workers: int) -> list[tuple[Refit, list[pd.DataFrame]]]:
-    """Replay each (refit drawing, targets, refit or None) of ``todo``: here, and in ``workers - 1`` processes.
+    """Replay each (refit drawing, targets, refit or None) of ``todo``: here, and in a helper process.
 
-    Spawned workers are used only when two refits or more are to be fitted. They take the groups from the
-    end, this process from the start; a group no worker has taken when this process reaches it is taken
-    back, so neither waits while work is left.
+    The helper (:mod:`.workers`) is used only when two refits or more are to be fitted. It takes the groups
+    from the end, this process from the start, until they meet, so neither waits while work is left. A
+    helper that cannot start or dies leaves its groups to this process.
     """
     fitted: dict[date, NumberModel] = {}
     if workers < 2 or sum(refit is None for _, _, refit in todo) < 2:
         return [_replay_group(checked, config, seed, anchor, days, refit, fitted) for anchor, days, refit in todo]
     done: dict[int, tuple[Refit, list[pd.DataFrame]]] = {}
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of a threaded kernel
-    with ProcessPoolExecutor(max_workers=min(workers - 1, len(todo) - 1), mp_context=context) as pool:
-        futures: dict[int, Future[tuple[Refit, list[pd.DataFrame]]]] = {
-            i: pool.submit(_replay_group, checked, config, seed, *item)
-            for i, item in reversed(list(enumerate(todo))) if i > 0
-        }
-        for i, (anchor, days, refit) in enumerate(todo):
-            future = futures.get(i)
-            if future is None or future.cancel():
-                done[i] = _replay_group(checked, config, seed, anchor, days, refit, fitted)
-        for i, future in futures.items():
-            if i not in done:
-                done[i] = future.result()
+    ends = [0, len(todo) - 1]  # the next group from the start, the next from the end
+    lock = threading.Lock()
+    failed: list[BaseException] = []
+
+    def claim(side: int) -> int | None:
+        with lock:
+            if ends[0] > ends[1]:
+                return None
+            index = ends[side]
+            ends[side] += 1 if side == 0 else -1
+            return index
+
+    def helper() -> None:
+        try:
+            with WorkerProcess() as worker:
+                while (i := claim(1)) is not None:
+                    done[i] = worker.call(_replay_group, checked, config, seed, *todo[i])
+        except WorkerError as err:
+            log.warning("%s; this process replays the rest", err)
+        except BaseException as err:  # noqa: BLE001 - raised in the calling thread below
+            failed.append(err)
+
+    thread = threading.Thread(target=helper, name="backtest-helper", daemon=True)
+    thread.start()
+    while (i := claim(0)) is not None:
+        done[i] = _replay_group(checked, config, seed, *todo[i], fitted)
+    thread.join()
+    if failed:
+        raise failed[0]
+    for i in range(len(todo)):  # what a failed helper left
+        if i not in done:
+            done[i] = _replay_group(checked, config, seed, *todo[i], fitted)
     return [done[i] for i in range(len(todo))]
 
 
