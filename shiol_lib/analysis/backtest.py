@@ -41,7 +41,7 @@ from shiol_lib.analysis.tickets import DEFAULT_TICKETS, generate_tickets
 from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, optimize_weights, tuning_start
 from shiol_lib.analysis.workers import WorkerError, WorkerProcess
 from shiol_lib.domain.game import matrix_for
-from shiol_lib.domain.history import check_draw_frame, data_hash, frame_before
+from shiol_lib.domain.history import check_draw_frame, frame_before, prefix_hashes
 from shiol_lib.errors import ArtefactError, InsufficientHistoryError
 
 log = logging.getLogger(__name__)
@@ -146,11 +146,11 @@ def plan_refits(frame: pd.DataFrame, config: BacktestConfig, *, seed: int | None
     if seed is None:
         return [RefitGroup(anchor, tuple(days)) for anchor, days in groups.items()]
     settings = config.replay_settings()
+    hashes = prefix_hashes(checked, [*groups, *targets])
     out = []
     for anchor, days in groups.items():
-        key = replay.refit_key(anchor=anchor, history_hash=data_hash(frame_before(checked, anchor)), seed=seed,
-                               settings=settings)
-        ticket_keys = tuple(replay.tickets_key(refit=key, target=t, history_hash=data_hash(frame_before(checked, t)),
+        key = replay.refit_key(anchor=anchor, history_hash=hashes[anchor], seed=seed, settings=settings)
+        ticket_keys = tuple(replay.tickets_key(refit=key, target=t, history_hash=hashes[t],
                                                n_tickets=config.n_tickets) for t in days)
         out.append(RefitGroup(anchor, tuple(days), key, ticket_keys))
     return out
