@@ -131,10 +131,13 @@ def idle_scheduler(seconds: float, cycle_s: str = "1.0") -> dict[str, Any]:
 
 _PIPELINE_CHILD = """
 import json, sys
+from datetime import date
 from shiol_lib.jobs.run import run_job
 from shiol_lib.settings import load_settings
 args = json.loads(sys.argv[1])
-outcome = run_job(load_settings(), "pipeline", offline=True, seed=args["seed"], step_parameters=args["parameters"])
+days = {k: date.fromisoformat(args[k]) for k in ("history_end", "target_draw_date") if args.get(k)}
+outcome = run_job(load_settings(), "pipeline", offline=True, seed=args["seed"], step_parameters=args["parameters"],
+                  **days)
 print(json.dumps({"status": str(outcome.status), "manifest": str(outcome.directory / "manifest.json")}))
 """
 
@@ -147,33 +150,44 @@ def _tree_rss_mb(root: psutil.Process) -> float:
     return total / MB
 
 
-def notebook_pipeline(seed: int, tune_draws: int, test_draws: int) -> dict[str, Any]:
+def notebook_pipeline(seed: int, tune_draws: int, test_draws: int, *, previous: tuple[str, str] | None = None,
+                      ) -> dict[str, Any]:
     """The pipeline job through papermill in a fresh process; per-step figures from its manifest.
 
     The whole tree's resident memory (job process, papermill, kernel) is summed every 0.5 s: its peak is
-    ``tree_peak_rss_mb``.
+    ``tree_peak_rss_mb``. With ``previous`` (history end, target), the previous drawing's run goes first in
+    the same home (the cold run, under ``cold``), then the next run (the scheduled case, warm: step 4 finds
+    the previous run's replays in the store); the top-level figures are the last run's.
     """
     parameters = {"weight_optimization": {"tune_draws": tune_draws},
                   "historical_validation": {"test_draws": test_draws}}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        out, err = home / "pipeline.out", home / "pipeline.err"  # files, not pipes: nothing blocks the child
-        cpu, started = _children_cpu(), time.perf_counter()
-        with out.open("w") as stdout_file, err.open("w") as stderr_file:
-            proc = subprocess.Popen([sys.executable, "-c", _PIPELINE_CHILD,
-                                     json.dumps({"seed": seed, "parameters": parameters})], env=_env(home), cwd=home,
-                                    stdout=stdout_file, stderr=stderr_file)
-            root, peak = psutil.Process(proc.pid), 0.0
-            while proc.poll() is None:
-                with contextlib.suppress(psutil.Error):
-                    peak = max(peak, _tree_rss_mb(root))
-                time.sleep(0.5)
-        wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
-        stdout, stderr = out.read_text(), err.read_text()
-        if proc.returncode != 0:
-            raise RuntimeError(f"the notebook pipeline exited {proc.returncode}: {stderr[-2000:]}")
-        told = json.loads(stdout.strip().splitlines()[-1])
-        manifest = json.loads(Path(told["manifest"]).read_text())
+        cold = None
+        if previous is not None:
+            cold = _pipeline_once(home, {"seed": seed, "parameters": parameters, "history_end": previous[0],
+                                         "target_draw_date": previous[1]})
+        out = _pipeline_once(home, {"seed": seed, "parameters": parameters})
+    return {**out, "cold": cold} if cold is not None else out
+
+
+def _pipeline_once(home: Path, args: dict[str, Any]) -> dict[str, Any]:
+    out, err = home / "pipeline.out", home / "pipeline.err"  # files, not pipes: nothing blocks the child
+    cpu, started = _children_cpu(), time.perf_counter()
+    with out.open("w") as stdout_file, err.open("w") as stderr_file:
+        proc = subprocess.Popen([sys.executable, "-c", _PIPELINE_CHILD, json.dumps(args)], env=_env(home), cwd=home,
+                                stdout=stdout_file, stderr=stderr_file)
+        root, peak = psutil.Process(proc.pid), 0.0
+        while proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, _tree_rss_mb(root))
+            time.sleep(0.5)
+    wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
+    stdout, stderr = out.read_text(), err.read_text()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the notebook pipeline exited {proc.returncode}: {stderr[-2000:]}")
+    told = json.loads(stdout.strip().splitlines()[-1])
+    manifest = json.loads(Path(told["manifest"]).read_text())
     steps = {s["name"]: {"duration_s": s.get("duration_s"), "peak_rss_mb": s.get("peak_rss_mb"),
                          "cpu_s": s.get("cpu_s"), "status": s.get("status")} for s in manifest["steps"]}
     return {"notebook_s": wall, "notebook_cpu_s": cpu, "status": told["status"], "steps": steps,

@@ -8,12 +8,11 @@
   one empty write transaction on that store (every committed write republishes the reader snapshot).
 * ``greedy``: one evaluation of the weight objective (20 tuning pools x 100 greedy picks) for step 3's
   tuning set on the bundled data.
-* ``pipeline``: the six step calls as the notebooks make them (update, signals, weights, validation,
-  predictions, performance), then the evaluation job, on the bundled data in a temp store; wall and CPU
-  seconds per step (CPU time moves less when other users share the machine). In the same run, the notebook
-  pipeline with the same settings (``processes.notebook_pipeline``: papermill, a kernel per step, archive):
-  ``notebook_s``, ``ratio`` (notebook / in process), per step its fixed cost (notebook step minus the same
-  call in process) and its kernel's peak RSS, and the whole tree's peak RSS.
+* ``pipeline`` (``pipeline_bench.py``): the six step calls as the notebooks make them, then the evaluation
+  job, on the bundled data in a temp store, cold (the previous drawing's run on a new store) and warm (the
+  next run); wall and CPU seconds per step and step 4's cold / warm ratio. In the same run, the notebook
+  pipeline with the same settings, cold and warm (``processes.notebook_pipeline``): ``notebook_s``,
+  ``ratio`` (notebook / in process), per step its fixed cost and its kernel's peak RSS, the tree's peak RSS.
 * ``snapshot``: the reader snapshot's cost (one empty write transaction) against the store's size, from the
   evaluation stores.
 * ``scheduler``: the idle scheduler's CPU % of one core, RSS, USS and module count (``processes``).
@@ -47,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pipeline_bench
 import processes
 
 from shiol_lib import steps
@@ -60,9 +60,6 @@ SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 NEW_TICKETS = 300
 PARTS = ("pipeline", "scheduler", "cli", "update", "greedy", "slots", "evaluation")
-NOTEBOOK_STEPS = {"update_data": "update_data", "adaptive_analysis": "analyze_signals",
-                  "weight_optimization": "optimize_scoring", "historical_validation": "validate_history",
-                  "generate_predictions": "generate_predictions", "performance_analysis": "analyze_performance"}
 REFERENCE_SQL = """
 SELECT p.run_id, p.rank, p.target_draw_date,
        (p.n1 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER + (p.n2 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER
@@ -200,54 +197,6 @@ def bench_slots(repeat: int) -> dict[str, float]:
                                                                               repeat)}
 
 
-def bench_pipeline(quick: bool) -> dict[str, Any]:
-    """The six step calls and the evaluation job on the bundled data in a temp store, timed one by one."""
-    tune_draws, test_draws = (5, 13) if quick else (20, 52)
-    timings: dict[str, float] = {}
-    cpu_timings: dict[str, float] = {}  # CPU seconds of this process: less sensitive to other users
-    with tempfile.TemporaryDirectory() as tmp:
-        db = str(Path(tmp) / "pipeline.duckdb")
-        plan: list[tuple[str, Callable[[], object]]] = [
-            ("update_data", lambda: steps.update_data(db, offline=True, run_id="bench")),
-            ("analyze_signals", lambda: steps.analyze_signals(db, run_id="bench", history_end="", target_draw_date="")),
-            ("optimize_scoring", lambda: steps.optimize_scoring(db, run_id="bench", history_end="", target_draw_date="",
-                                                                seed=SEED, tune_draws=tune_draws)),
-            ("validate_history", lambda: steps.validate_history(db, run_id="bench", history_end="", seed=SEED,
-                                                                test_draws=test_draws)),
-            ("generate_predictions", lambda: steps.generate_predictions(
-                db, run_id="bench", history_end="", target_draw_date="", n_predictions=100, seed=SEED)),
-            ("analyze_performance", lambda: steps.analyze_performance(db, run_id="bench", history_end="")),
-        ]
-        for name, call in plan:
-            cpu = time.process_time()
-            timings[name] = _timed(call)
-            cpu_timings[name] = time.process_time() - cpu
-        metrics = prediction_table.run_metrics(steps.open_step_store(db), "bench")
-        job = _timed(lambda: steps.evaluate_predictions(db))
-    return {"inprocess_s": sum(timings.values()), "steps": timings, "inprocess_cpu_s": sum(cpu_timings.values()),
-            "steps_cpu": cpu_timings, "evaluate_predictions_s": job,
-            "settings": {"tune_draws": tune_draws, "test_draws": test_draws, "seed": SEED},
-            "backtest_mean_white_matches": metrics["historical_validation"]["mean_white_matches"],
-            "backtest_p_value": metrics["performance_analysis"]["backtest_p_value"]}
-
-
-def bench_notebook_vs_inprocess(quick: bool) -> dict[str, Any]:
-    """The notebook pipeline and the same calls in process, with the same settings, in the same run."""
-    inprocess = bench_pipeline(quick)
-    settings = inprocess["settings"]
-    notebook = processes.notebook_pipeline(SEED, settings["tune_draws"], settings["test_draws"])
-    fixed = {}
-    for name, step in notebook["steps"].items():
-        call = NOTEBOOK_STEPS.get(name)
-        if call in inprocess["steps"] and step["duration_s"] is not None:
-            fixed[name] = step["duration_s"] - inprocess["steps"][call]
-    return {**inprocess, "notebook_s": notebook["notebook_s"], "notebook_cpu_s": notebook["notebook_cpu_s"],
-            "ratio": notebook["notebook_s"] / inprocess["inprocess_s"], "notebook_status": notebook["status"],
-            "notebook_steps": notebook["steps"], "fixed_cost_s": fixed,
-            "fixed_cost_mean_s": sum(fixed.values()) / len(fixed) if fixed else None,
-            "kernel_peak_rss_mb": notebook["kernel_peak_rss_mb"], "tree_peak_rss_mb": notebook["tree_peak_rss_mb"]}
-
-
 def _measured(results: dict[str, Any], part: str, call: Callable[[], Any]) -> None:
     """Run one part, keeping the 1-minute load average at its start and end beside its figures."""
     start = os.getloadavg()[0]
@@ -273,22 +222,7 @@ def _print_table(results: dict[str, Any]) -> None:
         print(f"three weeks of evaluation slots: {results['slots']['three_weeks_s'] * 1000:.2f} ms cold, "
               f"{results['slots']['three_weeks_cached_s'] * 1000:.2f} ms cached")
     if "pipeline" in results:
-        pipeline = results["pipeline"]
-        print(f"pipeline in process ({pipeline['settings']}): {pipeline['inprocess_s']:.2f} s wall, "
-              f"{pipeline['inprocess_cpu_s']:.2f} s CPU")
-        for name, seconds in pipeline["steps"].items():
-            print(f"  {name:<22} {seconds:8.2f} s wall {pipeline['steps_cpu'][name]:8.2f} s CPU")
-        print(f"  {'(evaluation job)':<22} {pipeline['evaluate_predictions_s']:8.2f} s")
-        print(f"  backtest mean white matches {pipeline['backtest_mean_white_matches']}, "
-              f"p-value {pipeline['backtest_p_value']}")
-        if "notebook_s" in pipeline:
-            print(f"notebook pipeline: {pipeline['notebook_s']:.2f} s wall, {pipeline['notebook_cpu_s']:.2f} s CPU, "
-                  f"ratio {pipeline['ratio']:.2f}; kernel peak {pipeline['kernel_peak_rss_mb']:.0f} MB, "
-                  f"tree peak {pipeline['tree_peak_rss_mb']:.0f} MB")
-            for name, step in pipeline["notebook_steps"].items():
-                fixed = pipeline["fixed_cost_s"].get(name)
-                print(f"  {name:<22} {step['duration_s'] or 0:8.2f} s fixed cost "
-                      f"{'-' if fixed is None else f'{fixed:.2f}'} s, peak {step['peak_rss_mb'] or 0:.0f} MB")
+        pipeline_bench.print_pipeline(results["pipeline"])
     if "scheduler" in results:
         sched = results["scheduler"]
         print(f"idle scheduler ({sched['window_s']:.0f} s): {sched['cpu_percent']:.3f} % of a core, "
@@ -313,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_average_1m_start": os.getloadavg()[0]}}
     if "pipeline" in args.parts:  # first: the large stores come after
-        _measured(results, "pipeline", lambda: bench_notebook_vs_inprocess(args.quick))
+        _measured(results, "pipeline", lambda: pipeline_bench.bench_notebook_vs_inprocess(args.quick))
     if "scheduler" in args.parts:
         _measured(results, "scheduler", lambda: processes.idle_scheduler(20.0 if args.quick else 60.0))
     commands = 3 if args.quick else 5

@@ -75,3 +75,24 @@ def test_the_evaluation_job_evaluates_pending_tickets_once(db_path: str) -> None
     assert steps.evaluate_predictions(db_path).empty
     stored = prediction_table.read_evaluations(steps.open_step_store(db_path))
     assert len(stored) == 1100 and not stored.duplicated(subset=["run_id", "rank"]).any()
+
+
+def test_validation_reuses_the_previous_runs_replays_with_the_outputs_of_a_fresh_store(tmp_path: Path) -> None:
+    """Step 4 after the previous drawing's run computes only the new drawing; its outputs equal a fresh store's."""
+    from shiol_lib.store import backtests as replay_table
+
+    def validate(path: str, run_id: str, history_end: str) -> tuple[int, dict[str, str]]:
+        result = steps.validate_history(path, run_id=run_id, history_end=history_end, seed=11, test_draws=3)
+        return result.reused_targets, prediction_table.output_hashes(steps.open_step_store(path), run_id)
+
+    warm, fresh = str(tmp_path / "warm.duckdb"), str(tmp_path / "fresh.duckdb")
+    for path in (warm, fresh):
+        steps.update_data(path, offline=True, run_id="seed")
+    days = steps.open_step_store(warm).read_draws()["draw_date"].dt.strftime("%Y-%m-%d").tolist()
+    assert validate(warm, "previous", days[-2])[0] == 0
+    kept = replay_table.count_replays(steps.open_step_store(warm))
+    assert kept["tickets"] == 3 and kept["refit"] >= 1
+    reused, hashes = validate(warm, "next", days[-1])
+    assert reused == 2 and replay_table.count_replays(steps.open_step_store(warm))["tickets"] == 4
+    assert validate(fresh, "next", days[-1]) == (0, hashes)
+    assert validate(warm, "again", days[-1]) == (3, hashes)  # a rerun: everything kept, the same outputs

@@ -8,6 +8,7 @@ DataFrame of :mod:`shiol_lib.ingest.records` and passes it through :func:`check_
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -162,14 +163,34 @@ def data_hash(frame: pd.DataFrame) -> str:
     The hashed bytes are, per drawing, the date (days since 1970-01-01), the five white balls ascending,
     the Powerball and the multiplier (-1 when none) as little-endian int64, after a format tag.
     """
+    digest = hashlib.sha256(_HASH_TAG)
+    digest.update(_hash_rows(check_draw_frame(frame)).tobytes())
+    return digest.hexdigest()
+
+
+def prefix_hashes(frame: pd.DataFrame, cuts: Sequence[date]) -> dict[date, str]:
+    """For each cut, :func:`data_hash` of the drawings dated strictly before it, in one pass over the rows."""
     checked = check_draw_frame(frame)
+    rows = _hash_rows(checked)
+    days = checked["draw_date"].to_numpy(dtype="datetime64[D]")
+    digest, done, out = hashlib.sha256(_HASH_TAG), 0, {}
+    for cut in sorted(set(cuts)):
+        end = int(np.searchsorted(days, np.datetime64(cut, "D"), side="left"))
+        digest.update(rows[done:end].tobytes())
+        done = end
+        out[cut] = digest.copy().hexdigest()
+    return out
+
+
+_HASH_TAG = b"shiol-draws/1\n"
+
+
+def _hash_rows(checked: pd.DataFrame) -> np.ndarray:
+    """The hashed rows of checked draws: date, numbers, multiplier (-1 when none), little-endian int64."""
     days = checked["draw_date"].to_numpy(dtype="datetime64[D]").astype("<i8")
     numbers = checked[NUMBER_COLUMNS].to_numpy(dtype="<i8")
     multiplier = checked["multiplier"].fillna(-1).to_numpy(dtype="<i8")
-    table = np.column_stack([days, numbers, multiplier]).astype("<i8")
-    digest = hashlib.sha256(b"shiol-draws/1\n")
-    digest.update(np.ascontiguousarray(table).tobytes())
-    return digest.hexdigest()
+    return np.ascontiguousarray(np.column_stack([days, numbers, multiplier]).astype("<i8"))
 
 
 def check_artefact_data(

@@ -167,14 +167,17 @@ def load_scoring(store: Store, run_id: str, frame: pd.DataFrame) -> tuple[Optimi
 
 def validate_history(db_path: str, *, run_id: str, history_end: str, seed: int, test_draws: int = 52,
                      refit_every: int = 13, window: str = "expanding", n_tickets: int = 100) -> BacktestResult:
-    """Walk-forward backtest over the last ``test_draws`` drawings; stores its tickets and summary."""
-    from shiol_lib.analysis.backtest import BacktestConfig, backtest_window, run_backtest
+    """Walk-forward backtest over the last ``test_draws`` drawings (earlier runs' replays reused); stores it."""
+    from shiol_lib.analysis.backtest import BacktestConfig, backtest_window, replay_keys, run_backtest
+    from shiol_lib.store.backtests import read_replays, save_replays
 
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
     config = BacktestConfig(test_draws=test_draws, refit_every=refit_every, window=backtest_window(window),
-                            n_tickets=n_tickets)
-    result = run_backtest(frame, config=config, seed=seed)
+                            n_tickets=n_tickets, refit_anchor="era")
+    known = read_replays(store, replay_keys(frame, config=config, seed=seed))
+    result = run_backtest(frame, config=config, seed=seed, known=known, workers=min(2, os.cpu_count() or 1))
+    save_replays(store, ((e.key, e.kind, e.draw_date, e.payload) for e in result.computed))
     tickets = result.tickets[["draw_date", *TICKET_COLUMNS]].copy()
     tickets["draw_date"] = tickets["draw_date"].dt.strftime("%Y-%m-%d")
     tickets["score"] = tickets["score"].round(9)

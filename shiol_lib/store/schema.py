@@ -191,5 +191,17 @@ MIGRATIONS: tuple[str, ...] = (
         last_outcome VARCHAR NOT NULL
     );
     """,
+    """
+    -- Results of walk-forward replays kept between runs (step 4): a refit's model and weights, or one
+    -- target's tickets, under a key that hashes everything that determines them (code, drawings, seed,
+    -- settings). Derived data: any row can be deleted and is then computed again, identically.
+    CREATE TABLE backtest_replays (
+        replay_key VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        draw_date DATE NOT NULL,
+        payload BLOB NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

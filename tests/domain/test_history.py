@@ -94,3 +94,15 @@ def test_artefact_data_accepts_extension_refuses_change() -> None:
     changed.loc[500, "pb"] = changed.loc[500, "pb"] % 26 + 1
     with pytest.raises(ArtefactMismatchError, match="other draws"):
         check_artefact_data(changed, stored_hash=stored, last_date=last, what="model")
+
+
+def test_prefix_hashes_are_the_data_hashes_of_the_drawings_before_each_cut() -> None:
+    from shiol_lib.domain.history import prefix_hashes
+
+    frame = real_frame()
+    days = frame["draw_date"].dt.date
+    cuts = [days.iloc[0], days.iloc[700], date(2020, 1, 2), days.iloc[-1], date(2030, 1, 1), days.iloc[700]]
+    found = prefix_hashes(frame.sample(frac=1.0, random_state=2), cuts)
+    assert set(found) == set(cuts)
+    for cut in cuts:
+        assert found[cut] == data_hash(frame_before(frame, cut))
