@@ -88,8 +88,8 @@ class RunLifecycle:
         started = datetime.now(UTC)
         run_id = archive.new_run_id(started)
         directory = archive.run_dir(settings.runs_dir, job, run_id, started)
-        # pid, host and heartbeat go to the run row and the job lock alike: the lock row is deleted when the
-        # run ends (its uniqueness per job is the exclusion), the run row is the history that outlives it.
+        # pid, host and heartbeat go to the run row only; the job lock names the run (its uniqueness per job
+        # is the exclusion) and is deleted when the run ends, while the row is the history that outlives it.
         holder = job_table.start_run_exclusive(store, run_table.RunRow(
             run_id=run_id, job=job, slot=context.slot, trigger=str(context.trigger), status=RunStatus.RUNNING,
             started_at=started, finished_at=None, error=None, error_class=None, target_draw_date=None,

@@ -15,7 +15,7 @@ from shiol_lib.store.runs import RUN_COLUMNS, RunRow
 
 @dataclass(frozen=True)
 class LockHolder:
-    """Who holds a job: the run, its process and its last heartbeat."""
+    """Who holds a job: the run, its process and its last heartbeat (as the run's row records them)."""
 
     job: str
     run_id: str
@@ -35,8 +35,9 @@ def start_run_exclusive(
     """
     names = [f.name for f in fields(RunRow)]
     with store.transaction() as conn:
-        held = conn.execute(
-            "SELECT job, run_id, pid, host, heartbeat_at FROM job_locks WHERE job = ?", [row.job]
+        held = conn.execute(  # a lock whose run row is gone holds nothing (it is replaced below)
+            "SELECT l.job, l.run_id, r.pid, r.host, coalesce(r.heartbeat_at, r.started_at) "
+            "FROM job_locks l JOIN runs r ON r.run_id = l.run_id WHERE l.job = ?", [row.job]
         ).fetchone()
         holder = LockHolder(*held) if held else None
         values = dict(zip(names, (getattr(row, n) for n in names)))
@@ -48,8 +49,8 @@ def start_run_exclusive(
                                f"(pid {busy.pid} on {busy.host})")
         else:
             conn.execute(
-                "INSERT OR REPLACE INTO job_locks VALUES (?, ?, ?, ?, ?, ?)",
-                [row.job, row.run_id, row.pid, row.host, row.started_at, row.started_at],
+                "INSERT OR REPLACE INTO job_locks (job, run_id, acquired_at) VALUES (?, ?, ?)",
+                [row.job, row.run_id, row.started_at],
             )
         conn.execute(
             f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
@@ -59,10 +60,9 @@ def start_run_exclusive(
 
 
 def heartbeat(store: Store, job: str, run_id: str, at: datetime) -> None:
-    """Record that the run is alive (its row and its job lock); never republishes the snapshot."""
+    """Record that the run is alive (on its row, which its job lock names); never republishes the snapshot."""
     with store.transaction(publish=False) as conn:
-        conn.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [at, run_id])
-        conn.execute("UPDATE job_locks SET heartbeat_at = ? WHERE job = ? AND run_id = ?", [at, job, run_id])
+        conn.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND job = ?", [at, run_id, job])
 
 
 def release_job(store: Store, job: str, run_id: str) -> None:

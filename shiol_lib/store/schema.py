@@ -203,5 +203,12 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TIMESTAMPTZ NOT NULL
     );
     """,
+    """
+    -- A job lock names its run only: the holder's pid, host and heartbeat live on that run's row, where
+    -- they outlast the lock (migration 3 kept a copy of each here, written twice on every heartbeat).
+    ALTER TABLE job_locks DROP COLUMN pid;
+    ALTER TABLE job_locks DROP COLUMN host;
+    ALTER TABLE job_locks DROP COLUMN heartbeat_at;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
