@@ -283,5 +283,6 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
         click.echo(f"{item.field}: {item.first!r} -> {item.second!r}")
 
 
-for _command in (cli_archive.verify_command, cli_archive.prune_command, cli_archive.missed_command):
+for _command in (cli_archive.verify_command, cli_archive.witness_command, cli_archive.pages_command,
+                 cli_archive.prune_command, cli_archive.missed_command):
     runs_group.add_command(_command)

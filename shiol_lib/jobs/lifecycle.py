@@ -353,7 +353,7 @@ def _close_run(run: _Run, status: RunStatus, error: str | None, results: list[No
                                            draw_date=manifest.draw_date, run_id=run.run_id, at=finished)
     try:
         run_index.write_index(run.settings.runs_dir, retry_backoff_s=run.settings.retry_backoff_s,
-                              **run_index.store_context(run.store))
+                              ledger_key=run.settings.ledger_key, **run_index.store_context(run.store))
     except ArchiveError as err:  # the run is closed and recorded; only its listing is late
         log.warning("run %s closed, but runs/index.html was not rewritten: %s", run.run_id, err)
     return RunOutcome(run.run_id, run.job, status, run.directory, manifest, results)

@@ -76,7 +76,7 @@ def close_crashed_run(settings: Settings, store: Store, row: run_table.RunRow, *
     log.warning("run %s of %s closed as crashed: %s", row.run_id, row.job, reason)
     try:
         run_index.write_index(settings.runs_dir, retry_backoff_s=settings.retry_backoff_s,
-                              **run_index.store_context(store))
+                              ledger_key=settings.ledger_key, **run_index.store_context(store))
     except ArchiveError as err:
         log.warning("runs/index.html not rewritten after closing %s: %s", row.run_id, err)
 
