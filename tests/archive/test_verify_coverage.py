@@ -271,3 +271,10 @@ def test_pages_of_an_older_archive_are_reported_until_rewritten(keyed: Home) -> 
     code, out = _cli(keyed, "pages")
     assert code == 0 and "pages rewritten and recorded" in out
     assert _cli(keyed, "verify")[0] == 0
+
+
+def test_no_witness_is_exported_of_a_ledger_the_store_does_not_anchor(keyed: Home) -> None:
+    lines = keyed.ledger_path.read_text().splitlines(keepends=True)
+    keyed.ledger_path.write_text("".join(lines[:-1]))
+    code, out = _cli(keyed, "witness")
+    assert code == 8 and "the ledger ends at entry 2 but the store anchored entry 3" in out
