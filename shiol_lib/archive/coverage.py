@@ -64,7 +64,7 @@ def check_pages(runs_dir: Path, lines: list[LedgerLine], *,
 
 
 def unknown_paths(runs_dir: Path, *, run_folders: dict[Path, str], ledger_runs: set[str], in_flight: set[str],
-                  pages: set[str]) -> list[LedgerProblem]:
+                  pages: set[str], running: set[str] | None = None) -> list[LedgerProblem]:
     """Everything in ``runs_dir`` that nothing accounts for (see the module's layout).
 
     Args:
@@ -73,8 +73,9 @@ def unknown_paths(runs_dir: Path, *, run_folders: dict[Path, str], ledger_runs: 
         ledger_runs: Every run id the ledger names.
         in_flight: Run ids whose process is alive on this host with a fresh heartbeat.
         pages: The relative paths of the pages the pages record holds.
+        running: Run ids the store says are running (named as such when not in flight).
     """
-    walk = _Walk(runs_dir, run_folders, ledger_runs, in_flight, pages)
+    walk = _Walk(runs_dir, run_folders, ledger_runs, in_flight, pages, running or set())
     for path in _children(runs_dir):
         if path.name in (LEDGER, PAGES) and _is_file(path):
             continue
@@ -94,9 +95,9 @@ def unknown_paths(runs_dir: Path, *, run_folders: dict[Path, str], ledger_runs: 
 
 class _Walk:
     def __init__(self, runs_dir: Path, run_folders: dict[Path, str], ledger_runs: set[str], in_flight: set[str],
-                 pages: set[str]) -> None:
+                 pages: set[str], running: set[str]) -> None:
         self.runs_dir, self.run_folders, self.ledger_runs = runs_dir, run_folders, ledger_runs
-        self.in_flight, self.pages = in_flight, pages
+        self.in_flight, self.pages, self.running = in_flight, pages, running
         self.problems: list[LedgerProblem] = []
 
     def report(self, path: Path, text: str, run_id: str | None = None) -> None:
@@ -133,8 +134,10 @@ class _Walk:
             elif run_id and run_id in self.ledger_runs and _is_dir(path):
                 self.report(path, "is a second folder of a run the ledger names elsewhere", run_id)
             elif run_id and _is_dir(path):
-                self.problems.append(LedgerProblem(None, run_id, f"the run folder {path} is not in the ledger "
-                                                                 "(and its process is not running on this host)"))
+                why = ("the store says it is running, but its process is not alive on this host with a fresh "
+                       "heartbeat (a dead run, closed as crashed by the scheduler or the next `shiol run`; or a "
+                       "row written by hand)") if run_id in self.running else "nor running on this host"
+                self.problems.append(LedgerProblem(None, run_id, f"the run folder {path} is not in the ledger: {why}"))
             else:
                 self.report(path, "is not a run folder (the ledger does not account for it)")
 

@@ -99,7 +99,8 @@ def verify_archive(runs_dir: Path, *, anchor: tuple[int, str] | None, runs: dict
     result.problems += page_problems
     result.files += len(record.pages) if record else 0
     result.problems += unknown_paths(runs_dir, run_folders=checked.folders, ledger_runs=checked.ledger_runs,
-                                     in_flight=set(in_flight), pages=set(record.pages) if record else set())
+                                     in_flight=set(in_flight), pages=set(record.pages) if record else set(),
+                                     running={r for r, status in runs.items() if status == RunStatus.RUNNING})
     return result
 
 

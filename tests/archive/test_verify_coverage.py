@@ -173,7 +173,7 @@ def test_a_fabricated_running_row_does_not_hide_an_unknown_folder(keyed: Home, f
         heartbeat = now - timedelta(hours=2)
     folder = _running(keyed, pid=pid, host=host, heartbeat=heartbeat)
     code, out = _cli(keyed, "verify")
-    assert code == 8 and f"the run folder {folder} is not in the ledger" in out
+    assert code == 8 and f"the run folder {folder} is not in the ledger: the store says it is running" in out
 
 
 def test_a_rewritten_output_in_the_store_is_found(keyed: Home) -> None:
