@@ -62,6 +62,10 @@ CATEGORIES: dict[str, Category] = {
         "commit and publish",
         "commit and stale snapshot both reported (exit 5), temp files removed at the next write, store "
         "and snapshot readable and equal after it"),
+    "archive-tamper": Category(
+        "tampering with runs/ and the store: edited pages, files and folders at every depth, a fabricated "
+        "running row, outputs rewritten under a closed run's id, a rollback with the key set (witness kept)",
+        "`shiol runs verify` exits 8 naming what differs; the untouched archive exits 0, also after prune"),
 }
 
 

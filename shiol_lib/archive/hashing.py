@@ -6,6 +6,7 @@ One definition of each, so the ledger, verify and the run's artefact list cannot
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -39,3 +40,8 @@ def sha256_file(path: Path) -> str:
 def canonical_json(data: Any) -> str:
     """Compact JSON with sorted keys: one text for equal data (a ledger line, the body an entry hash covers)."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def hmac_sha256(text: str, key: str) -> str:
+    """The HMAC-SHA256 (hex) of ``text`` under ``key`` (ledger entries, the pages record, the witness)."""
+    return hmac.new(key.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -16,7 +16,6 @@ hash of the damaged line's bytes), so a damaged ledger never stops a run.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import hmac
 import json
 import os
@@ -27,10 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shiol_lib.archive.hashing import canonical_json, sha256_bytes, sha256_file
+from shiol_lib.archive import witness
+from shiol_lib.archive.hashing import canonical_json, hmac_sha256, sha256_bytes, sha256_file
 from shiol_lib.errors import ArchiveError
 
 LEDGER = "ledger.jsonl"
+LOCK = ".ledger.lock"
 GENESIS = "0" * 64
 
 
@@ -81,12 +82,18 @@ def entry_hash(entry: dict[str, Any]) -> str:
 
 def sign(digest: str, key: str) -> str:
     """The HMAC-SHA256 (hex) of an entry hash under ``key``."""
-    return hmac.new(key.encode("utf-8"), digest.encode("ascii"), hashlib.sha256).hexdigest()
+    return hmac_sha256(digest, key)
 
 
 @contextmanager
-def _locked(runs_dir: Path) -> Iterator[None]:
-    with open(Path(runs_dir) / ".ledger.lock", "a") as lock:
+def locked(runs_dir: Path) -> Iterator[None]:
+    """Hold the ledger's file lock (appends, and writing the pages that name the ledger head)."""
+    path = Path(runs_dir) / LOCK
+    try:
+        lock = open(path, "a")  # noqa: SIM115 - closed below, after the lock is released
+    except OSError as err:
+        raise ArchiveError(f"the ledger lock {path} cannot be opened ({err.strerror})") from err
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -145,7 +152,7 @@ def append_prune(runs_dir: Path, *, run_id: str, files: list[str], key: str | No
 
 def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, Any]:
     path = Path(runs_dir) / LEDGER
-    with _locked(runs_dir):
+    with locked(runs_dir):
         lines = read_lines(runs_dir)
         entry = {
             "seq": len(lines) + 1, **body, "recorded_at": datetime.now(UTC).isoformat(),
@@ -166,6 +173,7 @@ def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, 
                 os.close(fd)
         except OSError as err:
             raise ArchiveError(f"could not append to the ledger {path}: {err.strerror}") from err
+    witness.log_head(entry["seq"], entry["hash"], key)  # the signed head, also outside runs/
     return entry
 
 

@@ -1,32 +1,41 @@
-"""``shiol runs verify``: cross-check the ledger, the archive's files and the store's anchor.
+"""``shiol runs verify``: cross-check the ledger, every byte of ``runs/``, the store and a witness.
 
-What it guarantees: every run the store closed has its ledger entry and manifest; every ledger entry
-chains to the one before, matches its hash (and, with ``SHIOL_LEDGER_KEY``, its signature); every
-manifest matches the hash its entry recorded and every artefact (``.ipynb``, ``.html``, ``.log``) the
-hash its manifest recorded, unless a ``prune`` entry says it was removed; no entry is missing at the
-tail or appended past the head the store anchored; nothing sits in the archive that the ledger does
-not know. What it cannot do: someone who holds the key *and* can write both ``runs/`` and the store
-can rewrite history consistently; without a key, someone who can write both can too. Runs archived
-before manifest schema 2 recorded no artefact hashes: their files are checked by name only.
+What it guarantees: every run the store closed has its ledger entry and manifest, and every run the
+ledger names has its store row; every ledger entry chains to the one before, matches its hash (and,
+with ``SHIOL_LEDGER_KEY``, its signature); every manifest matches the hash its entry recorded, every
+artefact (``.ipynb``, ``.html``, ``.log``) the hash its manifest recorded (unless a ``prune`` entry
+says it was removed) and every output the manifest recorded (tickets, artefacts) the store's rows
+for that run; the dashboard and each run page match the pages record
+(:mod:`shiol_lib.archive.pages`); no entry is missing at the tail or appended past the head the
+store anchored; nothing at any depth of ``runs/`` is unknown to the ledger
+(:mod:`shiol_lib.archive.coverage`); with a witness, the ledger still reaches the witnessed head.
+
+What it cannot do: whoever holds the key *and* can write both ``runs/`` and the store can rewrite
+history consistently after the newest witness kept elsewhere; without a key, whoever can write both
+can too. Runs archived before manifest schema 2 recorded no artefact hashes: their files are checked
+by name only.
 
 Every check reports instead of raising: a damaged file is a problem in the list, never a crash.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shiol_lib.archive.coverage import RERUNS, check_pages, unknown_paths
 from shiol_lib.archive.folders import HEAVY_SUFFIXES, MANIFEST, PRUNED, RUN_ID_PATTERN, read_manifest
 from shiol_lib.archive.hashing import sha256_file
 from shiol_lib.archive.ledger import Head, LedgerLine, LedgerProblem, check_chain, read_lines
+from shiol_lib.archive.manifest import Manifest
+from shiol_lib.archive.witness import Witness
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import ArchiveError
 
 # Files of a run folder that are not artefacts: the manifest (hashed by the ledger), the prune marker
 # and the run page (derived from the manifest, rewritten with the index).
 NOT_ARTEFACTS = frozenset({MANIFEST, PRUNED, "index.html"})
-RERUNS = "reruns"  # runs/reruns/<run_id>/...: outputs of re-executed steps, outside the archive proper
 
 
 @dataclass
@@ -47,11 +56,21 @@ class Verification:
 
 
 def verify_archive(runs_dir: Path, *, anchor: tuple[int, str] | None, runs: dict[str, str],
-                   key: str | None = None) -> Verification:
-    """Check the ledger chain, its entries' files, the store ``anchor`` and the store's ``runs``.
+                   key: str | None = None, in_flight: set[str] | frozenset[str] = frozenset(),
+                   outputs: Mapping[str, Mapping[str, str]] | None = None,
+                   witness: Witness | None = None) -> Verification:
+    """Check the ledger chain, its entries' files, the pages, the store and (optionally) a witness.
 
-    ``runs`` maps every archived run id the store knows to its status (``running`` ones are allowed to
-    have no ledger entry yet); ``anchor`` is the (seq, hash) the store recorded when a run last closed.
+    Args:
+        runs_dir: The archive folder.
+        anchor: The (seq, hash) the store recorded when a run last closed.
+        runs: Every archived run id the store knows, with its status.
+        key: ``SHIOL_LEDGER_KEY``: signatures are checked when set.
+        in_flight: Run ids whose process is alive on this host with a fresh heartbeat: only their
+            folders may be missing from the ledger (a ``running`` row alone excuses nothing).
+        outputs: The store's output hashes by run id (``store.predictions.output_hashes``); None skips
+            the comparison with the manifests' outputs.
+        witness: A ledger head kept outside the archive that the ledger must still reach.
     """
     runs_dir = Path(runs_dir)
     try:
@@ -61,6 +80,8 @@ def verify_archive(runs_dir: Path, *, anchor: tuple[int, str] | None, runs: dict
     result = Verification(entries=len(lines), signed=bool(key), anchored=anchor is not None)
     result.problems += check_chain(lines, key=key)
     result.problems += _check_anchor(lines, anchor)
+    if witness is not None:
+        result.problems += check_witness(lines, witness, key=key)
     checked = _EntryCheck(runs_dir, lines)
     result.problems += checked.problems
     result.runs, result.files = len(checked.ledger_runs), checked.files
@@ -68,8 +89,62 @@ def verify_archive(runs_dir: Path, *, anchor: tuple[int, str] | None, runs: dict
         if status != RunStatus.RUNNING and run_id not in checked.ledger_runs:
             result.problems.append(LedgerProblem(None, run_id, f"the store closed this run ({status}) but the "
                                                                "ledger has no entry for it (entry removed?)"))
-    result.problems += _unknown_folders(runs_dir, checked.ledger_runs, runs)
+    for run_id in sorted(checked.ledger_runs - set(runs)):
+        result.problems.append(LedgerProblem(None, run_id, "the ledger names this run but the store has no row "
+                                                           "for it (its row was deleted?)"))
+    if outputs is not None:
+        for run_id, manifest in sorted(checked.manifests.items()):
+            result.problems += _check_outputs(run_id, manifest, outputs.get(run_id, {}))
+    page_problems, record = check_pages(runs_dir, lines, key=key)
+    result.problems += page_problems
+    result.files += len(record.pages) if record else 0
+    result.problems += unknown_paths(runs_dir, run_folders=checked.folders, ledger_runs=checked.ledger_runs,
+                                     in_flight=set(in_flight), pages=set(record.pages) if record else set(),
+                                     running={r for r, status in runs.items() if status == RunStatus.RUNNING})
     return result
+
+
+def check_witness(lines: list[LedgerLine], witness: Witness, *, key: str | None = None) -> list[LedgerProblem]:
+    """Whether the ledger still reaches a witnessed head: the entry at its sequence, with its hash.
+
+    The chain past it is checked by :func:`~shiol_lib.archive.ledger.check_chain`; with ``key`` the
+    witness must carry its signature.
+    """
+    problems = []
+    if key and witness.hmac is None:
+        problems.append(LedgerProblem(None, None, "the witness is not signed with SHIOL_LEDGER_KEY"))
+    elif key and not witness.signature_ok(key):
+        problems.append(LedgerProblem(None, None, "the witness's signature does not match SHIOL_LEDGER_KEY "
+                                                  "(forged or edited)"))
+    if witness.seq > len(lines):
+        problems.append(LedgerProblem(None, None, f"the ledger ends at entry {len(lines)} but the witness taken "
+                                                  f"at {witness.at} saw entry {witness.seq}: the newest entries "
+                                                  "were removed (history rolled back)"))
+    elif lines[witness.seq - 1].chain_hash != witness.hash:
+        problems.append(LedgerProblem(witness.seq, None, f"entry {witness.seq} is not the one witnessed at "
+                                                         f"{witness.at} ({witness.hash[:12]}...): the ledger was "
+                                                         "rewritten from there"))
+    return problems
+
+
+def _check_outputs(run_id: str, manifest: Manifest, stored: Mapping[str, str]) -> list[LedgerProblem]:
+    """The store's outputs of a run against the hashes its manifest recorded at the run's close."""
+    problems = []
+    for name, digest in sorted(manifest.outputs.items()):
+        found = stored.get(name)
+        if found is None:
+            if name == "predictions" and manifest.status == RunStatus.CRASHED:
+                continue  # a crashed run's tickets are discarded on purpose; their hash stays in the manifest
+            problems.append(LedgerProblem(None, run_id, f"output {name} that the manifest recorded is missing "
+                                                        "from the store"))
+        elif found != digest:
+            problems.append(LedgerProblem(None, run_id, f"output {name} in the store differs from the hash its "
+                                                        "manifest recorded (rewritten under this run's id after "
+                                                        "it closed)"))
+    for name in sorted(set(stored) - set(manifest.outputs)):
+        problems.append(LedgerProblem(None, run_id, f"output {name} is in the store under this run's id but "
+                                                    "not in its manifest (written after it closed)"))
+    return problems
 
 
 def verify_ledger(runs_dir: Path, *, key: str | None = None) -> list[LedgerProblem]:
@@ -109,6 +184,8 @@ class _EntryCheck:
     def __init__(self, runs_dir: Path, lines: list[LedgerLine]) -> None:
         self.problems: list[LedgerProblem] = []
         self.files = 0
+        self.folders: dict[Path, str] = {}  # the run folder each entry was checked against
+        self.manifests: dict[str, Manifest] = {}
         last: dict[str, tuple[int, dict]] = {}
         pruned: dict[str, set[str]] = {}
         for line in lines:
@@ -139,6 +216,7 @@ class _EntryCheck:
             self._problem(line, run_id, "its run folder is missing from the archive")
             return
         folder = folders[0]
+        self.folders[folder] = run_id
         manifest_path = folder / MANIFEST
         if not manifest_path.is_file():
             self._problem(line, run_id, f"its manifest {manifest_path} is missing")
@@ -150,6 +228,7 @@ class _EntryCheck:
         except ArchiveError as err:
             self._problem(line, run_id, str(err))
             return
+        self.manifests[run_id] = manifest
         for name, digest in sorted(manifest.artefacts.items()):
             path = folder / name
             if name in pruned:
@@ -166,18 +245,6 @@ class _EntryCheck:
             if path.name in NOT_ARTEFACTS or path.name in manifest.artefacts:
                 continue
             self._problem(line, run_id, f"file {path.name} is in the run folder but not in its manifest")
-
-
-def _unknown_folders(runs_dir: Path, known: set[str], runs: dict[str, str]) -> list[LedgerProblem]:
-    problems = []
-    for folder in sorted(runs_dir.glob("*/*/*")):
-        if not folder.is_dir() or folder.parts[-3] == RERUNS:
-            continue
-        run_id = folder.name
-        if run_id in known or runs.get(run_id) == RunStatus.RUNNING:
-            continue
-        problems.append(LedgerProblem(None, run_id, f"the run folder {folder} is not in the ledger"))
-    return problems
 
 
 def _sha256(path: Path) -> str | None:

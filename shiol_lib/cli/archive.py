@@ -1,22 +1,23 @@
-"""``shiol runs verify|prune|missed``: check the archive, prune it, list what the scheduler missed."""
+"""``shiol runs verify|witness|pages|prune|missed``: check, witness, re-page and prune the archive; list misses."""
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
-from datetime import UTC
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
-from shiol_lib.domain.runs import ExitCode
-from shiol_lib.errors import (
-    ShiolError,
-)
+from shiol_lib.domain.runs import ExitCode, RunStatus
+from shiol_lib.errors import ArchiveError, ShiolError
 from shiol_lib.settings import Settings
 
 if TYPE_CHECKING:
+    from shiol_lib.store import Store
     from shiol_lib.store.monitoring import MissedSlot
 
 from shiol_lib.cli.common import JOB_NAMES, MISSED_KINDS, fail, open_existing_store, require_store
@@ -25,34 +26,97 @@ from shiol_lib.cli.common import JOB_NAMES, MISSED_KINDS, fail, open_existing_st
 @click.command("verify")
 @click.pass_obj
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def verify_command(settings: Settings, as_json: bool) -> None:
-    """Cross-check the ledger, every archived file and the store's anchor; exit 8 on any problem."""
+@click.option("--witness", "witness_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A witness kept elsewhere ('shiol runs witness'): fail unless the ledger still reaches it.")
+def verify_command(settings: Settings, as_json: bool, witness_file: Path | None) -> None:
+    """Cross-check the ledger, every byte of runs/, the store's rows and anchor; exit 8 on any problem."""
+    from shiol_lib.archive import witness
     from shiol_lib.archive.verify import verify_archive
     from shiol_lib.store import open_store
+    from shiol_lib.store import predictions as prediction_table
     from shiol_lib.store import runs as run_table
 
     try:
         require_store(settings)
+        seen = witness.read(witness_file) if witness_file is not None else None
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        result = verify_archive(settings.runs_dir, anchor=run_table.ledger_anchor(store),
-                                runs=run_table.archived_runs(store), key=settings.ledger_key)
+        runs = run_table.archived_runs(store)
+        result = verify_archive(settings.runs_dir, anchor=run_table.ledger_anchor(store), runs=runs,
+                                key=settings.ledger_key, in_flight=in_flight_runs(settings, store),
+                                outputs={run_id: prediction_table.output_hashes(store, run_id) for run_id in runs},
+                                witness=seen)
     except ShiolError as err:
         fail(err)
     if as_json:
         click.echo(json.dumps({"intact": result.intact, "entries": result.entries, "runs": result.runs,
                                "files": result.files, "signatures_checked": result.signed,
+                               "witness_checked": seen is not None,
                                "problems": [p.__dict__ for p in result.problems]}, indent=2))
     else:
         for problem in result.problems:
             click.echo(problem.as_text(), err=True)
         if result.intact:
             signed = "signatures checked" if result.signed else "signatures not checked (no SHIOL_LEDGER_KEY)"
+            reached = f"; it reaches the witnessed entry {seen.seq}" if seen else ""
             click.echo(f"archive intact: {result.entries} ledger entries, {result.runs} runs, {result.files} files "
-                       f"match their hashes; the store's anchor matches the ledger head; {signed}")
+                       f"match their hashes; the store's anchor matches the ledger head{reached}; {signed}")
         else:
             click.echo(f"archive NOT intact: {len(result.problems)} problem(s)", err=True)
     if not result.intact:
         sys.exit(ExitCode.MISMATCH)
+
+
+@click.command("witness")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the witness to this file (keep it off this machine) instead of printing it.")
+@click.pass_obj
+def witness_command(settings: Settings, output: Path | None) -> None:
+    """Export the signed ledger head; 'shiol runs verify --witness FILE' fails if history is rolled back."""
+    from shiol_lib.archive import ledger, witness
+    from shiol_lib.store import runs as run_table
+
+    try:
+        head = ledger.head(settings.runs_dir)
+        if head is None:
+            raise ArchiveError(f"the ledger in {settings.runs_dir} is empty: there is no history to witness yet")
+        anchor = run_table.ledger_anchor(open_existing_store(settings))
+        if anchor != (head.seq, head.hash):
+            click.echo(f"error: the ledger ends at entry {head.seq} but the store anchored "
+                       f"{f'entry {anchor[0]}' if anchor else 'none'}; run 'shiol runs verify' first", err=True)
+            sys.exit(ExitCode.MISMATCH)
+        text = witness.make(head.seq, head.hash, settings.ledger_key).to_json() + "\n"
+        if output is not None:
+            try:
+                output.write_text(text, encoding="utf-8")
+            except OSError as err:
+                raise ArchiveError(f"could not write the witness {output}: {err.strerror}") from err
+    except ShiolError as err:
+        fail(err)
+    if not settings.ledger_key:
+        click.echo("note: unsigned (no SHIOL_LEDGER_KEY): it still shows a rollback, but cannot prove it came "
+                   "from this workbench", err=True)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"witness of ledger entry {head.seq} written to {output}; keep a copy off this machine")
+
+
+def in_flight_runs(settings: Settings, store: Store) -> set[str]:
+    """Runs whose process is alive on this host and whose heartbeat is fresh (verify excuses only their folders)."""
+    from shiol_lib.jobs.liveness import job_is_alive
+    from shiol_lib.store import runs as run_table
+    from shiol_lib.store.jobs import LockHolder
+
+    now, host = datetime.now(UTC), socket.gethostname()
+    alive = set()
+    for row in run_table.list_runs(store):
+        if (row.status != RunStatus.RUNNING or row.host != host or row.pid is None or row.heartbeat_at is None
+                or (now - row.heartbeat_at).total_seconds() > settings.heartbeat_stale_s):
+            continue
+        holder = LockHolder(row.job, row.run_id, row.pid, row.host, row.heartbeat_at)
+        if job_is_alive(holder, stale_s=settings.heartbeat_stale_s, now=now):
+            alive.add(row.run_id)
+    return alive
 
 
 @click.command("prune")
@@ -75,10 +139,26 @@ def prune_command(settings: Settings, keep_days: int) -> None:
         if pruned and head is not None:
             run_table.anchor_ledger(store, (head.seq, head.hash))
         run_index.write_index(settings.runs_dir, retry_backoff_s=settings.retry_backoff_s,
-                              performance_jobs=performance_jobs(), **run_index.store_context(store))
+                              performance_jobs=performance_jobs(), ledger_key=settings.ledger_key,
+                              **run_index.store_context(store))
     except ShiolError as err:
         fail(err)
     click.echo(f"pruned {len(pruned)} run folder(s); manifests and ledger kept")
+
+
+@click.command("pages")
+@click.pass_obj
+def pages_command(settings: Settings) -> None:
+    """Rewrite runs/index.html and every run page from the manifests, and record their hashes."""
+    from shiol_lib.reports import dashboard as run_index
+
+    try:
+        store = open_existing_store(settings)
+        path = run_index.write_index(settings.runs_dir, retry_backoff_s=settings.retry_backoff_s,
+                                     ledger_key=settings.ledger_key, **run_index.store_context(store))
+    except ShiolError as err:
+        fail(err)
+    click.echo(f"pages rewritten and recorded: {path}")
 
 
 @click.command("missed")

@@ -217,6 +217,7 @@ def _row_dict(row: Any) -> dict[str, Any]:
 def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     """A run's manifest: steps, parameters, timings, hashes, versions."""
     from shiol_lib.archive import folders as archive
+    from shiol_lib.execution.runner import rerun_command as rerun_command_line
 
     try:
         require_store(settings)
@@ -224,10 +225,15 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
         manifest = archive.read_manifest(directory)
     except ShiolError as err:
         fail(err)
-    if as_json:
-        click.echo(json.dumps(manifest.to_dict(), indent=2, sort_keys=True))
-        return
     m = manifest.to_dict()
+    for record, step in zip(m.get("steps", []), manifest.steps, strict=False):
+        if step.command:  # made anew: a command recorded by an older workbench reran against the live store
+            record["command"] = step.command = rerun_command_line(
+                settings.notebooks_dir / step.notebook, step.parameters or {}, cwd=settings.notebooks_dir,
+                runs_dir=settings.runs_dir, run_id=manifest.run_id)
+    if as_json:
+        click.echo(json.dumps(m, indent=2, sort_keys=True))
+        return
     click.echo(f"run {m['run_id']}  job {m['job']}  trigger {m['trigger']}  status {m['status']}")
     click.echo(f"  started {m['started_at']}  finished {m['finished_at']}  ({m['duration_s']} s)")
     click.echo(f"  seed {m['seed']}  target {m['target_draw_date']}  history to {m['history_end']}")
@@ -283,5 +289,6 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
         click.echo(f"{item.field}: {item.first!r} -> {item.second!r}")
 
 
-for _command in (cli_archive.verify_command, cli_archive.prune_command, cli_archive.missed_command):
+for _command in (cli_archive.verify_command, cli_archive.witness_command, cli_archive.pages_command,
+                 cli_archive.prune_command, cli_archive.missed_command):
     runs_group.add_command(_command)

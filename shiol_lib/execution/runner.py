@@ -35,10 +35,12 @@ from shiol_lib.execution.outcome import ReportTitle, StepOutcome
 from shiol_lib.execution.parameters import check_parameters
 from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.resources import watch_process, watching
+from shiol_lib.settings import snapshot_path_for
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30 * 60
+SCRATCH_STORE = "scratch-store.duckdb"  # a rerun command's copy of the store
 
 
 def papermill_executable() -> str:
@@ -59,15 +61,19 @@ def papermill_command(notebook: Path, output: Path, parameters: Mapping[str, Any
 def rerun_command(notebook: Path, parameters: Mapping[str, Any], *, cwd: Path, runs_dir: Path, run_id: str) -> str:
     """A shell line that re-executes one step with its recorded parameters into a new folder.
 
-    The output goes to ``<runs>/reruns/<run_id>/<UTC timestamp>/``: a fresh folder each time it is
-    pasted, never over an archived file.
+    The output goes to ``<runs>/reruns/<run_id>/<UTC timestamp>/``, never over an archived file; a step
+    with a store runs on a copy of its snapshot there (``-r db_path`` last: no added ``-p`` overrides
+    it), so nothing it writes under the archived run's id reaches the live store.
     """
-    folder = f"{shlex.quote(str(Path(runs_dir) / 'reruns' / run_id))}/$(date -u +%Y%m%dT%H%M%SZ)"
-    output = f'"$out"/{shlex.quote(Path(notebook).name)}'
-    command = papermill_command(notebook, Path("OUTPUT"), parameters, cwd=cwd)
-    command = [shlex.quote(part) for part in command]
-    command[2] = output
-    return f'out={folder} && mkdir -p "$out" && ' + " ".join(command)
+    folder = f"{shlex.quote(str(Path(runs_dir).resolve() / 'reruns' / run_id))}/$(date -u +%Y%m%dT%H%M%SZ)"
+    command = [shlex.quote(part) for part in papermill_command(notebook, Path("OUTPUT"), parameters, cwd=cwd)]
+    command[2] = f'"$out"/{shlex.quote(Path(notebook).name)}'
+    line = f'out={folder} && mkdir -p "$out" && '
+    if parameters.get("db_path"):
+        live = Path(cwd) / Path(str(parameters["db_path"])).expanduser()  # an absolute path stays itself
+        line += f'cp {shlex.quote(str(snapshot_path_for(live)))} "$out"/{SCRATCH_STORE} && '
+        command += ["-r", "db_path", f'"$out"/{SCRATCH_STORE}']
+    return line + " ".join(command)
 
 
 def execute(

@@ -280,7 +280,8 @@ class RunLifecycle:
 
         try:
             run_index.write_index(self.settings.runs_dir, retry_backoff_s=self.settings.retry_backoff_s,
-                                  performance_jobs=performance_jobs(), **run_index.store_context(self.store))
+                                  performance_jobs=performance_jobs(), ledger_key=self.settings.ledger_key,
+                                  **run_index.store_context(self.store))
         except ArchiveError as err:  # the run is closed and recorded; only its listing is late
             log.warning("run %s closed, but runs/index.html was not rewritten: %s", self.run_id, err)
 

@@ -4,7 +4,8 @@ Static pages that open from disk with no server: relative links only, inline CSS
 script, nothing fetched. :func:`write_index` walks the stages in order: read every manifest -> build
 the view (timeline by job and day, latest performance against the baseline, failed runs with their
 error line, open dead letters, missed drawings) -> render with jinja2 (autoescaped: anything from data,
-parameters or errors renders as text) -> write each run's ``index.html`` and the dashboard atomically.
+parameters or errors renders as text) -> write each run's ``index.html`` and the dashboard atomically
+-> record their hashes (:mod:`shiol_lib.archive.pages`, checked by ``shiol runs verify``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any
 
 from markupsafe import Markup
 
+from shiol_lib.archive import ledger
 from shiol_lib.archive.folders import iter_manifests, write_atomic
 from shiol_lib.archive.manifest import Manifest
+from shiol_lib.archive.pages import record_pages
 from shiol_lib.domain.runs import MissedKind, RunStatus
 from shiol_lib.reports.report import template_environment
 from shiol_lib.reports.retry_lines import RetryLine, retry_lines
@@ -68,6 +71,7 @@ def write_index(
     retry_backoff_s: Sequence[float] | None = None,
     now: datetime | None = None,
     performance_jobs: Collection[str] | None = None,
+    ledger_key: str | None = None,
 ) -> Path:
     """Regenerate ``runs/index.html`` and every run's page from the manifests in the archive.
 
@@ -80,12 +84,24 @@ def write_index(
         now: The instant the page is generated at (a retry due before it is shown overdue).
         performance_jobs: The jobs whose latest successful run shows as the latest performance (the
             catalog's ``reports_performance`` jobs); None: any job whose run recorded the performance step.
+        ledger_key: ``SHIOL_LEDGER_KEY``: signs the record of the pages' hashes (``runs/pages.json``).
 
     Returns:
         The dashboard's path.
     """
     runs_dir = Path(runs_dir)
-    now = now or datetime.now(UTC)
+    with ledger.locked(runs_dir):  # the pages and their record show one ledger head
+        head = ledger.head(runs_dir)
+        written = _write_pages(runs_dir, dead_letters, missed, retry_backoff_s, now or datetime.now(UTC),
+                               performance_jobs)
+        record_pages(runs_dir, written, head, key=ledger_key)
+    return written[-1]
+
+
+def _write_pages(runs_dir: Path, dead_letters: Sequence[DeadLetter] | None, missed: Sequence[MissedSlot] | None,
+                 retry_backoff_s: Sequence[float] | None, now: datetime,
+                 performance_jobs: Collection[str] | None) -> list[Path]:
+    """Render and write every run page, then the dashboard (last in the list)."""
     env = template_environment()
     css = Markup(_css())
     found = list(iter_manifests(runs_dir))
@@ -93,12 +109,14 @@ def write_index(
     retries = retry_lines((m for _, m in found), backoff, now=now)
     views = [_view(runs_dir, directory, manifest, retries) for directory, manifest in found]
     folders = {v.manifest.run_id: v.rel for v in views}
+    written = []
     for view, (directory, manifest) in zip(views, found, strict=True):
         line = retries.get(manifest.run_id)
         if line is not None and line.superseded_by in folders:
             view.superseded_by = folders[line.superseded_by]
         page = env.get_template("run.html").render(run=view, m=manifest, css=css, dump=_dump)
         write_atomic(directory / RUN_PAGE, page.encode("utf-8"))
+        written.append(directory / RUN_PAGE)
     missed = list(missed or [])
     page = env.get_template("index.html").render(
         runs=views, css=css, generated=now.strftime("%Y-%m-%d %H:%M UTC"),
@@ -109,7 +127,8 @@ def write_index(
     )
     path = runs_dir / INDEX
     write_atomic(path, page.encode("utf-8"))
-    return path
+    written.append(path)
+    return written
 
 
 def _listed_failed(view: RunView) -> bool:

@@ -8,74 +8,16 @@ the real CLI command where the exit code matters.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from archive_support import KEY, T0, Home
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger
-from shiol_lib.archive.manifest import Manifest, StepRecord
 from shiol_lib.archive.retention import prune_runs
-from shiol_lib.archive.verify import artefact_hashes, verify_archive
-from shiol_lib.cli.main import cli
-from shiol_lib.domain.runs import RunStatus, StepStatus
-from shiol_lib.store import Store, open_store
 from shiol_lib.store import runs as run_table
-
-T0 = datetime(2026, 11, 28, 4, 29, tzinfo=UTC)
-KEY = "a-key-kept-outside-runs"
-
-
-class Home:
-    """A workbench home with a store and an archive, and runs closed as the runner closes them."""
-
-    def __init__(self, root: Path, key: str | None = None) -> None:
-        self.root, self.key = root, key
-        self.runs = root / "runs"
-        self.runs.mkdir(parents=True, exist_ok=True)
-        self.store: Store = open_store(root / "var" / "shiol.duckdb", root / "var" / "shiol.snapshot.duckdb",
-                                       lock_timeout_s=5)
-
-    def close_run(self, minutes: int = 0, status: str = "success") -> tuple[str, Path]:
-        started = T0 + timedelta(minutes=minutes)
-        run_id = archive.new_run_id(started)
-        directory = archive.run_dir(self.runs, "pipeline", run_id, started)
-        directory.mkdir(parents=True)
-        run_table.insert_run(self.store, run_table.RunRow(
-            run_id=run_id, job="pipeline", slot=None, trigger="manual", status="running", started_at=started,
-            finished_at=None, error=None, error_class=None, target_draw_date=None, attempt=1, parent_run_id=None,
-            seed=1, pid=1, host="h", heartbeat_at=started, archive_dir=str(directory)))
-        (directory / "60_analyze_performance.html").write_text("<p>No evidence of an edge (p = 0.19)</p>")
-        (directory / "60_analyze_performance.ipynb").write_text('{"cells": []}')
-        (directory / "60_analyze_performance.log").write_text("ok\n")
-        manifest = Manifest(run_id=run_id, job="pipeline", trigger="manual", status=RunStatus(status),
-                            started_at=started, steps=[StepRecord("performance_analysis",
-                                                                  "60_analyze_performance.ipynb", StepStatus(status))])
-        manifest.artefacts = artefact_hashes(directory)
-        path = archive.write_manifest(directory, manifest)
-        entry = ledger.append_entry(self.runs, run_id=run_id, job="pipeline", status=status, manifest_path=path,
-                                    key=self.key)
-        run_table.finish_run(self.store, run_id, status=status, finished_at=started + timedelta(minutes=1),
-                             ledger_head=(entry["seq"], entry["hash"]))
-        return run_id, directory
-
-    def verify(self, key: str | None = None):
-        return verify_archive(self.runs, anchor=run_table.ledger_anchor(self.store),
-                              runs=run_table.archived_runs(self.store), key=key if key is not None else self.key)
-
-    def problems(self, key: str | None = None) -> list[str]:
-        return [p.problem for p in self.verify(key).problems]
-
-    def cli_verify(self, key: str | None = None) -> tuple[int, str]:
-        env = {"SHIOL_HOME": str(self.root), **({"SHIOL_LEDGER_KEY": key} if key else {})}
-        result = CliRunner().invoke(cli, ["runs", "verify"], env=env)
-        return result.exit_code, result.output
-
-    @property
-    def ledger_path(self) -> Path:
-        return self.runs / ledger.LEDGER
 
 
 @pytest.fixture
@@ -188,7 +130,7 @@ def test_a_deleted_artefact_and_an_extra_file_and_folder_are_found(home: Home) -
     problems = home.problems()
     assert "file 60_analyze_performance.ipynb is missing (not recorded as pruned)" in problems
     assert "file extra.html is in the run folder but not in its manifest" in problems
-    assert any(f"the run folder {stray} is not in the ledger" == p for p in problems)
+    assert any(p.startswith(f"the run folder {stray} is not in the ledger") for p in problems)
 
 
 @pytest.mark.parametrize("body", [b"[]", b"\xff\xfe not utf-8", b'{"run_id": 7}', b"{"])
@@ -218,18 +160,6 @@ def test_pruned_files_are_not_reported_missing_and_verify_stays_clean(home: Home
     run_table.anchor_ledger(home.store, (head.seq, head.hash))
     assert home.problems() == []
     assert home.cli_verify()[0] == 0
-
-
-def test_a_running_run_is_not_reported(home: Home) -> None:
-    started = T0 + timedelta(hours=1)
-    run_id = archive.new_run_id(started)
-    folder = archive.run_dir(home.runs, "pipeline", run_id, started)
-    folder.mkdir(parents=True)
-    run_table.insert_run(home.store, run_table.RunRow(
-        run_id=run_id, job="pipeline", slot=None, trigger="manual", status="running", started_at=started,
-        finished_at=None, error=None, error_class=None, target_draw_date=None, attempt=1, parent_run_id=None,
-        seed=1, pid=1, host="h", heartbeat_at=started, archive_dir=str(folder)))
-    assert home.problems() == []
 
 
 def test_step_results_for_a_dead_run_are_refused_by_the_store(home: Home) -> None:
