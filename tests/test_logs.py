@@ -78,7 +78,8 @@ def test_rocketry_routine_task_lines_are_kept_out_but_trouble_passes(tmp_path, r
     configure_logging(load_settings({"SHIOL_HOME": str(tmp_path)}), stream=stream)
     task = logging.getLogger("rocketry.task")
     for action in ("run", "success", "fail"):
-        task.info("Task 'post_drawing_pipeline' status: %r", action, extra={"action": action})
+        task.info("Task 'post_drawing_pipeline' status: %r", action,
+                  extra={"action": action, "task_name": "post_drawing_pipeline"})  # as Rocketry logs it
     text = stream.getvalue()
     assert "'success'" not in text and "'run'" not in text
     assert "'fail'" in text
