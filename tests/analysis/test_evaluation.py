@@ -13,12 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from shiol_lib.analysis.baseline import convolve_distributions, null_distribution, null_moments, run_edge_test
 from shiol_lib.analysis.evaluation import (
-    convolve_distributions,
     evaluate_tickets,
-    null_distribution,
-    null_moments,
-    run_edge_test,
     select_unevaluated,
     summarize_draws,
     summarize_performance,
