@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +216,7 @@ class RunLifecycle:
                 continue
             if step.status == StepStatus.RUNNING:
                 step.error, step.error_class = f"the job process died during this step: {reason}", ErrorClass.CRASHED
+                assert self.directory is not None  # close_crashed closes the steps only of a run with its folder
                 render_dead_step(step, reason, ReportTitle(
                     row.run_id, row.job, row.target_draw_date.isoformat() if row.target_draw_date else ""),
                     directory=self.directory, notebooks_dir=self.settings.notebooks_dir)
@@ -251,8 +252,3 @@ class RunLifecycle:
                                   performance_jobs=performance_jobs(), **run_index.store_context(self.store))
         except ArchiveError as err:  # the run is closed and recorded; only its listing is late
             log.warning("run %s closed, but runs/index.html was not rewritten: %s", self.run_id, err)
-
-
-def iso(day: date | None) -> str:
-    """A date as ISO text, ``""`` for none (a notebook parameter, a report title)."""
-    return day.isoformat() if day is not None else ""
