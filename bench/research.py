@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import shiol_lib
-from shiol_lib.analysis import research
-from shiol_lib.analysis.compute import run_tasks
+from shiol_lib.analysis.research import tasks as research
+from shiol_lib.analysis.research.engine import run_tasks
 from shiol_lib.domain.draws import draws_to_frame
 from shiol_lib.ingest.records import parse_ny_csv
 

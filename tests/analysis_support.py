@@ -12,7 +12,7 @@ import shiol_lib
 from shiol_lib.analysis.backtest import BacktestConfig
 from shiol_lib.analysis.features import FeatureConfig
 from shiol_lib.analysis.model import ModelConfig
-from shiol_lib.analysis.synthetic import generate_synthetic_draws
+from shiol_lib.analysis.research.synthetic import generate_synthetic_draws
 from shiol_lib.analysis.weights import WeightConfig
 from shiol_lib.domain.draws import draws_to_frame
 from shiol_lib.ingest.records import parse_ny_csv

@@ -156,11 +156,9 @@ def test_no_module_is_over_400_lines() -> None:
     assert long == {}, f"split these modules (one responsibility each, a few hundred lines): {long}"
 
 
-# Import cycles: between any two modules of the package, imports inside functions included. The cycles
-# that exist today (being broken on other branches) are listed here and tolerated as an expected failure;
-# any other cycle fails. Remove an entry once its cycle is gone.
+# Import cycles: between any two modules of the package, imports inside functions included; none is
+# tolerated. Package folders: at most this many modules each (``__init__.py`` not counted), none excepted.
 MAX_MODULES_PER_FOLDER = 12
-KNOWN_CROWDED_FOLDERS: frozenset[str] = frozenset({"shiol_lib/analysis"})  # 13 modules today
 
 
 def package_files(package: Path = PACKAGE) -> list[Path]:
@@ -330,10 +328,7 @@ def test_importing_a_submodule_by_name_is_no_cycle_with_its_package(tmp_path: Pa
 
 def test_no_package_folder_holds_more_than_twelve_modules() -> None:
     crowded = crowded_folders()
-    new = {folder: n for folder, n in crowded.items() if folder not in KNOWN_CROWDED_FOLDERS}
-    assert not new, f"split these folders into parts of at most {MAX_MODULES_PER_FOLDER} modules: {new}"
-    if crowded:
-        pytest.xfail(f"known crowded folders remain: {crowded}")
+    assert not crowded, f"split these folders into parts of at most {MAX_MODULES_PER_FOLDER} modules: {crowded}"
 
 
 def test_a_crowded_folder_is_named(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """Step 6: evaluate tickets against known drawings and compare them with the exact random baseline.
 
+The baseline and the test of "no edge" live in :mod:`shiol_lib.analysis.baseline`.
+
 Prize values use :func:`game.prize_value` for the current matrix (earlier eras had other prize tables:
 their prize columns are left empty). The jackpot is valued at $0 in every prize figure and counted
 separately (``jackpot`` column, ``PerformanceSummary.jackpots``): it is pari-mutuel and would swamp any
@@ -12,14 +14,12 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
-from math import comb
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import signal, stats
 
+from shiol_lib.analysis.baseline import EdgeTest, expected_prize, null_moments, run_edge_test, t_interval
 from shiol_lib.domain.draws import draw_key
 from shiol_lib.domain.game import (
     CURRENT_MATRIX,
@@ -137,60 +137,6 @@ def select_unevaluated(
     return known.loc[fresh].drop(columns=["draw_hash"] + ([] if key_column else ["ticket_key"]))
 
 
-def null_moments(coverage: np.ndarray, picks: int) -> tuple[float, float]:
-    """Mean and variance of ``sum(coverage[S])`` for ``S`` a uniformly random ``picks``-subset.
-
-    With ``coverage[n]`` the number of tickets holding number ``n``, this is the exact null distribution's
-    mean and variance of a drawing's total matches (sampling without replacement from a finite population).
-    """
-    size = len(coverage)
-    variance = picks * float(np.var(coverage)) * (size - picks) / (size - 1) if size > 1 else 0.0
-    return picks * float(np.mean(coverage)), variance
-
-
-@lru_cache(maxsize=4096)
-def _null_pmf(profile: tuple[int, ...], picks: int) -> np.ndarray:
-    top = sum(profile[-picks:])
-    ways = np.zeros((picks + 1, top + 1))
-    ways[0, 0] = 1.0
-    for c in profile:  # subsets counted by size and sum, one number at a time (exact in float64)
-        for j in range(picks, 0, -1):
-            ways[j, c:] += ways[j - 1, : top + 1 - c]
-    pmf = ways[picks] / comb(len(profile), picks)
-    pmf.flags.writeable = False
-    return pmf
-
-
-def null_distribution(coverage: np.ndarray, picks: int) -> np.ndarray:
-    """Exact pmf (index = total) of ``sum(coverage[S])`` over uniformly random ``picks``-subsets ``S``.
-
-    ``coverage`` holds non-negative whole numbers (tickets per number); computed by dynamic programming.
-    """
-    return _null_pmf(tuple(sorted(int(c) for c in coverage)), picks)
-
-
-def convolve_distributions(pmfs: list[np.ndarray]) -> np.ndarray:
-    """The pmf of a sum of independent totals with the given pmfs (pairwise, FFT when large)."""
-    layer = [np.asarray(p, dtype=float) for p in pmfs] or [np.ones(1)]
-    while len(layer) > 1:
-        merged = []
-        for a, b in zip(layer[0::2], layer[1::2]):
-            out = np.convolve(a, b) if len(a) * len(b) <= 4_000_000 else signal.fftconvolve(a, b)
-            merged.append(np.clip(out, 0.0, None))
-        if len(layer) % 2:
-            merged.append(layer[-1])
-        layer = merged
-    return layer[0]
-
-
-def expected_prize(matrix: Matrix = CURRENT_MATRIX, multiplier: int | None = None) -> float:
-    """Exact expected cash prize of one random ticket (jackpot as $0), optionally with Power Play."""
-    return float(sum(
-        tier_probability(t.whites, t.powerball, matrix) * prize_value(t.whites, t.powerball, multiplier=multiplier)
-        for t in PRIZE_TIERS
-    ))
-
-
 def _coverages(group: pd.DataFrame, matrix: Matrix) -> tuple[np.ndarray, np.ndarray]:
     """Tickets holding each white ball and each Powerball (index 0 = number 1) in one drawing's tickets."""
     whites = group[WHITE_COLUMNS].to_numpy()
@@ -222,60 +168,6 @@ def summarize_draws(evaluations: pd.DataFrame) -> pd.DataFrame:
             "cost": n * matrix.ticket_price, "jackpots": int(group["jackpot"].sum()),
         })
     return pd.DataFrame(rows)
-
-
-@dataclass(frozen=True)
-class EdgeTest:
-    """A one-sided test of "no edge": observed vs expected total matches under random drawings."""
-
-    observed: float
-    expected: float
-    z: float
-    p_exact: float
-    p_normal: float
-    p_value: float  # max(p_exact, p_normal): the verdict's p-value
-    method: str
-
-
-def run_edge_test(observed: np.ndarray, coverages: list[np.ndarray], picks: int, what: str) -> EdgeTest:
-    """One-sided test of total matches against their exact per-drawing null distributions.
-
-    The unit is the drawing, not the ticket: a drawing's tickets share one draw, so their matches are
-    dependent. Under "no edge" each drawing is uniformly random and independent of the tickets fixed
-    before it, so a drawing's total matches ``T_d = sum_n c_d(n) [n drawn]`` (``c_d(n)``: tickets holding
-    number ``n``) has an exactly known distribution given the tickets (:func:`null_distribution`),
-    whatever the tickets are. Two p-values for the total ``S = sum_d T_d``:
-
-    * ``p_exact``: ``P(S >= observed)`` under the convolution of the per-drawing null distributions. It is
-      exact when the drawings' coverage profiles do not react to earlier outcomes; it handles the skewed,
-      discrete totals of concentrated ticket sets.
-    * ``p_normal``: ``Z = (S - E S) / sqrt(sum Var T_d)`` with exact conditional means and variances. The
-      centred totals are martingale differences even when the tickets adapt to earlier drawings, so Z is
-      asymptotically N(0, 1) for any strategy (martingale CLT), but the normal tail can be too light for
-      few drawings of crowded tickets.
-
-    The verdict uses ``p_value = max(p_exact, p_normal)``: rejecting only when both reject keeps the size at
-    most that of whichever test is valid for the strategy at hand.
-    """
-    pmfs = [null_distribution(c, picks) for c in coverages]
-    moments = [null_moments(np.asarray(c, dtype=float), picks) for c in coverages]
-    total_var = float(sum(v for _, v in moments))
-    observed_total, expected_total = float(np.sum(observed)), float(sum(m for m, _ in moments))
-    z = (observed_total - expected_total) / math.sqrt(total_var) if total_var > 0 else 0.0
-    p_normal = float(stats.norm.sf(z)) if total_var > 0 else 1.0
-    total_pmf = convolve_distributions(pmfs)
-    p_exact = float(min(1.0, total_pmf[int(round(observed_total)):].sum()))
-    method = (f"one-sided test of total {what} matches over {len(coverages)} drawings (unit: the drawing) "
-              f"against the exact null given each drawing's tickets: max of the exact convolution tail and the "
-              f"martingale z test")
-    return EdgeTest(observed_total, expected_total, z, p_exact, p_normal, max(p_exact, p_normal), method)
-
-
-def _t_interval(values: np.ndarray, centre: float, confidence: float) -> tuple[float, float]:
-    if len(values) < 2:
-        return (math.nan, math.nan)
-    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * float(np.std(values, ddof=1)) / math.sqrt(len(values))
-    return (float(centre - half), float(centre + half))
 
 
 def _tier_table(evaluations: pd.DataFrame, matrix: Matrix) -> pd.DataFrame:
@@ -387,11 +279,11 @@ def summarize_performance(
         n_draws=len(per_draw), n_tickets=n, first_date=per_draw["draw_date"].iloc[0].date(),
         last_date=per_draw["draw_date"].iloc[-1].date(), era=matrix.name, white_mean=float(white_mean),
         white_expected=white_expected,
-        white_ci=_t_interval(per_draw["white_mean"].to_numpy(), float(white_mean), confidence),
+        white_ci=t_interval(per_draw["white_mean"].to_numpy(), float(white_mean), confidence),
         pb_rate=float(per_draw["pb_matches"].sum() / n), pb_expected=1 / matrix.pb_max,
         prize_per_dollar=float(prize_per_dollar),
         prize_per_dollar_expected=float(per_draw["prize_expected"].sum() / per_draw["cost"].sum()),
-        prize_per_dollar_ci=_t_interval(per_dollar, float(prize_per_dollar), confidence),
+        prize_per_dollar_ci=t_interval(per_dollar, float(prize_per_dollar), confidence),
         power_play_per_dollar=float(pp), power_play_per_dollar_expected=float(pp_expected),
         jackpots=int(per_draw["jackpots"].sum()), white_test=white_test, pb_test=pb_test, alpha=alpha, edge=edge,
         conclusion=conclusion, tiers=_tier_table(evaluations, matrix), per_draw=per_draw,

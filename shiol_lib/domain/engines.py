@@ -1,7 +1,7 @@
 """The research engines: their names and which one a ``--cluster`` value (or ``SHIOL_DASK_ADDRESS``) picks.
 
 Pure rules only: connecting to a scheduler is the caller's business (``shiol research`` checks the address
-before a run opens; :mod:`shiol_lib.analysis.compute` connects when a sweep runs).
+before a run opens; :mod:`shiol_lib.analysis.research.engine` connects when a sweep runs).
 """
 
 from __future__ import annotations

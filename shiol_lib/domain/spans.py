@@ -17,7 +17,7 @@ from shiol_lib.domain.game import Matrix, matrix_for
 from shiol_lib.errors import InsufficientHistoryError
 
 # Earlier drawings of the era each research configuration needs before a target (feature warm-up +
-# training targets + tuning drawings of shiol_lib.analysis.research.PRESETS; a test keeps them equal).
+# training targets + tuning drawings of shiol_lib.analysis.research.tasks.PRESETS; a test keeps them equal).
 # Here (pandas-free) so that `shiol research backtest` can refuse a span before a run is opened.
 RESEARCH_HISTORY_NEEDED = {"standard": 170, "fast": 56, "untuned": 50}
 

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,12 @@ from shiol_lib.archive import ledger
 from shiol_lib.archive.manifest import SCHEMA_VERSION, Manifest, StepRecord
 from shiol_lib.archive.verify import artefact_hashes
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus
-from shiol_lib.errors import ArchiveError, JobBusyError, ShiolError
+from shiol_lib.errors import ArchiveError, JobBusyError
 from shiol_lib.execution.outcome import ReportTitle, StepOutcome
-from shiol_lib.jobs.catalog import STEPS, Step, performance_jobs
+from shiol_lib.jobs.catalog import Step, performance_jobs
 from shiol_lib.jobs.context import RunContext
 from shiol_lib.jobs.liveness import job_is_alive
+from shiol_lib.jobs.step_records import render_dead_step
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store
 from shiol_lib.store import jobs as job_table
@@ -47,18 +48,6 @@ class RunOutcome:
     directory: Path
     manifest: Manifest
     results: list[StepOutcome] = field(default_factory=list)
-
-
-def step_record(step: Step, outcome: StepOutcome, *, command: str) -> StepRecord:
-    """The manifest's record of a step that ran: everything :class:`StepOutcome` says, file names relative."""
-    return StepRecord(
-        name=step.name, notebook=step.notebook, status=outcome.status, started_at=outcome.started_at,
-        finished_at=outcome.finished_at, parameters=dict(outcome.parameters), output=_name(outcome.output),
-        html=_name(outcome.html),
-        log=_name(outcome.log), error=outcome.error,
-        error_class=str(outcome.error_class) if outcome.error_class is not None else None,
-        failed_cell=outcome.failed_cell, command=command, peak_rss_mb=outcome.peak_rss_mb, cpu_s=outcome.cpu_s,
-    )
 
 
 class RunLifecycle:
@@ -227,35 +216,15 @@ class RunLifecycle:
                 continue
             if step.status == StepStatus.RUNNING:
                 step.error, step.error_class = f"the job process died during this step: {reason}", ErrorClass.CRASHED
-                self._render_dead_step(step, reason, ReportTitle(
-                    row.run_id, row.job, row.target_draw_date.isoformat() if row.target_draw_date else ""))
+                assert self.directory is not None  # close_crashed closes the steps only of a run with its folder
+                render_dead_step(step, reason, ReportTitle(
+                    row.run_id, row.job, row.target_draw_date.isoformat() if row.target_draw_date else ""),
+                    directory=self.directory, notebooks_dir=self.settings.notebooks_dir)
                 step.status = StepStatus.CRASHED
             else:
                 step.status = StepStatus.SKIPPED
             run_table.upsert_step(self.store, row.run_id, position, step.name, step.notebook, status=step.status,
                                   started_at=step.started_at, error=step.error)
-
-    def _render_dead_step(self, step: StepRecord, reason: str, title: ReportTitle) -> None:
-        from shiol_lib.execution.runner import promote_partial, write_unexecuted_report  # nbconvert only here
-
-        assert self.directory is not None
-        output = self.directory / f"{step.notebook.removesuffix('.ipynb')}.ipynb"
-        about = {"run_id": title.run_id, "job": title.job, "target_draw_date": title.target_draw_date,
-                 "status": str(StepStatus.CRASHED),
-                 "error": f"crashed: the job process died during this step ({reason})"}
-        try:
-            banner = (f"**The job process died during this step ({reason}).** What follows is what the notebook "
-                      "had saved when it stopped.")
-            html = promote_partial(output, banner=banner, tag="shiol-crashed", **about)
-            if html is None:
-                known = STEPS.get(step.name)
-                source = self.settings.notebooks_dir / (known.notebook if known else step.notebook)
-                html = write_unexecuted_report(source, output, f"the job process died ({reason})", **about)
-            step.html, step.output = html.name, output.name
-            log_path = output.with_suffix(".log")
-            step.log = log_path.name if log_path.exists() else None
-        except (OSError, ShiolError, ValueError) as err:
-            log.warning("run %s step %s: the partial notebook could not be rendered: %s", self.run_id, step.name, err)
 
     def _write_step(self, position: int, record: StepRecord) -> None:
         self.manifest.steps[position - 1] = record
@@ -284,12 +253,3 @@ class RunLifecycle:
                                   **run_index.store_context(self.store))
         except ArchiveError as err:  # the run is closed and recorded; only its listing is late
             log.warning("run %s closed, but runs/index.html was not rewritten: %s", self.run_id, err)
-
-
-def _name(path: Path | None) -> str | None:
-    return path.name if path is not None else None
-
-
-def iso(day: date | None) -> str:
-    """A date as ISO text, ``""`` for none (a notebook parameter, a report title)."""
-    return day.isoformat() if day is not None else ""

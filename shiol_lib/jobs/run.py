@@ -31,10 +31,11 @@ from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.runner import execute, rerun_command
 from shiol_lib.jobs.catalog import UPDATE_DATA, Step, find_job, find_step
 from shiol_lib.jobs.context import RunContext
-from shiol_lib.jobs.lifecycle import RunLifecycle, RunOutcome, iso, step_record
+from shiol_lib.jobs.lifecycle import RunLifecycle, RunOutcome
 from shiol_lib.jobs.liveness import Heartbeat
 from shiol_lib.jobs.progress import LogProgress, Progress
 from shiol_lib.jobs.recovery import close_dead_runs
+from shiol_lib.jobs.step_records import step_record
 from shiol_lib.settings import Settings, child_environment
 from shiol_lib.store import open_store
 from shiol_lib.store import runs as run_table
@@ -258,3 +259,8 @@ def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) 
     )
     comparison = compare_outputs(original, outcome.manifest)
     return RerunResult(outcome.run_id, run_id, outcome.status, outcome.directory, comparison)
+
+
+def iso(day: date | None) -> str:
+    """A date as ISO text, ``""`` for none (a notebook parameter, a report title)."""
+    return day.isoformat() if day is not None else ""

@@ -14,23 +14,20 @@ The last two need ``Authorization: Bearer <SHIOL_API_TOKEN>`` and answer 503 whi
 configured. Store and plan reads run in a small pool of worker threads (a store lock wait never
 blocks the event loop that Rocketry shares) with a deadline of ``READ_TIMEOUT_S``; a timeout or any
 error there becomes a 503 naming the problem.
-:func:`make_server` builds the uvicorn server the scheduler awaits in its own loop.
+The server that serves the app, its socket and the cap live in :mod:`shiol_lib.scheduling.http_server`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
-import socket
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -44,8 +41,8 @@ from starlette.routing import Route
 from shiol_lib.archive import folders as archive
 from shiol_lib.domain.draw_calendar import iso_utc
 from shiol_lib.domain.runs import MissedKind, RunStatus
-from shiol_lib.errors import ConfigError, ShiolError
-from shiol_lib.scheduling.admission import CapExpensive
+from shiol_lib.errors import ShiolError
+from shiol_lib.scheduling.http_server import CapExpensive
 from shiol_lib.scheduling.plans import json_ready
 from shiol_lib.settings import Settings
 from shiol_lib.store.core import Store
@@ -61,9 +58,6 @@ PlanAge = Callable[[], float | None]
 # Final statuses only: counters never go down.
 _COUNTED_STATUSES = sorted((s for s in RunStatus if s != RunStatus.RUNNING), key=lambda s: s.value)
 MAX_CONNECTIONS = 64  # the report and metrics answer 503 beyond this many of them at once; /healthz never
-BACKLOG = 128
-KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
-MAX_HEADER_BYTES = 16 * 1024  # h11's own default, stated: a larger request head is refused
 READ_TIMEOUT_S = 5.0  # a health report or scrape waits this long for the store, then answers 503
 READ_WORKERS = 4  # store reads at once; more wait (inside their deadline)
 # Run durations in seconds: a data update takes ~15 s, the pipeline minutes, the run timeout 30 minutes.
@@ -118,71 +112,6 @@ def build_health_app(
         Route("/api/v1/scheduler/health", scheduler_health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ], middleware=[Middleware(CapExpensive, limit=MAX_CONNECTIONS)])
-
-
-
-def make_server(app: Starlette, settings: Settings) -> uvicorn.Server:
-    """A uvicorn server for ``app`` on ``api_host:api_port``; the caller runs ``await server.serve()``.
-
-    Lifespan off, uvicorn's loggers at WARNING and left to the host's logging configuration, and
-    signals left to the host: set ``server.should_exit = True`` to stop it.
-    """
-    config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_level="warning", log_config=None,
-        lifespan="off", access_log=False, timeout_graceful_shutdown=5, http="h11",
-        backlog=BACKLOG, timeout_keep_alive=KEEP_ALIVE_S,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-    )
-    return _EmbeddedServer(config)
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` for ``server.serve(sockets=[sock])``.
-
-    Binding up front turns a taken port into a clear configuration error before the scheduler
-    starts anything.
-
-    Raises:
-        ConfigError: the address cannot be bound (taken, not local, not permitted); names
-            ``host:port`` and the variables that set them.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
-        sock.bind((host, port))
-    except OSError as err:
-        sock.close()
-        raise ConfigError(
-            f"the health API cannot listen on {host}:{port}: {err.strerror or err}; "
-            "set SHIOL_API_PORT to a free port (or SHIOL_API_HOST to a local address)"
-        ) from err
-    return sock
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that installs no signal handlers: SIGINT/SIGTERM stay with the scheduler.
-
-    Since uvicorn 0.29, ``serve()`` wraps itself in ``capture_signals()``, which (in the main thread)
-    replaces the SIGINT/SIGTERM handlers and re-raises a caught signal after shutdown.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def main_loop(self) -> None:
-        """The uvicorn loop with one tick a second, not ten (0.15 % of a core idle, most of the scheduler's).
-
-        A tick only refreshes the ``date`` header (every tenth tick in uvicorn: here every tick) and looks
-        at ``should_exit``, so a stop takes effect within a second.
-        """
-        counter = 0
-        should_exit = await self.on_tick(counter)
-        while not should_exit:
-            counter = (counter + 10) % 864000
-            await asyncio.sleep(1.0)
-            should_exit = await self.on_tick(counter)
 
 
 class SchedulerCollector(Collector):

@@ -291,7 +291,7 @@ def planted_bias_check(*, seed: int, n_draws: int = 400, bias: float = 3.0,
     from shiol_lib.analysis.backtest import BacktestConfig, run_backtest
     from shiol_lib.analysis.evaluation import summarize_performance
     from shiol_lib.analysis.model import ModelConfig
-    from shiol_lib.analysis.synthetic import generate_synthetic_draws
+    from shiol_lib.analysis.research.synthetic import generate_synthetic_draws
     from shiol_lib.analysis.weights import WeightConfig
 
     config = BacktestConfig(

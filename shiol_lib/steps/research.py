@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from shiol_lib.analysis import research
-from shiol_lib.analysis.compute import TaskRun, run_tasks
+from shiol_lib.analysis.research import tasks as research
+from shiol_lib.analysis.research.engine import TaskRun, run_tasks
 from shiol_lib.domain.history import data_hash
 from shiol_lib.domain.spans import TargetSpan
 from shiol_lib.steps.pipeline import open_step_store

@@ -2,8 +2,9 @@
 
 DuckDB admits one read-write process per file, and a reader blocks the writer too. So every
 connection here is short-lived (held only inside a ``with`` block), opening retries with backoff on
-lock errors and then names the holder, and each committed write republishes a read-only snapshot
-(copy, then atomic rename) for readers that linger, such as JupyterLab (:func:`connect_snapshot`).
+lock errors and then names the holder (:mod:`shiol_lib.store.locks`), and each committed write
+republishes a read-only snapshot (copy, then atomic rename) for readers that linger, such as JupyterLab
+(:func:`shiol_lib.store.snapshot.connect_snapshot`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,19 +22,17 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from shiol_lib.domain.draws import DRAW_COLUMNS, Draw, normalize_draw_frame
-from shiol_lib.errors import SnapshotStaleError, StoreError, StoreLockError
+from shiol_lib.domain.draws import DRAW_COLUMNS, Draw
+from shiol_lib.errors import SnapshotStaleError, StoreError
+from shiol_lib.store.locks import connect_with_retry, thread_lock
 from shiol_lib.store.rows import scalar
 from shiol_lib.store.schema import MIGRATIONS, SCHEMA_VERSION
-from shiol_lib.store.snapshot import connect_snapshot, remove_dead_temps, stale_marker_for
+from shiol_lib.store.snapshot import read_draws_frame, remove_dead_temps, stale_marker_for
 
 if TYPE_CHECKING:  # pandas is imported where a frame is built: `shiol status` stays quick
     import pandas as pd
 
 log = logging.getLogger(__name__)
-
-_LOCK_MESSAGE = "Could not set lock on file"
-_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)")
 
 
 @dataclass(frozen=True)
@@ -82,8 +78,8 @@ class Store:
         DuckDB's file lock only keeps other processes out; threads of this process (a heartbeat
         beside a run) take turns through a per-file lock, so their transactions never conflict.
         """
-        with _thread_lock(self.path):
-            conn = self._open_with_retry()
+        with thread_lock(self.path):
+            conn = connect_with_retry(self.path, self.lock_timeout_s)
             try:
                 yield conn
             finally:
@@ -152,24 +148,6 @@ class Store:
             self.stale_marker.write_text(f"{reason} at {datetime.now().astimezone().isoformat()}\n")
         except OSError as err:  # a full disk: the publish below reports it
             log.debug("could not write %s: %s", self.stale_marker, err)
-
-    def _open_with_retry(self) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.05
-        while True:
-            try:
-                return duckdb.connect(str(self.path))
-            except duckdb.IOException as err:
-                if _LOCK_MESSAGE not in str(err):
-                    raise StoreError(f"cannot open the store {self.path}: {err}") from err
-                if time.monotonic() + delay > deadline:
-                    raise _lock_error(self.path, err, self.lock_timeout_s) from err
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-            except duckdb.Error as err:
-                raise StoreError(
-                    f"cannot open the store {self.path}: {err}; check SHIOL_DB_PATH points at a DuckDB file"
-                ) from err
 
     def _publish_snapshot(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Copy the database to ``<snapshot>.<pid>.tmp`` and rename it over the snapshot (atomic).
@@ -263,7 +241,7 @@ class Store:
     def read_draws(self) -> pd.DataFrame:
         """All stored draws as the canonical DataFrame (see :data:`draws.DRAW_COLUMNS`)."""
         with self.connect() as conn:
-            return _read_draws(conn)
+            return read_draws_frame(conn)
 
     def draw_dates(self) -> list[date]:
         """Dates of all stored draws, oldest first."""
@@ -327,16 +305,6 @@ class Store:
             )
 
 
-_THREAD_LOCKS: dict[str, threading.RLock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-def _thread_lock(path: Path) -> threading.RLock:
-    key = str(Path(path).resolve())
-    with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault(key, threading.RLock())
-
-
 def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout_s: float = 30.0,
                defer_publish: bool = False) -> Store:
     """Open (creating its folder if needed) and migrate the store at ``db_path``.
@@ -355,17 +323,6 @@ def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout
     return store
 
 
-def read_snapshot_draws(snapshot_path: Path) -> pd.DataFrame:
-    """The draws of the published snapshot (read-only: never blocks the writer)."""
-    with connect_snapshot(snapshot_path) as conn:
-        return _read_draws(conn)
-
-
-def _read_draws(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    frame = conn.execute(f"SELECT {', '.join(DRAW_COLUMNS)} FROM draws ORDER BY draw_date").df()
-    return normalize_draw_frame(frame)
-
-
 def _schema_version(conn: duckdb.DuckDBPyConnection) -> int:
     if not scalar(conn, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"):
         return 0
@@ -379,18 +336,6 @@ def _stored_by_date(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> d
         [list(dates)],
     ).fetchall()
     return {r[0]: Draw(r[0], tuple(r[1:6]), r[6], r[7]) for r in rows}
-
-
-def _lock_error(path: Path, err: Exception, waited: float) -> StoreLockError:
-    match = _HOLDER.search(str(err))
-    holder = f"PID {match['pid']} ({match['exe']})" if match else None
-    who = f"held by {holder}" if holder else "held by another process"
-    return StoreLockError(
-        f"the store {path} is locked, {who}, and did not come free within {waited:g} s; "
-        "wait for that process to finish or stop it, then retry (SHIOL_LOCK_TIMEOUT_S sets the wait)",
-        path=str(path),
-        holder=holder,
-    )
 
 
 def _sql_path(path: Path) -> str:

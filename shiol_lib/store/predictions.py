@@ -11,9 +11,10 @@ from typing import Any
 import pandas as pd
 
 from shiol_lib.domain.draws import TICKET_COLUMNS
-from shiol_lib.store.core import Store, connect_snapshot
+from shiol_lib.store.core import Store
 from shiol_lib.store.rows import scalar
 from shiol_lib.store.runs import refuse_dead_run
+from shiol_lib.store.snapshot import connect_snapshot
 
 EVALUATION_COLUMNS = [
     "run_id", "rank", "target_draw_date", "draw_key", "white_matches", "pb_match", "tier", "jackpot",

@@ -1,5 +1,7 @@
 """The reader snapshot's files: a read-only connection, the ``.stale`` marker, dead processes' temp copies.
 
+Also the draws frame read from a connection (the snapshot's or the live store's).
+
 :meth:`shiol_lib.store.core.Store.transaction` publishes the snapshot; readers that linger (JupyterLab)
 open it here, and every publish first removes the temp copies that dead processes left behind.
 """
@@ -10,10 +12,15 @@ import contextlib
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
+from shiol_lib.domain.draws import DRAW_COLUMNS, normalize_draw_frame
 from shiol_lib.errors import StoreError
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: `shiol status` stays quick
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -56,3 +63,15 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def read_snapshot_draws(snapshot_path: Path) -> pd.DataFrame:
+    """The draws of the published snapshot (read-only: never blocks the writer)."""
+    with connect_snapshot(snapshot_path) as conn:
+        return read_draws_frame(conn)
+
+
+def read_draws_frame(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The ``draws`` table of ``conn`` as a normalized draws frame, in date order."""
+    frame = conn.execute(f"SELECT {', '.join(DRAW_COLUMNS)} FROM draws ORDER BY draw_date").df()
+    return normalize_draw_frame(frame)

@@ -17,8 +17,8 @@ import pytest
 from analysis_support import real_frame
 from scipy import stats
 
-from shiol_lib.analysis import research
-from shiol_lib.analysis.compute import IN_PROCESS, run_tasks, task_seed
+from shiol_lib.analysis.research import tasks as research
+from shiol_lib.analysis.research.engine import IN_PROCESS, run_tasks, task_seed
 from shiol_lib.domain.spans import RESEARCH_HISTORY_NEEDED
 from shiol_lib.errors import ClusterError, InsufficientHistoryError
 

@@ -10,6 +10,7 @@ import pytest
 from analysis_support import FAST_FEATURES, fair_frame, real_frame
 from matplotlib.figure import Figure
 
+from shiol_lib.analysis.research.synthetic import generate_synthetic_draws
 from shiol_lib.analysis.signals import (
     compute_drift,
     compute_feature_signal,
@@ -18,7 +19,6 @@ from shiol_lib.analysis.signals import (
     run_adaptive_analysis,
     summarize_feature_signal,
 )
-from shiol_lib.analysis.synthetic import generate_synthetic_draws
 from shiol_lib.errors import InsufficientHistoryError
 
 

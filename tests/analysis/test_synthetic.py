@@ -15,7 +15,7 @@ from shiol_lib.analysis.backtest import BacktestConfig, run_backtest
 from shiol_lib.analysis.evaluation import summarize_performance
 from shiol_lib.analysis.features import FeatureConfig
 from shiol_lib.analysis.model import ModelConfig
-from shiol_lib.analysis.synthetic import generate_synthetic_draws
+from shiol_lib.analysis.research.synthetic import generate_synthetic_draws
 from shiol_lib.analysis.weights import WeightConfig
 from shiol_lib.domain.draw_calendar import expected_draws
 from shiol_lib.domain.game import CURRENT_MATRIX

@@ -9,7 +9,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from shiol_lib.analysis.evaluation import expected_prize
+from shiol_lib.analysis.baseline import expected_prize
 from shiol_lib.domain.game import (
     CURRENT_MATRIX,
     MATRICES,

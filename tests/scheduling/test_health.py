@@ -18,7 +18,8 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from store_support import T0, add_dead_letter, add_missed, add_runs, locked_by_another_process
 
-from shiol_lib.scheduling.health import build_health_app, make_server
+from shiol_lib.scheduling.health import build_health_app
+from shiol_lib.scheduling.http_server import make_server
 from shiol_lib.scheduling.planner import History, plan_runs
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store

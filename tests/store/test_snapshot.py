@@ -14,7 +14,8 @@ from shiol_lib.jobs.run import kernel_environment
 from shiol_lib.settings import load_settings, settings_to_env
 from shiol_lib.store import jobs as job_table
 from shiol_lib.store import open_store
-from shiol_lib.store.core import JOB_PUBLISHES_ENV, connect_snapshot
+from shiol_lib.store.core import JOB_PUBLISHES_ENV
+from shiol_lib.store.snapshot import connect_snapshot
 
 
 def _published_at(store) -> datetime:

@@ -5,7 +5,7 @@ target and runs :func:`run_backtest` over that one drawing (fit, weight tuning, 
 seeded by ``SeedSequence(seed, target ordinal, configuration index)``. Power study: one task per
 synthetic history (bias strength x tested drawings x replicate): the history is generated from its
 own key, backtested walk-forward, and tested for "no edge" at ``alpha``. Every task is a pure function
-of its key and the shared inputs, so :func:`shiol_lib.analysis.compute.run_tasks` may run them anywhere.
+of its key and the shared inputs, so :func:`shiol_lib.analysis.research.engine.run_tasks` may run them anywhere.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from shiol_lib.analysis.backtest import BacktestConfig, run_backtest
-from shiol_lib.analysis.compute import task_seed
 from shiol_lib.analysis.evaluation import summarize_performance
 from shiol_lib.analysis.features import FeatureConfig
 from shiol_lib.analysis.model import ModelConfig
-from shiol_lib.analysis.synthetic import generate_synthetic_draws
+from shiol_lib.analysis.research.engine import task_seed
+from shiol_lib.analysis.research.synthetic import generate_synthetic_draws
 from shiol_lib.analysis.weights import WeightConfig
 from shiol_lib.domain.game import WHITE_COUNT, Matrix, matrix_for, prize_tier
 from shiol_lib.domain.spans import TargetSpan, targets_with_history
