@@ -79,7 +79,7 @@ def test_the_evaluation_job_evaluates_pending_tickets_once(db_path: str) -> None
 
 def test_validation_reuses_the_previous_runs_replays_with_the_outputs_of_a_fresh_store(tmp_path: Path) -> None:
     """Step 4 after the previous drawing's run computes only the new drawing; its outputs equal a fresh store's."""
-    from shiol_lib.store import backtests as replay_table
+    from shiol_lib.store import predictions as replay_table
 
     def validate(path: str, run_id: str, history_end: str) -> tuple[int, dict[str, str]]:
         result = steps.validate_history(path, run_id=run_id, history_end=history_end, seed=11, test_draws=3)

@@ -36,10 +36,10 @@ from shiol_lib.analysis import replay
 from shiol_lib.analysis.evaluation import evaluate_tickets, summarize_draws
 from shiol_lib.analysis.model import ModelConfig, NumberModel, fit_model
 from shiol_lib.analysis.replay import Refit, ReplayEntry
+from shiol_lib.analysis.research.workers import WorkerError, WorkerProcess
 from shiol_lib.analysis.scoring import Weights
 from shiol_lib.analysis.tickets import DEFAULT_TICKETS, generate_tickets
 from shiol_lib.analysis.weights import OptimizedWeights, WeightConfig, optimize_weights, tuning_start
-from shiol_lib.analysis.workers import WorkerError, WorkerProcess
 from shiol_lib.domain.game import matrix_for
 from shiol_lib.domain.history import check_draw_frame, frame_before, prefix_hashes
 from shiol_lib.errors import ArtefactError, InsufficientHistoryError

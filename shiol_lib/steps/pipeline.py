@@ -169,7 +169,7 @@ def validate_history(db_path: str, *, run_id: str, history_end: str, seed: int, 
                      refit_every: int = 13, window: str = "expanding", n_tickets: int = 100) -> BacktestResult:
     """Walk-forward backtest over the last ``test_draws`` drawings (earlier runs' replays reused); stores it."""
     from shiol_lib.analysis.backtest import BacktestConfig, backtest_window, replay_keys, run_backtest
-    from shiol_lib.store.backtests import read_replays, save_replays
+    from shiol_lib.store.predictions import read_replays, save_replays
 
     store = open_step_store(db_path)
     frame = load_history(store, history_end)

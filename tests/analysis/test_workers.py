@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shiol_lib.analysis.backtest import ticket_seed
-from shiol_lib.analysis.workers import WorkerError, WorkerProcess
+from shiol_lib.analysis.research.workers import WorkerError, WorkerProcess
 from shiol_lib.domain.game import matrix_for
 from shiol_lib.errors import UnknownMatrixError
 

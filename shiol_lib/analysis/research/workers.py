@@ -2,7 +2,7 @@
 
 ``multiprocessing``'s spawn and forkserver start methods re-run the caller's main script in each child,
 which breaks (or recurses) in a script without an ``if __name__ == "__main__"`` guard, and fork copies a
-threaded kernel. This worker is ``python -m shiol_lib.analysis.workers``: it imports only what the calls
+threaded kernel. This worker is ``python -m shiol_lib.analysis.research.workers``: it imports only what the calls
 need, reads ``(function, args)`` pickles from its stdin and writes ``(ok, value)`` pickles to its own
 channel (its stdout is sent to stderr, so nothing printed can corrupt the channel). BLAS and OpenMP run
 on one thread in it, as in the caller's own share of the work.
@@ -34,7 +34,7 @@ class WorkerProcess:
     def __init__(self) -> None:
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "shiol_lib.analysis.workers"], stdin=subprocess.PIPE,
+                [sys.executable, "-m", "shiol_lib.analysis.research.workers"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, env={**os.environ, **ONE_THREAD},
             )
         except OSError as err:
