@@ -86,12 +86,17 @@ class RunLifecycle:
         directory = archive.run_dir(settings.runs_dir, job, run_id, started)
         # pid, host and heartbeat go to the run row only; the job lock names the run (its uniqueness per job
         # is the exclusion) and is deleted when the run ends, while the row is the history that outlives it.
-        holder = job_table.start_run_exclusive(store, run_table.RunRow(
-            run_id=run_id, job=job, slot=context.slot, trigger=str(context.trigger), status=RunStatus.RUNNING,
-            started_at=started, finished_at=None, error=None, error_class=None, target_draw_date=None,
-            attempt=context.attempt, parent_run_id=context.parent_run_id, seed=seed, pid=os.getpid(),
-            host=socket.gethostname(), heartbeat_at=started, archive_dir=str(directory), draw_date=context.draw_date,
-        ), is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s))
+        try:
+            with store.deferred_publishing():  # a snapshot that cannot be published must not hide the start
+                holder = job_table.start_run_exclusive(store, run_table.RunRow(
+                    run_id=run_id, job=job, slot=context.slot, trigger=str(context.trigger),
+                    status=RunStatus.RUNNING, started_at=started, finished_at=None, error=None, error_class=None,
+                    target_draw_date=None, attempt=context.attempt, parent_run_id=context.parent_run_id, seed=seed,
+                    pid=os.getpid(), host=socket.gethostname(), heartbeat_at=started, archive_dir=str(directory),
+                    draw_date=context.draw_date,
+                ), is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s))
+        except SnapshotStaleError as err:  # committed: the run is recorded; its steps meet the full disk, if any
+            log.warning("run %s opened; %s", run_id, err)
         if holder is not None:
             raise JobBusyError(
                 f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
@@ -204,41 +209,46 @@ class RunLifecycle:
         else:
             status, error, error_class = RunStatus.CRASHED, f"crashed: {reason}", ErrorClass.CRASHED
         try:
-            entered = any(e.get("run_id") == row.run_id for e in ledger.read_ledger(self.settings.runs_dir))
-            if entered and manifest.status != RunStatus.RUNNING:  # its close reached the ledger, not the store
-                status, error, ended = RunStatus(manifest.status), manifest.error, manifest.finished_at or ended
-                error_class = manifest.error_class
-                head = ledger.head(self.settings.runs_dir)
-            else:
-                fresh = self.directory is None  # the folder never existed: a minimal manifest, nothing to render
-                self.directory = self.directory or Path(row.archive_dir or archive.run_dir(
-                    self.settings.runs_dir, row.job, row.run_id, row.started_at))
-                if fresh:
-                    archive.ensure_writable(self.directory)
-                self._close_dead_steps(row, reason, render=not fresh)
-                manifest.outputs = prediction_table.output_hashes(self.store, row.run_id)
-                discarded = prediction_table.discard_predictions(self.store, row.run_id)
-                manifest.status, manifest.error = status, error + (
-                    f"; its {discarded} stored tickets were discarded (their hash stays in outputs)"
-                    if discarded else "")
-                manifest.finished_at, manifest.error_class = ended, str(error_class)
-                error = manifest.error
-                manifest.schema = SCHEMA_VERSION
-                manifest.artefacts = artefact_hashes(self.directory)
-                path = archive.write_manifest(self.directory, manifest)
-                entry = ledger.append_entry(self.settings.runs_dir, run_id=row.run_id, job=row.job,
-                                            status=status, manifest_path=path, key=self.settings.ledger_key)
-                head = (entry["seq"], entry["hash"])
-        except (ArchiveError, OSError) as err:
+            with self.store.deferred_publishing(publish_at_end=False):  # the row's close publishes once
+                entered = any(e.get("run_id") == row.run_id for e in ledger.read_ledger(self.settings.runs_dir))
+                if entered and manifest.status != RunStatus.RUNNING:  # its close reached the ledger, not the store
+                    status, error, ended = RunStatus(manifest.status), manifest.error, manifest.finished_at or ended
+                    error_class = manifest.error_class
+                    newest = ledger.head(self.settings.runs_dir)
+                    head = (newest.seq, newest.hash) if newest else None
+                else:
+                    fresh = self.directory is None  # the folder never existed: a minimal manifest, nothing to render
+                    self.directory = self.directory or Path(row.archive_dir or archive.run_dir(
+                        self.settings.runs_dir, row.job, row.run_id, row.started_at))
+                    if fresh:
+                        archive.ensure_writable(self.directory)
+                    self._close_dead_steps(row, reason, render=not fresh)
+                    manifest.outputs = prediction_table.output_hashes(self.store, row.run_id)
+                    discarded = prediction_table.discard_predictions(self.store, row.run_id)
+                    manifest.status, manifest.error = status, error + (
+                        f"; its {discarded} stored tickets were discarded (their hash stays in outputs)"
+                        if discarded else "")
+                    manifest.finished_at, manifest.error_class = ended, str(error_class)
+                    error = manifest.error
+                    manifest.schema = SCHEMA_VERSION
+                    manifest.artefacts = artefact_hashes(self.directory)
+                    path = archive.write_manifest(self.directory, manifest)
+                    entry = ledger.append_entry(self.settings.runs_dir, run_id=row.run_id, job=row.job,
+                                                status=status, manifest_path=path, key=self.settings.ledger_key)
+                    head = (entry["seq"], entry["hash"])
+        except (ShiolError, OSError) as err:  # the archive, or a step row, could not be written
             log.error("run %s: its archive could not be closed (%s); it stays open until a later recovery can "
                       "write it", row.run_id, err)
             return False
-        if status == RunStatus.CRASHED:
-            job_table.mark_crashed(self.store, row.run_id, at=ended, reason=reason, ledger_head=head)
-        else:
-            run_table.finish_run(self.store, row.run_id, status=status, finished_at=ended, error=error,
-                                 error_class=str(error_class) if error_class else None, ledger_head=head)
-            job_table.release_job(self.store, row.job, row.run_id)
+        try:
+            if status == RunStatus.CRASHED:
+                job_table.mark_crashed(self.store, row.run_id, at=ended, reason=reason, ledger_head=head)
+            else:
+                run_table.finish_run(self.store, row.run_id, status=status, finished_at=ended, error=error,
+                                     error_class=str(error_class) if error_class else None, ledger_head=head)
+                job_table.release_job(self.store, row.job, row.run_id)
+        except SnapshotStaleError as err:  # committed: the run is closed, only the readers' copy is late
+            log.warning("run %s closed; %s", row.run_id, err)
         log.warning("run %s of %s closed as %s: %s", row.run_id, row.job, status, error)
         self._write_index()
         return True
@@ -279,6 +289,8 @@ class RunLifecycle:
             message = disk_full_message(err, fallback=self.settings.runs_dir)
             try:
                 run_table.update_run(self.store, self.run_id, error=message, error_class=str(ErrorClass.DISK_FULL))
+            except SnapshotStaleError:  # committed: only the readers' copy is late
+                pass
             except ShiolError as stored:
                 log.error("run %s: its cause could not be recorded either: %s", self.run_id, stored)
             raise ArchiveError(message) from err

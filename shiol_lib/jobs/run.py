@@ -150,8 +150,13 @@ def run_job(
             else:
                 log.exception("run %s broke", run.run_id)
                 error, error_class = f"{type(err).__name__}: {err}", error_class or ErrorClass.CELL_ERROR
-            with run.store.deferred_publishing(publish_at_end=False):  # the close publishes, or says why not
-                run.end_open_steps(StepStatus.FAILED)
+            try:
+                with run.store.deferred_publishing(publish_at_end=False):  # the close publishes, or says why not
+                    run.end_open_steps(StepStatus.FAILED)
+            except (ShiolError, OSError) as late:  # the disk: the close records the run, or keeps its cause
+                if not no_space_left(late):
+                    raise
+                log.warning("run %s: its open steps could not be recorded: %s", run.run_id, late)
     return run.close(status, error=error, error_class=error_class, results=results)
 
 
