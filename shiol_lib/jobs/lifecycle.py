@@ -204,6 +204,8 @@ class RunLifecycle:
         from shiol_lib.store import predictions as prediction_table  # a scheduler with no dead run needs no pandas
 
         ended, manifest = row.heartbeat_at or row.started_at, self.manifest
+        error: str | None
+        error_class: str | None
         if row.error_class == ErrorClass.DISK_FULL:  # recorded when its archive could not be written
             status, error, error_class = RunStatus.FAILED, row.error or reason, ErrorClass.DISK_FULL
         else:
@@ -225,7 +227,7 @@ class RunLifecycle:
                     self._close_dead_steps(row, reason, render=not fresh)
                     manifest.outputs = prediction_table.output_hashes(self.store, row.run_id)
                     discarded = prediction_table.discard_predictions(self.store, row.run_id)
-                    manifest.status, manifest.error = status, error + (
+                    manifest.status, manifest.error = status, (error or reason) + (
                         f"; its {discarded} stored tickets were discarded (their hash stays in outputs)"
                         if discarded else "")
                     manifest.finished_at, manifest.error_class = ended, str(error_class)
