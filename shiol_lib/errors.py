@@ -9,7 +9,14 @@ imports nothing of the workbench). A step kernel reports it through its outcome 
 
 from __future__ import annotations
 
+import errno
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
+
+DISK_FULL = "disk_full"  # ErrorClass.DISK_FULL, as a plain string (see the module's docstring)
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_NO_SPACE_TEXT = "No space left on device"
 
 
 class ShiolError(Exception):
@@ -182,3 +189,41 @@ class NoSourceAnsweredError(FetchError):
     def __init__(self, message: str, *, attempts: list[str]) -> None:
         super().__init__(message, url="")
         self.attempts = attempts
+
+
+def no_space_left(err: BaseException | None) -> OSError | BaseException | None:
+    """The error in ``err``'s chain (causes and contexts) that says the disk is full, else None.
+
+    An ``OSError`` with ``ENOSPC`` or ``EDQUOT``, or an error whose text says so (DuckDB's IO errors).
+    """
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _NO_SPACE_ERRNOS:
+            return err
+        if _NO_SPACE_TEXT in str(err):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def disk_full_message(err: BaseException, *, fallback: Path) -> str:
+    """What a run that met a full disk says: the path that could not be written, the room left, what to free.
+
+    Args:
+        err: The error whose chain holds the disk-full error (see :func:`no_space_left`).
+        fallback: The path to name when that error names none (the store, the archive).
+    """
+    full = no_space_left(err)
+    named = (full.filename2 or full.filename) if isinstance(full, OSError) else None
+    path = Path(named) if named else Path(fallback)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = f"{shutil.disk_usage(probe).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return (f"disk full: no space left on the device holding {path} ({free}); free space on that device "
+            "(files you do not need there, old runs' notebooks and HTML with 'shiol runs prune --keep-days N') "
+            "and run the job again")

@@ -7,6 +7,7 @@ says ``running`` until the run has really ended.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -58,15 +59,17 @@ def run_dir(runs_dir: Path, job: str, run_id: str, started_at: datetime) -> Path
 
 def ensure_writable(path: Path) -> Path:
     """Create ``path`` and prove a file can be written there, or raise :class:`ArchiveError`."""
+    probe = path / f".write-probe-{os.getpid()}"
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-probe-{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
-        raise ArchiveError(
-            f"the runs directory {path} is not writable ({err.strerror}); fix its permissions or set SHIOL_RUNS_DIR"
-        ) from err
+        with contextlib.suppress(OSError):  # a full disk creates the file, then refuses its bytes
+            probe.unlink(missing_ok=True)
+        remedy = ("free space on that device" if err.errno in (errno.ENOSPC, errno.EDQUOT)
+                  else "fix its permissions or set SHIOL_RUNS_DIR")
+        raise ArchiveError(f"the runs directory {path} is not writable ({err.strerror}); {remedy}") from err
     return path
 
 

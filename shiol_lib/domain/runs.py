@@ -109,6 +109,7 @@ class ErrorClass(StrEnum):
     CONFIGURATION = "configuration"
     STORE = "store"
     JOB_PROCESS = "job process"  # the job process exited without a result
+    DISK_FULL = "disk_full"  # no space left on the device of the store or the archive
 
 
 class RetryState(StrEnum):

@@ -24,7 +24,14 @@ from shiol_lib.archive import ledger
 from shiol_lib.archive.manifest import SCHEMA_VERSION, Manifest, StepRecord
 from shiol_lib.archive.verify import artefact_hashes
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus
-from shiol_lib.errors import ArchiveError, JobBusyError
+from shiol_lib.errors import (
+    ArchiveError,
+    JobBusyError,
+    ShiolError,
+    SnapshotStaleError,
+    disk_full_message,
+    no_space_left,
+)
 from shiol_lib.execution.outcome import ReportTitle, StepOutcome
 from shiol_lib.jobs.catalog import Step, performance_jobs
 from shiol_lib.jobs.context import RunContext
@@ -79,12 +86,17 @@ class RunLifecycle:
         directory = archive.run_dir(settings.runs_dir, job, run_id, started)
         # pid, host and heartbeat go to the run row only; the job lock names the run (its uniqueness per job
         # is the exclusion) and is deleted when the run ends, while the row is the history that outlives it.
-        holder = job_table.start_run_exclusive(store, run_table.RunRow(
-            run_id=run_id, job=job, slot=context.slot, trigger=str(context.trigger), status=RunStatus.RUNNING,
-            started_at=started, finished_at=None, error=None, error_class=None, target_draw_date=None,
-            attempt=context.attempt, parent_run_id=context.parent_run_id, seed=seed, pid=os.getpid(),
-            host=socket.gethostname(), heartbeat_at=started, archive_dir=str(directory), draw_date=context.draw_date,
-        ), is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s))
+        try:
+            with store.deferred_publishing():  # a snapshot that cannot be published must not hide the start
+                holder = job_table.start_run_exclusive(store, run_table.RunRow(
+                    run_id=run_id, job=job, slot=context.slot, trigger=str(context.trigger),
+                    status=RunStatus.RUNNING, started_at=started, finished_at=None, error=None, error_class=None,
+                    target_draw_date=None, attempt=context.attempt, parent_run_id=context.parent_run_id, seed=seed,
+                    pid=os.getpid(), host=socket.gethostname(), heartbeat_at=started, archive_dir=str(directory),
+                    draw_date=context.draw_date,
+                ), is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s))
+        except SnapshotStaleError as err:  # committed: the run is recorded; its steps meet the full disk, if any
+            log.warning("run %s opened; %s", run_id, err)
         if holder is not None:
             raise JobBusyError(
                 f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
@@ -167,59 +179,94 @@ class RunLifecycle:
         except ArchiveError as err:
             self._fail_archive(finished, err)
             raise
-        with self.store.deferred_publishing():  # the run's end, its lock and its dead letters: one publish
-            run_table.finish_run(self.store, self.run_id, status=status, finished_at=finished, error=error,
-                                 error_class=manifest.error_class, ledger_head=(entry["seq"], entry["hash"]))
-            job_table.release_job(self.store, self.job, self.run_id)
-            if status == RunStatus.SUCCESS:  # before the listing, which shows the open dead letters
-                job_table.resolve_dead_letters(self.store, job=self.job, slot=manifest.slot,
-                                               draw_date=manifest.draw_date, run_id=self.run_id, at=finished)
+        try:
+            with self.store.deferred_publishing():  # the run's end, its lock and its dead letters: one publish
+                run_table.finish_run(self.store, self.run_id, status=status, finished_at=finished, error=error,
+                                     error_class=manifest.error_class, ledger_head=(entry["seq"], entry["hash"]))
+                job_table.release_job(self.store, self.job, self.run_id)
+                if status == RunStatus.SUCCESS:  # before the listing, which shows the open dead letters
+                    job_table.resolve_dead_letters(self.store, job=self.job, slot=manifest.slot,
+                                                   draw_date=manifest.draw_date, run_id=self.run_id, at=finished)
+        except SnapshotStaleError as err:  # committed: the run is closed, only the readers' copy is late
+            log.warning("run %s closed; %s", self.run_id, err)
         self._write_index()
         return RunOutcome(self.run_id, self.job, status, self.directory, manifest, results)
 
-    def close_crashed(self, row: run_table.RunRow, *, reason: str) -> None:
-        """Close a dead run: partials rendered, ``crashed`` manifest and ledger entry, then the row; once each.
+    def close_crashed(self, row: run_table.RunRow, *, reason: str) -> bool:
+        """Close a dead run: partials rendered, final manifest and ledger entry, then the row; once each.
 
-        Its stored tickets are discarded (never counted twice; their hash stays in the outputs). When
-        the archive cannot be written the row is still closed (a dead run must not stay running).
+        It closes ``crashed``, or ``failed`` with the cause its row recorded (a full disk). A run whose
+        folder never existed gets one with a minimal manifest; a run whose close reached the ledger
+        but not the store keeps that close. Its stored tickets are discarded (never counted twice;
+        their hash stays in the outputs). When the archive cannot be written the row stays ``running``
+        (a later recovery closes it): a closed row always has its ledger entry. Returns whether it closed.
         """
         from shiol_lib.store import predictions as prediction_table  # a scheduler with no dead run needs no pandas
 
-        ended = row.heartbeat_at or row.started_at
-        head = None
-        if self.directory is not None:
-            try:
-                self._close_dead_steps(row, reason)
-                manifest = self.manifest
-                manifest.outputs = prediction_table.output_hashes(self.store, row.run_id)
-                discarded = prediction_table.discard_predictions(self.store, row.run_id)
-                manifest.status, manifest.error = RunStatus.CRASHED, f"crashed: {reason}" + (
-                    f"; its {discarded} stored tickets were discarded (their hash stays in outputs)"
-                    if discarded else "")
-                manifest.finished_at = ended
-                manifest.schema = SCHEMA_VERSION
-                manifest.artefacts = artefact_hashes(self.directory)
-                path = archive.write_manifest(self.directory, manifest)
-                entry = ledger.append_entry(self.settings.runs_dir, run_id=row.run_id, job=row.job,
-                                            status=RunStatus.CRASHED, manifest_path=path, key=self.settings.ledger_key)
-                head = (entry["seq"], entry["hash"])
-            except (ArchiveError, OSError) as err:
-                log.error("run %s: its archive could not be closed (%s); closing the store row only", row.run_id, err)
-        job_table.mark_crashed(self.store, row.run_id, at=ended, reason=reason, ledger_head=head)
-        log.warning("run %s of %s closed as crashed: %s", row.run_id, row.job, reason)
+        ended, manifest = row.heartbeat_at or row.started_at, self.manifest
+        error: str | None
+        error_class: str | None
+        if row.error_class == ErrorClass.DISK_FULL:  # recorded when its archive could not be written
+            status, error, error_class = RunStatus.FAILED, row.error or reason, ErrorClass.DISK_FULL
+        else:
+            status, error, error_class = RunStatus.CRASHED, f"crashed: {reason}", ErrorClass.CRASHED
+        try:
+            with self.store.deferred_publishing(publish_at_end=False):  # the row's close publishes once
+                entered = any(e.get("run_id") == row.run_id for e in ledger.read_ledger(self.settings.runs_dir))
+                if entered and manifest.status != RunStatus.RUNNING:  # its close reached the ledger, not the store
+                    status, error, ended = RunStatus(manifest.status), manifest.error, manifest.finished_at or ended
+                    error_class = manifest.error_class
+                    newest = ledger.head(self.settings.runs_dir)
+                    head = (newest.seq, newest.hash) if newest else None
+                else:
+                    fresh = self.directory is None  # the folder never existed: a minimal manifest, nothing to render
+                    self.directory = self.directory or Path(row.archive_dir or archive.run_dir(
+                        self.settings.runs_dir, row.job, row.run_id, row.started_at))
+                    if fresh:
+                        archive.ensure_writable(self.directory)
+                    self._close_dead_steps(row, reason, render=not fresh)
+                    manifest.outputs = prediction_table.output_hashes(self.store, row.run_id)
+                    discarded = prediction_table.discard_predictions(self.store, row.run_id)
+                    manifest.status, manifest.error = status, (error or reason) + (
+                        f"; its {discarded} stored tickets were discarded (their hash stays in outputs)"
+                        if discarded else "")
+                    manifest.finished_at, manifest.error_class = ended, str(error_class)
+                    error = manifest.error
+                    manifest.schema = SCHEMA_VERSION
+                    manifest.artefacts = artefact_hashes(self.directory)
+                    path = archive.write_manifest(self.directory, manifest)
+                    entry = ledger.append_entry(self.settings.runs_dir, run_id=row.run_id, job=row.job,
+                                                status=status, manifest_path=path, key=self.settings.ledger_key)
+                    head = (entry["seq"], entry["hash"])
+        except (ShiolError, OSError) as err:  # the archive, or a step row, could not be written
+            log.error("run %s: its archive could not be closed (%s); it stays open until a later recovery can "
+                      "write it", row.run_id, err)
+            return False
+        try:
+            if status == RunStatus.CRASHED:
+                job_table.mark_crashed(self.store, row.run_id, at=ended, reason=reason, ledger_head=head)
+            else:
+                run_table.finish_run(self.store, row.run_id, status=status, finished_at=ended, error=error,
+                                     error_class=str(error_class) if error_class else None, ledger_head=head)
+                job_table.release_job(self.store, row.job, row.run_id)
+        except SnapshotStaleError as err:  # committed: the run is closed, only the readers' copy is late
+            log.warning("run %s closed; %s", row.run_id, err)
+        log.warning("run %s of %s closed as %s: %s", row.run_id, row.job, status, error)
         self._write_index()
+        return True
 
-    def _close_dead_steps(self, row: run_table.RunRow, reason: str) -> None:
+    def _close_dead_steps(self, row: run_table.RunRow, reason: str, *, render: bool = True) -> None:
         """The running step becomes ``crashed`` with its partial notebook rendered; later ones ``skipped``."""
         for position, step in enumerate(self.manifest.steps, start=1):
             if step.status not in (StepStatus.RUNNING, StepStatus.PENDING):
                 continue
             if step.status == StepStatus.RUNNING:
                 step.error, step.error_class = f"the job process died during this step: {reason}", ErrorClass.CRASHED
-                assert self.directory is not None  # close_crashed closes the steps only of a run with its folder
-                render_dead_step(step, reason, ReportTitle(
-                    row.run_id, row.job, row.target_draw_date.isoformat() if row.target_draw_date else ""),
-                    directory=self.directory, notebooks_dir=self.settings.notebooks_dir)
+                if render:
+                    assert self.directory is not None  # a run's steps are rendered only in its folder
+                    render_dead_step(step, reason, ReportTitle(
+                        row.run_id, row.job, row.target_draw_date.isoformat() if row.target_draw_date else ""),
+                        directory=self.directory, notebooks_dir=self.settings.notebooks_dir)
                 step.status = StepStatus.CRASHED
             else:
                 step.status = StepStatus.SKIPPED
@@ -240,6 +287,15 @@ class RunLifecycle:
             run_table.update_run(self.store, self.run_id, **fields)
 
     def _fail_archive(self, at: datetime, err: ArchiveError) -> None:
+        if no_space_left(err):  # the row keeps the cause and stays open: recovery closes it with its ledger entry
+            message = disk_full_message(err, fallback=self.settings.runs_dir)
+            try:
+                run_table.update_run(self.store, self.run_id, error=message, error_class=str(ErrorClass.DISK_FULL))
+            except SnapshotStaleError:  # committed: only the readers' copy is late
+                pass
+            except ShiolError as stored:
+                log.error("run %s: its cause could not be recorded either: %s", self.run_id, stored)
+            raise ArchiveError(message) from err
         run_table.finish_run(self.store, self.run_id, status=RunStatus.FAILED, finished_at=at,
                              error=f"archive: {err}", error_class=ErrorClass.ARCHIVE)
         job_table.release_job(self.store, self.job, self.run_id)

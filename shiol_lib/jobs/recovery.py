@@ -6,7 +6,9 @@ closes the run through its lifecycle (:meth:`~shiol_lib.jobs.lifecycle.RunLifecy
 what the partial notebooks hold is rendered (or the report of a step that never started), the
 manifest gets status ``crashed`` and the last heartbeat as its end, the run's ledger entry is
 appended, the store row is closed with the new ledger head in the same transaction, and the index
-is rewritten.
+is rewritten. A run whose archive folder never existed gets one with a minimal manifest, a run that
+recorded a full disk closes ``failed`` with that cause, and a run whose archive cannot be written stays
+open until it can: a closed row always has its ledger entry, so verify never reports a missing one.
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ def close_dead_runs(settings: Settings, store: Store, *, now: datetime | None = 
             continue
         reason = (f"process {row.pid} on {row.host} died; last heartbeat "
                   f"{holder.heartbeat_at.isoformat()}, noticed {now.isoformat()}")
-        close_crashed_run(settings, store, row, reason=reason)
-        closed.append(row)
+        if close_crashed_run(settings, store, row, reason=reason):
+            closed.append(row)
     return closed
 
 
-def close_crashed_run(settings: Settings, store: Store, row: run_table.RunRow, *, reason: str) -> None:
-    """Close one dead run everywhere: rendered partials, ``crashed`` manifest, ledger entry, store row."""
-    RunLifecycle.of_dead_run(settings, store, row).close_crashed(row, reason=reason)
+def close_crashed_run(settings: Settings, store: Store, row: run_table.RunRow, *, reason: str) -> bool:
+    """Close one dead run everywhere: rendered partials, final manifest, ledger entry, store row.
+
+    Returns False when its archive could not be written: the row then stays open for a later recovery.
+    """
+    return RunLifecycle.of_dead_run(settings, store, row).close_crashed(row, reason=reason)

@@ -23,7 +23,7 @@ from shiol_lib.archive.compare import RerunResult, compare_outputs
 from shiol_lib.domain.draw_calendar import draw_after
 from shiol_lib.domain.history import data_hash
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus, Trigger
-from shiol_lib.errors import RunnerError, ShiolError
+from shiol_lib.errors import RunnerError, ShiolError, disk_full_message, no_space_left
 from shiol_lib.execution.kernels import KernelPool
 from shiol_lib.execution.outcome import StepOutcome
 from shiol_lib.execution.parameters import check_parameters, read_parameters
@@ -121,6 +121,10 @@ def run_job(
                     result = _run_step(run, position, step, options, overrides.get(step.name, {}))
                     ended = result.status
                 except ShiolError as err:  # refused before the notebook ran: bad parameters, empty store
+                    if no_space_left(err):
+                        recorded = run.manifest.steps[position - 1].status  # the step may have ended well
+                        ended = StepStatus.FAILED if recorded in (StepStatus.RUNNING, StepStatus.PENDING) else recorded
+                        raise  # a transition could not be recorded: the run ends disk_full (below)
                     run.end_step(position, dataclasses.replace(run.manifest.steps[position - 1],
                                                                status=StepStatus.FAILED, error=str(err)))
                     status, error, ended = RunStatus.FAILED, f"step {step.name}: {err}", StepStatus.FAILED
@@ -133,14 +137,26 @@ def run_job(
                 if result.status != StepStatus.SUCCESS:
                     status, error = RunStatus(result.status), f"step {step.name}: {result.error}"
                     error_class = result.error_class
+                    if result.status == StepStatus.FAILED and no_space_left(RuntimeError(result.error or "")):
+                        error_class = ErrorClass.DISK_FULL  # the kernel met the full disk
         except Interrupted as err:
             status, error, error_class = RunStatus.INTERRUPTED, f"stopped by {err}", ErrorClass.INTERRUPTED
             run.end_open_steps(StepStatus.INTERRUPTED)
         except Exception as err:  # noqa: BLE001 - whatever broke, the run is closed and archived
-            log.exception("run %s broke", run.run_id)
-            status, error = RunStatus.FAILED, f"{type(err).__name__}: {err}"
-            error_class = error_class or ErrorClass.CELL_ERROR
-            run.end_open_steps(StepStatus.FAILED)
+            status = RunStatus.FAILED
+            if no_space_left(err):  # a clear line, not a traceback: the disk is full, not the code broken
+                error, error_class = disk_full_message(err, fallback=settings.db_path), ErrorClass.DISK_FULL
+                log.error("run %s: %s", run.run_id, error)
+            else:
+                log.exception("run %s broke", run.run_id)
+                error, error_class = f"{type(err).__name__}: {err}", error_class or ErrorClass.CELL_ERROR
+            try:
+                with run.store.deferred_publishing(publish_at_end=False):  # the close publishes, or says why not
+                    run.end_open_steps(StepStatus.FAILED)
+            except (ShiolError, OSError) as late:  # the disk: the close records the run, or keeps its cause
+                if not no_space_left(late):
+                    raise
+                log.warning("run %s: its open steps could not be recorded: %s", run.run_id, late)
     return run.close(status, error=error, error_class=error_class, results=results)
 
 

@@ -1,10 +1,15 @@
-"""A full disk under the store: a real small tmpfs filled up (as root), and a simulated ``ENOSPC`` that
-runs anywhere.
+"""A full disk under the store and the archive: a real small tmpfs filled up (as root), and simulated
+``ENOSPC`` cases that run anywhere.
 
 On the tmpfs, real ``shiol update-data`` processes meet, in turn: no room even for the commit (refused,
 nothing written); room for the commit but not the snapshot copy (committed, the snapshot stale: exit 5
 with both facts); a process SIGKILLed between commit and publish (its temp copy left to fill the disk);
 then the next write, which removes that dead copy, republishes, and leaves store and snapshot equal.
+A real ``shiol run pipeline`` with a few MB free ends ``failed`` with error class ``disk_full`` and its
+ledger entry; recovery of a dead run whose folder never existed waits, on the full tmpfs, until it can
+write that run's ledger entry. Simulated (a process cannot be stopped there on a real disk at will): an
+``ENOSPC`` at the very manifest write that opens a run, and a close that reached the ledger but whose
+store commit failed.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import errno
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -23,11 +30,23 @@ import pytest
 from fakesources import NEWER_DRAWS, NyServer, history_draws
 from service_support import scheduler_env
 
-from shiol_lib.errors import SnapshotStaleError
+from shiol_lib.archive import folders as archive
+from shiol_lib.archive import ledger
+from shiol_lib.archive.verify import verify_archive
+from shiol_lib.domain.runs import ErrorClass, RunStatus
+from shiol_lib.errors import ArchiveError, SnapshotStaleError, StoreError
+from shiol_lib.jobs.catalog import Step
+from shiol_lib.jobs.context import RunContext
+from shiol_lib.jobs.lifecycle import RunLifecycle
+from shiol_lib.jobs.recovery import close_dead_runs
+from shiol_lib.settings import Settings, load_settings
+from shiol_lib.store import Store, open_store
+from shiol_lib.store import runs as run_table
 
 pytestmark = pytest.mark.faults("disk-full")
 
 DISK_BYTES = 8 * 1024 * 1024  # the tmpfs: a seeded store (~2 MB) and its snapshot (~2 MB) fit, with room
+RUN_DISK_BYTES = 24 * 1024 * 1024
 COMMIT_ROOM = 400 * 1024  # free space for the commit's log, not for a snapshot copy of the store
 CRASH = """
 import os, signal, sys
@@ -42,22 +61,33 @@ cli(sys.argv[1:])
 """
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of DISK_BYTES mounted in ``tmp_path`` (skipped where mounting is not permitted)."""
+def _mounted(tmp_path: Path, size: int) -> Iterator[Path]:
+    """A tmpfs of ``size`` bytes mounted in ``tmp_path`` (skipped where mounting is not permitted)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the simulated ENOSPC case runs instead")
+        pytest.skip("mounting a tmpfs needs root; the simulated ENOSPC cases run instead")
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs", str(disk)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"mount -t tmpfs is not permitted here ({mounted.stderr.strip() or mounted.returncode}); "
-                    "the simulated ENOSPC case runs instead")
+                    "the simulated ENOSPC cases run instead")
     try:
         yield disk
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of DISK_BYTES mounted in ``tmp_path``."""
+    yield from _mounted(tmp_path, DISK_BYTES)
+
+
+@pytest.fixture
+def run_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of RUN_DISK_BYTES: a store that grows with a run, its snapshot and a copy of it fit when emptied."""
+    yield from _mounted(tmp_path, RUN_DISK_BYTES)
 
 
 def _shiol(home: Path, *args: str, ny: str = "http://127.0.0.1:9", script: str | None = None
@@ -153,3 +183,146 @@ def test_a_simulated_enospc_at_publish_says_both_facts_and_marks_the_snapshot_st
     with store.transaction() as conn:
         conn.execute("CREATE TABLE next_write (x INTEGER)")
     assert not store.stale_marker.exists()  # the next write republished it
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _settings(home: Path) -> Settings:
+    return load_settings({"SHIOL_HOME": str(home), "SHIOL_NOTEBOOKS_DIR": str(REPO / "notebooks")})
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _verify(settings: Settings, store: Store) -> list[str]:
+    result = verify_archive(settings.runs_dir, anchor=run_table.ledger_anchor(store),
+                            runs=run_table.archived_runs(store))
+    return [str(problem) for problem in result.problems]
+
+
+def _dead_running_row(settings: Settings, store: Store, *, folder: Path | None = None) -> run_table.RunRow:
+    """A ``running`` row whose process is gone and whose run folder was never created."""
+    started = datetime.now(UTC) - timedelta(minutes=5)
+    run_id = archive.new_run_id(started)
+    row = run_table.RunRow(
+        run_id=run_id, job="pipeline", slot=None, trigger="manual", status="running", started_at=started,
+        finished_at=None, error=None, error_class=None, target_draw_date=None, attempt=1, parent_run_id=None,
+        seed=1, pid=_dead_pid(), host=socket.gethostname(), heartbeat_at=started,
+        archive_dir=str(folder or archive.run_dir(settings.runs_dir, "pipeline", run_id, started)))
+    run_table.insert_run(store, row)
+    return row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("free_mb", "exits"), [(5, {6}), (3, {6, 7})])
+def test_a_pipeline_run_with_a_few_mb_free_ends_failed_disk_full_with_its_ledger_entry(run_disk, fault_cases,
+                                                                                       free_mb, exits):
+    fault_cases(2)  # the run on the full disk; the archive and verify after room is made
+    small_disk, home = run_disk, run_disk / "home"
+    assert _shiol(home, "update-data", "--offline").returncode == 0
+    _fill(small_disk, free_mb * 1024 * 1024)
+    run = _shiol(home, "run", "pipeline", "--offline")
+    # 6: closed failed with its ledger entry. 7 (3 MB: the growing store took the archive's last byte): the
+    # row keeps the cause and stays open, and the next recovery closes it so. A clear message, no traceback.
+    assert run.returncode in exits, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert "disk full: no space left on the device holding " + str(home) in run.stderr
+    assert "free space on that device" in run.stderr and "shiol runs prune" in run.stderr
+    (small_disk / "filler").unlink()
+    settings = _settings(home)
+    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5)
+    [opened] = run_table.list_runs(store)
+    assert opened.error_class == ErrorClass.DISK_FULL  # the cause is kept, whichever way it ended
+    close_dead_runs(settings, store)  # what the next run does first: the cause survives it
+    [row] = run_table.list_runs(store)
+    assert (row.status, row.error_class) == (RunStatus.FAILED, ErrorClass.DISK_FULL), row
+    manifest = archive.read_manifest(Path(row.archive_dir))
+    assert (manifest.status, manifest.error_class) == (RunStatus.FAILED, ErrorClass.DISK_FULL)
+    assert [e["run_id"] for e in ledger.read_ledger(settings.runs_dir)] == [row.run_id]
+    verified = _shiol(home, "runs", "verify")
+    assert verified.returncode == 0 and "archive intact" in verified.stdout, verified.stdout + verified.stderr
+
+
+def test_recovery_on_a_full_disk_waits_and_then_writes_the_ledger_entry(small_disk, fault_cases):
+    fault_cases(2)  # recovery with no room; recovery once there is room
+    home = small_disk / "home"
+    assert _shiol(home, "update-data", "--offline").returncode == 0
+    settings = _settings(home)
+    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5)
+    row = _dead_running_row(settings, store)  # it died before its folder was made
+    _fill(small_disk, 0)
+    assert close_dead_runs(settings, store) == []  # nothing can be written: the row stays open, not half-closed
+    assert run_table.get_run(store, row.run_id).status == RunStatus.RUNNING
+    (small_disk / "filler").unlink()
+    assert [r.run_id for r in close_dead_runs(settings, store)] == [row.run_id]
+    closed = run_table.get_run(store, row.run_id)
+    assert closed.status == RunStatus.CRASHED
+    manifest = archive.read_manifest(Path(row.archive_dir))  # a minimal manifest in the folder it never made
+    assert manifest.status == RunStatus.CRASHED and "died" in manifest.error
+    assert ledger.read_ledger(settings.runs_dir)[-1]["run_id"] == row.run_id
+    assert _verify(settings, store) == []  # no false alarm, now or later
+    assert close_dead_runs(settings, store) == []
+
+
+def test_a_run_whose_folder_never_existed_is_closed_with_a_minimal_manifest_and_verify_stays_clean(tmp_path):
+    settings = _settings(tmp_path / "home")
+    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5)
+    row = _dead_running_row(settings, store)
+    assert [r.run_id for r in close_dead_runs(settings, store)] == [row.run_id]
+    [entry] = ledger.read_ledger(settings.runs_dir)
+    assert (entry["run_id"], entry["status"]) == (row.run_id, "crashed")
+    assert archive.read_manifest(Path(row.archive_dir)).run_id == row.run_id
+    assert _verify(settings, store) == []
+
+
+def test_a_simulated_enospc_at_the_opening_manifest_keeps_the_cause_for_recovery(tmp_path, monkeypatch):
+    settings = _settings(tmp_path / "home")
+    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5)
+
+    def disk_full(directory: Path, manifest: object) -> Path:
+        raise ArchiveError(f"could not write {directory}: the disk is full") from OSError(
+            errno.ENOSPC, "No space left on device", str(directory / "manifest.json"))
+
+    monkeypatch.setattr(archive, "write_manifest", disk_full)
+    with pytest.raises(ArchiveError, match="disk full: no space left on the device holding") as caught:
+        RunLifecycle.open(settings, store, "pipeline", (Step("update_data", "10_update_data.ipynb"),),
+                          RunContext(), seed=1, code={}, environment={})
+    assert "shiol runs prune" in str(caught.value)
+    monkeypatch.undo()
+    [row] = run_table.list_runs(store)
+    assert (row.status, row.error_class) == (RunStatus.RUNNING, ErrorClass.DISK_FULL)  # open, its cause kept
+    run_table.update_run(store, row.run_id, pid=_dead_pid())  # its process exits
+    assert [r.run_id for r in close_dead_runs(settings, store)] == [row.run_id]
+    closed = run_table.get_run(store, row.run_id)
+    assert (closed.status, closed.error_class) == (RunStatus.FAILED, ErrorClass.DISK_FULL)  # not "crashed"
+    assert closed.error.startswith("disk full:")
+    manifest = archive.read_manifest(Path(row.archive_dir))
+    assert (manifest.status, manifest.error_class) == (RunStatus.FAILED, ErrorClass.DISK_FULL)
+    assert ledger.read_ledger(settings.runs_dir)[-1]["status"] == "failed"
+    assert _verify(settings, store) == []
+
+
+def test_a_close_that_reached_the_ledger_but_not_the_store_is_kept_by_recovery(tmp_path, monkeypatch):
+    settings = _settings(tmp_path / "home")
+    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5)
+    run = RunLifecycle.open(settings, store, "pipeline", (Step("update_data", "10_update_data.ipynb"),),
+                            RunContext(), seed=1, code={}, environment={})
+
+    def no_room(*args: object, **kwargs: object) -> None:
+        raise StoreError("the change could not be committed to the store: No space left on device")
+
+    monkeypatch.setattr(run_table, "finish_run", no_room)  # simulated: the store's commit meets the full disk
+    with pytest.raises(StoreError):
+        run.close(RunStatus.FAILED, error="disk full: no space left on the device holding X",
+                  error_class=ErrorClass.DISK_FULL, results=[])
+    monkeypatch.undo()
+    run_table.update_run(store, run.run_id, pid=_dead_pid())
+    assert [r.run_id for r in close_dead_runs(settings, store)] == [run.run_id]
+    closed = run_table.get_run(store, run.run_id)
+    assert (closed.status, closed.error_class) == (RunStatus.FAILED, ErrorClass.DISK_FULL)
+    assert [e["run_id"] for e in ledger.read_ledger(settings.runs_dir)] == [run.run_id]  # one entry, not two
+    assert _verify(settings, store) == []
