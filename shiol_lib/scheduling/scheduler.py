@@ -29,7 +29,7 @@ from shiol_lib.domain.runs import ErrorClass, ExitCode, RunStatus, StepStatus
 from shiol_lib.execution.processes import kill_process_tree
 from shiol_lib.jobs.context import RunContext, parse_trigger
 from shiol_lib.jobs.job_process import RunRequest, RunResult, start_job_process
-from shiol_lib.jobs.liveness import job_is_alive
+from shiol_lib.jobs.liveness import find_dead_runs, job_is_alive
 from shiol_lib.jobs.recovery import close_dead_runs
 from shiol_lib.logs import first_line
 from shiol_lib.scheduling.alerts import send_alert
@@ -137,12 +137,13 @@ class Scheduler:
     def plan(self, at: datetime | None = None, store: Store | None = None) -> Plan:
         """The plan at ``at`` (default now), from the store, with the store's drawings against the calendar.
 
-        Reads only.
+        Reads only: a run whose process is gone is named in ``dead_runs``, not closed.
         """
         at = at or datetime.now(UTC)
         store = store or self.store()
         plan = plan_runs(read_history(store, at, stale_s=self.settings.heartbeat_stale_s), at, self.config)
-        return replace(plan, draws=draw_coverage(store.draw_dates(), at))
+        return replace(plan, draws=draw_coverage(store.draw_dates(), at),
+                       dead_runs=find_dead_runs(store, stale_s=self.settings.heartbeat_stale_s, now=at))
 
     def start_planning(self) -> None:
         """Start the planning thread: plans from now on come from it (see :class:`PlanLoop`)."""
