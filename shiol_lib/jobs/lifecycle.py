@@ -7,6 +7,7 @@ ending a step writes the manifest, the step's row and the run's row (heartbeat, 
 settled); closing writes the final manifest, appends the ledger entry and closes the run row with the
 ledger head in one transaction. :func:`~shiol_lib.jobs.run.run_job` walks a job through it, and
 :mod:`shiol_lib.jobs.recovery` closes a dead run through :meth:`RunLifecycle.close_crashed`.
+:func:`refuse_if_busy` records a start of a busy job ``refused`` before anything expensive is done.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from run_holder_support import hold_job
+
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.jobs.catalog import DATA_UPDATE
 from shiol_lib.settings import load_settings
@@ -22,19 +24,6 @@ from shiol_lib.store import open_store
 from shiol_lib.store import runs as run_table
 
 SHIOL = str(Path(sys.executable).parent / "shiol")
-HOLDER = """
-import sys, time
-from shiol_lib.jobs.context import RunContext
-from shiol_lib.jobs.lifecycle import RunLifecycle
-from shiol_lib.settings import load_settings
-from shiol_lib.store import open_store
-
-settings = load_settings()
-store = open_store(settings.db_path, settings.snapshot_path)
-run = RunLifecycle.open(settings, store, sys.argv[1], (), RunContext(), seed=1, code={}, environment={})
-print(run.run_id, flush=True)
-time.sleep(600)
-"""
 
 
 def _shiol(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -53,16 +42,10 @@ def test_status_and_plan_name_a_run_killed_with_sigkill_at_once(tmp_path: Path) 
     env = {**os.environ, "SHIOL_HOME": str(tmp_path), "SHIOL_HEARTBEAT_STALE_S": "86400"}
     settings = load_settings(env)
     open_store(settings.db_path, settings.snapshot_path)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, DATA_UPDATE.name], env=env, stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout is not None
-        run_id = holder.stdout.readline().strip()
-        assert run_id
+    with hold_job(tmp_path, DATA_UPDATE.name, env) as (holder, run_id):
         status_dead, plan_dead, status_text, plan_text = _dead_in(env)
         assert status_dead == [] and plan_dead == []  # alive: nothing to report
         assert run_id not in status_text and run_id not in plan_text
-    finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=30)
 

@@ -12,25 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from run_holder_support import hold_job
+
 from shiol_lib.domain.runs import ExitCode, RunStatus
 from shiol_lib.jobs.catalog import PIPELINE
 from shiol_lib.settings import load_settings
 from shiol_lib.store import open_store
 from shiol_lib.store import runs as run_table
-
-HOLDER = """
-import sys, time
-from shiol_lib.jobs.context import RunContext
-from shiol_lib.jobs.lifecycle import RunLifecycle
-from shiol_lib.settings import load_settings
-from shiol_lib.store import open_store
-
-settings = load_settings()
-store = open_store(settings.db_path, settings.snapshot_path)
-run = RunLifecycle.open(settings, store, sys.argv[1], (), RunContext(), seed=1, code={}, environment={})
-print(run.run_id, flush=True)
-time.sleep(600)
-"""
 
 # `shiol ARGS...` with an audit hook that records each process started and each import of the runner's packages.
 AUDITED_SHIOL = """
@@ -60,13 +48,7 @@ def _audited(home: Path, record: Path, *args: str) -> subprocess.CompletedProces
 def test_a_second_pipeline_start_is_refused_before_the_runner_or_a_kernel(tmp_path: Path) -> None:
     settings = load_settings({"SHIOL_HOME": str(tmp_path)})
     open_store(settings.db_path, settings.snapshot_path)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, PIPELINE.name], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "SHIOL_HOME": str(tmp_path)})
-    try:
-        assert holder.stdout is not None
-        holder_run = holder.stdout.readline().strip()
-        assert holder_run
-
+    with hold_job(tmp_path, PIPELINE.name) as (holder, holder_run):
         # The audit itself sees what it looks for: a step start (free job) imports the runner and starts a
         # kernel before its bad parameter is refused.
         control = _audited(tmp_path, tmp_path / "control.txt", "run", "step", "generate_predictions",
@@ -79,8 +61,5 @@ def test_a_second_pipeline_start_is_refused_before_the_runner_or_a_kernel(tmp_pa
         assert refused.returncode == ExitCode.BUSY, refused.stdout + refused.stderr
         assert f"already running (run {holder_run}, pid {holder.pid}" in refused.stderr
         assert (tmp_path / "refused.txt").read_text() == ""  # nothing started, the runner never imported
-    finally:
-        holder.kill()
-        holder.wait(timeout=30)
     rows = run_table.list_runs(open_store(settings.db_path, settings.snapshot_path), job=PIPELINE.name)
     assert [row.status for row in rows] == [RunStatus.REFUSED, RunStatus.RUNNING]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from run_holder_support import hold_job
 
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import JobBusyError
@@ -19,21 +17,6 @@ from shiol_lib.jobs.lifecycle import refuse_if_busy
 from shiol_lib.settings import Settings, load_settings
 from shiol_lib.store import open_store
 from shiol_lib.store import runs as run_table
-
-# A real process that opens a run of the job through the lifecycle (row, job lock, manifest), says so and waits.
-HOLDER = """
-import sys, time
-from shiol_lib.jobs.context import RunContext
-from shiol_lib.jobs.lifecycle import RunLifecycle
-from shiol_lib.settings import load_settings
-from shiol_lib.store import open_store
-
-settings = load_settings()
-store = open_store(settings.db_path, settings.snapshot_path)
-run = RunLifecycle.open(settings, store, sys.argv[1], (), RunContext(), seed=1, code={}, environment={})
-print(run.run_id, flush=True)
-time.sleep(600)
-"""
 
 
 def settings_for(home: Path) -> Settings:
@@ -47,17 +30,8 @@ def settings_for(home: Path) -> Settings:
 def held(tmp_path: Path) -> Iterator[tuple[Settings, str]]:
     """A store whose pipeline job is held by a live process; yields the settings and the holder's run id."""
     settings = settings_for(tmp_path)
-    env = {**os.environ, "SHIOL_HOME": str(tmp_path)}
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, PIPELINE.name], env=env, stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout is not None
-        run_id = holder.stdout.readline().strip()
-        assert run_id, "the holder did not open its run"
+    with hold_job(tmp_path, PIPELINE.name) as (_, run_id):
         yield settings, run_id
-    finally:
-        holder.kill()
-        holder.wait(timeout=30)
 
 
 def test_a_busy_job_is_refused_before_a_kernel_starts(held, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,12 +67,8 @@ def test_the_check_creates_no_store(tmp_path: Path) -> None:
 
 def test_a_dead_holder_does_not_refuse(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
-    env = {**os.environ, "SHIOL_HOME": str(tmp_path)}
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, PIPELINE.name], env=env, stdout=subprocess.PIPE,
-                              text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip()
-    holder.kill()
-    holder.wait(timeout=30)
-    refuse_if_busy(settings, PIPELINE.name, RunContext(), seed=1)  # its run is left for recovery to close
+    with hold_job(tmp_path, PIPELINE.name):
+        pass  # killed on leaving: its run stays `running`, for recovery to close
+    refuse_if_busy(settings, PIPELINE.name, RunContext(), seed=1)
     store = open_store(settings.db_path, settings.snapshot_path)
     assert [row.status for row in run_table.list_runs(store)] == [RunStatus.RUNNING]
