@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from shiol_lib.cli.lab_server import lab_server, run_lab
 from shiol_lib.settings import Settings
 
 
@@ -16,6 +15,8 @@ from shiol_lib.settings import Settings
 @click.pass_obj
 def lab_command(settings: Settings, port: int | None, token: str | None) -> None:
     """Start JupyterLab on 127.0.0.1 in the notebooks folder with the workbench's kernel and settings."""
+    from shiol_lib.cli.lab_server import lab_server, run_lab  # jupyter_client: only for this command
+
     server = lab_server(settings, port=port, token=token)
     if not settings.snapshot_path.exists():
         click.echo(f"warning: no store snapshot at {settings.snapshot_path} yet; run 'shiol update-data'", err=True)

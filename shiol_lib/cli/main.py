@@ -112,6 +112,7 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
 def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
     """The facts ``shiol status`` shows, JSON-ready; instants ISO-8601 in New York time with a UTC twin."""
     from shiol_lib.domain.draw_calendar import draw_coverage, draw_instant, iso_et, iso_utc, next_draw
+    from shiol_lib.jobs.liveness import find_dead_runs
     from shiol_lib.store.sources import last_answer_summary
 
     dates = store.draw_dates()
@@ -136,6 +137,7 @@ def status_dict(settings: Settings, store: Store, now: datetime) -> dict[str, An
             "utc": iso_utc(draw_instant(upcoming)),
         },
         "sources": last_answer_summary(store, now),
+        "dead_runs": [d.as_dict() for d in find_dead_runs(store, stale_s=settings.heartbeat_stale_s, now=now)],
         "now": iso_et(now),
         "now_utc": iso_utc(now),
     }
@@ -167,6 +169,9 @@ def status_command(settings: Settings, as_json: bool) -> None:
     since = sources["seconds_since_last_answer"]
     click.echo("last source answer: never" if since is None else
                f"last source answer: {_ago(since)} ago ({sources['last_answered_at_utc']} UTC)")
+    for dead in data["dead_runs"]:
+        click.echo(f"dead run: {dead['job']} run {dead['run_id']} (pid {dead['pid']} on {dead['host']}): "
+                   f"{dead['reason']}; last heartbeat {dead['heartbeat_at_utc']} UTC (not closed yet)")
 
 
 def _ago(seconds: float) -> str:

@@ -76,8 +76,8 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
                 offline: bool, seed: int | None, target: Any, as_json: bool, trigger: str, slot: str | None,
                 draw_date: Any, attempt: int) -> None:
     """Run a job (pipeline, data_update, evaluation) or one step: `shiol run step NAME -p key value`."""
-    from shiol_lib.jobs import run as pipeline
-    from shiol_lib.jobs.context import RunContext, parse_trigger
+    from shiol_lib.jobs.context import DEFAULT_SEED, RunContext, parse_trigger
+    from shiol_lib.jobs.lifecycle import refuse_if_busy
     from shiol_lib.jobs.liveness import interrupt_on_sigterm
     from shiol_lib.jobs.progress import StreamProgress
 
@@ -94,6 +94,10 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
             raise RunnerError(f"--slot {slot!r} needs its UTC offset (e.g. 2024-07-01T23:29:00-04:00)")
         context = RunContext(trigger=parse_trigger(trigger), slot=slot_at, attempt=attempt,
                              draw_date=draw_date.date() if draw_date else None)
+        # A busy job is refused before the runner (papermill, nbformat: seconds) is imported, let alone a kernel.
+        refuse_if_busy(settings, job, context, seed=DEFAULT_SEED if seed is None else seed)
+        from shiol_lib.jobs import run as pipeline
+
         if job == "step":
             if not step_name:
                 raise RunnerError("name the step: shiol run step NAME (e.g. generate_predictions)")

@@ -52,6 +52,8 @@ def plan_command(settings: Settings, at: str | None, as_json: bool) -> None:
     for missed in plan.missed:
         draw = f" drawing {missed.draw_date}" if missed.draw_date else ""
         click.echo(f"  missed {missed.kind:<5} {missed.job:<12} slot {et_and_utc(missed.slot)}{draw}")
+    for dead in plan.dead_runs:
+        click.echo(f"  DEAD {dead.as_text()} (closed as crashed by the next run or the scheduler)")
     for alert in plan.alerts:
         click.echo(f"  ALERT {alert}")
 

@@ -14,6 +14,8 @@ from typing import Any
 from shiol_lib.domain.runs import Trigger
 from shiol_lib.errors import ConfigError
 
+DEFAULT_SEED = 20240701  # a run's random seed unless one is given (recorded in its row and manifest)
+
 
 @dataclass(frozen=True)
 class RunContext:

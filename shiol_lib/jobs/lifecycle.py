@@ -7,6 +7,7 @@ ending a step writes the manifest, the step's row and the run's row (heartbeat, 
 settled); closing writes the final manifest, appends the ledger entry and closes the run row with the
 ledger head in one transaction. :func:`~shiol_lib.jobs.run.run_job` walks a job through it, and
 :mod:`shiol_lib.jobs.recovery` closes a dead run through :meth:`RunLifecycle.close_crashed`.
+:func:`refuse_if_busy` records a start of a busy job ``refused`` before anything expensive is done.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from shiol_lib.jobs.context import RunContext
 from shiol_lib.jobs.liveness import job_is_alive
 from shiol_lib.jobs.step_records import render_dead_step
 from shiol_lib.settings import Settings
-from shiol_lib.store import Store
+from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
 from shiol_lib.store import runs as run_table
 
@@ -88,20 +89,13 @@ class RunLifecycle:
         # is the exclusion) and is deleted when the run ends, while the row is the history that outlives it.
         try:
             with store.deferred_publishing():  # a snapshot that cannot be published must not hide the start
-                holder = job_table.start_run_exclusive(store, run_table.RunRow(
-                    run_id=run_id, job=job, slot=context.slot, trigger=str(context.trigger),
-                    status=RunStatus.RUNNING, started_at=started, finished_at=None, error=None, error_class=None,
-                    target_draw_date=None, attempt=context.attempt, parent_run_id=context.parent_run_id, seed=seed,
-                    pid=os.getpid(), host=socket.gethostname(), heartbeat_at=started, archive_dir=str(directory),
-                    draw_date=context.draw_date,
-                ), is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s))
+                holder = job_table.start_run_exclusive(
+                    store, _running_row(job, context, seed, started, directory),
+                    is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s))
         except SnapshotStaleError as err:  # committed: the run is recorded; its steps meet the full disk, if any
             log.warning("run %s opened; %s", run_id, err)
         if holder is not None:
-            raise JobBusyError(
-                f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
-                f"this start was recorded as refused run {run_id}"
-            )
+            raise _busy_error(job, holder, run_id)
         manifest = Manifest(
             run_id=run_id, job=job, trigger=str(context.trigger), status=RunStatus.RUNNING, started_at=started,
             steps=[StepRecord(s.name, s.notebook) for s in steps], slot=context.slot, draw_date=context.draw_date,
@@ -309,3 +303,38 @@ class RunLifecycle:
                                   **run_index.store_context(self.store))
         except ArchiveError as err:  # the run is closed and recorded; only its listing is late
             log.warning("run %s closed, but runs/index.html was not rewritten: %s", self.run_id, err)
+
+
+def refuse_if_busy(settings: Settings, job: str, context: RunContext, *, seed: int) -> None:
+    """Record this start ``refused`` and raise :class:`JobBusyError` when a live run holds ``job``.
+
+    A free job (or no store yet) costs one read and nothing is written: :meth:`RunLifecycle.open`
+    decides again, under the lock. Asked before any kernel starts or the runner is imported, so a
+    refused start answers at once.
+    """
+    if not settings.db_path.exists():  # no store: no run holds anything (and none is created here)
+        return
+    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+    started = datetime.now(UTC)
+    row = _running_row(job, context, seed, started,
+                       archive.run_dir(settings.runs_dir, job, archive.new_run_id(started), started))
+    holder = job_table.refuse_if_held(store, row, is_alive=lambda h: job_is_alive(
+        h, stale_s=settings.heartbeat_stale_s))
+    if holder is not None:
+        raise _busy_error(job, holder, row.run_id)
+
+
+def _running_row(job: str, context: RunContext, seed: int, started: datetime, directory: Path) -> run_table.RunRow:
+    """A new run's row as this process opens it (its run id is the folder's name)."""
+    return run_table.RunRow(
+        run_id=directory.name, job=job, slot=context.slot, trigger=str(context.trigger), status=RunStatus.RUNNING,
+        started_at=started, finished_at=None, error=None, error_class=None, target_draw_date=None,
+        attempt=context.attempt, parent_run_id=context.parent_run_id, seed=seed, pid=os.getpid(),
+        host=socket.gethostname(), heartbeat_at=started, archive_dir=str(directory), draw_date=context.draw_date,
+    )
+
+
+def _busy_error(job: str, holder: job_table.LockHolder, run_id: str) -> JobBusyError:
+    return JobBusyError(f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
+                        f"this start was recorded as refused run {run_id}")
+

@@ -3,6 +3,8 @@
 A running run writes a heartbeat (:class:`Heartbeat`); a job lock whose holder is on this host with a
 dead pid, or whose heartbeat is stale, is free (:func:`job_is_alive`). :func:`interrupt_on_sigterm`
 turns SIGTERM into :class:`~shiol_lib.execution.processes.Interrupted` so a job process closes its run cleanly.
+:func:`find_dead_runs` names the ``running`` runs whose process is gone, for ``status`` and the plan
+(which report them; recovery closes them).
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import logging
 import signal
 import socket
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import psutil
 
+from shiol_lib.domain.draw_calendar import iso_et, iso_utc
 from shiol_lib.errors import ShiolError
 from shiol_lib.execution.processes import Interrupted
 from shiol_lib.store import Store
@@ -72,3 +77,46 @@ def job_is_alive(holder: job_table.LockHolder, *, stale_s: float, now: datetime 
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@dataclass(frozen=True)
+class DeadRun:
+    """A run still recorded ``running`` whose process is gone: not closed yet (recovery closes it)."""
+
+    job: str
+    run_id: str
+    pid: int | None
+    host: str | None
+    heartbeat_at: datetime
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: the last heartbeat in New York time with its UTC twin."""
+        return {"job": self.job, "run_id": self.run_id, "pid": self.pid, "host": self.host,
+                "heartbeat_at": iso_et(self.heartbeat_at), "heartbeat_at_utc": iso_utc(self.heartbeat_at),
+                "reason": self.reason}
+
+    def as_text(self) -> str:
+        """One line for people."""
+        return (f"{self.job} run {self.run_id} (pid {self.pid} on {self.host}): {self.reason}; "
+                f"last heartbeat {iso_utc(self.heartbeat_at)} UTC")
+
+
+def find_dead_runs(store: Store, *, stale_s: float, now: datetime | None = None) -> list[DeadRun]:
+    """The ``running`` runs whose process is gone, by :func:`job_is_alive`; reads only, closes nothing.
+
+    On this host a dead pid names the run at once, however fresh its heartbeat; on another host only a
+    heartbeat older than ``stale_s`` does.
+    """
+    now = now or datetime.now(UTC)
+    here = socket.gethostname()
+    dead = []
+    for row in job_table.running_runs(store):
+        beat = row.heartbeat_at or row.started_at
+        holder = job_table.LockHolder(row.job, row.run_id, row.pid or 0, row.host or "", beat)
+        if job_is_alive(holder, stale_s=stale_s, now=now):
+            continue
+        reason = ("its process is gone on this host" if row.host == here
+                  else f"no heartbeat for more than {stale_s:g} s from host {row.host}")
+        dead.append(DeadRun(row.job, row.run_id, row.pid, row.host, beat, reason))
+    return sorted(dead, key=lambda d: (d.job, d.run_id))

@@ -30,8 +30,8 @@ from shiol_lib.execution.parameters import check_parameters, read_parameters
 from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.runner import execute, rerun_command
 from shiol_lib.jobs.catalog import UPDATE_DATA, Step, find_job, find_step
-from shiol_lib.jobs.context import RunContext
-from shiol_lib.jobs.lifecycle import RunLifecycle, RunOutcome
+from shiol_lib.jobs.context import DEFAULT_SEED, RunContext
+from shiol_lib.jobs.lifecycle import RunLifecycle, RunOutcome, refuse_if_busy
 from shiol_lib.jobs.liveness import Heartbeat
 from shiol_lib.jobs.progress import LogProgress, Progress
 from shiol_lib.jobs.recovery import close_dead_runs
@@ -46,7 +46,6 @@ __all__ = ["DEFAULT_SEED", "INJECTED_PARAMETERS", "RunContext", "RunOutcome", "f
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEED = 20240701
 # The parameters the job gives every step notebook that declares them (set anew by a rerun); the last
 # two need the run's history cut-off and target drawing, settled from the store at the first such step.
 INJECTED_PARAMETERS = ("db_path", "run_id", "seed", "offline", "history_end", "target_draw_date")
@@ -88,6 +87,8 @@ def run_job(
     progress = progress if progress is not None else LogProgress()
     if steps is None:
         steps = find_job(job).steps
+    seed = DEFAULT_SEED if seed is None else seed
+    refuse_if_busy(settings, job, context, seed=seed)  # a busy job answers now, before any kernel starts
     overrides = {name: dict(values) for name, values in (step_parameters or {}).items()}
     if context.draw_date is not None and UPDATE_DATA in steps:
         overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", context.draw_date.isoformat())
@@ -161,7 +162,7 @@ def run_job(
 
 
 def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], context: RunContext,
-              seed: int | None) -> RunLifecycle:
+              seed: int) -> RunLifecycle:
     archive.ensure_writable(settings.runs_dir)
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
     parent_run_id = context.parent_run_id
@@ -173,7 +174,7 @@ def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], context: Ru
         parent_run_id = latest[0].run_id if latest and latest[0].status == RunStatus.CRASHED else None
     return RunLifecycle.open(
         settings, store, job, steps, dataclasses.replace(context, parent_run_id=parent_run_id),
-        seed=DEFAULT_SEED if seed is None else seed,
+        seed=seed,
         code=archive.code_version(Path(__file__).resolve().parents[2]), environment=archive.environment(),
     )
 

@@ -25,6 +25,9 @@ from shiol_lib.store.monitoring import alert_sent_recently, record_alert
 log = logging.getLogger(__name__)
 
 DEFAULT_DEDUP_WINDOW_S = 3600.0
+# The kind of the informational alert that carries the ledger witness after each run the scheduler closes
+# (not a problem: a receiver counting problems filters it out by this kind).
+WITNESS_ALERT = "witness"
 DEDUPLICATED = "deduplicated"
 _WEBHOOK_ATTEMPTS = 2  # the first try and one retry
 

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from shiol_lib.domain.draw_calendar import Coverage, iso_et, iso_utc
 from shiol_lib.domain.runs import IncidentKind, MissedKind, RunStatus, Trigger
@@ -18,6 +18,9 @@ from shiol_lib.jobs.catalog import scheduled_jobs
 from shiol_lib.scheduling.slots import CronSpec, ScheduleError, parse_cron
 from shiol_lib.settings import Settings
 from shiol_lib.settings import default as setting_default
+
+if TYPE_CHECKING:  # the planner stays pure: the scheduler finds the dead runs (jobs.liveness reads the store)
+    from shiol_lib.jobs.liveness import DeadRun
 
 
 class JobSchedule(NamedTuple):
@@ -238,12 +241,14 @@ class Plan:
     wake_at: datetime | None = None
     incidents: list[Incident] = field(default_factory=list)  # the problems behind ``alerts``
     draws: Coverage | None = None  # the store's drawings against the calendar at ``at`` (None: not read)
+    dead_runs: list[DeadRun] = field(default_factory=list)  # still `running`, process gone (not closed yet)
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data.
 
         Instants in ISO-8601 with their New York offset, each with a ``*_utc`` twin in UTC (``next``
-        has ``next_utc``); ``draws`` counts the expected drawings the store lacks up to ``at``.
+        has ``next_utc``); ``draws`` counts the expected drawings the store lacks up to ``at``; ``dead_runs``
+        names the runs still recorded ``running`` whose process is gone.
         """
         return {
             "at": iso(self.at),
@@ -264,6 +269,7 @@ class Plan:
             "wake_at": iso(self.wake_at) if self.wake_at is not None else None,
             "wake_at_utc": iso_utc(self.wake_at) if self.wake_at is not None else None,
             "draws": self.draws.as_dict() if self.draws is not None else None,
+            "dead_runs": [d.as_dict() for d in self.dead_runs],
         }
 
 

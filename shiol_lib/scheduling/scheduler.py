@@ -5,7 +5,8 @@ The store, not memory, is the source of truth. A planning thread (:class:`PlanLo
 says is missed and raises its alerts; :meth:`Scheduler.is_due` only reads the last plan from memory.
 :meth:`Scheduler.execute_due` plans again from the store, runs the due job in a fresh child
 process in its own session (:mod:`shiol_lib.jobs.job_process`, handed this scheduler's settings),
-and afterwards writes a dead letter when the last attempt failed and publishes the new plan. Plan
+and afterwards sends the new signed ledger head (the witness) as an informational alert when a run
+closed, writes a dead letter when the last attempt failed and publishes the new plan. Plan
 alerts are incidents (:mod:`shiol_lib.scheduling.incidents`): one alert when each opens, one when it clears.
 :meth:`Scheduler.start` marks runs whose process is gone as ``crashed`` so the planner makes their slot due again.
 """
@@ -24,15 +25,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shiol_lib.archive import folders as archive
+from shiol_lib.archive import ledger, witness
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_coverage
 from shiol_lib.domain.runs import ErrorClass, ExitCode, RunStatus, StepStatus
+from shiol_lib.errors import ShiolError
 from shiol_lib.execution.processes import kill_process_tree
 from shiol_lib.jobs.context import RunContext, parse_trigger
 from shiol_lib.jobs.job_process import RunRequest, RunResult, start_job_process
-from shiol_lib.jobs.liveness import job_is_alive
+from shiol_lib.jobs.liveness import find_dead_runs, job_is_alive
 from shiol_lib.jobs.recovery import close_dead_runs
 from shiol_lib.logs import first_line
-from shiol_lib.scheduling.alerts import send_alert
+from shiol_lib.scheduling.alerts import WITNESS_ALERT, send_alert
 from shiol_lib.scheduling.incidents import reconcile_incidents
 from shiol_lib.scheduling.plan_loop import MAX_WAIT_S, PlanLoop, file_signature
 from shiol_lib.scheduling.planner import Due, History, Plan, PlannerConfig, SlotRecord, plan_runs
@@ -137,12 +140,13 @@ class Scheduler:
     def plan(self, at: datetime | None = None, store: Store | None = None) -> Plan:
         """The plan at ``at`` (default now), from the store, with the store's drawings against the calendar.
 
-        Reads only.
+        Reads only: a run whose process is gone is named in ``dead_runs``, not closed.
         """
         at = at or datetime.now(UTC)
         store = store or self.store()
         plan = plan_runs(read_history(store, at, stale_s=self.settings.heartbeat_stale_s), at, self.config)
-        return replace(plan, draws=draw_coverage(store.draw_dates(), at))
+        return replace(plan, draws=draw_coverage(store.draw_dates(), at),
+                       dead_runs=find_dead_runs(store, stale_s=self.settings.heartbeat_stale_s, now=at))
 
     def start_planning(self) -> None:
         """Start the planning thread: plans from now on come from it (see :class:`PlanLoop`)."""
@@ -178,8 +182,10 @@ class Scheduler:
         due = next((d for d in plan.due if d.job == job), None)
         if due is None:
             return None
+        before = _ledger_head(self.settings)
         status = self._run_child(due)
         self.recover(store)  # a job process that died left its run `running`: now it is `crashed`
+        self._send_witness(store, due.job, before)
         after = self.plan(store=store)
         self._planner.publish(after)  # no stale "due" for the job that just ran
         self._record_plan(store, after)
@@ -272,10 +278,32 @@ class Scheduler:
         self._alert(store, "dead-letter", row.job,
                     f"{row.job} failed {row.attempt} attempts ({letter.error_class}); re-run with: {command}")
 
+    def _send_witness(self, store: Store, job: str, before: ledger.Head | None) -> None:
+        """After a job process: the signed ledger head to the alert channels, once, if a run closed meanwhile.
+
+        The witness is signed with the key, never carries it; an operator keeps the message elsewhere and
+        verifies with ``shiol runs verify --witness FILE`` (the message text is a witness line).
+        """
+        head = _ledger_head(self.settings)
+        if head is None or head == before:  # refused, or nothing closed: nothing new to witness
+            return
+        seen = witness.make(head.seq, head.hash, self.settings.ledger_key)
+        send_alert(self.settings, store, kind=WITNESS_ALERT, job=job, message=f"ledger witness {seen.to_json()}",
+                   dedup_window_s=0)
+
     def _alert(self, store: Store, kind: str, job: str | None, message: str) -> None:
         """Log, post and mail an alert (never raises; a repeat within the dedup window is skipped)."""
         send_alert(self.settings, store, kind=kind, job=job, message=message,
                    dedup_window_s=self.settings.alert_dedup_s)
+
+
+def _ledger_head(settings: Settings) -> ledger.Head | None:
+    """The ledger's head, or None when it is empty or unreadable (``runs verify`` reports that; logged here)."""
+    try:
+        return ledger.head(settings.runs_dir)
+    except ShiolError as err:
+        log.error("the ledger head could not be read for its witness: %s", err)
+        return None
 
 
 def _log_finished(event: dict[str, object], result: RunResult) -> None:

@@ -24,24 +24,29 @@ class LockHolder:
     heartbeat_at: datetime
 
 
+# The job's lock and its run's process and heartbeat; a lock whose run row is gone holds nothing.
+_HOLDER_SQL = ("SELECT l.job, l.run_id, r.pid, r.host, coalesce(r.heartbeat_at, r.started_at) "
+               "FROM job_locks l JOIN runs r ON r.run_id = l.run_id WHERE l.job = ?")
+
+
 def start_run_exclusive(
-    store: Store, row: RunRow, *, is_alive: Callable[[LockHolder], bool]
+    store: Store, row: RunRow, *, is_alive: Callable[[LockHolder], bool], take: bool = True
 ) -> LockHolder | None:
     """Insert ``row`` as the job's one running run, in one transaction with taking the job's lock.
 
     When a live process already holds the job, ``row`` is recorded with status ``refused`` instead
     and the holder is returned; otherwise returns None. A holder that ``is_alive`` says is gone is
-    replaced (its run is left for :func:`mark_crashed_runs`).
+    replaced (its run is left for recovery to close). With ``take`` false a free job is left
+    free and nothing is written (see :func:`refuse_if_held`).
     """
     names = [f.name for f in fields(RunRow)]
     with store.transaction() as conn:
-        held = conn.execute(  # a lock whose run row is gone holds nothing (it is replaced below)
-            "SELECT l.job, l.run_id, r.pid, r.host, coalesce(r.heartbeat_at, r.started_at) "
-            "FROM job_locks l JOIN runs r ON r.run_id = l.run_id WHERE l.job = ?", [row.job]
-        ).fetchone()
+        held = conn.execute(_HOLDER_SQL, [row.job]).fetchone()
         holder = LockHolder(*held) if held else None
         values = dict(zip(names, (getattr(row, n) for n in names)))
         busy = holder if holder is not None and is_alive(holder) else None
+        if busy is None and not take:
+            return None
         if busy is not None:
             values["status"] = RunStatus.REFUSED
             values["finished_at"] = row.started_at
@@ -57,6 +62,19 @@ def start_run_exclusive(
             [values[n] for n in names],
         )
     return busy
+
+
+def refuse_if_held(store: Store, row: RunRow, *, is_alive: Callable[[LockHolder], bool]) -> LockHolder | None:
+    """Record ``row`` as ``refused`` and return the holder when a live process holds the job; else write nothing.
+
+    One read when the job is free; the lock is never taken here (:func:`start_run_exclusive` decides
+    again, in its transaction, when the run opens).
+    """
+    with store.connect() as conn:
+        held = conn.execute(_HOLDER_SQL, [row.job]).fetchone()
+    if held is None or not is_alive(LockHolder(*held)):
+        return None
+    return start_run_exclusive(store, row, is_alive=is_alive, take=False)
 
 
 def heartbeat(store: Store, job: str, run_id: str, at: datetime) -> None:
