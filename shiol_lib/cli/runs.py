@@ -77,8 +77,7 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
                 draw_date: Any, attempt: int) -> None:
     """Run a job (pipeline, data_update, evaluation) or one step: `shiol run step NAME -p key value`."""
     from shiol_lib.jobs.context import DEFAULT_SEED, RunContext, parse_trigger
-    from shiol_lib.jobs.lifecycle import refuse_if_busy
-    from shiol_lib.jobs.liveness import interrupt_on_sigterm
+    from shiol_lib.jobs.liveness import interrupt_on_sigterm, refuse_if_busy
     from shiol_lib.jobs.progress import StreamProgress
 
     interrupt_on_sigterm()

@@ -7,12 +7,15 @@ manifest. A :class:`~shiol_lib.jobs.job_process.RunRequest` carries it to the jo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
-from shiol_lib.domain.runs import Trigger
+from shiol_lib.archive.manifest import Manifest
+from shiol_lib.domain.runs import RunStatus, Trigger
 from shiol_lib.errors import ConfigError
+from shiol_lib.execution.outcome import StepOutcome
 
 DEFAULT_SEED = 20240701  # a run's random seed unless one is given (recorded in its row and manifest)
 
@@ -65,3 +68,15 @@ def parse_trigger(value: str) -> Trigger:
         return Trigger(value)
     except ValueError:
         raise ConfigError(f"trigger {value!r} is not one of {', '.join(t.value for t in Trigger)}") from None
+
+
+@dataclass
+class RunOutcome:
+    """What a job run did: its id, final status, folder, manifest and per-step outcomes."""
+
+    run_id: str
+    job: str
+    status: RunStatus
+    directory: Path
+    manifest: Manifest
+    results: list[StepOutcome] = field(default_factory=list)

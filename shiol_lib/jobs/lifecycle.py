@@ -13,9 +13,7 @@ ledger head in one transaction. :func:`~shiol_lib.jobs.run.run_job` walks a job 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,6 @@ from shiol_lib.archive.verify import artefact_hashes
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus
 from shiol_lib.errors import (
     ArchiveError,
-    JobBusyError,
     ShiolError,
     SnapshotStaleError,
     disk_full_message,
@@ -35,27 +32,15 @@ from shiol_lib.errors import (
 )
 from shiol_lib.execution.outcome import ReportTitle, StepOutcome
 from shiol_lib.jobs.catalog import Step, performance_jobs
-from shiol_lib.jobs.context import RunContext
-from shiol_lib.jobs.liveness import job_is_alive
-from shiol_lib.jobs.step_records import render_dead_step
+from shiol_lib.jobs.context import RunContext, RunOutcome
+from shiol_lib.jobs.liveness import busy_error, job_is_alive, running_row
+from shiol_lib.jobs.step_records import close_dead_steps, render_dead_step
 from shiol_lib.settings import Settings
-from shiol_lib.store import Store, open_store
+from shiol_lib.store import Store
 from shiol_lib.store import jobs as job_table
 from shiol_lib.store import runs as run_table
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunOutcome:
-    """What a job run did: its id, final status, folder, manifest and per-step outcomes."""
-
-    run_id: str
-    job: str
-    status: RunStatus
-    directory: Path
-    manifest: Manifest
-    results: list[StepOutcome] = field(default_factory=list)
 
 
 class RunLifecycle:
@@ -90,12 +75,12 @@ class RunLifecycle:
         try:
             with store.deferred_publishing():  # a snapshot that cannot be published must not hide the start
                 holder = job_table.start_run_exclusive(
-                    store, _running_row(job, context, seed, started, directory),
+                    store, running_row(job, context, seed, started, directory),
                     is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s))
         except SnapshotStaleError as err:  # committed: the run is recorded; its steps meet the full disk, if any
             log.warning("run %s opened; %s", run_id, err)
         if holder is not None:
-            raise _busy_error(job, holder, run_id)
+            raise busy_error(job, holder, run_id)
         manifest = Manifest(
             run_id=run_id, job=job, trigger=str(context.trigger), status=RunStatus.RUNNING, started_at=started,
             steps=[StepRecord(s.name, s.notebook) for s in steps], slot=context.slot, draw_date=context.draw_date,
@@ -251,19 +236,14 @@ class RunLifecycle:
 
     def _close_dead_steps(self, row: run_table.RunRow, reason: str, *, render: bool = True) -> None:
         """The running step becomes ``crashed`` with its partial notebook rendered; later ones ``skipped``."""
-        for position, step in enumerate(self.manifest.steps, start=1):
-            if step.status not in (StepStatus.RUNNING, StepStatus.PENDING):
-                continue
-            if step.status == StepStatus.RUNNING:
-                step.error, step.error_class = f"the job process died during this step: {reason}", ErrorClass.CRASHED
-                if render:
-                    assert self.directory is not None  # a run's steps are rendered only in its folder
-                    render_dead_step(step, reason, ReportTitle(
-                        row.run_id, row.job, row.target_draw_date.isoformat() if row.target_draw_date else ""),
-                        directory=self.directory, notebooks_dir=self.settings.notebooks_dir)
-                step.status = StepStatus.CRASHED
-            else:
-                step.status = StepStatus.SKIPPED
+        title = ReportTitle(row.run_id, row.job, row.target_draw_date.isoformat() if row.target_draw_date else "")
+
+        def draw(step: StepRecord) -> None:
+            assert self.directory is not None  # a run's steps are rendered only in its folder
+            render_dead_step(step, reason, title, directory=self.directory, notebooks_dir=self.settings.notebooks_dir)
+
+        for position in close_dead_steps(self.manifest.steps, reason, render=draw if render else None):
+            step = self.manifest.steps[position - 1]
             run_table.upsert_step(self.store, row.run_id, position, step.name, step.notebook, status=step.status,
                                   started_at=step.started_at, error=step.error)
 
@@ -303,38 +283,4 @@ class RunLifecycle:
                                   **run_index.store_context(self.store))
         except ArchiveError as err:  # the run is closed and recorded; only its listing is late
             log.warning("run %s closed, but runs/index.html was not rewritten: %s", self.run_id, err)
-
-
-def refuse_if_busy(settings: Settings, job: str, context: RunContext, *, seed: int) -> None:
-    """Record this start ``refused`` and raise :class:`JobBusyError` when a live run holds ``job``.
-
-    A free job (or no store yet) costs one read and nothing is written: :meth:`RunLifecycle.open`
-    decides again, under the lock. Asked before any kernel starts or the runner is imported, so a
-    refused start answers at once.
-    """
-    if not settings.db_path.exists():  # no store: no run holds anything (and none is created here)
-        return
-    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-    started = datetime.now(UTC)
-    row = _running_row(job, context, seed, started,
-                       archive.run_dir(settings.runs_dir, job, archive.new_run_id(started), started))
-    holder = job_table.refuse_if_held(store, row, is_alive=lambda h: job_is_alive(
-        h, stale_s=settings.heartbeat_stale_s))
-    if holder is not None:
-        raise _busy_error(job, holder, row.run_id)
-
-
-def _running_row(job: str, context: RunContext, seed: int, started: datetime, directory: Path) -> run_table.RunRow:
-    """A new run's row as this process opens it (its run id is the folder's name)."""
-    return run_table.RunRow(
-        run_id=directory.name, job=job, slot=context.slot, trigger=str(context.trigger), status=RunStatus.RUNNING,
-        started_at=started, finished_at=None, error=None, error_class=None, target_draw_date=None,
-        attempt=context.attempt, parent_run_id=context.parent_run_id, seed=seed, pid=os.getpid(),
-        host=socket.gethostname(), heartbeat_at=started, archive_dir=str(directory), draw_date=context.draw_date,
-    )
-
-
-def _busy_error(job: str, holder: job_table.LockHolder, run_id: str) -> JobBusyError:
-    return JobBusyError(f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
-                        f"this start was recorded as refused run {run_id}")
 

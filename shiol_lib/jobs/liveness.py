@@ -4,26 +4,34 @@ A running run writes a heartbeat (:class:`Heartbeat`); a job lock whose holder i
 dead pid, or whose heartbeat is stale, is free (:func:`job_is_alive`). :func:`interrupt_on_sigterm`
 turns SIGTERM into :class:`~shiol_lib.execution.processes.Interrupted` so a job process closes its run cleanly.
 :func:`find_dead_runs` names the ``running`` runs whose process is gone, for ``status`` and the plan
-(which report them; recovery closes them).
+(which report them; recovery closes them). :func:`refuse_if_busy` refuses a start of a job a live run
+holds, before any kernel starts.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psutil
 
+from shiol_lib.archive import folders as archive
 from shiol_lib.domain.draw_calendar import iso_et, iso_utc
-from shiol_lib.errors import ShiolError
+from shiol_lib.domain.runs import RunStatus
+from shiol_lib.errors import JobBusyError, ShiolError
 from shiol_lib.execution.processes import Interrupted
-from shiol_lib.store import Store
+from shiol_lib.jobs.context import RunContext
+from shiol_lib.settings import Settings
+from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
+from shiol_lib.store import runs as run_table
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +128,39 @@ def find_dead_runs(store: Store, *, stale_s: float, now: datetime | None = None)
                   else f"no heartbeat for more than {stale_s:g} s from host {row.host}")
         dead.append(DeadRun(row.job, row.run_id, row.pid, row.host, beat, reason))
     return sorted(dead, key=lambda d: (d.job, d.run_id))
+
+
+def refuse_if_busy(settings: Settings, job: str, context: RunContext, *, seed: int) -> None:
+    """Record this start ``refused`` and raise :class:`JobBusyError` when a live run holds ``job``.
+
+    A free job (or no store yet) costs one read and nothing is written: :meth:`RunLifecycle.open`
+    decides again, under the lock. Asked before any kernel starts or the runner is imported, so a
+    refused start answers at once.
+    """
+    if not settings.db_path.exists():  # no store: no run holds anything (and none is created here)
+        return
+    store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
+    started = datetime.now(UTC)
+    row = running_row(job, context, seed, started,
+                       archive.run_dir(settings.runs_dir, job, archive.new_run_id(started), started))
+    holder = job_table.refuse_if_held(store, row, is_alive=lambda h: job_is_alive(
+        h, stale_s=settings.heartbeat_stale_s))
+    if holder is not None:
+        raise busy_error(job, holder, row.run_id)
+
+
+def running_row(job: str, context: RunContext, seed: int, started: datetime, directory: Path) -> run_table.RunRow:
+    """A new run's row as this process opens it (its run id is the folder's name)."""
+    return run_table.RunRow(
+        run_id=directory.name, job=job, slot=context.slot, trigger=str(context.trigger), status=RunStatus.RUNNING,
+        started_at=started, finished_at=None, error=None, error_class=None, target_draw_date=None,
+        attempt=context.attempt, parent_run_id=context.parent_run_id, seed=seed, pid=os.getpid(),
+        host=socket.gethostname(), heartbeat_at=started, archive_dir=str(directory), draw_date=context.draw_date,
+    )
+
+
+def busy_error(job: str, holder: job_table.LockHolder, run_id: str) -> JobBusyError:
+    """The refusal of a start of ``job`` (recorded as refused run ``run_id``) while ``holder`` runs it."""
+    return JobBusyError(f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
+                        f"this start was recorded as refused run {run_id}")
+

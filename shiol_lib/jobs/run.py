@@ -30,9 +30,9 @@ from shiol_lib.execution.parameters import check_parameters, read_parameters
 from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.runner import execute, rerun_command
 from shiol_lib.jobs.catalog import UPDATE_DATA, Step, find_job, find_step
-from shiol_lib.jobs.context import DEFAULT_SEED, RunContext
-from shiol_lib.jobs.lifecycle import RunLifecycle, RunOutcome, refuse_if_busy
-from shiol_lib.jobs.liveness import Heartbeat
+from shiol_lib.jobs.context import DEFAULT_SEED, RunContext, RunOutcome
+from shiol_lib.jobs.lifecycle import RunLifecycle
+from shiol_lib.jobs.liveness import Heartbeat, refuse_if_busy
 from shiol_lib.jobs.progress import LogProgress, Progress
 from shiol_lib.jobs.recovery import close_dead_runs
 from shiol_lib.jobs.step_records import step_record

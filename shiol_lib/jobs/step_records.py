@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from shiol_lib.archive.manifest import StepRecord
-from shiol_lib.domain.runs import StepStatus
+from shiol_lib.domain.runs import ErrorClass, StepStatus
 from shiol_lib.errors import ShiolError
 from shiol_lib.execution.outcome import ReportTitle, StepOutcome
 from shiol_lib.jobs.catalog import STEPS, Step
@@ -59,3 +60,25 @@ def render_dead_step(step: StepRecord, reason: str, title: ReportTitle, *, direc
 
 def _name(path: Path | None) -> str | None:
     return path.name if path is not None else None
+
+
+def close_dead_steps(steps: list[StepRecord], reason: str, *,
+                     render: Callable[[StepRecord], None] | None) -> list[int]:
+    """Mark a dead run's steps: the running one ``crashed``, the pending ones ``skipped``.
+
+    ``render`` draws the crashed step's partial notebook. Returns the positions (from 1) of the steps it
+    changed, for the lifecycle to record.
+    """
+    changed = []
+    for position, step in enumerate(steps, start=1):
+        if step.status not in (StepStatus.RUNNING, StepStatus.PENDING):
+            continue
+        if step.status == StepStatus.RUNNING:
+            step.error, step.error_class = f"the job process died during this step: {reason}", ErrorClass.CRASHED
+            if render is not None:
+                render(step)
+            step.status = StepStatus.CRASHED
+        else:
+            step.status = StepStatus.SKIPPED
+        changed.append(position)
+    return changed

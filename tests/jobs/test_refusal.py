@@ -13,7 +13,7 @@ from shiol_lib.errors import JobBusyError
 from shiol_lib.jobs import run as job_run
 from shiol_lib.jobs.catalog import PIPELINE
 from shiol_lib.jobs.context import RunContext
-from shiol_lib.jobs.lifecycle import refuse_if_busy
+from shiol_lib.jobs.liveness import refuse_if_busy
 from shiol_lib.settings import Settings, load_settings
 from shiol_lib.store import open_store
 from shiol_lib.store import runs as run_table
