@@ -20,8 +20,10 @@ def main() -> None:
     args = parser.parse_args()
     results = {cycle: processes.idle_scheduler(args.seconds, cycle) for cycle in ("1.0", "0.1")}
     for cycle, row in results.items():
-        print(f"cycle {cycle:>4} s: {row['cpu_percent']:.2f} % of one core idle, RSS {row['rss_mb']:.0f} MB "
-              f"(3 jobs, {args.seconds:.0f} s window)")
+        print(
+            f"cycle {cycle:>4} s: {row['cpu_percent']:.2f} % of one core idle, RSS {row['rss_mb']:.0f} MB "
+            f"(3 jobs, {args.seconds:.0f} s window)"
+        )
     ratio = results["0.1"]["cpu_percent"] / max(results["1.0"]["cpu_percent"], 1e-9)
     print(f"ratio 0.1 s / 1.0 s: {ratio:.1f}x")
 

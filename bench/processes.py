@@ -46,8 +46,14 @@ CLI_COMMANDS = {"help": ("--help",), "status": ("status",), "schedule_plan_json"
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "SHIOL_HOME": str(home), "PYTHONPATH": str(Path(shiol_lib.__file__).resolve().parents[1]),
-           "SHIOL_PIPELINE_CRON": NEVER, "SHIOL_UPDATE_CRON": NEVER, "SHIOL_EVALUATION_CRON": NEVER}
+    env = {
+        **os.environ,
+        "SHIOL_HOME": str(home),
+        "PYTHONPATH": str(Path(shiol_lib.__file__).resolve().parents[1]),
+        "SHIOL_PIPELINE_CRON": NEVER,
+        "SHIOL_UPDATE_CRON": NEVER,
+        "SHIOL_EVALUATION_CRON": NEVER,
+    }
     env.pop("SHIOL_MUSL_API_KEY", None)
     env.update(extra)
     return env
@@ -97,8 +103,12 @@ def cli_latencies(repeat: int) -> dict[str, dict[str, float]]:
         _shiol(home, "update-data", "--offline")
         for name, args in CLI_COMMANDS.items():
             runs = [_shiol(home, *args)[:2] for _ in range(repeat)]
-            out[name] = {"wall_s": statistics.median(w for w, _ in runs), "min_wall_s": min(w for w, _ in runs),
-                         "cpu_s": statistics.median(c for _, c in runs), "runs": repeat}
+            out[name] = {
+                "wall_s": statistics.median(w for w, _ in runs),
+                "min_wall_s": min(w for w, _ in runs),
+                "cpu_s": statistics.median(c for _, c in runs),
+                "runs": repeat,
+            }
     return out
 
 
@@ -108,8 +118,13 @@ def idle_scheduler(seconds: float, cycle_s: str = "1.0") -> dict[str, Any]:
         home = Path(tmp)
         _shiol(home, "update-data", "--offline")
         env = _env(home, SHIOL_SCHEDULER_CYCLE_S=cycle_s, SHIOL_API_PORT=str(_free_port()))
-        proc = subprocess.Popen([sys.executable, "-m", "shiol_lib.scheduling.app"], env=env, cwd=home,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shiol_lib.scheduling.app"],
+            env=env,
+            cwd=home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             time.sleep(8)  # imports, start-up, first plans
             watched = psutil.Process(proc.pid)
@@ -124,9 +139,16 @@ def idle_scheduler(seconds: float, cycle_s: str = "1.0") -> dict[str, Any]:
         probe_env = _env(home, SHIOL_API_PORT=str(_free_port()), SHIOL_API_TOKEN="bench")
         _run([sys.executable, str(BENCH / "scheduler_probe.py"), str(probe_out), "--idle-s", "2"], probe_env, home)
         probe = json.loads(probe_out.read_text())
-    return {"cpu_percent": 100.0 * used / seconds, "rss_mb": memory.rss / MB, "uss_mb": memory.uss / MB,
-            "window_s": seconds, "cycle_s": float(cycle_s), "modules": len(probe["modules"]),
-            "probe_rss_mb": probe["rss_mb"], "probe_uss_mb": probe["uss_mb"]}
+    return {
+        "cpu_percent": 100.0 * used / seconds,
+        "rss_mb": memory.rss / MB,
+        "uss_mb": memory.uss / MB,
+        "window_s": seconds,
+        "cycle_s": float(cycle_s),
+        "modules": len(probe["modules"]),
+        "probe_rss_mb": probe["rss_mb"],
+        "probe_uss_mb": probe["uss_mb"],
+    }
 
 
 _PIPELINE_CHILD = """
@@ -150,8 +172,13 @@ def _tree_rss_mb(root: psutil.Process) -> float:
     return total / MB
 
 
-def notebook_pipeline(seed: int, tune_draws: int, test_draws: int, *, previous: tuple[str, str] | None = None,
-                      ) -> dict[str, Any]:
+def notebook_pipeline(
+    seed: int,
+    tune_draws: int,
+    test_draws: int,
+    *,
+    previous: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     """The pipeline job through papermill in a fresh process; per-step figures from its manifest.
 
     The whole tree's resident memory (job process, papermill, kernel) is summed every 0.5 s: its peak is
@@ -159,14 +186,18 @@ def notebook_pipeline(seed: int, tune_draws: int, test_draws: int, *, previous: 
     the same home (the cold run, under ``cold``), then the next run (the scheduled case, warm: step 4 finds
     the previous run's replays in the store); the top-level figures are the last run's.
     """
-    parameters = {"weight_optimization": {"tune_draws": tune_draws},
-                  "historical_validation": {"test_draws": test_draws}}
+    parameters = {
+        "weight_optimization": {"tune_draws": tune_draws},
+        "historical_validation": {"test_draws": test_draws},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         cold = None
         if previous is not None:
-            cold = _pipeline_once(home, {"seed": seed, "parameters": parameters, "history_end": previous[0],
-                                         "target_draw_date": previous[1]})
+            cold = _pipeline_once(
+                home,
+                {"seed": seed, "parameters": parameters, "history_end": previous[0], "target_draw_date": previous[1]},
+            )
         out = _pipeline_once(home, {"seed": seed, "parameters": parameters})
     return {**out, "cold": cold} if cold is not None else out
 
@@ -175,8 +206,13 @@ def _pipeline_once(home: Path, args: dict[str, Any]) -> dict[str, Any]:
     out, err = home / "pipeline.out", home / "pipeline.err"  # files, not pipes: nothing blocks the child
     cpu, started = _children_cpu(), time.perf_counter()
     with out.open("w") as stdout_file, err.open("w") as stderr_file:
-        proc = subprocess.Popen([sys.executable, "-c", _PIPELINE_CHILD, json.dumps(args)], env=_env(home), cwd=home,
-                                stdout=stdout_file, stderr=stderr_file)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _PIPELINE_CHILD, json.dumps(args)],
+            env=_env(home),
+            cwd=home,
+            stdout=stdout_file,
+            stderr=stderr_file,
+        )
         root, peak = psutil.Process(proc.pid), 0.0
         while proc.poll() is None:
             with contextlib.suppress(psutil.Error):
@@ -188,8 +224,20 @@ def _pipeline_once(home: Path, args: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"the notebook pipeline exited {proc.returncode}: {stderr[-2000:]}")
     told = json.loads(stdout.strip().splitlines()[-1])
     manifest = json.loads(Path(told["manifest"]).read_text())
-    steps = {s["name"]: {"duration_s": s.get("duration_s"), "peak_rss_mb": s.get("peak_rss_mb"),
-                         "cpu_s": s.get("cpu_s"), "status": s.get("status")} for s in manifest["steps"]}
-    return {"notebook_s": wall, "notebook_cpu_s": cpu, "status": told["status"], "steps": steps,
-            "kernel_peak_rss_mb": max((s["peak_rss_mb"] or 0.0 for s in steps.values()), default=None),
-            "tree_peak_rss_mb": peak}
+    steps = {
+        s["name"]: {
+            "duration_s": s.get("duration_s"),
+            "peak_rss_mb": s.get("peak_rss_mb"),
+            "cpu_s": s.get("cpu_s"),
+            "status": s.get("status"),
+        }
+        for s in manifest["steps"]
+    }
+    return {
+        "notebook_s": wall,
+        "notebook_cpu_s": cpu,
+        "status": told["status"],
+        "steps": steps,
+        "kernel_peak_rss_mb": max((s["peak_rss_mb"] or 0.0 for s in steps.values()), default=None),
+        "tree_peak_rss_mb": peak,
+    }

@@ -27,8 +27,9 @@ def sweep(frame, drawings: int, seeds: int, config: str, cluster: str) -> tuple[
     days = [d.date() for d in frame["draw_date"]]
     keys = research.backtest_keys(frame, days[-drawings], days[-1], list(range(seeds)), [config])
     started = time.perf_counter()
-    run = run_tasks(research.backtest_task, keys, {"draws": frame, "configs": (research.preset(config),)},
-                    cluster=cluster)
+    run = run_tasks(
+        research.backtest_task, keys, {"draws": frame, "configs": (research.preset(config),)}, cluster=cluster
+    )
     return time.perf_counter() - started, len(keys), run.tasks_by_worker
 
 
@@ -40,12 +41,16 @@ def main() -> None:
     frame = bundled_history()
     inproc, n, _ = sweep(frame, args.drawings, 1, args.config, "none")
     local, _, workers = sweep(frame, args.drawings, 1, args.config, "local")
-    print(f"slice of {n} tasks ({args.config}): in-process {inproc:.1f} s, LocalCluster(2x1) {local:.1f} s "
-          f"(incl. start-up) {workers}; ratio in-process/local {inproc / local:.2f}")
+    print(
+        f"slice of {n} tasks ({args.config}): in-process {inproc:.1f} s, LocalCluster(2x1) {local:.1f} s "
+        f"(incl. start-up) {workers}; ratio in-process/local {inproc / local:.2f}"
+    )
     for drawings, seeds in ((args.drawings // 2, 1), (args.drawings, 1), (args.drawings, 2)):
         took, tasks, _ = sweep(frame, drawings, seeds, args.config, "none")
-        print(f"in-process {drawings} drawings x {seeds} seed(s) = {tasks} tasks: {took:.1f} s "
-              f"({took / tasks:.2f} s per task)")
+        print(
+            f"in-process {drawings} drawings x {seeds} seed(s) = {tasks} tasks: {took:.1f} s "
+            f"({took / tasks:.2f} s per task)"
+        )
 
 
 if __name__ == "__main__":

@@ -111,8 +111,10 @@ def _seed_tickets(store: Store, n: int, rng: np.random.Generator) -> None:
     frame["created_at"] = datetime.now(UTC)
     with store.transaction() as conn:
         conn.register("bench_tickets", frame)
-        conn.execute("INSERT INTO predictions SELECT run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score, "
-                     "created_at FROM bench_tickets")
+        conn.execute(
+            "INSERT INTO predictions SELECT run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score, "
+            "created_at FROM bench_tickets"
+        )
         conn.unregister("bench_tickets")
 
 
@@ -149,12 +151,18 @@ def bench_evaluation(n: int, repeat: int) -> dict[str, float]:
         reference = _best(lambda: _reference_join(store), repeat)
         full = _best(lambda: steps.evaluate_predictions(db_path), repeat, before=lambda: _clear_evaluations(store))
         tags = iter(range(repeat))
-        incremental = _best(lambda: steps.evaluate_predictions(db_path), repeat,
-                            before=lambda: _add_new_runs(store, rng, next(tags)))
+        incremental = _best(
+            lambda: steps.evaluate_predictions(db_path), repeat, before=lambda: _add_new_runs(store, rng, next(tags))
+        )
         snapshot = _best(lambda: _empty_write(store), repeat)
         store_mb = os.path.getsize(db_path) / 2**20
-    return {"full_s": full, "incremental_s": incremental, "sql_reference_s": reference, "write_snapshot_s": snapshot,
-            "store_mb": store_mb}
+    return {
+        "full_s": full,
+        "incremental_s": incremental,
+        "sql_reference_s": reference,
+        "write_snapshot_s": snapshot,
+        "store_mb": store_mb,
+    }
 
 
 def _empty_write(store: Store) -> None:
@@ -174,8 +182,7 @@ def bench_greedy(repeat: int) -> dict[str, float]:
     tuning = build_tuning_set(frame, draw_after(frame["draw_date"].iloc[-1].date()), seed=SEED)
     weights = Weights()
     weight_objective(weights, tuning)  # first use builds each pool's index
-    return {"objective_eval_s": _best(lambda: weight_objective(weights, tuning), repeat),
-            "pools": len(tuning.pools)}
+    return {"objective_eval_s": _best(lambda: weight_objective(weights, tuning), repeat), "pools": len(tuning.pools)}
 
 
 def bench_slots(repeat: int) -> dict[str, float]:
@@ -193,8 +200,10 @@ def bench_slots(repeat: int) -> dict[str, float]:
         slot_module._day_slots.cache_clear()
         slots_between(spec, start, end)
 
-    return {"three_weeks_s": _best(cold, repeat), "three_weeks_cached_s": _best(lambda: slots_between(spec, start, end),
-                                                                              repeat)}
+    return {
+        "three_weeks_s": _best(cold, repeat),
+        "three_weeks_cached_s": _best(lambda: slots_between(spec, start, end), repeat),
+    }
 
 
 def _measured(results: dict[str, Any], part: str, call: Callable[[], Any]) -> None:
@@ -206,33 +215,47 @@ def _measured(results: dict[str, Any], part: str, call: Callable[[], Any]) -> No
 
 def _print_table(results: dict[str, Any]) -> None:
     machine = results["machine"]
-    print(f"machine: {machine['cores']} cores, 1-minute load average {machine['load_average_1m_start']:.2f} at the "
-          f"start, {machine['load_average_1m_end']:.2f} at the end")
+    print(
+        f"machine: {machine['cores']} cores, 1-minute load average {machine['load_average_1m_start']:.2f} at the "
+        f"start, {machine['load_average_1m_end']:.2f} at the end"
+    )
     if "evaluation" in results:
         header = ("stored tickets", "full s", "incremental s", "SQL reference s", "write+snapshot s", "store MB")
         print(" ".join(f"{h:>{w}}" for h, w in zip(header, (15, 9, 14, 16, 17, 9), strict=True)))
         for n, row in results["evaluation"].items():
-            print(f"{int(n):>15,} {row['full_s']:>9.3f} {row['incremental_s']:>14.3f} "
-                  f"{row['sql_reference_s']:>16.3f} {row['write_snapshot_s']:>17.3f} {row.get('store_mb', 0):>9.1f}")
+            print(
+                f"{int(n):>15,} {row['full_s']:>9.3f} {row['incremental_s']:>14.3f} "
+                f"{row['sql_reference_s']:>16.3f} {row['write_snapshot_s']:>17.3f} {row.get('store_mb', 0):>9.1f}"
+            )
     if "greedy" in results:
         greedy = results["greedy"]
-        print(f"weight objective, one evaluation ({greedy['pools']} pools x 100 picks): "
-              f"{greedy['objective_eval_s']:.4f} s")
+        print(
+            f"weight objective, one evaluation ({greedy['pools']} pools x 100 picks): "
+            f"{greedy['objective_eval_s']:.4f} s"
+        )
     if "slots" in results:
-        print(f"three weeks of evaluation slots: {results['slots']['three_weeks_s'] * 1000:.2f} ms cold, "
-              f"{results['slots']['three_weeks_cached_s'] * 1000:.2f} ms cached")
+        print(
+            f"three weeks of evaluation slots: {results['slots']['three_weeks_s'] * 1000:.2f} ms cold, "
+            f"{results['slots']['three_weeks_cached_s'] * 1000:.2f} ms cached"
+        )
     if "pipeline" in results:
         pipeline_bench.print_pipeline(results["pipeline"])
     if "scheduler" in results:
         sched = results["scheduler"]
-        print(f"idle scheduler ({sched['window_s']:.0f} s): {sched['cpu_percent']:.3f} % of a core, "
-              f"RSS {sched['rss_mb']:.1f} MB, USS {sched['uss_mb']:.1f} MB, {sched['modules']} modules")
+        print(
+            f"idle scheduler ({sched['window_s']:.0f} s): {sched['cpu_percent']:.3f} % of a core, "
+            f"RSS {sched['rss_mb']:.1f} MB, USS {sched['uss_mb']:.1f} MB, {sched['modules']} modules"
+        )
     for name, row in results.get("cli", {}).items():
-        print(f"shiol {name:<20} median {row['wall_s']:.2f} s wall (min {row['min_wall_s']:.2f}), "
-              f"{row['cpu_s']:.2f} s CPU")
+        print(
+            f"shiol {name:<20} median {row['wall_s']:.2f} s wall (min {row['min_wall_s']:.2f}), "
+            f"{row['cpu_s']:.2f} s CPU"
+        )
     if "update" in results:
-        print(f"update-data --offline, empty home: {results['update']['wall_s']:.2f} s wall, "
-              f"{results['update']['cpu_s']:.2f} s CPU")
+        print(
+            f"update-data --offline, empty home: {results['update']['wall_s']:.2f} s wall, "
+            f"{results['update']['cpu_s']:.2f} s CPU"
+        )
     print(f"1-minute load average by part (start, end): {results.get('load_average_1m')}")
 
 
@@ -261,8 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         _measured(results, "slots", lambda: bench_slots(max(args.repeat, 3)))
     if "evaluation" in args.parts:
         _measured(results, "evaluation", lambda: {str(n): bench_evaluation(n, args.repeat) for n in sizes})
-        results["snapshot"] = {n: {"store_mb": row["store_mb"], "write_snapshot_s": row["write_snapshot_s"]}
-                               for n, row in results["evaluation"].items()}
+        results["snapshot"] = {
+            n: {"store_mb": row["store_mb"], "write_snapshot_s": row["write_snapshot_s"]}
+            for n, row in results["evaluation"].items()
+        }
     results["machine"]["load_average_1m_end"] = os.getloadavg()[0]
     if args.json:
         json.dump(results, sys.stdout, indent=2)

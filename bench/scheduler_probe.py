@@ -54,8 +54,17 @@ def _watch(out: Path, idle_s: float) -> None:
     scrapes = {path: _get(base + path, token) for path in ("/api/v1/scheduler/health", "/metrics")} if token else {}
     time.sleep(idle_s)
     memory = psutil.Process().memory_full_info()
-    out.write_text(json.dumps({"modules": sorted(sys.modules), "rss_mb": memory.rss / 2**20,
-                               "uss_mb": memory.uss / 2**20, "pss_mb": memory.pss / 2**20, "scrapes": scrapes}))
+    out.write_text(
+        json.dumps(
+            {
+                "modules": sorted(sys.modules),
+                "rss_mb": memory.rss / 2**20,
+                "uss_mb": memory.uss / 2**20,
+                "pss_mb": memory.pss / 2**20,
+                "scrapes": scrapes,
+            }
+        )
+    )
     os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -72,9 +72,7 @@ class FetchError(SourceError):
 
     error_class = "fetch"
 
-    def __init__(
-        self, message: str, *, url: str, status: int | None = None, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, message: str, *, url: str, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.url = url
         self.status = status
@@ -224,6 +222,8 @@ def disk_full_message(err: BaseException, *, fallback: Path) -> str:
         free = f"{shutil.disk_usage(probe).free / 1e6:.1f} MB free"
     except OSError:
         free = "free space unknown"
-    return (f"disk full: no space left on the device holding {path} ({free}); free space on that device "
-            "(files you do not need there, old runs' notebooks and HTML with 'shiol runs prune --keep-days N') "
-            "and run the job again")
+    return (
+        f"disk full: no space left on the device holding {path} ({free}); free space on that device "
+        "(files you do not need there, old runs' notebooks and HTML with 'shiol runs prune --keep-days N') "
+        "and run the job again"
+    )

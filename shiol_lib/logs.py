@@ -69,8 +69,9 @@ def make_formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
-def configure_logging(settings: Settings | None, *, level: int = logging.INFO, stream: IO[str] | None = None,
-                      to_file: bool = True) -> None:
+def configure_logging(
+    settings: Settings | None, *, level: int = logging.INFO, stream: IO[str] | None = None, to_file: bool = True
+) -> None:
     """Send the root logger's records to ``stream`` (stderr) and, with ``SHIOL_LOG_FILE``, a rotating file.
 
     Calling it again replaces the handlers it installed before, and a plain stderr handler that
@@ -85,9 +86,15 @@ def configure_logging(settings: Settings | None, *, level: int = logging.INFO, s
     formatter = make_formatter(settings.log_format if settings else "text")
     handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
     if settings is not None and settings.log_file is not None and to_file:
-        handlers.append(logging.handlers.RotatingFileHandler(
-            settings.log_file, maxBytes=settings.log_max_bytes, backupCount=settings.log_backups,
-            encoding="utf-8", delay=True))
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                settings.log_file,
+                maxBytes=settings.log_max_bytes,
+                backupCount=settings.log_backups,
+                encoding="utf-8",
+                delay=True,
+            )
+        )
     for handler in handlers:
         handler.setFormatter(formatter)
         setattr(handler, _MARK, True)

@@ -182,8 +182,7 @@ def _number(minimum: float, maximum: float = math.inf, *, integer: bool = False)
 def _seconds_list(name: str, raw: str) -> tuple[float, ...]:
     parts = [p.strip() for p in raw.split(",") if p.strip()]
     if not all(_DECIMAL.fullmatch(part) or _NOT_FINITE.fullmatch(part) for part in parts):
-        raise ConfigError(f"{name}={raw!r} is not a comma-separated list of seconds in ASCII digits, "
-                          "e.g. 60,120,240")
+        raise ConfigError(f"{name}={raw!r} is not a comma-separated list of seconds in ASCII digits, e.g. 60,120,240")
     values = tuple(float(part) for part in parts)
     if not values or not all(math.isfinite(v) and v > 0 for v in values):
         raise ConfigError(f"{name}={raw!r} needs at least one delay, each a finite number of seconds above 0")
@@ -204,8 +203,10 @@ def _log_file(name: str, raw: str) -> Path:
     if path.is_dir():
         raise ConfigError(f"{name}={raw!r} is a folder; set it to a file inside it, e.g. {path / 'shiol.log'}")
     if not path.parent.is_dir():
-        raise ConfigError(f"{name}={raw!r}: the folder {path.parent} does not exist; create it first "
-                          "(or point the variable into an existing folder)")
+        raise ConfigError(
+            f"{name}={raw!r}: the folder {path.parent} does not exist; create it first "
+            "(or point the variable into an existing folder)"
+        )
     if not os.access(path if path.exists() else path.parent, os.W_OK):
         raise ConfigError(f"{name}={raw!r} cannot be written by this user; fix its permissions or pick another file")
     return path
@@ -276,8 +277,12 @@ _VARIABLES: tuple[_Variable, ...] = (
     _Variable("jobs_file", "SHIOL_JOBS_FILE", _optional_path),
 )
 _FIELDS = {spec.name: spec for spec in fields(Settings)}
-ENV_NAMES = {"home": "SHIOL_HOME", "db_path": "SHIOL_DB_PATH", "runs_dir": "SHIOL_RUNS_DIR",
-             **{v.field: v.env for v in _VARIABLES}}
+ENV_NAMES = {
+    "home": "SHIOL_HOME",
+    "db_path": "SHIOL_DB_PATH",
+    "runs_dir": "SHIOL_RUNS_DIR",
+    **{v.field: v.env for v in _VARIABLES},
+}
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -306,8 +311,11 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
     Floats are written with ``repr`` (exact round trip); settings that are ``None`` are left out.
     Holds the secrets too: hand it to a child process's environment or stdin, never to a log or argv.
     """
-    env = {"SHIOL_HOME": str(settings.home), "SHIOL_DB_PATH": str(settings.db_path),
-           "SHIOL_RUNS_DIR": str(settings.runs_dir)}
+    env = {
+        "SHIOL_HOME": str(settings.home),
+        "SHIOL_DB_PATH": str(settings.db_path),
+        "SHIOL_RUNS_DIR": str(settings.runs_dir),
+    }
     for variable in _VARIABLES:
         value = getattr(settings, variable.field)
         if value is None:

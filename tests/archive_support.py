@@ -30,8 +30,9 @@ class Home:
         self.root, self.key = root, key
         self.runs = root / "runs"
         self.runs.mkdir(parents=True, exist_ok=True)
-        self.store: Store = open_store(root / "var" / "shiol.duckdb", root / "var" / "shiol.snapshot.duckdb",
-                                       lock_timeout_s=5)
+        self.store: Store = open_store(
+            root / "var" / "shiol.duckdb", root / "var" / "shiol.snapshot.duckdb", lock_timeout_s=5
+        )
 
     def close_run(self, minutes: int = 0, status: str = "success", *, outputs: bool = False) -> tuple[str, Path]:
         """Close a run as the runner does; with ``outputs`` it first stores tickets and an artefact."""
@@ -39,16 +40,39 @@ class Home:
         run_id = archive.new_run_id(started)
         directory = archive.run_dir(self.runs, "pipeline", run_id, started)
         directory.mkdir(parents=True)
-        run_table.insert_run(self.store, run_table.RunRow(
-            run_id=run_id, job="pipeline", slot=None, trigger="manual", status="running", started_at=started,
-            finished_at=None, error=None, error_class=None, target_draw_date=None, attempt=1, parent_run_id=None,
-            seed=1, pid=1, host="h", heartbeat_at=started, archive_dir=str(directory)))
+        run_table.insert_run(
+            self.store,
+            run_table.RunRow(
+                run_id=run_id,
+                job="pipeline",
+                slot=None,
+                trigger="manual",
+                status="running",
+                started_at=started,
+                finished_at=None,
+                error=None,
+                error_class=None,
+                target_draw_date=None,
+                attempt=1,
+                parent_run_id=None,
+                seed=1,
+                pid=1,
+                host="h",
+                heartbeat_at=started,
+                archive_dir=str(directory),
+            ),
+        )
         (directory / "60_analyze_performance.html").write_text("<p>No evidence of an edge (p = 0.19)</p>")
         (directory / "60_analyze_performance.ipynb").write_text('{"cells": []}')
         (directory / "60_analyze_performance.log").write_text("ok\n")
-        manifest = Manifest(run_id=run_id, job="pipeline", trigger="manual", status=RunStatus(status),
-                            started_at=started, steps=[StepRecord("performance_analysis",
-                                                                  "60_analyze_performance.ipynb", StepStatus(status))])
+        manifest = Manifest(
+            run_id=run_id,
+            job="pipeline",
+            trigger="manual",
+            status=RunStatus(status),
+            started_at=started,
+            steps=[StepRecord("performance_analysis", "60_analyze_performance.ipynb", StepStatus(status))],
+        )
         manifest.artefacts = artefact_hashes(directory)
         if outputs:
             store_outputs(self.store, run_id, seed=1)
@@ -56,18 +80,28 @@ class Home:
             if status == "crashed":  # recovery hashes a crashed run's outputs, then discards its tickets
                 prediction_table.discard_predictions(self.store, run_id)
         path = archive.write_manifest(directory, manifest)
-        entry = ledger.append_entry(self.runs, run_id=run_id, job="pipeline", status=status, manifest_path=path,
-                                    key=self.key)
-        run_table.finish_run(self.store, run_id, status=status, finished_at=started + timedelta(minutes=1),
-                             ledger_head=(entry["seq"], entry["hash"]))
+        entry = ledger.append_entry(
+            self.runs, run_id=run_id, job="pipeline", status=status, manifest_path=path, key=self.key
+        )
+        run_table.finish_run(
+            self.store,
+            run_id,
+            status=status,
+            finished_at=started + timedelta(minutes=1),
+            ledger_head=(entry["seq"], entry["hash"]),
+        )
         return run_id, directory
 
     def verify(self, key: str | None = None) -> Verification:
         """What ``shiol runs verify`` finds (no run in flight; the store's outputs compared)."""
         runs = run_table.archived_runs(self.store)
-        return verify_archive(self.runs, anchor=run_table.ledger_anchor(self.store), runs=runs,
-                              key=key if key is not None else self.key,
-                              outputs={r: prediction_table.output_hashes(self.store, r) for r in runs})
+        return verify_archive(
+            self.runs,
+            anchor=run_table.ledger_anchor(self.store),
+            runs=runs,
+            key=key if key is not None else self.key,
+            outputs={r: prediction_table.output_hashes(self.store, r) for r in runs},
+        )
 
     def problems(self, key: str | None = None) -> list[str]:
         return [p.problem for p in self.verify(key).problems]
@@ -84,7 +118,8 @@ class Home:
 
 def store_outputs(store: Store, run_id: str, *, seed: int) -> None:
     """Store three tickets and a metrics artefact under ``run_id`` (different ones for another ``seed``)."""
-    tickets = pd.DataFrame([[rank, 1, 2 + seed, 20, 30, 40 + rank, 6, 0.5 / rank] for rank in (1, 2, 3)],
-                           columns=TICKET_COLUMNS)
+    tickets = pd.DataFrame(
+        [[rank, 1, 2 + seed, 20, 30, 40 + rank, 6, 0.5 / rank] for rank in (1, 2, 3)], columns=TICKET_COLUMNS
+    )
     prediction_table.replace_predictions(store, run_id, date(2026, 11, 30), tickets)
     prediction_table.save_artifact(store, run_id, "metrics.generate_predictions", {"seed": seed})

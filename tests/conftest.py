@@ -89,8 +89,11 @@ def no_process_left_behind() -> Iterator[None]:
         for process in alive:
             with contextlib.suppress(psutil.Error):
                 process.kill()
-        pytest.fail(f"{len(alive)} process(es) started by the tests are still running at the end of the "
-                    f"session: {'; '.join(names)}", pytrace=False)
+        pytest.fail(
+            f"{len(alive)} process(es) started by the tests are still running at the end of the "
+            f"session: {'; '.join(names)}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -104,5 +107,13 @@ def new_children() -> Callable[[], list[psutil.Process]]:
     return lambda: [p for p in _live_children() if p.pid not in before]
 
 
-__all__ = ["bundled_draws", "bundled_frame", "musl_server", "no_process_left_behind", "ny_server", "smtp", "store",
-           "webhook"]
+__all__ = [
+    "bundled_draws",
+    "bundled_frame",
+    "musl_server",
+    "no_process_left_behind",
+    "ny_server",
+    "smtp",
+    "store",
+    "webhook",
+]

@@ -124,11 +124,23 @@ def musl_drawing(
         for i, n in enumerate(whites, start=1)
     ]
     if powerball is not None:
-        numbers.append({"itemCode": "powerball", "ruleCode": "powerball", "value": f"{powerball:02d}",
-                        "orderDrawn": len(numbers) + 1})
+        numbers.append(
+            {
+                "itemCode": "powerball",
+                "ruleCode": "powerball",
+                "value": f"{powerball:02d}",
+                "orderDrawn": len(numbers) + 1,
+            }
+        )
     if multiplier is not None:
-        numbers.append({"itemCode": "power-play", "ruleCode": "power-play", "value": f"{multiplier:02d}",
-                        "orderDrawn": len(numbers) + 1})
+        numbers.append(
+            {
+                "itemCode": "power-play",
+                "ruleCode": "power-play",
+                "value": f"{multiplier:02d}",
+                "orderDrawn": len(numbers) + 1,
+            }
+        )
     return {
         "drawId": _draw_id(draw_date),
         "game": {"code": "powerball", "name": "Powerball"},
@@ -184,8 +196,7 @@ class Fault:
 def http_error(status: int, *, retry_after: str | float | None = None, times: int | None = None) -> Fault:
     """An error status with a small JSON body, optionally with ``Retry-After``."""
     headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-    return Fault(status=status, headers=headers, body=json.dumps({"message": f"fake error {status}"}),
-                 times=times)
+    return Fault(status=status, headers=headers, body=json.dumps({"message": f"fake error {status}"}), times=times)
 
 
 def slow(delay_s: float, *, times: int | None = None) -> Fault:
@@ -210,8 +221,10 @@ def cut_off(after_bytes: int, *, times: int | None = None) -> Fault:
 
 def html_page(*, times: int | None = None) -> Fault:
     """An HTML error page served with status 200 (a proxy or maintenance page)."""
-    page = ("<!DOCTYPE html><html><head><title>Service Unavailable</title></head>"
-            "<body><h1>Down for maintenance</h1></body></html>")
+    page = (
+        "<!DOCTYPE html><html><head><title>Service Unavailable</title></head>"
+        "<body><h1>Down for maintenance</h1></body></html>"
+    )
     return Fault(body=page, content_type="text/html; charset=utf-8", times=times)
 
 
@@ -220,8 +233,9 @@ def raw_body(text: str, *, times: int | None = None) -> Fault:
     return Fault(body=text, times=times)
 
 
-def huge_body(total_bytes: int, *, pattern: bytes = b" ", declare_length: bool = False,
-              times: int | None = None) -> Fault:
+def huge_body(
+    total_bytes: int, *, pattern: bytes = b" ", declare_length: bool = False, times: int | None = None
+) -> Fault:
     """A 200 body of ``total_bytes`` (``pattern`` repeated), generated while sending, never held whole.
 
     :attr:`Fault.sent` then tells how much of it the client let the server write.
@@ -272,8 +286,9 @@ class FakeServer:
         """Bind an ephemeral port on 127.0.0.1 and serve in a background thread."""
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"{type(self).__name__}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{type(self).__name__}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -384,12 +399,14 @@ class FakeServer:
             handler.send_header("Content-Encoding", "gzip")
         if self.chunked:
             handler.send_header("Transfer-Encoding", "chunked")
-            data = b"".join(b"%x\r\n%s\r\n" % (len(part), part)
-                            for part in (data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)))
+            data = b"".join(
+                b"%x\r\n%s\r\n" % (len(part), part)
+                for part in (data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK))
+            )
             data += b"0\r\n\r\n"
         else:
             handler.send_header("Content-Length", str(len(data)))
-        for name, value in (fault.headers.items() if fault is not None else ()):
+        for name, value in fault.headers.items() if fault is not None else ():
             handler.send_header(name, value)
         handler.end_headers()
         if fault is not None and fault.cut_after is not None:
@@ -402,7 +419,6 @@ class FakeServer:
                     return
         else:
             handler.wfile.write(data)
-
 
     def _stream(self, handler: _Handler, fault: Fault) -> None:
         """Send ``fault.stream_bytes`` of the pattern in 64 KiB pieces, counting what got written."""
@@ -488,8 +504,11 @@ _WHERE_COMPARE = re.compile(r"^\s*draw_date\s*(>=|>|<=|<|=)\s*'([^']*)'\s*$", re
 _WHERE_IN = re.compile(r"^\s*draw_date\s+in\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
 _QUOTED = re.compile(r"'([^']*)'")
 _COMPARE: dict[str, Callable[[datetime, datetime], bool]] = {
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, "=": lambda a, b: a == b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    "=": lambda a, b: a == b,
 }
 
 
@@ -512,8 +531,7 @@ class NyServer(FakeServer):
     sort last, so a test can slip them into any answer.
     """
 
-    def __init__(self, draws: Iterable[Draw] = (), *, ignore_offset: bool = False,
-                 ignore_where: bool = False) -> None:
+    def __init__(self, draws: Iterable[Draw] = (), *, ignore_offset: bool = False, ignore_where: bool = False) -> None:
         super().__init__()
         self.ignore_offset = ignore_offset
         self.ignore_where = ignore_where

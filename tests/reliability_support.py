@@ -26,46 +26,58 @@ class Category:
 CATEGORIES: dict[str, Category] = {
     "ny-record": Category(
         "NY Open Data JSON records breaking a validation rule or of the wrong JSON type, beside valid ones",
-        "rejected with source, record and reason; nothing of the batch written; draws checksum unchanged"),
+        "rejected with source, record and reason; nothing of the batch written; draws checksum unchanged",
+    ),
     "ny-csv": Category(
         "NY CSV export rows (the bundled snapshot's layout) breaking a rule, or a malformed line",
-        "rejected with source, record and reason; nothing of the file written; draws checksum unchanged"),
+        "rejected with source, record and reason; nothing of the file written; draws checksum unchanged",
+    ),
     "ny-body": Category(
         "NY bodies that are not a list of records: HTML, truncated, null, deep nesting, oversize, HTTP errors",
-        "a failure of NY, reported, then the bundled snapshot asked; draws checksum unchanged"),
+        "a failure of NY, reported, then the bundled snapshot asked; draws checksum unchanged",
+    ),
     "musl-drawing": Category(
         "MUSL drawings breaking a rule: values, Unicode digits, another game, bad status, item lists",
-        "rejected with source and reason, then NY asked; draws checksum unchanged"),
+        "rejected with source and reason, then NY asked; draws checksum unchanged",
+    ),
     "musl-body": Category(
         "MUSL bodies that are not one drawing: HTML, truncated, null, deep nesting, oversize, HTTP errors",
-        "a failure of MUSL, reported, then NY asked; draws checksum unchanged"),
+        "a failure of MUSL, reported, then NY asked; draws checksum unchanged",
+    ),
     "musl-misdated": Category(
         "MUSL answering another drawing than the DrawDate asked",
-        "reported as misdated, not stored, and the requested date asked of NY; draws checksum unchanged"),
+        "reported as misdated, not stored, and the requested date asked of NY; draws checksum unchanged",
+    ),
     "no-source": Category(
         "`shiol update-data` when no network source answers: HTTP 500/503, reset, timeout, all down, MUSL "
         "without a key and NY down; and the data-update job in the same state",
-        "exit 10 and outcome `no source answered` (never \"success\"), last answer time unchanged; the "
-        "job's run ends failed with error class fetch"),
+        'exit 10 and outcome `no source answered` (never "success"), last answer time unchanged; the '
+        "job's run ends failed with error class fetch",
+    ),
     "held-lock": Category(
         "the scheduler process while another process holds the DuckDB file (probes of /healthz)",
         "/healthz answers from memory while the lock is held, says 503 once the plan is stale, 200 again "
-        "when the lock frees"),
+        "when the lock frees",
+    ),
     "api-load": Category(
         "concurrent requests to /healthz, the health report and /metrics while a job runs",
-        "every request answered (200, 429 or 503), the job finishes, /healthz 200 after"),
+        "every request answered (200, 429 or 503), the job finishes, /healthz 200 after",
+    ),
     "alerts": Category(
         "incidents (failure streaks, a missed drawing) seen by a local webhook receiver and SMTP server",
-        "exactly one open and one recovery message per incident on each channel"),
+        "exactly one open and one recovery message per incident on each channel",
+    ),
     "disk-full": Category(
         "a full disk under the store: a tmpfs filled up (as root), a simulated ENOSPC, a SIGKILL between "
         "commit and publish",
         "commit and stale snapshot both reported (exit 5), temp files removed at the next write, store "
-        "and snapshot readable and equal after it"),
+        "and snapshot readable and equal after it",
+    ),
     "archive-tamper": Category(
         "tampering with runs/ and the store: edited pages, files and folders at every depth, a fabricated "
         "running row, outputs rewritten under a closed run's id, a rollback with the key set (witness kept)",
-        "`shiol runs verify` exits 8 naming what differs; the untouched archive exits 0, also after prune"),
+        "`shiol runs verify` exits 8 naming what differs; the untouched archive exits 0, also after prune",
+    ),
 }
 
 

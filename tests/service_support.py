@@ -23,9 +23,17 @@ T = TypeVar("T")
 
 def scheduler_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a ``python schedules.py`` with no job due and no network."""
-    env = {**os.environ, "SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
-           "SHIOL_HTTP_RETRIES": "0", "SHIOL_PIPELINE_CRON": NEVER, "SHIOL_UPDATE_CRON": NEVER,
-           "SHIOL_EVALUATION_CRON": NEVER, "PYTHONPATH": str(REPO), "NO_PROXY": "127.0.0.1,localhost"}
+    env = {
+        **os.environ,
+        "SHIOL_HOME": str(home),
+        "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
+        "SHIOL_HTTP_RETRIES": "0",
+        "SHIOL_PIPELINE_CRON": NEVER,
+        "SHIOL_UPDATE_CRON": NEVER,
+        "SHIOL_EVALUATION_CRON": NEVER,
+        "PYTHONPATH": str(REPO),
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
     env.pop("SHIOL_MUSL_API_KEY", None)
     env.update(extra)
     return env
@@ -42,8 +50,13 @@ def free_port() -> int:
 def running_scheduler(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """``python schedules.py`` in its own process group, its output in ``log``; killed if still up at the end."""
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, str(REPO / "schedules.py")], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "schedules.py")],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield proc
     finally:
@@ -58,8 +71,7 @@ def stop_scheduler(proc: subprocess.Popen, log: Path) -> None:
     assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
 
 
-def wait_until(predicate: Callable[[], T | None], timeout_s: float, what: str, proc: subprocess.Popen,
-               log: Path) -> T:
+def wait_until(predicate: Callable[[], T | None], timeout_s: float, what: str, proc: subprocess.Popen, log: Path) -> T:
     """The first non-None value of ``predicate`` within ``timeout_s``; fails if the scheduler exits first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -82,7 +94,9 @@ def healthz(url: str, timeout_s: float = 5.0) -> tuple[int, float] | None:
 
 def healthz_is(url: str, status: int) -> Callable[[], bool | None]:
     """A :func:`wait_until` predicate: True once ``/healthz`` answers ``status``."""
+
     def check() -> bool | None:
         answer = healthz(url)
         return True if answer is not None and answer[0] == status else None
+
     return check

@@ -21,8 +21,9 @@ T0 = datetime(2024, 7, 1, 16, 0, tzinfo=UTC)
 # --- shared helpers ------------------------------------------------------------------------------
 
 
-def add_run(store: Store, run_id: str, job: str, status: str, *, hour: float, minutes: float = 3.0,
-            error: str | None = None) -> None:
+def add_run(
+    store: Store, run_id: str, job: str, status: str, *, hour: float, minutes: float = 3.0, error: str | None = None
+) -> None:
     """A run of ``job`` started ``hour`` hours after T0 and, unless running, finished ``minutes`` later.
 
     One insert_run per run (a store write costs a snapshot republish); finish_run is exercised in
@@ -30,13 +31,28 @@ def add_run(store: Store, run_id: str, job: str, status: str, *, hour: float, mi
     """
     started = T0 + timedelta(hours=hour)
     failed = status not in ("running", "success", "skipped")
-    insert_run(store, RunRow(
-        run_id=run_id, job=job, slot=started, trigger="scheduled", status=status, started_at=started,
-        finished_at=None if status == "running" else started + timedelta(minutes=minutes),
-        error=error or (f"{status} in step fetch" if failed else None), error_class="fetch" if failed else None,
-        target_draw_date=None, attempt=1, parent_run_id=None, seed=None, pid=None, host=None,
-        heartbeat_at=started, archive_dir=None,
-    ))
+    insert_run(
+        store,
+        RunRow(
+            run_id=run_id,
+            job=job,
+            slot=started,
+            trigger="scheduled",
+            status=status,
+            started_at=started,
+            finished_at=None if status == "running" else started + timedelta(minutes=minutes),
+            error=error or (f"{status} in step fetch" if failed else None),
+            error_class="fetch" if failed else None,
+            target_draw_date=None,
+            attempt=1,
+            parent_run_id=None,
+            seed=None,
+            pid=None,
+            host=None,
+            heartbeat_at=started,
+            archive_dir=None,
+        ),
+    )
 
 
 def add_runs(store: Store, job: str, statuses: Sequence[str], *, start_hour: float = 0.0) -> None:
@@ -51,8 +67,17 @@ def add_dead_letter(store: Store, dead_letter_id: str, job: str, *, resolved: bo
         conn.execute(
             "INSERT INTO dead_letters VALUES (?, ?, ?, ?, 4, ?, 'fetch', 'source down', '01_fetch_draws.ipynb', 3, "
             "?, ?, ?, ?)",
-            [dead_letter_id, job, T0, date(2024, 7, 1), f"{job}-last", f"shiol rerun {job}-last", T0,
-             T0 + timedelta(hours=1) if resolved else None, "fix-run" if resolved else None],
+            [
+                dead_letter_id,
+                job,
+                T0,
+                date(2024, 7, 1),
+                f"{job}-last",
+                f"shiol rerun {job}-last",
+                T0,
+                T0 + timedelta(hours=1) if resolved else None,
+                "fix-run" if resolved else None,
+            ],
         )
 
 
@@ -75,8 +100,9 @@ HOLDER = textwrap.dedent(
 @contextmanager
 def locked_by_another_process(path: Path) -> Iterator[int]:
     """Hold the DuckDB file lock in a child process until the block ends; yields its pid."""
-    with subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as proc:
         try:
             assert proc.stdout.readline().strip() == "locked"
             yield proc.pid

@@ -33,10 +33,24 @@ ALLOWED: dict[str, frozenset[str]] = {
     "reports": frozenset({"archive", "domain", "store", "settings", "errors"}),
     # logs: the job process's entry
     "jobs": frozenset({"execution", "archive", "reports", "domain", "store", "errors", "settings", "logs"}),
-    "scheduling": frozenset({"jobs", "archive", "reports", "execution", "domain", "store", "errors", "settings",
-                             "logs"}),
-    "cli": frozenset({"ingest", "store", "domain", "archive", "execution", "jobs", "reports", "scheduling", "errors",
-                      "settings", "logs"}),
+    "scheduling": frozenset(
+        {"jobs", "archive", "reports", "execution", "domain", "store", "errors", "settings", "logs"}
+    ),
+    "cli": frozenset(
+        {
+            "ingest",
+            "store",
+            "domain",
+            "archive",
+            "execution",
+            "jobs",
+            "reports",
+            "scheduling",
+            "errors",
+            "settings",
+            "logs",
+        }
+    ),
     "__init__": frozenset(),
     "schedules": frozenset({"scheduling", "domain", "errors", "settings"}),
 }
@@ -96,8 +110,11 @@ def violations(files: list[Path], package: Path = PACKAGE) -> list[str]:
             target = part_of(name)
             if target == source or target in allowed or target == "__init__" and name == "shiol_lib":
                 continue
-            rule = (f"'{source}' may import only {', '.join(sorted(allowed)) or 'nothing of the workbench'}"
-                    if target != "cli" else "nothing imports 'cli'")
+            rule = (
+                f"'{source}' may import only {', '.join(sorted(allowed)) or 'nothing of the workbench'}"
+                if target != "cli"
+                else "nothing imports 'cli'"
+            )
             problems.append(f"{path.relative_to(package.parent)}:{line} imports {name}: {rule}")
     return problems
 
@@ -109,8 +126,19 @@ def source_files() -> list[Path]:
 def test_every_part_of_the_package_has_a_rule() -> None:
     parts = {part_of(module_name(p)) for p in source_files() if p != APP}
     assert parts <= set(ALLOWED), f"parts without a layer rule: {sorted(parts - set(ALLOWED))}"
-    assert {"domain", "ingest", "store", "analysis", "execution", "archive", "reports", "jobs", "scheduling", "cli",
-            "steps"} <= parts
+    assert {
+        "domain",
+        "ingest",
+        "store",
+        "analysis",
+        "execution",
+        "archive",
+        "reports",
+        "jobs",
+        "scheduling",
+        "cli",
+        "steps",
+    } <= parts
 
 
 def test_imports_follow_the_layers() -> None:
@@ -144,15 +172,21 @@ def test_a_wrong_way_import_is_named_with_its_rule(tmp_path: Path, where: str, l
 
 def test_the_real_tree_has_no_import_of_cli_outside_it() -> None:
     importers = [
-        (path, name) for path in source_files() if part_of(module_name(path)) != "cli"
-        for _, name in imported_modules(path) if part_of(name) == "cli"
+        (path, name)
+        for path in source_files()
+        if part_of(module_name(path)) != "cli"
+        for _, name in imported_modules(path)
+        if part_of(name) == "cli"
     ]
     assert importers == []
 
 
 def test_no_module_is_over_400_lines() -> None:
-    long = {str(p.relative_to(PACKAGE.parent)): n for p in sorted(PACKAGE.rglob("*.py"))
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    long = {
+        str(p.relative_to(PACKAGE.parent)): n
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
+    }
     assert long == {}, f"split these modules (one responsibility each, a few hundred lines): {long}"
 
 
@@ -269,9 +303,12 @@ def import_cycles(files: list[Path], package: Path = PACKAGE) -> list[tuple[froz
 
 def crowded_folders(package: Path = PACKAGE) -> dict[str, int]:
     """Package folders holding more than :data:`MAX_MODULES_PER_FOLDER` modules (``__init__.py`` not counted)."""
-    counts = {str(init.parent.relative_to(package.parent)): sum(1 for p in init.parent.glob("*.py")
-                                                                if p.name != "__init__.py")
-              for init in sorted(package.rglob("__init__.py"))}
+    counts = {
+        str(init.parent.relative_to(package.parent)): sum(
+            1 for p in init.parent.glob("*.py") if p.name != "__init__.py"
+        )
+        for init in sorted(package.rglob("__init__.py"))
+    }
     return {folder: n for folder, n in counts.items() if n > MAX_MODULES_PER_FOLDER}
 
 
@@ -293,20 +330,33 @@ def _plant(root: Path, files: dict[str, str]) -> list[Path]:
 @pytest.mark.parametrize(
     ("files", "cycle"),
     [
-        pytest.param({"archive/folders.py": "from shiol_lib.archive import ledger",
-                      "archive/ledger.py": "from . import verify",
-                      "archive/verify.py": "from shiol_lib.archive.folders import run_folder"},
-                     "shiol_lib.archive.folders -> shiol_lib.archive.ledger -> shiol_lib.archive.verify -> "
-                     "shiol_lib.archive.folders", id="three-modules-of-one-part"),
-        pytest.param({"store/core.py": "import shiol_lib.domain.game",
-                      "domain/game.py": "def prizes():\n    from shiol_lib.store.core import Store\n    return Store"},
-                     "shiol_lib.domain.game -> shiol_lib.store.core -> shiol_lib.domain.game",
-                     id="function-level-import-between-parts"),
-        pytest.param({"store/__init__.py": "from shiol_lib.store.core import Store",
-                      "store/core.py": "from ..store import schema\nclass Store: ...",
-                      "store/schema.py": "def f():\n    from shiol_lib.store import Store"},
-                     "shiol_lib.store -> shiol_lib.store.core -> shiol_lib.store.schema -> shiol_lib.store",
-                     id="through-a-package-init"),
+        pytest.param(
+            {
+                "archive/folders.py": "from shiol_lib.archive import ledger",
+                "archive/ledger.py": "from . import verify",
+                "archive/verify.py": "from shiol_lib.archive.folders import run_folder",
+            },
+            "shiol_lib.archive.folders -> shiol_lib.archive.ledger -> shiol_lib.archive.verify -> "
+            "shiol_lib.archive.folders",
+            id="three-modules-of-one-part",
+        ),
+        pytest.param(
+            {
+                "store/core.py": "import shiol_lib.domain.game",
+                "domain/game.py": "def prizes():\n    from shiol_lib.store.core import Store\n    return Store",
+            },
+            "shiol_lib.domain.game -> shiol_lib.store.core -> shiol_lib.domain.game",
+            id="function-level-import-between-parts",
+        ),
+        pytest.param(
+            {
+                "store/__init__.py": "from shiol_lib.store.core import Store",
+                "store/core.py": "from ..store import schema\nclass Store: ...",
+                "store/schema.py": "def f():\n    from shiol_lib.store import Store",
+            },
+            "shiol_lib.store -> shiol_lib.store.core -> shiol_lib.store.schema -> shiol_lib.store",
+            id="through-a-package-init",
+        ),
     ],
 )
 def test_a_planted_import_cycle_is_named(tmp_path: Path, files: dict[str, str], cycle: str) -> None:
@@ -317,9 +367,11 @@ def test_a_planted_import_cycle_is_named(tmp_path: Path, files: dict[str, str], 
 
 def test_importing_a_submodule_by_name_is_no_cycle_with_its_package(tmp_path: Path) -> None:
     # `from shiol_lib.store import schema` names store.schema, not the store package that imports core.
-    files = {"store/__init__.py": "from shiol_lib.store.core import Store",
-             "store/core.py": "from shiol_lib.store import schema\nclass Store: ...",
-             "store/schema.py": "VERSION = 1"}
+    files = {
+        "store/__init__.py": "from shiol_lib.store.core import Store",
+        "store/core.py": "from shiol_lib.store import schema\nclass Store: ...",
+        "store/schema.py": "VERSION = 1",
+    }
     planted = _plant(tmp_path, files)
     assert import_cycles(planted, tmp_path / "shiol_lib") == []
     graph = import_graph(planted, tmp_path / "shiol_lib")

@@ -30,8 +30,12 @@ def restore_logging():
 
 
 def _event(stream: io.StringIO, status: str, error: str | None = None, error_class: str | None = None) -> str:
-    event = {"job": "pipeline", "slot": datetime(2024, 7, 2, 3, 29, tzinfo=UTC).isoformat(), "attempt": 2,
-             "trigger": "retry"}
+    event = {
+        "job": "pipeline",
+        "slot": datetime(2024, 7, 2, 3, 29, tzinfo=UTC).isoformat(),
+        "attempt": 2,
+        "trigger": "retry",
+    }
     _log_finished(event, RunResult("20240702T032900Z-abcdef", status, error, error_class))
     return stream.getvalue()
 
@@ -39,11 +43,12 @@ def _event(stream: io.StringIO, status: str, error: str | None = None, error_cla
 def test_a_failure_is_one_text_line_with_job_run_slot_attempt_class_and_first_line(tmp_path, restore_logging):
     stream = io.StringIO()
     configure_logging(load_settings({"SHIOL_HOME": str(tmp_path)}), stream=stream)
-    text = _event(stream, "failed", "step analyze_signals: cell 3 raised ValueError: bad\nTraceback ...",
-                  "cell error")
+    text = _event(stream, "failed", "step analyze_signals: cell 3 raised ValueError: bad\nTraceback ...", "cell error")
     assert text.count("\n") == 1
-    assert ("job pipeline run 20240702T032900Z-abcdef slot 2024-07-02T03:29:00+00:00 attempt 2: finished failed "
-            "[cell error] step analyze_signals: cell 3 raised ValueError: bad") in text
+    assert (
+        "job pipeline run 20240702T032900Z-abcdef slot 2024-07-02T03:29:00+00:00 attempt 2: finished failed "
+        "[cell error] step analyze_signals: cell 3 raised ValueError: bad"
+    ) in text
     assert "ERROR" in text and "Traceback" not in text
 
 
@@ -51,8 +56,15 @@ def test_json_lines_carry_the_event_fields_and_the_file_rotates(tmp_path, restor
     stream = io.StringIO()
     log_file = tmp_path / "log" / "shiol.log"
     log_file.parent.mkdir()
-    settings = load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FORMAT": "json", "SHIOL_LOG_FILE": str(log_file),
-                              "SHIOL_LOG_MAX_BYTES": "2048", "SHIOL_LOG_BACKUPS": "2"})
+    settings = load_settings(
+        {
+            "SHIOL_HOME": str(tmp_path),
+            "SHIOL_LOG_FORMAT": "json",
+            "SHIOL_LOG_FILE": str(log_file),
+            "SHIOL_LOG_MAX_BYTES": "2048",
+            "SHIOL_LOG_BACKUPS": "2",
+        }
+    )
     configure_logging(settings, stream=stream)
     record = json.loads(_event(stream, "timeout", "the run exceeded its 1800 s wall-clock limit", "timeout"))
     assert record["job"] == "pipeline" and record["run_id"] == "20240702T032900Z-abcdef"
@@ -78,8 +90,11 @@ def test_rocketry_routine_task_lines_are_kept_out_but_trouble_passes(tmp_path, r
     configure_logging(load_settings({"SHIOL_HOME": str(tmp_path)}), stream=stream)
     task = logging.getLogger("rocketry.task")
     for action in ("run", "success", "fail"):
-        task.info("Task 'post_drawing_pipeline' status: %r", action,
-                  extra={"action": action, "task_name": "post_drawing_pipeline"})  # as Rocketry logs it
+        task.info(
+            "Task 'post_drawing_pipeline' status: %r",
+            action,
+            extra={"action": action, "task_name": "post_drawing_pipeline"},
+        )  # as Rocketry logs it
     text = stream.getvalue()
     assert "'success'" not in text and "'run'" not in text
     assert "'fail'" in text
@@ -99,11 +114,17 @@ def test_a_real_scheduler_writes_each_event_once_to_stderr_and_the_file(tmp_path
 
     port, log, log_file = free_port(), tmp_path / "stderr.log", tmp_path / "logs" / "scheduler.log"
     log_file.parent.mkdir()
-    env = scheduler_env(tmp_path / "home", SHIOL_API_PORT=str(port), SHIOL_LOG_FORMAT=log_format,
-                        SHIOL_LOG_FILE=str(log_file))
+    env = scheduler_env(
+        tmp_path / "home", SHIOL_API_PORT=str(port), SHIOL_LOG_FORMAT=log_format, SHIOL_LOG_FILE=str(log_file)
+    )
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "shiol_lib.cli", "schedule", "run"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shiol_lib.cli", "schedule", "run"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_until(healthz_is(f"http://127.0.0.1:{port}", 200), 120, "the health API", proc, log)
         stop_scheduler(proc, log)
@@ -112,8 +133,9 @@ def test_a_real_scheduler_writes_each_event_once_to_stderr_and_the_file(tmp_path
             proc.kill()
             proc.wait(timeout=30)
     for lines in (log.read_text().splitlines(), log_file.read_text().splitlines()):
-        messages = [json.loads(line)["message"] if log_format == "json" else line.split(": ", 1)[1]
-                    for line in lines]  # a text line in JSON mode fails here: it is not JSON
+        messages = [
+            json.loads(line)["message"] if log_format == "json" else line.split(": ", 1)[1] for line in lines
+        ]  # a text line in JSON mode fails here: it is not JSON
         assert len(messages) == len(set(messages)), lines
         assert sum("scheduler up; health API on" in m for m in messages) == 1, lines
         assert sum(m.startswith("SIGTERM received: stopping") for m in messages) == 1, lines

@@ -50,9 +50,14 @@ def _code_cells(path: Path) -> int:
 def _cell_results(junit: Path) -> list[tuple[str, str, str]]:
     """``(notebook, cell, outcome)`` of every nbval item, in run order, from pytest's JUnit XML."""
     cases = ET.parse(junit).getroot().iter("testcase")
-    return [(case.get("classname", ""), case.get("name", ""),
-             next((child.tag for child in case if child.tag in ("failure", "error", "skipped")), "passed"))
-            for case in cases]
+    return [
+        (
+            case.get("classname", ""),
+            case.get("name", ""),
+            next((child.tag for child in case if child.tag in ("failure", "error", "skipped")), "passed"),
+        )
+        for case in cases
+    ]
 
 
 @pytest.mark.slow
@@ -64,8 +69,14 @@ def test_every_notebook_runs_with_its_default_parameters(tmp_path: Path) -> None
     assert EXPLORATORY, "no notebook in notebooks/exploratory"
     shutil.copytree(REPO / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
 
-    seeded = subprocess.run([SHIOL, "update-data", "--offline"], cwd=tmp_path, env=_env(tmp_path),
-                            capture_output=True, text=True, timeout=120)
+    seeded = subprocess.run(
+        [SHIOL, "update-data", "--offline"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     assert "seeded the empty store with 1647 draws" in seeded.stdout
     assert (tmp_path / "var" / "shiol.snapshot.duckdb").exists()
@@ -75,10 +86,26 @@ def test_every_notebook_runs_with_its_default_parameters(tmp_path: Path) -> None
     ini = tmp_path / "pytest.ini"  # the inner run reads no configuration of the repository
     ini.write_text("[pytest]\n")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", str(ini), "--nbval-lax", "--nbval-current-env",
-         "--nbval-cell-timeout=300", "-p", "no:cacheprovider", "-v", f"--junitxml={tmp_path / 'nbval.xml'}",
-         *map(str, notebooks)],
-        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=840,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(ini),
+            "--nbval-lax",
+            "--nbval-current-env",
+            "--nbval-cell-timeout=300",
+            "-p",
+            "no:cacheprovider",
+            "-v",
+            f"--junitxml={tmp_path / 'nbval.xml'}",
+            *map(str, notebooks),
+        ],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=840,
     )
     report = done.stdout[-8000:] + done.stderr[-2000:]
     assert done.returncode == 0, report

@@ -62,8 +62,20 @@ def resolve(words: list[str]) -> tuple[list[str], click.Command, list[str]]:
 
 def test_the_runbook_names_the_commands_an_operator_needs():
     named = {" ".join(resolve(shlex.split(c)[1:])[0]) for c in runbook_commands()}
-    assert {"service install", "schedule run", "schedule plan", "status", "update-data", "deadletters",
-            "runs verify", "runs prune", "runs missed", "runs list", "runs show", "run"} <= named
+    assert {
+        "service install",
+        "schedule run",
+        "schedule plan",
+        "status",
+        "update-data",
+        "deadletters",
+        "runs verify",
+        "runs prune",
+        "runs missed",
+        "runs list",
+        "runs show",
+        "run",
+    } <= named
 
 
 @pytest.mark.parametrize("line", runbook_commands())
@@ -96,22 +108,35 @@ def block(name: str) -> str:
 
 
 def environment(home: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
-           "SHIOL_HTTP_RETRIES": "0", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+    env = {
+        **os.environ,
+        "SHIOL_HOME": str(home),
+        "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
+        "SHIOL_HTTP_RETRIES": "0",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **extra,
+    }
     env.pop("SHIOL_MUSL_API_KEY", None)
     return env
 
 
 def shiol(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([SHIOL, *args], env=environment(home), capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(
+        [SHIOL, *args], env=environment(home), capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def run_block(name: str, home: Path, backup: Path) -> subprocess.CompletedProcess:
     """Run a runbook block with bash, as the runbook says: SHIOL_HOME and BACKUP set, `shiol` on the PATH."""
     script = f"set -euo pipefail\n{block(name)}"
-    done = subprocess.run(["bash", "-c", script], env=environment(home, BACKUP=str(backup)),
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        ["bash", "-c", script],
+        env=environment(home, BACKUP=str(backup)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, f"block {name} failed:\n{done.stdout}\n{done.stderr}"
     return done
 

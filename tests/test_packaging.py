@@ -68,8 +68,12 @@ def installed(tmp_path_factory) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc")
     for name in ("shiol_lib", "notebooks"):
         shutil.copytree(REPO / name, source / name, ignore=ignore)
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"),
-                           str(source)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (wheel,) = (root / "dist").glob("shiol_workbench-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -79,16 +83,25 @@ def installed(tmp_path_factory) -> Path:
     notebooks = {f"shiol_lib/notebooks/{p.name}" for p in (REPO / "notebooks").glob("*.ipynb")}
     assert notebooks <= names, sorted(notebooks - names)
     target = root / "target"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-                           str(wheel)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return target
 
 
 def _env(target: Path, home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_") and k != "PYTHONPATH"}
-    return {**env, "PYTHONPATH": str(target), "SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
-            **extra}
+    return {
+        **env,
+        "PYTHONPATH": str(target),
+        "SHIOL_HOME": str(home),
+        "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
+        **extra,
+    }
 
 
 @pytest.mark.slow
@@ -101,8 +114,13 @@ def test_the_installed_wheel_updates_runs_the_pipeline_and_serves_the_scheduler_
     def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run([shiol, *args], env=env, cwd=elsewhere, capture_output=True, text=True, timeout=timeout)
 
-    where = subprocess.run([sys.executable, "-c", "import shiol_lib.settings as s; print(s.__file__);"
-                            "print(s.PACKAGE_NOTEBOOKS)"], env=env, cwd=elsewhere, capture_output=True, text=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "import shiol_lib.settings as s; print(s.__file__);print(s.PACKAGE_NOTEBOOKS)"],
+        env=env,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+    )
     module, notebooks = where.stdout.split()
     assert Path(module).is_relative_to(installed) and Path(notebooks) == installed / "shiol_lib" / "notebooks"
 
@@ -123,9 +141,19 @@ def test_the_installed_wheel_updates_runs_the_pipeline_and_serves_the_scheduler_
     log = tmp_path / "scheduler.log"
     never = "0 3 1 1 *"  # 03:00 on January 1st: no job gets in the way
     with open(log, "w") as out:
-        proc = subprocess.Popen([shiol, "schedule", "run"], cwd=elsewhere, stdout=out, stderr=subprocess.STDOUT,
-                                env={**env, "SHIOL_API_PORT": str(port), "SHIOL_PIPELINE_CRON": never,
-                                     "SHIOL_UPDATE_CRON": never, "SHIOL_EVALUATION_CRON": never})
+        proc = subprocess.Popen(
+            [shiol, "schedule", "run"],
+            cwd=elsewhere,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={
+                **env,
+                "SHIOL_API_PORT": str(port),
+                "SHIOL_PIPELINE_CRON": never,
+                "SHIOL_UPDATE_CRON": never,
+                "SHIOL_EVALUATION_CRON": never,
+            },
+        )
     try:
         deadline = time.monotonic() + 120
         while True:

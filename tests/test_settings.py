@@ -25,14 +25,16 @@ def test_defaults_live_under_shiol_home(tmp_path):
 
 
 def test_explicit_values_win(tmp_path):
-    settings = load_settings({
-        "SHIOL_HOME": str(tmp_path),
-        "SHIOL_DB_PATH": str(tmp_path / "x.duckdb"),
-        "SHIOL_MUSL_BASE_URL": "http://127.0.0.1:9999/",
-        "SHIOL_MUSL_API_KEY": "secret-key-123",
-        "SHIOL_HTTP_TIMEOUT_S": "2.5",
-        "SHIOL_HTTP_MAX_BYTES": "65536",
-    })
+    settings = load_settings(
+        {
+            "SHIOL_HOME": str(tmp_path),
+            "SHIOL_DB_PATH": str(tmp_path / "x.duckdb"),
+            "SHIOL_MUSL_BASE_URL": "http://127.0.0.1:9999/",
+            "SHIOL_MUSL_API_KEY": "secret-key-123",
+            "SHIOL_HTTP_TIMEOUT_S": "2.5",
+            "SHIOL_HTTP_MAX_BYTES": "65536",
+        }
+    )
     assert settings.db_path == tmp_path.resolve() / "x.duckdb"
     assert settings.musl_base_url == "http://127.0.0.1:9999"
     assert settings.musl_api_key == "secret-key-123" and "secret-key-123" not in repr(settings)
@@ -96,11 +98,19 @@ def test_garbage_settings_are_refused_with_the_variable_value_and_range(tmp_path
 def test_settings_survive_the_trip_through_the_environment(tmp_path):
     from shiol_lib.settings import settings_to_env
 
-    given = load_settings({
-        "SHIOL_HOME": str(tmp_path), "SHIOL_RUNS_DIR": str(tmp_path / "elsewhere"), "SHIOL_HTTP_TIMEOUT_S": "0.3",
-        "SHIOL_RETRY_BACKOFF_S": "1.5,2,4", "SHIOL_MUSL_API_KEY": "k", "SHIOL_ALERT_WEBHOOK_URL": "http://127.0.0.1:1/x",
-        "SHIOL_API_PORT": "0", "SHIOL_HEARTBEAT_S": "0.1", "SHIOL_HEARTBEAT_STALE_S": "1",
-    })
+    given = load_settings(
+        {
+            "SHIOL_HOME": str(tmp_path),
+            "SHIOL_RUNS_DIR": str(tmp_path / "elsewhere"),
+            "SHIOL_HTTP_TIMEOUT_S": "0.3",
+            "SHIOL_RETRY_BACKOFF_S": "1.5,2,4",
+            "SHIOL_MUSL_API_KEY": "k",
+            "SHIOL_ALERT_WEBHOOK_URL": "http://127.0.0.1:1/x",
+            "SHIOL_API_PORT": "0",
+            "SHIOL_HEARTBEAT_S": "0.1",
+            "SHIOL_HEARTBEAT_STALE_S": "1",
+        }
+    )
     env = settings_to_env(given)
     assert load_settings(env) == given
     assert set(env) <= set(re.findall(r"^#?\s*(SHIOL_[A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.M))
@@ -122,9 +132,11 @@ def test_home_is_shiol_home_or_the_per_user_folder_never_the_cwd(tmp_path, monke
     assert load_settings({"XDG_DATA_HOME": str(xdg)}).home == xdg.resolve() / "shiol"
     assert load_settings({"HOME": str(tmp_path / "u")}).home == (tmp_path / "u").resolve() / ".local/share/shiol"
     assert load_settings({"HOME": str(tmp_path / "u"), "XDG_DATA_HOME": "relative"}).home == (
-        (tmp_path / "u").resolve() / ".local/share/shiol")  # a relative XDG_DATA_HOME is ignored (XDG spec)
+        (tmp_path / "u").resolve() / ".local/share/shiol"
+    )  # a relative XDG_DATA_HOME is ignored (XDG spec)
     assert load_settings({"SHIOL_HOME": str(tmp_path / "h"), "XDG_DATA_HOME": str(xdg)}).home == (
-        (tmp_path / "h").resolve())
+        (tmp_path / "h").resolve()
+    )
     assert load_settings({"HOME": str(tmp_path / "u")}).home != tmp_path.resolve()
 
 
@@ -132,9 +144,16 @@ def test_logging_and_memory_settings_round_trip(tmp_path):
     from shiol_lib.settings import settings_to_env
 
     (tmp_path / "log").mkdir()
-    given = load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FILE": str(tmp_path / "log" / "shiol.log"),
-                           "SHIOL_LOG_FORMAT": "JSON", "SHIOL_LOG_MAX_BYTES": "2048", "SHIOL_LOG_BACKUPS": "0",
-                           "SHIOL_STEP_MEMORY_MB": "0"})
+    given = load_settings(
+        {
+            "SHIOL_HOME": str(tmp_path),
+            "SHIOL_LOG_FILE": str(tmp_path / "log" / "shiol.log"),
+            "SHIOL_LOG_FORMAT": "JSON",
+            "SHIOL_LOG_MAX_BYTES": "2048",
+            "SHIOL_LOG_BACKUPS": "0",
+            "SHIOL_STEP_MEMORY_MB": "0",
+        }
+    )
     assert given.log_format == "json" and given.log_file == tmp_path.resolve() / "log" / "shiol.log"
     assert given.step_memory_mb == 0
     assert load_settings(settings_to_env(given)) == given
@@ -166,8 +185,18 @@ def test_a_list_of_seconds_is_ascii_digits_only(tmp_path):
 
 
 @pytest.mark.parametrize("name", URLS)
-@pytest.mark.parametrize("url", ["http://", "https://", "http:///path", "http://:8080", "http://host:port",
-                                 "http://host:99999", "https://ホスト.example"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://",
+        "https://",
+        "http:///path",
+        "http://:8080",
+        "http://host:port",
+        "http://host:99999",
+        "https://ホスト.example",
+    ],
+)
 def test_every_url_must_name_a_host(tmp_path, name, url):
     with pytest.raises(ConfigError, match=rf"^{name}="):
         load_settings({"SHIOL_HOME": str(tmp_path), name: url})
@@ -188,10 +217,16 @@ def test_a_log_file_needs_an_existing_folder_and_must_not_be_one(tmp_path):
         load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FILE": str(tmp_path)})
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("SHIOL_LOG_FILE", "/nonexistent-folder/shiol.log"), ("SHIOL_LOG_FILE", "/"), ("SHIOL_API_PORT", "８０"),
-    ("SHIOL_NY_BASE_URL", "http://"), ("SHIOL_LEDGER_KEY", "  "),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SHIOL_LOG_FILE", "/nonexistent-folder/shiol.log"),
+        ("SHIOL_LOG_FILE", "/"),
+        ("SHIOL_API_PORT", "８０"),
+        ("SHIOL_NY_BASE_URL", "http://"),
+        ("SHIOL_LEDGER_KEY", "  "),
+    ],
+)
 def test_a_command_refuses_a_bad_setting_with_exit_2_and_no_traceback(tmp_path, name, value):
     env = {**os.environ, "SHIOL_HOME": str(tmp_path), name: value}
     done = subprocess.run([sys.executable, "-m", "shiol_lib.cli", "status"], env=env, capture_output=True, text=True)

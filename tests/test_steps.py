@@ -29,8 +29,11 @@ def db_path(tmp_path: Path, bundled_draws: list[Draw]) -> str:
     store.apply_draws(bundled_draws, source="bundled", fetched_at=FETCHED)
     frame = store.read_draws()
     rng = np.random.default_rng(8)
-    days = [*frame["draw_date"].iloc[-10:].dt.date, frame["draw_date"].iloc[100].date(),
-            pd.Timestamp("2024-07-01").date()]
+    days = [
+        *frame["draw_date"].iloc[-10:].dt.date,
+        frame["draw_date"].iloc[100].date(),
+        pd.Timestamp("2024-07-01").date(),
+    ]
     for i, day in enumerate(days):
         whites = np.sort(np.argsort(rng.random((100, 69)), axis=1)[:, :5] + 1, axis=1)
         tickets = pd.DataFrame(whites, columns=WHITES).assign(pb=rng.integers(1, 27, 100), score=0.0)
@@ -38,8 +41,9 @@ def db_path(tmp_path: Path, bundled_draws: list[Draw]) -> str:
         prediction_table.replace_predictions(store, f"run-{i:02d}", day, tickets)
     backtest = frame.iloc[-5:][["draw_date", *WHITES, "pb"]].assign(rank=1, score=0.0)
     backtest["draw_date"] = backtest["draw_date"].dt.strftime("%Y-%m-%d")
-    prediction_table.save_artifact(store, "r", "backtest_tickets",
-                                   backtest[["draw_date", "rank", *WHITES, "pb", "score"]].values.tolist())
+    prediction_table.save_artifact(
+        store, "r", "backtest_tickets", backtest[["draw_date", "rank", *WHITES, "pb", "score"]].values.tolist()
+    )
     return path
 
 

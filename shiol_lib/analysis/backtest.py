@@ -119,7 +119,8 @@ def _test_targets(checked: pd.DataFrame, test_draws: int) -> list[date]:
     if len(checked) < test_draws:
         raise InsufficientHistoryError(
             f"backtest over {test_draws} drawings asked, the history has {len(checked)}",
-            available=len(checked), needed=test_draws,
+            available=len(checked),
+            needed=test_draws,
         )
     targets = [d.date() for d in checked["draw_date"].iloc[-test_draws:]]
     matrix = matrix_for(targets[-1])
@@ -127,7 +128,9 @@ def _test_targets(checked: pd.DataFrame, test_draws: int) -> list[date]:
         era_count = int((checked["draw_date"].dt.date >= matrix.first_date).sum())
         raise InsufficientHistoryError(
             f"the test span of {test_draws} drawings crosses into the {matrix.name} era, which has only "
-            f"{era_count} drawings; choose test_draws well below that", available=era_count, needed=test_draws,
+            f"{era_count} drawings; choose test_draws well below that",
+            available=era_count,
+            needed=test_draws,
         )
     return targets
 
@@ -145,8 +148,9 @@ def plan_refits(frame: pd.DataFrame, config: BacktestConfig, *, seed: int | None
         days = checked["draw_date"].dt.date.tolist()
         first = days.index(next(d for d in days if d >= matrix_for(targets[-1]).first_date))
         start = len(days) - len(targets)
-        anchors = [days[first + (i - first) // config.refit_every * config.refit_every]
-                   for i in range(start, len(days))]
+        anchors = [
+            days[first + (i - first) // config.refit_every * config.refit_every] for i in range(start, len(days))
+        ]
     else:
         raise ValueError(f"refit_anchor must be 'window' or 'era', not {config.refit_anchor!r}")
     groups: dict[date, list[date]] = {}
@@ -159,8 +163,9 @@ def plan_refits(frame: pd.DataFrame, config: BacktestConfig, *, seed: int | None
     out = []
     for anchor, days in groups.items():
         key = replay.refit_key(anchor=anchor, history_hash=hashes[anchor], seed=seed, settings=settings)
-        ticket_keys = tuple(replay.tickets_key(refit=key, target=t, history_hash=hashes[t],
-                                               n_tickets=config.n_tickets) for t in days)
+        ticket_keys = tuple(
+            replay.tickets_key(refit=key, target=t, history_hash=hashes[t], n_tickets=config.n_tickets) for t in days
+        )
         out.append(RefitGroup(anchor, tuple(days), key, ticket_keys))
     return out
 
@@ -170,8 +175,9 @@ def replay_keys(frame: pd.DataFrame, *, config: BacktestConfig = BacktestConfig(
     return [k for g in plan_refits(frame, config, seed=seed) for k in (g.refit_key, *g.ticket_keys)]
 
 
-def _fit_refit(checked: pd.DataFrame, config: BacktestConfig, seed: int, anchor: date,
-               fitted: dict[date, NumberModel]) -> Refit:
+def _fit_refit(
+    checked: pd.DataFrame, config: BacktestConfig, seed: int, anchor: date, fitted: dict[date, NumberModel]
+) -> Refit:
     """The model and weights of one refit drawing (models shared through ``fitted``, one per date)."""
     model_config = config.model_config()
 
@@ -185,21 +191,41 @@ def _fit_refit(checked: pd.DataFrame, config: BacktestConfig, seed: int, anchor:
     if config.optimize:
         history = frame_before(checked, anchor)
         first = tuning_start(history, anchor, config=config.weights, model_config=model_config)
-        weights = optimize_weights(history, target_date=anchor, config=config.weights, model_config=model_config,
-                                   seed=seed, tuning_model=model_for(first))
+        weights = optimize_weights(
+            history,
+            target_date=anchor,
+            config=config.weights,
+            model_config=model_config,
+            seed=seed,
+            tuning_model=model_for(first),
+        )
     return Refit(anchor, model, weights)
 
 
 def _replay_group(
-    checked: pd.DataFrame, config: BacktestConfig, seed: int, anchor: date, targets: tuple[date, ...],
-    refit: Refit | None, fitted: dict[date, NumberModel] | None = None,
+    checked: pd.DataFrame,
+    config: BacktestConfig,
+    seed: int,
+    anchor: date,
+    targets: tuple[date, ...],
+    refit: Refit | None,
+    fitted: dict[date, NumberModel] | None = None,
 ) -> tuple[Refit, list[pd.DataFrame]]:
     """One refit (fitted unless given) and the tickets of ``targets``, on one thread (a helper process runs it too)."""
     with threadpool_limits(limits=1):
         if refit is None:
             refit = _fit_refit(checked, config, seed, anchor, {} if fitted is None else fitted)
-        tickets = [generate_tickets(frame_before(checked, t), refit.model, refit.weights, t, config.n_tickets,
-                                    seed=ticket_seed(seed, t.toordinal())) for t in targets]
+        tickets = [
+            generate_tickets(
+                frame_before(checked, t),
+                refit.model,
+                refit.weights,
+                t,
+                config.n_tickets,
+                seed=ticket_seed(seed, t.toordinal()),
+            )
+            for t in targets
+        ]
     for target in targets:
         log.debug("backtest target %s done", target)
     return refit, tickets
@@ -217,8 +243,14 @@ def _decoded(known: Mapping[str, bytes], key: str, decode: Any, *args: Any) -> A
         return None
 
 
-def run_backtest(frame: pd.DataFrame, *, config: BacktestConfig = BacktestConfig(), seed: int = 0,
-                 known: Mapping[str, bytes] | None = None, workers: int = 1) -> BacktestResult:
+def run_backtest(
+    frame: pd.DataFrame,
+    *,
+    config: BacktestConfig = BacktestConfig(),
+    seed: int = 0,
+    known: Mapping[str, bytes] | None = None,
+    workers: int = 1,
+) -> BacktestResult:
     """Step 4: walk-forward backtest of the last ``config.test_draws`` drawings (see the module doc).
 
     ``known``: kept results by key (:func:`replay_keys`); given (even empty), the result lists what it
@@ -258,13 +290,25 @@ def run_backtest(frame: pd.DataFrame, *, config: BacktestConfig = BacktestConfig
     rows = pd.DataFrame([_refit_row(g.anchor, refits[g.anchor]) for g in groups])
     seconds = time.perf_counter() - started
     reused = len(targets) - sum(len(days) for _, days, _ in todo)
-    log.info("backtest of %d drawings (%s..%s) in %.1f s: %d refit(s) computed, %d target(s) kept from earlier runs",
-             len(targets), targets[0], targets[-1], seconds, sum(r is None for _, _, r in todo), reused)
+    log.info(
+        "backtest of %d drawings (%s..%s) in %.1f s: %d refit(s) computed, %d target(s) kept from earlier runs",
+        len(targets),
+        targets[0],
+        targets[-1],
+        seconds,
+        sum(r is None for _, _, r in todo),
+        reused,
+    )
     return BacktestResult(all_tickets, evaluations, summarize_draws(evaluations), rows, seconds, reused, entries)
 
 
-def _compute(checked: pd.DataFrame, config: BacktestConfig, seed: int, todo: list[tuple[date, tuple[date, ...],
-             Refit | None]], workers: int) -> list[tuple[Refit, list[pd.DataFrame]]]:
+def _compute(
+    checked: pd.DataFrame,
+    config: BacktestConfig,
+    seed: int,
+    todo: list[tuple[date, tuple[date, ...], Refit | None]],
+    workers: int,
+) -> list[tuple[Refit, list[pd.DataFrame]]]:
     """Replay each (refit drawing, targets, refit or None) of ``todo``: here, and in a helper process.
 
     The helper (:mod:`.workers`) is used only when two refits or more are to be fitted. It takes the groups
@@ -318,8 +362,13 @@ def _refit_row(target: date, refit: Refit) -> dict[str, object]:
         w, objective, start_objective = weights, np.nan, np.nan
     meta = refit.model.meta
     return {
-        "refit_target": pd.Timestamp(target), "train_first_target": pd.Timestamp(meta.train_first_target),
-        "train_last_target": pd.Timestamp(meta.train_last_target), "train_targets": meta.n_train_targets,
-        "w_model": w.model, "w_diversity": w.diversity, "w_shape": w.shape,
-        "objective": objective, "start_objective": start_objective,
+        "refit_target": pd.Timestamp(target),
+        "train_first_target": pd.Timestamp(meta.train_first_target),
+        "train_last_target": pd.Timestamp(meta.train_last_target),
+        "train_targets": meta.n_train_targets,
+        "w_model": w.model,
+        "w_diversity": w.diversity,
+        "w_shape": w.shape,
+        "objective": objective,
+        "start_objective": start_objective,
     }

@@ -69,10 +69,12 @@ def convolve_distributions(pmfs: list[np.ndarray]) -> np.ndarray:
 
 def expected_prize(matrix: Matrix = CURRENT_MATRIX, multiplier: int | None = None) -> float:
     """Exact expected cash prize of one random ticket (jackpot as $0), optionally with Power Play."""
-    return float(sum(
-        tier_probability(t.whites, t.powerball, matrix) * prize_value(t.whites, t.powerball, multiplier=multiplier)
-        for t in PRIZE_TIERS
-    ))
+    return float(
+        sum(
+            tier_probability(t.whites, t.powerball, matrix) * prize_value(t.whites, t.powerball, multiplier=multiplier)
+            for t in PRIZE_TIERS
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,12 @@ def run_edge_test(observed: np.ndarray, coverages: list[np.ndarray], picks: int,
     z = (observed_total - expected_total) / math.sqrt(total_var) if total_var > 0 else 0.0
     p_normal = float(stats.norm.sf(z)) if total_var > 0 else 1.0
     total_pmf = convolve_distributions(pmfs)
-    p_exact = float(min(1.0, total_pmf[int(round(observed_total)):].sum()))
-    method = (f"one-sided test of total {what} matches over {len(coverages)} drawings (unit: the drawing) "
-              f"against the exact null given each drawing's tickets: max of the exact convolution tail and the "
-              f"martingale z test")
+    p_exact = float(min(1.0, total_pmf[int(round(observed_total)) :].sum()))
+    method = (
+        f"one-sided test of total {what} matches over {len(coverages)} drawings (unit: the drawing) "
+        f"against the exact null given each drawing's tickets: max of the exact convolution tail and the "
+        f"martingale z test"
+    )
     return EdgeTest(observed_total, expected_total, z, p_exact, p_normal, max(p_exact, p_normal), method)
 
 

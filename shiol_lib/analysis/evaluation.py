@@ -39,7 +39,14 @@ from shiol_lib.errors import DrawFrameError
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = [
-    "multiplier", "white_matches", "pb_match", "tier", "prize", "prize_power_play", "jackpot", "ticket_key",
+    "multiplier",
+    "white_matches",
+    "pb_match",
+    "tier",
+    "prize",
+    "prize_power_play",
+    "jackpot",
+    "ticket_key",
     "draw_hash",
 ]
 _DRAWN = ["d1", "d2", "d3", "d4", "d5", "dpb"]
@@ -63,8 +70,7 @@ def ticket_keys(tickets: pd.DataFrame) -> pd.Series:
     t = _check_tickets(tickets)
     whites = np.sort(t[WHITE_COLUMNS].to_numpy(), axis=1)
     keys = [
-        f"{d:%Y-%m-%d}:{'-'.join(f'{n:02d}' for n in w)}:{p:02d}"
-        for d, w, p in zip(t["draw_date"], whites, t["pb"])
+        f"{d:%Y-%m-%d}:{'-'.join(f'{n:02d}' for n in w)}:{p:02d}" for d, w, p in zip(t["draw_date"], whites, t["pb"])
     ]
     return pd.Series(keys, index=tickets.index, name="ticket_key")
 
@@ -140,8 +146,10 @@ def select_unevaluated(
 def _coverages(group: pd.DataFrame, matrix: Matrix) -> tuple[np.ndarray, np.ndarray]:
     """Tickets holding each white ball and each Powerball (index 0 = number 1) in one drawing's tickets."""
     whites = group[WHITE_COLUMNS].to_numpy()
-    return (np.bincount(whites.ravel() - 1, minlength=matrix.white_max),
-            np.bincount(group["pb"].to_numpy() - 1, minlength=matrix.pb_max))
+    return (
+        np.bincount(whites.ravel() - 1, minlength=matrix.white_max),
+        np.bincount(group["pb"].to_numpy() - 1, minlength=matrix.pb_max),
+    )
 
 
 def summarize_draws(evaluations: pd.DataFrame) -> pd.DataFrame:
@@ -156,17 +164,26 @@ def summarize_draws(evaluations: pd.DataFrame) -> pd.DataFrame:
         n = len(group)
         current = matrix == CURRENT_MATRIX
         played = current and not pd.isna(mult)
-        rows.append({
-            "draw_date": day, "tickets": n, "white_matches": int(group["white_matches"].sum()),
-            "white_mean": group["white_matches"].mean(), "white_expected": float(expected_white_matches(matrix)),
-            "null_mean": null_mean, "null_var": null_var,
-            "pb_matches": int(group["pb_match"].sum()), "pb_null_mean": pb_mean, "pb_null_var": pb_var,
-            "prize": float(group["prize"].sum()) if current else np.nan,
-            "prize_expected": n * expected_prize(matrix) if current else np.nan,
-            "prize_power_play": float(group["prize_power_play"].sum()) if played else np.nan,
-            "prize_power_play_expected": n * expected_prize(matrix, int(mult)) if played else np.nan,
-            "cost": n * matrix.ticket_price, "jackpots": int(group["jackpot"].sum()),
-        })
+        rows.append(
+            {
+                "draw_date": day,
+                "tickets": n,
+                "white_matches": int(group["white_matches"].sum()),
+                "white_mean": group["white_matches"].mean(),
+                "white_expected": float(expected_white_matches(matrix)),
+                "null_mean": null_mean,
+                "null_var": null_var,
+                "pb_matches": int(group["pb_match"].sum()),
+                "pb_null_mean": pb_mean,
+                "pb_null_var": pb_var,
+                "prize": float(group["prize"].sum()) if current else np.nan,
+                "prize_expected": n * expected_prize(matrix) if current else np.nan,
+                "prize_power_play": float(group["prize_power_play"].sum()) if played else np.nan,
+                "prize_power_play_expected": n * expected_prize(matrix, int(mult)) if played else np.nan,
+                "cost": n * matrix.ticket_price,
+                "jackpots": int(group["jackpot"].sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -177,8 +194,15 @@ def _tier_table(evaluations: pd.DataFrame, matrix: Matrix) -> pd.DataFrame:
     for tier in PRIZE_TIERS:
         probability = float(tier_probability(tier.whites, tier.powerball, matrix))
         hits = int(counts.get(tier.label, 0))
-        rows.append({"tier": tier.label, "hits": hits, "rate": hits / n, "probability": probability,
-                     "expected_hits": n * probability})
+        rows.append(
+            {
+                "tier": tier.label,
+                "hits": hits,
+                "rate": hits / n,
+                "probability": probability,
+                "expected_hits": n * probability,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -192,8 +216,11 @@ def _conclusion(
     """The verdict in plain words, then the Powerball and prize figures beside their baselines."""
     n = int(per_draw["tickets"].sum())
     p = _format_p(white_test.p_value)
-    verdict = (f"Evidence of an edge over random tickets at the {alpha:g} level (p = {p})" if edge
-               else f"No evidence of an edge over random tickets (p = {p})")
+    verdict = (
+        f"Evidence of an edge over random tickets at the {alpha:g} level (p = {p})"
+        if edge
+        else f"No evidence of an edge over random tickets (p = {p})"
+    )
     cost = per_draw["cost"].sum()
     return (
         f"{verdict}; mean white matches {per_draw['white_matches'].sum() / n:.3f} vs "
@@ -236,9 +263,13 @@ class PerformanceSummary:
     def as_dict(self) -> dict[str, Any]:
         """Plain Python values (tables as lists of records) for storage or JSON."""
         out = {k: v for k, v in self.__dict__.items() if k not in ("tiers", "per_draw", "white_test", "pb_test")}
-        out.update(white_test=self.white_test.__dict__, pb_test=self.pb_test.__dict__,
-                   tiers=self.tiers.to_dict("records"),
-                   first_date=self.first_date.isoformat(), last_date=self.last_date.isoformat())
+        out.update(
+            white_test=self.white_test.__dict__,
+            pb_test=self.pb_test.__dict__,
+            tiers=self.tiers.to_dict("records"),
+            first_date=self.first_date.isoformat(),
+            last_date=self.last_date.isoformat(),
+        )
         return out
 
 
@@ -263,8 +294,9 @@ def summarize_performance(
     white_mean = per_draw["white_matches"].sum() / n
     white_expected = float(expected_white_matches(matrix))
     coverages = [_coverages(group, matrix) for _, group in evaluations.groupby("draw_date", sort=True)]
-    white_test = run_edge_test(per_draw["white_matches"].to_numpy(), [c[0] for c in coverages], WHITE_COUNT,
-                               "white-ball")
+    white_test = run_edge_test(
+        per_draw["white_matches"].to_numpy(), [c[0] for c in coverages], WHITE_COUNT, "white-ball"
+    )
     pb_test = run_edge_test(per_draw["pb_matches"].to_numpy(), [c[1] for c in coverages], 1, "Powerball")
     per_dollar = (per_draw["prize"] / per_draw["cost"]).to_numpy()
     prize_per_dollar = per_draw["prize"].sum() / per_draw["cost"].sum()
@@ -276,15 +308,27 @@ def summarize_performance(
     conclusion = _conclusion(per_draw, matrix, white_test, pb_test, alpha, edge)
     log.info("%s", conclusion)
     return PerformanceSummary(
-        n_draws=len(per_draw), n_tickets=n, first_date=per_draw["draw_date"].iloc[0].date(),
-        last_date=per_draw["draw_date"].iloc[-1].date(), era=matrix.name, white_mean=float(white_mean),
+        n_draws=len(per_draw),
+        n_tickets=n,
+        first_date=per_draw["draw_date"].iloc[0].date(),
+        last_date=per_draw["draw_date"].iloc[-1].date(),
+        era=matrix.name,
+        white_mean=float(white_mean),
         white_expected=white_expected,
         white_ci=t_interval(per_draw["white_mean"].to_numpy(), float(white_mean), confidence),
-        pb_rate=float(per_draw["pb_matches"].sum() / n), pb_expected=1 / matrix.pb_max,
+        pb_rate=float(per_draw["pb_matches"].sum() / n),
+        pb_expected=1 / matrix.pb_max,
         prize_per_dollar=float(prize_per_dollar),
         prize_per_dollar_expected=float(per_draw["prize_expected"].sum() / per_draw["cost"].sum()),
         prize_per_dollar_ci=t_interval(per_dollar, float(prize_per_dollar), confidence),
-        power_play_per_dollar=float(pp), power_play_per_dollar_expected=float(pp_expected),
-        jackpots=int(per_draw["jackpots"].sum()), white_test=white_test, pb_test=pb_test, alpha=alpha, edge=edge,
-        conclusion=conclusion, tiers=_tier_table(evaluations, matrix), per_draw=per_draw,
+        power_play_per_dollar=float(pp),
+        power_play_per_dollar_expected=float(pp_expected),
+        jackpots=int(per_draw["jackpots"].sum()),
+        white_test=white_test,
+        pb_test=pb_test,
+        alpha=alpha,
+        edge=edge,
+        conclusion=conclusion,
+        tiers=_tier_table(evaluations, matrix),
+        per_draw=per_draw,
     )

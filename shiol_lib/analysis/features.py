@@ -94,10 +94,14 @@ class _Era:
         self.x[np.arange(len(era))[:, None], balls - 1] = 1.0
         self.numbers = np.arange(1, size + 1)
         whites = era[WHITE_COLUMNS].to_numpy(dtype=np.int64)
-        self.shape = np.column_stack([
-            whites.sum(axis=1), whites[:, -1] - whites[:, 0],
-            (whites % 2 == 1).sum(axis=1), (whites <= matrix.white_max // 2).sum(axis=1),
-        ]).astype(float)
+        self.shape = np.column_stack(
+            [
+                whites.sum(axis=1),
+                whites[:, -1] - whites[:, 0],
+                (whites % 2 == 1).sum(axis=1),
+                (whites <= matrix.white_max // 2).sum(axis=1),
+            ]
+        ).astype(float)
 
 
 def _block(era: _Era, positions: np.ndarray, kind: Kind, config: FeatureConfig) -> dict[str, np.ndarray]:
@@ -165,7 +169,8 @@ def _insufficient(matrix: Matrix, available: int, needed: int, what: str) -> Ins
     return InsufficientHistoryError(
         f"{what}: the {matrix.name} era has {available} earlier drawing(s), the feature windows need "
         f"{needed}; use smaller windows (FeatureConfig) or a later target",
-        available=available, needed=needed,
+        available=available,
+        needed=needed,
     )
 
 

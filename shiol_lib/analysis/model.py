@@ -36,8 +36,14 @@ from shiol_lib.domain.history import check_artefact_data, data_hash, frame_befor
 from shiol_lib.errors import ArtefactError, ArtefactMismatchError, InsufficientHistoryError
 
 __all__ = [
-    "ModelConfig", "NumberModel", "NumberProbabilities", "data_hash", "fit_model", "load_model",
-    "predict_probabilities", "save_model",
+    "ModelConfig",
+    "NumberModel",
+    "NumberProbabilities",
+    "data_hash",
+    "fit_model",
+    "load_model",
+    "predict_probabilities",
+    "save_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,10 +69,16 @@ class ModelConfig:
     def xgb_params(self, seed: int) -> dict[str, Any]:
         """The ``xgb.train`` parameters (CPU ``hist``, seeded, deterministic)."""
         return {
-            "objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
-            "max_depth": self.max_depth, "eta": self.learning_rate, "subsample": self.subsample,
-            "colsample_bytree": self.colsample_bytree, "min_child_weight": self.min_child_weight,
-            "nthread": self.n_jobs, "seed": seed,
+            "objective": "binary:logistic",
+            "eval_metric": "logloss",
+            "tree_method": "hist",
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "min_child_weight": self.min_child_weight,
+            "nthread": self.n_jobs,
+            "seed": seed,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,23 +108,31 @@ class ModelMeta:
     def as_json(self) -> dict[str, Any]:
         """JSON metadata written beside the boosters."""
         return {
-            "format": MODEL_FORMAT, "seed": self.seed, "data_hash": self.data_hash,
-            "data_last_date": self.data_last_date.isoformat(), "era": self.era,
+            "format": MODEL_FORMAT,
+            "seed": self.seed,
+            "data_hash": self.data_hash,
+            "data_last_date": self.data_last_date.isoformat(),
+            "era": self.era,
             "train_first_target": self.train_first_target.isoformat(),
             "train_last_target": self.train_last_target.isoformat(),
-            "n_train_targets": self.n_train_targets, "config": self.config.as_dict(),
-            "feature_names": self.feature_names, "xgboost_version": xgb.__version__,
+            "n_train_targets": self.n_train_targets,
+            "config": self.config.as_dict(),
+            "feature_names": self.feature_names,
+            "xgboost_version": xgb.__version__,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelMeta:
         """Inverse of :meth:`as_json`."""
         return cls(
-            seed=int(data["seed"]), data_hash=data["data_hash"],
-            data_last_date=date.fromisoformat(data["data_last_date"]), era=data["era"],
+            seed=int(data["seed"]),
+            data_hash=data["data_hash"],
+            data_last_date=date.fromisoformat(data["data_last_date"]),
+            era=data["era"],
             train_first_target=date.fromisoformat(data["train_first_target"]),
             train_last_target=date.fromisoformat(data["train_last_target"]),
-            n_train_targets=int(data["n_train_targets"]), config=ModelConfig.from_dict(data["config"]),
+            n_train_targets=int(data["n_train_targets"]),
+            config=ModelConfig.from_dict(data["config"]),
             feature_names={k: list(v) for k, v in data["feature_names"].items()},
         )
 
@@ -153,7 +173,8 @@ def _training_target_table(history: pd.DataFrame, kind: Kind, config: ModelConfi
         raise InsufficientHistoryError(
             f"model for {target.isoformat()}: {len(dates)} training target(s) in the {matrix_for(target).name} era "
             f"after the {config.features.required_history}-drawing feature warm-up, {config.min_train_targets} needed",
-            available=len(dates), needed=config.min_train_targets,
+            available=len(dates),
+            needed=config.min_train_targets,
         )
     return table
 
@@ -174,18 +195,29 @@ def fit_model(
     boosters = {}
     for kind, table in tables.items():
         names = feature_names(kind, config.features)
-        matrix_x = xgb.DMatrix(table[names].to_numpy(), label=table["label"].to_numpy(), feature_names=names,
-                               nthread=config.n_jobs)
+        matrix_x = xgb.DMatrix(
+            table[names].to_numpy(), label=table["label"].to_numpy(), feature_names=names, nthread=config.n_jobs
+        )
         boosters[kind] = xgb.train(config.xgb_params(seed), matrix_x, num_boost_round=config.n_estimators)
     target_dates = tables["white"]["draw_date"]
     meta = ModelMeta(
-        seed=seed, data_hash=data_hash(history), data_last_date=history["draw_date"].iloc[-1].date(),
-        era=matrix.name, train_first_target=target_dates.iloc[0].date(),
-        train_last_target=target_dates.iloc[-1].date(), n_train_targets=int(target_dates.nunique()),
-        config=config, feature_names={k: feature_names(k, config.features) for k in KINDS},
+        seed=seed,
+        data_hash=data_hash(history),
+        data_last_date=history["draw_date"].iloc[-1].date(),
+        era=matrix.name,
+        train_first_target=target_dates.iloc[0].date(),
+        train_last_target=target_dates.iloc[-1].date(),
+        n_train_targets=int(target_dates.nunique()),
+        config=config,
+        feature_names={k: feature_names(k, config.features) for k in KINDS},
     )
-    log.info("fitted model for %s on %d targets (%s..%s)", target_date, meta.n_train_targets,
-             meta.train_first_target, meta.train_last_target)
+    log.info(
+        "fitted model for %s on %d targets (%s..%s)",
+        target_date,
+        meta.n_train_targets,
+        meta.train_first_target,
+        meta.train_last_target,
+    )
     return NumberModel(boosters, meta)
 
 
@@ -255,8 +287,7 @@ def load_model(directory: Path, frame: pd.DataFrame) -> NumberModel:
     if data.get("format") != MODEL_FORMAT:
         raise ArtefactError(f"{directory / 'model.json'} is not a {MODEL_FORMAT} file (format {data.get('format')!r})")
     meta = ModelMeta.from_json(data)
-    check_artefact_data(frame, stored_hash=meta.data_hash, last_date=meta.data_last_date, what="model",
-                        path=directory)
+    check_artefact_data(frame, stored_hash=meta.data_hash, last_date=meta.data_last_date, what="model", path=directory)
     boosters = {}
     for kind in KINDS:
         booster = xgb.Booster()

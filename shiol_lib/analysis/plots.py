@@ -43,14 +43,29 @@ def _era_rates(frame: pd.DataFrame) -> list[tuple[Matrix, pd.DataFrame]]:
     return [(MATRICES[int(code)], frame.loc[codes == code]) for code in np.unique(codes)]
 
 
-def _heatmap(ax: Any, rows: list[np.ndarray], labels: list[str], title: str, cbar_label: str,
-             figure: Figure, vmin: float, vmax: float) -> None:
+def _heatmap(
+    ax: Any,
+    rows: list[np.ndarray],
+    labels: list[str],
+    title: str,
+    cbar_label: str,
+    figure: Figure,
+    vmin: float,
+    vmax: float,
+) -> None:
     width = max(len(r) for r in rows)
     grid = np.full((len(rows), width), np.nan)
     for i, row in enumerate(rows):
         grid[i, : len(row)] = row
-    image = ax.imshow(grid, aspect="auto", cmap="coolwarm", vmin=vmin, vmax=vmax, interpolation="nearest",
-                      extent=(0.5, width + 0.5, len(rows) - 0.5, -0.5))
+    image = ax.imshow(
+        grid,
+        aspect="auto",
+        cmap="coolwarm",
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="nearest",
+        extent=(0.5, width + 0.5, len(rows) - 0.5, -0.5),
+    )
     ax.set_yticks(range(len(rows)), labels)
     ax.set_xlabel("number")
     ax.set_title(title)
@@ -69,8 +84,7 @@ def frequency_heatmap(frame: pd.DataFrame) -> Figure:
         white_rows.append(whites / (len(draws) * WHITE_COUNT / matrix.white_max))
         pb_rows.append(pbs / (len(draws) / matrix.pb_max))
         labels.append(f"{matrix.name} ({len(draws)} draws)")
-    _heatmap(white_ax, white_rows, labels, "White balls: frequency / uniform rate, by era", "ratio", figure,
-             0.5, 1.5)
+    _heatmap(white_ax, white_rows, labels, "White balls: frequency / uniform rate, by era", "ratio", figure, 0.5, 1.5)
     _heatmap(pb_ax, pb_rows, labels, "Powerball: frequency / uniform rate, by era", "ratio", figure, 0.5, 1.5)
     return figure
 
@@ -95,8 +109,7 @@ def gap_heatmap(frame: pd.DataFrame) -> Figure:
         white_rows.append(_mean_gaps(draws, WHITE_COLUMNS, matrix.white_max) / (matrix.white_max / WHITE_COUNT))
         pb_rows.append(_mean_gaps(draws, ["pb"], matrix.pb_max) / matrix.pb_max)
         labels.append(f"{matrix.name} ({len(draws)} draws)")
-    _heatmap(white_ax, white_rows, labels, "White balls: mean gap / expected gap, by era", "ratio", figure,
-             0.5, 1.5)
+    _heatmap(white_ax, white_rows, labels, "White balls: mean gap / expected gap, by era", "ratio", figure, 0.5, 1.5)
     _heatmap(pb_ax, pb_rows, labels, "Powerball: mean gap / expected gap, by era", "ratio", figure, 0.5, 1.5)
     return figure
 
@@ -122,12 +135,18 @@ def backtest_hits(summary: PerformanceSummary) -> Figure:
     per_draw = summary.per_draw
     figure = Figure(figsize=(11, 3.6), layout="constrained")
     ax = figure.subplots()
-    ax.plot(per_draw["draw_date"], per_draw["white_mean"], marker="o", markersize=3, color=BLUE,
-            label="model tickets, each drawing")
-    ax.axhline(summary.white_expected, color=RED, linestyle="--",
-               label=f"random tickets ({summary.white_expected:.3f})")
-    ax.axhspan(*summary.white_ci, color=BLUE, alpha=0.15,
-               label=f"95% CI of the mean {summary.white_mean:.3f}")
+    ax.plot(
+        per_draw["draw_date"],
+        per_draw["white_mean"],
+        marker="o",
+        markersize=3,
+        color=BLUE,
+        label="model tickets, each drawing",
+    )
+    ax.axhline(
+        summary.white_expected, color=RED, linestyle="--", label=f"random tickets ({summary.white_expected:.3f})"
+    )
+    ax.axhspan(*summary.white_ci, color=BLUE, alpha=0.15, label=f"95% CI of the mean {summary.white_mean:.3f}")
     ax.set_ylabel("white matches per ticket")
     ax.set_title(f"Walk-forward backtest, {summary.n_draws} drawings: p = {summary.white_test.p_value:.2g}")
     ax.legend(fontsize="small", loc="upper left")

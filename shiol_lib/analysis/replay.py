@@ -81,14 +81,31 @@ def _key(parts: dict[str, Any]) -> str:
 
 def refit_key(*, anchor: date, history_hash: str, seed: int, settings: dict[str, Any]) -> str:
     """The key of a refit: code version, refit drawing, hash of the drawings before it, seed, settings."""
-    return _key({"format": KEY_FORMAT, "kind": "refit", "code": code_version(), "anchor": anchor.isoformat(),
-                 "history": history_hash, "seed": seed, "settings": settings})
+    return _key(
+        {
+            "format": KEY_FORMAT,
+            "kind": "refit",
+            "code": code_version(),
+            "anchor": anchor.isoformat(),
+            "history": history_hash,
+            "seed": seed,
+            "settings": settings,
+        }
+    )
 
 
 def tickets_key(*, refit: str, target: date, history_hash: str, n_tickets: int) -> str:
     """The key of a target's tickets: its refit's key, the target, the drawings before it, the count."""
-    return _key({"format": KEY_FORMAT, "kind": "tickets", "refit": refit, "target": target.isoformat(),
-                 "history": history_hash, "n_tickets": n_tickets})
+    return _key(
+        {
+            "format": KEY_FORMAT,
+            "kind": "tickets",
+            "refit": refit,
+            "target": target.isoformat(),
+            "history": history_hash,
+            "n_tickets": n_tickets,
+        }
+    )
 
 
 def encode_refit(refit: Refit) -> bytes:
@@ -97,10 +114,15 @@ def encode_refit(refit: Refit) -> bytes:
     tuned = isinstance(weights, OptimizedWeights)
     stored = weights.as_json() if isinstance(weights, OptimizedWeights) else asdict(weights)
     payload = {
-        "format": REFIT_FORMAT, "anchor": refit.anchor.isoformat(), "meta": refit.model.meta.as_json(),
-        "boosters": {kind: base64.b64encode(bytes(booster.save_raw("ubj"))).decode("ascii")
-                     for kind, booster in refit.model.boosters.items()},
-        "tuned": tuned, "weights": stored,
+        "format": REFIT_FORMAT,
+        "anchor": refit.anchor.isoformat(),
+        "meta": refit.model.meta.as_json(),
+        "boosters": {
+            kind: base64.b64encode(bytes(booster.save_raw("ubj"))).decode("ascii")
+            for kind, booster in refit.model.boosters.items()
+        },
+        "tuned": tuned,
+        "weights": stored,
     }
     return json.dumps(payload).encode()
 

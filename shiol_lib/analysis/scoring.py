@@ -159,8 +159,15 @@ def sample_pool(
     n_model = int(round(size * _MODEL_SHARE))
     uniform_white = np.full(matrix.white_max, 1.0 / matrix.white_max)
     whites = np.vstack([_sample_whites(p_white, n_model, rng), _sample_whites(uniform_white, size - n_model, rng)])
-    pb = np.concatenate([rng.choice(matrix.pb_max, size=n_model, p=p_pb / p_pb.sum()),
-                         rng.integers(0, matrix.pb_max, size=size - n_model)]) + 1
+    pb = (
+        np.concatenate(
+            [
+                rng.choice(matrix.pb_max, size=n_model, p=p_pb / p_pb.sum()),
+                rng.integers(0, matrix.pb_max, size=size - n_model),
+            ]
+        )
+        + 1
+    )
     unique = np.unique(np.column_stack([whites, pb]), axis=0)
     whites, pb = unique[:, :WHITE_COUNT], unique[:, WHITE_COUNT]
     log_ratio_white = np.log(p_white * matrix.white_max / WHITE_COUNT)
@@ -170,7 +177,11 @@ def sample_pool(
 
 
 def greedy_select(
-    pool: CandidatePool, weights: Weights, n: int, *, matches: np.ndarray | None = None,
+    pool: CandidatePool,
+    weights: Weights,
+    n: int,
+    *,
+    matches: np.ndarray | None = None,
     temperature: float = SOFT_TEMPERATURE,
 ) -> tuple[np.ndarray, float]:
     """Pick ``n`` candidates greedily by score; return their pool indices and the smoothed objective.

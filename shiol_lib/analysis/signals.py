@@ -63,7 +63,8 @@ def compute_drift(
     if len(era) < recent or recent < 1:
         raise InsufficientHistoryError(
             f"drift over the last {recent} drawings: the {matrix.name} era has {len(era)} before {target}",
-            available=len(era), needed=recent,
+            available=len(era),
+            needed=recent,
         )
     rows, tests = [], []
     for kind in KINDS:
@@ -73,15 +74,25 @@ def compute_drift(
         recent_counts = np.bincount(balls[-recent:].ravel() - 1, minlength=size)
         p = picks / size
         z = (recent_counts - recent * p) / np.sqrt(recent * p * (1 - p))
-        rows.append(pd.DataFrame({
-            "kind": kind, "number": np.arange(1, size + 1), "era_count": era_counts,
-            "era_rate": era_counts / len(era), "recent_count": recent_counts, "recent_rate": recent_counts / recent,
-            "expected_rate": p, "recent_z": z,
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "kind": kind,
+                    "number": np.arange(1, size + 1),
+                    "era_count": era_counts,
+                    "era_rate": era_counts / len(era),
+                    "recent_count": recent_counts,
+                    "recent_rate": recent_counts / recent,
+                    "expected_rate": p,
+                    "recent_z": z,
+                }
+            )
+        )
         for window, counts, draws in (("recent", recent_counts, recent), ("era", era_counts, len(era))):
             statistic, df, p_value = _chi_square(counts, draws, picks)
-            tests.append({"kind": kind, "window": window, "draws": draws, "statistic": statistic, "df": df,
-                          "p_value": p_value})
+            tests.append(
+                {"kind": kind, "window": window, "draws": draws, "statistic": statistic, "df": df, "p_value": p_value}
+            )
     return pd.concat(rows, ignore_index=True), pd.DataFrame(tests)
 
 
@@ -91,8 +102,13 @@ def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def compute_feature_signal(
-    frame: pd.DataFrame, *, kind: Kind = "white", target_date: date | None = None, recent: int = 52,
-    sub_windows: int = 4, config: FeatureConfig = FeatureConfig(),
+    frame: pd.DataFrame,
+    *,
+    kind: Kind = "white",
+    target_date: date | None = None,
+    recent: int = 52,
+    sub_windows: int = 4,
+    config: FeatureConfig = FeatureConfig(),
 ) -> pd.DataFrame:
     """Walk-forward signal of each feature family over the last ``recent`` targets, per sub-window.
 
@@ -106,7 +122,9 @@ def compute_feature_signal(
     if len(dates) < recent + 30 or recent < sub_windows:
         raise InsufficientHistoryError(
             f"feature signal over {recent} targets needs {recent + 30} labelled targets (30 to fit on), "
-            f"the era has {len(dates)}", available=len(dates), needed=recent + 30,
+            f"the era has {len(dates)}",
+            available=len(dates),
+            needed=recent + 30,
         )
     train = table.loc[table["draw_date"] < dates[-recent]]
     test = table.loc[table["draw_date"] >= dates[-recent]]
@@ -128,22 +146,33 @@ def compute_feature_signal(
             y, p = y_test[mask], predicted[mask]
             uniform, fitted = _log_loss(np.full(len(y), base), y), _log_loss(p, y)
             rho = stats.spearmanr(p, y).statistic if np.ptp(p) > 0 else np.nan
-            rows.append({"family": family, "sub_window": i + 1, "first_date": pd.Timestamp(chunk[0]),
-                         "last_date": pd.Timestamp(chunk[-1]), "targets": len(chunk),
-                         "logloss_uniform": uniform, "logloss_family": fitted, "improvement": uniform - fitted,
-                         "spearman": float(rho)})
+            rows.append(
+                {
+                    "family": family,
+                    "sub_window": i + 1,
+                    "first_date": pd.Timestamp(chunk[0]),
+                    "last_date": pd.Timestamp(chunk[-1]),
+                    "targets": len(chunk),
+                    "logloss_uniform": uniform,
+                    "logloss_family": fitted,
+                    "improvement": uniform - fitted,
+                    "spearman": float(rho),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def summarize_feature_signal(signal: pd.DataFrame) -> pd.DataFrame:
     """Per family: mean and spread of the improvement across sub-windows, share of sub-windows > 0."""
     grouped = signal.groupby("family", sort=False)
-    return pd.DataFrame({
-        "mean_improvement": grouped["improvement"].mean(),
-        "std_improvement": grouped["improvement"].std(ddof=1),
-        "positive_share": grouped["improvement"].apply(lambda s: float((s > 0).mean())),
-        "mean_spearman": grouped["spearman"].mean(),
-    }).reset_index()
+    return pd.DataFrame(
+        {
+            "mean_improvement": grouped["improvement"].mean(),
+            "std_improvement": grouped["improvement"].std(ddof=1),
+            "positive_share": grouped["improvement"].apply(lambda s: float((s > 0).mean())),
+            "mean_spearman": grouped["spearman"].mean(),
+        }
+    ).reset_index()
 
 
 @dataclass(frozen=True)
@@ -157,19 +186,29 @@ class AdaptiveAnalysis:
 
 
 def run_adaptive_analysis(
-    frame: pd.DataFrame, *, target_date: date | None = None, recent: int = 50, signal_window: int = 52,
-    sub_windows: int = 4, config: FeatureConfig = FeatureConfig(),
+    frame: pd.DataFrame,
+    *,
+    target_date: date | None = None,
+    recent: int = 50,
+    signal_window: int = 52,
+    sub_windows: int = 4,
+    config: FeatureConfig = FeatureConfig(),
 ) -> AdaptiveAnalysis:
     """Step 2: drift tests and the walk-forward feature-family signal (white balls and Powerball)."""
     target = _resolve_target(frame, target_date)
     drift, tests = compute_drift(frame, recent=recent, target_date=target)
-    signal = pd.concat([
-        compute_feature_signal(frame, kind=kind, target_date=target, recent=signal_window,
-                               sub_windows=sub_windows, config=config).assign(kind=kind)
-        for kind in KINDS
-    ], ignore_index=True)
-    summary = pd.concat([summarize_feature_signal(signal.loc[signal["kind"] == k]).assign(kind=k) for k in KINDS],
-                        ignore_index=True)
+    signal = pd.concat(
+        [
+            compute_feature_signal(
+                frame, kind=kind, target_date=target, recent=signal_window, sub_windows=sub_windows, config=config
+            ).assign(kind=kind)
+            for kind in KINDS
+        ],
+        ignore_index=True,
+    )
+    summary = pd.concat(
+        [summarize_feature_signal(signal.loc[signal["kind"] == k]).assign(kind=k) for k in KINDS], ignore_index=True
+    )
     log.info("adaptive analysis for %s: drift p-values %s", target, tests["p_value"].round(3).tolist())
     return AdaptiveAnalysis(drift, tests, signal, summary)
 

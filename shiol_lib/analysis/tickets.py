@@ -42,8 +42,13 @@ def check_ticket_count(n: int, matrix: Matrix) -> None:
 
 
 def select_tickets(
-    probs: NumberProbabilities, weights: Weights, profile: ShapeProfile, *, n: int = DEFAULT_TICKETS,
-    seed: int = 0, pool_size: int | None = None,
+    probs: NumberProbabilities,
+    weights: Weights,
+    profile: ShapeProfile,
+    *,
+    n: int = DEFAULT_TICKETS,
+    seed: int = 0,
+    pool_size: int | None = None,
 ) -> pd.DataFrame:
     """Select ``n`` distinct tickets from a sampled candidate pool; columns :data:`TICKET_COLUMNS`.
 
@@ -64,8 +69,12 @@ def select_tickets(
 
 
 def generate_tickets(
-    frame: pd.DataFrame, model: NumberModel, weights: OptimizedWeights | Weights, target_date: date,
-    n: int = DEFAULT_TICKETS, seed: int = 0,
+    frame: pd.DataFrame,
+    model: NumberModel,
+    weights: OptimizedWeights | Weights,
+    target_date: date,
+    n: int = DEFAULT_TICKETS,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Step 5: ``n`` ranked tickets for ``target_date`` from the model and the (optimized) weights.
 

@@ -85,22 +85,34 @@ class OptimizedWeights:
     def as_json(self) -> dict[str, Any]:
         """Plain JSON form."""
         return {
-            "format": WEIGHTS_FORMAT, "weights": asdict(self.weights), "start": asdict(self.start),
-            "objective": self.objective, "start_objective": self.start_objective,
-            "evaluations": self.evaluations, "tune_first": self.tune_first.isoformat(),
-            "tune_last": self.tune_last.isoformat(), "data_hash": self.data_hash,
-            "data_last_date": self.data_last_date.isoformat(), "seed": self.seed, "method": self.method,
+            "format": WEIGHTS_FORMAT,
+            "weights": asdict(self.weights),
+            "start": asdict(self.start),
+            "objective": self.objective,
+            "start_objective": self.start_objective,
+            "evaluations": self.evaluations,
+            "tune_first": self.tune_first.isoformat(),
+            "tune_last": self.tune_last.isoformat(),
+            "data_hash": self.data_hash,
+            "data_last_date": self.data_last_date.isoformat(),
+            "seed": self.seed,
+            "method": self.method,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OptimizedWeights:
         """Inverse of :meth:`as_json`."""
         return cls(
-            weights=Weights(**data["weights"]), start=Weights(**data["start"]),
-            objective=float(data["objective"]), start_objective=float(data["start_objective"]),
-            evaluations=int(data["evaluations"]), tune_first=date.fromisoformat(data["tune_first"]),
-            tune_last=date.fromisoformat(data["tune_last"]), data_hash=data["data_hash"],
-            data_last_date=date.fromisoformat(data["data_last_date"]), seed=int(data["seed"]),
+            weights=Weights(**data["weights"]),
+            start=Weights(**data["start"]),
+            objective=float(data["objective"]),
+            start_objective=float(data["start_objective"]),
+            evaluations=int(data["evaluations"]),
+            tune_first=date.fromisoformat(data["tune_first"]),
+            tune_last=date.fromisoformat(data["tune_last"]),
+            data_hash=data["data_hash"],
+            data_last_date=date.fromisoformat(data["data_last_date"]),
+            seed=int(data["seed"]),
             method=data["method"],
         )
 
@@ -126,7 +138,8 @@ def _tuning_rows(
             f"weights for {target_date.isoformat()}: the {matrix.name} era has {len(era)} earlier drawing(s), "
             f"{needed} needed ({model_config.features.required_history} feature warm-up + "
             f"{model_config.min_train_targets} training targets + {config.tune_draws} tuning drawings)",
-            available=len(era), needed=needed,
+            available=len(era),
+            needed=needed,
         )
     return era.iloc[-config.tune_draws :]
 
@@ -154,8 +167,13 @@ def _check_tuning_model(
 
 
 def build_tuning_set(
-    frame: pd.DataFrame, target_date: date, *, config: WeightConfig = WeightConfig(),
-    model_config: ModelConfig = ModelConfig(), seed: int = 0, model: NumberModel | None = None,
+    frame: pd.DataFrame,
+    target_date: date,
+    *,
+    config: WeightConfig = WeightConfig(),
+    model_config: ModelConfig = ModelConfig(),
+    seed: int = 0,
+    model: NumberModel | None = None,
 ) -> TuningSet:
     """Pools for the last ``config.tune_draws`` drawings before ``target_date`` (see the module doc).
 
@@ -179,8 +197,9 @@ def build_tuning_set(
     return TuningSet(tune_dates, pools, matches)
 
 
-def weight_objective(weights: Weights, tuning: TuningSet, *, n_tickets: int = 100,
-                     temperature: float = SOFT_TEMPERATURE) -> float:
+def weight_objective(
+    weights: Weights, tuning: TuningSet, *, n_tickets: int = 100, temperature: float = SOFT_TEMPERATURE
+) -> float:
     """Smoothed expected white matches per ticket over the tuning drawings (higher is better)."""
     values = [
         greedy_select(pool, weights, min(n_tickets, len(pool)), matches=m, temperature=temperature)[1]
@@ -190,8 +209,13 @@ def weight_objective(weights: Weights, tuning: TuningSet, *, n_tickets: int = 10
 
 
 def optimize_weights(
-    frame: pd.DataFrame, *, target_date: date | None = None, config: WeightConfig = WeightConfig(),
-    model_config: ModelConfig = ModelConfig(), seed: int = 0, tuning_model: NumberModel | None = None,
+    frame: pd.DataFrame,
+    *,
+    target_date: date | None = None,
+    config: WeightConfig = WeightConfig(),
+    model_config: ModelConfig = ModelConfig(),
+    seed: int = 0,
+    tuning_model: NumberModel | None = None,
 ) -> OptimizedWeights:
     """Step 3: weights for ``target_date`` (default: the drawing after the last) tuned on earlier drawings.
 
@@ -200,8 +224,9 @@ def optimize_weights(
     if target_date is None:
         target_date = next_target(frame)
     history = frame_before(frame, target_date)
-    tuning = build_tuning_set(history, target_date, config=config, model_config=model_config, seed=seed,
-                              model=tuning_model)
+    tuning = build_tuning_set(
+        history, target_date, config=config, model_config=model_config, seed=seed, model=tuning_model
+    )
     seen: dict[tuple[float, ...], float] = {}
 
     def loss(vector: np.ndarray) -> float:
@@ -210,24 +235,39 @@ def optimize_weights(
         weights = Weights.from_vector(vector)
         key = tuple(np.round(weights.vector(), 12))
         if key not in seen:
-            seen[key] = -weight_objective(weights, tuning, n_tickets=config.n_tickets,
-                                          temperature=config.temperature)
+            seen[key] = -weight_objective(weights, tuning, n_tickets=config.n_tickets, temperature=config.temperature)
         return seen[key]
 
     start = config.start.vector()
     start_loss = loss(start)
     simplex = np.vstack([start, *(start + 0.6 * np.eye(3)[i] for i in range(3))])
-    result = minimize(loss, start, method="Nelder-Mead",
-                      options={"initial_simplex": simplex, "maxfev": config.max_evaluations,
-                               "xatol": 1e-3, "fatol": 1e-6})
+    result = minimize(
+        loss,
+        start,
+        method="Nelder-Mead",
+        options={"initial_simplex": simplex, "maxfev": config.max_evaluations, "xatol": 1e-3, "fatol": 1e-6},
+    )
     best = Weights.from_vector(result.x) if result.fun <= start_loss else Weights.from_vector(start)
     best_loss = min(result.fun, start_loss)
-    log.info("weights for %s: %s (objective %.4f, start %.4f, %d evaluations)",
-             target_date, best, -best_loss, -start_loss, len(seen))
+    log.info(
+        "weights for %s: %s (objective %.4f, start %.4f, %d evaluations)",
+        target_date,
+        best,
+        -best_loss,
+        -start_loss,
+        len(seen),
+    )
     return OptimizedWeights(
-        weights=best, start=config.start, objective=-float(best_loss), start_objective=-float(start_loss),
-        evaluations=len(seen), tune_first=tuning.dates[0], tune_last=tuning.dates[-1],
-        data_hash=data_hash(history), data_last_date=history["draw_date"].iloc[-1].date(), seed=seed,
+        weights=best,
+        start=config.start,
+        objective=-float(best_loss),
+        start_objective=-float(start_loss),
+        evaluations=len(seen),
+        tune_first=tuning.dates[0],
+        tune_last=tuning.dates[-1],
+        data_hash=data_hash(history),
+        data_last_date=history["draw_date"].iloc[-1].date(),
+        seed=seed,
     )
 
 
@@ -261,6 +301,7 @@ def load_weights(path: Path, frame: pd.DataFrame) -> OptimizedWeights:
     if not isinstance(data, dict) or data.get("format") != WEIGHTS_FORMAT:
         raise ArtefactError(f"{path} is not a {WEIGHTS_FORMAT} file")
     weights = OptimizedWeights.from_json(data)
-    check_artefact_data(frame, stored_hash=weights.data_hash, last_date=weights.data_last_date,
-                        what="weights", path=path)
+    check_artefact_data(
+        frame, stored_hash=weights.data_hash, last_date=weights.data_last_date, what="weights", path=path
+    )
     return weights

@@ -14,10 +14,13 @@ from shiol_lib.domain.runs import RunStatus
 
 # What the data update found depends on what the sources had at the time, and where research tasks ran
 # depends on the cluster: shown, never compared.
-NOT_REPRODUCIBLE = frozenset({
-    "artifact:metrics.update_data", "artifact:metrics.research_backtest_execution",
-    "artifact:metrics.research_power_execution",
-})
+NOT_REPRODUCIBLE = frozenset(
+    {
+        "artifact:metrics.update_data",
+        "artifact:metrics.research_backtest_execution",
+        "artifact:metrics.research_power_execution",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,12 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form ``shiol rerun --json`` prints (keys in this order)."""
-        return {"identical": self.identical, "input_identical": self.input_identical,
-                "mismatched": list(self.mismatched),
-                "outputs": {key: pair.to_dict() for key, pair in self.outputs.items()}}
+        return {
+            "identical": self.identical,
+            "input_identical": self.input_identical,
+            "mismatched": list(self.mismatched),
+            "outputs": {key: pair.to_dict() for key, pair in self.outputs.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,16 @@ class RerunResult:
 
     def to_json(self) -> str:
         """The report ``shiol rerun --json`` prints."""
-        return json.dumps({"run_id": self.run_id, "rerun_of": self.rerun_of, "status": self.status,
-                           "directory": str(self.directory), **self.comparison.to_dict()}, indent=2)
+        return json.dumps(
+            {
+                "run_id": self.run_id,
+                "rerun_of": self.rerun_of,
+                "status": self.status,
+                "directory": str(self.directory),
+                **self.comparison.to_dict(),
+            },
+            indent=2,
+        )
 
 
 def compare_outputs(original: Manifest, repeat: Manifest) -> Comparison:
@@ -78,8 +92,12 @@ def compare_outputs(original: Manifest, repeat: Manifest) -> Comparison:
     }
     mismatched = tuple(k for k, pair in outputs.items() if pair.compared and not pair.same)
     same_input = original.input.get("draws_sha256") == repeat.input.get("draws_sha256")
-    return Comparison(identical=not mismatched and same_input and bool(outputs), input_identical=same_input,
-                      mismatched=mismatched, outputs=MappingProxyType(outputs))
+    return Comparison(
+        identical=not mismatched and same_input and bool(outputs),
+        input_identical=same_input,
+        mismatched=mismatched,
+        outputs=MappingProxyType(outputs),
+    )
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,7 @@ class Difference:
 
 def diff_manifests(first: Manifest, second: Manifest) -> list[Difference]:
     """Differences that matter between two runs: parameters, data, code, outputs, metrics."""
+
     def flat(manifest: Manifest) -> dict[str, Any]:
         data = manifest.to_dict()
         items: dict[str, Any] = {
@@ -116,13 +135,9 @@ def diff_manifests(first: Manifest, second: Manifest) -> list[Difference]:
         for key, value in manifest.outputs.items():
             items[f"outputs.{key}"] = value
         for step_name, metrics in manifest.metrics.items():
-            for key, value in (metrics.items() if isinstance(metrics, dict) else []):
+            for key, value in metrics.items() if isinstance(metrics, dict) else []:
                 items[f"metrics.{step_name}.{key}"] = value
         return items
 
     a, b = flat(first), flat(second)
-    return [
-        Difference(key, a.get(key), b.get(key))
-        for key in sorted(set(a) | set(b))
-        if a.get(key) != b.get(key)
-    ]
+    return [Difference(key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]

@@ -30,8 +30,9 @@ DAY_PATTERN = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 STAMP_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
 
 
-def check_pages(runs_dir: Path, lines: list[LedgerLine], *,
-                key: str | None) -> tuple[list[LedgerProblem], PagesRecord | None]:
+def check_pages(
+    runs_dir: Path, lines: list[LedgerLine], *, key: str | None
+) -> tuple[list[LedgerProblem], PagesRecord | None]:
     """Problems of the pages record and of each page it records; the record (None when absent or unreadable)."""
     try:
         record = read_pages(runs_dir)
@@ -43,14 +44,18 @@ def check_pages(runs_dir: Path, lines: list[LedgerLine], *,
     if key and record.hmac is None:
         problems.append(_problem(f"the pages record {PAGES} is not signed with SHIOL_LEDGER_KEY"))
     elif key and not record.signature_ok(key):
-        problems.append(_problem(f"the signature of the pages record {PAGES} does not match SHIOL_LEDGER_KEY "
-                                 "(forged or edited)"))
+        problems.append(
+            _problem(f"the signature of the pages record {PAGES} does not match SHIOL_LEDGER_KEY (forged or edited)")
+        )
     head = Head(len(lines), lines[-1].chain_hash) if lines else None
     if record.head != head:
         shown = f"entry {record.head.seq}" if record.head else "an empty ledger"
-        problems.append(_problem(
-            f"the pages show {shown} but the ledger is at entry {len(lines)}: they were put back from an older "
-            "copy, or their last rewrite failed (`shiol runs pages` rewrites them from the manifests)"))
+        problems.append(
+            _problem(
+                f"the pages show {shown} but the ledger is at entry {len(lines)}: they were put back from an older "
+                "copy, or their last rewrite failed (`shiol runs pages` rewrites them from the manifests)"
+            )
+        )
     for rel, digest in sorted(record.pages.items()):
         path = runs_dir / rel
         if Path(rel).is_absolute() or ".." in Path(rel).parts or Path(rel).name != PAGE:
@@ -58,13 +63,21 @@ def check_pages(runs_dir: Path, lines: list[LedgerLine], *,
         elif not path.is_file():
             problems.append(_problem(f"page {rel} is missing (the pages record has its hash)"))
         elif _sha256(path) != digest:
-            problems.append(_problem(f"page {rel} was changed after it was written (its sha256 differs from "
-                                     f"the pages record's)"))
+            problems.append(
+                _problem(f"page {rel} was changed after it was written (its sha256 differs from the pages record's)")
+            )
     return problems, record
 
 
-def unknown_paths(runs_dir: Path, *, run_folders: dict[Path, str], ledger_runs: set[str], in_flight: set[str],
-                  pages: set[str], running: set[str] | None = None) -> list[LedgerProblem]:
+def unknown_paths(
+    runs_dir: Path,
+    *,
+    run_folders: dict[Path, str],
+    ledger_runs: set[str],
+    in_flight: set[str],
+    pages: set[str],
+    running: set[str] | None = None,
+) -> list[LedgerProblem]:
     """Everything in ``runs_dir`` that nothing accounts for (see the module's layout).
 
     Args:
@@ -94,8 +107,15 @@ def unknown_paths(runs_dir: Path, *, run_folders: dict[Path, str], ledger_runs: 
 
 
 class _Walk:
-    def __init__(self, runs_dir: Path, run_folders: dict[Path, str], ledger_runs: set[str], in_flight: set[str],
-                 pages: set[str], running: set[str]) -> None:
+    def __init__(
+        self,
+        runs_dir: Path,
+        run_folders: dict[Path, str],
+        ledger_runs: set[str],
+        in_flight: set[str],
+        pages: set[str],
+        running: set[str],
+    ) -> None:
         self.runs_dir, self.run_folders, self.ledger_runs = runs_dir, run_folders, ledger_runs
         self.in_flight, self.pages, self.running = in_flight, pages, running
         self.problems: list[LedgerProblem] = []
@@ -106,8 +126,11 @@ class _Walk:
 
     def page(self, path: Path) -> None:
         if self._rel(path) not in self.pages:
-            self.report(path, "is a page the workbench did not write (not in the pages record; "
-                              "`shiol runs pages` rewrites the pages from the manifests)")
+            self.report(
+                path,
+                "is a page the workbench did not write (not in the pages record; "
+                "`shiol runs pages` rewrites the pages from the manifests)",
+            )
 
     def job(self, folder: Path) -> None:
         children = _children(folder)
@@ -134,9 +157,15 @@ class _Walk:
             elif run_id and run_id in self.ledger_runs and _is_dir(path):
                 self.report(path, "is a second folder of a run the ledger names elsewhere", run_id)
             elif run_id and _is_dir(path):
-                why = ("the store says it is running, but its process is not alive on this host with a fresh "
-                       "heartbeat (a dead run, closed as crashed by the scheduler or the next `shiol run`; or a "
-                       "row written by hand)") if run_id in self.running else "nor running on this host"
+                why = (
+                    (
+                        "the store says it is running, but its process is not alive on this host with a fresh "
+                        "heartbeat (a dead run, closed as crashed by the scheduler or the next `shiol run`; or a "
+                        "row written by hand)"
+                    )
+                    if run_id in self.running
+                    else "nor running on this host"
+                )
                 self.problems.append(LedgerProblem(None, run_id, f"the run folder {path} is not in the ledger: {why}"))
             else:
                 self.report(path, "is not a run folder (the ledger does not account for it)")

@@ -30,8 +30,18 @@ MANIFEST = "manifest.json"
 PRUNED = "PRUNED"  # the marker `shiol runs prune` leaves in a run folder whose heavy files it removed
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 KEY_PACKAGES = (
-    "shiol-workbench", "papermill", "nbconvert", "pandas", "numpy", "duckdb", "xgboost-cpu",
-    "scikit-learn", "scipy", "matplotlib", "rocketry", "ipykernel",
+    "shiol-workbench",
+    "papermill",
+    "nbconvert",
+    "pandas",
+    "numpy",
+    "duckdb",
+    "xgboost-cpu",
+    "scikit-learn",
+    "scipy",
+    "matplotlib",
+    "rocketry",
+    "ipykernel",
 )
 HEAVY_SUFFIXES = (".ipynb", ".html", ".log")
 
@@ -67,8 +77,11 @@ def ensure_writable(path: Path) -> Path:
     except OSError as err:
         with contextlib.suppress(OSError):  # a full disk creates the file, then refuses its bytes
             probe.unlink(missing_ok=True)
-        remedy = ("free space on that device" if err.errno in (errno.ENOSPC, errno.EDQUOT)
-                  else "fix its permissions or set SHIOL_RUNS_DIR")
+        remedy = (
+            "free space on that device"
+            if err.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "fix its permissions or set SHIOL_RUNS_DIR"
+        )
         raise ArchiveError(f"the runs directory {path} is not writable ({err.strerror}); {remedy}") from err
     return path
 
@@ -139,6 +152,7 @@ def iter_manifests(runs_dir: Path) -> list[tuple[Path, Manifest]]:
 
 def code_version(repo: Path) -> dict[str, Any]:
     """The git commit of ``repo`` and whether its tree was dirty (None outside a checkout)."""
+
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10)

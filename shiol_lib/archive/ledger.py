@@ -138,11 +138,21 @@ def head(runs_dir: Path) -> Head | None:
     return Head(len(lines), lines[-1].chain_hash) if lines else None
 
 
-def append_entry(runs_dir: Path, *, run_id: str, job: str, status: str, manifest_path: Path,
-                 key: str | None = None) -> dict[str, Any]:
+def append_entry(
+    runs_dir: Path, *, run_id: str, job: str, status: str, manifest_path: Path, key: str | None = None
+) -> dict[str, Any]:
     """Append a ``run`` entry (a run closed) under a file lock; returns the entry written."""
-    return _append(runs_dir, {"kind": "run", "run_id": run_id, "job": job, "status": str(status),
-                              "manifest_sha256": sha256_file(manifest_path)}, key)
+    return _append(
+        runs_dir,
+        {
+            "kind": "run",
+            "run_id": run_id,
+            "job": job,
+            "status": str(status),
+            "manifest_sha256": sha256_file(manifest_path),
+        },
+        key,
+    )
 
 
 def append_prune(runs_dir: Path, *, run_id: str, files: list[str], key: str | None = None) -> dict[str, Any]:
@@ -155,7 +165,9 @@ def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, 
     with locked(runs_dir):
         lines = read_lines(runs_dir)
         entry = {
-            "seq": len(lines) + 1, **body, "recorded_at": datetime.now(UTC).isoformat(),
+            "seq": len(lines) + 1,
+            **body,
+            "recorded_at": datetime.now(UTC).isoformat(),
             "prev_hash": lines[-1].chain_hash if lines else GENESIS,
         }
         entry["hash"] = entry_hash(entry)
@@ -189,11 +201,15 @@ def check_chain(lines: list[LedgerLine], *, key: str | None = None) -> list[Ledg
             continue
         run_id = entry.get("run_id") if isinstance(entry.get("run_id"), str) else None
         if entry.get("seq") != line.number:
-            problems.append(LedgerProblem(line.number, run_id,
-                                          f"sequence {entry.get('seq')!r} where {line.number} was expected"))
+            problems.append(
+                LedgerProblem(line.number, run_id, f"sequence {entry.get('seq')!r} where {line.number} was expected")
+            )
         if entry.get("prev_hash") != previous:
-            problems.append(LedgerProblem(line.number, run_id,
-                                          "does not chain to the line before (a line removed, inserted or reordered)"))
+            problems.append(
+                LedgerProblem(
+                    line.number, run_id, "does not chain to the line before (a line removed, inserted or reordered)"
+                )
+            )
         if entry_hash(entry) != entry.get("hash"):
             problems.append(LedgerProblem(line.number, run_id, "content does not match its hash (line edited)"))
         if key:
@@ -201,7 +217,8 @@ def check_chain(lines: list[LedgerLine], *, key: str | None = None) -> list[Ledg
             if not isinstance(signature, str):
                 problems.append(LedgerProblem(line.number, run_id, "is not signed with SHIOL_LEDGER_KEY"))
             elif not hmac.compare_digest(signature, sign(str(entry.get("hash")), key)):
-                problems.append(LedgerProblem(line.number, run_id,
-                                              "signature does not match SHIOL_LEDGER_KEY (forged or edited)"))
+                problems.append(
+                    LedgerProblem(line.number, run_id, "signature does not match SHIOL_LEDGER_KEY (forged or edited)")
+                )
         previous = line.chain_hash
     return problems

@@ -107,10 +107,17 @@ class Manifest:
         data = {f.name: _dump(getattr(self, f.name)) for f in fields(self) if f.name != "steps" and _kept(self, f.name)}
         data["duration_s"] = self.duration_s  # derived, written as before for the readers of the file
         if self.status not in (RunStatus.RUNNING, RunStatus.CRASHED):  # totals of a run closed in order
-            data.update({name: value for name, value in zip(("peak_rss_mb", "cpu_s"), run_totals(self.steps),
-                                                             strict=True) if value is not None})
-        data["steps"] = [{f.name: _dump(getattr(s, f.name)) for f in fields(s) if _kept(s, f.name)}
-                         | {"duration_s": s.duration_s} for s in self.steps]
+            data.update(
+                {
+                    name: value
+                    for name, value in zip(("peak_rss_mb", "cpu_s"), run_totals(self.steps), strict=True)
+                    if value is not None
+                }
+            )
+        data["steps"] = [
+            {f.name: _dump(getattr(s, f.name)) for f in fields(s) if _kept(s, f.name)} | {"duration_s": s.duration_s}
+            for s in self.steps
+        ]
         return data
 
     def to_json(self) -> str:
@@ -132,19 +139,27 @@ class Manifest:
         if not isinstance(steps, list):
             raise ManifestError(f"{where}: 'steps' is not a list")
         return cls(
-            run_id=reader.text("run_id"), job=reader.text("job"),
+            run_id=reader.text("run_id"),
+            job=reader.text("job"),
             trigger=reader.text("trigger", default="manual"),
             status=reader.status("status", RunStatus),
             started_at=reader.required_instant("started_at"),
             steps=[_step(item, f"{where} step {i + 1}") for i, item in enumerate(steps)],
-            slot=reader.instant("slot"), draw_date=reader.day("draw_date"),
-            attempt=reader.count("attempt", default=1), finished_at=reader.instant("finished_at"),
+            slot=reader.instant("slot"),
+            draw_date=reader.day("draw_date"),
+            attempt=reader.count("attempt", default=1),
+            finished_at=reader.instant("finished_at"),
             seed=reader.whole("seed"),
             parent_run_id=reader.optional_text("parent_run_id"),
-            target_draw_date=reader.day("target_draw_date"), history_end=reader.day("history_end"),
-            input=reader.mapping("input"), outputs=reader.mapping("outputs"), metrics=reader.mapping("metrics"),
-            artefacts=reader.mapping("artefacts"), code=reader.mapping("code"),
-            environment=reader.mapping("environment"), error=reader.optional_text("error"),
+            target_draw_date=reader.day("target_draw_date"),
+            history_end=reader.day("history_end"),
+            input=reader.mapping("input"),
+            outputs=reader.mapping("outputs"),
+            metrics=reader.mapping("metrics"),
+            artefacts=reader.mapping("artefacts"),
+            code=reader.mapping("code"),
+            environment=reader.mapping("environment"),
+            error=reader.optional_text("error"),
             error_class=reader.optional_text("error_class"),
             schema=schema,  # as written: schema 1 recorded no artefact hashes
         )
@@ -168,13 +183,20 @@ def _step(data: Any, where: str) -> StepRecord:
     if parameters is not None and not isinstance(parameters, dict):
         raise ManifestError(f"{where}: 'parameters' is not an object")
     return StepRecord(
-        name=reader.text("name"), notebook=reader.text("notebook", default=""),
-        status=reader.status("status", StepStatus), started_at=reader.instant("started_at"),
-        finished_at=reader.instant("finished_at"), parameters=parameters, output=reader.optional_text("output"),
+        name=reader.text("name"),
+        notebook=reader.text("notebook", default=""),
+        status=reader.status("status", StepStatus),
+        started_at=reader.instant("started_at"),
+        finished_at=reader.instant("finished_at"),
+        parameters=parameters,
+        output=reader.optional_text("output"),
         html=reader.optional_text("html"),
-        log=reader.optional_text("log"), error=reader.optional_text("error"),
-        error_class=reader.optional_text("error_class"), failed_cell=reader.whole("failed_cell"),
-        command=reader.optional_text("command"), peak_rss_mb=reader.number("peak_rss_mb"),
+        log=reader.optional_text("log"),
+        error=reader.optional_text("error"),
+        error_class=reader.optional_text("error_class"),
+        failed_cell=reader.whole("failed_cell"),
+        command=reader.optional_text("command"),
+        peak_rss_mb=reader.number("peak_rss_mb"),
         cpu_s=reader.number("cpu_s"),
     )
 

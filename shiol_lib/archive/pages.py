@@ -40,8 +40,12 @@ class PagesRecord:
 
     def body(self) -> dict[str, object]:
         """The fields the signature covers."""
-        return {"ledger_seq": self.head.seq if self.head else 0, "ledger_hash": self.head.hash if self.head else None,
-                "pages": dict(sorted(self.pages.items())), "written_at": self.written_at}
+        return {
+            "ledger_seq": self.head.seq if self.head else 0,
+            "ledger_hash": self.head.hash if self.head else None,
+            "pages": dict(sorted(self.pages.items())),
+            "written_at": self.written_at,
+        }
 
     def signature_ok(self, key: str) -> bool:
         """Whether the record carries an HMAC made with ``key``."""
@@ -55,8 +59,9 @@ def record_pages(runs_dir: Path, pages: list[Path], head: Head | None, *, key: s
         ArchiveError: a page cannot be read or the record cannot be written.
     """
     runs_dir = Path(runs_dir)
-    record = PagesRecord(head, {p.relative_to(runs_dir).as_posix(): sha256_file(p) for p in pages},
-                         datetime.now(UTC).isoformat())
+    record = PagesRecord(
+        head, {p.relative_to(runs_dir).as_posix(): sha256_file(p) for p in pages}, datetime.now(UTC).isoformat()
+    )
     data = record.body()
     if key:
         data["hmac"] = hmac_sha256(canonical_json(record.body()), key)
@@ -80,11 +85,22 @@ def read_pages(runs_dir: Path) -> PagesRecord | None:
         raise ArchiveError(f"the pages record {path} cannot be read ({err.strerror})") from err
     except ValueError as err:
         raise ArchiveError(f"the pages record {path} is not JSON: it was altered") from err
-    pages, seq, digest = (data.get("pages"), data.get("ledger_seq"), data.get("ledger_hash")) if isinstance(
-        data, dict) else (None, None, None)
-    if (not isinstance(pages, dict) or not all(isinstance(v, str) for v in pages.values())
-            or not isinstance(seq, int) or not isinstance(digest, str | None)):
+    pages, seq, digest = (
+        (data.get("pages"), data.get("ledger_seq"), data.get("ledger_hash"))
+        if isinstance(data, dict)
+        else (None, None, None)
+    )
+    if (
+        not isinstance(pages, dict)
+        or not all(isinstance(v, str) for v in pages.values())
+        or not isinstance(seq, int)
+        or not isinstance(digest, str | None)
+    ):
         raise ArchiveError(f"the pages record {path} is not a pages record: it was altered")
     signature = data.get("hmac")
-    return PagesRecord(Head(seq, digest) if seq and digest else None, dict(pages), str(data.get("written_at", "")),
-                       signature if isinstance(signature, str) else None)
+    return PagesRecord(
+        Head(seq, digest) if seq and digest else None,
+        dict(pages),
+        str(data.get("written_at", "")),
+        signature if isinstance(signature, str) else None,
+    )

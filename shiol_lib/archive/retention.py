@@ -11,8 +11,7 @@ from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import ArchiveError
 
 
-def prune_runs(runs_dir: Path, *, keep_days: int, now: datetime | None = None,
-               key: str | None = None) -> list[Path]:
+def prune_runs(runs_dir: Path, *, keep_days: int, now: datetime | None = None, key: str | None = None) -> list[Path]:
     """Delete the heavy files (notebooks, HTML, logs) of runs started more than ``keep_days`` ago.
 
     Manifests are kept; each pruned run gets a ``prune`` ledger entry naming the files removed (so

@@ -55,10 +55,16 @@ class Verification:
         return not self.problems
 
 
-def verify_archive(runs_dir: Path, *, anchor: tuple[int, str] | None, runs: dict[str, str],
-                   key: str | None = None, in_flight: set[str] | frozenset[str] = frozenset(),
-                   outputs: Mapping[str, Mapping[str, str]] | None = None,
-                   witness: Witness | None = None) -> Verification:
+def verify_archive(
+    runs_dir: Path,
+    *,
+    anchor: tuple[int, str] | None,
+    runs: dict[str, str],
+    key: str | None = None,
+    in_flight: set[str] | frozenset[str] = frozenset(),
+    outputs: Mapping[str, Mapping[str, str]] | None = None,
+    witness: Witness | None = None,
+) -> Verification:
     """Check the ledger chain, its entries' files, the pages, the store and (optionally) a witness.
 
     Args:
@@ -87,20 +93,33 @@ def verify_archive(runs_dir: Path, *, anchor: tuple[int, str] | None, runs: dict
     result.runs, result.files = len(checked.ledger_runs), checked.files
     for run_id, status in sorted(runs.items()):
         if status != RunStatus.RUNNING and run_id not in checked.ledger_runs:
-            result.problems.append(LedgerProblem(None, run_id, f"the store closed this run ({status}) but the "
-                                                               "ledger has no entry for it (entry removed?)"))
+            result.problems.append(
+                LedgerProblem(
+                    None,
+                    run_id,
+                    f"the store closed this run ({status}) but the ledger has no entry for it (entry removed?)",
+                )
+            )
     for run_id in sorted(checked.ledger_runs - set(runs)):
-        result.problems.append(LedgerProblem(None, run_id, "the ledger names this run but the store has no row "
-                                                           "for it (its row was deleted?)"))
+        result.problems.append(
+            LedgerProblem(
+                None, run_id, "the ledger names this run but the store has no row for it (its row was deleted?)"
+            )
+        )
     if outputs is not None:
         for run_id, manifest in sorted(checked.manifests.items()):
             result.problems += _check_outputs(run_id, manifest, outputs.get(run_id, {}))
     page_problems, record = check_pages(runs_dir, lines, key=key)
     result.problems += page_problems
     result.files += len(record.pages) if record else 0
-    result.problems += unknown_paths(runs_dir, run_folders=checked.folders, ledger_runs=checked.ledger_runs,
-                                     in_flight=set(in_flight), pages=set(record.pages) if record else set(),
-                                     running={r for r, status in runs.items() if status == RunStatus.RUNNING})
+    result.problems += unknown_paths(
+        runs_dir,
+        run_folders=checked.folders,
+        ledger_runs=checked.ledger_runs,
+        in_flight=set(in_flight),
+        pages=set(record.pages) if record else set(),
+        running={r for r, status in runs.items() if status == RunStatus.RUNNING},
+    )
     return result
 
 
@@ -114,16 +133,29 @@ def check_witness(lines: list[LedgerLine], witness: Witness, *, key: str | None 
     if key and witness.hmac is None:
         problems.append(LedgerProblem(None, None, "the witness is not signed with SHIOL_LEDGER_KEY"))
     elif key and not witness.signature_ok(key):
-        problems.append(LedgerProblem(None, None, "the witness's signature does not match SHIOL_LEDGER_KEY "
-                                                  "(forged or edited)"))
+        problems.append(
+            LedgerProblem(None, None, "the witness's signature does not match SHIOL_LEDGER_KEY (forged or edited)")
+        )
     if witness.seq > len(lines):
-        problems.append(LedgerProblem(None, None, f"the ledger ends at entry {len(lines)} but the witness taken "
-                                                  f"at {witness.at} saw entry {witness.seq}: the newest entries "
-                                                  "were removed (history rolled back)"))
+        problems.append(
+            LedgerProblem(
+                None,
+                None,
+                f"the ledger ends at entry {len(lines)} but the witness taken "
+                f"at {witness.at} saw entry {witness.seq}: the newest entries "
+                "were removed (history rolled back)",
+            )
+        )
     elif lines[witness.seq - 1].chain_hash != witness.hash:
-        problems.append(LedgerProblem(witness.seq, None, f"entry {witness.seq} is not the one witnessed at "
-                                                         f"{witness.at} ({witness.hash[:12]}...): the ledger was "
-                                                         "rewritten from there"))
+        problems.append(
+            LedgerProblem(
+                witness.seq,
+                None,
+                f"entry {witness.seq} is not the one witnessed at "
+                f"{witness.at} ({witness.hash[:12]}...): the ledger was "
+                "rewritten from there",
+            )
+        )
     return problems
 
 
@@ -135,15 +167,27 @@ def _check_outputs(run_id: str, manifest: Manifest, stored: Mapping[str, str]) -
         if found is None:
             if name == "predictions" and manifest.status == RunStatus.CRASHED:
                 continue  # a crashed run's tickets are discarded on purpose; their hash stays in the manifest
-            problems.append(LedgerProblem(None, run_id, f"output {name} that the manifest recorded is missing "
-                                                        "from the store"))
+            problems.append(
+                LedgerProblem(None, run_id, f"output {name} that the manifest recorded is missing from the store")
+            )
         elif found != digest:
-            problems.append(LedgerProblem(None, run_id, f"output {name} in the store differs from the hash its "
-                                                        "manifest recorded (rewritten under this run's id after "
-                                                        "it closed)"))
+            problems.append(
+                LedgerProblem(
+                    None,
+                    run_id,
+                    f"output {name} in the store differs from the hash its "
+                    "manifest recorded (rewritten under this run's id after "
+                    "it closed)",
+                )
+            )
     for name in sorted(set(stored) - set(manifest.outputs)):
-        problems.append(LedgerProblem(None, run_id, f"output {name} is in the store under this run's id but "
-                                                    "not in its manifest (written after it closed)"))
+        problems.append(
+            LedgerProblem(
+                None,
+                run_id,
+                f"output {name} is in the store under this run's id but not in its manifest (written after it closed)",
+            )
+        )
     return problems
 
 
@@ -159,22 +203,44 @@ def verify_ledger(runs_dir: Path, *, key: str | None = None) -> list[LedgerProbl
 def _check_anchor(lines: list[LedgerLine], anchor: tuple[int, str] | None) -> list[LedgerProblem]:
     if anchor is None:
         if lines:
-            return [LedgerProblem(None, None, "the store holds no ledger anchor; it is written when a run closes "
-                                              "(a store restored without its anchor, or one that predates it)")]
+            return [
+                LedgerProblem(
+                    None,
+                    None,
+                    "the store holds no ledger anchor; it is written when a run closes "
+                    "(a store restored without its anchor, or one that predates it)",
+                )
+            ]
         return []
     head = Head(*anchor)
     if head.seq > len(lines):
-        return [LedgerProblem(None, None, f"the ledger ends at entry {len(lines)} but the store anchored entry "
-                                          f"{head.seq} ({head.hash[:12]}...): entries were removed from the tail")]
+        return [
+            LedgerProblem(
+                None,
+                None,
+                f"the ledger ends at entry {len(lines)} but the store anchored entry "
+                f"{head.seq} ({head.hash[:12]}...): entries were removed from the tail",
+            )
+        ]
     problems = []
     if lines[head.seq - 1].chain_hash != head.hash:
-        problems.append(LedgerProblem(head.seq, None, f"entry {head.seq} is not the one the store anchored "
-                                                      f"({head.hash[:12]}...): the ledger was rewritten"))
-    for line in lines[head.seq:]:
+        problems.append(
+            LedgerProblem(
+                head.seq,
+                None,
+                f"entry {head.seq} is not the one the store anchored ({head.hash[:12]}...): the ledger was rewritten",
+            )
+        )
+    for line in lines[head.seq :]:
         run_id = line.entry.get("run_id") if line.entry else None
-        problems.append(LedgerProblem(line.number, run_id if isinstance(run_id, str) else None,
-                                      f"entry {line.number} is past the head the store anchored (entry {head.seq}): "
-                                      "appended outside a run's close (forged), or a crash between ledger and store"))
+        problems.append(
+            LedgerProblem(
+                line.number,
+                run_id if isinstance(run_id, str) else None,
+                f"entry {line.number} is past the head the store anchored (entry {head.seq}): "
+                "appended outside a run's close (forged), or a crash between ledger and store",
+            )
+        )
     return problems
 
 
@@ -237,8 +303,9 @@ class _EntryCheck:
             if not path.is_file():
                 self._problem(line, run_id, f"file {name} is missing (not recorded as pruned)")
             elif _sha256(path) != digest:
-                self._problem(line, run_id, f"file {name} was changed after the run (its sha256 differs "
-                                            "from the manifest's)")
+                self._problem(
+                    line, run_id, f"file {name} was changed after the run (its sha256 differs from the manifest's)"
+                )
         if manifest.schema < 2:
             return  # schema 1 recorded no artefact hashes: nothing more to compare
         for path in sorted(folder.iterdir()):

@@ -79,13 +79,22 @@ def parse(text: str, *, where: str = "the witness") -> Witness:
         if isinstance(data, dict) and data.get("kind") == KIND:
             found = data
     if found is None:
-        raise ArchiveError(f"{where} holds no ledger witness (a JSON object with \"kind\": \"{KIND}\"); "
-                           "'shiol runs witness' writes one")
+        raise ArchiveError(
+            f'{where} holds no ledger witness (a JSON object with "kind": "{KIND}"); \'shiol runs witness\' writes one'
+        )
     seq, digest, at, signature = found.get("seq"), found.get("hash"), found.get("at"), found.get("hmac")
-    if (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or not isinstance(digest, str)
-            or len(digest) != 64 or not isinstance(at, str) or not isinstance(signature, str | None)):
-        raise ArchiveError(f"{where} is not a valid witness: it needs seq (1 or more), hash (64 hex), at "
-                           "and optionally hmac")
+    if (
+        not isinstance(seq, int)
+        or isinstance(seq, bool)
+        or seq < 1
+        or not isinstance(digest, str)
+        or len(digest) != 64
+        or not isinstance(at, str)
+        or not isinstance(signature, str | None)
+    ):
+        raise ArchiveError(
+            f"{where} is not a valid witness: it needs seq (1 or more), hash (64 hex), at and optionally hmac"
+        )
     return Witness(seq, digest, at, signature)
 
 

@@ -26,8 +26,12 @@ from shiol_lib.cli.common import JOB_NAMES, MISSED_KINDS, fail, open_existing_st
 @click.command("verify")
 @click.pass_obj
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-@click.option("--witness", "witness_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A witness kept elsewhere ('shiol runs witness'): fail unless the ledger still reaches it.")
+@click.option(
+    "--witness",
+    "witness_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A witness kept elsewhere ('shiol runs witness'): fail unless the ledger still reaches it.",
+)
 def verify_command(settings: Settings, as_json: bool, witness_file: Path | None) -> None:
     """Cross-check the ledger, every byte of runs/, the store's rows and anchor; exit 8 on any problem."""
     from shiol_lib.archive import witness
@@ -41,25 +45,42 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None)
         seen = witness.read(witness_file) if witness_file is not None else None
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
         runs = run_table.archived_runs(store)
-        result = verify_archive(settings.runs_dir, anchor=run_table.ledger_anchor(store), runs=runs,
-                                key=settings.ledger_key, in_flight=in_flight_runs(settings, store),
-                                outputs={run_id: prediction_table.output_hashes(store, run_id) for run_id in runs},
-                                witness=seen)
+        result = verify_archive(
+            settings.runs_dir,
+            anchor=run_table.ledger_anchor(store),
+            runs=runs,
+            key=settings.ledger_key,
+            in_flight=in_flight_runs(settings, store),
+            outputs={run_id: prediction_table.output_hashes(store, run_id) for run_id in runs},
+            witness=seen,
+        )
     except ShiolError as err:
         fail(err)
     if as_json:
-        click.echo(json.dumps({"intact": result.intact, "entries": result.entries, "runs": result.runs,
-                               "files": result.files, "signatures_checked": result.signed,
-                               "witness_checked": seen is not None,
-                               "problems": [p.__dict__ for p in result.problems]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "intact": result.intact,
+                    "entries": result.entries,
+                    "runs": result.runs,
+                    "files": result.files,
+                    "signatures_checked": result.signed,
+                    "witness_checked": seen is not None,
+                    "problems": [p.__dict__ for p in result.problems],
+                },
+                indent=2,
+            )
+        )
     else:
         for problem in result.problems:
             click.echo(problem.as_text(), err=True)
         if result.intact:
             signed = "signatures checked" if result.signed else "signatures not checked (no SHIOL_LEDGER_KEY)"
             reached = f"; it reaches the witnessed entry {seen.seq}" if seen else ""
-            click.echo(f"archive intact: {result.entries} ledger entries, {result.runs} runs, {result.files} files "
-                       f"match their hashes; the store's anchor matches the ledger head{reached}; {signed}")
+            click.echo(
+                f"archive intact: {result.entries} ledger entries, {result.runs} runs, {result.files} files "
+                f"match their hashes; the store's anchor matches the ledger head{reached}; {signed}"
+            )
         else:
             click.echo(f"archive NOT intact: {len(result.problems)} problem(s)", err=True)
     if not result.intact:
@@ -67,8 +88,11 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None)
 
 
 @click.command("witness")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the witness to this file (keep it off this machine) instead of printing it.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the witness to this file (keep it off this machine) instead of printing it.",
+)
 @click.pass_obj
 def witness_command(settings: Settings, output: Path | None) -> None:
     """Export the signed ledger head; 'shiol runs verify --witness FILE' fails if history is rolled back."""
@@ -81,8 +105,11 @@ def witness_command(settings: Settings, output: Path | None) -> None:
             raise ArchiveError(f"the ledger in {settings.runs_dir} is empty: there is no history to witness yet")
         anchor = run_table.ledger_anchor(open_existing_store(settings))
         if anchor != (head.seq, head.hash):
-            click.echo(f"error: the ledger ends at entry {head.seq} but the store anchored "
-                       f"{f'entry {anchor[0]}' if anchor else 'none'}; run 'shiol runs verify' first", err=True)
+            click.echo(
+                f"error: the ledger ends at entry {head.seq} but the store anchored "
+                f"{f'entry {anchor[0]}' if anchor else 'none'}; run 'shiol runs verify' first",
+                err=True,
+            )
             sys.exit(ExitCode.MISMATCH)
         text = witness.make(head.seq, head.hash, settings.ledger_key).to_json() + "\n"
         if output is not None:
@@ -93,8 +120,11 @@ def witness_command(settings: Settings, output: Path | None) -> None:
     except ShiolError as err:
         fail(err)
     if not settings.ledger_key:
-        click.echo("note: unsigned (no SHIOL_LEDGER_KEY): it still shows a rollback, but cannot prove it came "
-                   "from this workbench", err=True)
+        click.echo(
+            "note: unsigned (no SHIOL_LEDGER_KEY): it still shows a rollback, but cannot prove it came "
+            "from this workbench",
+            err=True,
+        )
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -110,8 +140,13 @@ def in_flight_runs(settings: Settings, store: Store) -> set[str]:
     now, host = datetime.now(UTC), socket.gethostname()
     alive = set()
     for row in run_table.list_runs(store):
-        if (row.status != RunStatus.RUNNING or row.host != host or row.pid is None or row.heartbeat_at is None
-                or (now - row.heartbeat_at).total_seconds() > settings.heartbeat_stale_s):
+        if (
+            row.status != RunStatus.RUNNING
+            or row.host != host
+            or row.pid is None
+            or row.heartbeat_at is None
+            or (now - row.heartbeat_at).total_seconds() > settings.heartbeat_stale_s
+        ):
             continue
         holder = LockHolder(row.job, row.run_id, row.pid, row.host, row.heartbeat_at)
         if job_is_alive(holder, stale_s=settings.heartbeat_stale_s, now=now):
@@ -120,8 +155,12 @@ def in_flight_runs(settings: Settings, store: Store) -> set[str]:
 
 
 @click.command("prune")
-@click.option("--keep-days", type=click.IntRange(min=0), required=True,
-              help="Keep heavy files of runs younger than this many days (0 or more).")
+@click.option(
+    "--keep-days",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Keep heavy files of runs younger than this many days (0 or more).",
+)
 @click.pass_obj
 def prune_command(settings: Settings, keep_days: int) -> None:
     """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
@@ -138,9 +177,13 @@ def prune_command(settings: Settings, keep_days: int) -> None:
         head = ledger.head(settings.runs_dir)
         if pruned and head is not None:
             run_table.anchor_ledger(store, (head.seq, head.hash))
-        run_index.write_index(settings.runs_dir, retry_backoff_s=settings.retry_backoff_s,
-                              performance_jobs=performance_jobs(), ledger_key=settings.ledger_key,
-                              **run_index.store_context(store))
+        run_index.write_index(
+            settings.runs_dir,
+            retry_backoff_s=settings.retry_backoff_s,
+            performance_jobs=performance_jobs(),
+            ledger_key=settings.ledger_key,
+            **run_index.store_context(store),
+        )
     except ShiolError as err:
         fail(err)
     click.echo(f"pruned {len(pruned)} run folder(s); manifests and ledger kept")
@@ -154,8 +197,12 @@ def pages_command(settings: Settings) -> None:
 
     try:
         store = open_existing_store(settings)
-        path = run_index.write_index(settings.runs_dir, retry_backoff_s=settings.retry_backoff_s,
-                                     ledger_key=settings.ledger_key, **run_index.store_context(store))
+        path = run_index.write_index(
+            settings.runs_dir,
+            retry_backoff_s=settings.retry_backoff_s,
+            ledger_key=settings.ledger_key,
+            **run_index.store_context(store),
+        )
     except ShiolError as err:
         fail(err)
     click.echo(f"pages rewritten and recorded: {path}")

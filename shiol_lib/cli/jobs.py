@@ -90,15 +90,36 @@ def check_command(settings: Settings, file: Path | None) -> None:
 @click.option("--timezone", help="Timezone of the cron (default America/New_York).")
 @click.option("--after-drawing", "after_drawing", metavar="DELAY", help="Run this long after each drawing (30m).")
 @click.option("--manual", is_flag=True, help="Never scheduled: run by hand only.")
-@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="A notebook parameter (repeatable).")
-@click.option("--secret", "secrets", multiple=True, metavar="VAR",
-              help="An environment variable handed to the kernel, never archived (repeatable).")
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A notebook parameter (repeatable).",
+)
+@click.option(
+    "--secret",
+    "secrets",
+    multiple=True,
+    metavar="VAR",
+    help="An environment variable handed to the kernel, never archived (repeatable).",
+)
 @click.option("--description", default="", help="What the job is for.")
 @click.pass_obj
-def add_command(settings: Settings, notebook: str, name: str, cron: str | None, timezone: str | None,
-                after_drawing: str | None, manual: bool, parameters: tuple[tuple[str, str], ...],
-                secrets: tuple[str, ...], description: str) -> None:
+def add_command(
+    settings: Settings,
+    notebook: str,
+    name: str,
+    cron: str | None,
+    timezone: str | None,
+    after_drawing: str | None,
+    manual: bool,
+    parameters: tuple[tuple[str, str], ...],
+    secrets: tuple[str, ...],
+    description: str,
+) -> None:
     """Add a job for NOTEBOOK to the jobs file, validated together with the file, keeping its comments."""
     from shiol_lib.jobs.jobs_file import add_job
 
@@ -112,8 +133,12 @@ def add_command(settings: Settings, notebook: str, name: str, cron: str | None, 
     elif after_drawing:
         schedule = {"after_drawing": int(after_drawing) if after_drawing.isdigit() else after_drawing}
     entry, resolved = _notebook_entry(settings, notebook)
-    table: dict[str, Any] = {"name": name, **({"description": description} if description else {}),
-                             "notebooks": entry, "schedule": schedule}
+    table: dict[str, Any] = {
+        "name": name,
+        **({"description": description} if description else {}),
+        "notebooks": entry,
+        "schedule": schedule,
+    }
     if parameters:
         table["parameters"] = _typed_parameters(resolved, parameters)
     if secrets:
@@ -164,8 +189,14 @@ def resume_command(settings: Settings, name: str) -> None:
 
 def job_summary(spec: JobSpec, now: datetime, last: dict[str, Any] | None) -> dict[str, Any]:
     """What ``shiol jobs list`` shows of one job, JSON-ready."""
-    return {"name": spec.name, "builtin": spec.builtin, "schedule": spec.schedule.describe(),
-            **_next_fields(spec, now), "paused": spec.paused, "last_result": last}
+    return {
+        "name": spec.name,
+        "builtin": spec.builtin,
+        "schedule": spec.schedule.describe(),
+        **_next_fields(spec, now),
+        "paused": spec.paused,
+        "last_result": last,
+    }
 
 
 def next_run(spec: JobSpec, now: datetime) -> datetime | None:

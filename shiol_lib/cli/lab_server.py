@@ -54,8 +54,15 @@ def lab_server(settings: Settings, *, port: int | None = None, token: str | None
     token = token or settings.lab_token or secrets.token_urlsafe(24)
     root = Path(settings.notebooks_dir)
     command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.ip={HOST}",
-        f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--ServerApp.ip={HOST}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
         f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
     ]
     if os.geteuid() == 0:  # a container or CI running as root: JupyterLab refuses root without this

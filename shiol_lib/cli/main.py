@@ -44,8 +44,14 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 
 
 @click.group()
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-              help="Print the version and exit.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the version and exit.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
@@ -93,8 +99,15 @@ def update_data_command(settings: Settings, offline: bool, as_json: bool) -> Non
     except ShiolError as err:
         progress.task_ended("update-data", StepStatus.FAILED, time.monotonic() - started)
         cli_common.fail(err)
-    status = ("rejected records" if report.rejected else "conflicts" if report.conflicts
-              else "no source answered" if report.no_source_answered else StepStatus.SUCCESS)
+    status = (
+        "rejected records"
+        if report.rejected
+        else "conflicts"
+        if report.conflicts
+        else "no source answered"
+        if report.no_source_answered
+        else StepStatus.SUCCESS
+    )
     progress.task_ended("update-data", status, time.monotonic() - started)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())
     if report.rejected:
@@ -161,17 +174,24 @@ def status_command(settings: Settings, as_json: bool) -> None:
     click.echo(f"draws: {draws['count']} from {draws['first']} to {draws['last']}")
     click.echo(f"missing inside that range: {len(draws['missing'])} {' '.join(draws['missing'])}")
     click.echo(f"drawings held since the last stored one, not yet fetched: {draws['not_yet_fetched']}")
-    click.echo(f"expected drawings the store lacks up to {draws['latest_held']}: {draws['lacking']} "
-               f"({len(draws['missing'])} inside the range + {draws['not_yet_fetched']} not yet fetched)")
+    click.echo(
+        f"expected drawings the store lacks up to {draws['latest_held']}: {draws['lacking']} "
+        f"({len(draws['missing'])} inside the range + {draws['not_yet_fetched']} not yet fetched)"
+    )
     nxt = data["next_draw"]
     click.echo(f"next drawing: {nxt['date']} at {nxt['et']} ET ({nxt['utc']} UTC)")
     sources = data["sources"]
     since = sources["seconds_since_last_answer"]
-    click.echo("last source answer: never" if since is None else
-               f"last source answer: {_ago(since)} ago ({sources['last_answered_at_utc']} UTC)")
+    click.echo(
+        "last source answer: never"
+        if since is None
+        else f"last source answer: {_ago(since)} ago ({sources['last_answered_at_utc']} UTC)"
+    )
     for dead in data["dead_runs"]:
-        click.echo(f"dead run: {dead['job']} run {dead['run_id']} (pid {dead['pid']} on {dead['host']}): "
-                   f"{dead['reason']}; last heartbeat {dead['heartbeat_at_utc']} UTC (not closed yet)")
+        click.echo(
+            f"dead run: {dead['job']} run {dead['run_id']} (pid {dead['pid']} on {dead['host']}): "
+            f"{dead['reason']}; last heartbeat {dead['heartbeat_at_utc']} UTC (not closed yet)"
+        )
 
 
 def _ago(seconds: float) -> str:

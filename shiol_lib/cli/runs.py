@@ -37,8 +37,17 @@ from shiol_lib.cli.common import (
 
 def _print_outcome(outcome: Any, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"run_id": outcome.run_id, "status": outcome.status,
-                               "directory": str(outcome.directory), "manifest": outcome.manifest.to_dict()}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": outcome.run_id,
+                    "status": outcome.status,
+                    "directory": str(outcome.directory),
+                    "manifest": outcome.manifest.to_dict(),
+                },
+                indent=2,
+            )
+        )
     else:
         m = outcome.manifest
         click.echo(f"run {outcome.run_id} ({outcome.job}): {outcome.status} in {m.duration_s or 0:.1f} s")
@@ -59,22 +68,49 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
 @click.command("run")
 @click.argument("job", type=click.Choice(sorted([*JOB_NAMES, "step"])))
 @click.argument("step_name", required=False)
-@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="A notebook parameter (values parsed as YAML: 100 is an int, 0.5 a float).")
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A notebook parameter (values parsed as YAML: 100 is an int, 0.5 a float).",
+)
 @click.option("--offline", is_flag=True, help="Step 1 asks no network source (bundled data only).")
 @click.option("--seed", type=int, help="Random seed (default: the pipeline's fixed seed, recorded in the manifest).")
 @click.option("--target", "target", type=click.DateTime(["%Y-%m-%d"]), help="Target drawing (default: the next one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-@click.option("--trigger", type=click.Choice(TRIGGERS), default=Trigger.MANUAL.value, show_default=True,
-              help="Why the run starts (the scheduler passes its reason).")
+@click.option(
+    "--trigger",
+    type=click.Choice(TRIGGERS),
+    default=Trigger.MANUAL.value,
+    show_default=True,
+    help="Why the run starts (the scheduler passes its reason).",
+)
 @click.option("--slot", help="The schedule slot (ISO-8601 with offset) this run belongs to.")
-@click.option("--draw-date", "draw_date", type=click.DateTime(["%Y-%m-%d"]),
-              help="Pipeline: the drawing this run processes (history up to it; predicts the next one).")
+@click.option(
+    "--draw-date",
+    "draw_date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Pipeline: the drawing this run processes (history up to it; predicts the next one).",
+)
 @click.option("--attempt", type=click.IntRange(min=1), default=1, show_default=True)
 @click.pass_obj
-def run_command(settings: Settings, job: str, step_name: str | None, parameters: tuple[tuple[str, str], ...],
-                offline: bool, seed: int | None, target: Any, as_json: bool, trigger: str, slot: str | None,
-                draw_date: Any, attempt: int) -> None:
+def run_command(
+    settings: Settings,
+    job: str,
+    step_name: str | None,
+    parameters: tuple[tuple[str, str], ...],
+    offline: bool,
+    seed: int | None,
+    target: Any,
+    as_json: bool,
+    trigger: str,
+    slot: str | None,
+    draw_date: Any,
+    attempt: int,
+) -> None:
     """Run a job (pipeline, data_update, evaluation) or one step: `shiol run step NAME -p key value`."""
     from shiol_lib.jobs.context import DEFAULT_SEED, RunContext, parse_trigger
     from shiol_lib.jobs.liveness import interrupt_on_sigterm, refuse_if_busy
@@ -91,8 +127,12 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
             raise RunnerError(f"--slot {slot!r} is not an ISO-8601 instant (e.g. 2024-07-01T23:29:00-04:00)") from err
         if slot_at is not None and slot_at.tzinfo is None:
             raise RunnerError(f"--slot {slot!r} needs its UTC offset (e.g. 2024-07-01T23:29:00-04:00)")
-        context = RunContext(trigger=parse_trigger(trigger), slot=slot_at, attempt=attempt,
-                             draw_date=draw_date.date() if draw_date else None)
+        context = RunContext(
+            trigger=parse_trigger(trigger),
+            slot=slot_at,
+            attempt=attempt,
+            draw_date=draw_date.date() if draw_date else None,
+        )
         # A busy job is refused before the runner (papermill, nbformat: seconds) is imported, let alone a kernel.
         refuse_if_busy(settings, job, context, seed=DEFAULT_SEED if seed is None else seed)
         from shiol_lib.jobs import run as pipeline
@@ -102,14 +142,29 @@ def run_command(settings: Settings, job: str, step_name: str | None, parameters:
                 raise RunnerError("name the step: shiol run step NAME (e.g. generate_predictions)")
             step = pipeline.find_step(step_name)
             values = parse_parameters(settings.notebooks_dir / step.notebook, parameters)
-            outcome = pipeline.run_job(settings, "step", steps=(step,), step_parameters={step.name: values},
-                                       seed=seed, offline=offline, target_draw_date=target_date, progress=progress,
-                                       context=context)
+            outcome = pipeline.run_job(
+                settings,
+                "step",
+                steps=(step,),
+                step_parameters={step.name: values},
+                seed=seed,
+                offline=offline,
+                target_draw_date=target_date,
+                progress=progress,
+                context=context,
+            )
         else:
             if step_name or parameters:
                 raise RunnerError("parameters go with a single step: shiol run step NAME -p key value")
-            outcome = pipeline.run_job(settings, job, seed=seed, offline=offline, target_draw_date=target_date,
-                                       progress=progress, context=context)
+            outcome = pipeline.run_job(
+                settings,
+                job,
+                seed=seed,
+                offline=offline,
+                target_draw_date=target_date,
+                progress=progress,
+                context=context,
+            )
     except ShiolError as err:
         _say_created(settings, existed)
         fail(err)
@@ -202,8 +257,10 @@ def list_command(settings: Settings, job: str | None, limit: int, as_json: bool)
         click.echo("no runs recorded yet")
     for r in rows:
         took = f"{(r.finished_at - r.started_at).total_seconds():7.1f} s" if r.finished_at else "        -"
-        click.echo(f"{r.run_id}  {r.job:<12} {r.trigger:<10} {r.status:<9} {took}  "
-                   f"target {r.target_draw_date or '-'}  {r.error or ''}".rstrip())
+        click.echo(
+            f"{r.run_id}  {r.job:<12} {r.trigger:<10} {r.status:<9} {took}  "
+            f"target {r.target_draw_date or '-'}  {r.error or ''}".rstrip()
+        )
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
@@ -232,22 +289,32 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     for record, step in zip(m.get("steps", []), manifest.steps, strict=False):
         if step.command:  # made anew: a command recorded by an older workbench reran against the live store
             record["command"] = step.command = rerun_command_line(
-                settings.notebooks_dir / step.notebook, step.parameters or {}, cwd=settings.notebooks_dir,
-                runs_dir=settings.runs_dir, run_id=manifest.run_id)
+                settings.notebooks_dir / step.notebook,
+                step.parameters or {},
+                cwd=settings.notebooks_dir,
+                runs_dir=settings.runs_dir,
+                run_id=manifest.run_id,
+            )
     if as_json:
         click.echo(json.dumps(m, indent=2, sort_keys=True))
         return
     click.echo(f"run {m['run_id']}  job {m['job']}  trigger {m['trigger']}  status {m['status']}")
     click.echo(f"  started {m['started_at']}  finished {m['finished_at']}  ({m['duration_s']} s)")
     click.echo(f"  seed {m['seed']}  target {m['target_draw_date']}  history to {m['history_end']}")
-    click.echo(f"  resources: peak {_megabytes(manifest.peak_rss_mb)}, cpu {_seconds(manifest.cpu_s)}"
-               + (f"  error class {manifest.error_class}" if manifest.error_class else ""))
+    click.echo(
+        f"  resources: peak {_megabytes(manifest.peak_rss_mb)}, cpu {_seconds(manifest.cpu_s)}"
+        + (f"  error class {manifest.error_class}" if manifest.error_class else "")
+    )
     code = manifest.code
-    click.echo(f"  code {code.get('git_commit')}{' (dirty)' if code.get('git_dirty') else ''}  "
-               f"input draws {str(manifest.input.get('draws_sha256', '-'))[:16]}")
+    click.echo(
+        f"  code {code.get('git_commit')}{' (dirty)' if code.get('git_dirty') else ''}  "
+        f"input draws {str(manifest.input.get('draws_sha256', '-'))[:16]}"
+    )
     for step in manifest.steps:
-        click.echo(f"  {step.name:<24} {step.status:<8} {step.duration_s or '':>8}  "
-                   f"peak {_megabytes(step.peak_rss_mb):>8}  cpu {_seconds(step.cpu_s):>8}  {step.html or ''}")
+        click.echo(
+            f"  {step.name:<24} {step.status:<8} {step.duration_s or '':>8}  "
+            f"peak {_megabytes(step.peak_rss_mb):>8}  cpu {_seconds(step.cpu_s):>8}  {step.html or ''}"
+        )
         if step.error:
             click.echo(f"      error: {step.error}")
         if step.command:
@@ -283,8 +350,13 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
         fail(err)
     differences = diff_manifests(a, b)
     if as_json:
-        click.echo(json.dumps({"first": first, "second": second, "differences": [d.to_dict() for d in differences]},
-                              indent=2, default=str))
+        click.echo(
+            json.dumps(
+                {"first": first, "second": second, "differences": [d.to_dict() for d in differences]},
+                indent=2,
+                default=str,
+            )
+        )
         return
     if not differences:
         click.echo(f"{first} and {second}: no differences in parameters, data, code, outputs or metrics")
@@ -292,6 +364,11 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
         click.echo(f"{item.field}: {item.first!r} -> {item.second!r}")
 
 
-for _command in (cli_archive.verify_command, cli_archive.witness_command, cli_archive.pages_command,
-                 cli_archive.prune_command, cli_archive.missed_command):
+for _command in (
+    cli_archive.verify_command,
+    cli_archive.witness_command,
+    cli_archive.pages_command,
+    cli_archive.prune_command,
+    cli_archive.missed_command,
+):
     runs_group.add_command(_command)

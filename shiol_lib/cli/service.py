@@ -42,8 +42,10 @@ def console_script() -> Path:
     """The ``shiol`` script of the running interpreter's environment (a virtualenv's ``bin/shiol``)."""
     script = Path(sysconfig.get_path("scripts")) / "shiol"
     if not (script.is_file() and os.access(script, os.X_OK)):
-        raise ConfigError(f"{script} is missing or not executable: install the workbench into this environment "
-                          f"({sys.prefix}) with pip, then run `shiol service install` from it")
+        raise ConfigError(
+            f"{script} is missing or not executable: install the workbench into this environment "
+            f"({sys.prefix}) with pip, then run `shiol service install` from it"
+        )
     return script
 
 
@@ -59,12 +61,26 @@ def this_installation(settings: Settings) -> Installation:
     """The running interpreter's installation: its ``shiol`` script, environment, package and notebooks."""
     executable = console_script()
     package_root = Path(__file__).resolve().parents[2]  # the checkout (schedules.py) or site-packages
-    return Installation(executable, (executable, Path(sys.prefix), Path(sys.base_prefix),
-                                     Path(sys.executable).resolve(), package_root, settings.notebooks_dir))
+    return Installation(
+        executable,
+        (
+            executable,
+            Path(sys.prefix),
+            Path(sys.base_prefix),
+            Path(sys.executable).resolve(),
+            package_root,
+            settings.notebooks_dir,
+        ),
+    )
 
 
-def render_unit(settings: Settings, *, user: str = DEFAULT_USER, env_file: Path = DEFAULT_ENV_FILE,
-                installation: Installation | None = None) -> str:
+def render_unit(
+    settings: Settings,
+    *,
+    user: str = DEFAULT_USER,
+    env_file: Path = DEFAULT_ENV_FILE,
+    installation: Installation | None = None,
+) -> str:
     """The systemd unit of ``installation`` (default: this one): ``shiol schedule run`` as ``user``.
 
     Settings come from ``env_file``. Rendering runs nothing: any installation can be checked from anywhere.
@@ -77,22 +93,30 @@ def render_unit(settings: Settings, *, user: str = DEFAULT_USER, env_file: Path 
     installation = installation or this_installation(settings)
     executable = installation.executable
     env_file = Path(env_file).expanduser().absolute()
-    writable = _outermost([settings.home, settings.db_path.parent, settings.snapshot_path.parent,
-                           settings.runs_dir])
+    writable = _outermost([settings.home, settings.db_path.parent, settings.snapshot_path.parent, settings.runs_dir])
     readable = list(installation.code)
     for path in (executable, env_file, *writable):
         _check_unit_path(path)
     for path in (*writable, *readable):
         if _under(path, TEMPORARY_DIRECTORIES):
-            raise ConfigError(f"{path} lies in a temporary folder, which the service's private /tmp hides (and "
-                              "tmp cleaning empties): install the workbench and its home elsewhere, e.g. /srv/shiol")
+            raise ConfigError(
+                f"{path} lies in a temporary folder, which the service's private /tmp hides (and "
+                "tmp cleaning empties): install the workbench and its home elsewhere, e.g. /srv/shiol"
+            )
     protect_home, reason = _protect_home(writable, readable)
     stop_timeout = int(STOP_GRACE_S) + INTERRUPT_WAIT_S * len(scheduled_jobs()) + STOP_MARGIN_S
     template = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
     return Template(template).substitute(
-        version=package_version(), user=user, home=settings.home, env_file=env_file, executable=executable,
-        grace_s=f"{STOP_GRACE_S:g}", interrupt_wait_s=INTERRUPT_WAIT_S, timeout_stop_s=stop_timeout,
-        read_write_paths=" ".join(str(p) for p in writable), protect_home=protect_home,
+        version=package_version(),
+        user=user,
+        home=settings.home,
+        env_file=env_file,
+        executable=executable,
+        grace_s=f"{STOP_GRACE_S:g}",
+        interrupt_wait_s=INTERRUPT_WAIT_S,
+        timeout_stop_s=stop_timeout,
+        read_write_paths=" ".join(str(p) for p in writable),
+        protect_home=protect_home,
         protect_home_reason=reason,
     )
 
@@ -143,8 +167,10 @@ def _outermost(paths: list[Path]) -> list[Path]:
 
 def _check_unit_path(path: Path) -> None:
     if not _UNIT_SAFE_PATH.match(str(path)):
-        raise ConfigError(f"{path} has a space or a character a systemd unit would quote or expand "
-                          "(%, $, quotes, backslash); move the installation to a plain path")
+        raise ConfigError(
+            f"{path} has a space or a character a systemd unit would quote or expand "
+            "(%, $, quotes, backslash); move the installation to a plain path"
+        )
 
 
 @click.group("service")
@@ -154,15 +180,24 @@ def service_group() -> None:
 
 @service_group.command("install")
 @click.option("--print", "to_stdout", is_flag=True, help="Write the unit to stdout.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the unit to this file (atomically), e.g. /etc/systemd/system/shiol-scheduler.service.")
-@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_ENV_FILE,
-              show_default=True, help="The settings file the unit reads (SHIOL_* lines, see .env.example).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the unit to this file (atomically), e.g. /etc/systemd/system/shiol-scheduler.service.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_ENV_FILE,
+    show_default=True,
+    help="The settings file the unit reads (SHIOL_* lines, see .env.example).",
+)
 @click.option("--user", default=DEFAULT_USER, show_default=True, help="The dedicated user the scheduler runs as.")
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @click.pass_obj
-def install_command(settings: Settings, to_stdout: bool, output: Path | None, env_file: Path, user: str,
-                    force: bool) -> None:
+def install_command(
+    settings: Settings, to_stdout: bool, output: Path | None, env_file: Path, user: str, force: bool
+) -> None:
     """Write the systemd unit of this installation's scheduler: --print, or --output FILE."""
     if to_stdout == (output is not None):
         raise click.UsageError("give exactly one of --print or --output FILE")

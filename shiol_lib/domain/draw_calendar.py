@@ -110,16 +110,23 @@ class Coverage:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: the counts, the last stored drawing and the latest one held (dates ISO)."""
-        return {"lacking": self.lacking, "missing_in_range": len(self.missing),
-                "not_yet_fetched": len(self.unfetched), "last_stored": self.last.isoformat() if self.last else None,
-                "latest_held": self.until.isoformat()}
+        return {
+            "lacking": self.lacking,
+            "missing_in_range": len(self.missing),
+            "not_yet_fetched": len(self.unfetched),
+            "last_stored": self.last.isoformat() if self.last else None,
+            "latest_held": self.until.isoformat(),
+        }
 
     def as_text(self) -> str:
         """One line for people."""
         if self.lacking == 0:
             return f"the store holds every expected drawing up to {self.until}"
-        where = (f"{len(self.missing)} inside its range, {len(self.unfetched)} after its last drawing {self.last}"
-                 if self.last else "it holds no drawing")
+        where = (
+            f"{len(self.missing)} inside its range, {len(self.unfetched)} after its last drawing {self.last}"
+            if self.last
+            else "it holds no drawing"
+        )
         return f"the store lacks {self.lacking} expected drawing(s) up to {self.until} ({where})"
 
 

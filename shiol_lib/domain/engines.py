@@ -24,6 +24,8 @@ def require_engine(engine: str) -> str:
         ClusterError: naming the value when it is none of those.
     """
     if engine not in ENGINES and ":" not in engine:
-        raise ClusterError(f"cluster {engine!r} is not 'none', 'local' or a scheduler address such as "
-                           "tcp://127.0.0.1:8786", address=engine)
+        raise ClusterError(
+            f"cluster {engine!r} is not 'none', 'local' or a scheduler address such as tcp://127.0.0.1:8786",
+            address=engine,
+        )
     return engine

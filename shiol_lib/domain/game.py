@@ -90,9 +90,7 @@ def prize_tier(whites: int, powerball: bool) -> PrizeTier | None:
     return None
 
 
-def prize_value(
-    whites: int, powerball: bool, *, multiplier: int | None = None, jackpot: int = 0
-) -> int:
+def prize_value(whites: int, powerball: bool, *, multiplier: int | None = None, jackpot: int = 0) -> int:
     """Cash value of a ticket in the current matrix; ``multiplier`` applies Power Play when given."""
     tier = prize_tier(whites, powerball)
     if tier is None:
@@ -111,9 +109,7 @@ def white_match_probability(k: int, matrix: Matrix = CURRENT_MATRIX) -> Fraction
     if not 0 <= k <= WHITE_COUNT:
         return Fraction(0)
     others = matrix.white_max - WHITE_COUNT
-    return Fraction(
-        comb(WHITE_COUNT, k) * comb(others, WHITE_COUNT - k), comb(matrix.white_max, WHITE_COUNT)
-    )
+    return Fraction(comb(WHITE_COUNT, k) * comb(others, WHITE_COUNT - k), comb(matrix.white_max, WHITE_COUNT))
 
 
 def powerball_probability(matrix: Matrix = CURRENT_MATRIX) -> Fraction:

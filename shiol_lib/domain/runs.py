@@ -144,10 +144,17 @@ class ExitCode(IntEnum):
 
 
 # Statuses of a run that has ended (``running``, ``refused`` and ``missed`` rows never did).
-FINISHED_STATUSES = frozenset({
-    RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.CRASHED, RunStatus.WAITING,
-    RunStatus.SKIPPED, RunStatus.INTERRUPTED,
-})
+FINISHED_STATUSES = frozenset(
+    {
+        RunStatus.SUCCESS,
+        RunStatus.FAILED,
+        RunStatus.TIMEOUT,
+        RunStatus.CRASHED,
+        RunStatus.WAITING,
+        RunStatus.SKIPPED,
+        RunStatus.INTERRUPTED,
+    }
+)
 # Finished statuses that count as a failure of the job (towards its failure alert).
 FAILURE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.CRASHED})
 
@@ -188,8 +195,9 @@ class RetryOutlook:
     max_attempts: int
 
 
-def retry_outlook(status: RunStatus | str, attempt: int, finished_at: datetime, backoff_s: Sequence[float], *,
-                  free_attempts: int = 0) -> RetryOutlook:
+def retry_outlook(
+    status: RunStatus | str, attempt: int, finished_at: datetime, backoff_s: Sequence[float], *, free_attempts: int = 0
+) -> RetryOutlook:
     """The next attempt of a scheduled run that ended ``status``, by the retry policy of DESIGN.md.
 
     The first attempt plus one retry per delay of ``backoff_s`` (``SHIOL_RETRY_BACKOFF_S``): a failed or

@@ -42,13 +42,24 @@ class TargetSpan:
     def skipped_summary(self) -> dict[str, Any]:
         """The skipped drawings as plain JSON values: count, first and last date, needed, available, reason."""
         if not self.skipped:
-            return {"drawings": 0, "from": None, "to": None, "needed": self.needed, "available": self.available,
-                    "reason": ""}
-        return {"drawings": len(self.skipped), "from": self.skipped[0].isoformat(),
-                "to": self.skipped[-1].isoformat(), "needed": self.needed, "available": self.available,
-                "reason": f"fewer than {self.needed} earlier drawings of the {self.matrix.name} era (which starts "
-                          f"{self.matrix.first_date}): {self.available} before {self.skipped[0]}, "
-                          f"{self.available + len(self.skipped) - 1} before {self.skipped[-1]}"}
+            return {
+                "drawings": 0,
+                "from": None,
+                "to": None,
+                "needed": self.needed,
+                "available": self.available,
+                "reason": "",
+            }
+        return {
+            "drawings": len(self.skipped),
+            "from": self.skipped[0].isoformat(),
+            "to": self.skipped[-1].isoformat(),
+            "needed": self.needed,
+            "available": self.available,
+            "reason": f"fewer than {self.needed} earlier drawings of the {self.matrix.name} era (which starts "
+            f"{self.matrix.first_date}): {self.available} before {self.skipped[0]}, "
+            f"{self.available + len(self.skipped) - 1} before {self.skipped[-1]}",
+        }
 
 
 def targets_with_history(days: Iterable[date], first: date, last: date, needed: int) -> TargetSpan:
@@ -66,16 +77,24 @@ def targets_with_history(days: Iterable[date], first: date, last: date, needed: 
     matrix = matrix_for(span[0])
     if matrix_for(span[-1]) != matrix:
         later = matrix_for(span[-1])
-        raise ValueError(f"{first}..{last} crosses a game-matrix change; backtest one era at a time "
-                         f"(the {later.name} era starts {later.first_date})")
+        raise ValueError(
+            f"{first}..{last} crosses a game-matrix change; backtest one era at a time "
+            f"(the {later.name} era starts {later.first_date})"
+        )
     available = sum(1 for d in days if matrix.first_date <= d < span[0])
     skip = min(max(needed - available, 0), len(span))
     if skip == len(span):
         era = [d for d in days if matrix.contains(d)]
-        hint = f"the first stored drawing with enough is {era[needed]}" if len(era) > needed else \
-            f"the store holds only {len(era)} drawings of that era"
+        hint = (
+            f"the first stored drawing with enough is {era[needed]}"
+            if len(era) > needed
+            else f"the store holds only {len(era)} drawings of that era"
+        )
         raise InsufficientHistoryError(
             f"no drawing from {first} to {last} has the {needed} earlier drawings of the {matrix.name} era a "
             f"target needs ({available} before {span[0]}, {available + len(span) - 1} before {span[-1]}); "
-            f"{hint}: move the span later", available=available + len(span) - 1, needed=needed)
+            f"{hint}: move the span later",
+            available=available + len(span) - 1,
+            needed=needed,
+        )
     return TargetSpan(first, last, matrix, needed, tuple(span[skip:]), tuple(span[:skip]), available)

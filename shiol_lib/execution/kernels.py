@@ -65,13 +65,19 @@ class StepKernel:
         self.outcome_path = log_path.with_suffix(".outcome.json")  # its typed outcome channel (execution/channel.py)
         self.manager = _StepKernelManager(kernel_name=KERNEL_NAME)
         first_lines = "; ".join(code for code in (CHANNEL_CODE, warm_code) if code)
-        arguments = ["--HistoryManager.hist_file=:memory:",  # as nbclient starts its own kernels
-                     f"--IPKernelApp.exec_lines={first_lines}"]
+        arguments = [
+            "--HistoryManager.hist_file=:memory:",  # as nbclient starts its own kernels
+            f"--IPKernelApp.exec_lines={first_lines}",
+        ]
         with open(log_path, "ab") as log_file:
             run_sync(self.manager.start_kernel)(
-                extra_arguments=arguments, env={**env, OUTCOME_ENV: str(self.outcome_path)}, cwd=str(cwd),
-                stdout=log_file, stderr=log_file,
-                stdin=subprocess.DEVNULL, preexec_fn=_die_with(os.getpid()),
+                extra_arguments=arguments,
+                env={**env, OUTCOME_ENV: str(self.outcome_path)},
+                cwd=str(cwd),
+                stdout=log_file,
+                stderr=log_file,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with(os.getpid()),
             )
         self.pid: int = self.manager.provisioner.process.pid  # type: ignore[union-attr]
         self._watchdog = start_watchdog(os.getpid(), self.pid)  # the kernel's children die with us too
@@ -183,9 +189,11 @@ class KernelPool:
 
 def _die_with(parent: int) -> Callable[[], None]:
     """A ``preexec_fn`` that makes the child get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``)."""
+
     def arm() -> None:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # the parent died before the signal was armed
             os._exit(1)
+
     return arm

@@ -66,9 +66,7 @@ def check_parameters(notebook: Path, values: Mapping[str, Any]) -> dict[str, Any
             )
     if problems:
         names = ", ".join(f"{p.name}: {p.type_name}" for p in declared.values())
-        raise ParameterError(
-            f"{Path(notebook).name}: " + "; ".join(problems) + f" (declared: {names})", problems
-        )
+        raise ParameterError(f"{Path(notebook).name}: " + "; ".join(problems) + f" (declared: {names})", problems)
     return dict(values)
 
 

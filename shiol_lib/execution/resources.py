@@ -40,8 +40,10 @@ class TreeUsage:
 
     def message(self) -> str:
         """Why the step was stopped, for the manifest and the log."""
-        return (f"the step's processes used {self.peak_rss_mb or 0:.0f} MB, above the SHIOL_STEP_MEMORY_MB "
-                f"ceiling of {self.ceiling_mb} MB; kernel stopped")
+        return (
+            f"the step's processes used {self.peak_rss_mb or 0:.0f} MB, above the SHIOL_STEP_MEMORY_MB "
+            f"ceiling of {self.ceiling_mb} MB; kernel stopped"
+        )
 
 
 class ResourceWatch:

@@ -52,9 +52,16 @@ def papermill_executable() -> str:
 def papermill_command(notebook: Path, output: Path, parameters: Mapping[str, Any], *, cwd: Path) -> list[str]:
     """The plain papermill CLI call that executes ``notebook`` with ``parameters``."""
     return [
-        papermill_executable(), str(notebook), str(output),
-        "-y", json.dumps(dict(parameters), sort_keys=True),
-        "--cwd", str(cwd), "-k", KERNEL_NAME, "--no-progress-bar",
+        papermill_executable(),
+        str(notebook),
+        str(output),
+        "-y",
+        json.dumps(dict(parameters), sort_keys=True),
+        "--cwd",
+        str(cwd),
+        "-k",
+        KERNEL_NAME,
+        "--no-progress-bar",
     ]
 
 
@@ -127,8 +134,9 @@ def execute(
         try:
             with watching(memory_mb) as usage:
                 kernel = pool.take(env, cwd, ahead=ahead)
-                status, error, error_class = _run_papermill(notebook, partial, values, log_path, timeout_s,
-                                                            kernel, progress)
+                status, error, error_class = _run_papermill(
+                    notebook, partial, values, log_path, timeout_s, kernel, progress
+                )
             reported = read_error_class(kernel.outcome_path)  # before the pool removes the kernel's files
         except BaseException:  # interrupted (SIGTERM): the archive still keeps what ran, rendered
             _keep_partial(partial, output, title)
@@ -151,17 +159,32 @@ def execute(
         status, error, error_class = StepStatus.FAILED, "papermill wrote no output notebook", ErrorClass.PAPERMILL
     if usage.exceeded:
         status, error_class, error = StepStatus.FAILED, ErrorClass.MEMORY, usage.message()
-    about = {"run_id": title.run_id, "job": title.job, "target_draw_date": title.target_draw_date,
-             "status": str(status), "error": error}
+    about = {
+        "run_id": title.run_id,
+        "job": title.job,
+        "target_draw_date": title.target_draw_date,
+        "status": str(status),
+        "error": error,
+    }
     if executed:
         html = render_html(nb, output.with_suffix(".html"), **about)
     else:
         html = write_unexecuted_report(notebook, output, error or "the step did not run", **about)
     return StepOutcome(
-        notebook=notebook, status=status, started_at=started, finished_at=finished, parameters=values,
-        command=tuple(papermill_command(notebook, output, values, cwd=cwd)), error_class=error_class,
-        error=error, failed_cell=failed_cell, output=output if output.exists() else None, html=html,
-        log=log_path if log_path.exists() else None, peak_rss_mb=usage.peak_rss_mb, cpu_s=usage.cpu_s,
+        notebook=notebook,
+        status=status,
+        started_at=started,
+        finished_at=finished,
+        parameters=values,
+        command=tuple(papermill_command(notebook, output, values, cwd=cwd)),
+        error_class=error_class,
+        error=error,
+        failed_cell=failed_cell,
+        output=output if output.exists() else None,
+        html=html,
+        log=log_path if log_path.exists() else None,
+        peak_rss_mb=usage.peak_rss_mb,
+        cpu_s=usage.cpu_s,
     )
 
 
@@ -197,7 +220,8 @@ def write_unexecuted_report(notebook: Path, output: Path, reason: str, **metadat
     nb = nbformat.read(notebook, as_version=4)
     banner = nbformat.v4.new_markdown_cell(
         f"**This step did not run to its first cell: {reason}.**\n\nBelow is the notebook as it would have "
-        "run; no cell was executed.", metadata={"tags": ["shiol-unexecuted"]},
+        "run; no cell was executed.",
+        metadata={"tags": ["shiol-unexecuted"]},
     )
     nb.cells.insert(0, banner)
     tmp = output.with_name(output.name + ".tmp")
@@ -206,8 +230,15 @@ def write_unexecuted_report(notebook: Path, output: Path, reason: str, **metadat
     return render_html(nb, output.with_suffix(".html"), **metadata)
 
 
-def _run_papermill(notebook: Path, partial: Path, values: Mapping[str, Any], log_path: Path, timeout_s: float,
-                   kernel: StepKernel, progress: bool) -> tuple[StepStatus, str | None, ErrorClass | None]:
+def _run_papermill(
+    notebook: Path,
+    partial: Path,
+    values: Mapping[str, Any],
+    log_path: Path,
+    timeout_s: float,
+    kernel: StepKernel,
+    progress: bool,
+) -> tuple[StepStatus, str | None, ErrorClass | None]:
     """Execute the notebook in ``kernel`` with papermill's API; on timeout kill the kernel and its children.
 
     The step's log gets papermill's messages, the cells' stdout and stderr, and the kernel's own output.
@@ -229,8 +260,15 @@ def _run_papermill(notebook: Path, partial: Path, values: Mapping[str, Any], log
         try:
             warnings.filterwarnings("ignore", message="The specified file .* does not end in", category=UserWarning)
             papermill.execute_notebook(
-                str(notebook), str(partial), dict(values), engine_name=ENGINE_NAME, kernel_name=KERNEL_NAME,
-                km=kernel.manager, progress_bar=progress, stdout_file=log_file, stderr_file=log_file,
+                str(notebook),
+                str(partial),
+                dict(values),
+                engine_name=ENGINE_NAME,
+                kernel_name=KERNEL_NAME,
+                km=kernel.manager,
+                progress_bar=progress,
+                stdout_file=log_file,
+                stderr_file=log_file,
                 start_timeout=int(max(60.0, timeout_s)) + 1,
             )
             outcome: tuple[StepStatus, str | None, ErrorClass | None] = (StepStatus.SUCCESS, None, None)
@@ -238,14 +276,19 @@ def _run_papermill(notebook: Path, partial: Path, values: Mapping[str, Any], log
             raise
         except Exception as err:  # noqa: BLE001 - classified below; the notebook says which cell raised
             if timed_out.is_set():
-                outcome = (StepStatus.TIMEOUT,
-                           f"the notebook exceeded its {timeout_s:g} s wall-clock limit; kernel killed",
-                           ErrorClass.TIMEOUT)
+                outcome = (
+                    StepStatus.TIMEOUT,
+                    f"the notebook exceeded its {timeout_s:g} s wall-clock limit; kernel killed",
+                    ErrorClass.TIMEOUT,
+                )
             elif isinstance(err, DeadKernelError) or not kernel.alive():
                 outcome = (StepStatus.FAILED, "the kernel died during execution", ErrorClass.KERNEL_DEATH)
             else:
-                outcome = (StepStatus.FAILED, f"papermill: {type(err).__name__}: {_last_line(str(err))}",
-                           ErrorClass.PAPERMILL)
+                outcome = (
+                    StepStatus.FAILED,
+                    f"papermill: {type(err).__name__}: {_last_line(str(err))}",
+                    ErrorClass.PAPERMILL,
+                )
             log_file.write(f"\n{outcome[0]}: {outcome[1]}\n")
         finally:  # interrupted (SIGTERM, Ctrl-C) too: never leave a kernel behind
             timer.cancel()

@@ -26,7 +26,10 @@ def start_watchdog(job_pid: int, kernel_pid: int) -> subprocess.Popen:
     """Start the watchdog for one kernel of this job process."""
     return subprocess.Popen(
         [sys.executable, "-m", "shiol_lib.execution.watchdog", str(job_pid), str(kernel_pid)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 

@@ -72,8 +72,10 @@ class Misdated:
 
     def as_text(self) -> str:
         """One line for a report."""
-        return (f"[{self.source}] asked for DrawDate {self.requested.isoformat()}, answered the drawing of "
-                f"{self.answered.isoformat()}")
+        return (
+            f"[{self.source}] asked for DrawDate {self.requested.isoformat()}, answered the drawing of "
+            f"{self.answered.isoformat()}"
+        )
 
 
 @dataclass
@@ -111,9 +113,7 @@ def validate_draw(
         raise ValueError(str(err)) from None
 
 
-def _validated(
-    draw_date: date, whites: list[int], powerball: int, multiplier: int | None, now: datetime
-) -> Draw:
+def _validated(draw_date: date, whites: list[int], powerball: int, multiplier: int | None, now: datetime) -> Draw:
     if not is_draw_day(draw_date):
         raise RecordError(f"{draw_date.isoformat()} ({draw_date:%A}) is not a scheduled draw day")
     # The date test first: a draw instant near 9999-12-31 cannot be converted to UTC.
@@ -272,10 +272,13 @@ def merge_batches(source: str, batches: Iterable[Batch]) -> Batch:
                 seen[draw.draw_date] = draw
                 merged.draws.append(draw)
             elif earlier != draw:
-                merged.rejections.append(Rejection(
-                    source, draw.as_text(),
-                    f"{draw.draw_date} answered twice with different values ({earlier.as_text()})",
-                ))
+                merged.rejections.append(
+                    Rejection(
+                        source,
+                        draw.as_text(),
+                        f"{draw.draw_date} answered twice with different values ({earlier.as_text()})",
+                    )
+                )
     merged.failure = "; ".join(dict.fromkeys(failures)) or None
     return merged
 

@@ -129,8 +129,11 @@ class HttpClient:
                     retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
                 )
             declared = response.headers.get("Content-Length", "").strip()
-            if (not response.headers.get("Content-Encoding") and _ASCII_DIGITS.fullmatch(declared)
-                    and int(declared) > self.max_bytes):
+            if (
+                not response.headers.get("Content-Encoding")
+                and _ASCII_DIGITS.fullmatch(declared)
+                and int(declared) > self.max_bytes
+            ):
                 raise self._too_large(response.url, f"Content-Length {int(declared):,}; not downloaded")
             chunks = []
             size = 0
@@ -152,7 +155,8 @@ class HttpClient:
     def _too_large(self, url: str, detail: str) -> ResponseTooLargeError:
         return ResponseTooLargeError(
             f"response larger than the {self.max_bytes:,} byte limit (SHIOL_HTTP_MAX_BYTES): {detail}",
-            url=url, limit=self.max_bytes,
+            url=url,
+            limit=self.max_bytes,
         )
 
 

@@ -124,9 +124,7 @@ class UpdateReport:
         lines.append(f"  rejected records: {len(self.rejected)}")
         lines.extend(f"    {r.as_text()}" for r in self.rejected)
         lines.append(f"  conflicts (stored values kept): {len(self.conflicts)}")
-        lines.extend(
-            f"    [{c.source}] {c.draw_date}: stored {c.stored} / offered {c.offered}" for c in self.conflicts
-        )
+        lines.extend(f"    [{c.source}] {c.draw_date}: stored {c.stored} / offered {c.offered}" for c in self.conflicts)
         if self.still_missing:
             lines.append(f"  expected drawings still missing: {len(self.still_missing)} {_dates(self.still_missing)}")
         return "\n".join(lines)
@@ -172,8 +170,7 @@ def update_draws(
 
     if not offline:
         if musl is not None and wanted:
-            wanted -= _from_musl(musl, sorted(wanted, reverse=True)[:musl_max_dates], store, report,
-                                 latest_before, now)
+            wanted -= _from_musl(musl, sorted(wanted, reverse=True)[:musl_max_dates], store, report, latest_before, now)
         if ny is not None and wanted:
             wanted -= _from_ny(ny, wanted, latest_before, store, report, now)
     if wanted:
@@ -190,9 +187,16 @@ def update_draws(
     if not offline:
         record_source_asks(store, report.source_asks(), at=now)
     store.record_update(
-        report.update_id, report.started_at, report.finished_at, offline=offline,
-        counts={"new": len(report.new_draws), "backfilled": len(report.backfilled),
-                "rejected": len(report.rejected), "conflicts": len(report.conflicts)},
+        report.update_id,
+        report.started_at,
+        report.finished_at,
+        offline=offline,
+        counts={
+            "new": len(report.new_draws),
+            "backfilled": len(report.backfilled),
+            "rejected": len(report.rejected),
+            "conflicts": len(report.conflicts),
+        },
         report_json=json.dumps(report.as_dict()),
     )
     return report
@@ -210,8 +214,9 @@ def update_from_settings(store: Store, settings: Settings, *, offline: bool = Fa
     )
 
 
-def _from_musl(musl: MuslSource, dates: list[date], store: Store, report: UpdateReport,
-               latest_before: date | None, now: datetime) -> set[date]:
+def _from_musl(
+    musl: MuslSource, dates: list[date], store: Store, report: UpdateReport, latest_before: date | None, now: datetime
+) -> set[date]:
     if not musl.configured:
         report.attempts.append(Attempt("musl", "GET /v3/numbers", "skipped: no API key (SHIOL_MUSL_API_KEY)"))
         return set()
@@ -242,8 +247,9 @@ def _from_musl(musl: MuslSource, dates: list[date], store: Store, report: Update
     return _apply(store, merge_batches("musl", batches), report, latest_before, now, keep=set(dates))
 
 
-def _from_ny(ny: NySource, wanted: set[date], latest_before: date | None, store: Store,
-             report: UpdateReport, now: datetime) -> set[date]:
+def _from_ny(
+    ny: NySource, wanted: set[date], latest_before: date | None, store: Store, report: UpdateReport, now: datetime
+) -> set[date]:
     got: set[date] = set()
     newer = sorted(d for d in wanted if latest_before is None or d > latest_before)
     older = sorted(wanted - set(newer))
@@ -284,12 +290,21 @@ def _misdated_text(outcome: str) -> bool:
 
 
 def _misdated_outcome(wrong: Misdated) -> str:
-    return (f"failed: answered the drawing of {wrong.answered.isoformat()} for DrawDate "
-            f"{wrong.requested.isoformat()}; asking NY Open Data for {wrong.requested.isoformat()}")
+    return (
+        f"failed: answered the drawing of {wrong.answered.isoformat()} for DrawDate "
+        f"{wrong.requested.isoformat()}; asking NY Open Data for {wrong.requested.isoformat()}"
+    )
 
 
-def _apply(store: Store, batch: Batch, report: UpdateReport, latest_before: date | None,
-           now: datetime, *, keep: set[date] | None = None) -> set[date]:
+def _apply(
+    store: Store,
+    batch: Batch,
+    report: UpdateReport,
+    latest_before: date | None,
+    now: datetime,
+    *,
+    keep: set[date] | None = None,
+) -> set[date]:
     """Write a valid batch (all or nothing); return the dates now stored from it."""
     report.rejected.extend(batch.rejections)
     report.pending.extend(batch.pending)

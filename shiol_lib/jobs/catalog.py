@@ -40,7 +40,6 @@ RESEARCH_BACKTEST = Step("research_backtest", "80_research_backtest.ipynb")
 RESEARCH_POWER = Step("research_power", "81_detection_power.ipynb")
 
 
-
 class ScheduleKind(StrEnum):
     """How a job is started: on its cron slots, on its cron slots owing each drawing, or only by hand."""
 
@@ -112,20 +111,36 @@ class JobDefinition:
 
 
 PIPELINE = JobDefinition(
-    "pipeline", (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE),
+    "pipeline",
+    (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE),
     "update, analyse, optimize, validate, predict and measure, after each drawing",
-    ScheduleKind.AFTER_DRAWING, cron_setting="pipeline_cron", task_name="post_drawing_pipeline",
-    reports_performance=True)
+    ScheduleKind.AFTER_DRAWING,
+    cron_setting="pipeline_cron",
+    task_name="post_drawing_pipeline",
+    reports_performance=True,
+)
 DATA_UPDATE = JobDefinition(
-    "data_update", (UPDATE_DATA,), "fetch newer drawings and backfill missing ones",
-    ScheduleKind.CRON, cron_setting="update_cron", task_name="maintenance_data_update")
+    "data_update",
+    (UPDATE_DATA,),
+    "fetch newer drawings and backfill missing ones",
+    ScheduleKind.CRON,
+    cron_setting="update_cron",
+    task_name="maintenance_data_update",
+)
 EVALUATION = JobDefinition(
-    "evaluation", (EVALUATE,), "evaluate stored tickets whose drawing is known",
-    ScheduleKind.CRON, cron_setting="evaluation_cron", task_name="prediction_evaluation")
+    "evaluation",
+    (EVALUATE,),
+    "evaluate stored tickets whose drawing is known",
+    ScheduleKind.CRON,
+    cron_setting="evaluation_cron",
+    task_name="prediction_evaluation",
+)
 RESEARCH_BACKTEST_JOB = JobDefinition(
-    "research_backtest", (RESEARCH_BACKTEST,), "walk-forward backtest sweep (shiol research backtest)")
+    "research_backtest", (RESEARCH_BACKTEST,), "walk-forward backtest sweep (shiol research backtest)"
+)
 RESEARCH_POWER_JOB = JobDefinition(
-    "research_power", (RESEARCH_POWER,), "detection power of the no-edge test (shiol research power)")
+    "research_power", (RESEARCH_POWER,), "detection power of the no-edge test (shiol research power)"
+)
 
 JOBS: dict[str, JobDefinition] = {
     job.name: job for job in (PIPELINE, DATA_UPDATE, EVALUATION, RESEARCH_BACKTEST_JOB, RESEARCH_POWER_JOB)
@@ -170,8 +185,20 @@ def find_job(name: str) -> JobDefinition:
         raise RunnerError(f"unknown job {name!r}; known jobs: {', '.join(JOBS)}") from None
 
 
-STEPS: dict[str, Step] = {s.name: s for s in (UPDATE_DATA, ANALYZE, OPTIMIZE, VALIDATE, PREDICT, PERFORMANCE, EVALUATE,
-                                              RESEARCH_BACKTEST, RESEARCH_POWER)}
+STEPS: dict[str, Step] = {
+    s.name: s
+    for s in (
+        UPDATE_DATA,
+        ANALYZE,
+        OPTIMIZE,
+        VALIDATE,
+        PREDICT,
+        PERFORMANCE,
+        EVALUATE,
+        RESEARCH_BACKTEST,
+        RESEARCH_POWER,
+    )
+}
 
 
 def find_step(name: str) -> Step:

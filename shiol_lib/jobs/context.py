@@ -45,8 +45,10 @@ class RunContext:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (instants and dates as ISO-8601)."""
         return {
-            "trigger": str(self.trigger), "slot": self.slot.isoformat() if self.slot else None,
-            "attempt": self.attempt, "draw_date": self.draw_date.isoformat() if self.draw_date else None,
+            "trigger": str(self.trigger),
+            "slot": self.slot.isoformat() if self.slot else None,
+            "attempt": self.attempt,
+            "draw_date": self.draw_date.isoformat() if self.draw_date else None,
             "parent_run_id": self.parent_run_id,
         }
 

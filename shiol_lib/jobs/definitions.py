@@ -38,14 +38,26 @@ from shiol_lib.jobs.job_spec import (
 )
 from shiol_lib.settings import Settings
 
-__all__ = ["BUILTIN_FILE", "CatchUp", "EnvironmentPolicy", "JobSpec", "Schedule", "StoreAccess", "builtin_jobs",
-           "cron_problem", "effective_jobs", "parse_duration", "parse_jobs"]
+__all__ = [
+    "BUILTIN_FILE",
+    "CatchUp",
+    "EnvironmentPolicy",
+    "JobSpec",
+    "Schedule",
+    "StoreAccess",
+    "builtin_jobs",
+    "cron_problem",
+    "effective_jobs",
+    "parse_duration",
+    "parse_jobs",
+]
 
 BUILTIN_FILE = Path(__file__).with_name("builtin_jobs.toml")
 
 
-def parse_jobs(text: str, *, file: Path, notebooks_dir: Path,
-               builtins: Mapping[str, JobSpec] | None = None) -> list[JobSpec]:
+def parse_jobs(
+    text: str, *, file: Path, notebooks_dir: Path, builtins: Mapping[str, JobSpec] | None = None
+) -> list[JobSpec]:
     """The ``[[job]]`` tables of one file, validated; raises :class:`JobsFileError` listing every problem.
 
     ``builtins`` is None when ``file`` is the built-in file itself; otherwise a table named like a
@@ -56,8 +68,11 @@ def parse_jobs(text: str, *, file: Path, notebooks_dir: Path,
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise JobsFileError([JobsFileProblem(label, None, None, f"not valid TOML: {err}")]) from err
-    problems = [JobsFileProblem(label, None, key, "unknown top-level key; write each job as a [[job]] table")
-                for key in data if key != "job"]
+    problems = [
+        JobsFileProblem(label, None, key, "unknown top-level key; write each job as a [[job]] table")
+        for key in data
+        if key != "job"
+    ]
     tables = data.get("job", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         problems.append(JobsFileProblem(label, None, "job", "must be [[job]] tables"))
@@ -81,8 +96,9 @@ def parse_jobs(text: str, *, file: Path, notebooks_dir: Path,
 
 def builtin_jobs(settings: Settings) -> dict[str, JobSpec]:
     """The built-in jobs from :data:`BUILTIN_FILE`, each cron taken from its setting (``SHIOL_*_CRON``)."""
-    specs = parse_jobs(BUILTIN_FILE.read_text(encoding="utf-8"), file=BUILTIN_FILE,
-                       notebooks_dir=settings.notebooks_dir)
+    specs = parse_jobs(
+        BUILTIN_FILE.read_text(encoding="utf-8"), file=BUILTIN_FILE, notebooks_dir=settings.notebooks_dir
+    )
     jobs: dict[str, JobSpec] = {}
     for spec in specs:
         setting = JOBS[spec.name].cron_setting if spec.name in JOBS else None
@@ -138,8 +154,12 @@ class _JobReader:
                 self.problem(key, f"unknown field; allowed: {', '.join(FIELDS)}")
         name = self.table.get("name")
         if not isinstance(name, str) or not SLUG.match(name):
-            self.problem("name", f"{name!r} is not a slug: lowercase letters, digits, '-' and '_', starting with "
-                         "a letter, at most 63" if name is not None else "missing")
+            self.problem(
+                "name",
+                f"{name!r} is not a slug: lowercase letters, digits, '-' and '_', starting with a letter, at most 63"
+                if name is not None
+                else "missing",
+            )
             return None
         if builtins is not None and name in builtins:
             spec = self._override(builtins[name])
@@ -153,14 +173,22 @@ class _JobReader:
     def _override(self, base: JobSpec) -> JobSpec:
         for key in self.table:
             if key in FIELDS and key != "name" and key not in BUILTIN_OVERRIDABLE:
-                self.problem(key, f"a built-in job's {key} cannot be changed (its steps are fixed); "
-                             f"only {', '.join(BUILTIN_OVERRIDABLE)} can")
+                self.problem(
+                    key,
+                    f"a built-in job's {key} cannot be changed (its steps are fixed); "
+                    f"only {', '.join(BUILTIN_OVERRIDABLE)} can",
+                )
         schedule = self._schedule(self.table["schedule"]) if "schedule" in self.table else base.schedule
         if schedule.kind not in (base.schedule.kind, ScheduleKind.MANUAL):
             self.problem("schedule", f"a built-in {base.schedule.kind} job keeps that kind (or is made manual)")
-        return replace(base, schedule=schedule, timeout_s=self._optional_duration("timeout", base.timeout_s, 1.0),
-                       retry_backoff_s=self._retries(base.retry_backoff_s),
-                       paused=self._bool("paused", base.paused), source=self.file)
+        return replace(
+            base,
+            schedule=schedule,
+            timeout_s=self._optional_duration("timeout", base.timeout_s, 1.0),
+            retry_backoff_s=self._retries(base.retry_backoff_s),
+            paused=self._bool("paused", base.paused),
+            source=self.file,
+        )
 
     def _job(self, name: str) -> JobSpec:
         notebooks = self._notebooks()
@@ -172,16 +200,24 @@ class _JobReader:
         if not isinstance(description, str):
             self.problem("description", "must be a string")
         return JobSpec(
-            name=name, notebooks=notebooks, description=str(description),
+            name=name,
+            notebooks=notebooks,
+            description=str(description),
             schedule=self._schedule(self.table.get("schedule", "manual")),
-            parameters=self._parameters(notebooks), catch_up=catch_up,
+            parameters=self._parameters(notebooks),
+            catch_up=catch_up,
             max_catch_up=max_catch_up if max_catch_up is not None or catch_up != CatchUp.EACH else 10,
             grace_s=self._optional_duration("grace", None, 0.0),
-            timeout_s=self._optional_duration("timeout", None, 1.0), retry_backoff_s=self._retries(None),
+            timeout_s=self._optional_duration("timeout", None, 1.0),
+            retry_backoff_s=self._retries(None),
             alert_after_failures=self._int("alert_after_failures", 1),
-            store=self._choice("store", StoreAccess, StoreAccess.READ), secrets=self._secrets(),
+            store=self._choice("store", StoreAccess, StoreAccess.READ),
+            secrets=self._secrets(),
             environment=self._choice("environment", EnvironmentPolicy, EnvironmentPolicy.WARN),
-            keep_days=self._int("keep_days", 1), paused=self._bool("paused", False), source=self.file)
+            keep_days=self._int("keep_days", 1),
+            paused=self._bool("paused", False),
+            source=self.file,
+        )
 
     def _notebooks(self) -> tuple[Path, ...]:
         raw = self.table.get("notebooks")

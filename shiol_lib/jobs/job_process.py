@@ -48,7 +48,8 @@ class RunRequest:
         """Inverse of :meth:`to_dict`; raises :class:`ConfigError` on a malformed request."""
         try:
             return cls(
-                job=str(data["job"]), context=RunContext.from_dict(data),
+                job=str(data["job"]),
+                context=RunContext.from_dict(data),
                 offline=bool(data.get("offline", False)),
                 seed=int(data["seed"]) if data.get("seed") is not None else None,
             )
@@ -70,19 +71,28 @@ class RunResult:
         """The result a job process wrote, or None when it died before writing one."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls(run_id=data.get("run_id"), status=str(data["status"]), error=data.get("error"),
-                       error_class=data.get("error_class"))
+            return cls(
+                run_id=data.get("run_id"),
+                status=str(data["status"]),
+                error=data.get("error"),
+                error_class=data.get("error_class"),
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
 
 def start_job_process(settings: Settings, request: RunRequest, result_path: Path) -> tuple[subprocess.Popen, str]:
     """Start the job process in its own session; returns it and the document to write to its stdin."""
-    document = json.dumps({"settings": settings_to_env(settings), "request": request.to_dict(),
-                           "result_path": str(result_path)})
+    document = json.dumps(
+        {"settings": settings_to_env(settings), "request": request.to_dict(), "result_path": str(result_path)}
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shiol_lib.jobs.job_process"], stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, "-m", "shiol_lib.jobs.job_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     return proc, document
 

@@ -19,8 +19,24 @@ from croniter.croniter import CroniterBadDateError, CroniterError
 from shiol_lib.jobs.catalog import ScheduleKind
 
 DEFAULT_TIMEZONE = "America/New_York"
-FIELDS = ("name", "description", "notebooks", "parameters", "schedule", "catch_up", "max_catch_up", "grace",
-          "timeout", "retries", "alert_after_failures", "store", "secrets", "environment", "keep_days", "paused")
+FIELDS = (
+    "name",
+    "description",
+    "notebooks",
+    "parameters",
+    "schedule",
+    "catch_up",
+    "max_catch_up",
+    "grace",
+    "timeout",
+    "retries",
+    "alert_after_failures",
+    "store",
+    "secrets",
+    "environment",
+    "keep_days",
+    "paused",
+)
 BUILTIN_OVERRIDABLE = ("schedule", "timeout", "retries", "paused")  # what jobs.toml may change of a built-in job
 HANDED = ("run_id", "job", "scheduled_at", "draw_date", "db_path")  # given to every run, never set by a definition
 SCHEDULE_KEYS = ("cron", "timezone", "after_drawing")
@@ -105,15 +121,28 @@ class JobSpec:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: paths as text, enums as their values (secrets are names only, never values)."""
         return {
-            "name": self.name, "description": self.description, "builtin": self.builtin, "source": self.source,
-            "notebooks": [str(p) for p in self.notebooks], "parameters": dict(self.parameters),
-            "schedule": {"kind": str(self.schedule.kind), "cron": self.schedule.cron,
-                         "timezone": self.schedule.timezone, "delay_s": self.schedule.delay_s},
-            "catch_up": str(self.catch_up), "max_catch_up": self.max_catch_up, "grace_s": self.grace_s,
+            "name": self.name,
+            "description": self.description,
+            "builtin": self.builtin,
+            "source": self.source,
+            "notebooks": [str(p) for p in self.notebooks],
+            "parameters": dict(self.parameters),
+            "schedule": {
+                "kind": str(self.schedule.kind),
+                "cron": self.schedule.cron,
+                "timezone": self.schedule.timezone,
+                "delay_s": self.schedule.delay_s,
+            },
+            "catch_up": str(self.catch_up),
+            "max_catch_up": self.max_catch_up,
+            "grace_s": self.grace_s,
             "timeout_s": self.timeout_s,
             "retry_backoff_s": None if self.retry_backoff_s is None else list(self.retry_backoff_s),
-            "alert_after_failures": self.alert_after_failures, "store": str(self.store),
-            "secrets": list(self.secrets), "environment": str(self.environment), "keep_days": self.keep_days,
+            "alert_after_failures": self.alert_after_failures,
+            "store": str(self.store),
+            "secrets": list(self.secrets),
+            "environment": str(self.environment),
+            "keep_days": self.keep_days,
             "paused": self.paused,
         }
 

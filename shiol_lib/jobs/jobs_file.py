@@ -23,7 +23,7 @@ from shiol_lib.errors import JobsFileError, JobsFileProblem
 from shiol_lib.jobs.definitions import JobSpec, effective_jobs
 from shiol_lib.settings import Settings
 
-NEW_FILE_HEADER = "# Analyst jobs of the SHIOL+ Workbench (README \"Analyst jobs\"); `shiol jobs check` validates it.\n"
+NEW_FILE_HEADER = '# Analyst jobs of the SHIOL+ Workbench (README "Analyst jobs"); `shiol jobs check` validates it.\n'
 
 
 def add_job(settings: Settings, table: dict[str, Any], *, path: Path | None = None) -> JobSpec:
@@ -55,7 +55,7 @@ def remove_job(settings: Settings, name: str, *, path: Path | None = None) -> No
     after = _take_trailing(jobs[index])  # blank lines, closing comments, the next job's introduction
     before = _take_trailing(jobs[index - 1]) if index > 0 else []
     # the comments right above the removed [[job]] line (after the last blank line) go with it
-    before = before[:max((i + 1 for i, item in enumerate(before) if isinstance(item, Whitespace)), default=0)]
+    before = before[: max((i + 1 for i, item in enumerate(before) if isinstance(item, Whitespace)), default=0)]
     del jobs[index]
     if index < len(jobs):  # the next job keeps its introduction
         while after and isinstance(after[0], Whitespace):

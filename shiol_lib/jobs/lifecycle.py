@@ -60,8 +60,18 @@ class RunLifecycle:
         return self.manifest.job
 
     @classmethod
-    def open(cls, settings: Settings, store: Store, job: str, steps: tuple[Step, ...], context: RunContext, *,
-             seed: int, code: dict[str, Any], environment: dict[str, Any]) -> RunLifecycle:
+    def open(
+        cls,
+        settings: Settings,
+        store: Store,
+        job: str,
+        steps: tuple[Step, ...],
+        context: RunContext,
+        *,
+        seed: int,
+        code: dict[str, Any],
+        environment: dict[str, Any],
+    ) -> RunLifecycle:
         """Record a new ``running`` run (row and job lock in one transaction) and write its manifest.
 
         Raises :class:`JobBusyError` when a live run holds the job (this start is recorded ``refused``)
@@ -75,16 +85,27 @@ class RunLifecycle:
         try:
             with store.deferred_publishing():  # a snapshot that cannot be published must not hide the start
                 holder = job_table.start_run_exclusive(
-                    store, running_row(job, context, seed, started, directory),
-                    is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s))
+                    store,
+                    running_row(job, context, seed, started, directory),
+                    is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s),
+                )
         except SnapshotStaleError as err:  # committed: the run is recorded; its steps meet the full disk, if any
             log.warning("run %s opened; %s", run_id, err)
         if holder is not None:
             raise busy_error(job, holder, run_id)
         manifest = Manifest(
-            run_id=run_id, job=job, trigger=str(context.trigger), status=RunStatus.RUNNING, started_at=started,
-            steps=[StepRecord(s.name, s.notebook) for s in steps], slot=context.slot, draw_date=context.draw_date,
-            attempt=context.attempt, seed=seed, parent_run_id=context.parent_run_id, code=code,
+            run_id=run_id,
+            job=job,
+            trigger=str(context.trigger),
+            status=RunStatus.RUNNING,
+            started_at=started,
+            steps=[StepRecord(s.name, s.notebook) for s in steps],
+            slot=context.slot,
+            draw_date=context.draw_date,
+            attempt=context.attempt,
+            seed=seed,
+            parent_run_id=context.parent_run_id,
+            code=code,
             environment=environment,
         )
         run = cls(settings, store, manifest, directory)
@@ -109,11 +130,21 @@ class RunLifecycle:
             log.warning("run %s: manifest unreadable (%s); rebuilding it from the store", row.run_id, err)
         steps = run_table.read_steps(store, [row.run_id])
         manifest = Manifest(
-            run_id=row.run_id, job=row.job, trigger=row.trigger, status=RunStatus.RUNNING,
-            started_at=row.started_at, slot=row.slot, draw_date=row.draw_date, attempt=row.attempt,
-            steps=[StepRecord(str(s["step"]), str(s["notebook"]), StepStatus(str(s["status"])))
-                   for _, s in steps.iterrows()],
-            seed=row.seed, parent_run_id=row.parent_run_id, target_draw_date=row.target_draw_date,
+            run_id=row.run_id,
+            job=row.job,
+            trigger=row.trigger,
+            status=RunStatus.RUNNING,
+            started_at=row.started_at,
+            slot=row.slot,
+            draw_date=row.draw_date,
+            attempt=row.attempt,
+            steps=[
+                StepRecord(str(s["step"]), str(s["notebook"]), StepStatus(str(s["status"])))
+                for _, s in steps.iterrows()
+            ],
+            seed=row.seed,
+            parent_run_id=row.parent_run_id,
+            target_draw_date=row.target_draw_date,
         )
         return cls(settings, store, manifest, directory)
 
@@ -124,8 +155,9 @@ class RunLifecycle:
 
     def start_step(self, position: int, *, started_at: datetime) -> None:
         """Step ``position`` (from 1) starts: manifest, step row and run row (heartbeat, target), once each."""
-        self._write_step(position, replace(self.manifest.steps[position - 1], status=StepStatus.RUNNING,
-                                           started_at=started_at))
+        self._write_step(
+            position, replace(self.manifest.steps[position - 1], status=StepStatus.RUNNING, started_at=started_at)
+        )
 
     def end_step(self, position: int, record: StepRecord) -> None:
         """Step ``position`` ended (or was skipped) as ``record`` says: manifest, step row, run row, once each."""
@@ -138,8 +170,9 @@ class RunLifecycle:
                 ended = status if entry.status == StepStatus.RUNNING else StepStatus.SKIPPED
                 self.end_step(position, replace(entry, status=ended))
 
-    def close(self, status: RunStatus, *, error: str | None, error_class: ErrorClass | None,
-              results: list[StepOutcome]) -> RunOutcome:
+    def close(
+        self, status: RunStatus, *, error: str | None, error_class: ErrorClass | None, results: list[StepOutcome]
+    ) -> RunOutcome:
         """Close the run: final manifest, ledger entry, run row with the ledger head, job lock, index; once each."""
         from shiol_lib.store import predictions as prediction_table
 
@@ -153,19 +186,38 @@ class RunLifecycle:
         manifest.artefacts = artefact_hashes(self.directory)
         try:
             manifest_path = archive.write_manifest(self.directory, manifest)
-            entry = ledger.append_entry(self.settings.runs_dir, run_id=self.run_id, job=self.job, status=status,
-                                        manifest_path=manifest_path, key=self.settings.ledger_key)
+            entry = ledger.append_entry(
+                self.settings.runs_dir,
+                run_id=self.run_id,
+                job=self.job,
+                status=status,
+                manifest_path=manifest_path,
+                key=self.settings.ledger_key,
+            )
         except ArchiveError as err:
             self._fail_archive(finished, err)
             raise
         try:
             with self.store.deferred_publishing():  # the run's end, its lock and its dead letters: one publish
-                run_table.finish_run(self.store, self.run_id, status=status, finished_at=finished, error=error,
-                                     error_class=manifest.error_class, ledger_head=(entry["seq"], entry["hash"]))
+                run_table.finish_run(
+                    self.store,
+                    self.run_id,
+                    status=status,
+                    finished_at=finished,
+                    error=error,
+                    error_class=manifest.error_class,
+                    ledger_head=(entry["seq"], entry["hash"]),
+                )
                 job_table.release_job(self.store, self.job, self.run_id)
                 if status == RunStatus.SUCCESS:  # before the listing, which shows the open dead letters
-                    job_table.resolve_dead_letters(self.store, job=self.job, slot=manifest.slot,
-                                                   draw_date=manifest.draw_date, run_id=self.run_id, at=finished)
+                    job_table.resolve_dead_letters(
+                        self.store,
+                        job=self.job,
+                        slot=manifest.slot,
+                        draw_date=manifest.draw_date,
+                        run_id=self.run_id,
+                        at=finished,
+                    )
         except SnapshotStaleError as err:  # committed: the run is closed, only the readers' copy is late
             log.warning("run %s closed; %s", self.run_id, err)
         self._write_index()
@@ -199,34 +251,57 @@ class RunLifecycle:
                     head = (newest.seq, newest.hash) if newest else None
                 else:
                     fresh = self.directory is None  # the folder never existed: a minimal manifest, nothing to render
-                    self.directory = self.directory or Path(row.archive_dir or archive.run_dir(
-                        self.settings.runs_dir, row.job, row.run_id, row.started_at))
+                    self.directory = self.directory or Path(
+                        row.archive_dir or archive.run_dir(self.settings.runs_dir, row.job, row.run_id, row.started_at)
+                    )
                     if fresh:
                         archive.ensure_writable(self.directory)
                     self._close_dead_steps(row, reason, render=not fresh)
                     manifest.outputs = prediction_table.output_hashes(self.store, row.run_id)
                     discarded = prediction_table.discard_predictions(self.store, row.run_id)
-                    manifest.status, manifest.error = status, (error or reason) + (
-                        f"; its {discarded} stored tickets were discarded (their hash stays in outputs)"
-                        if discarded else "")
+                    manifest.status, manifest.error = (
+                        status,
+                        (error or reason)
+                        + (
+                            f"; its {discarded} stored tickets were discarded (their hash stays in outputs)"
+                            if discarded
+                            else ""
+                        ),
+                    )
                     manifest.finished_at, manifest.error_class = ended, str(error_class)
                     error = manifest.error
                     manifest.schema = SCHEMA_VERSION
                     manifest.artefacts = artefact_hashes(self.directory)
                     path = archive.write_manifest(self.directory, manifest)
-                    entry = ledger.append_entry(self.settings.runs_dir, run_id=row.run_id, job=row.job,
-                                                status=status, manifest_path=path, key=self.settings.ledger_key)
+                    entry = ledger.append_entry(
+                        self.settings.runs_dir,
+                        run_id=row.run_id,
+                        job=row.job,
+                        status=status,
+                        manifest_path=path,
+                        key=self.settings.ledger_key,
+                    )
                     head = (entry["seq"], entry["hash"])
         except (ShiolError, OSError) as err:  # the archive, or a step row, could not be written
-            log.error("run %s: its archive could not be closed (%s); it stays open until a later recovery can "
-                      "write it", row.run_id, err)
+            log.error(
+                "run %s: its archive could not be closed (%s); it stays open until a later recovery can write it",
+                row.run_id,
+                err,
+            )
             return False
         try:
             if status == RunStatus.CRASHED:
                 job_table.mark_crashed(self.store, row.run_id, at=ended, reason=reason, ledger_head=head)
             else:
-                run_table.finish_run(self.store, row.run_id, status=status, finished_at=ended, error=error,
-                                     error_class=str(error_class) if error_class else None, ledger_head=head)
+                run_table.finish_run(
+                    self.store,
+                    row.run_id,
+                    status=status,
+                    finished_at=ended,
+                    error=error,
+                    error_class=str(error_class) if error_class else None,
+                    ledger_head=head,
+                )
                 job_table.release_job(self.store, row.job, row.run_id)
         except SnapshotStaleError as err:  # committed: the run is closed, only the readers' copy is late
             log.warning("run %s closed; %s", row.run_id, err)
@@ -244,8 +319,16 @@ class RunLifecycle:
 
         for position in close_dead_steps(self.manifest.steps, reason, render=draw if render else None):
             step = self.manifest.steps[position - 1]
-            run_table.upsert_step(self.store, row.run_id, position, step.name, step.notebook, status=step.status,
-                                  started_at=step.started_at, error=step.error)
+            run_table.upsert_step(
+                self.store,
+                row.run_id,
+                position,
+                step.name,
+                step.notebook,
+                status=step.status,
+                started_at=step.started_at,
+                error=step.error,
+            )
 
     def _write_step(self, position: int, record: StepRecord) -> None:
         self.manifest.steps[position - 1] = record
@@ -255,9 +338,18 @@ class RunLifecycle:
         if self.manifest.target_draw_date is not None:  # settled by the job before its first step that needs it
             fields.update(target_draw_date=self.manifest.target_draw_date, draw_date=self.manifest.draw_date)
         with self.store.deferred_publishing(publish_at_end=record.status != StepStatus.RUNNING):  # once a step
-            run_table.upsert_step(self.store, self.run_id, position, record.name, record.notebook,
-                                  status=record.status, started_at=record.started_at, finished_at=record.finished_at,
-                                  error=record.error, failed_cell=record.failed_cell)
+            run_table.upsert_step(
+                self.store,
+                self.run_id,
+                position,
+                record.name,
+                record.notebook,
+                status=record.status,
+                started_at=record.started_at,
+                finished_at=record.finished_at,
+                error=record.error,
+                failed_cell=record.failed_cell,
+            )
             run_table.update_run(self.store, self.run_id, **fields)
 
     def _fail_archive(self, at: datetime, err: ArchiveError) -> None:
@@ -270,17 +362,26 @@ class RunLifecycle:
             except ShiolError as stored:
                 log.error("run %s: its cause could not be recorded either: %s", self.run_id, stored)
             raise ArchiveError(message) from err
-        run_table.finish_run(self.store, self.run_id, status=RunStatus.FAILED, finished_at=at,
-                             error=f"archive: {err}", error_class=ErrorClass.ARCHIVE)
+        run_table.finish_run(
+            self.store,
+            self.run_id,
+            status=RunStatus.FAILED,
+            finished_at=at,
+            error=f"archive: {err}",
+            error_class=ErrorClass.ARCHIVE,
+        )
         job_table.release_job(self.store, self.job, self.run_id)
 
     def _write_index(self) -> None:
         from shiol_lib.reports import dashboard as run_index  # a scheduler with no dead run needs no jinja2
 
         try:
-            run_index.write_index(self.settings.runs_dir, retry_backoff_s=self.settings.retry_backoff_s,
-                                  performance_jobs=performance_jobs(), ledger_key=self.settings.ledger_key,
-                                  **run_index.store_context(self.store))
+            run_index.write_index(
+                self.settings.runs_dir,
+                retry_backoff_s=self.settings.retry_backoff_s,
+                performance_jobs=performance_jobs(),
+                ledger_key=self.settings.ledger_key,
+                **run_index.store_context(self.store),
+            )
         except ArchiveError as err:  # the run is closed and recorded; only its listing is late
             log.warning("run %s closed, but runs/index.html was not rewritten: %s", self.run_id, err)
-

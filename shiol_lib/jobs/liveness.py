@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 def interrupt_on_sigterm() -> None:
     """Make SIGTERM stop the current run cleanly: kernel killed, run recorded ``interrupted``."""
+
     def handler(signum: int, frame: object) -> None:
         raise Interrupted(signal.Signals(signum).name)
 
@@ -100,14 +101,22 @@ class DeadRun:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: the last heartbeat in New York time with its UTC twin."""
-        return {"job": self.job, "run_id": self.run_id, "pid": self.pid, "host": self.host,
-                "heartbeat_at": iso_et(self.heartbeat_at), "heartbeat_at_utc": iso_utc(self.heartbeat_at),
-                "reason": self.reason}
+        return {
+            "job": self.job,
+            "run_id": self.run_id,
+            "pid": self.pid,
+            "host": self.host,
+            "heartbeat_at": iso_et(self.heartbeat_at),
+            "heartbeat_at_utc": iso_utc(self.heartbeat_at),
+            "reason": self.reason,
+        }
 
     def as_text(self) -> str:
         """One line for people."""
-        return (f"{self.job} run {self.run_id} (pid {self.pid} on {self.host}): {self.reason}; "
-                f"last heartbeat {iso_utc(self.heartbeat_at)} UTC")
+        return (
+            f"{self.job} run {self.run_id} (pid {self.pid} on {self.host}): {self.reason}; "
+            f"last heartbeat {iso_utc(self.heartbeat_at)} UTC"
+        )
 
 
 def find_dead_runs(store: Store, *, stale_s: float, now: datetime | None = None) -> list[DeadRun]:
@@ -124,8 +133,11 @@ def find_dead_runs(store: Store, *, stale_s: float, now: datetime | None = None)
         holder = job_table.LockHolder(row.job, row.run_id, row.pid or 0, row.host or "", beat)
         if job_is_alive(holder, stale_s=stale_s, now=now):
             continue
-        reason = ("its process is gone on this host" if row.host == here
-                  else f"no heartbeat for more than {stale_s:g} s from host {row.host}")
+        reason = (
+            "its process is gone on this host"
+            if row.host == here
+            else f"no heartbeat for more than {stale_s:g} s from host {row.host}"
+        )
         dead.append(DeadRun(row.job, row.run_id, row.pid, row.host, beat, reason))
     return sorted(dead, key=lambda d: (d.job, d.run_id))
 
@@ -141,10 +153,12 @@ def refuse_if_busy(settings: Settings, job: str, context: RunContext, *, seed: i
         return
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
     started = datetime.now(UTC)
-    row = running_row(job, context, seed, started,
-                       archive.run_dir(settings.runs_dir, job, archive.new_run_id(started), started))
-    holder = job_table.refuse_if_held(store, row, is_alive=lambda h: job_is_alive(
-        h, stale_s=settings.heartbeat_stale_s))
+    row = running_row(
+        job, context, seed, started, archive.run_dir(settings.runs_dir, job, archive.new_run_id(started), started)
+    )
+    holder = job_table.refuse_if_held(
+        store, row, is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s)
+    )
     if holder is not None:
         raise busy_error(job, holder, row.run_id)
 
@@ -152,15 +166,30 @@ def refuse_if_busy(settings: Settings, job: str, context: RunContext, *, seed: i
 def running_row(job: str, context: RunContext, seed: int, started: datetime, directory: Path) -> run_table.RunRow:
     """A new run's row as this process opens it (its run id is the folder's name)."""
     return run_table.RunRow(
-        run_id=directory.name, job=job, slot=context.slot, trigger=str(context.trigger), status=RunStatus.RUNNING,
-        started_at=started, finished_at=None, error=None, error_class=None, target_draw_date=None,
-        attempt=context.attempt, parent_run_id=context.parent_run_id, seed=seed, pid=os.getpid(),
-        host=socket.gethostname(), heartbeat_at=started, archive_dir=str(directory), draw_date=context.draw_date,
+        run_id=directory.name,
+        job=job,
+        slot=context.slot,
+        trigger=str(context.trigger),
+        status=RunStatus.RUNNING,
+        started_at=started,
+        finished_at=None,
+        error=None,
+        error_class=None,
+        target_draw_date=None,
+        attempt=context.attempt,
+        parent_run_id=context.parent_run_id,
+        seed=seed,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        heartbeat_at=started,
+        archive_dir=str(directory),
+        draw_date=context.draw_date,
     )
 
 
 def busy_error(job: str, holder: job_table.LockHolder, run_id: str) -> JobBusyError:
     """The refusal of a start of ``job`` (recorded as refused run ``run_id``) while ``holder`` runs it."""
-    return JobBusyError(f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
-                        f"this start was recorded as refused run {run_id}")
-
+    return JobBusyError(
+        f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
+        f"this start was recorded as refused run {run_id}"
+    )

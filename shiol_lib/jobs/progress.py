@@ -25,8 +25,9 @@ class Progress:
     def step_started(self, run_id: str, job: str, position: int, total: int, step: str) -> None:
         """Step ``position`` of ``total`` of run ``run_id`` starts."""
 
-    def step_ended(self, run_id: str, job: str, position: int, total: int, step: str, status: str,
-                   seconds: float) -> None:
+    def step_ended(
+        self, run_id: str, job: str, position: int, total: int, step: str, status: str, seconds: float
+    ) -> None:
         """Step ``position`` of ``total`` of run ``run_id`` ended with ``status`` after ``seconds``."""
 
 
@@ -47,8 +48,9 @@ class LogProgress(Progress):
         """Log the start."""
         log.info("%s", describe_start(run_id, job, position, total, step))
 
-    def step_ended(self, run_id: str, job: str, position: int, total: int, step: str, status: str,
-                   seconds: float) -> None:
+    def step_ended(
+        self, run_id: str, job: str, position: int, total: int, step: str, status: str, seconds: float
+    ) -> None:
         """Log the end."""
         log.info("%s", describe_end(run_id, job, position, total, step, status, seconds))
 
@@ -68,8 +70,9 @@ class StreamProgress(Progress):
         else:
             self._write(describe_start(run_id, job, position, total, step))
 
-    def step_ended(self, run_id: str, job: str, position: int, total: int, step: str, status: str,
-                   seconds: float) -> None:
+    def step_ended(
+        self, run_id: str, job: str, position: int, total: int, step: str, status: str, seconds: float
+    ) -> None:
         """Write the end line."""
         if self.tty:
             self._write(f"[{position}/{total}] {step}: {status} in {seconds:.1f} s")

@@ -28,12 +28,15 @@ def close_dead_runs(settings: Settings, store: Store, *, now: datetime | None = 
     now = now or datetime.now(UTC)
     closed = []
     for row in job_table.running_runs(store):
-        holder = job_table.LockHolder(row.job, row.run_id, row.pid or 0, row.host or "",
-                                      row.heartbeat_at or row.started_at)
+        holder = job_table.LockHolder(
+            row.job, row.run_id, row.pid or 0, row.host or "", row.heartbeat_at or row.started_at
+        )
         if job_is_alive(holder, stale_s=settings.heartbeat_stale_s, now=now):
             continue
-        reason = (f"process {row.pid} on {row.host} died; last heartbeat "
-                  f"{holder.heartbeat_at.isoformat()}, noticed {now.isoformat()}")
+        reason = (
+            f"process {row.pid} on {row.host} died; last heartbeat "
+            f"{holder.heartbeat_at.isoformat()}, noticed {now.isoformat()}"
+        )
         if close_crashed_run(settings, store, row, reason=reason):
             closed.append(row)
     return closed

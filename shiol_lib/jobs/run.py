@@ -41,8 +41,16 @@ from shiol_lib.store import open_store
 from shiol_lib.store import runs as run_table
 from shiol_lib.store.core import JOB_PUBLISHES_ENV
 
-__all__ = ["DEFAULT_SEED", "INJECTED_PARAMETERS", "RunContext", "RunOutcome", "find_step", "kernel_environment",
-           "rerun", "run_job"]
+__all__ = [
+    "DEFAULT_SEED",
+    "INJECTED_PARAMETERS",
+    "RunContext",
+    "RunOutcome",
+    "find_step",
+    "kernel_environment",
+    "rerun",
+    "run_job",
+]
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +113,18 @@ def run_job(
     except BaseException:
         kernels.close()
         raise
-    options = _Options(offline, target_draw_date, history_end, time.monotonic() + settings.run_timeout_s, kernels,
-                       progress.cells)
+    options = _Options(
+        offline, target_draw_date, history_end, time.monotonic() + settings.run_timeout_s, kernels, progress.cells
+    )
     results: list[StepOutcome] = []
     status, error, error_class = RunStatus.SUCCESS, None, None
     with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s), kernels:
         try:
             for position, step in enumerate(steps, start=1):
                 if status != RunStatus.SUCCESS:
-                    run.end_step(position, dataclasses.replace(run.manifest.steps[position - 1],
-                                                               status=StepStatus.SKIPPED))
+                    run.end_step(
+                        position, dataclasses.replace(run.manifest.steps[position - 1], status=StepStatus.SKIPPED)
+                    )
                     continue
                 progress.step_started(run.run_id, run.job, position, len(steps), step.name)
                 began, ended = time.monotonic(), StepStatus.INTERRUPTED
@@ -126,14 +136,17 @@ def run_job(
                         recorded = run.manifest.steps[position - 1].status  # the step may have ended well
                         ended = StepStatus.FAILED if recorded in (StepStatus.RUNNING, StepStatus.PENDING) else recorded
                         raise  # a transition could not be recorded: the run ends disk_full (below)
-                    run.end_step(position, dataclasses.replace(run.manifest.steps[position - 1],
-                                                               status=StepStatus.FAILED, error=str(err)))
+                    run.end_step(
+                        position,
+                        dataclasses.replace(run.manifest.steps[position - 1], status=StepStatus.FAILED, error=str(err)),
+                    )
                     status, error, ended = RunStatus.FAILED, f"step {step.name}: {err}", StepStatus.FAILED
                     error_class = ErrorClass.CELL_ERROR
                     continue
                 finally:
-                    progress.step_ended(run.run_id, run.job, position, len(steps), step.name, str(ended),
-                                        time.monotonic() - began)
+                    progress.step_ended(
+                        run.run_id, run.job, position, len(steps), step.name, str(ended), time.monotonic() - began
+                    )
                 results.append(result)
                 if result.status != StepStatus.SUCCESS:
                     status, error = RunStatus(result.status), f"step {step.name}: {result.error}"
@@ -161,8 +174,7 @@ def run_job(
     return run.close(status, error=error, error_class=error_class, results=results)
 
 
-def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], context: RunContext,
-              seed: int) -> RunLifecycle:
+def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], context: RunContext, seed: int) -> RunLifecycle:
     archive.ensure_writable(settings.runs_dir)
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
     parent_run_id = context.parent_run_id
@@ -173,9 +185,14 @@ def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], context: Ru
         latest = run_table.list_runs(store, job=job, limit=1)
         parent_run_id = latest[0].run_id if latest and latest[0].status == RunStatus.CRASHED else None
     return RunLifecycle.open(
-        settings, store, job, steps, dataclasses.replace(context, parent_run_id=parent_run_id),
+        settings,
+        store,
+        job,
+        steps,
+        dataclasses.replace(context, parent_run_id=parent_run_id),
         seed=seed,
-        code=archive.code_version(Path(__file__).resolve().parents[2]), environment=archive.environment(),
+        code=archive.code_version(Path(__file__).resolve().parents[2]),
+        environment=archive.environment(),
     )
 
 
@@ -225,30 +242,51 @@ def _step_values(run: RunLifecycle, step: Step, options: _Options, extra: Mappin
     if _TARGET_PARAMETERS & set(declared):
         _settle_target(run, options)
     manifest = run.manifest
-    injected = dict(zip(INJECTED_PARAMETERS, (
-        str(run.settings.db_path), run.run_id, int(manifest.seed or 0), bool(options.offline),
-        iso(manifest.history_end), iso(manifest.target_draw_date),
-    ), strict=True))
+    injected = dict(
+        zip(
+            INJECTED_PARAMETERS,
+            (
+                str(run.settings.db_path),
+                run.run_id,
+                int(manifest.seed or 0),
+                bool(options.offline),
+                iso(manifest.history_end),
+                iso(manifest.target_draw_date),
+            ),
+            strict=True,
+        )
+    )
     values = {name: value for name, value in injected.items() if name in declared}
     values.update(extra)
     return values
 
 
-def _run_step(run: RunLifecycle, position: int, step: Step, options: _Options,
-              extra: Mapping[str, Any]) -> StepOutcome:
+def _run_step(run: RunLifecycle, position: int, step: Step, options: _Options, extra: Mapping[str, Any]) -> StepOutcome:
     values = _step_values(run, step, options, extra)
     settings = run.settings
     run.start_step(position, started_at=datetime.now(UTC))
     assert run.directory is not None
     outcome = execute(
-        settings.notebooks_dir / step.notebook, run.directory / f"{step.stem}.ipynb", values,
-        title=run.title(), cwd=settings.notebooks_dir, timeout_s=max(1.0, options.deadline - time.monotonic()),
+        settings.notebooks_dir / step.notebook,
+        run.directory / f"{step.stem}.ipynb",
+        values,
+        title=run.title(),
+        cwd=settings.notebooks_dir,
+        timeout_s=max(1.0, options.deadline - time.monotonic()),
         timeout_error=f"the run exceeded its {settings.run_timeout_s:g} s wall-clock limit; kernel killed",
-        env=kernel_environment(settings), memory_mb=settings.step_memory_mb, kernels=options.kernels,
-        ahead=position < len(run.manifest.steps), progress=options.cells,
+        env=kernel_environment(settings),
+        memory_mb=settings.step_memory_mb,
+        kernels=options.kernels,
+        ahead=position < len(run.manifest.steps),
+        progress=options.cells,
     )
-    command = rerun_command(settings.notebooks_dir / step.notebook, outcome.parameters, cwd=settings.notebooks_dir,
-                            runs_dir=settings.runs_dir, run_id=run.run_id)
+    command = rerun_command(
+        settings.notebooks_dir / step.notebook,
+        outcome.parameters,
+        cwd=settings.notebooks_dir,
+        runs_dir=settings.runs_dir,
+        run_id=run.run_id,
+    )
     run.end_step(position, step_record(step, outcome, command=command))
     return outcome
 
@@ -267,12 +305,18 @@ def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) 
     steps = tuple(find_step(s.name) for s in original.steps)
     recorded = {s.name: s.parameters or {} for s in original.steps}
     outcome = run_job(
-        settings, original.job, context=RunContext(trigger=Trigger.RERUN, parent_run_id=run_id), seed=original.seed,
+        settings,
+        original.job,
+        context=RunContext(trigger=Trigger.RERUN, parent_run_id=run_id),
+        seed=original.seed,
         offline=any(bool(params.get("offline")) for params in recorded.values()),
-        history_end=original.history_end, target_draw_date=original.target_draw_date,
-        step_parameters={name: {k: v for k, v in params.items() if k not in INJECTED_PARAMETERS}
-                         for name, params in recorded.items()},
-        steps=steps, progress=progress,
+        history_end=original.history_end,
+        target_draw_date=original.target_draw_date,
+        step_parameters={
+            name: {k: v for k, v in params.items() if k not in INJECTED_PARAMETERS} for name, params in recorded.items()
+        },
+        steps=steps,
+        progress=progress,
     )
     comparison = compare_outputs(original, outcome.manifest)
     return RerunResult(outcome.run_id, run_id, outcome.status, outcome.directory, comparison)

@@ -22,17 +22,27 @@ log = logging.getLogger(__name__)
 def step_record(step: Step, outcome: StepOutcome, *, command: str) -> StepRecord:
     """The manifest's record of a step that ran: everything :class:`StepOutcome` says, file names relative."""
     return StepRecord(
-        name=step.name, notebook=step.notebook, status=outcome.status, started_at=outcome.started_at,
-        finished_at=outcome.finished_at, parameters=dict(outcome.parameters), output=_name(outcome.output),
+        name=step.name,
+        notebook=step.notebook,
+        status=outcome.status,
+        started_at=outcome.started_at,
+        finished_at=outcome.finished_at,
+        parameters=dict(outcome.parameters),
+        output=_name(outcome.output),
         html=_name(outcome.html),
-        log=_name(outcome.log), error=outcome.error,
+        log=_name(outcome.log),
+        error=outcome.error,
         error_class=str(outcome.error_class) if outcome.error_class is not None else None,
-        failed_cell=outcome.failed_cell, command=command, peak_rss_mb=outcome.peak_rss_mb, cpu_s=outcome.cpu_s,
+        failed_cell=outcome.failed_cell,
+        command=command,
+        peak_rss_mb=outcome.peak_rss_mb,
+        cpu_s=outcome.cpu_s,
     )
 
 
-def render_dead_step(step: StepRecord, reason: str, title: ReportTitle, *, directory: Path,
-                     notebooks_dir: Path) -> None:
+def render_dead_step(
+    step: StepRecord, reason: str, title: ReportTitle, *, directory: Path, notebooks_dir: Path
+) -> None:
     """Render a crashed step's partial notebook (or, with none saved, its unexecuted one) into ``directory``.
 
     Sets the record's ``html``, ``output`` and ``log`` names; a failure to render is logged, never raised.
@@ -40,12 +50,18 @@ def render_dead_step(step: StepRecord, reason: str, title: ReportTitle, *, direc
     from shiol_lib.execution.runner import promote_partial, write_unexecuted_report  # nbconvert only here
 
     output = directory / f"{step.notebook.removesuffix('.ipynb')}.ipynb"
-    about = {"run_id": title.run_id, "job": title.job, "target_draw_date": title.target_draw_date,
-             "status": str(StepStatus.CRASHED),
-             "error": f"crashed: the job process died during this step ({reason})"}
+    about = {
+        "run_id": title.run_id,
+        "job": title.job,
+        "target_draw_date": title.target_draw_date,
+        "status": str(StepStatus.CRASHED),
+        "error": f"crashed: the job process died during this step ({reason})",
+    }
     try:
-        banner = (f"**The job process died during this step ({reason}).** What follows is what the notebook "
-                  "had saved when it stopped.")
+        banner = (
+            f"**The job process died during this step ({reason}).** What follows is what the notebook "
+            "had saved when it stopped."
+        )
         html = promote_partial(output, banner=banner, tag="shiol-crashed", **about)
         if html is None:
             known = STEPS.get(step.name)
@@ -62,8 +78,7 @@ def _name(path: Path | None) -> str | None:
     return path.name if path is not None else None
 
 
-def close_dead_steps(steps: list[StepRecord], reason: str, *,
-                     render: Callable[[StepRecord], None] | None) -> list[int]:
+def close_dead_steps(steps: list[StepRecord], reason: str, *, render: Callable[[StepRecord], None] | None) -> list[int]:
     """Mark a dead run's steps: the running one ``crashed``, the pending ones ``skipped``.
 
     ``render`` draws the crashed step's partial notebook. Returns the positions (from 1) of the steps it

@@ -92,15 +92,21 @@ def write_index(
     runs_dir = Path(runs_dir)
     with ledger.locked(runs_dir):  # the pages and their record show one ledger head
         head = ledger.head(runs_dir)
-        written = _write_pages(runs_dir, dead_letters, missed, retry_backoff_s, now or datetime.now(UTC),
-                               performance_jobs)
+        written = _write_pages(
+            runs_dir, dead_letters, missed, retry_backoff_s, now or datetime.now(UTC), performance_jobs
+        )
         record_pages(runs_dir, written, head, key=ledger_key)
     return written[-1]
 
 
-def _write_pages(runs_dir: Path, dead_letters: Sequence[DeadLetter] | None, missed: Sequence[MissedSlot] | None,
-                 retry_backoff_s: Sequence[float] | None, now: datetime,
-                 performance_jobs: Collection[str] | None) -> list[Path]:
+def _write_pages(
+    runs_dir: Path,
+    dead_letters: Sequence[DeadLetter] | None,
+    missed: Sequence[MissedSlot] | None,
+    retry_backoff_s: Sequence[float] | None,
+    now: datetime,
+    performance_jobs: Collection[str] | None,
+) -> list[Path]:
     """Render and write every run page, then the dashboard (last in the list)."""
     env = template_environment()
     css = Markup(_css())
@@ -119,11 +125,16 @@ def _write_pages(runs_dir: Path, dead_letters: Sequence[DeadLetter] | None, miss
         written.append(directory / RUN_PAGE)
     missed = list(missed or [])
     page = env.get_template("index.html").render(
-        runs=views, css=css, generated=now.strftime("%Y-%m-%d %H:%M UTC"),
+        runs=views,
+        css=css,
+        generated=now.strftime("%Y-%m-%d %H:%M UTC"),
         jobs=sorted({v.manifest.job for v in views} | {m.job for m in missed}),
         statuses=sorted({str(v.manifest.status) for v in views} | ({RunStatus.MISSED.value} if missed else set())),
-        timeline=_timeline(views, missed), headline=_headline(views, performance_jobs),
-        dead_letters=list(dead_letters or []), missed=missed, failed=[v for v in views if _listed_failed(v)],
+        timeline=_timeline(views, missed),
+        headline=_headline(views, performance_jobs),
+        dead_letters=list(dead_letters or []),
+        missed=missed,
+        failed=[v for v in views if _listed_failed(v)],
     )
     path = runs_dir / INDEX
     write_atomic(path, page.encode("utf-8"))
@@ -141,11 +152,19 @@ def _view(runs_dir: Path, directory: Path, manifest: Manifest, retries: Mapping[
     rel = Path(os.path.relpath(directory, runs_dir)).as_posix()
     error = (manifest.error or "").strip().splitlines()
     retry = retries.get(manifest.run_id)
-    view = RunView(manifest, rel, manifest.started_at.astimezone(UTC).date().isoformat(),
-                   error[0][:400] if error else "", retry.text if retry else "")
+    view = RunView(
+        manifest,
+        rel,
+        manifest.started_at.astimezone(UTC).date().isoformat(),
+        error[0][:400] if error else "",
+        retry.text if retry else "",
+    )
     for step in manifest.steps:
-        links = {label: name for label, name in (("report", step.html), ("notebook", step.output),
-                                                 ("log", step.log)) if name and (directory / name).exists()}
+        links = {
+            label: name
+            for label, name in (("report", step.html), ("notebook", step.output), ("log", step.log))
+            if name and (directory / name).exists()
+        }
         view.steps.append({"record": step, "links": links})
     return view
 
@@ -154,15 +173,19 @@ def _timeline(views: list[RunView], missed: list[MissedSlot]) -> dict[str, Any]:
     """Days (newest last, at most :data:`TIMELINE_DAYS`) by job: each cell the runs and misses of that day."""
     cells: dict[tuple[str, str], list[dict[str, str]]] = {}
     for view in views:
-        cells.setdefault((view.manifest.job, view.day), []).append({
-            "status": str(view.manifest.status), "href": f"{view.rel}/{RUN_PAGE}",
-            "title": f"{view.manifest.run_id} {view.manifest.status} ({view.manifest.trigger})",
-        })
+        cells.setdefault((view.manifest.job, view.day), []).append(
+            {
+                "status": str(view.manifest.status),
+                "href": f"{view.rel}/{RUN_PAGE}",
+                "title": f"{view.manifest.run_id} {view.manifest.status} ({view.manifest.trigger})",
+            }
+        )
     for miss in missed:
         day = (miss.draw_date or miss.slot.date()).isoformat()
         what = f"drawing {miss.draw_date}" if miss.kind == MissedKind.DRAW else f"slot {miss.slot.isoformat()[:16]}"
-        cells.setdefault((miss.job, day), []).append({"status": RunStatus.MISSED.value, "href": "#missed",
-                                                       "title": f"missed {what}"})
+        cells.setdefault((miss.job, day), []).append(
+            {"status": RunStatus.MISSED.value, "href": "#missed", "title": f"missed {what}"}
+        )
     if not cells:
         return {"days": [], "rows": []}
     last = max(date.fromisoformat(day) for _, day in cells)
@@ -177,8 +200,7 @@ def _headline(views: list[RunView], jobs: Collection[str] | None) -> dict[str, A
     for view in sorted(views, key=lambda v: v.manifest.started_at, reverse=True):
         metrics = view.manifest.metrics.get(PERFORMANCE_STEP)
         if (jobs is None or view.manifest.job in jobs) and view.manifest.status == RunStatus.SUCCESS and metrics:
-            report = next((s["links"].get("report") for s in view.steps if s["record"].name == PERFORMANCE_STEP),
-                          None)
+            report = next((s["links"].get("report") for s in view.steps if s["record"].name == PERFORMANCE_STEP), None)
             return {"run": view, "metrics": metrics, "report": f"{view.rel}/{report}" if report else None}
     return None
 

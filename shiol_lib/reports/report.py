@@ -38,8 +38,10 @@ def template_environment() -> jinja2.Environment:
     global _environment  # noqa: PLW0603 - built once, on first use, never at import
     if _environment is None:
         _environment = jinja2.Environment(
-            loader=jinja2.PackageLoader("shiol_lib.reports", "templates"), autoescape=True,
-            trim_blocks=True, lstrip_blocks=True,
+            loader=jinja2.PackageLoader("shiol_lib.reports", "templates"),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
         )
     return _environment
 
@@ -66,8 +68,7 @@ def first_error(nb: nbformat.NotebookNode) -> CellError | None:
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if out.get("output_type") == "error":
                 lines = cell.source.strip().splitlines()
-                return CellError(str(out.get("ename")), str(out.get("evalue")), index,
-                                 lines[0][:120] if lines else "")
+                return CellError(str(out.get("ename")), str(out.get("evalue")), index, lines[0][:120] if lines else "")
     return None
 
 
@@ -117,19 +118,23 @@ def render_report(
     body = [c for c in cells if FINDINGS_TAG not in _tags(c) and not _HIDDEN & set(_tags(c))]
     title = _title(cells, path)
     body = [_without_title(c, title) for c in body]
-    page = template_environment().get_template("report.html").render(
-        title=title,
-        run_id=run_id or str(parameters.get("run_id") or ""),
-        job=job or "",
-        target_draw_date=target_draw_date or str(parameters.get("target_draw_date") or ""),
-        status=str(status),
-        cell_error=cell_error,
-        error=error if cell_error is None else None,
-        parameters=display_parameters(parameters),
-        findings=_render_cells(nb, findings) if findings else None,
-        body=_render_cells(nb, body),
-        notebook=path.with_suffix(".ipynb").name,
-        css=Markup(_css()),
+    page = (
+        template_environment()
+        .get_template("report.html")
+        .render(
+            title=title,
+            run_id=run_id or str(parameters.get("run_id") or ""),
+            job=job or "",
+            target_draw_date=target_draw_date or str(parameters.get("target_draw_date") or ""),
+            status=str(status),
+            cell_error=cell_error,
+            error=error if cell_error is None else None,
+            parameters=display_parameters(parameters),
+            findings=_render_cells(nb, findings) if findings else None,
+            body=_render_cells(nb, body),
+            notebook=path.with_suffix(".ipynb").name,
+            css=Markup(_css()),
+        )
     )
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -176,8 +181,14 @@ def _exporter() -> Any:
 
     quiet = logging.getLogger(f"{__name__}.nbconvert")  # plots have no alt text; not worth a warning each
     quiet.setLevel(logging.ERROR)
-    return HTMLExporter(log=quiet, template_name="basic", exclude_input=True, exclude_input_prompt=True,
-                        exclude_output_prompt=True, anchor_link_text="")
+    return HTMLExporter(
+        log=quiet,
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        anchor_link_text="",
+    )
 
 
 def _css() -> str:

@@ -20,8 +20,7 @@ from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.domain.runs import RetryOutlook, RetryState, RunStatus, retry_outlook
 
 # Statuses whose run gets a retry line (success and running ones need none; refused ones never ran).
-_RETRIED = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.CRASHED, RunStatus.INTERRUPTED,
-                      RunStatus.WAITING})
+_RETRIED = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.CRASHED, RunStatus.INTERRUPTED, RunStatus.WAITING})
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,9 @@ def _order(manifest: Manifest) -> tuple[datetime, int, str]:
     return manifest.started_at, manifest.attempt, manifest.run_id
 
 
-def retry_lines(manifests: Iterable[Manifest], backoff_s: Sequence[float], *,
-                now: datetime | None = None) -> dict[str, RetryLine]:
+def retry_lines(
+    manifests: Iterable[Manifest], backoff_s: Sequence[float], *, now: datetime | None = None
+) -> dict[str, RetryLine]:
     """Run id -> its :class:`RetryLine`, for every failed, timed-out, crashed, interrupted or waiting run."""
     now = now or datetime.now(UTC)
     every = sorted(manifests, key=_order)
@@ -69,15 +69,17 @@ def retry_lines(manifests: Iterable[Manifest], backoff_s: Sequence[float], *,
     return lines
 
 
-def _line(manifest: Manifest, chain: list[Manifest], scheduled: list[Manifest], backoff_s: Sequence[float],
-          now: datetime) -> RetryLine:
+def _line(
+    manifest: Manifest, chain: list[Manifest], scheduled: list[Manifest], backoff_s: Sequence[float], now: datetime
+) -> RetryLine:
     superseded = _superseded(manifest, chain, scheduled)
     if superseded is not None:
         return superseded
     earlier = [m for m in chain if _order(m) < _order(manifest)]
     free = sum(1 for m in earlier if m.status == RunStatus.WAITING)
-    outlook = retry_outlook(manifest.status, manifest.attempt, manifest.finished_at or manifest.started_at, backoff_s,
-                            free_attempts=free)
+    outlook = retry_outlook(
+        manifest.status, manifest.attempt, manifest.finished_at or manifest.started_at, backoff_s, free_attempts=free
+    )
     return _outlook_line(outlook, now)
 
 
@@ -101,10 +103,11 @@ def _outlook_line(outlook: RetryOutlook, now: datetime) -> RetryLine:
     late = " (overdue: is the scheduler running?)" if outlook.due_at < now else ""
     when = format_instant(outlook.due_at)
     if outlook.state == RetryState.WAITING:
-        text = f"next check for the results at {when}{late} (waiting attempts do not count against the " \
-               f"{outlook.max_attempts} attempts)"
+        text = (
+            f"next check for the results at {when}{late} (waiting attempts do not count against the "
+            f"{outlook.max_attempts} attempts)"
+        )
     else:
         what = "recovery run" if outlook.state == RetryState.RECOVERY else "retry"
         text = f"next {what} at {when}{late} (attempt {outlook.attempts_used + 1} of {outlook.max_attempts})"
     return RetryLine(text, due_at=outlook.due_at)
-

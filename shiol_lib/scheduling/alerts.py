@@ -33,8 +33,14 @@ _WEBHOOK_ATTEMPTS = 2  # the first try and one retry
 
 
 def send_alert(
-    settings: Settings, store: Store, *, kind: str, job: str | None, message: str,
-    now: datetime | None = None, dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S,
+    settings: Settings,
+    store: Store,
+    *,
+    kind: str,
+    job: str | None,
+    message: str,
+    now: datetime | None = None,
+    dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S,
 ) -> list[str]:
     """Deliver an alert through every configured channel; return the channels that delivered it.
 
@@ -124,8 +130,7 @@ def _send_email(settings: Settings, route: _EmailRoute, payload: dict[str, Any])
         with smtplib.SMTP(route.host, settings.smtp_port, timeout=settings.http_timeout_s) as smtp:
             smtp.send_message(msg, to_addrs=recipients)
     except (smtplib.SMTPException, OSError, ValueError) as err:  # ValueError: a malformed header
-        log.error("alert e-mail via %s:%s failed: %s: %s", route.host, settings.smtp_port,
-                  type(err).__name__, err)
+        log.error("alert e-mail via %s:%s failed: %s: %s", route.host, settings.smtp_port, type(err).__name__, err)
         return False
     return True
 

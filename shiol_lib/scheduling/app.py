@@ -26,8 +26,15 @@ from shiol_lib.jobs.catalog import SCHEDULED_JOBS, JobDefinition
 from shiol_lib.logs import configure_logging
 from shiol_lib.scheduling.scheduler import Scheduler
 
-app = Rocketry(config={"timezone": NEW_YORK, "cycle_sleep": 1.0, "task_execution": "thread",
-                       "silence_task_prerun": True, "silence_task_logging": True})
+app = Rocketry(
+    config={
+        "timezone": NEW_YORK,
+        "cycle_sleep": 1.0,
+        "task_execution": "thread",
+        "silence_task_prerun": True,
+        "silence_task_logging": True,
+    }
+)
 scheduler: Scheduler | None = None  # set by main(): conditions answer False until then
 
 
@@ -39,6 +46,7 @@ def job_is_due(job: str) -> bool:
 
 def add_job_task(job: JobDefinition) -> None:
     """Add the task of a scheduled ``job`` (named ``job.task_name``): when the planner owes it a run, run it."""
+
     def run_due() -> None:
         if scheduler is None:  # only a run forced past job_is_due gets here before main() sets it
             raise RuntimeError(f"cannot run {job.name}: the scheduler is not started (main() sets it)")

@@ -65,8 +65,13 @@ DURATION_BUCKETS_S = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0
 
 
 def build_health_app(
-    settings: Settings, *, store_factory: StoreFactory, plan_provider: PlanProvider, started_at: datetime,
-    plan_age_s: PlanAge | None = None, read_timeout_s: float = READ_TIMEOUT_S,
+    settings: Settings,
+    *,
+    store_factory: StoreFactory,
+    plan_provider: PlanProvider,
+    started_at: datetime,
+    plan_age_s: PlanAge | None = None,
+    read_timeout_s: float = READ_TIMEOUT_S,
 ) -> Starlette:
     """The Starlette app serving ``/healthz``, ``/api/v1/scheduler/health`` and ``/metrics``.
 
@@ -95,7 +100,8 @@ def build_health_app(
         return await _guarded(
             "health report",
             lambda: JSONResponse(_health_report(plan_provider(), store_factory(), started_at, settings)),
-            pool, read_timeout_s,
+            pool,
+            read_timeout_s,
         )
 
     async def metrics(request: Request) -> Response:
@@ -103,22 +109,33 @@ def build_health_app(
         if denied is not None:
             return denied
         return await _guarded(
-            "metrics", lambda: Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST),
-            pool, read_timeout_s,
+            "metrics",
+            lambda: Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST),
+            pool,
+            read_timeout_s,
         )
 
-    return Starlette(routes=[
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/api/v1/scheduler/health", scheduler_health, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ], middleware=[Middleware(CapExpensive, limit=MAX_CONNECTIONS)])
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/api/v1/scheduler/health", scheduler_health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        middleware=[Middleware(CapExpensive, limit=MAX_CONNECTIONS)],
+    )
 
 
 class SchedulerCollector(Collector):
     """Computes the ``shiol_*`` metrics from the store (and the plan's job names) at each scrape."""
 
-    def __init__(self, store_factory: StoreFactory, plan_provider: PlanProvider, started_at: datetime, *,
-                 runs_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        store_factory: StoreFactory,
+        plan_provider: PlanProvider,
+        started_at: datetime,
+        *,
+        runs_dir: Path | None = None,
+    ) -> None:
         self._store_factory = store_factory
         self._plan_provider = plan_provider
         self._started_at = started_at
@@ -134,21 +151,36 @@ class SchedulerCollector(Collector):
         store = self._store_factory()
         mon = read_monitoring(store, plan.get("next", {}), recent=0)
         durations = run_durations(store)
-        runs = CounterMetricFamily("shiol_job_runs", "Runs of each job by final status (runs in flight excluded).",
-                                   labels=["job", "status"])
+        runs = CounterMetricFamily(
+            "shiol_job_runs", "Runs of each job by final status (runs in flight excluded).", labels=["job", "status"]
+        )
         running = GaugeMetricFamily("shiol_job_running", "Runs of each job in flight now.", labels=["job"])
-        last_success = GaugeMetricFamily("shiol_job_last_success_timestamp_seconds",
-                                         "Unix time the job last succeeded (absent if it never did).", labels=["job"])
-        duration = GaugeMetricFamily("shiol_job_last_run_duration_seconds",
-                                     "Wall-clock duration of the job's newest finished run.", labels=["job"])
-        streak = GaugeMetricFamily("shiol_job_consecutive_failures",
-                                   "Failed, timed-out or crashed runs in a row, newest first.", labels=["job"])
-        histogram = HistogramMetricFamily("shiol_job_run_duration_seconds",
-                                          "Wall-clock duration of the job's finished runs.", labels=["job"])
-        peak = GaugeMetricFamily("shiol_job_last_run_peak_rss_bytes",
-                                 "Peak resident memory of the newest finished run's largest step.", labels=["job"])
-        cpu = GaugeMetricFamily("shiol_job_last_run_cpu_seconds",
-                                "CPU seconds of the newest finished run's step processes.", labels=["job"])
+        last_success = GaugeMetricFamily(
+            "shiol_job_last_success_timestamp_seconds",
+            "Unix time the job last succeeded (absent if it never did).",
+            labels=["job"],
+        )
+        duration = GaugeMetricFamily(
+            "shiol_job_last_run_duration_seconds",
+            "Wall-clock duration of the job's newest finished run.",
+            labels=["job"],
+        )
+        streak = GaugeMetricFamily(
+            "shiol_job_consecutive_failures",
+            "Failed, timed-out or crashed runs in a row, newest first.",
+            labels=["job"],
+        )
+        histogram = HistogramMetricFamily(
+            "shiol_job_run_duration_seconds", "Wall-clock duration of the job's finished runs.", labels=["job"]
+        )
+        peak = GaugeMetricFamily(
+            "shiol_job_last_run_peak_rss_bytes",
+            "Peak resident memory of the newest finished run's largest step.",
+            labels=["job"],
+        )
+        cpu = GaugeMetricFamily(
+            "shiol_job_last_run_cpu_seconds", "CPU seconds of the newest finished run's step processes.", labels=["job"]
+        )
         for job, health in mon.jobs.items():
             for status in _COUNTED_STATUSES:
                 runs.add_metric([job, status.value], health.counts.get(status, 0))
@@ -165,14 +197,22 @@ class SchedulerCollector(Collector):
             if used and used["cpu_s"] is not None:
                 cpu.add_metric([job], used["cpu_s"])
         yield from (runs, running, last_success, duration, streak, histogram, peak, cpu)
-        yield GaugeMetricFamily("shiol_dead_letters_open", "Unresolved dead letters (retries used up).",
-                                value=len(mon.dead_letters))
-        yield CounterMetricFamily("shiol_missed_draws", "Drawings recorded as missed (no pipeline success).",
-                                  value=mon.missed_counts.get(MissedKind.DRAW, 0))
-        yield CounterMetricFamily("shiol_missed_slots", "Scheduled slots recorded as missed (not run).",
-                                  value=mon.missed_counts.get(MissedKind.SLOT, 0))
-        yield GaugeMetricFamily("shiol_scheduler_uptime_seconds", "Seconds since the scheduler started.",
-                                value=_uptime_s(self._started_at))
+        yield GaugeMetricFamily(
+            "shiol_dead_letters_open", "Unresolved dead letters (retries used up).", value=len(mon.dead_letters)
+        )
+        yield CounterMetricFamily(
+            "shiol_missed_draws",
+            "Drawings recorded as missed (no pipeline success).",
+            value=mon.missed_counts.get(MissedKind.DRAW, 0),
+        )
+        yield CounterMetricFamily(
+            "shiol_missed_slots",
+            "Scheduled slots recorded as missed (not run).",
+            value=mon.missed_counts.get(MissedKind.SLOT, 0),
+        )
+        yield GaugeMetricFamily(
+            "shiol_scheduler_uptime_seconds", "Seconds since the scheduler started.", value=_uptime_s(self._started_at)
+        )
 
 
 # --- the health report ---------------------------------------------------------------------------
@@ -184,7 +224,8 @@ def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, 
     next_utc: Mapping[str, str | None] = plan.get("next_utc", {})
     jobs = {job: _job_report(mon, job, next_runs[job], next_utc.get(job), settings.runs_dir) for job in next_runs}
     attention = (
-        bool(plan.get("alerts")) or bool(mon.dead_letters)
+        bool(plan.get("alerts"))
+        or bool(mon.dead_letters)
         or any(j["consecutive_failures"] >= settings.alert_after_failures for j in jobs.values())
     )
     return {
@@ -200,16 +241,19 @@ def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, 
         "missed": plan.get("missed", []),
         "alerts": plan.get("alerts", []),
         "dead_letters": json_ready(mon.dead_letters),
-        "missed_draws": {"total": mon.missed_counts.get(MissedKind.DRAW, 0),
-                         "recent": json_ready(mon.recent_missed_draws)},
+        "missed_draws": {
+            "total": mon.missed_counts.get(MissedKind.DRAW, 0),
+            "recent": json_ready(mon.recent_missed_draws),
+        },
         "missed_slots_total": mon.missed_counts.get(MissedKind.SLOT, 0),
         "recent_alerts": json_ready(mon.recent_alerts),
         "sources": last_answer_summary(store, datetime.now(UTC)),
     }
 
 
-def _job_report(mon: Monitoring, job: str, next_run: str, next_run_utc: str | None,
-                runs_dir: Path | None = None) -> dict[str, Any]:
+def _job_report(
+    mon: Monitoring, job: str, next_run: str, next_run_utc: str | None, runs_dir: Path | None = None
+) -> dict[str, Any]:
     health = mon.jobs[job]
     last = health.last_finished
     return {
@@ -241,8 +285,11 @@ def _run_resources(runs_dir: Path | None, run_id: str | None) -> dict[str, Any] 
         manifest = archive.read_manifest(archive.find_run_dir(runs_dir, run_id))
     except (ShiolError, OSError):
         return None
-    return {"peak_rss_mb": manifest.peak_rss_mb, "cpu_s": manifest.cpu_s,
-            "steps": {s.name: {"peak_rss_mb": s.peak_rss_mb, "cpu_s": s.cpu_s} for s in manifest.steps}}
+    return {
+        "peak_rss_mb": manifest.peak_rss_mb,
+        "cpu_s": manifest.cpu_s,
+        "steps": {s.name: {"peak_rss_mb": s.peak_rss_mb, "cpu_s": s.cpu_s} for s in manifest.steps},
+    }
 
 
 def _uptime_s(started_at: datetime) -> float:
@@ -269,8 +316,7 @@ def _check_token(request: Request, token: str | None) -> Response | None:
     return None
 
 
-async def _guarded(what: str, produce: Callable[[], Response], pool: ThreadPoolExecutor,
-                   timeout_s: float) -> Response:
+async def _guarded(what: str, produce: Callable[[], Response], pool: ThreadPoolExecutor, timeout_s: float) -> Response:
     """Run ``produce`` in ``pool`` for at most ``timeout_s``; a timeout or any error becomes a 503 naming it.
 
     A read that times out keeps its worker until the store's lock timeout ends it.
@@ -280,8 +326,9 @@ async def _guarded(what: str, produce: Callable[[], Response], pool: ThreadPoolE
         return await asyncio.wait_for(loop.run_in_executor(pool, produce), timeout_s)
     except TimeoutError:
         log.warning("scheduler %s unavailable: no answer from the store within %g s", what, timeout_s)
-        return JSONResponse({"error": f"{what} unavailable: the store did not answer within {timeout_s:g} s"},
-                            status_code=503)
+        return JSONResponse(
+            {"error": f"{what} unavailable: the store did not answer within {timeout_s:g} s"}, status_code=503
+        )
     except Exception as err:  # noqa: BLE001 (a failing read must never take the server down)
         log.warning("scheduler %s unavailable: %s: %s", what, type(err).__name__, err)
         return JSONResponse({"error": f"{what} unavailable: {type(err).__name__}: {err}"}, status_code=503)

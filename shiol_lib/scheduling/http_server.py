@@ -45,8 +45,9 @@ class CapExpensive:
             await self.app(scope, receive, send)
             return
         if self.active >= self.limit:
-            await JSONResponse({"error": f"busy: {self.limit} requests in progress; try again"},
-                               status_code=503)(scope, receive, send)
+            await JSONResponse({"error": f"busy: {self.limit} requests in progress; try again"}, status_code=503)(
+                scope, receive, send
+            )
             return
         self.active += 1
         try:
@@ -62,9 +63,17 @@ def make_server(app: Starlette, settings: Settings) -> uvicorn.Server:
     signals left to the host: set ``server.should_exit = True`` to stop it.
     """
     config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_level="warning", log_config=None,
-        lifespan="off", access_log=False, timeout_graceful_shutdown=5, http="h11",
-        backlog=BACKLOG, timeout_keep_alive=KEEP_ALIVE_S,
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        log_config=None,
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        http="h11",
+        backlog=BACKLOG,
+        timeout_keep_alive=KEEP_ALIVE_S,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     return _EmbeddedServer(config)

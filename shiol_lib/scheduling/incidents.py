@@ -48,8 +48,9 @@ def _reconcile(settings: Settings, store: Store, plan: Plan, now: datetime) -> l
     for key, incident in current.items():
         row = recorded.get(key)
         if row is None:
-            if incident_table.open_incident(store, key=key, kind=incident.kind, job=incident.job,
-                                            message=incident.message, at=now):
+            if incident_table.open_incident(
+                store, key=key, kind=incident.kind, job=incident.job, message=incident.message, at=now
+            ):
                 _notify(settings, store, incident.kind, incident.job, incident.message, now)
                 sent.append(f"opened {key}")
         elif row.cleared_at is None and row.last_message != incident.message:

@@ -46,8 +46,11 @@ class JobView:
     def build(cls, job: str, linked: bool, history: History, config: PlannerConfig, now: datetime) -> JobView:
         """The view of ``job`` in ``history`` at ``now`` (``linked``: each run is for a drawing)."""
         runs = sorted(
-            (normalize_run(r, linked, config, now) for r in history.runs
-             if r.job == job and r.status != RunStatus.REFUSED),
+            (
+                normalize_run(r, linked, config, now)
+                for r in history.runs
+                if r.job == job and r.status != RunStatus.REFUSED
+            ),
             key=lambda r: (r.started, r.attempt, r.run_id),
         )
         slots: set[datetime] = set()
@@ -91,8 +94,9 @@ def normalize_run(run: RunLike, linked: bool, config: PlannerConfig, now: dateti
     try:
         raw_status = RunStatus(run.status)
     except ValueError:
-        raise ScheduleError(f"{what} has unknown status {run.status!r}; expected one of "
-                            f"{sorted(m.value for m in RunStatus)}") from None
+        raise ScheduleError(
+            f"{what} has unknown status {run.status!r}; expected one of {sorted(m.value for m in RunStatus)}"
+        ) from None
     started = to_utc(run.started_at, f"started_at of {what}")
     slot = to_utc(run.slot, f"slot of {what}") if run.slot is not None else None
     heartbeat = to_utc(run.heartbeat_at, f"heartbeat_at of {what}") if run.heartbeat_at is not None else None
@@ -101,8 +105,17 @@ def normalize_run(run: RunLike, linked: bool, config: PlannerConfig, now: dateti
     if status == RunStatus.RUNNING and (now - (heartbeat or started)).total_seconds() > config.heartbeat_stale_s:
         status = RunStatus.CRASHED
     drawing = run.draw_date if run.draw_date is not None else (previous_draw(slot) if linked and slot else None)
-    return JobRun(run.run_id, slot, status, raw_status, started, finished or heartbeat or started,
-                int(run.attempt), drawing, not is_manual_trigger(run.trigger))
+    return JobRun(
+        run.run_id,
+        slot,
+        status,
+        raw_status,
+        started,
+        finished or heartbeat or started,
+        int(run.attempt),
+        drawing,
+        not is_manual_trigger(run.trigger),
+    )
 
 
 def is_manual_trigger(trigger: str) -> bool:

@@ -79,10 +79,17 @@ class PlanLoop:
         sleep: sleeps up to the given seconds and says whether :meth:`wake` cut it short (tests drive it).
     """
 
-    def __init__(self, make_plan: Callable[[], Plan], *, cycle_s: float,
-                 on_plan: Callable[[Plan], None] | None = None, max_wait_s: float = MAX_WAIT_S,
-                 changes: Callable[[], Hashable] | None = None, clock: Clock | None = None,
-                 sleep: Sleep | None = None) -> None:
+    def __init__(
+        self,
+        make_plan: Callable[[], Plan],
+        *,
+        cycle_s: float,
+        on_plan: Callable[[Plan], None] | None = None,
+        max_wait_s: float = MAX_WAIT_S,
+        changes: Callable[[], Hashable] | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
         self._make_plan = make_plan
         self._on_plan = on_plan
         self._cycle_s = cycle_s

@@ -65,8 +65,19 @@ from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re
 from shiol_lib.scheduling.slots import CronSpec, next_slot, previous_slot, slots_between, to_utc
 
 __all__ = [
-    "Due", "History", "Incident", "JobSchedule", "Missed", "Plan", "PlannerConfig", "RunLike", "RunRecord",
-    "SlotLike", "SlotRecord", "default_jobs", "plan_runs",
+    "Due",
+    "History",
+    "Incident",
+    "JobSchedule",
+    "Missed",
+    "Plan",
+    "PlannerConfig",
+    "RunLike",
+    "RunRecord",
+    "SlotLike",
+    "SlotRecord",
+    "default_jobs",
+    "plan_runs",
 ]
 
 UTC = UTC
@@ -127,8 +138,9 @@ class _Collector:
         self.missed.append(Missed(job, slot.astimezone(NEW_YORK), drawing, kind))
 
 
-def _plan_slot_job(job: str, spec: CronSpec, view: JobView, config: PlannerConfig, now: datetime,
-                   out: _Collector) -> None:
+def _plan_slot_job(
+    job: str, spec: CronSpec, view: JobView, config: PlannerConfig, now: datetime, out: _Collector
+) -> None:
     """A plain cron job: coalesce the pending slots after the watermark, miss the old ones, retry the head."""
     grace = timedelta(seconds=config.grace_s)
     known = {r.slot for r in view.runs if r.slot is not None} | view.recorded_slots
@@ -146,8 +158,9 @@ def _plan_slot_job(job: str, spec: CronSpec, view: JobView, config: PlannerConfi
         out.due.append(due)
 
 
-def _owe_latest_fresh_slot(job: str, spec: CronSpec, view: JobView, known: set[datetime], config: PlannerConfig,
-                           now: datetime, out: _Collector) -> None:
+def _owe_latest_fresh_slot(
+    job: str, spec: CronSpec, view: JobView, known: set[datetime], config: PlannerConfig, now: datetime, out: _Collector
+) -> None:
     """A job not in service owes its latest slot when it is within the grace, unknown, and the job is idle."""
     latest = previous_slot(spec, now)
     if latest is None or now - latest > timedelta(seconds=config.grace_s) or view.busy:
@@ -156,16 +169,24 @@ def _owe_latest_fresh_slot(job: str, spec: CronSpec, view: JobView, known: set[d
         out.due.append(Due(job, latest, _fresh_reason(now - latest, 1, config), None, 1))
 
 
-def _head_chain(view: JobView, watermark: datetime | None, entered: datetime,
-                config: PlannerConfig) -> AttemptChain | None:
+def _head_chain(
+    view: JobView, watermark: datetime | None, entered: datetime, config: PlannerConfig
+) -> AttemptChain | None:
     """The attempts at the watermark slot, when they are the job's own runs since it entered service."""
     if watermark is None or watermark in view.recorded_slots or watermark <= entered:
         return None
     return classify_chain([r for r in view.runs if r.slot == watermark], config)
 
 
-def _coalesce_pending(job: str, pending: list[datetime], head: AttemptChain | None, view: JobView,
-                      config: PlannerConfig, now: datetime, out: _Collector) -> None:
+def _coalesce_pending(
+    job: str,
+    pending: list[datetime],
+    head: AttemptChain | None,
+    view: JobView,
+    config: PlannerConfig,
+    now: datetime,
+    out: _Collector,
+) -> None:
     """Miss the pending slots older than the grace (and a retry they superseded); run the fresh ones as one."""
     grace = timedelta(seconds=config.grace_s)
     fresh = [s for s in pending if now - s <= grace]
@@ -180,8 +201,9 @@ def _coalesce_pending(job: str, pending: list[datetime], head: AttemptChain | No
         out.due.append(Due(job, latest.astimezone(NEW_YORK), reason, None, 1))
 
 
-def _plan_drawing_job(job: str, spec: CronSpec, view: JobView, config: PlannerConfig, now: datetime,
-                      out: _Collector) -> None:
+def _plan_drawing_job(
+    job: str, spec: CronSpec, view: JobView, config: PlannerConfig, now: datetime, out: _Collector
+) -> None:
     """A drawing-linked job: settle each drawing since the watermark; owe the latest passed one."""
     delay = timedelta(seconds=config.draw_delay_s)
     owed = previous_draw(now - delay)
@@ -206,8 +228,9 @@ def _plan_drawing_job(job: str, spec: CronSpec, view: JobView, config: PlannerCo
         _settle_drawing(job, spec, drawing, view, config, now, out)
 
 
-def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: JobView, config: PlannerConfig,
-                    now: datetime, out: _Collector) -> None:
+def _settle_drawing(
+    job: str, spec: CronSpec, drawing: date, view: JobView, config: PlannerConfig, now: datetime, out: _Collector
+) -> None:
     """One drawing of a drawing-linked job: settled, retried, missed, or owed a first run now."""
     runs = [r for r in view.runs if r.drawing == drawing]
     if drawing in view.recorded_draws or any(r.status in (RunStatus.SUCCESS, RunStatus.RUNNING) for r in runs):
@@ -226,8 +249,16 @@ def _settle_drawing(job: str, spec: CronSpec, drawing: date, view: JobView, conf
         _owe_drawing(job, spec, drawing, view, config, now, out)
 
 
-def _settle_chain(job: str, drawing: date, chain: AttemptChain, closes_at: datetime, view: JobView,
-                  config: PlannerConfig, now: datetime, out: _Collector) -> None:
+def _settle_chain(
+    job: str,
+    drawing: date,
+    chain: AttemptChain,
+    closes_at: datetime,
+    view: JobView,
+    config: PlannerConfig,
+    now: datetime,
+    out: _Collector,
+) -> None:
     """A drawing whose runs failed: retry it while its window is open, else miss it (waiting: at the deadline)."""
     if not chain.live or chain.slot is None:
         return
@@ -235,10 +266,14 @@ def _settle_chain(job: str, drawing: date, chain: AttemptChain, closes_at: datet
     out.wakes.append(deadline)
     if chain.state == RetryState.WAITING and now >= deadline:
         out.miss(job, chain.slot, drawing, MissedKind.DRAW)
-        out.raise_incident(_missed_draw_incident(
-            job, drawing, f"{job}: drawing {drawing} missed: results still not published "
-            f"{config.waiting_deadline_s / 3600:g} h after the drawing (deadline {et_and_utc(deadline)})"
-        ))
+        out.raise_incident(
+            _missed_draw_incident(
+                job,
+                drawing,
+                f"{job}: drawing {drawing} missed: results still not published "
+                f"{config.waiting_deadline_s / 3600:g} h after the drawing (deadline {et_and_utc(deadline)})",
+            )
+        )
     elif now >= closes_at:
         out.miss(job, chain.slot, drawing, MissedKind.DRAW)
         out.raise_incident(_missed_draw_incident(job, drawing))
@@ -246,8 +281,9 @@ def _settle_chain(job: str, drawing: date, chain: AttemptChain, closes_at: datet
         out.due.append(due)
 
 
-def _owe_drawing(job: str, spec: CronSpec, drawing: date, view: JobView, config: PlannerConfig, now: datetime,
-                 out: _Collector) -> None:
+def _owe_drawing(
+    job: str, spec: CronSpec, drawing: date, view: JobView, config: PlannerConfig, now: datetime, out: _Collector
+) -> None:
     """A drawing never run, its window open: due at its latest slot passed (``missed-draw`` past the grace)."""
     slots = _slots_of(spec, drawing, now)
     if not slots or view.busy:
@@ -270,8 +306,10 @@ def _failure_incidents(job: str, view: JobView, config: PlannerConfig) -> list[I
         return []
     finished = [r for r in newest_first if r.raw_status in FINISHED_STATUSES]
     latest, first = finished[0], finished[streak - 1]  # the streak is the newest `streak` finished runs
-    message = (f"{job}: the last {n} runs failed in a row (latest {latest.run_id}: {latest.raw_status} "
-               f"at {et_and_utc(latest.finished)})")
+    message = (
+        f"{job}: the last {n} runs failed in a row (latest {latest.run_id}: {latest.raw_status} "
+        f"at {et_and_utc(latest.finished)})"
+    )
     return [Incident(f"{job}:{IncidentKind.FAILURES}:{first.run_id}", IncidentKind.FAILURES, job, message)]
 
 

@@ -254,13 +254,24 @@ class Plan:
             "at": iso(self.at),
             "at_utc": iso_utc(self.at),
             "due": [
-                {"job": d.job, "slot": iso(d.slot), "slot_utc": iso_utc(d.slot), "reason": d.reason,
-                 "draw_date": _iso_date(d.draw_date), "attempt": d.attempt}
+                {
+                    "job": d.job,
+                    "slot": iso(d.slot),
+                    "slot_utc": iso_utc(d.slot),
+                    "reason": d.reason,
+                    "draw_date": _iso_date(d.draw_date),
+                    "attempt": d.attempt,
+                }
                 for d in self.due
             ],
             "missed": [
-                {"job": m.job, "slot": iso(m.slot), "slot_utc": iso_utc(m.slot), "draw_date": _iso_date(m.draw_date),
-                 "kind": m.kind}
+                {
+                    "job": m.job,
+                    "slot": iso(m.slot),
+                    "slot_utc": iso_utc(m.slot),
+                    "draw_date": _iso_date(m.draw_date),
+                    "kind": m.kind,
+                }
                 for m in self.missed
             ],
             "next": {job: iso(slot) for job, slot in self.next.items()},

@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 21
 # The step statuses a dead letter names as the failing notebook (the first such step of the run).
-_DEAD_LETTER_STEPS = [s.value for s in (StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.INTERRUPTED,
-                                        StepStatus.RUNNING)]
+_DEAD_LETTER_STEPS = [
+    s.value for s in (StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.INTERRUPTED, StepStatus.RUNNING)
+]
 STOP_GRACE_S = 60.0
 
 
@@ -59,9 +60,13 @@ def planner_config(settings: Settings) -> PlannerConfig:
     """The planner's configuration from settings; a bad cron expression raises :class:`ScheduleError`."""
     jobs = job_schedules(settings)
     return PlannerConfig(
-        jobs=jobs, grace_s=settings.grace_s, draw_delay_s=settings.draw_delay_s,
-        retry_backoff_s=settings.retry_backoff_s, waiting_deadline_s=settings.waiting_deadline_s,
-        heartbeat_stale_s=settings.heartbeat_stale_s, failure_alert_after=settings.alert_after_failures,
+        jobs=jobs,
+        grace_s=settings.grace_s,
+        draw_delay_s=settings.draw_delay_s,
+        retry_backoff_s=settings.retry_backoff_s,
+        waiting_deadline_s=settings.waiting_deadline_s,
+        heartbeat_stale_s=settings.heartbeat_stale_s,
+        failure_alert_after=settings.alert_after_failures,
     )
 
 
@@ -74,13 +79,16 @@ def read_history(store: Store, now: datetime, *, stale_s: float | None = None) -
     since = now - timedelta(days=HISTORY_DAYS)
     runs, missed, letters, first_start = job_table.planner_history(store, since)
     if stale_s is not None:
-        runs = [replace(r, heartbeat_at=now) if r.status == RunStatus.RUNNING and _alive(r, stale_s, now) else r
-                for r in runs]
+        runs = [
+            replace(r, heartbeat_at=now) if r.status == RunStatus.RUNNING and _alive(r, stale_s, now) else r
+            for r in runs
+        ]
     return History(
         runs=tuple(runs),
         missed=tuple(SlotRecord(job, slot, draw) for job, slot, draw, _ in missed),
         dead_letters=tuple(SlotRecord(d.job, d.slot, d.draw_date) for d in letters),
-        scheduler_started=first_start, since=since,
+        scheduler_started=first_start,
+        since=since,
     )
 
 
@@ -96,9 +104,13 @@ class Scheduler:
         self.settings = settings
         self.config = planner_config(settings)
         db = settings.db_path  # a write by any process changes the file or its write-ahead log
-        self._planner = PlanLoop(self.plan, cycle_s=settings.scheduler_cycle_s, on_plan=self._on_plan,
-                                 max_wait_s=min(MAX_WAIT_S, settings.plan_max_age_s / 2),  # /healthz stays fresh
-                                 changes=lambda: file_signature([db, db.with_name(db.name + ".wal")]))
+        self._planner = PlanLoop(
+            self.plan,
+            cycle_s=settings.scheduler_cycle_s,
+            on_plan=self._on_plan,
+            max_wait_s=min(MAX_WAIT_S, settings.plan_max_age_s / 2),  # /healthz stays fresh
+            changes=lambda: file_signature([db, db.with_name(db.name + ".wal")]),
+        )
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -121,8 +133,7 @@ class Scheduler:
         """
         archive.ensure_writable(self.settings.runs_dir)
         store = self.store()
-        job_table.record_scheduler_start(store, at=now or datetime.now(UTC), pid=os.getpid(),
-                                         host=socket.gethostname())
+        job_table.record_scheduler_start(store, at=now or datetime.now(UTC), pid=os.getpid(), host=socket.gethostname())
         return self.recover(store)
 
     def recover(self, store: Store, now: datetime | None = None) -> list[str]:
@@ -145,8 +156,11 @@ class Scheduler:
         at = at or datetime.now(UTC)
         store = store or self.store()
         plan = plan_runs(read_history(store, at, stale_s=self.settings.heartbeat_stale_s), at, self.config)
-        return replace(plan, draws=draw_coverage(store.draw_dates(), at),
-                       dead_runs=find_dead_runs(store, stale_s=self.settings.heartbeat_stale_s, now=at))
+        return replace(
+            plan,
+            draws=draw_coverage(store.draw_dates(), at),
+            dead_runs=find_dead_runs(store, stale_s=self.settings.heartbeat_stale_s, now=at),
+        )
 
     def start_planning(self) -> None:
         """Start the planning thread: plans from now on come from it (see :class:`PlanLoop`)."""
@@ -197,11 +211,16 @@ class Scheduler:
 
     def _run_child(self, due: Due) -> RunStatus:
         """Run the due job in a fresh job process given this scheduler's settings; returns its status."""
-        request = RunRequest(job=due.job, context=RunContext(trigger=parse_trigger(due.reason), slot=due.slot,
-                                                            draw_date=due.draw_date, attempt=due.attempt))
+        request = RunRequest(
+            job=due.job,
+            context=RunContext(
+                trigger=parse_trigger(due.reason), slot=due.slot, draw_date=due.draw_date, attempt=due.attempt
+            ),
+        )
         event = {"job": due.job, "slot": due.slot.isoformat(), "attempt": due.attempt, "trigger": due.reason}
-        log.info("job %s slot %s attempt %d: starting (%s)", due.job, event["slot"], due.attempt, due.reason,
-                 extra=event)
+        log.info(
+            "job %s slot %s attempt %d: starting (%s)", due.job, event["slot"], due.attempt, due.reason, extra=event
+        )
         with tempfile.TemporaryDirectory(prefix="shiol-job-") as folder:
             result_path = Path(folder) / "result.json"
             proc, document = start_job_process(self.settings, request, result_path)
@@ -215,8 +234,12 @@ class Scheduler:
             result = RunResult.read(result_path)
         if result is None:  # the job process died before it could say
             status = RunStatus.REFUSED if proc.returncode == ExitCode.BUSY else RunStatus.FAILED
-            result = RunResult(None, status, f"the job process ended with code {proc.returncode}: "
-                               f"{(err or '').strip()[-500:] or 'no message'}", error_class=ErrorClass.JOB_PROCESS)
+            result = RunResult(
+                None,
+                status,
+                f"the job process ended with code {proc.returncode}: {(err or '').strip()[-500:] or 'no message'}",
+                error_class=ErrorClass.JOB_PROCESS,
+            )
         _log_finished(event, result)
         return RunStatus(result.status)
 
@@ -252,8 +275,9 @@ class Scheduler:
         now = datetime.now(UTC)
         reconcile_incidents(self.settings, store, plan, now=now)
         for missed in plan.missed:
-            job_table.record_missed(store, job=missed.job, slot=missed.slot, draw_date=missed.draw_date,
-                                    kind=missed.kind, at=now)
+            job_table.record_missed(
+                store, job=missed.job, slot=missed.slot, draw_date=missed.draw_date, kind=missed.kind, at=now
+            )
 
     def _dead_letter(self, store: Store, row: run_table.RunRow | None) -> None:
         if row is None:
@@ -268,15 +292,28 @@ class Scheduler:
         if row.draw_date is not None:
             command += f" --draw-date {row.draw_date.isoformat()}"
         letter = job_table.DeadLetter(
-            dead_letter_id=job_table.new_dead_letter_id(), job=row.job, slot=row.slot, draw_date=row.draw_date,
-            attempts=row.attempt, last_run_id=row.run_id, error_class=row.error_class or row.status,
-            error=row.error, notebook=notebook, failed_cell=None if cell is None or cell != cell else int(cell),
-            rerun_command=command, created_at=datetime.now(UTC), resolved_at=None,
+            dead_letter_id=job_table.new_dead_letter_id(),
+            job=row.job,
+            slot=row.slot,
+            draw_date=row.draw_date,
+            attempts=row.attempt,
+            last_run_id=row.run_id,
+            error_class=row.error_class or row.status,
+            error=row.error,
+            notebook=notebook,
+            failed_cell=None if cell is None or cell != cell else int(cell),
+            rerun_command=command,
+            created_at=datetime.now(UTC),
+            resolved_at=None,
             resolved_by_run_id=None,
         )
         job_table.add_dead_letter(store, letter)
-        self._alert(store, "dead-letter", row.job,
-                    f"{row.job} failed {row.attempt} attempts ({letter.error_class}); re-run with: {command}")
+        self._alert(
+            store,
+            "dead-letter",
+            row.job,
+            f"{row.job} failed {row.attempt} attempts ({letter.error_class}); re-run with: {command}",
+        )
 
     def _send_witness(self, store: Store, job: str, before: ledger.Head | None) -> None:
         """After a job process: the signed ledger head to the alert channels, once, if a run closed meanwhile.
@@ -288,13 +325,20 @@ class Scheduler:
         if head is None or head == before:  # refused, or nothing closed: nothing new to witness
             return
         seen = witness.make(head.seq, head.hash, self.settings.ledger_key)
-        send_alert(self.settings, store, kind=WITNESS_ALERT, job=job, message=f"ledger witness {seen.to_json()}",
-                   dedup_window_s=0)
+        send_alert(
+            self.settings,
+            store,
+            kind=WITNESS_ALERT,
+            job=job,
+            message=f"ledger witness {seen.to_json()}",
+            dedup_window_s=0,
+        )
 
     def _alert(self, store: Store, kind: str, job: str | None, message: str) -> None:
         """Log, post and mail an alert (never raises; a repeat within the dedup window is skipped)."""
-        send_alert(self.settings, store, kind=kind, job=job, message=message,
-                   dedup_window_s=self.settings.alert_dedup_s)
+        send_alert(
+            self.settings, store, kind=kind, job=job, message=message, dedup_window_s=self.settings.alert_dedup_s
+        )
 
 
 def _ledger_head(settings: Settings) -> ledger.Head | None:
@@ -314,5 +358,6 @@ def _log_finished(event: dict[str, object], result: RunResult) -> None:
         log.info(text + f"finished {result.status}", extra=fields)
         return
     fields.update(error_class=result.error_class or result.status, error=first_line(result.error))
-    log.error(text + f"finished {result.status} [{fields['error_class']}] {fields['error'] or ''}".rstrip(),
-              extra=fields)
+    log.error(
+        text + f"finished {result.status} [{fields['error_class']}] {fields['error'] or ''}".rstrip(), extra=fields
+    )

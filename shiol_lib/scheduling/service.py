@@ -43,6 +43,7 @@ def run_service(app: Rocketry, scheduler: Scheduler, *, grace_s: float = STOP_GR
         log.warning("marked %d run(s) crashed at start-up: %s", len(crashed), ", ".join(crashed))
     app.session.config.cycle_sleep = settings.scheduler_cycle_s
     started = datetime.now(UTC)
+
     def health_store() -> Store:  # a scrape must not wait 30 s behind a busy kernel: 2 s, then a 503
         return open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=min(settings.lock_timeout_s, 2.0))
 
@@ -53,8 +54,13 @@ def run_service(app: Rocketry, scheduler: Scheduler, *, grace_s: float = STOP_GR
         return plan.as_dict()
 
     scheduler.start_planning()
-    health = build_health_app(settings, store_factory=health_store, plan_provider=cached_plan,
-                              started_at=started, plan_age_s=scheduler.plan_age_s)
+    health = build_health_app(
+        settings,
+        store_factory=health_store,
+        plan_provider=cached_plan,
+        started_at=started,
+        plan_age_s=scheduler.plan_age_s,
+    )
     server = make_server(health, settings)
 
     async def main() -> None:

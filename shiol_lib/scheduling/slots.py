@@ -90,9 +90,7 @@ def parse_cron(expr: str) -> CronSpec:
     if expr.strip().startswith("@"):
         raise ScheduleError(f"cron expression {expr!r}: macros like @daily are not supported; write the 5 fields")
     if len(fields) != 5:
-        raise ScheduleError(
-            f"cron expression {expr!r} has {len(fields)} field(s); expected 5: {' '.join(FIELD_NAMES)}"
-        )
+        raise ScheduleError(f"cron expression {expr!r} has {len(fields)} field(s); expected 5: {' '.join(FIELD_NAMES)}")
     for name, text in zip(FIELD_NAMES, fields):
         _check_field_syntax(expr, name, text)
     try:
@@ -191,9 +189,7 @@ def _check_field_syntax(expr: str, name: str, text: str) -> None:
     if _PLAIN_FIELD.match(plain):
         return
     if _NON_STANDARD.search(plain):
-        raise ScheduleError(
-            f"cron expression {expr!r}: {name} field {text!r} uses non-standard syntax (L, W, # or ?)"
-        )
+        raise ScheduleError(f"cron expression {expr!r}: {name} field {text!r} uses non-standard syntax (L, W, # or ?)")
     raise ScheduleError(f"cron expression {expr!r}: {name} field {text!r} has characters cron does not allow")
 
 

@@ -37,9 +37,15 @@ if TYPE_CHECKING:  # the analysis stack (scipy, xgboost, sklearn, matplotlib) lo
 
 # What the pipeline steps import when they run: preload() imports them ahead (a warm step kernel).
 ANALYSIS_MODULES = (
-    "shiol_lib.analysis.backtest", "shiol_lib.analysis.evaluation", "shiol_lib.analysis.findings",
-    "shiol_lib.analysis.model", "shiol_lib.analysis.plots", "shiol_lib.analysis.signals",
-    "shiol_lib.analysis.tickets", "shiol_lib.analysis.weights", "shiol_lib.ingest.update",
+    "shiol_lib.analysis.backtest",
+    "shiol_lib.analysis.evaluation",
+    "shiol_lib.analysis.findings",
+    "shiol_lib.analysis.model",
+    "shiol_lib.analysis.plots",
+    "shiol_lib.analysis.signals",
+    "shiol_lib.analysis.tickets",
+    "shiol_lib.analysis.weights",
+    "shiol_lib.ingest.update",
 )
 
 log = logging.getLogger(__name__)
@@ -82,8 +88,10 @@ def save_metrics(store: Store, run_id: str, step: str, metrics: dict[str, Any]) 
 
 # -- step 2 ------------------------------------------------------------------------------------
 
-def analyze_signals(db_path: str, *, run_id: str, history_end: str, target_draw_date: str,
-                    recent: int = 50, signal_window: int = 52) -> AdaptiveAnalysis:
+
+def analyze_signals(
+    db_path: str, *, run_id: str, history_end: str, target_draw_date: str, recent: int = 50, signal_window: int = 52
+) -> AdaptiveAnalysis:
     """Drift of the number distribution and the walk-forward signal of each feature family."""
     from shiol_lib.analysis.signals import run_adaptive_analysis
 
@@ -91,18 +99,31 @@ def analyze_signals(db_path: str, *, run_id: str, history_end: str, target_draw_
     frame = load_history(store, history_end)
     target = resolve_target(frame, target_draw_date)
     result = run_adaptive_analysis(frame, target_date=target, recent=recent, signal_window=signal_window)
-    prediction_table.save_artifact(store, run_id, "adaptive_analysis", {
-        "drift_tests": result.drift_tests.to_dict("records"),
-        "signal_summary": result.signal_summary.to_dict("records"),
-    }, data_hash=data_hash(frame))
-    save_metrics(store, run_id, "adaptive_analysis", {
-        f"drift_p_{row['kind']}": round(float(row["p_value"]), 6)
-        for row in result.drift_tests.to_dict("records") if "kind" in row
-    })
+    prediction_table.save_artifact(
+        store,
+        run_id,
+        "adaptive_analysis",
+        {
+            "drift_tests": result.drift_tests.to_dict("records"),
+            "signal_summary": result.signal_summary.to_dict("records"),
+        },
+        data_hash=data_hash(frame),
+    )
+    save_metrics(
+        store,
+        run_id,
+        "adaptive_analysis",
+        {
+            f"drift_p_{row['kind']}": round(float(row["p_value"]), 6)
+            for row in result.drift_tests.to_dict("records")
+            if "kind" in row
+        },
+    )
     return result
 
 
 # -- step 3 ------------------------------------------------------------------------------------
+
 
 @dataclass
 class ScoringArtefacts:
@@ -113,8 +134,9 @@ class ScoringArtefacts:
     target: date
 
 
-def optimize_scoring(db_path: str, *, run_id: str, history_end: str, target_draw_date: str, seed: int,
-                     tune_draws: int = 20) -> ScoringArtefacts:
+def optimize_scoring(
+    db_path: str, *, run_id: str, history_end: str, target_draw_date: str, seed: int, tune_draws: int = 20
+) -> ScoringArtefacts:
     """Optimize the ticket scorer's weights and fit the model the generator will use; store both."""
     from shiol_lib.analysis.model import fit_model
     from shiol_lib.analysis.weights import WeightConfig, optimize_weights
@@ -127,10 +149,16 @@ def optimize_scoring(db_path: str, *, run_id: str, history_end: str, target_draw
     digest = data_hash(frame)
     prediction_table.save_artifact(store, run_id, "weights", weights.as_json(), data_hash=digest)
     prediction_table.save_artifact(store, run_id, "model", _model_payload(model), data_hash=digest)
-    save_metrics(store, run_id, "weight_optimization", {
-        "objective": round(weights.objective, 9), "start_objective": round(weights.start_objective, 9),
-        **{f"weight_{k}": round(v, 9) for k, v in asdict(weights.weights).items()},
-    })
+    save_metrics(
+        store,
+        run_id,
+        "weight_optimization",
+        {
+            "objective": round(weights.objective, 9),
+            "start_objective": round(weights.start_objective, 9),
+            **{f"weight_{k}": round(v, 9) for k, v in asdict(weights.weights).items()},
+        },
+    )
     return ScoringArtefacts(weights, model, target)
 
 
@@ -165,28 +193,50 @@ def load_scoring(store: Store, run_id: str, frame: pd.DataFrame) -> tuple[Optimi
 
 # -- step 4 ------------------------------------------------------------------------------------
 
-def validate_history(db_path: str, *, run_id: str, history_end: str, seed: int, test_draws: int = 52,
-                     refit_every: int = 13, window: str = "expanding", n_tickets: int = 100) -> BacktestResult:
+
+def validate_history(
+    db_path: str,
+    *,
+    run_id: str,
+    history_end: str,
+    seed: int,
+    test_draws: int = 52,
+    refit_every: int = 13,
+    window: str = "expanding",
+    n_tickets: int = 100,
+) -> BacktestResult:
     """Walk-forward backtest over the last ``test_draws`` drawings (earlier runs' replays reused); stores it."""
     from shiol_lib.analysis.backtest import BacktestConfig, backtest_window, replay_keys, run_backtest
     from shiol_lib.store.predictions import read_replays, save_replays
 
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
-    config = BacktestConfig(test_draws=test_draws, refit_every=refit_every, window=backtest_window(window),
-                            n_tickets=n_tickets, refit_anchor="era")
+    config = BacktestConfig(
+        test_draws=test_draws,
+        refit_every=refit_every,
+        window=backtest_window(window),
+        n_tickets=n_tickets,
+        refit_anchor="era",
+    )
     known = read_replays(store, replay_keys(frame, config=config, seed=seed))
     result = run_backtest(frame, config=config, seed=seed, known=known, workers=min(2, os.cpu_count() or 1))
     save_replays(store, ((e.key, e.kind, e.draw_date, e.payload) for e in result.computed))
     tickets = result.tickets[["draw_date", *TICKET_COLUMNS]].copy()
     tickets["draw_date"] = tickets["draw_date"].dt.strftime("%Y-%m-%d")
     tickets["score"] = tickets["score"].round(9)
-    prediction_table.save_artifact(store, run_id, "backtest_tickets", tickets.to_dict("split")["data"],
-                                   data_hash=data_hash(frame))
-    save_metrics(store, run_id, "historical_validation", {
-        "drawings": int(len(result.per_draw)), "tickets": int(len(result.tickets)),
-        "mean_white_matches": round(float(result.evaluations["white_matches"].mean()), 9),
-    })
+    prediction_table.save_artifact(
+        store, run_id, "backtest_tickets", tickets.to_dict("split")["data"], data_hash=data_hash(frame)
+    )
+    save_metrics(
+        store,
+        run_id,
+        "historical_validation",
+        {
+            "drawings": int(len(result.per_draw)),
+            "tickets": int(len(result.tickets)),
+            "mean_white_matches": round(float(result.evaluations["white_matches"].mean()), 9),
+        },
+    )
     return result
 
 
@@ -203,8 +253,10 @@ def load_backtest_tickets(store: Store, run_id: str) -> pd.DataFrame:
 
 # -- step 5 ------------------------------------------------------------------------------------
 
-def generate_predictions(db_path: str, *, run_id: str, history_end: str, target_draw_date: str,
-                         n_predictions: int, seed: int) -> pd.DataFrame:
+
+def generate_predictions(
+    db_path: str, *, run_id: str, history_end: str, target_draw_date: str, n_predictions: int, seed: int
+) -> pd.DataFrame:
     """``n_predictions`` ranked tickets for the target from step 3's model and weights; stored by run."""
     from shiol_lib.analysis.tickets import generate_tickets
 
@@ -214,14 +266,21 @@ def generate_predictions(db_path: str, *, run_id: str, history_end: str, target_
     weights, model = load_scoring(store, run_id, frame)
     tickets = generate_tickets(frame, model, weights, target, n=n_predictions, seed=seed)
     prediction_table.replace_predictions(store, run_id, target, tickets[TICKET_COLUMNS])
-    save_metrics(store, run_id, "generate_predictions", {
-        "tickets": int(len(tickets)), "target_draw_date": target.isoformat(),
-        "top_score": round(float(tickets["score"].iloc[0]), 9),
-    })
+    save_metrics(
+        store,
+        run_id,
+        "generate_predictions",
+        {
+            "tickets": int(len(tickets)),
+            "target_draw_date": target.isoformat(),
+            "top_score": round(float(tickets["score"].iloc[0]), 9),
+        },
+    )
     return tickets
 
 
 # -- step 6 ------------------------------------------------------------------------------------
+
 
 @dataclass
 class Performance:
@@ -241,19 +300,24 @@ def analyze_performance(db_path: str, *, run_id: str, history_end: str, alpha: f
     backtest = summarize_performance(evaluate_tickets(load_backtest_tickets(store, run_id), frame), alpha=alpha)
     live_rows = _live_evaluations(store, history_end)
     live = summarize_performance(live_rows, alpha=alpha) if len(live_rows) else None
-    save_metrics(store, run_id, "performance_analysis", {
-        "backtest_p_value": round(float(backtest.white_test.p_value), 9),
-        "backtest_edge": bool(backtest.edge),
-        "backtest_white_mean": round(backtest.white_mean, 9),
-        "backtest_white_expected": round(backtest.white_expected, 9),
-        "backtest_white_ci": [round(backtest.white_ci[0], 9), round(backtest.white_ci[1], 9)],
-        "backtest_draws": int(backtest.n_draws),
-        "backtest_prize_per_dollar": round(backtest.prize_per_dollar, 9),
-        "backtest_prize_per_dollar_expected": round(backtest.prize_per_dollar_expected, 9),
-        "conclusion": backtest.conclusion,
-        "live_tickets": int(len(live_rows)),
-        "live_p_value": round(float(live.white_test.p_value), 9) if live else None,
-    })
+    save_metrics(
+        store,
+        run_id,
+        "performance_analysis",
+        {
+            "backtest_p_value": round(float(backtest.white_test.p_value), 9),
+            "backtest_edge": bool(backtest.edge),
+            "backtest_white_mean": round(backtest.white_mean, 9),
+            "backtest_white_expected": round(backtest.white_expected, 9),
+            "backtest_white_ci": [round(backtest.white_ci[0], 9), round(backtest.white_ci[1], 9)],
+            "backtest_draws": int(backtest.n_draws),
+            "backtest_prize_per_dollar": round(backtest.prize_per_dollar, 9),
+            "backtest_prize_per_dollar_expected": round(backtest.prize_per_dollar_expected, 9),
+            "conclusion": backtest.conclusion,
+            "live_tickets": int(len(live_rows)),
+            "live_p_value": round(float(live.white_test.p_value), 9) if live else None,
+        },
+    )
     return Performance(backtest, live, int(len(live_rows)))
 
 
@@ -269,6 +333,7 @@ def _live_evaluations(store: Store, history_end: str) -> pd.DataFrame:
 
 # -- evaluation job ------------------------------------------------------------------------------
 
+
 def evaluate_predictions(db_path: str) -> pd.DataFrame:
     """Evaluate every stored ticket whose drawing is known and that is pending; return the new evaluations.
 
@@ -281,9 +346,14 @@ def evaluate_predictions(db_path: str) -> pd.DataFrame:
     return rows
 
 
-def planted_bias_check(*, seed: int, n_draws: int = 400, bias: float = 3.0,
-                       biased_whites: tuple[int, ...] = (3, 11, 19, 27, 35, 43, 51, 59),
-                       alpha: float = 0.01) -> dict[str, PerformanceSummary]:
+def planted_bias_check(
+    *,
+    seed: int,
+    n_draws: int = 400,
+    bias: float = 3.0,
+    biased_whites: tuple[int, ...] = (3, 11, 19, 27, 35, 43, 51, 59),
+    alpha: float = 0.01,
+) -> dict[str, PerformanceSummary]:
     """Run the same walk-forward validation and test on a planted-bias and a fair synthetic history.
 
     A sound pipeline finds the planted edge and does not find one in the fair history.
@@ -295,7 +365,9 @@ def planted_bias_check(*, seed: int, n_draws: int = 400, bias: float = 3.0,
     from shiol_lib.analysis.weights import WeightConfig
 
     config = BacktestConfig(
-        test_draws=52, refit_every=26, model=ModelConfig(n_estimators=60),
+        test_draws=52,
+        refit_every=26,
+        model=ModelConfig(n_estimators=60),
         weights=WeightConfig(tune_draws=12, max_evaluations=15),
     )
     out = {}

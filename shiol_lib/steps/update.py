@@ -24,11 +24,16 @@ def update_data(db_path: str, *, offline: bool, run_id: str) -> UpdateReport:
     store = open_step_store(db_path)
     report = update_from_settings(store, load_settings(), offline=offline)
     frame = store.read_draws()
-    save_metrics(store, run_id, "update_data", {
-        "draws": int(len(frame)),
-        "last_draw": frame["draw_date"].max().date().isoformat() if len(frame) else None,
-        "draws_sha256": data_hash(frame) if len(frame) else None,
-    })
+    save_metrics(
+        store,
+        run_id,
+        "update_data",
+        {
+            "draws": int(len(frame)),
+            "last_draw": frame["draw_date"].max().date().isoformat() if len(frame) else None,
+            "draws_sha256": data_hash(frame) if len(frame) else None,
+        },
+    )
     return report
 
 
@@ -42,8 +47,11 @@ def check_update(store: Store, report: UpdateReport, *, expect_draw_date: str = 
     then waits and retries).
     """
     if report.rejected:
-        raise UpdateError(f"{len(report.rejected)} record(s) rejected; nothing from their batch was written: "
-                          + "; ".join(r.as_text() for r in report.rejected[:3]), report)
+        raise UpdateError(
+            f"{len(report.rejected)} record(s) rejected; nothing from their batch was written: "
+            + "; ".join(r.as_text() for r in report.rejected[:3]),
+            report,
+        )
     wanted = date.fromisoformat(expect_draw_date) if expect_draw_date else None
     if wanted is not None and wanted in store.draw_dates():
         return
@@ -51,7 +59,8 @@ def check_update(store: Store, report: UpdateReport, *, expect_draw_date: str = 
         asks = report.source_asks()
         raise NoSourceAnsweredError(
             "no source answered: " + "; ".join(f"{name} {outcome}" for name, (_, outcome) in asks.items()),
-            attempts=[f"{a.source} {a.request}: {a.outcome}" for a in report.attempts])
+            attempts=[f"{a.source} {a.request}: {a.outcome}" for a in report.attempts],
+        )
     if wanted is None:
         return
     if report.sources_failed or report.offline:
@@ -67,11 +76,17 @@ def update_findings(store: Store, report: UpdateReport) -> str:
     days = ", ".join(d.isoformat() for d in report.new_draws[:8]) or "none"
     lines = [
         f"The store holds **{len(frame)} drawings**, {frame['draw_date'].min().date()} .. "
-        f"**{frame['draw_date'].max().date()}**." if len(frame) else "The store holds **no drawings**.",
+        f"**{frame['draw_date'].max().date()}**."
+        if len(frame)
+        else "The store holds **no drawings**.",
         f"New drawings: **{len(report.new_draws)}** ({days}); backfilled: {len(report.backfilled)}; "
         f"seeded from the bundled snapshot: {report.seeded}.",
-        "Sources: " + ("offline, only the bundled snapshot was used." if report.offline else
-                       "; ".join(f"{a.source} {a.outcome}" for a in report.attempts[:6]) or "none asked."),
+        "Sources: "
+        + (
+            "offline, only the bundled snapshot was used."
+            if report.offline
+            else "; ".join(f"{a.source} {a.outcome}" for a in report.attempts[:6]) or "none asked."
+        ),
         f"Expected drawings still missing: {len(report.still_missing)}"
         + (f" ({', '.join(d.isoformat() for d in report.still_missing[:6])})." if report.still_missing else "."),
     ]

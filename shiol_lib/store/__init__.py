@@ -10,5 +10,11 @@ from shiol_lib.store.schema import SCHEMA_VERSION
 from shiol_lib.store.snapshot import connect_snapshot, read_snapshot_draws
 
 __all__ = [
-    "SCHEMA_VERSION", "ApplyResult", "Conflict", "Store", "connect_snapshot", "open_store", "read_snapshot_draws",
+    "SCHEMA_VERSION",
+    "ApplyResult",
+    "Conflict",
+    "Store",
+    "connect_snapshot",
+    "open_store",
+    "read_snapshot_draws",
 ]

@@ -62,8 +62,9 @@ JOB_PUBLISHES_ENV = "WORKBENCH_JOB_PUBLISHES_SNAPSHOT"
 class Store:
     """A DuckDB file plus its reader snapshot. Construct with :func:`open_store`."""
 
-    def __init__(self, path: Path, snapshot_path: Path, *, lock_timeout_s: float = 30.0,
-                 defer_publish: bool = False) -> None:
+    def __init__(
+        self, path: Path, snapshot_path: Path, *, lock_timeout_s: float = 30.0, defer_publish: bool = False
+    ) -> None:
         self.path = Path(path)
         self.snapshot_path = Path(snapshot_path)
         self.lock_timeout_s = lock_timeout_s
@@ -110,8 +111,10 @@ class Store:
                 if publish:  # nothing changed: the snapshot is as current as it was
                     with contextlib.suppress(OSError):
                         self.stale_marker.unlink(missing_ok=True)
-                raise StoreError(f"the change could not be committed to the store {self.path} "
-                                 f"({str(err).splitlines()[0]}); nothing of it was written") from err
+                raise StoreError(
+                    f"the change could not be committed to the store {self.path} "
+                    f"({str(err).splitlines()[0]}); nothing of it was written"
+                ) from err
             if publish and not self.defer_publish:
                 self._publish_snapshot(conn)
 
@@ -174,8 +177,11 @@ class Store:
                 finally:
                     conn.execute("DETACH shiol_snapshot")
             with duckdb.connect(str(tmp)) as copy:
-                copy.execute("CREATE OR REPLACE TABLE snapshot_info AS SELECT ? AS store_path, ? AS schema_version, "
-                             "now() AS published_at", [str(self.path), _schema_version(conn)])
+                copy.execute(
+                    "CREATE OR REPLACE TABLE snapshot_info AS SELECT ? AS store_path, ? AS schema_version, "
+                    "now() AS published_at",
+                    [str(self.path), _schema_version(conn)],
+                )
             os.replace(tmp, self.snapshot_path)
         except (duckdb.Error, OSError) as err:
             with contextlib.suppress(OSError):
@@ -294,19 +300,37 @@ class Store:
                 )
         return result
 
-    def record_update(self, update_id: str, started_at: datetime, finished_at: datetime, *,
-                      offline: bool, counts: dict[str, int], report_json: str) -> None:
+    def record_update(
+        self,
+        update_id: str,
+        started_at: datetime,
+        finished_at: datetime,
+        *,
+        offline: bool,
+        counts: dict[str, int],
+        report_json: str,
+    ) -> None:
         """Append one row to the ``data_updates`` audit table."""
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO data_updates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [update_id, started_at, finished_at, offline, counts["new"], counts["backfilled"],
-                 counts["rejected"], counts["conflicts"], report_json],
+                [
+                    update_id,
+                    started_at,
+                    finished_at,
+                    offline,
+                    counts["new"],
+                    counts["backfilled"],
+                    counts["rejected"],
+                    counts["conflicts"],
+                    report_json,
+                ],
             )
 
 
-def open_store(db_path: Path, snapshot_path: Path | None = None, *, lock_timeout_s: float = 30.0,
-               defer_publish: bool = False) -> Store:
+def open_store(
+    db_path: Path, snapshot_path: Path | None = None, *, lock_timeout_s: float = 30.0, defer_publish: bool = False
+) -> Store:
     """Open (creating its folder if needed) and migrate the store at ``db_path``.
 
     The reader snapshot defaults to ``<name>.snapshot.duckdb`` beside it. ``defer_publish``: see
@@ -331,8 +355,7 @@ def _schema_version(conn: duckdb.DuckDBPyConnection) -> int:
 
 def _stored_by_date(conn: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> dict[date, Draw]:
     rows = conn.execute(
-        "SELECT draw_date, n1, n2, n3, n4, n5, pb, multiplier FROM draws WHERE draw_date IN "
-        "(SELECT unnest(?::DATE[]))",
+        "SELECT draw_date, n1, n2, n3, n4, n5, pb, multiplier FROM draws WHERE draw_date IN (SELECT unnest(?::DATE[]))",
         [list(dates)],
     ).fetchall()
     return {r[0]: Draw(r[0], tuple(r[1:6]), r[6], r[7]) for r in rows}

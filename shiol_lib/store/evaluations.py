@@ -30,8 +30,25 @@ from shiol_lib.store.core import Store
 from shiol_lib.store.rows import scalar
 
 RESULT_COLUMNS = [
-    "run_id", "target_draw_date", "rank", "n1", "n2", "n3", "n4", "n5", "pb", "score", "multiplier",
-    "white_matches", "pb_match", "tier", "prize", "prize_power_play", "jackpot", "ticket_key", "draw_key",
+    "run_id",
+    "target_draw_date",
+    "rank",
+    "n1",
+    "n2",
+    "n3",
+    "n4",
+    "n5",
+    "pb",
+    "score",
+    "multiplier",
+    "white_matches",
+    "pb_match",
+    "tier",
+    "prize",
+    "prize_power_play",
+    "jackpot",
+    "ticket_key",
+    "draw_key",
 ]
 _DRAWN = "d.n1, d.n2, d.n3, d.n4, d.n5"
 _TICKET = "p.run_id, p.target_draw_date, p.rank, p.n1, p.n2, p.n3, p.n4, p.n5, p.pb, p.score"
@@ -146,25 +163,36 @@ def _register_rules(
 ) -> dict[str, object]:
     """Register the prize tiers and the drawings' current keys; the query parameters that go with them."""
     rows = conn.execute("SELECT draw_date, n1, n2, n3, n4, n5, pb, multiplier FROM draws").fetchall()
-    keys = pd.DataFrame({"draw_date": pd.to_datetime([r[0] for r in rows]).astype("datetime64[ns]"),
-                         "draw_key": [draw_key(r[0], r[1:7], r[7]) for r in rows]})
+    keys = pd.DataFrame(
+        {
+            "draw_date": pd.to_datetime([r[0] for r in rows]).astype("datetime64[ns]"),
+            "draw_key": [draw_key(r[0], r[1:7], r[7]) for r in rows],
+        }
+    )
     conn.register("evaluation_draw_keys_frame", keys)
-    conn.execute("CREATE OR REPLACE TEMP VIEW evaluation_draw_keys AS "
-                 "SELECT CAST(draw_date AS DATE) AS draw_date, draw_key FROM evaluation_draw_keys_frame")
+    conn.execute(
+        "CREATE OR REPLACE TEMP VIEW evaluation_draw_keys AS "
+        "SELECT CAST(draw_date AS DATE) AS draw_date, draw_key FROM evaluation_draw_keys_frame"
+    )
     conn.register("evaluation_prize_tiers", _prize_tiers())
-    return {"first": first_date or _ALL_DATES[0], "last": last_date or _ALL_DATES[1],
-            "current_first": CURRENT_MATRIX.first_date}
+    return {
+        "first": first_date or _ALL_DATES[0],
+        "last": last_date or _ALL_DATES[1],
+        "current_first": CURRENT_MATRIX.first_date,
+    }
 
 
 def _prize_tiers() -> pd.DataFrame:
     """:data:`PRIZE_TIERS` as a table: white matches, Powerball matched, label, prize, Power Play prize."""
-    return pd.DataFrame({
-        "whites": pd.array([t.whites for t in PRIZE_TIERS], dtype="int64"),
-        "powerball": pd.array([t.powerball for t in PRIZE_TIERS], dtype="bool"),
-        "label": [t.label for t in PRIZE_TIERS],
-        "prize": pd.array([t.prize for t in PRIZE_TIERS], dtype="Int64"),
-        "power_play_prize": pd.array([t.power_play_prize for t in PRIZE_TIERS], dtype="Int64"),
-    })
+    return pd.DataFrame(
+        {
+            "whites": pd.array([t.whites for t in PRIZE_TIERS], dtype="int64"),
+            "powerball": pd.array([t.powerball for t in PRIZE_TIERS], dtype="bool"),
+            "label": [t.label for t in PRIZE_TIERS],
+            "prize": pd.array([t.prize for t in PRIZE_TIERS], dtype="Int64"),
+            "power_play_prize": pd.array([t.power_play_prize for t in PRIZE_TIERS], dtype="Int64"),
+        }
+    )
 
 
 def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -172,7 +200,16 @@ def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.reindex(columns=RESULT_COLUMNS)
     out["target_draw_date"] = pd.to_datetime(out["target_draw_date"]).astype("datetime64[ns]")
     numbers = ["n1", "n2", "n3", "n4", "n5", "pb", "white_matches"]
-    out = out.astype({**{c: "int64" for c in numbers}, "score": "float64",
-                      "pb_match": "bool", "jackpot": "bool", "multiplier": "Int64", "prize": "Int64",
-                      "prize_power_play": "Int64", "tier": "string"})
+    out = out.astype(
+        {
+            **{c: "int64" for c in numbers},
+            "score": "float64",
+            "pb_match": "bool",
+            "jackpot": "bool",
+            "multiplier": "Int64",
+            "prize": "Int64",
+            "prize_power_play": "Int64",
+            "tier": "string",
+        }
+    )
     return out

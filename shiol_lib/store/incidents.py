@@ -51,8 +51,9 @@ def clear_incident(store: Store, key: str, *, message: str, at: datetime) -> boo
 def update_message(store: Store, key: str, message: str) -> None:
     """Keep the newest message of an open incident (no alert: the incident is the same)."""
     with store.transaction() as conn:
-        conn.execute("UPDATE incidents SET last_message = ? WHERE incident_key = ? AND cleared_at IS NULL",
-                     [message, key])
+        conn.execute(
+            "UPDATE incidents SET last_message = ? WHERE incident_key = ? AND cleared_at IS NULL", [message, key]
+        )
 
 
 def read_incidents(store: Store, keys: list[str] | None = None) -> tuple[dict[str, IncidentRow], dict[str, str]]:
@@ -78,7 +79,8 @@ def read_incidents(store: Store, keys: list[str] | None = None) -> tuple[dict[st
             since = row.opened_at if row.kind == IncidentKind.MISSED_DRAW else datetime.min.replace(tzinfo=UTC)
             found = conn.execute(
                 "SELECT run_id FROM runs WHERE job = ? AND status = 'success' AND started_at >= ? "
-                "ORDER BY started_at DESC LIMIT 1", [row.job, since],
+                "ORDER BY started_at DESC LIMIT 1",
+                [row.job, since],
             ).fetchone()
             if found:
                 successes[key] = found[0]

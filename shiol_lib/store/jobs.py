@@ -25,8 +25,10 @@ class LockHolder:
 
 
 # The job's lock and its run's process and heartbeat; a lock whose run row is gone holds nothing.
-_HOLDER_SQL = ("SELECT l.job, l.run_id, r.pid, r.host, coalesce(r.heartbeat_at, r.started_at) "
-               "FROM job_locks l JOIN runs r ON r.run_id = l.run_id WHERE l.job = ?")
+_HOLDER_SQL = (
+    "SELECT l.job, l.run_id, r.pid, r.host, coalesce(r.heartbeat_at, r.started_at) "
+    "FROM job_locks l JOIN runs r ON r.run_id = l.run_id WHERE l.job = ?"
+)
 
 
 def start_run_exclusive(
@@ -50,8 +52,7 @@ def start_run_exclusive(
         if busy is not None:
             values["status"] = RunStatus.REFUSED
             values["finished_at"] = row.started_at
-            values["error"] = (f"job {row.job} is already running as run {busy.run_id} "
-                               f"(pid {busy.pid} on {busy.host})")
+            values["error"] = f"job {row.job} is already running as run {busy.run_id} (pid {busy.pid} on {busy.host})"
         else:
             conn.execute(
                 "INSERT OR REPLACE INTO job_locks (job, run_id, acquired_at) VALUES (?, ?, ?)",
@@ -96,13 +97,15 @@ def running_runs(store: Store) -> list[RunRow]:
     return [RunRow(*r) for r in rows]
 
 
-def mark_crashed(store: Store, run_id: str, *, at: datetime, reason: str,
-                 ledger_head: tuple[int, str] | None = None) -> None:
+def mark_crashed(
+    store: Store, run_id: str, *, at: datetime, reason: str, ledger_head: tuple[int, str] | None = None
+) -> None:
     """Close a running row whose process is gone, free its job, and anchor the ledger head if given."""
     with store.transaction() as conn:
         conn.execute(
             "UPDATE runs SET status = 'crashed', finished_at = ?, error = ?, error_class = 'crashed' "
-            "WHERE run_id = ? AND status = 'running'", [at, reason, run_id],
+            "WHERE run_id = ? AND status = 'running'",
+            [at, reason, run_id],
         )
         conn.execute("DELETE FROM job_locks WHERE run_id = ?", [run_id])
         if ledger_head is not None:
@@ -156,8 +159,9 @@ def list_dead_letters(store: Store, *, include_resolved: bool = False) -> list[D
     return [DeadLetter(*r) for r in rows]
 
 
-def resolve_dead_letters(store: Store, *, job: str, slot: datetime | None, draw_date: date | None,
-                         run_id: str, at: datetime) -> int:
+def resolve_dead_letters(
+    store: Store, *, job: str, slot: datetime | None, draw_date: date | None, run_id: str, at: datetime
+) -> int:
     """Resolve the open dead letters that a successful run of the same job and slot (or drawing) answers."""
     with store.transaction() as conn:
         before = scalar(conn, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")

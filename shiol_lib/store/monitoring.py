@@ -107,8 +107,9 @@ def open_dead_letters(store: Store) -> list[DeadLetter]:
         return _open_dead_letters(conn)
 
 
-def missed_slots(store: Store, *, kind: MissedKind | str | None = None, limit: int | None = None,
-                 job: str | None = None) -> list[MissedSlot]:
+def missed_slots(
+    store: Store, *, kind: MissedKind | str | None = None, limit: int | None = None, job: str | None = None
+) -> list[MissedSlot]:
     """Recorded missed slots, newest slot first; ``kind`` (a :class:`MissedKind`) and ``job`` filter.
 
     An unknown ``kind`` raises ``ValueError`` naming the kinds.
@@ -137,8 +138,9 @@ def count_missed(store: Store) -> dict[MissedKind, int]:
         return _missed_counts(conn)
 
 
-def record_alert(store: Store, kind: str, job: str | None, message: str, channels: Sequence[str], *,
-                 at: datetime | None = None) -> str:
+def record_alert(
+    store: Store, kind: str, job: str | None, message: str, channels: Sequence[str], *, at: datetime | None = None
+) -> str:
     """Append an alert and the channels that delivered it to ``alerts``; return its id."""
     if not channels:
         raise ValueError("an alert is recorded with at least one channel (the log always delivers)")
@@ -156,7 +158,8 @@ def alert_sent_recently(store: Store, message: str, within_s: float, *, now: dat
     now = now or datetime.now(UTC)
     with store.connect() as conn:
         count = scalar(
-            conn, "SELECT count(*) FROM alerts WHERE message = ? AND created_at > ? AND created_at <= ?",
+            conn,
+            "SELECT count(*) FROM alerts WHERE message = ? AND created_at > ? AND created_at <= ?",
             [message, now - timedelta(seconds=within_s), now],
         )
     return count > 0
@@ -178,10 +181,12 @@ def _job_health(conn: duckdb.DuckDBPyConnection, jobs: Iterable[str]) -> dict[st
         counts.setdefault(job, {})[RunStatus(status)] = n
     last = _newest_runs(conn, "")
     last_finished = _newest_runs(conn, f"WHERE status IN ({finished})")
-    success = dict(conn.execute(
-        "SELECT job, max(coalesce(finished_at, started_at)) FROM runs WHERE status = ? GROUP BY job",
-        [RunStatus.SUCCESS.value],
-    ).fetchall())
+    success = dict(
+        conn.execute(
+            "SELECT job, max(coalesce(finished_at, started_at)) FROM runs WHERE status = ? GROUP BY job",
+            [RunStatus.SUCCESS.value],
+        ).fetchall()
+    )
     statuses: dict[str, list[str]] = {}
     for job, status in conn.execute(f"SELECT job, status FROM runs ORDER BY job, {_NEWEST_FIRST}").fetchall():
         statuses.setdefault(job, []).append(status)
@@ -215,8 +220,9 @@ def _open_dead_letters(conn: duckdb.DuckDBPyConnection) -> list[DeadLetter]:
     return [DeadLetter(*r) for r in rows]
 
 
-def _missed(conn: duckdb.DuckDBPyConnection, kind: MissedKind | str | None, limit: int | None,
-            job: str | None = None) -> list[MissedSlot]:
+def _missed(
+    conn: duckdb.DuckDBPyConnection, kind: MissedKind | str | None, limit: int | None, job: str | None = None
+) -> list[MissedSlot]:
     kind = _missed_kind(kind) if kind is not None else None
     sql = "SELECT job, slot, draw_date, kind, recorded_at FROM missed_slots"
     clauses, params = [], []
@@ -229,8 +235,10 @@ def _missed(conn: duckdb.DuckDBPyConnection, kind: MissedKind | str | None, limi
     sql += " ORDER BY slot DESC, job"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return [MissedSlot(job, slot, drawing, MissedKind(kind), recorded)
-            for job, slot, drawing, kind, recorded in conn.execute(sql, params).fetchall()]
+    return [
+        MissedSlot(job, slot, drawing, MissedKind(kind), recorded)
+        for job, slot, drawing, kind, recorded in conn.execute(sql, params).fetchall()
+    ]
 
 
 def _missed_kind(kind: MissedKind | str) -> MissedKind:
@@ -252,8 +260,10 @@ def _recent_alerts(conn: duckdb.DuckDBPyConnection, limit: int) -> list[Alert]:
         "SELECT alert_id, kind, job, message, created_at, channels FROM alerts "
         f"ORDER BY created_at DESC, alert_id LIMIT {int(limit)}"
     ).fetchall()
-    return [Alert(alert_id, kind, job, message, created_at, tuple(channels.split(",")))
-            for alert_id, kind, job, message, created_at, channels in rows]
+    return [
+        Alert(alert_id, kind, job, message, created_at, tuple(channels.split(",")))
+        for alert_id, kind, job, message, created_at, channels in rows
+    ]
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:

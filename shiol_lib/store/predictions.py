@@ -23,8 +23,16 @@ from shiol_lib.store.runs import refuse_dead_run
 from shiol_lib.store.snapshot import connect_snapshot
 
 EVALUATION_COLUMNS = [
-    "run_id", "rank", "target_draw_date", "draw_key", "white_matches", "pb_match", "tier", "jackpot",
-    "prize", "prize_power_play",
+    "run_id",
+    "rank",
+    "target_draw_date",
+    "draw_key",
+    "white_matches",
+    "pb_match",
+    "tier",
+    "jackpot",
+    "prize",
+    "prize_power_play",
 ]
 
 
@@ -72,8 +80,7 @@ def read_evaluations(store: Store, run_id: str | None = None) -> pd.DataFrame:
 def read_snapshot_predictions(snapshot_path: Path, run_id: str | None = None) -> pd.DataFrame:
     """Stored tickets from the published snapshot (read-only: never blocks the writer; JupyterLab)."""
     with connect_snapshot(snapshot_path) as conn:
-        return _query_rows(conn, "run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score", "predictions",
-                           run_id)
+        return _query_rows(conn, "run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, score", "predictions", run_id)
 
 
 def _read_rows(store: Store, columns: str, table: str, run_id: str | None) -> pd.DataFrame:
@@ -104,8 +111,10 @@ def save_artifacts(store: Store, run_id: str, payloads: dict[str, object], *, da
     texts = {kind: json.dumps(payload, sort_keys=True, default=str) for kind, payload in payloads.items()}
     with store.transaction() as conn:
         for kind, text in texts.items():
-            conn.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?)",
-                         [run_id, kind, data_hash, text, datetime.now(UTC)])
+            conn.execute(
+                "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?)",
+                [run_id, kind, data_hash, text, datetime.now(UTC)],
+            )
 
 
 def load_artifact(store: Store, run_id: str, kind: str) -> tuple[Any, str | None]:
@@ -134,7 +143,8 @@ def output_hashes(store: Store, run_id: str) -> dict[str, str]:
     with store.connect() as conn:
         tickets = conn.execute(
             "SELECT target_draw_date, rank, n1, n2, n3, n4, n5, pb, round(score, 9) FROM predictions "
-            "WHERE run_id = ? ORDER BY rank", [run_id]
+            "WHERE run_id = ? ORDER BY rank",
+            [run_id],
         ).fetchall()
         artifacts = conn.execute(
             "SELECT kind, payload FROM artifacts WHERE run_id = ? ORDER BY kind", [run_id]
@@ -162,8 +172,9 @@ def read_replays(store: Store, keys: Sequence[str]) -> dict[str, bytes]:
     wanted = pd.DataFrame({"replay_key": list(dict.fromkeys(keys))})
     with store.connect() as conn:
         conn.register("wanted_replays", wanted)
-        rows = conn.execute("SELECT r.replay_key, r.payload FROM backtest_replays r "
-                            "JOIN wanted_replays w USING (replay_key)").fetchall()
+        rows = conn.execute(
+            "SELECT r.replay_key, r.payload FROM backtest_replays r JOIN wanted_replays w USING (replay_key)"
+        ).fetchall()
         conn.unregister("wanted_replays")
     return {key: bytes(payload) for key, payload in rows}
 
@@ -178,8 +189,10 @@ def save_replays(store: Store, entries: Iterable[tuple[str, str, date, bytes]]) 
         return 0
     now = datetime.now(UTC)
     with store.transaction() as conn:
-        conn.executemany("INSERT OR REPLACE INTO backtest_replays VALUES (?, ?, ?, ?, ?)",
-                         [[key, kind, day, payload, now] for key, kind, day, payload in rows])
+        conn.executemany(
+            "INSERT OR REPLACE INTO backtest_replays VALUES (?, ?, ?, ?, ?)",
+            [[key, kind, day, payload, now] for key, kind, day, payload in rows],
+        )
     return len(rows)
 
 

@@ -57,8 +57,14 @@ def insert_run(store: Store, row: RunRow) -> None:
 
 
 def finish_run(
-    store: Store, run_id: str, *, status: str, finished_at: datetime, error: str | None = None,
-    error_class: str | None = None, ledger_head: tuple[int, str] | None = None,
+    store: Store,
+    run_id: str,
+    *,
+    status: str,
+    finished_at: datetime,
+    error: str | None = None,
+    error_class: str | None = None,
+    ledger_head: tuple[int, str] | None = None,
 ) -> None:
     """Set the final status of a run; with ``ledger_head`` (seq, hash), anchor it in the same transaction."""
     _check_status(status, RUN_STATUSES)
@@ -149,8 +155,16 @@ def list_runs(store: Store, *, job: str | None = None, limit: int | None = None)
 
 
 def upsert_step(
-    store: Store, run_id: str, position: int, step: str, notebook: str, *, status: str,
-    started_at: datetime | None = None, finished_at: datetime | None = None, error: str | None = None,
+    store: Store,
+    run_id: str,
+    position: int,
+    step: str,
+    notebook: str,
+    *,
+    status: str,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    error: str | None = None,
     failed_cell: int | None = None,
 ) -> None:
     """Record (or replace) the state of one step of a run."""

@@ -60,7 +60,8 @@ def last_answer_summary(store: Store, now: datetime) -> dict[str, object]:
                 "last_asked_at_utc": a.last_asked_at.isoformat(),
                 "last_answered_at_utc": a.last_answered_at.isoformat() if a.last_answered_at else None,
                 "last_outcome": a.last_outcome,
-            } for a in answers
+            }
+            for a in answers
         },
     }
 

@@ -52,7 +52,8 @@ def test_scored_drawings_never_reach_their_tickets(frame: pd.DataFrame, result: 
     upto = result.tickets["draw_date"] <= cutoff
     pd.testing.assert_frame_equal(result.tickets.loc[upto], other.tickets.loc[upto])
     assert not result.evaluations.loc[result.evaluations["draw_date"] == cutoff, "white_matches"].equals(
-        other.evaluations.loc[other.evaluations["draw_date"] == cutoff, "white_matches"])
+        other.evaluations.loc[other.evaluations["draw_date"] == cutoff, "white_matches"]
+    )
 
 
 def test_same_seed_same_backtest(frame: pd.DataFrame, result: BacktestResult) -> None:
@@ -92,7 +93,8 @@ def test_a_refit_reuses_an_earlier_model_as_its_tuning_model(frame: pd.DataFrame
     assert len(fits) == len(set(fits)) == 4 + 2  # 4 refit models, 2 tuning models of their own
     targets = result.refits["refit_target"].dt.date.tolist()
     for target, row in zip(targets, result.refits.to_dict("records"), strict=True):
-        alone = optimize_weights(frame_before(frame, target), target_date=target, config=config.weights,
-                                 model_config=config.model, seed=4)  # fits its own tuning model
+        alone = optimize_weights(
+            frame_before(frame, target), target_date=target, config=config.weights, model_config=config.model, seed=4
+        )  # fits its own tuning model
         assert (row["w_model"], row["w_diversity"], row["w_shape"]) == astuple(alone.weights)
         assert row["objective"] == alone.objective

@@ -53,7 +53,10 @@ def test_refits_fall_on_fixed_drawings_of_the_era(frame: pd.DataFrame) -> None:
 
 
 def test_the_next_run_replays_only_the_new_drawing_and_equals_a_fresh_run(
-    frame: pd.DataFrame, previous: BacktestResult, fresh: BacktestResult, caplog: pytest.LogCaptureFixture,
+    frame: pd.DataFrame,
+    previous: BacktestResult,
+    fresh: BacktestResult,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert previous.reused_targets == 0 and {e.kind for e in previous.computed} == {"refit", "tickets"}
     with caplog.at_level(logging.INFO, logger="shiol_lib.analysis.backtest"):
@@ -67,7 +70,9 @@ def test_the_next_run_replays_only_the_new_drawing_and_equals_a_fresh_run(
 
 
 def test_a_run_from_kept_results_alone_computes_nothing_and_equals_a_fresh_run(
-    frame: pd.DataFrame, previous: BacktestResult, fresh: BacktestResult,
+    frame: pd.DataFrame,
+    previous: BacktestResult,
+    fresh: BacktestResult,
 ) -> None:
     again = run_backtest(frame, config=CONFIG, seed=SEED, known=_kept(previous) | _kept(fresh))
     assert again.computed == [] and again.reused_targets == 10
@@ -103,7 +108,10 @@ def test_keys_depend_on_seed_settings_and_code(frame: pd.DataFrame, monkeypatch:
 
 
 def test_an_unreadable_kept_result_is_computed_again(
-    frame: pd.DataFrame, previous: BacktestResult, fresh: BacktestResult, caplog: pytest.LogCaptureFixture,
+    frame: pd.DataFrame,
+    previous: BacktestResult,
+    fresh: BacktestResult,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     kept = _kept(previous) | _kept(fresh)
     broken = {key: (b"{not json" if i % 3 == 0 else payload) for i, (key, payload) in enumerate(kept.items())}
@@ -118,7 +126,9 @@ def test_kept_bytes_decode_to_what_was_encoded(previous: BacktestResult) -> None
         if entry.kind == "tickets":
             tickets = replay.decode_tickets(entry.payload, entry.draw_date)
             assert replay.encode_tickets(tickets) == entry.payload
-            pd.testing.assert_frame_equal(tickets, previous.tickets.loc[previous.tickets["draw_date"].dt.date
-                                                                        == entry.draw_date].reset_index(drop=True))
+            pd.testing.assert_frame_equal(
+                tickets,
+                previous.tickets.loc[previous.tickets["draw_date"].dt.date == entry.draw_date].reset_index(drop=True),
+            )
         else:
             assert replay.encode_refit(replay.decode_refit(entry.payload)) == entry.payload

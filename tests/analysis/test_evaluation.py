@@ -24,8 +24,17 @@ from shiol_lib.errors import DrawFrameError
 WHITES = ["n1", "n2", "n3", "n4", "n5"]
 DAYS = expected_draws(date(2016, 1, 1), date(2016, 3, 1))
 # The current prize table, written out literally (jackpot valued at 0).
-PRIZES = {(5, True): 0, (5, False): 1_000_000, (4, True): 50_000, (4, False): 100, (3, True): 100,
-          (3, False): 7, (2, True): 7, (1, True): 4, (0, True): 4}
+PRIZES = {
+    (5, True): 0,
+    (5, False): 1_000_000,
+    (4, True): 50_000,
+    (4, False): 100,
+    (3, True): 100,
+    (3, False): 7,
+    (2, True): 7,
+    (1, True): 4,
+    (0, True): 4,
+}
 
 
 def _reference(ticket: dict, draw: dict) -> dict:
@@ -40,16 +49,28 @@ def _reference(ticket: dict, draw: dict) -> dict:
     else:
         with_pp = prize * mult
     tier = f"{whites}+PB" if pb else (str(whites) if whites >= 3 else "")
-    return {"white_matches": whites, "pb_match": pb, "prize": prize, "prize_power_play": with_pp,
-            "tier": tier, "jackpot": whites == 5 and pb}
+    return {
+        "white_matches": whites,
+        "pb_match": pb,
+        "prize": prize,
+        "prize_power_play": with_pp,
+        "tier": tier,
+        "jackpot": whites == 5 and pb,
+    }
 
 
 @st.composite
 def draws_and_tickets(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
     days = draw(st.lists(st.sampled_from(DAYS), min_size=1, max_size=5, unique=True))
-    draws = [{"draw_date": d, "whites": sorted(draw(st.lists(st.integers(1, 69), min_size=5, max_size=5, unique=True))),
-              "pb": draw(st.integers(1, 26)), "multiplier": draw(st.sampled_from([None, 2, 3, 4, 5, 10]))}
-             for d in sorted(days)]
+    draws = [
+        {
+            "draw_date": d,
+            "whites": sorted(draw(st.lists(st.integers(1, 69), min_size=5, max_size=5, unique=True))),
+            "pb": draw(st.integers(1, 26)),
+            "multiplier": draw(st.sampled_from([None, 2, 3, 4, 5, 10])),
+        }
+        for d in sorted(days)
+    ]
     tickets = []
     for _ in range(draw(st.integers(1, 25))):
         target = draw(st.sampled_from(draws + [None]))  # None: a drawing not yet known
@@ -64,16 +85,28 @@ def draws_and_tickets(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
 
 
 def _frames(draws: list[dict], tickets: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    draw_frame = pd.DataFrame([{"draw_date": pd.Timestamp(d["draw_date"]), **dict(zip(WHITES, d["whites"])),
-                                "pb": d["pb"], "multiplier": d["multiplier"]} for d in draws])
+    draw_frame = pd.DataFrame(
+        [
+            {
+                "draw_date": pd.Timestamp(d["draw_date"]),
+                **dict(zip(WHITES, d["whites"])),
+                "pb": d["pb"],
+                "multiplier": d["multiplier"],
+            }
+            for d in draws
+        ]
+    )
     draw_frame["multiplier"] = draw_frame["multiplier"].astype("Int64")
-    ticket_frame = pd.DataFrame([{"draw_date": pd.Timestamp(t["draw_date"]), "rank": i + 1,
-                                  **dict(zip(WHITES, t["whites"])), "pb": t["pb"]} for i, t in enumerate(tickets)])
+    ticket_frame = pd.DataFrame(
+        [
+            {"draw_date": pd.Timestamp(t["draw_date"]), "rank": i + 1, **dict(zip(WHITES, t["whites"])), "pb": t["pb"]}
+            for i, t in enumerate(tickets)
+        ]
+    )
     return draw_frame, ticket_frame
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
 @given(draws_and_tickets())
 def test_evaluation_matches_brute_force(case: tuple[list[dict], list[dict]]) -> None:
     draws, tickets = case
@@ -103,9 +136,13 @@ def test_jackpot_valued_zero_and_counted_apart() -> None:
 
 def test_select_unevaluated_new_or_changed_only() -> None:
     frame = real_frame().iloc[-4:].reset_index(drop=True)
-    tickets = pd.concat([frame[["draw_date", *WHITES, "pb"]].assign(rank=1),
-                         frame[["draw_date", *WHITES, "pb"]].assign(rank=2, pb=lambda d: d["pb"] % 26 + 1)],
-                        ignore_index=True)
+    tickets = pd.concat(
+        [
+            frame[["draw_date", *WHITES, "pb"]].assign(rank=1),
+            frame[["draw_date", *WHITES, "pb"]].assign(rank=2, pb=lambda d: d["pb"] % 26 + 1),
+        ],
+        ignore_index=True,
+    )
     future = tickets.iloc[[0]].assign(draw_date=pd.Timestamp("2030-01-02"))
     tickets = pd.concat([tickets, future], ignore_index=True)
     assert len(select_unevaluated(tickets, frame, pd.DataFrame(columns=["ticket_key", "draw_hash"]))) == 8
@@ -115,8 +152,12 @@ def test_select_unevaluated_new_or_changed_only() -> None:
     corrected.loc[2, "multiplier"] = 10 if corrected.loc[2, "multiplier"] != 10 else 2
     again = select_unevaluated(tickets, corrected, done)
     assert set(again["draw_date"]) == {frame.loc[2, "draw_date"]} and len(again) == 2
-    keyed = select_unevaluated(tickets.assign(my_key=range(len(tickets))), corrected,
-                               pd.DataFrame({"ticket_key": ["0", "1"], "draw_hash": ["x", "y"]}), key_column="my_key")
+    keyed = select_unevaluated(
+        tickets.assign(my_key=range(len(tickets))),
+        corrected,
+        pd.DataFrame({"ticket_key": ["0", "1"], "draw_hash": ["x", "y"]}),
+        key_column="my_key",
+    )
     assert len(keyed) == 8 and "my_key" in keyed
     assert ticket_keys(tickets).iloc[0].startswith(frame.loc[0, "draw_date"].strftime("%Y-%m-%d"))
 
@@ -130,8 +171,14 @@ def test_edge_test_detects_leaked_tickets() -> None:
         for rank in range(1, 101):
             others = rng.choice(np.setdiff1d(np.arange(1, 70), draw[WHITES]), 4, replace=False)
             whites = sorted([int(draw["n1"]), *others])  # one drawn white ball in every ticket
-            rows.append({"draw_date": draw["draw_date"], "rank": rank, **dict(zip(WHITES, whites)),
-                         "pb": int(rng.integers(1, 27))})
+            rows.append(
+                {
+                    "draw_date": draw["draw_date"],
+                    "rank": rank,
+                    **dict(zip(WHITES, whites)),
+                    "pb": int(rng.integers(1, 27)),
+                }
+            )
     summary = summarize_performance(evaluate_tickets(pd.DataFrame(rows), frame))
     assert summary.edge and summary.white_test.p_value < 1e-6 and summary.white_test.p_exact < 1e-6
     assert summary.conclusion.startswith("Evidence of an edge")
@@ -140,8 +187,16 @@ def test_edge_test_detects_leaked_tickets() -> None:
 def test_random_tickets_summary_and_conclusion() -> None:
     frame = real_frame().iloc[-60:]
     rng = np.random.default_rng(1)
-    rows = [{"draw_date": d, "rank": r, **dict(zip(WHITES, np.sort(rng.choice(69, 5, replace=False) + 1))),
-             "pb": int(rng.integers(1, 27))} for d in frame["draw_date"] for r in range(1, 101)]
+    rows = [
+        {
+            "draw_date": d,
+            "rank": r,
+            **dict(zip(WHITES, np.sort(rng.choice(69, 5, replace=False) + 1))),
+            "pb": int(rng.integers(1, 27)),
+        }
+        for d in frame["draw_date"]
+        for r in range(1, 101)
+    ]
     evaluations = evaluate_tickets(pd.DataFrame(rows), frame)
     summary = summarize_performance(evaluations, alpha=0.01)
     assert summary.n_draws == 60 and summary.n_tickets == 6000

@@ -69,9 +69,7 @@ def _reference_row(era: pd.DataFrame, t: int, number: int, config: FeatureConfig
     freq = {m: sum(m in s for s in window) / config.pair_window for m in range(1, 70)}
     out["pair_hot"] = sum(freq[m] for s in window if number in s for m in s if m != number) / config.pair_window
     previous = sets[t - 1]
-    out["pair_prev"] = sum(
-        len((s & previous) - {number}) for s in window[:-1] if number in s
-    ) / config.pair_window
+    out["pair_prev"] = sum(len((s & previous) - {number}) for s in window[:-1] if number in s) / config.pair_window
     recent = era[WHITES].to_numpy()[t - config.shape_window : t]
     out["shape_sum"] = recent.sum(axis=1).mean()
     out["shape_odd"] = (recent % 2 == 1).sum(axis=1).mean()

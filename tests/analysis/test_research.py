@@ -52,10 +52,36 @@ class DaskProcesses:
         self.address = f"tcp://127.0.0.1:{_free_port()}"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         common = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        self.scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port",
-                                           self.address.rsplit(":", 1)[1], "--dashboard-address", ":0"], **common)
-        self.workers = [subprocess.Popen([DASK, "worker", self.address, "--nthreads", "1", "--no-nanny",
-                                          "--host", "127.0.0.1", "--no-dashboard"], **common) for _ in range(workers)]
+        self.scheduler = subprocess.Popen(
+            [
+                DASK,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                self.address.rsplit(":", 1)[1],
+                "--dashboard-address",
+                ":0",
+            ],
+            **common,
+        )
+        self.workers = [
+            subprocess.Popen(
+                [
+                    DASK,
+                    "worker",
+                    self.address,
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                ],
+                **common,
+            )
+            for _ in range(workers)
+        ]
         from distributed import Client
 
         deadline = time.monotonic() + 60
@@ -100,8 +126,10 @@ def test_task_seeds_come_from_the_key_alone() -> None:
 def test_keys_refuse_empty_era_crossing_or_too_early_spans() -> None:
     with pytest.raises(ValueError, match="nothing to backtest: no stored drawing from 2030-01-01 to 2030-02-01"):
         research.backtest_keys(real_frame(), date(2030, 1, 1), date(2030, 2, 1), [1], NAMES)
-    refusal = "no drawing from 2015-10-07 to 2015-12-01 has the 56 earlier drawings .* the first stored drawing " \
-              "with enough is 2016-04-20: move the span later"
+    refusal = (
+        "no drawing from 2015-10-07 to 2015-12-01 has the 56 earlier drawings .* the first stored drawing "
+        "with enough is 2016-04-20: move the span later"
+    )
     with pytest.raises(InsufficientHistoryError, match=refusal) as refused:
         research.backtest_keys(real_frame(), date(2015, 10, 7), date(2015, 12, 1), [1], ["fast"])
     assert refused.value.needed == 56 and refused.value.available < 56
@@ -149,7 +177,9 @@ def test_unreachable_address_is_a_clear_error() -> None:
 
 @pytest.mark.slow
 def test_local_cluster_and_separate_processes_give_identical_results(
-    in_process: tuple[pd.DataFrame, dict[str, int]], processes: DaskProcesses, capfd: pytest.CaptureFixture[str],
+    in_process: tuple[pd.DataFrame, dict[str, int]],
+    processes: DaskProcesses,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     expected, _ = in_process
     local, local_workers = _evaluations("local")
@@ -165,7 +195,8 @@ def test_local_cluster_and_separate_processes_give_identical_results(
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_sweep_changes_nothing(
-    in_process: tuple[pd.DataFrame, dict[str, int]], processes: DaskProcesses,
+    in_process: tuple[pd.DataFrame, dict[str, int]],
+    processes: DaskProcesses,
 ) -> None:
     expected, _ = in_process
     victim = next(iter(processes.worker_pids.values()))
@@ -186,8 +217,7 @@ def test_a_worker_killed_mid_sweep_changes_nothing(
 def test_power_study_finds_the_planted_bias_and_holds_alpha_on_fair_histories() -> None:
     """12 fair and 12 planted (strength 3, as in test_synthetic) histories, 20 tested drawings each."""
     histories, alpha = 12, 0.05
-    shared = {"strengths": (1.0, 3.0), "drawings": (20,), "config": research.preset("fast"), "seed": 7,
-              "alpha": alpha}
+    shared = {"strengths": (1.0, 3.0), "drawings": (20,), "config": research.preset("fast"), "seed": 7, "alpha": alpha}
     run = run_tasks(research.power_task, research.power_keys(2, 1, histories), shared, cluster="local")
     cells = research.summarize_power(run.results).set_index("strength")
     fair, planted = cells.loc[1.0], cells.loc[3.0]

@@ -12,7 +12,11 @@ from shiol_lib.domain.game import CURRENT_MATRIX, MATRICES, Matrix
 
 
 def naive_greedy(
-    pool: CandidatePool, weights: Weights, n: int, *, matches: np.ndarray | None = None,
+    pool: CandidatePool,
+    weights: Weights,
+    n: int,
+    *,
+    matches: np.ndarray | None = None,
     temperature: float = SOFT_TEMPERATURE,
 ) -> tuple[np.ndarray, float]:
     """The reference: every candidate's overlap recomputed from the coverage at each of the ``n`` picks."""
@@ -54,9 +58,14 @@ def random_pool(rng: np.random.Generator, size: int, matrix: Matrix, ties: bool)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 400), era=st.sampled_from(MATRICES),
-       ties=st.booleans(), with_matches=st.booleans(),
-       weights=st.tuples(*(st.sampled_from([-1.0, -0.3, 0.0, 0.2, 0.5, 1.0]) for _ in range(3))).filter(any))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 400),
+    era=st.sampled_from(MATRICES),
+    ties=st.booleans(),
+    with_matches=st.booleans(),
+    weights=st.tuples(*(st.sampled_from([-1.0, -0.3, 0.0, 0.2, 0.5, 1.0]) for _ in range(3))).filter(any),
+)
 def test_incremental_greedy_equals_the_naive_reference(
     seed: int, size: int, era: Matrix, ties: bool, with_matches: bool, weights: tuple[float, float, float]
 ) -> None:

@@ -53,7 +53,8 @@ def test_bad_parameters_are_refused() -> None:
 
 
 PLANTED = BacktestConfig(
-    test_draws=52, refit_every=26,
+    test_draws=52,
+    refit_every=26,
     model=ModelConfig(n_estimators=60, features=FeatureConfig()),
     weights=WeightConfig(tune_draws=12, max_evaluations=15),
 )

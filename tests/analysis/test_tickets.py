@@ -28,8 +28,11 @@ def _probabilities(seed: int, spread: float) -> NumberProbabilities:
     base = NumberProbabilities.uniform(TARGET)
     white = 0.02 + spread * rng.random(69)
     pb = 0.01 + spread * rng.random(26)
-    return replace(base, white=pd.Series(white * 5 / white.sum(), index=base.white.index),
-                   pb=pd.Series(pb / pb.sum(), index=base.pb.index))
+    return replace(
+        base,
+        white=pd.Series(white * 5 / white.sum(), index=base.white.index),
+        pb=pd.Series(pb / pb.sum(), index=base.pb.index),
+    )
 
 
 def assert_valid(tickets: pd.DataFrame, n: int, white_max: int = 69, pb_max: int = 26) -> None:
@@ -50,8 +53,13 @@ weights_strategy = st.tuples(*(st.floats(-1, 1, allow_nan=False) for _ in range(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), prob_seed=st.integers(0, 1000),
-       spread=st.floats(0.0, 1.0), weights=weights_strategy)
+@given(
+    n=st.integers(1, 300),
+    seed=st.integers(0, 2**32 - 1),
+    prob_seed=st.integers(0, 1000),
+    spread=st.floats(0.0, 1.0),
+    weights=weights_strategy,
+)
 def test_tickets_are_valid_distinct_and_exactly_n(
     n: int, seed: int, prob_seed: int, spread: float, weights: tuple[float, float, float]
 ) -> None:

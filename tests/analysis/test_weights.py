@@ -65,7 +65,7 @@ def test_tuning_window_lies_before_the_target_and_ignores_later_draws(
     frame: pd.DataFrame, target: date, tuning: TuningSet
 ) -> None:
     assert tuning.dates[-1] < target and len(tuning.dates) == FAST_WEIGHTS.tune_draws
-    assert tuning.dates == [d.date() for d in frame["draw_date"].iloc[-FAST_WEIGHTS.tune_draws:]]
+    assert tuning.dates == [d.date() for d in frame["draw_date"].iloc[-FAST_WEIGHTS.tune_draws :]]
     earlier = tuning.dates[-1]
     cut = frame.loc[frame["draw_date"].dt.date < earlier]
     again = build_tuning_set(frame, earlier, config=FAST_WEIGHTS, model_config=FAST_MODEL, seed=3)

@@ -49,7 +49,12 @@ def test_a_script_without_a_main_guard_replays_on_two_processes(tmp_path: Path) 
         "result = run_backtest(fair_frame(90, seed=3), config=config, seed=1, known={}, workers=2)\n"
         "print('refits', len(result.refits), 'tickets', len(result.tickets))\n"
     )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "refits 3 tickets 800"

@@ -25,11 +25,22 @@ def make_run(runs: Path, job: str = "pipeline", started: datetime = T0, status: 
     for name in ("10_update_data.ipynb", "10_update_data.html", "10_update_data.log"):
         (directory / name).write_text(name)
     manifest = Manifest(
-        run_id=run_id, job=job, trigger="manual", status=RunStatus(status), started_at=started,
+        run_id=run_id,
+        job=job,
+        trigger="manual",
+        status=RunStatus(status),
+        started_at=started,
         finished_at=started + timedelta(seconds=12.5),
         target_draw_date=date(2024, 7, 1),
-        steps=[StepRecord("update_data", "10_update_data.ipynb", StepStatus(status), output="10_update_data.ipynb",
-                          html="10_update_data.html")],
+        steps=[
+            StepRecord(
+                "update_data",
+                "10_update_data.ipynb",
+                StepStatus(status),
+                output="10_update_data.ipynb",
+                html="10_update_data.html",
+            )
+        ],
     )
     manifest.artefacts = artefact_hashes(directory)
     path = archive.write_manifest(directory, manifest)
@@ -128,7 +139,7 @@ def test_index_lists_runs_newest_first_with_relative_links(tmp_path):
     old_id, _ = make_run(tmp_path, started=T0 - timedelta(days=1), status="failed")
     new_id, new_dir = make_run(tmp_path, started=T0)
     page = run_index.write_index(tmp_path).read_text()
-    table = page[page.index('<table id="runs">'):]
+    table = page[page.index('<table id="runs">') :]
     assert table.index(new_id) < table.index(old_id)
     rel = os.path.relpath(new_dir, tmp_path)
     assert f'href="{rel}/10_update_data.html"' in page and f'href="{rel}/10_update_data.ipynb"' in page

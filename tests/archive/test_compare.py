@@ -14,9 +14,15 @@ from shiol_lib.archive.manifest import Manifest
 from shiol_lib.domain.runs import RunStatus
 
 ORIGINAL = Manifest(
-    run_id="20240702T032900Z-a1b2c3", job="pipeline", trigger="on-time", status=RunStatus.SUCCESS,
-    started_at=datetime(2024, 7, 2, 3, 29, tzinfo=UTC), steps=[], seed=20240701,
-    input={"draws_sha256": "ab" * 32, "draw_count": 1648}, outputs={"predictions": "cd" * 32},
+    run_id="20240702T032900Z-a1b2c3",
+    job="pipeline",
+    trigger="on-time",
+    status=RunStatus.SUCCESS,
+    started_at=datetime(2024, 7, 2, 3, 29, tzinfo=UTC),
+    steps=[],
+    seed=20240701,
+    input={"draws_sha256": "ab" * 32, "draw_count": 1648},
+    outputs={"predictions": "cd" * 32},
 )
 
 
@@ -36,8 +42,9 @@ def test_identical_outputs_and_input_compare_identical() -> None:
 
 def test_a_differing_or_missing_output_is_mismatched_but_a_source_dependent_one_is_not() -> None:
     repeat = _repeat(predictions="ee" * 32, **{"artifact:metrics.update_data": "ff" * 32})
-    original = replace(ORIGINAL, outputs={**ORIGINAL.outputs, "weights": "aa" * 32,
-                                          "artifact:metrics.update_data": "00" * 32})
+    original = replace(
+        ORIGINAL, outputs={**ORIGINAL.outputs, "weights": "aa" * 32, "artifact:metrics.update_data": "00" * 32}
+    )
     comparison = compare_outputs(original, repeat)
     assert not comparison.identical and comparison.mismatched == ("predictions", "weights")
     assert list(comparison.outputs) == ["artifact:metrics.update_data", "predictions", "weights"]
@@ -58,11 +65,19 @@ def test_other_input_data_or_no_outputs_is_never_identical() -> None:
 def test_the_rerun_json_keeps_the_keys_values_and_order_it_always_had() -> None:
     comparison = compare_outputs(ORIGINAL, _repeat(predictions="ee" * 32))
     result = RerunResult("20240703T010000Z-d4e5f6", ORIGINAL.run_id, ORIGINAL.status, Path("/runs/x"), comparison)
-    before = json.dumps({  # what `shiol rerun --json` printed from the dicts
-        "run_id": "20240703T010000Z-d4e5f6", "rerun_of": ORIGINAL.run_id, "status": ORIGINAL.status,
-        "directory": "/runs/x", "identical": False, "input_identical": True, "mismatched": ["predictions"],
-        "outputs": {"predictions": {"original": "cd" * 32, "rerun": "ee" * 32, "compared": True}},
-    }, indent=2)
+    before = json.dumps(
+        {  # what `shiol rerun --json` printed from the dicts
+            "run_id": "20240703T010000Z-d4e5f6",
+            "rerun_of": ORIGINAL.run_id,
+            "status": ORIGINAL.status,
+            "directory": "/runs/x",
+            "identical": False,
+            "input_identical": True,
+            "mismatched": ["predictions"],
+            "outputs": {"predictions": {"original": "cd" * 32, "rerun": "ee" * 32, "compared": True}},
+        },
+        indent=2,
+    )
     assert result.to_json() == before
     assert json.loads(result.to_json())["status"] == "success"
 
@@ -70,7 +85,6 @@ def test_the_rerun_json_keeps_the_keys_values_and_order_it_always_had() -> None:
 def test_diff_lists_typed_differences_in_field_order() -> None:
     second = replace(_repeat(predictions="ee" * 32), seed=7)
     differences = diff_manifests(ORIGINAL, second)
-    assert differences == [Difference("outputs.predictions", "cd" * 32, "ee" * 32),
-                           Difference("seed", 20240701, 7)]
+    assert differences == [Difference("outputs.predictions", "cd" * 32, "ee" * 32), Difference("seed", 20240701, 7)]
     assert differences[1].to_dict() == {"field": "seed", "first": 20240701, "second": 7}
     assert diff_manifests(ORIGINAL, ORIGINAL) == []

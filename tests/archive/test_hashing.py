@@ -55,7 +55,7 @@ def test_no_import_circle_among_archive_modules():
     def circle_from(module: str, path: list[str]) -> list[str] | None:
         for target in sorted(graph.get(module, ())):
             if target in path:
-                return [*path[path.index(target):], target]
+                return [*path[path.index(target) :], target]
             found = circle_from(target, [*path, target])
             if found:
                 return found

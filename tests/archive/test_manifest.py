@@ -18,19 +18,44 @@ STARTED = datetime(2024, 7, 2, 3, 29, tzinfo=UTC)
 # A manifest as the first release wrote it (no schema 2 fields, no artefacts); as every release did, its
 # durations are those of its instants (the reader derives them).
 SCHEMA_1 = {
-    "schema": 1, "run_id": "20240702T032900Z-a1b2c3", "job": "pipeline", "slot": "2024-07-01T23:29:00-04:00",
-    "draw_date": "2024-07-01", "trigger": "on-time", "attempt": 1, "status": "success",
-    "started_at": STARTED.isoformat(), "finished_at": "2024-07-02T03:30:40.500000+00:00", "duration_s": 100.5,
-    "seed": 20240701, "parent_run_id": None, "target_draw_date": "2024-07-03", "history_end": "2024-07-01",
-    "input": {"draws_sha256": "ab" * 32, "draw_count": 1648}, "outputs": {"predictions": "cd" * 32},
-    "metrics": {"generate_predictions": {"tickets": 100}}, "code": {"git_commit": "abc", "git_dirty": False},
-    "environment": {"python": "3.11.7"}, "error": None,
+    "schema": 1,
+    "run_id": "20240702T032900Z-a1b2c3",
+    "job": "pipeline",
+    "slot": "2024-07-01T23:29:00-04:00",
+    "draw_date": "2024-07-01",
+    "trigger": "on-time",
+    "attempt": 1,
+    "status": "success",
+    "started_at": STARTED.isoformat(),
+    "finished_at": "2024-07-02T03:30:40.500000+00:00",
+    "duration_s": 100.5,
+    "seed": 20240701,
+    "parent_run_id": None,
+    "target_draw_date": "2024-07-03",
+    "history_end": "2024-07-01",
+    "input": {"draws_sha256": "ab" * 32, "draw_count": 1648},
+    "outputs": {"predictions": "cd" * 32},
+    "metrics": {"generate_predictions": {"tickets": 100}},
+    "code": {"git_commit": "abc", "git_dirty": False},
+    "environment": {"python": "3.11.7"},
+    "error": None,
     "steps": [
-        {"name": "update_data", "notebook": "10_update_data.ipynb", "status": "success",
-         "started_at": STARTED.isoformat(), "finished_at": "2024-07-02T03:29:03.200000+00:00", "duration_s": 3.2,
-         "parameters": {"offline": True}, "output": "10_update_data.ipynb", "html": "10_update_data.html",
-         "log": "10_update_data.log", "error": None, "error_class": None, "failed_cell": None,
-         "command": "papermill ..."},
+        {
+            "name": "update_data",
+            "notebook": "10_update_data.ipynb",
+            "status": "success",
+            "started_at": STARTED.isoformat(),
+            "finished_at": "2024-07-02T03:29:03.200000+00:00",
+            "duration_s": 3.2,
+            "parameters": {"offline": True},
+            "output": "10_update_data.ipynb",
+            "html": "10_update_data.html",
+            "log": "10_update_data.log",
+            "error": None,
+            "error_class": None,
+            "failed_cell": None,
+            "command": "papermill ...",
+        },
         {"name": "adaptive_analysis", "notebook": "20_analyze_signals.ipynb", "status": "pending"},
     ],
 }
@@ -87,8 +112,14 @@ def test_anything_that_is_not_a_manifest_is_refused_with_the_fault(body: str, me
 
 
 def test_the_archive_reads_and_skips_damaged_manifests_with_a_warning(tmp_path, caplog) -> None:
-    good = Manifest(run_id="20240702T032900Z-a1b2c3", job="pipeline", trigger="manual", status=RunStatus.RUNNING,
-                    started_at=STARTED, steps=[StepRecord("update_data", "10_update_data.ipynb")])
+    good = Manifest(
+        run_id="20240702T032900Z-a1b2c3",
+        job="pipeline",
+        trigger="manual",
+        status=RunStatus.RUNNING,
+        started_at=STARTED,
+        steps=[StepRecord("update_data", "10_update_data.ipynb")],
+    )
     folder = archive.run_dir(tmp_path, "pipeline", good.run_id, STARTED)
     folder.mkdir(parents=True)
     archive.write_manifest(folder, good)
@@ -104,20 +135,46 @@ def test_the_archive_reads_and_skips_damaged_manifests_with_a_warning(tmp_path, 
 
 
 def test_run_totals_take_the_largest_peak_and_sum_the_cpu() -> None:
-    steps = [StepRecord("a", "a.ipynb", peak_rss_mb=120.5, cpu_s=1.25), StepRecord("b", "b.ipynb"),
-             StepRecord("c", "c.ipynb", peak_rss_mb=300.0, cpu_s=2.0)]
+    steps = [
+        StepRecord("a", "a.ipynb", peak_rss_mb=120.5, cpu_s=1.25),
+        StepRecord("b", "b.ipynb"),
+        StepRecord("c", "c.ipynb", peak_rss_mb=300.0, cpu_s=2.0),
+    ]
     assert run_totals(steps) == (300.0, 3.25)
     assert run_totals([StepRecord("a", "a.ipynb")]) == (None, None)
 
 
 def test_durations_and_run_totals_are_derived_yet_written_as_before() -> None:
     started = datetime(2024, 7, 2, 3, 29, tzinfo=UTC)
-    steps = [StepRecord("a", "a.ipynb", StepStatus.SUCCESS, started_at=started,
-                        finished_at=started + timedelta(seconds=1.2344), peak_rss_mb=120.5, cpu_s=1.25),
-             StepRecord("b", "b.ipynb", StepStatus.FAILED, started_at=started,
-                        finished_at=started + timedelta(seconds=3), peak_rss_mb=300.0, cpu_s=2.0)]
-    manifest = Manifest(run_id="20240702T032900Z-a1b2c3", job="pipeline", trigger="manual", status=RunStatus.FAILED,
-                        started_at=started, finished_at=started + timedelta(seconds=5), steps=steps)
+    steps = [
+        StepRecord(
+            "a",
+            "a.ipynb",
+            StepStatus.SUCCESS,
+            started_at=started,
+            finished_at=started + timedelta(seconds=1.2344),
+            peak_rss_mb=120.5,
+            cpu_s=1.25,
+        ),
+        StepRecord(
+            "b",
+            "b.ipynb",
+            StepStatus.FAILED,
+            started_at=started,
+            finished_at=started + timedelta(seconds=3),
+            peak_rss_mb=300.0,
+            cpu_s=2.0,
+        ),
+    ]
+    manifest = Manifest(
+        run_id="20240702T032900Z-a1b2c3",
+        job="pipeline",
+        trigger="manual",
+        status=RunStatus.FAILED,
+        started_at=started,
+        finished_at=started + timedelta(seconds=5),
+        steps=steps,
+    )
     data = json.loads(manifest.to_json())
     assert (data["duration_s"], data["peak_rss_mb"], data["cpu_s"]) == (5.0, 300.0, 3.25)
     assert [s["duration_s"] for s in data["steps"]] == [1.234, 3.0]  # ms precision, as recorded before

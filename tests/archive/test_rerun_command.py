@@ -26,8 +26,13 @@ RUN_ID = "20261128T151500Z-a1b2c3"
 
 def test_the_command_runs_on_a_copy_of_the_snapshot_that_no_added_parameter_overrides(tmp_path: Path) -> None:
     notebook = tmp_path / "nb" / "50_generate_predictions.ipynb"
-    line = rerun_command(notebook, {"db_path": str(tmp_path / "var" / "shiol.duckdb"), "run_id": RUN_ID, "seed": 3},
-                         cwd=notebook.parent, runs_dir=tmp_path / "runs", run_id=RUN_ID)
+    line = rerun_command(
+        notebook,
+        {"db_path": str(tmp_path / "var" / "shiol.duckdb"), "run_id": RUN_ID, "seed": 3},
+        cwd=notebook.parent,
+        runs_dir=tmp_path / "runs",
+        run_id=RUN_ID,
+    )
     assert f'cp {tmp_path / "var" / "shiol.snapshot.duckdb"} "$out"/{SCRATCH_STORE} && ' in line
     assert line.endswith(f'-r db_path "$out"/{SCRATCH_STORE}')  # -r is applied after every -p and -y
     assert f"out={tmp_path / 'runs' / 'reruns' / RUN_ID}/$(date -u" in line
@@ -48,19 +53,28 @@ def test_a_pasted_step_command_leaves_the_archived_runs_outputs_in_the_live_stor
     assert done.returncode == 0, done.stdout + done.stderr
     run_id = json.loads(done.stdout)["run_id"]
     shown = _shiol(home, "runs", "show", run_id)
-    line = next(x.split("rerun: ", 1)[1] for x in shown.stdout.splitlines()
-                if "rerun: " in x and "50_generate_predictions" in x)
+    line = next(
+        x.split("rerun: ", 1)[1] for x in shown.stdout.splitlines() if "rerun: " in x and "50_generate_predictions" in x
+    )
     store = open_store(home / "var" / "shiol.duckdb")
     before = prediction_table.output_hashes(store, run_id)
-    pasted = subprocess.run(["bash", "-c", line + " -p seed 1"], capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "SHIOL_HOME": str(home)})
+    pasted = subprocess.run(
+        ["bash", "-c", line + " -p seed 1"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "SHIOL_HOME": str(home)},
+    )
     assert pasted.returncode == 0, pasted.stderr[-2000:]
     assert prediction_table.output_hashes(store, run_id) == before
     scratch = next((home / "runs" / "reruns" / run_id).glob(f"*/{SCRATCH_STORE}"))
     with duckdb.connect(str(scratch), read_only=True) as conn:
-        rerun = conn.execute("SELECT n1, n2, n3, n4, n5, pb FROM predictions WHERE run_id = ? ORDER BY rank",
-                             [run_id]).fetchall()
-    assert len(rerun) == 100 and prediction_table.output_hashes(open_store(scratch), run_id)["predictions"] != \
-        before["predictions"]  # the rerun did write other tickets: to the scratch copy
+        rerun = conn.execute(
+            "SELECT n1, n2, n3, n4, n5, pb FROM predictions WHERE run_id = ? ORDER BY rank", [run_id]
+        ).fetchall()
+    assert (
+        len(rerun) == 100
+        and prediction_table.output_hashes(open_store(scratch), run_id)["predictions"] != before["predictions"]
+    )  # the rerun did write other tickets: to the scratch copy
     verified = _shiol(home, "runs", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr

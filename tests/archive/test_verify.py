@@ -112,8 +112,9 @@ def test_with_a_key_a_forged_entry_is_found_even_when_the_store_anchor_is_forged
     ]
 
 
-@pytest.mark.parametrize("name", ["60_analyze_performance.html", "60_analyze_performance.ipynb",
-                                  "60_analyze_performance.log"])
+@pytest.mark.parametrize(
+    "name", ["60_analyze_performance.html", "60_analyze_performance.ipynb", "60_analyze_performance.log"]
+)
 def test_an_edited_artefact_is_found(home: Home, name: str) -> None:
     directory = next(home.runs.glob("pipeline/*/*"))
     path = directory / name

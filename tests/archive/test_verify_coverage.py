@@ -99,22 +99,24 @@ def test_older_pages_put_back_are_found(keyed: Home, tmp_path: Path) -> None:
     assert any("the pages show entry 3 but the ledger is at entry 4" in p for p in problems), problems
 
 
-@pytest.mark.parametrize(("where", "expected"), [
-    ("notes.txt", "the file notes.txt is not part of the archive"),
-    (".hidden", "the file .hidden is not part of the archive"),
-    ("pipeline/notes.txt", "the file pipeline/notes.txt is not a day folder"),
-    ("pipeline/not-a-day/", "the folder pipeline/not-a-day is not a day folder"),
-    ("pipeline/2026-11-27/notes.txt", "the file pipeline/2026-11-27/notes.txt is not a run folder"),
-    ("pipeline/2026-11-27/x/y.html", "the folder pipeline/2026-11-27/x is not a run folder"),
-    ("pipeline/2026-11-01/", "the folder pipeline/2026-11-01 is empty"),
-    ("other-job/", "the folder other-job is empty"),
-    ("reruns/junk.txt", "the file reruns/junk.txt is not the rerun folder of a run the ledger names"),
-    ("reruns/20261127T000000Z-abcdef/", "the folder reruns/20261127T000000Z-abcdef is not the rerun folder"),
-    ("RUN/x/index.html", "file x is in the run folder but not in its manifest"),
-    ("RUN/x.txt", "file x.txt is in the run folder but not in its manifest"),
-])
-def test_anything_the_ledger_does_not_account_for_is_found_at_any_depth(keyed: Home, where: str,
-                                                                        expected: str) -> None:
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("notes.txt", "the file notes.txt is not part of the archive"),
+        (".hidden", "the file .hidden is not part of the archive"),
+        ("pipeline/notes.txt", "the file pipeline/notes.txt is not a day folder"),
+        ("pipeline/not-a-day/", "the folder pipeline/not-a-day is not a day folder"),
+        ("pipeline/2026-11-27/notes.txt", "the file pipeline/2026-11-27/notes.txt is not a run folder"),
+        ("pipeline/2026-11-27/x/y.html", "the folder pipeline/2026-11-27/x is not a run folder"),
+        ("pipeline/2026-11-01/", "the folder pipeline/2026-11-01 is empty"),
+        ("other-job/", "the folder other-job is empty"),
+        ("reruns/junk.txt", "the file reruns/junk.txt is not the rerun folder of a run the ledger names"),
+        ("reruns/20261127T000000Z-abcdef/", "the folder reruns/20261127T000000Z-abcdef is not the rerun folder"),
+        ("RUN/x/index.html", "file x is in the run folder but not in its manifest"),
+        ("RUN/x.txt", "file x.txt is in the run folder but not in its manifest"),
+    ],
+)
+def test_anything_the_ledger_does_not_account_for_is_found_at_any_depth(keyed: Home, where: str, expected: str) -> None:
     run = sorted(keyed.runs.glob("pipeline/*/*"))[0]
     path = keyed.runs / where.replace("RUN", run.relative_to(keyed.runs).as_posix())
     if where.endswith("/"):
@@ -142,10 +144,28 @@ def _running(home: Home, *, pid: int, host: str, heartbeat: datetime) -> Path:
     folder = archive.run_dir(home.runs, "pipeline", run_id, started)
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text("{}")
-    run_table.insert_run(home.store, run_table.RunRow(
-        run_id=run_id, job="pipeline", slot=None, trigger="manual", status="running", started_at=started,
-        finished_at=None, error=None, error_class=None, target_draw_date=None, attempt=1, parent_run_id=None,
-        seed=1, pid=pid, host=host, heartbeat_at=heartbeat, archive_dir=str(folder)))
+    run_table.insert_run(
+        home.store,
+        run_table.RunRow(
+            run_id=run_id,
+            job="pipeline",
+            slot=None,
+            trigger="manual",
+            status="running",
+            started_at=started,
+            finished_at=None,
+            error=None,
+            error_class=None,
+            target_draw_date=None,
+            attempt=1,
+            parent_run_id=None,
+            seed=1,
+            pid=pid,
+            host=host,
+            heartbeat_at=heartbeat,
+            archive_dir=str(folder),
+        ),
+    )
     return folder
 
 
@@ -156,8 +176,9 @@ def test_a_run_in_flight_on_this_host_is_excused(keyed: Home) -> None:
 
 
 def _dead_pid() -> int:
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(done.stdout)
 
 
@@ -244,8 +265,9 @@ def test_a_rewritten_ledger_and_a_forged_witness_are_found(keyed: Home, tmp_path
     assert code == 8 and "the witness's signature does not match SHIOL_LEDGER_KEY" in out
 
 
-def test_each_ledger_append_logs_a_witness_that_verify_reads(keyed: Home, tmp_path: Path,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_each_ledger_append_logs_a_witness_that_verify_reads(
+    keyed: Home, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level("INFO", logger="shiol_lib.archive.witness"):
         keyed.close_run(40)
     log_file = tmp_path / "shiol.log"

@@ -100,6 +100,7 @@ def test_a_str_parameter_takes_the_text_as_given(tmp_path):
     from shiol_lib.cli.runs import parse_parameters
 
     notebook = Path(__file__).parents[2] / "notebooks" / "50_generate_predictions.ipynb"
-    values = parse_parameters(notebook, (("target_draw_date", "2024-07-01"), ("n_predictions", "5"),
-                                         ("history_end", "no: colon")))
+    values = parse_parameters(
+        notebook, (("target_draw_date", "2024-07-01"), ("n_predictions", "5"), ("history_end", "no: colon"))
+    )
     assert values == {"target_draw_date": "2024-07-01", "n_predictions": 5, "history_end": "no: colon"}

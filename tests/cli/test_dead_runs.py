@@ -34,8 +34,12 @@ def _dead_in(env: dict[str, str]) -> tuple[list[dict], list[dict], str, str]:
     status, plan = _shiol(env, "status", "--json"), _shiol(env, "schedule", "plan", "--json")
     assert status.returncode == 0 and plan.returncode == 0, status.stderr + plan.stderr
     status_text, plan_text = _shiol(env, "status"), _shiol(env, "schedule", "plan")
-    return (json.loads(status.stdout)["dead_runs"], json.loads(plan.stdout)["dead_runs"], status_text.stdout,
-            plan_text.stdout)
+    return (
+        json.loads(status.stdout)["dead_runs"],
+        json.loads(plan.stdout)["dead_runs"],
+        status_text.stdout,
+        plan_text.stdout,
+    )
 
 
 def test_status_and_plan_name_a_run_killed_with_sigkill_at_once(tmp_path: Path) -> None:
@@ -52,7 +56,8 @@ def test_status_and_plan_name_a_run_killed_with_sigkill_at_once(tmp_path: Path) 
     status_dead, plan_dead, status_text, plan_text = _dead_in(env)
     for dead in (status_dead, plan_dead):
         assert [(d["job"], d["run_id"], d["pid"], d["host"]) for d in dead] == [
-            (DATA_UPDATE.name, run_id, holder.pid, socket.gethostname())]
+            (DATA_UPDATE.name, run_id, holder.pid, socket.gethostname())
+        ]
         assert dead[0]["reason"] == "its process is gone on this host" and dead[0]["heartbeat_at_utc"]
     assert f"dead run: {DATA_UPDATE.name} run {run_id} (pid {holder.pid} on" in status_text
     assert f"DEAD {DATA_UPDATE.name} run {run_id} (pid {holder.pid} on" in plan_text

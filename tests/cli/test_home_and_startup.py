@@ -13,9 +13,14 @@ from shiol_lib.cli.main import cli
 from shiol_lib.domain.runs import MissedKind
 
 READ_ONLY = [
-    ["status"], ["runs", "list"], ["runs", "show", "20240701T000000Z-abcdef"], ["runs", "verify"],
-    ["runs", "diff", "20240701T000000Z-abcdef", "20240702T000000Z-abcdef"], ["schedule", "plan"],
-    ["deadletters"], ["runs", "missed"],
+    ["status"],
+    ["runs", "list"],
+    ["runs", "show", "20240701T000000Z-abcdef"],
+    ["runs", "verify"],
+    ["runs", "diff", "20240701T000000Z-abcdef", "20240702T000000Z-abcdef"],
+    ["schedule", "plan"],
+    ["deadletters"],
+    ["runs", "missed"],
 ]
 HEAVY = ("pandas", "numpy", "papermill", "nbformat", "nbconvert", "matplotlib", "sklearn", "xgboost", "jsonschema")
 
@@ -56,8 +61,14 @@ def test_the_first_write_creates_the_store_and_says_where(invoke, tmp_path):
 def test_without_shiol_home_the_store_is_in_the_per_user_folder_not_the_cwd(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
     env.update(HOME=str(tmp_path / "user"), XDG_DATA_HOME=str(tmp_path / "data"))
-    done = subprocess.run([sys.executable, "-m", "shiol_lib.cli", "status"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "shiol_lib.cli", "status"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 5
     assert f"no store at {(tmp_path / 'data').resolve() / 'shiol' / 'var' / 'shiol.duckdb'}" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -69,8 +80,9 @@ def test_runs_missed_offers_exactly_the_missed_kinds_of_the_domain():
 
 
 def _imported(*args: str, env: dict[str, str] | None = None) -> set[str]:
-    done = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True, timeout=60,
-                          env=env)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *args], capture_output=True, text=True, timeout=60, env=env
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
 

@@ -45,8 +45,22 @@ def test_list_shows_the_builtin_jobs_with_next_runs_in_et_and_utc(home):
 
 
 def test_add_an_exploratory_notebook_weekly_then_list_show_pause_resume_remove(home):
-    added = shiol("jobs", "add", FREQUENCIES, "--name", "weekly-freq", "--cron", "0 7 * * 1", "-p", "recent", "30",
-                  "--secret", "MY_TOKEN", "--description", "draw frequencies every Monday")
+    added = shiol(
+        "jobs",
+        "add",
+        FREQUENCIES,
+        "--name",
+        "weekly-freq",
+        "--cron",
+        "0 7 * * 1",
+        "-p",
+        "recent",
+        "30",
+        "--secret",
+        "MY_TOKEN",
+        "--description",
+        "draw frequencies every Monday",
+    )
     assert added.exit_code == 0, added.output
     assert "added job weekly-freq" in added.stdout and "next run" in added.stdout
     text = (home / "jobs.toml").read_text(encoding="utf-8")
@@ -68,8 +82,23 @@ def test_add_an_exploratory_notebook_weekly_then_list_show_pause_resume_remove(h
 
 
 def test_add_refuses_a_bad_definition_one_line_per_problem(home):
-    result = shiol("jobs", "add", FREQUENCIES, "--name", "Bad Name", "--cron", "0 0 31 2 *", "--timezone", "Mars/Base",
-                   "-p", "recent", "many", "-p", "nope", "1")
+    result = shiol(
+        "jobs",
+        "add",
+        FREQUENCIES,
+        "--name",
+        "Bad Name",
+        "--cron",
+        "0 0 31 2 *",
+        "--timezone",
+        "Mars/Base",
+        "-p",
+        "recent",
+        "many",
+        "-p",
+        "nope",
+        "1",
+    )
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
     jobs_file = str(home / "jobs.toml")
@@ -77,8 +106,23 @@ def test_add_refuses_a_bad_definition_one_line_per_problem(home):
         f"error: {jobs_file}: job 'Bad Name': name: 'Bad Name' is not a slug: lowercase letters, digits, '-' and '_', "
         "starting with a letter, at most 63",
     ]
-    result = shiol("jobs", "add", FREQUENCIES, "--name", "bad", "--cron", "0 0 31 2 *", "--timezone", "Mars/Base",
-                   "-p", "recent", "many", "-p", "nope", "1")
+    result = shiol(
+        "jobs",
+        "add",
+        FREQUENCIES,
+        "--name",
+        "bad",
+        "--cron",
+        "0 0 31 2 *",
+        "--timezone",
+        "Mars/Base",
+        "-p",
+        "recent",
+        "many",
+        "-p",
+        "nope",
+        "1",
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     fields = [line.split(": ")[3] for line in result.stderr.splitlines()]
     assert fields == ["schedule.timezone", "schedule.cron", "parameters.nope", "parameters"], result.stderr
@@ -103,8 +147,11 @@ def test_add_after_drawing_and_manual(home):
 
 def test_check_reports_each_problem_and_exits_2(home, tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[[job]]\nname = 'a'\nnotebooks = 'missing.ipynb'\ncolour = 1\n\n"
-                   "[[job]]\nname = 'a'\nnotebooks = 'missing.ipynb'\n", encoding="utf-8")
+    bad.write_text(
+        "[[job]]\nname = 'a'\nnotebooks = 'missing.ipynb'\ncolour = 1\n\n"
+        "[[job]]\nname = 'a'\nnotebooks = 'missing.ipynb'\n",
+        encoding="utf-8",
+    )
     result = shiol("jobs", "check", str(bad))
     assert result.exit_code == 2 and "Traceback" not in result.output
     lines = result.stderr.splitlines()
@@ -143,8 +190,28 @@ def test_list_shows_the_last_result_from_the_store(home):
     settings = load_settings({"SHIOL_HOME": str(home)})
     store = open_store(settings.db_path, settings.snapshot_path)
     started = datetime(2024, 7, 2, 3, 29, tzinfo=UTC)
-    insert_run(store, RunRow("20240702T032900Z-abcdef", "evaluation", None, "manual", "success", started, started,
-                             None, None, None, 1, None, None, None, None, None, None))
+    insert_run(
+        store,
+        RunRow(
+            "20240702T032900Z-abcdef",
+            "evaluation",
+            None,
+            "manual",
+            "success",
+            started,
+            started,
+            None,
+            None,
+            None,
+            1,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ),
+    )
     rows = {r["name"]: r for r in json.loads(shiol("jobs", "list", "--json").stdout)}
     assert rows["evaluation"]["last_result"]["run_id"] == "20240702T032900Z-abcdef"
     assert rows["evaluation"]["last_result"]["status"] == "success"

@@ -30,8 +30,9 @@ def _free_port() -> int:
 
 
 def _get(url: str, method: str = "GET") -> object:
-    request = urllib.request.Request(url, headers={"Authorization": f"token {TOKEN}"}, method=method,
-                                     data=b"{}" if method == "POST" else None)
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"token {TOKEN}"}, method=method, data=b"{}" if method == "POST" else None
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -51,8 +52,13 @@ def test_a_signal_to_shiol_lab_stops_the_server_and_its_kernels(tmp_path: Path, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
     env.update(SHIOL_HOME=str(tmp_path), SHIOL_NOTEBOOKS_DIR=str(REPO / "notebooks"), SHIOL_LAB_TOKEN=TOKEN)
     port = _free_port()
-    lab = subprocess.Popen([sys.executable, "-m", "shiol_lib.cli", "lab", "--port", str(port)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "shiol_lib.cli", "lab", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     family: list[psutil.Process] = []
     try:
         base = f"http://127.0.0.1:{port}"
@@ -76,14 +82,25 @@ def test_a_signal_to_shiol_lab_stops_the_server_and_its_kernels(tmp_path: Path, 
 @pytest.mark.timeout(900)
 def test_lab_lists_notebooks_and_runs_an_exploration_notebook_during_a_pipeline(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
-    env.update(SHIOL_HOME=str(tmp_path), SHIOL_NY_BASE_URL="http://127.0.0.1:9", SHIOL_HTTP_RETRIES="0",
-               SHIOL_NOTEBOOKS_DIR=str(REPO / "notebooks"), SHIOL_LAB_TOKEN=TOKEN)
+    env.update(
+        SHIOL_HOME=str(tmp_path),
+        SHIOL_NY_BASE_URL="http://127.0.0.1:9",
+        SHIOL_HTTP_RETRIES="0",
+        SHIOL_NOTEBOOKS_DIR=str(REPO / "notebooks"),
+        SHIOL_LAB_TOKEN=TOKEN,
+    )
     cli = [sys.executable, "-m", "shiol_lib.cli"]
     seeded = subprocess.run([*cli, "update-data", "--offline"], env=env, capture_output=True, text=True, timeout=120)
     assert seeded.returncode == 0, seeded.stderr
     port = _free_port()
-    lab = subprocess.Popen([*cli, "lab", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lab = subprocess.Popen(
+        [*cli, "lab", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     pipeline = None
     try:
         base = f"http://127.0.0.1:{port}"
@@ -100,8 +117,9 @@ def test_lab_lists_notebooks_and_runs_an_exploration_notebook_during_a_pipeline(
         assert "python3" in _get(f"{base}/api/kernelspecs")["kernelspecs"]
         with pytest.raises(urllib.error.HTTPError):  # no token, no access
             urllib.request.urlopen(f"{base}/api/contents", timeout=10)
-        pipeline = subprocess.Popen([*cli, "run", "pipeline", "--offline"], env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+        pipeline = subprocess.Popen(
+            [*cli, "run", "pipeline", "--offline"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         nb = _run_in_lab_kernel(REPO / "notebooks" / "exploratory" / "1.0-shw-draw-frequencies.ipynb", env)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
         assert errors == []

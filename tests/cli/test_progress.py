@@ -18,9 +18,14 @@ import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = [("update_data", "10_update_data"), ("adaptive_analysis", "20_analyze_signals"),
-         ("weight_optimization", "30_optimize_weights"), ("historical_validation", "40_validate_history"),
-         ("generate_predictions", "50_generate_predictions"), ("performance_analysis", "60_analyze_performance")]
+STEPS = [
+    ("update_data", "10_update_data"),
+    ("adaptive_analysis", "20_analyze_signals"),
+    ("weight_optimization", "30_optimize_weights"),
+    ("historical_validation", "40_validate_history"),
+    ("generate_predictions", "50_generate_predictions"),
+    ("performance_analysis", "60_analyze_performance"),
+]
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
@@ -59,8 +64,13 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_off_a_terminal_each_step_gets_one_start_and_one_end_line(home: Path, quick_notebooks: Path) -> None:
-    done = subprocess.run(shiol("run", "pipeline", "--offline", "--json"), capture_output=True, text=True,
-                          env=env_for(home, SHIOL_NOTEBOOKS_DIR=str(quick_notebooks)), timeout=600)
+    done = subprocess.run(
+        shiol("run", "pipeline", "--offline", "--json"),
+        capture_output=True,
+        text=True,
+        env=env_for(home, SHIOL_NOTEBOOKS_DIR=str(quick_notebooks)),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     run_id = re.search(r'"run_id": "([^"]+)"', done.stdout).group(1)
     lines = done.stderr.splitlines()
@@ -71,8 +81,13 @@ def test_off_a_terminal_each_step_gets_one_start_and_one_end_line(home: Path, qu
     assert len(lines) == 12, lines  # nothing else: no progress bar, no papermill log
     for line, start in zip(lines, expected, strict=True):
         assert line.startswith(start), (line, start)
-    again = subprocess.run(shiol("rerun", run_id), capture_output=True, text=True,
-                           env=env_for(home, SHIOL_NOTEBOOKS_DIR=str(quick_notebooks)), timeout=600)
+    again = subprocess.run(
+        shiol("rerun", run_id),
+        capture_output=True,
+        text=True,
+        env=env_for(home, SHIOL_NOTEBOOKS_DIR=str(quick_notebooks)),
+        timeout=600,
+    )
     assert again.returncode in (0, 8), again.stderr  # 8: these notebooks store no outputs to compare
     rerun_id = re.search(r"^rerun (\S+) of", again.stdout).group(1)
     lines = again.stderr.splitlines()
@@ -106,8 +121,9 @@ def read_pty(argv: list[str], env: dict[str, str], timeout_s: float = 600) -> tu
 
 @pytest.mark.slow
 def test_on_a_terminal_steps_and_papermill_progress_bars_show(home: Path, quick_notebooks: Path) -> None:
-    code, text = read_pty(shiol("run", "pipeline", "--offline"),
-                          env_for(home, SHIOL_NOTEBOOKS_DIR=str(quick_notebooks)))
+    code, text = read_pty(
+        shiol("run", "pipeline", "--offline"), env_for(home, SHIOL_NOTEBOOKS_DIR=str(quick_notebooks))
+    )
     assert code == 0, text
     for position, (name, _) in enumerate(STEPS, start=1):
         assert f"[{position}/6] {name} (pipeline, run " in text

@@ -41,8 +41,9 @@ main()
 
 def _audited(home: Path, record: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9"}
-    return subprocess.run([sys.executable, "-c", AUDITED_SHIOL, str(record), *args], env=env, capture_output=True,
-                          text=True, timeout=300)  # a hang guard only
+    return subprocess.run(
+        [sys.executable, "-c", AUDITED_SHIOL, str(record), *args], env=env, capture_output=True, text=True, timeout=300
+    )  # a hang guard only
 
 
 def test_a_second_pipeline_start_is_refused_before_the_runner_or_a_kernel(tmp_path: Path) -> None:
@@ -51,8 +52,9 @@ def test_a_second_pipeline_start_is_refused_before_the_runner_or_a_kernel(tmp_pa
     with hold_job(tmp_path, PIPELINE.name) as (holder, holder_run):
         # The audit itself sees what it looks for: a step start (free job) imports the runner and starts a
         # kernel before its bad parameter is refused.
-        control = _audited(tmp_path, tmp_path / "control.txt", "run", "step", "generate_predictions",
-                           "-p", "run_id", holder_run)
+        control = _audited(
+            tmp_path, tmp_path / "control.txt", "run", "step", "generate_predictions", "-p", "run_id", holder_run
+        )
         assert control.returncode == ExitCode.USAGE, control.stderr
         seen = (tmp_path / "control.txt").read_text()
         assert "import nbformat" in seen and "spawn" in seen

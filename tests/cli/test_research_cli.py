@@ -18,8 +18,11 @@ def _closed_address() -> str:
 def test_unreachable_cluster_exits_2_naming_it_and_records_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIOL_HOME", str(tmp_path))
     address = _closed_address()
-    done = CliRunner().invoke(cli, ["research", "backtest", "--from", "2024-01-01", "--to", "2024-01-31",
-                                    "--cluster", address, "--json"], prog_name="shiol")
+    done = CliRunner().invoke(
+        cli,
+        ["research", "backtest", "--from", "2024-01-01", "--to", "2024-01-31", "--cluster", address, "--json"],
+        prog_name="shiol",
+    )
     assert done.exit_code == 2, done.output
     assert f"cannot reach the Dask scheduler at {address}" in done.output
     assert not (tmp_path / "runs").exists() and not (tmp_path / "var").exists()
@@ -37,12 +40,17 @@ def test_a_span_without_enough_history_exits_2_naming_the_dates_and_runs_nothing
     monkeypatch.setenv("SHIOL_HOME", str(tmp_path))
     assert CliRunner().invoke(cli, ["update-data", "--offline"], prog_name="shiol").exit_code == 0
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "var" not in p.parts)
-    for span, message in ((("2015-10-07", "2015-12-01"), "no drawing from 2015-10-07 to 2015-12-01 has the 56 "
-                           "earlier drawings of the 2015-69/26 era"),
-                          (("2030-01-01", "2030-02-01"), "no stored drawing from 2030-01-01 to 2030-02-01"),
-                          (("2015-01-01", "2016-01-01"), "crosses a game-matrix change")):
-        done = CliRunner().invoke(cli, ["research", "backtest", "--from", span[0], "--to", span[1], "--json"],
-                                  prog_name="shiol")
+    for span, message in (
+        (
+            ("2015-10-07", "2015-12-01"),
+            "no drawing from 2015-10-07 to 2015-12-01 has the 56 earlier drawings of the 2015-69/26 era",
+        ),
+        (("2030-01-01", "2030-02-01"), "no stored drawing from 2030-01-01 to 2030-02-01"),
+        (("2015-01-01", "2016-01-01"), "crosses a game-matrix change"),
+    ):
+        done = CliRunner().invoke(
+            cli, ["research", "backtest", "--from", span[0], "--to", span[1], "--json"], prog_name="shiol"
+        )
         assert done.exit_code == 2, done.output
         assert message in done.output and "nothing was run" in done.output
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "var" not in p.parts) == before

@@ -64,8 +64,9 @@ def check_archived(home: Path, data: dict, job: str, notebook: str) -> dict:
 
 @pytest.mark.slow
 def test_backtest_and_power_print_their_figures_archive_a_report_and_verify(home: Path) -> None:
-    done = shiol(home, "research", "backtest", "--from", "2016-04-13", "--to", "2016-04-23", "--cluster", "none",
-                 "--json")
+    done = shiol(
+        home, "research", "backtest", "--from", "2016-04-13", "--to", "2016-04-23", "--cluster", "none", "--json"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     bt = json.loads(done.stdout)
     assert bt["status"] == "success" and bt["cluster"] == "none" and bt["error"] is None
@@ -74,8 +75,10 @@ def test_backtest_and_power_print_their_figures_archive_a_report_and_verify(home
     low, high = bt["white_ci"]
     assert low <= bt["mean_white_matches"] <= high and 0 <= bt["p_value"] <= 1
     assert bt["expected_white_matches"] == pytest.approx(25 / 69)
-    assert bt["skipped"]["drawings"] == 2 and (bt["skipped"]["from"], bt["skipped"]["to"]) == ("2016-04-13",
-                                                                                              "2016-04-16")
+    assert bt["skipped"]["drawings"] == 2 and (bt["skipped"]["from"], bt["skipped"]["to"]) == (
+        "2016-04-13",
+        "2016-04-16",
+    )
     assert bt["skipped"]["needed"] == 56 and bt["skipped"]["available"] == 54 and bt["skipped"]["reason"]
     assert bt["tasks_by_worker"] == {"in-process": 2}
     manifest = check_archived(home, bt, "research_backtest", "80_research_backtest")
@@ -83,8 +86,20 @@ def test_backtest_and_power_print_their_figures_archive_a_report_and_verify(home
     report = (Path(bt["directory"]) / "80_research_backtest.html").read_text()
     assert "Skipped 2 drawing(s)" in report and "2016-04-13 .. 2016-04-16" in report
 
-    done = shiol(home, "research", "power", "--strengths", "3.0", "--drawings", "20", "--histories", "2",
-                 "--cluster", "none", "--json")
+    done = shiol(
+        home,
+        "research",
+        "power",
+        "--strengths",
+        "3.0",
+        "--drawings",
+        "20",
+        "--histories",
+        "2",
+        "--cluster",
+        "none",
+        "--json",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     power = json.loads(done.stdout)
     assert power["status"] == "success" and power["histories"] == 2
@@ -105,16 +120,22 @@ def sweep_cell_running(home: Path) -> bool:
             nb = nbformat.read(partial, as_version=4)
         except Exception:  # noqa: BLE001 - caught while papermill writes it: look again
             return False
-        return any("steps.research_backtest(" in c.source and c.metadata.get("papermill", {}).get("status") ==
-                   "running" for c in nb.cells)
+        return any(
+            "steps.research_backtest(" in c.source and c.metadata.get("papermill", {}).get("status") == "running"
+            for c in nb.cells
+        )
     return False
 
 
 @pytest.mark.slow
 def test_a_sweep_stopped_by_sigterm_is_recorded_interrupted_with_nothing_half_written(home: Path) -> None:
-    job = subprocess.Popen([*SHIOL, "research", "backtest", "--from", "2024-01-01", "--to", "2024-04-30",
-                            "--cluster", "none", "--json"], env=env_for(home), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        [*SHIOL, "research", "backtest", "--from", "2024-01-01", "--to", "2024-04-30", "--cluster", "none", "--json"],
+        env=env_for(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not sweep_cell_running(home):
         assert job.poll() is None, job.communicate()

@@ -24,12 +24,20 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIOL_HOME", str(tmp_path))
     settings = load_settings()
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5)
-    record_missed(store, job="pipeline", slot=datetime(2024, 7, 1, 23, 29, tzinfo=ET), draw_date=date(2024, 7, 1),
-                  kind="draw", at=RECORDED)
-    record_missed(store, job="evaluation", slot=datetime(2024, 12, 2, 6, 15, tzinfo=ET), draw_date=None,
-                  kind="slot", at=RECORDED)
-    record_missed(store, job="evaluation", slot=datetime(2024, 12, 2, 12, 15, tzinfo=ET), draw_date=None,
-                  kind="slot", at=RECORDED)
+    record_missed(
+        store,
+        job="pipeline",
+        slot=datetime(2024, 7, 1, 23, 29, tzinfo=ET),
+        draw_date=date(2024, 7, 1),
+        kind="draw",
+        at=RECORDED,
+    )
+    record_missed(
+        store, job="evaluation", slot=datetime(2024, 12, 2, 6, 15, tzinfo=ET), draw_date=None, kind="slot", at=RECORDED
+    )
+    record_missed(
+        store, job="evaluation", slot=datetime(2024, 12, 2, 12, 15, tzinfo=ET), draw_date=None, kind="slot", at=RECORDED
+    )
     return tmp_path
 
 
@@ -54,8 +62,11 @@ def test_json_gives_iso_8601_instants_with_their_offset(home):
     rows = json.loads(shiol("--json"))
     assert [r["job"] for r in rows] == ["evaluation", "evaluation", "pipeline"]
     assert rows[2] == {
-        "job": "pipeline", "kind": "draw", "draw_date": "2024-07-01",
-        "slot_et": "2024-07-01T23:29:00-04:00", "slot_utc": "2024-07-02T03:29:00+00:00",
+        "job": "pipeline",
+        "kind": "draw",
+        "draw_date": "2024-07-01",
+        "slot_et": "2024-07-01T23:29:00-04:00",
+        "slot_utc": "2024-07-02T03:29:00+00:00",
         "recorded_at": "2024-12-03T12:00:00+00:00",
     }
     assert rows[0]["slot_et"] == "2024-12-02T12:15:00-05:00" and rows[0]["draw_date"] is None
@@ -65,7 +76,8 @@ def test_json_gives_iso_8601_instants_with_their_offset(home):
 
 def test_job_kind_and_limit_filter(home):
     assert [r["slot_et"] for r in json.loads(shiol("--json", "--job", "evaluation", "--limit", "1"))] == [
-        "2024-12-02T12:15:00-05:00"]
+        "2024-12-02T12:15:00-05:00"
+    ]
     assert [r["job"] for r in json.loads(shiol("--json", "--job", "pipeline"))] == ["pipeline"]
     assert [r["kind"] for r in json.loads(shiol("--json", "--kind", "draw"))] == ["draw"]
     assert json.loads(shiol("--json", "--job", "data_update")) == []

@@ -42,15 +42,17 @@ def installation(settings) -> service.Installation:
     if not _in_temporary(real):
         return real
     script = Path(shutil.which("true") or "/bin/true").resolve()
-    return service.Installation(script, (script, STAND_IN_ROOT / "venv", Path("/usr"), STAND_IN_ROOT / "src",
-                                         STAND_IN_ROOT / "notebooks"))
+    return service.Installation(
+        script, (script, STAND_IN_ROOT / "venv", Path("/usr"), STAND_IN_ROOT / "src", STAND_IN_ROOT / "notebooks")
+    )
 
 
 def render(env: dict[str, str] | None = None, **options) -> str:
     """The unit for ``HOME`` and :func:`installation`."""
     settings = load_settings({"SHIOL_HOME": str(HOME), **(env or {})})
-    return service.render_unit(settings, **{"user": "shiol", "env_file": ENV_FILE,
-                                            "installation": installation(settings), **options})
+    return service.render_unit(
+        settings, **{"user": "shiol", "env_file": ENV_FILE, "installation": installation(settings), **options}
+    )
 
 
 @pytest.fixture
@@ -152,8 +154,9 @@ def test_paths_and_users_a_unit_cannot_hold_are_refused(env, options, message):
 def _systemd_analyze(tmp_path: Path, name: str, text: str) -> subprocess.CompletedProcess:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    return subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path):

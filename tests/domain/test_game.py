@@ -60,9 +60,7 @@ def test_current_matrix_identities() -> None:
 
 
 def test_expected_prize_of_a_random_ticket() -> None:
-    manual = sum(
-        float(tier_probability(t.whites, t.powerball)) * (t.prize or 0) for t in PRIZE_TIERS
-    )
+    manual = sum(float(tier_probability(t.whites, t.powerball)) * (t.prize or 0) for t in PRIZE_TIERS)
     assert expected_prize() == pytest.approx(manual)
     assert expected_prize(CURRENT_MATRIX, 2) > expected_prize()
     assert prize_value(5, False, multiplier=10) == 2_000_000

@@ -52,20 +52,24 @@ FINISHED = datetime(2024, 7, 1, 4, 0, tzinfo=UTC)
 BACKOFF = (60.0, 120.0)  # three attempts
 
 
-@pytest.mark.parametrize(("status", "attempt", "free", "state", "after_s", "used"), [
-    ("failed", 1, 0, "retry", 60, 1),
-    ("timeout", 2, 0, "retry", 120, 2),
-    ("failed", 3, 0, "exhausted", None, 3),
-    ("crashed", 1, 0, "recovery", 0, 1),
-    ("interrupted", 3, 0, "exhausted", None, 3),
-    ("waiting", 1, 0, "waiting", 60, 0),
-    ("waiting", 5, 4, "waiting", 120, 0),  # waiting attempts are free; the backoff caps at its last delay
-    ("failed", 4, 2, "retry", 120, 2),  # two earlier waiting attempts did not count
-    ("success", 1, 0, "none", None, 1),
-    ("refused", 1, 0, "none", None, 1),
-])
-def test_the_retry_outlook_follows_the_backoff_and_the_attempt_budget(status, attempt, free, state, after_s,
-                                                                       used) -> None:
+@pytest.mark.parametrize(
+    ("status", "attempt", "free", "state", "after_s", "used"),
+    [
+        ("failed", 1, 0, "retry", 60, 1),
+        ("timeout", 2, 0, "retry", 120, 2),
+        ("failed", 3, 0, "exhausted", None, 3),
+        ("crashed", 1, 0, "recovery", 0, 1),
+        ("interrupted", 3, 0, "exhausted", None, 3),
+        ("waiting", 1, 0, "waiting", 60, 0),
+        ("waiting", 5, 4, "waiting", 120, 0),  # waiting attempts are free; the backoff caps at its last delay
+        ("failed", 4, 2, "retry", 120, 2),  # two earlier waiting attempts did not count
+        ("success", 1, 0, "none", None, 1),
+        ("refused", 1, 0, "none", None, 1),
+    ],
+)
+def test_the_retry_outlook_follows_the_backoff_and_the_attempt_budget(
+    status, attempt, free, state, after_s, used
+) -> None:
     outlook = retry_outlook(status, attempt, FINISHED, BACKOFF, free_attempts=free)
     assert (outlook.state, outlook.attempts_used, outlook.max_attempts) == (state, used, 3)
     assert outlook.due_at == (None if after_s is None else FINISHED + timedelta(seconds=after_s))

@@ -27,8 +27,15 @@ def environment(marker: str) -> dict[str, str]:
 
 def run(tmp_path: Path, name: str, pool: KernelPool, env: dict[str, str], *, ahead: bool) -> dict:
     out = tmp_path / f"{name}.json"
-    result = execute(NOTEBOOKS / "writes_environment.ipynb", tmp_path / f"{name}.ipynb",
-                              {"out_path": str(out)}, cwd=tmp_path, env=env, kernels=pool, ahead=ahead)
+    result = execute(
+        NOTEBOOKS / "writes_environment.ipynb",
+        tmp_path / f"{name}.ipynb",
+        {"out_path": str(out)},
+        cwd=tmp_path,
+        env=env,
+        kernels=pool,
+        ahead=ahead,
+    )
     assert result.status == "success", result.error
     return json.loads(out.read_text())
 
@@ -81,8 +88,12 @@ def test_an_interrupted_step_leaves_no_kernel_and_a_rendered_partial_notebook(tm
     # KeyboardInterrupt from a signal handler inside pytest's own process can land inside ast.parse,
     # which leaves CPython 3.11's AST state broken for the rest of the session.)
     out, pid_file = tmp_path / "sleeps.ipynb", tmp_path / "child.pid"
-    step = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_STEP, str(NOTEBOOKS / "sleeps_forever.ipynb"),
-                             str(out), str(pid_file)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    step = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED_STEP, str(NOTEBOOKS / "sleeps_forever.ipynb"), str(out), str(pid_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not pid_file.exists() or not pid_file.read_text().strip():
         assert step.poll() is None, step.communicate()[0]

@@ -33,8 +33,16 @@ time.sleep(600)"""
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
-    env.update({"SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9", "SHIOL_HTTP_RETRIES": "0",
-                "SHIOL_HEARTBEAT_S": "0.5", "SHIOL_HEARTBEAT_STALE_S": "5", **extra})
+    env.update(
+        {
+            "SHIOL_HOME": str(home),
+            "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
+            "SHIOL_HTTP_RETRIES": "0",
+            "SHIOL_HEARTBEAT_S": "0.5",
+            "SHIOL_HEARTBEAT_STALE_S": "5",
+            **extra,
+        }
+    )
     return env
 
 
@@ -87,10 +95,17 @@ def home(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("victim", ["group", "job", "kernel"])
 def test_no_descendant_survives_and_the_dead_run_is_closed(home: Path, tmp_path: Path, victim: str) -> None:
     marker = tmp_path / "child.pid"
-    env = env_for(home, SHIOL_NOTEBOOKS_DIR=str(stalling_notebooks(tmp_path / "notebooks")),
-                  TEST_MARKER_FILE=str(marker))
-    job = subprocess.Popen([SHIOL, "run", "data_update", "--offline", "--json"], env=env, start_new_session=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = env_for(
+        home, SHIOL_NOTEBOOKS_DIR=str(stalling_notebooks(tmp_path / "notebooks")), TEST_MARKER_FILE=str(marker)
+    )
+    job = subprocess.Popen(
+        [SHIOL, "run", "data_update", "--offline", "--json"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not marker.exists():
         assert job.poll() is None, job.communicate()
@@ -122,8 +137,13 @@ def test_no_descendant_survives_and_the_dead_run_is_closed(home: Path, tmp_path:
     if victim != "kernel":
         assert [r["status"] for r in runs_json(home)] == ["running"]  # nobody has noticed yet
         time.sleep(1)
-        again = subprocess.run([SHIOL, "run", "data_update", "--offline", "--json"], env=env_for(home),
-                               capture_output=True, text=True, timeout=300)
+        again = subprocess.run(
+            [SHIOL, "run", "data_update", "--offline", "--json"],
+            env=env_for(home),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert again.returncode == 0, again.stderr
         runs = runs_json(home)
         assert [r["status"] for r in runs] == ["success", "crashed"]
@@ -145,8 +165,13 @@ def test_no_descendant_survives_and_the_dead_run_is_closed(home: Path, tmp_path:
 
 @pytest.mark.slow
 def test_a_step_stopped_before_its_first_cell_still_leaves_a_report(home: Path, tmp_path: Path) -> None:
-    done = subprocess.run([SHIOL, "run", "data_update", "--offline", "--json"], capture_output=True, text=True,
-                          env=env_for(home, SHIOL_RUN_TIMEOUT_S="1"), timeout=300)
+    done = subprocess.run(
+        [SHIOL, "run", "data_update", "--offline", "--json"],
+        capture_output=True,
+        text=True,
+        env=env_for(home, SHIOL_RUN_TIMEOUT_S="1"),
+        timeout=300,
+    )
     assert done.returncode == 6
     outcome = json.loads(done.stdout)
     step = outcome["manifest"]["steps"][0]
@@ -160,34 +185,52 @@ def test_a_step_stopped_before_its_first_cell_still_leaves_a_report(home: Path, 
 
 @pytest.mark.slow
 def test_a_malformed_archived_manifest_never_stops_the_next_run_or_prune(home: Path) -> None:
-    first = subprocess.run([SHIOL, "run", "data_update", "--offline", "--json"], env=env_for(home),
-                           capture_output=True, text=True, timeout=300)
+    first = subprocess.run(
+        [SHIOL, "run", "data_update", "--offline", "--json"],
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert first.returncode == 0, first.stderr
     damaged = Path(json.loads(first.stdout)["directory"]) / "manifest.json"
     damaged.write_text("[]")
-    second = subprocess.run([SHIOL, "run", "data_update", "--offline", "--json"], env=env_for(home),
-                            capture_output=True, text=True, timeout=300)
+    second = subprocess.run(
+        [SHIOL, "run", "data_update", "--offline", "--json"],
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert second.returncode == 0, second.stderr
     assert "skipping an unreadable run folder" in second.stderr and str(damaged) in second.stderr
     statuses = [r["status"] for r in runs_json(home)]
     assert statuses == ["success", "success"]
-    pruned = subprocess.run([SHIOL, "runs", "prune", "--keep-days", "0"], env=env_for(home), capture_output=True,
-                            text=True, timeout=120)
+    pruned = subprocess.run(
+        [SHIOL, "runs", "prune", "--keep-days", "0"], env=env_for(home), capture_output=True, text=True, timeout=120
+    )
     assert pruned.returncode == 0, pruned.stderr
     verified = subprocess.run([SHIOL, "runs", "verify"], env=env_for(home), capture_output=True, text=True)
     assert verified.returncode == 8 and "was changed after the run" in verified.stderr
     assert "Traceback" not in verified.stderr
 
 
-PIPELINE_NOTEBOOKS = ["10_update_data", "20_analyze_signals", "30_optimize_weights", "40_validate_history",
-                      "50_generate_predictions", "60_analyze_performance"]
+PIPELINE_NOTEBOOKS = [
+    "10_update_data",
+    "20_analyze_signals",
+    "30_optimize_weights",
+    "40_validate_history",
+    "50_generate_predictions",
+    "60_analyze_performance",
+]
 VICTIMS = ["group", "job", "kernel"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("position", range(6), ids=PIPELINE_NOTEBOOKS)
-def test_a_pipeline_killed_during_each_step_leaves_no_process_and_no_ticket(home: Path, tmp_path: Path,
-                                                                            position: int) -> None:
+def test_a_pipeline_killed_during_each_step_leaves_no_process_and_no_ticket(
+    home: Path, tmp_path: Path, position: int
+) -> None:
     """Each step in turn, each kill path in turn: no descendant survives, the dead run is closed by the
     next command that runs, its tickets never count, and the archive verifies."""
     victim = VICTIMS[position % 3]
@@ -200,8 +243,14 @@ def test_a_pipeline_killed_during_each_step_leaves_no_process_and_no_ticket(home
         nbformat.write(nb, str(folder / f"{stem}.ipynb"))
     marker = tmp_path / "child.pid"
     env = env_for(home, SHIOL_NOTEBOOKS_DIR=str(folder), TEST_MARKER_FILE=str(marker))
-    job = subprocess.Popen([SHIOL, "run", "pipeline", "--offline", "--json"], env=env, start_new_session=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        [SHIOL, "run", "pipeline", "--offline", "--json"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 400
     while not marker.exists():
         assert job.poll() is None, job.communicate()
@@ -220,8 +269,9 @@ def test_a_pipeline_killed_during_each_step_leaves_no_process_and_no_ticket(home
     job.communicate(timeout=300)
     survivors = wait_gone([p for p in before if p.pid != job.pid])
     assert survivors == [], [" ".join(p.cmdline()) for p in survivors]
-    noticed = subprocess.run([SHIOL, "run", "data_update", "--offline"], env=env_for(home), capture_output=True,
-                             text=True, timeout=300)  # any later run notices and closes a dead one
+    noticed = subprocess.run(
+        [SHIOL, "run", "data_update", "--offline"], env=env_for(home), capture_output=True, text=True, timeout=300
+    )  # any later run notices and closes a dead one
     assert noticed.returncode == 0, noticed.stderr
     runs = {r["job"]: r for r in runs_json(home)}
     pipeline = runs["pipeline"]
@@ -235,7 +285,7 @@ def test_a_pipeline_killed_during_each_step_leaves_no_process_and_no_ticket(home
     assert manifest["steps"][position]["status"] == ("failed" if victim == "kernel" else "crashed")
     if victim == "kernel":
         assert manifest["steps"][position]["error_class"] == "kernel death"
-    assert all(s["status"] == "skipped" for s in manifest["steps"][position + 1:])
+    assert all(s["status"] == "skipped" for s in manifest["steps"][position + 1 :])
     assert (Path(pipeline["archive_dir"]) / f"{PIPELINE_NOTEBOOKS[position]}.html").exists()
     verified = subprocess.run([SHIOL, "runs", "verify"], env=env_for(home), capture_output=True, text=True)
     assert verified.returncode == 0, verified.stdout + verified.stderr

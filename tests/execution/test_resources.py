@@ -19,8 +19,9 @@ HOLD = "import time; b = b'\\x01' * (150 * 1024 * 1024); x = sum(range(3_000_000
 
 
 def test_a_watch_measures_a_tree_peak_memory_and_cpu():
-    proc = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', "
-                             f"{HOLD!r}])"])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {HOLD!r}])"]
+    )
     watch = ResourceWatch(interval_s=0.1)
     watch.watch(proc)
     proc.wait(timeout=60)
@@ -43,8 +44,14 @@ def test_watch_process_does_nothing_without_a_current_watch_and_fills_the_curren
 
 def test_a_tree_above_the_ceiling_is_killed():
     with watching(100, interval_s=0.1) as usage:
-        proc = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, "
-                                 f"'-c', {HOLD!r}]); import time; time.sleep(60)"])
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import subprocess, sys; subprocess.run([sys.executable, "
+                f"'-c', {HOLD!r}]); import time; time.sleep(60)",
+            ]
+        )
         watch_process(proc)
         code = proc.wait(timeout=120)
     assert usage.exceeded and code == -9  # killed by the watch, not ended after its 60 s sleep
@@ -52,9 +59,15 @@ def test_a_tree_above_the_ceiling_is_killed():
 
 
 def test_manifests_without_resource_fields_still_read_and_new_ones_round_trip():
-    old = {"schema": 2, "run_id": "20240701T000000Z-abcdef", "job": "pipeline", "trigger": "manual",
-           "status": "success", "started_at": "2024-07-01T00:00:00+00:00",
-           "steps": [{"name": "a", "notebook": "a.ipynb", "status": "success"}]}
+    old = {
+        "schema": 2,
+        "run_id": "20240701T000000Z-abcdef",
+        "job": "pipeline",
+        "trigger": "manual",
+        "status": "success",
+        "started_at": "2024-07-01T00:00:00+00:00",
+        "steps": [{"name": "a", "notebook": "a.ipynb", "status": "success"}],
+    }
     manifest = Manifest.from_dict(old)
     assert manifest.peak_rss_mb is None and manifest.cpu_s is None and manifest.steps[0].peak_rss_mb is None
     manifest.steps[0].peak_rss_mb, manifest.steps[0].cpu_s = 250.5, 3.5
@@ -67,8 +80,9 @@ def test_manifests_without_resource_fields_still_read_and_new_ones_round_trip():
 @pytest.mark.slow
 def test_a_step_above_the_memory_ceiling_fails_cleanly_with_its_report(tmp_path):
     out = tmp_path / "allocates.ipynb"
-    result = execute(NOTEBOOKS / "allocates_memory.ipynb", out, {"total_mb": 4000, "step_mb": 50},
-                     memory_mb=450, timeout_s=600)
+    result = execute(
+        NOTEBOOKS / "allocates_memory.ipynb", out, {"total_mb": 4000, "step_mb": 50}, memory_mb=450, timeout_s=600
+    )
     assert result.status == "failed" and result.error_class == "memory", result.error
     assert "ceiling of 450 MB" in result.error
     assert 450 < result.peak_rss_mb < 1500  # stopped soon after passing it, far from the 4 GB asked for
@@ -79,7 +93,8 @@ def test_a_step_above_the_memory_ceiling_fails_cleanly_with_its_report(tmp_path)
 
 @pytest.mark.slow
 def test_a_step_under_the_ceiling_reports_its_peak_memory_and_cpu(tmp_path):
-    result = execute(NOTEBOOKS / "allocates_memory.ipynb", tmp_path / "ok.ipynb", {"total_mb": 200},
-                              memory_mb=4096, timeout_s=300)
+    result = execute(
+        NOTEBOOKS / "allocates_memory.ipynb", tmp_path / "ok.ipynb", {"total_mb": 200}, memory_mb=4096, timeout_s=300
+    )
     assert result.status == "success", result.error
     assert result.peak_rss_mb > 200 and result.cpu_s > 0.2

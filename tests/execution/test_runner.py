@@ -67,9 +67,7 @@ def test_unknown_notebook_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_success_writes_notebook_html_and_injected_parameters(tmp_path, new_children):
     out = tmp_path / "adds.ipynb"
-    result = execute(
-        NOTEBOOKS / "adds_numbers.ipynb", out, {"a": 2, "b": 0.5, "out_path": str(tmp_path / "r.txt")}
-    )
+    result = execute(NOTEBOOKS / "adds_numbers.ipynb", out, {"a": 2, "b": 0.5, "out_path": str(tmp_path / "r.txt")})
     assert result.status == "success" and result.error is None
     assert (tmp_path / "r.txt").read_text() == "sum=2.5"
     nb = nbformat.read(out, as_version=4)
@@ -121,16 +119,24 @@ def test_kernel_death_is_classified(tmp_path, new_children):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "status", "error_class"), [
-    ("waiting", "waiting", "waiting"),  # a subclass of DrawNotPublishedError under another name
-    ("fetch", "failed", "fetch"),  # a subclass of FetchError
-    ("plain", "failed", "cell error"),  # not a workbench error
-])
-def test_how_a_step_ended_comes_from_the_exception_class_not_its_name(tmp_path, new_children, kind, status,
-                                                                       error_class):
+@pytest.mark.parametrize(
+    ("kind", "status", "error_class"),
+    [
+        ("waiting", "waiting", "waiting"),  # a subclass of DrawNotPublishedError under another name
+        ("fetch", "failed", "fetch"),  # a subclass of FetchError
+        ("plain", "failed", "cell error"),  # not a workbench error
+    ],
+)
+def test_how_a_step_ended_comes_from_the_exception_class_not_its_name(
+    tmp_path, new_children, kind, status, error_class
+):
     out = tmp_path / f"{kind}.ipynb"
-    result = execute(NOTEBOOKS / "raises_renamed_errors.ipynb", out, {"kind": kind},
-                     title=ReportTitle("20240702T032900Z-a1b2c3", "pipeline", "2024-07-03"))
+    result = execute(
+        NOTEBOOKS / "raises_renamed_errors.ipynb",
+        out,
+        {"kind": kind},
+        title=ReportTitle("20240702T032900Z-a1b2c3", "pipeline", "2024-07-03"),
+    )
     assert result.status == status and result.error_class == error_class
     assert isinstance(result.status, StepStatus)
     assert result.error_class is not None and isinstance(result.error_class, ErrorClass)

@@ -53,8 +53,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if not _in_suite(item.path) or (category := category_of(item)) is None:
             continue
         if category not in CATEGORIES:
-            raise pytest.UsageError(f"{item.nodeid}: fault category {category!r} is not one of "
-                                    f"{sorted(CATEGORIES)} (tests/faults/conftest.py)")
+            raise pytest.UsageError(
+                f"{item.nodeid}: fault category {category!r} is not one of "
+                f"{sorted(CATEGORIES)} (tests/faults/conftest.py)"
+            )
         TALLY.expected.add(item.nodeid)
 
 
@@ -65,8 +67,9 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport,
-                                                                                           pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Count one finished fault test: its cases tried, and held if it passed."""
     report = yield
     category = category_of(item)
@@ -90,12 +93,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config, tally = session.config, TALLY
     complete = (
         os.environ.get("SHIOL_WRITE_RELIABILITY", "1") != "0"
-        and exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR,
-                               pytest.ExitCode.USAGE_ERROR)
-        and covers_suite(config.args, Path(config.invocation_params.dir)) and not tally.deselected
-        and tally.expected and tally.expected <= tally.reported
+        and exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
+        and covers_suite(config.args, Path(config.invocation_params.dir))
+        and not tally.deselected
+        and tally.expected
+        and tally.expected <= tally.reported
     )
     if complete:
         RELIABILITY_MD.write_text(render_table(tally), encoding="utf-8")
-
-

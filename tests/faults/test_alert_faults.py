@@ -26,24 +26,58 @@ CHANNELS = ("webhook", "email")
 
 def make_scheduler(tmp_path: Path, webhook: WebhookReceiver, smtp: SmtpReceiver, dedup_s: float) -> Scheduler:
     settings = Settings(
-        home=tmp_path, db_path=tmp_path / "db.duckdb", snapshot_path=tmp_path / "db.snapshot.duckdb",
-        runs_dir=tmp_path / "runs", http_timeout_s=2.0, http_backoff_s=0.0, alert_webhook_url=webhook.url,
-        smtp_host="127.0.0.1", smtp_port=smtp.port, alert_email_from="shiol@example.test",
-        alert_email_to="ops@example.test", alert_after_failures=2, alert_dedup_s=dedup_s, pipeline_cron=NEVER,
-        update_cron=NEVER, evaluation_cron=NEVER,
+        home=tmp_path,
+        db_path=tmp_path / "db.duckdb",
+        snapshot_path=tmp_path / "db.snapshot.duckdb",
+        runs_dir=tmp_path / "runs",
+        http_timeout_s=2.0,
+        http_backoff_s=0.0,
+        alert_webhook_url=webhook.url,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        alert_email_from="shiol@example.test",
+        alert_email_to="ops@example.test",
+        alert_after_failures=2,
+        alert_dedup_s=dedup_s,
+        pipeline_cron=NEVER,
+        update_cron=NEVER,
+        evaluation_cron=NEVER,
     )
     return Scheduler(settings)
 
 
-def add_run(scheduler: Scheduler, run_id: str, status: str, minutes_ago: float, *, job: str = "evaluation",
-            draw_date: date | None = None) -> None:
+def add_run(
+    scheduler: Scheduler,
+    run_id: str,
+    status: str,
+    minutes_ago: float,
+    *,
+    job: str = "evaluation",
+    draw_date: date | None = None,
+) -> None:
     started = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    insert_run(scheduler.store(), RunRow(
-        run_id=run_id, job=job, slot=None, trigger="manual", status=status, started_at=started,
-        finished_at=started + timedelta(seconds=30), error=None if status == "success" else "boom",
-        error_class=None if status == "success" else "cell", target_draw_date=draw_date, attempt=1,
-        parent_run_id=None, seed=None, pid=None, host=None, heartbeat_at=started, archive_dir=None,
-    ))
+    insert_run(
+        scheduler.store(),
+        RunRow(
+            run_id=run_id,
+            job=job,
+            slot=None,
+            trigger="manual",
+            status=status,
+            started_at=started,
+            finished_at=started + timedelta(seconds=30),
+            error=None if status == "success" else "boom",
+            error_class=None if status == "success" else "cell",
+            target_draw_date=draw_date,
+            attempt=1,
+            parent_run_id=None,
+            seed=None,
+            pid=None,
+            host=None,
+            heartbeat_at=started,
+            archive_dir=None,
+        ),
+    )
 
 
 def received(webhook: WebhookReceiver, smtp: SmtpReceiver) -> dict[str, list[dict[str, Any]]]:
@@ -62,15 +96,17 @@ def assert_one_open_and_one_recovery_each(incidents: list[IncidentRow], seen: di
         messages = seen[channel]
         for row in incidents:
             opens = [m for m in messages if m["kind"] == row.kind and datetime.fromisoformat(m["at"]) == row.opened_at]
-            recoveries = [m for m in messages if m["kind"] == "recovered" and f"alerted at {iso(row.opened_at)}"
-                          in m["message"]]
+            recoveries = [
+                m for m in messages if m["kind"] == "recovered" and f"alerted at {iso(row.opened_at)}" in m["message"]
+            ]
             assert (len(opens), len(recoveries)) == (1, 1), (channel, row.key, messages)
         assert len(messages) == 2 * len(incidents), (channel, messages)
 
 
 @pytest.mark.parametrize("dedup_s", [0.0, 3600.0], ids=["no-dedup", "hour-dedup"])
 def test_failure_streaks_give_one_open_and_one_recovery_per_incident_on_each_channel(
-        tmp_path, webhook, smtp, dedup_s, fault_cases):
+    tmp_path, webhook, smtp, dedup_s, fault_cases
+):
     fault_cases(2 * len(CHANNELS))  # two streaks, each on both channels
     scheduler = make_scheduler(tmp_path, webhook, smtp, dedup_s)
     add_run(scheduler, "ev-1", "success", 60)
@@ -108,8 +144,12 @@ def test_failure_streaks_give_one_open_and_one_recovery_per_incident_on_each_cha
 def test_a_missed_drawing_opens_once_and_clears_once_on_each_channel(tmp_path, webhook, smtp, fault_cases):
     fault_cases(len(CHANNELS))
     scheduler = make_scheduler(tmp_path, webhook, smtp, 0.0)
-    missed = Incident("pipeline:missed-draw:2024-07-01", "missed-draw", "pipeline",
-                      "pipeline: drawing 2024-07-01 missed: no successful run before the next drawing")
+    missed = Incident(
+        "pipeline:missed-draw:2024-07-01",
+        "missed-draw",
+        "pipeline",
+        "pipeline: drawing 2024-07-01 missed: no successful run before the next drawing",
+    )
     now = datetime.now(UTC)
     showing = Plan(at=now, due=[], missed=[], next={}, alerts=[missed.message], incidents=[missed])
     quiet = Plan(at=now, due=[], missed=[], next={}, alerts=[])

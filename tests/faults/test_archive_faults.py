@@ -56,6 +56,7 @@ def _unknown_file(where: str) -> Callable[[Home], str]:
     def tamper(home: Home) -> str:
         (home.runs / where).write_text("<script>alert(1)</script>")
         return f"the file {where} is not"
+
     return tamper
 
 
@@ -63,10 +64,28 @@ def _fabricated_running_row(home: Home) -> str:
     run_id = archive.new_run_id(T0)
     folder = archive.run_dir(home.runs, "pipeline", run_id, T0)
     folder.mkdir()
-    run_table.insert_run(home.store, run_table.RunRow(
-        run_id=run_id, job="pipeline", slot=None, trigger="manual", status="running", started_at=T0,
-        finished_at=None, error=None, error_class=None, target_draw_date=None, attempt=1, parent_run_id=None,
-        seed=1, pid=1, host="elsewhere.example", heartbeat_at=T0, archive_dir=str(folder)))
+    run_table.insert_run(
+        home.store,
+        run_table.RunRow(
+            run_id=run_id,
+            job="pipeline",
+            slot=None,
+            trigger="manual",
+            status="running",
+            started_at=T0,
+            finished_at=None,
+            error=None,
+            error_class=None,
+            target_draw_date=None,
+            attempt=1,
+            parent_run_id=None,
+            seed=1,
+            pid=1,
+            host="elsewhere.example",
+            heartbeat_at=T0,
+            archive_dir=str(folder),
+        ),
+    )
     return f"the run folder {folder} is not in the ledger"
 
 

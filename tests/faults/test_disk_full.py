@@ -67,11 +67,14 @@ def _mounted(tmp_path: Path, size: int) -> Iterator[Path]:
         pytest.skip("mounting a tmpfs needs root; the simulated ENOSPC cases run instead")
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"mount -t tmpfs is not permitted here ({mounted.stderr.strip() or mounted.returncode}); "
-                    "the simulated ENOSPC cases run instead")
+        pytest.skip(
+            f"mount -t tmpfs is not permitted here ({mounted.stderr.strip() or mounted.returncode}); "
+            "the simulated ENOSPC cases run instead"
+        )
     try:
         yield disk
     finally:
@@ -90,11 +93,17 @@ def run_disk(tmp_path: Path) -> Iterator[Path]:
     yield from _mounted(tmp_path, RUN_DISK_BYTES)
 
 
-def _shiol(home: Path, *args: str, ny: str = "http://127.0.0.1:9", script: str | None = None
-           ) -> subprocess.CompletedProcess:
+def _shiol(
+    home: Path, *args: str, ny: str = "http://127.0.0.1:9", script: str | None = None
+) -> subprocess.CompletedProcess:
     code = ["-c", script] if script else ["-m", "shiol_lib.cli"]
-    return subprocess.run([sys.executable, *code, *args], env=scheduler_env(home, SHIOL_NY_BASE_URL=ny),
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, *code, *args],
+        env=scheduler_env(home, SHIOL_NY_BASE_URL=ny),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def _fill(disk: Path, leave: int) -> None:
@@ -199,8 +208,9 @@ def _dead_pid() -> int:
 
 
 def _verify(settings: Settings, store: Store) -> list[str]:
-    result = verify_archive(settings.runs_dir, anchor=run_table.ledger_anchor(store),
-                            runs=run_table.archived_runs(store))
+    result = verify_archive(
+        settings.runs_dir, anchor=run_table.ledger_anchor(store), runs=run_table.archived_runs(store)
+    )
     return [str(problem) for problem in result.problems]
 
 
@@ -209,18 +219,33 @@ def _dead_running_row(settings: Settings, store: Store, *, folder: Path | None =
     started = datetime.now(UTC) - timedelta(minutes=5)
     run_id = archive.new_run_id(started)
     row = run_table.RunRow(
-        run_id=run_id, job="pipeline", slot=None, trigger="manual", status="running", started_at=started,
-        finished_at=None, error=None, error_class=None, target_draw_date=None, attempt=1, parent_run_id=None,
-        seed=1, pid=_dead_pid(), host=socket.gethostname(), heartbeat_at=started,
-        archive_dir=str(folder or archive.run_dir(settings.runs_dir, "pipeline", run_id, started)))
+        run_id=run_id,
+        job="pipeline",
+        slot=None,
+        trigger="manual",
+        status="running",
+        started_at=started,
+        finished_at=None,
+        error=None,
+        error_class=None,
+        target_draw_date=None,
+        attempt=1,
+        parent_run_id=None,
+        seed=1,
+        pid=_dead_pid(),
+        host=socket.gethostname(),
+        heartbeat_at=started,
+        archive_dir=str(folder or archive.run_dir(settings.runs_dir, "pipeline", run_id, started)),
+    )
     run_table.insert_run(store, row)
     return row
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("free_mb", "exits"), [(5, {6}), (3, {6, 7})])
-def test_a_pipeline_run_with_a_few_mb_free_ends_failed_disk_full_with_its_ledger_entry(run_disk, fault_cases,
-                                                                                       free_mb, exits):
+def test_a_pipeline_run_with_a_few_mb_free_ends_failed_disk_full_with_its_ledger_entry(
+    run_disk, fault_cases, free_mb, exits
+):
     fault_cases(2)  # the run on the full disk; the archive and verify after room is made
     small_disk, home = run_disk, run_disk / "home"
     assert _shiol(home, "update-data", "--offline").returncode == 0
@@ -285,12 +310,21 @@ def test_a_simulated_enospc_at_the_opening_manifest_keeps_the_cause_for_recovery
 
     def disk_full(directory: Path, manifest: object) -> Path:
         raise ArchiveError(f"could not write {directory}: the disk is full") from OSError(
-            errno.ENOSPC, "No space left on device", str(directory / "manifest.json"))
+            errno.ENOSPC, "No space left on device", str(directory / "manifest.json")
+        )
 
     monkeypatch.setattr(archive, "write_manifest", disk_full)
     with pytest.raises(ArchiveError, match="disk full: no space left on the device holding") as caught:
-        RunLifecycle.open(settings, store, "pipeline", (Step("update_data", "10_update_data.ipynb"),),
-                          RunContext(), seed=1, code={}, environment={})
+        RunLifecycle.open(
+            settings,
+            store,
+            "pipeline",
+            (Step("update_data", "10_update_data.ipynb"),),
+            RunContext(),
+            seed=1,
+            code={},
+            environment={},
+        )
     assert "shiol runs prune" in str(caught.value)
     monkeypatch.undo()
     [row] = run_table.list_runs(store)
@@ -309,16 +343,28 @@ def test_a_simulated_enospc_at_the_opening_manifest_keeps_the_cause_for_recovery
 def test_a_close_that_reached_the_ledger_but_not_the_store_is_kept_by_recovery(tmp_path, monkeypatch):
     settings = _settings(tmp_path / "home")
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5)
-    run = RunLifecycle.open(settings, store, "pipeline", (Step("update_data", "10_update_data.ipynb"),),
-                            RunContext(), seed=1, code={}, environment={})
+    run = RunLifecycle.open(
+        settings,
+        store,
+        "pipeline",
+        (Step("update_data", "10_update_data.ipynb"),),
+        RunContext(),
+        seed=1,
+        code={},
+        environment={},
+    )
 
     def no_room(*args: object, **kwargs: object) -> None:
         raise StoreError("the change could not be committed to the store: No space left on device")
 
     monkeypatch.setattr(run_table, "finish_run", no_room)  # simulated: the store's commit meets the full disk
     with pytest.raises(StoreError):
-        run.close(RunStatus.FAILED, error="disk full: no space left on the device holding X",
-                  error_class=ErrorClass.DISK_FULL, results=[])
+        run.close(
+            RunStatus.FAILED,
+            error="disk full: no space left on the device holding X",
+            error_class=ErrorClass.DISK_FULL,
+            results=[],
+        )
     monkeypatch.undo()
     run_table.update_run(store, run.run_id, pid=_dead_pid())
     assert [r.run_id for r in close_dead_runs(settings, store)] == [run.run_id]

@@ -35,16 +35,25 @@ def _closed_port_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def shiol(home: Path, *args: str, musl: str | None = None, ny: str | None = None,
-          key: str | None = MUSL_API_KEY) -> subprocess.CompletedProcess:
+def shiol(
+    home: Path, *args: str, musl: str | None = None, ny: str | None = None, key: str | None = MUSL_API_KEY
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", SHIOL_HOME=str(home),
-               SHIOL_MUSL_BASE_URL=musl or _closed_port_url(), SHIOL_NY_BASE_URL=ny or _closed_port_url(),
-               SHIOL_HTTP_TIMEOUT_S=str(TIMEOUT_S), SHIOL_HTTP_RETRIES="0", SHIOL_LOCK_TIMEOUT_S="5")
+    env.update(
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        SHIOL_HOME=str(home),
+        SHIOL_MUSL_BASE_URL=musl or _closed_port_url(),
+        SHIOL_NY_BASE_URL=ny or _closed_port_url(),
+        SHIOL_HTTP_TIMEOUT_S=str(TIMEOUT_S),
+        SHIOL_HTTP_RETRIES="0",
+        SHIOL_LOCK_TIMEOUT_S="5",
+    )
     if key is not None:
         env["SHIOL_MUSL_API_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "shiol_lib.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "shiol_lib.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +111,14 @@ def test_no_source_answering_exits_10_and_never_says_success(home: Path, case: s
             down.musl(musl)
         if down.ny:
             down.ny(ny)
-        done = shiol(home, "update-data", "--json", musl=musl.url if down.musl else None,
-                     ny=ny.url if down.ny else None, key=MUSL_API_KEY if down.key else None)
+        done = shiol(
+            home,
+            "update-data",
+            "--json",
+            musl=musl.url if down.musl else None,
+            ny=ny.url if down.ny else None,
+            key=MUSL_API_KEY if down.key else None,
+        )
 
     assert done.returncode == ExitCode.NO_SOURCE == 10, done.stderr
     report = json.loads(done.stdout)

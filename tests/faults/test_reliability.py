@@ -22,8 +22,11 @@ def test_the_committed_table_has_the_suites_categories_each_tried_and_held() -> 
 
 
 def test_a_rendered_table_reads_back_with_its_figures() -> None:
-    tally = Tally(tried={"alerts": 6, "disk-full": 1}, held={"alerts": 6},
-                  skipped=["`test_x` (disk-full): mount is not permitted"])
+    tally = Tally(
+        tried={"alerts": 6, "disk-full": 1},
+        held={"alerts": 6},
+        skipped=["`test_x` (disk-full): mount is not permitted"],
+    )
     text = render_table(tally)
     rows = read_table(text)
     assert list(rows) == list(CATEGORIES)
@@ -31,11 +34,20 @@ def test_a_rendered_table_reads_back_with_its_figures() -> None:
     assert "pytest -m faults" in text and "mount is not permitted" in text
 
 
-@pytest.mark.parametrize(("args", "whole"), [
-    (["tests"], True), (["."], True), (["tests/faults"], True), (["tests/faults/"], True),
-    (["tests/store", "tests/faults"], True), (["tests/faults/test_disk_full.py"], False),
-    (["tests/faults::test_x"], False), (["tests/store"], False), (["tests/faults/test_reliability.py::test_a"], False),
-])
+@pytest.mark.parametrize(
+    ("args", "whole"),
+    [
+        (["tests"], True),
+        (["."], True),
+        (["tests/faults"], True),
+        (["tests/faults/"], True),
+        (["tests/store", "tests/faults"], True),
+        (["tests/faults/test_disk_full.py"], False),
+        (["tests/faults::test_x"], False),
+        (["tests/store"], False),
+        (["tests/faults/test_reliability.py::test_a"], False),
+    ],
+)
 def test_only_a_run_that_collects_all_of_tests_faults_counts_as_whole(args: list[str], whole: bool) -> None:
     repo = FAULTS_DIR.parents[1]
     assert covers_suite(args, repo) is whole

@@ -52,12 +52,17 @@ def _snapshot_rows(home: Path, sql: str) -> list[tuple] | None:
 
 
 @pytest.mark.faults("held-lock")
-def test_healthz_answers_from_memory_while_another_process_holds_the_store_and_plans_resume(
-        tmp_path, fault_cases):
+def test_healthz_answers_from_memory_while_another_process_holds_the_store_and_plans_resume(tmp_path, fault_cases):
     fault_cases(PROBES + 2)  # the probes, the health report's deadline, the plans resumed
     port, log = free_port(), tmp_path / "scheduler.log"
-    env = scheduler_env(tmp_path, SHIOL_API_PORT=str(port), SHIOL_API_TOKEN=TOKEN, SHIOL_PLAN_MAX_AGE_S="3",
-                        SHIOL_LOCK_TIMEOUT_S="20", SHIOL_SCHEDULER_CYCLE_S="0.2")
+    env = scheduler_env(
+        tmp_path,
+        SHIOL_API_PORT=str(port),
+        SHIOL_API_TOKEN=TOKEN,
+        SHIOL_PLAN_MAX_AGE_S="3",
+        SHIOL_LOCK_TIMEOUT_S="20",
+        SHIOL_SCHEDULER_CYCLE_S="0.2",
+    )
     url = f"http://127.0.0.1:{port}"
     with running_scheduler(env, log) as proc:
         wait_until(healthz_is(url, 200), 60, "a fresh plan", proc, log)
@@ -75,16 +80,22 @@ def test_healthz_answers_from_memory_while_another_process_holds_the_store_and_p
             assert first_stale >= 3 - 1.0, probes  # ...and the plan went stale no sooner than its 3 s
             assert statistics.median(took for _, _, took in probes) < 1.0, probes
             started = time.monotonic()
-            report = requests.get(f"{url}/api/v1/scheduler/health", headers={"Authorization": f"Bearer {TOKEN}"},
-                                  timeout=15)
+            report = requests.get(
+                f"{url}/api/v1/scheduler/health", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=15
+            )
             assert report.status_code == 503 and time.monotonic() - started < 7  # its read deadline, not 20 s
         wait_until(healthz_is(url, 200), 30, "a fresh plan after the lock", proc, log)
         stop_scheduler(proc, log)
 
 
 def _seed(home: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "shiol_lib.cli", "update-data", "--offline"],
-                          env=scheduler_env(home), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "shiol_lib.cli", "update-data", "--offline"],
+        env=scheduler_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -97,21 +108,29 @@ def test_200_concurrent_requests_while_a_job_runs_are_all_answered_and_the_job_f
     just_now = datetime.now(NEW_YORK) - timedelta(minutes=1)  # one data_update slot, a minute ago
     with NyServer(history_draws()) as ny:
         ny.inject(NY_PATH, held(gate))  # the job's fetch waits until the burst is over
-        env = scheduler_env(tmp_path, SHIOL_API_PORT=str(port), SHIOL_API_TOKEN=TOKEN, SHIOL_NY_BASE_URL=ny.url,
-                            SHIOL_UPDATE_CRON=f"{just_now:%M %H} * * *", SHIOL_GRACE_S="3600",
-                            SHIOL_HTTP_TIMEOUT_S="300", SHIOL_SCHEDULER_CYCLE_S="0.2")
+        env = scheduler_env(
+            tmp_path,
+            SHIOL_API_PORT=str(port),
+            SHIOL_API_TOKEN=TOKEN,
+            SHIOL_NY_BASE_URL=ny.url,
+            SHIOL_UPDATE_CRON=f"{just_now:%M %H} * * *",
+            SHIOL_GRACE_S="3600",
+            SHIOL_HTTP_TIMEOUT_S="300",
+            SHIOL_SCHEDULER_CYCLE_S="0.2",
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             with running_scheduler(env, log) as proc:
-                wait_until(lambda: True if ny.requests_to(NY_PATH) else None, 180, "the data update to fetch",
-                           proc, log)
-                assert _snapshot_rows(tmp_path, "SELECT status FROM runs WHERE job = 'data_update'") == [
-                    ("running",)]
+                wait_until(
+                    lambda: True if ny.requests_to(NY_PATH) else None, 180, "the data update to fetch", proc, log
+                )
+                assert _snapshot_rows(tmp_path, "SELECT status FROM runs WHERE job = 'data_update'") == [("running",)]
 
                 def hit(n: int) -> int:
                     path = ("/healthz", "/api/v1/scheduler/health", "/metrics")[n % 3]
-                    return requests.get(f"{url}{path}", headers={"Authorization": f"Bearer {TOKEN}"},
-                                        timeout=60).status_code
+                    return requests.get(
+                        f"{url}{path}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+                    ).status_code
 
                 with ThreadPoolExecutor(max_workers=32) as pool:
                     statuses = list(pool.map(hit, range(REQUESTS)))

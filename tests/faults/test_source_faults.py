@@ -79,17 +79,45 @@ class Rule:
 V = "07 19 28 44 65 21"  # valid numbers of the current matrix
 VALUE_RULES: list[Rule] = [
     # dates: format, impossible, not a draw day, future, before 2009
-    *(Rule(f"date-format-{i}", raw, V, "2", "is in an unknown format") for i, raw in enumerate([
-        "2024/07/06", "07/06/2024", "July 6, 2024", "2024-7-6", "20240706", "2024-07-06T12:00:00.000", "",
-        "\uff12\uff10\uff12\uff14-07-06", "2024-07-0\u2076", "2024-07-0\u0666"])),
-    *(Rule(f"date-impossible-{'-'.join(ymd)}", ymd, V, "2", "is not a real date") for ymd in [
-        ("2024", "02", "30"), ("2023", "02", "29"), ("2024", "13", "06"), ("2024", "00", "06"), ("0000", "01", "05")]),
-    *(Rule(f"date-not-draw-day-{d}", d, V, "2", "is not a scheduled draw day") for d in [
-        date(2024, 7, 2), date(2024, 7, 4), date(2024, 7, 5), date(2024, 7, 7), date(2021, 8, 16)]),
-    *(Rule(f"date-future-{d}", d, V, "is in the future", "is in the future") for d in [
-        date(2024, 7, 8), date(2024, 7, 10), date(2030, 1, 2), date(9999, 12, 29)]),
-    *(Rule(f"date-before-2009-{d}", d, V, "2", "no known Powerball matrix") for d in [
-        date(2008, 12, 31), date(2009, 1, 3), date(1999, 1, 2)]),
+    *(
+        Rule(f"date-format-{i}", raw, V, "2", "is in an unknown format")
+        for i, raw in enumerate(
+            [
+                "2024/07/06",
+                "07/06/2024",
+                "July 6, 2024",
+                "2024-7-6",
+                "20240706",
+                "2024-07-06T12:00:00.000",
+                "",
+                "\uff12\uff10\uff12\uff14-07-06",
+                "2024-07-0\u2076",
+                "2024-07-0\u0666",
+            ]
+        )
+    ),
+    *(
+        Rule(f"date-impossible-{'-'.join(ymd)}", ymd, V, "2", "is not a real date")
+        for ymd in [
+            ("2024", "02", "30"),
+            ("2023", "02", "29"),
+            ("2024", "13", "06"),
+            ("2024", "00", "06"),
+            ("0000", "01", "05"),
+        ]
+    ),
+    *(
+        Rule(f"date-not-draw-day-{d}", d, V, "2", "is not a scheduled draw day")
+        for d in [date(2024, 7, 2), date(2024, 7, 4), date(2024, 7, 5), date(2024, 7, 7), date(2021, 8, 16)]
+    ),
+    *(
+        Rule(f"date-future-{d}", d, V, "is in the future", "is in the future")
+        for d in [date(2024, 7, 8), date(2024, 7, 10), date(2030, 1, 2), date(9999, 12, 29)]
+    ),
+    *(
+        Rule(f"date-before-2009-{d}", d, V, "2", "no known Powerball matrix")
+        for d in [date(2008, 12, 31), date(2009, 1, 3), date(1999, 1, 2)]
+    ),
     # numbers outside the matrix of their era (tagged by date)
     Rule("era-2009-white-60", date(2011, 1, 5), "07 19 28 44 60 21", "2", "[60] outside 1-59 of the 2009-59/39"),
     Rule("era-2009-pb-40", date(2011, 1, 5), "07 19 28 44 58 40", "2", "Powerball 40 outside 1-39"),
@@ -104,20 +132,43 @@ VALUE_RULES: list[Rule] = [
     Rule("duplicate-whites", NEWEST, "07 19 19 44 65 21", "2", "are not distinct"),
     Rule("all-whites-equal", NEWEST, "07 07 07 07 07 21", "2", "are not distinct"),
     # multipliers
-    *(Rule(f"multiplier-{m}", NEWEST, V, m, f"multiplier {int(m)} not in [2, 3, 4, 5, 10]")
-      for m in ["0", "1", "6", "7", "11"]),
-    *(Rule(f"multiplier-text-{i}", NEWEST, V, m, "is not a whole number") for i, m in enumerate([
-        "-2", "2.5", "two", "\u00b2", "\uff12", "3x"])),
+    *(
+        Rule(f"multiplier-{m}", NEWEST, V, m, f"multiplier {int(m)} not in [2, 3, 4, 5, 10]")
+        for m in ["0", "1", "6", "7", "11"]
+    ),
+    *(
+        Rule(f"multiplier-text-{i}", NEWEST, V, m, "is not a whole number")
+        for i, m in enumerate(["-2", "2.5", "two", "\u00b2", "\uff12", "3x"])
+    ),
     # digits that are not ASCII, and numbers that are not whole
-    *(Rule(f"number-{name}", NEWEST, f"07 19 28 44 {token} 21", "2", f"{token!r} {NO_DIGITS}") for name, token in [
-        ("superscript", "\u00b2"), ("fullwidth", "\uff16\uff15"), ("arabic-indic", "\u0666\u0665"),
-        ("devanagari", "\u096c\u096b"), ("math-bold", "\U0001d7d4\U0001d7d3"), ("negative", "-65"),
-        ("float", "65.0"), ("plus", "+65"), ("hex", "0x41"), ("exponent", "6e1"), ("underscore", "6_5")]),
+    *(
+        Rule(f"number-{name}", NEWEST, f"07 19 28 44 {token} 21", "2", f"{token!r} {NO_DIGITS}")
+        for name, token in [
+            ("superscript", "\u00b2"),
+            ("fullwidth", "\uff16\uff15"),
+            ("arabic-indic", "\u0666\u0665"),
+            ("devanagari", "\u096c\u096b"),
+            ("math-bold", "\U0001d7d4\U0001d7d3"),
+            ("negative", "-65"),
+            ("float", "65.0"),
+            ("plus", "+65"),
+            ("hex", "0x41"),
+            ("exponent", "6e1"),
+            ("underscore", "6_5"),
+        ]
+    ),
     Rule("number-too-many-digits", NEWEST, "07 19 28 44 0000000065 21", "2", "has too many digits"),
 ]
 # Wrong counts are NY/CSV-only (MUSL lists items, see MUSL_RULES).
-COUNT_RULES = [Rule(f"count-{n}", NEWEST, numbers, "2", "do not hold six numbers") for n, numbers in [
-    ("five", "07 19 28 44 65"), ("seven", "07 19 28 44 65 21 03"), ("none", ""), ("joined", "0719284465 21")]]
+COUNT_RULES = [
+    Rule(f"count-{n}", NEWEST, numbers, "2", "do not hold six numbers")
+    for n, numbers in [
+        ("five", "07 19 28 44 65"),
+        ("seven", "07 19 28 44 65 21 03"),
+        ("none", ""),
+        ("joined", "0719284465 21"),
+    ]
+]
 
 
 @dataclass(frozen=True)
@@ -141,14 +192,21 @@ def _iso(day: Any, *, ny: bool) -> Any:
 
 def musl_payload(day: Any, whites: list[Any], pb: Any, play: Any = None, **fields: Any) -> dict[str, Any]:
     """A MUSL v3 drawing with raw (possibly bad) values; ``fields`` replace or (``...``) drop keys."""
-    items = [{"itemCode": "white-balls", "ruleCode": "white-balls", "value": v, "orderDrawn": i}
-             for i, v in enumerate(whites, start=1)]
+    items = [
+        {"itemCode": "white-balls", "ruleCode": "white-balls", "value": v, "orderDrawn": i}
+        for i, v in enumerate(whites, start=1)
+    ]
     if pb is not ...:
         items.append({"itemCode": "powerball", "ruleCode": "powerball", "value": pb, "orderDrawn": 6})
     if play is not None:
         items.append({"itemCode": "power-play", "ruleCode": "power-play", "value": play, "orderDrawn": 7})
-    payload = {"drawId": "1", "game": {"code": "powerball", "name": "Powerball"}, "statusCode": "complete",
-               "drawDate": _iso(day, ny=False), "numbers": items}
+    payload = {
+        "drawId": "1",
+        "game": {"code": "powerball", "name": "Powerball"},
+        "statusCode": "complete",
+        "drawDate": _iso(day, ny=False),
+        "numbers": items,
+    }
     payload.update(fields)
     return {k: v for k, v in payload.items() if v is not ...}
 
@@ -168,8 +226,9 @@ def _rendered(rule: Rule, form: str) -> tuple[str, Case] | None:
     tokens = rule.numbers.split()
     if len(tokens) != 6:
         return None  # MUSL lists items: its count rules are below
-    return f"musl-{rule.name}", Case("musl-drawing", rule.expect,
-                                     musl_payload(rule.day, tokens[:5], tokens[5], rule.multiplier))
+    return f"musl-{rule.name}", Case(
+        "musl-drawing", rule.expect, musl_payload(rule.day, tokens[:5], tokens[5], rule.multiplier)
+    )
 
 
 def _corpus() -> dict[str, Case]:
@@ -177,7 +236,7 @@ def _corpus() -> dict[str, Case]:
     forms = ["ny-json", "ny-csv", "musl"]
     cases: dict[str, Case] = {}
     for i, rule in enumerate([*VALUE_RULES, *COUNT_RULES]):
-        for form in forms[i % 3:] + forms[: i % 3]:
+        for form in forms[i % 3 :] + forms[: i % 3]:
             rendered = _rendered(rule, form)
             if rendered is not None:
                 cases[rendered[0]] = rendered[1]
@@ -202,20 +261,33 @@ for name, record, expect in [  # NY records that are not records, or whose field
     ("date-int", {"draw_date": 20240706, "winning_numbers": V}, "draw date 20240706 is not a string"),
     ("date-null", {"draw_date": None, "winning_numbers": V}, "draw date None is not a string"),
     ("date-object", {"draw_date": {"$date": "2024-07-06"}, "winning_numbers": V}, "is not a string"),
-    ("multiplier-true", {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": V, "multiplier": True},
-     "multiplier True is not a number"),
-    ("multiplier-float", {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": V, "multiplier": 2.0},
-     "multiplier 2.0 is not a whole number"),
-    ("multiplier-negative-int", {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": V, "multiplier": -2},
-     "multiplier -2 is negative"),
-    ("multiplier-object", {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": V, "multiplier": {"x": 2}},
-     "is not a whole number"),
+    (
+        "multiplier-true",
+        {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": V, "multiplier": True},
+        "multiplier True is not a number",
+    ),
+    (
+        "multiplier-float",
+        {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": V, "multiplier": 2.0},
+        "multiplier 2.0 is not a whole number",
+    ),
+    (
+        "multiplier-negative-int",
+        {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": V, "multiplier": -2},
+        "multiplier -2 is negative",
+    ),
+    (
+        "multiplier-object",
+        {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": V, "multiplier": {"x": 2}},
+        "is not a whole number",
+    ),
 ]:
     CASES[f"ny-json-{name}"] = Case("ny-record", expect, record)
 for name, row, expect in [  # CSV rows: US dates and the line itself
     ("date-iso", "2024-07-06", "is in an unknown format (want MM/DD/YYYY"),
     ("date-short", "7/6/2024", "unknown format"),
-    ("date-two-digit-year", "07/06/24", "unknown format"), ("date-dots", "07.06.2024", "unknown format"),
+    ("date-two-digit-year", "07/06/24", "unknown format"),
+    ("date-dots", "07.06.2024", "unknown format"),
     ("date-fullwidth", "\uff10\uff17/06/2024", "unknown format"),
 ]:
     CASES[f"ny-csv-{name}"] = Case("ny-csv", expect, f"{row},{V},2")
@@ -226,8 +298,11 @@ for name, row, expect in [
 ]:
     CASES[f"ny-csv-{name}"] = Case("ny-csv", expect, row)
 for name, payload, expect in [  # MUSL: the game, the status, the list of numbers
-    ("game-megamillions", musl_payload(NEWEST, W, PB, game={"code": "megamillions", "name": "Mega Millions"}),
-     "game code 'megamillions' is not powerball"),
+    (
+        "game-megamillions",
+        musl_payload(NEWEST, W, PB, game={"code": "megamillions", "name": "Mega Millions"}),
+        "game code 'megamillions' is not powerball",
+    ),
     ("game-cash4life", musl_payload(NEWEST, W, PB, game={"code": "cash4life"}), "game code 'cash4life' is not"),
     ("game-missing", musl_payload(NEWEST, W, PB, game=...), "drawing names no game"),
     ("game-null", musl_payload(NEWEST, W, PB, game=None), "drawing names no game"),
@@ -235,9 +310,12 @@ for name, payload, expect in [  # MUSL: the game, the status, the list of number
     ("game-code-null", musl_payload(NEWEST, W, PB, game={"code": None}), "game has no code"),
     ("game-code-number", musl_payload(NEWEST, W, PB, game={"code": 1}), "game code 1 is not powerball"),
     ("game-string", musl_payload(NEWEST, W, PB, game="powerball"), "is not an object with a code"),
-    *((f"status-{i}", musl_payload(NEWEST, W, PB, statusCode=s), "is not one of complete/reporting/processing")
-      for i, s in enumerate([None, "", "Complete", "COMPLETE", "cancelled", "unknown", 1, ["complete"], {"c": 1},
-                             ...])),
+    *(
+        (f"status-{i}", musl_payload(NEWEST, W, PB, statusCode=s), "is not one of complete/reporting/processing")
+        for i, s in enumerate(
+            [None, "", "Complete", "COMPLETE", "cancelled", "unknown", 1, ["complete"], {"c": 1}, ...]
+        )
+    ),
     ("whites-four", musl_payload(NEWEST, W[:4], PB), "expected 5 white balls, got 4"),
     ("whites-six", musl_payload(NEWEST, [*W, "33"], PB), "expected 5 white balls, got 6"),
     ("no-powerball", musl_payload(NEWEST, W, ...), "expected one Powerball item, got 0"),
@@ -266,8 +344,12 @@ BODIES: list[tuple[str, Callable[[], Fault], str, bool]] = [  # (name, fault, ex
     ("deep-object", _body('{"a":' * 100_000), "nested too deeply", False),
     ("huge-integer", _body("[" + "7" * 5000 + "]"), "Exceeds the limit (4300 digits)", False),
     ("unicode-garbage", _body("\u00b2\uff12"), "malformed or truncated JSON", False),
-    ("oversize-chunked", lambda: huge_body(50_000_000, pattern=b"["), f"{CAP:,} byte limit (SHIOL_HTTP_MAX_BYTES)",
-     False),
+    (
+        "oversize-chunked",
+        lambda: huge_body(50_000_000, pattern=b"["),
+        f"{CAP:,} byte limit (SHIOL_HTTP_MAX_BYTES)",
+        False,
+    ),
     ("oversize-declared", lambda: huge_body(50_000_000, declare_length=True), f"{CAP:,} byte limit", False),
     ("oversize-gzip", _body("[" + " " * 1_000_000 + "]"), f"{CAP:,} byte limit", True),
     ("http-500", lambda: http_error(500), "HTTP 500", False),
@@ -278,13 +360,18 @@ for name, fault, expect, gzip in BODIES:
     cap = CAP if name.startswith("oversize") else 5_000_000
     CASES[f"musl-body-{name}"] = Case("musl-body", expect, fault, gzip, cap)
     CASES[f"ny-body-{name}"] = Case("ny-body", expect, fault, gzip, cap)
-for name, text, expect in [("object", '{"error": "nope"}', "not a JSON list of records (a JSON dict)"),
-                           ("string", '"2024-07-06"', "a JSON str"), ("number", "42", "a JSON int"),
-                           ("bool", "true", "a JSON bool")]:
+for name, text, expect in [
+    ("object", '{"error": "nope"}', "not a JSON list of records (a JSON dict)"),
+    ("string", '"2024-07-06"', "a JSON str"),
+    ("number", "42", "a JSON int"),
+    ("bool", "true", "a JSON bool"),
+]:
     CASES[f"ny-body-{name}"] = Case("ny-body", expect, _body(text))
-for name, text, expect in [("list", json.dumps([musl_payload(NEWEST, W, PB)]),
-                            "not one JSON drawing object (a JSON list)"),
-                           ("string", '"complete"', "a JSON str"), ("http-401", None, "HTTP 401")]:
+for name, text, expect in [
+    ("list", json.dumps([musl_payload(NEWEST, W, PB)]), "not one JSON drawing object (a JSON list)"),
+    ("string", '"complete"', "a JSON str"),
+    ("http-401", None, "HTTP 401"),
+]:
     CASES[f"musl-body-{name}"] = Case("musl-body", expect, (lambda: http_error(401)) if text is None else _body(text))
 for requested, answered, status in [  # MUSL answers another drawing than the DrawDate asked
     (date(2022, 3, 12), date(2022, 4, 9), "complete"),  # another wanted drawing
@@ -296,7 +383,8 @@ for requested, answered, status in [  # MUSL answers another drawing than the Dr
 ]:
     payload = musl_payload(answered, ["14", "20", "31", "47", "09"], "05", "2", statusCode=status)
     CASES[f"musl-misdated-{requested}-as-{answered}"] = Case(
-        "musl-misdated", f"answered the drawing of {answered} for DrawDate {requested}", (requested, payload))
+        "musl-misdated", f"answered the drawing of {answered} for DrawDate {requested}", (requested, payload)
+    )
 
 
 # -- running a case ------------------------------------------------------------------------------
@@ -358,8 +446,7 @@ def run_case(case: Case, musl: MuslServer, ny: NyServer, store: Store, tmp_path:
         ny.reset(NEWER_DRAWS)
         ny.gzip = case.gzip
         ny.inject(NY_PATH, case.value())
-        report = update_draws(store, musl=None, ny=ny_source(ny, max_bytes=case.max_bytes), now=NOW,
-                              bundled=bundled)
+        report = update_draws(store, musl=None, ny=ny_source(ny, max_bytes=case.max_bytes), now=NOW, bundled=bundled)
         said = outcomes(report, "ny")
         assert said and all(o.startswith("failed: ") and case.expect in o for o in said), said
         assert outcomes(report, "bundled"), "the bundled snapshot was not asked"
@@ -367,8 +454,9 @@ def run_case(case: Case, musl: MuslServer, ny: NyServer, store: Store, tmp_path:
         musl.reset(NEWER_DRAWS)
         musl.gzip = case.gzip
         musl.inject(MUSL_PATH, case.value())
-        report = update_draws(store, musl=musl_source(musl, max_bytes=case.max_bytes), ny=ny_source(ny), now=NOW,
-                              bundled=bundled)
+        report = update_draws(
+            store, musl=musl_source(musl, max_bytes=case.max_bytes), ny=ny_source(ny), now=NOW, bundled=bundled
+        )
         (said,) = outcomes(report, "musl")  # a failed source is not asked again
         assert said.startswith("failed: ") and case.expect in said and said.endswith("; falling back"), said
         assert ny.requests_to(NY_PATH), "NY Open Data was not asked"
@@ -382,7 +470,8 @@ def run_case(case: Case, musl: MuslServer, ny: NyServer, store: Store, tmp_path:
         musl.add_payload(payload, served_for=requested)
         report = update_draws(store, musl=musl_source(musl), ny=ny_source(ny), now=NOW, bundled=bundled)
         assert [(m.requested, m.answered) for m in report.misdated] == [
-            (requested, date.fromisoformat(payload["drawDate"]))]
+            (requested, date.fromisoformat(payload["drawDate"]))
+        ]
         assert any(case.expect in o for o in outcomes(report, "musl"))
         wheres = " ".join(r.params["$where"] for r in ny.requests_to(NY_PATH))
         assert f"'{requested.isoformat()}T00:00:00.000'" in wheres, "NY Open Data was not asked for the date"

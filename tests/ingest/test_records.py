@@ -24,12 +24,18 @@ def musl_body(draw_date="2024-07-01", whites=("40", "06", "67", "01", "51"), pb=
     numbers.append({"itemCode": "powerball", "ruleCode": "powerball", "value": pb, "orderDrawn": 6})
     if play is not None:
         numbers.append({"itemCode": "power-play", "ruleCode": "multiplier", "value": play, "orderDrawn": 7})
-    return json.dumps({
-        "drawId": 1, "game": {"code": "powerball", "name": "Powerball"}, "statusCode": status,
-        "drawDate": draw_date, "drawDateUtc": f"{draw_date}T02:59:00Z", "numbers": numbers,
-        "previousDrawing": {"drawId": 0, "drawDate": "2024-06-29", "drawDateUtc": "2024-06-30T02:59:00Z"},
-        "nextDrawing": {"drawId": 2, "drawDate": "2024-07-03", "drawDateUtc": "2024-07-04T02:59:00Z"},
-    })
+    return json.dumps(
+        {
+            "drawId": 1,
+            "game": {"code": "powerball", "name": "Powerball"},
+            "statusCode": status,
+            "drawDate": draw_date,
+            "drawDateUtc": f"{draw_date}T02:59:00Z",
+            "numbers": numbers,
+            "previousDrawing": {"drawId": 0, "drawDate": "2024-06-29", "drawDateUtc": "2024-06-30T02:59:00Z"},
+            "nextDrawing": {"drawId": 2, "drawDate": "2024-07-03", "drawDateUtc": "2024-07-04T02:59:00Z"},
+        }
+    )
 
 
 def test_bundled_csv_parses_to_1647_sorted_draws(bundled_draws):
@@ -104,10 +110,12 @@ def test_same_date_twice_with_different_values_is_rejected():
 
 
 def test_ny_json_records_and_missing_multiplier():
-    body = json.dumps([
-        {"draw_date": "2024-07-01T00:00:00.000", "winning_numbers": "01 06 40 51 67 02", "multiplier": "2"},
-        {"draw_date": "2024-07-03T00:00:00.000", "winning_numbers": "11 16 20 31 47 12"},
-    ])
+    body = json.dumps(
+        [
+            {"draw_date": "2024-07-01T00:00:00.000", "winning_numbers": "01 06 40 51 67 02", "multiplier": "2"},
+            {"draw_date": "2024-07-03T00:00:00.000", "winning_numbers": "11 16 20 31 47 12"},
+        ]
+    )
     batch = parse_ny_json(body, source="ny", now=NOW)
     assert batch.ok
     assert batch.draws == [
@@ -283,8 +291,9 @@ def test_musl_game_is_checked_before_a_pending_status():
 
 @pytest.mark.parametrize("status", ["complete", "reporting"])
 def test_musl_answer_for_another_date_than_requested_is_misdated(status):
-    batch = parse_musl_json(musl_body(draw_date="2024-07-03", status=status), source="musl", now=NOW,
-                            requested=date(2024, 7, 1))
+    batch = parse_musl_json(
+        musl_body(draw_date="2024-07-03", status=status), source="musl", now=NOW, requested=date(2024, 7, 1)
+    )
 
     assert batch.draws == [] and batch.pending == [] and batch.rejections == []
     (wrong,) = batch.misdated

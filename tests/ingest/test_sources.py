@@ -291,8 +291,13 @@ def test_ny_follows_offset_pages(ny_server: NyServer, monkeypatch: pytest.Monkey
 
     # 06-22, 06-24, 06-26, 06-29 (bundled) + the three newer: 7 records, 4 pages of 2.
     assert [d.draw_date for d in batch.draws] == [
-        date(2024, 6, 22), date(2024, 6, 24), date(2024, 6, 26), date(2024, 6, 29),
-        date(2024, 7, 1), date(2024, 7, 3), date(2024, 7, 6),
+        date(2024, 6, 22),
+        date(2024, 6, 24),
+        date(2024, 6, 26),
+        date(2024, 6, 29),
+        date(2024, 7, 1),
+        date(2024, 7, 3),
+        date(2024, 7, 6),
     ]
     assert batch.draws[-1] == NEWER_DRAWS[-1]  # the record without a multiplier
     asked = ny_server.requests_to(NY_PATH)
@@ -399,18 +404,32 @@ def test_ny_gzip_and_chunked_answers_are_read_whole(
     assert len(ny_server.requests_to(NY_PATH)) == 4
 
 
-@pytest.mark.parametrize(("record", "reason"), [
-    ({"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": "07 19 28 44 65 27"},
-     "Powerball 27 outside 1-26 of the 2015-69/26 matrix"),
-    ({"draw_date": "2014-06-28T00:00:00.000", "winning_numbers": "05 18 27 43 60 33"},
-     "white ball(s) [60] outside 1-59 of the 2012-59/35 matrix"),
-    ({"draw_date": "2014-06-28T00:00:00.000", "winning_numbers": "05 18 27 43 58 36"},
-     "Powerball 36 outside 1-35 of the 2012-59/35 matrix"),
-    ({"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": "07 19 28 44 65 21", "multiplier": "7"},
-     "multiplier 7 not in [2, 3, 4, 5, 10] or empty"),
-    ({"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": "07 19 28 44 65"},
-     "winning numbers '07 19 28 44 65' do not hold six numbers"),
-], ids=["powerball-current", "white-2014", "powerball-2014", "multiplier", "five-numbers"])
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (
+            {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": "07 19 28 44 65 27"},
+            "Powerball 27 outside 1-26 of the 2015-69/26 matrix",
+        ),
+        (
+            {"draw_date": "2014-06-28T00:00:00.000", "winning_numbers": "05 18 27 43 60 33"},
+            "white ball(s) [60] outside 1-59 of the 2012-59/35 matrix",
+        ),
+        (
+            {"draw_date": "2014-06-28T00:00:00.000", "winning_numbers": "05 18 27 43 58 36"},
+            "Powerball 36 outside 1-35 of the 2012-59/35 matrix",
+        ),
+        (
+            {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": "07 19 28 44 65 21", "multiplier": "7"},
+            "multiplier 7 not in [2, 3, 4, 5, 10] or empty",
+        ),
+        (
+            {"draw_date": "2024-07-06T00:00:00.000", "winning_numbers": "07 19 28 44 65"},
+            "winning numbers '07 19 28 44 65' do not hold six numbers",
+        ),
+    ],
+    ids=["powerball-current", "white-2014", "powerball-2014", "multiplier", "five-numbers"],
+)
 def test_ny_records_are_checked_against_the_matrix_of_their_date(
     ny_server: NyServer, record: dict[str, str], reason: str
 ) -> None:

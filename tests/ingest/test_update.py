@@ -79,12 +79,14 @@ def _closed_port_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def shiol(home: Path, *args: str, musl: MuslServer | None = None, ny: NyServer | None = None,
-          key: str | None = MUSL_API_KEY) -> Run:
+def shiol(
+    home: Path, *args: str, musl: MuslServer | None = None, ny: NyServer | None = None, key: str | None = MUSL_API_KEY
+) -> Run:
     """Run the installed ``shiol`` console script with a test environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
     env.update(
-        NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",  # a CI proxy must not see these
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",  # a CI proxy must not see these
         SHIOL_HOME=str(home),
         SHIOL_MUSL_BASE_URL=musl.url if musl else _closed_port_url(),
         SHIOL_NY_BASE_URL=ny.url if ny else _closed_port_url(),
@@ -202,7 +204,9 @@ def test_online_brings_in_exactly_the_newer_drawings_and_a_rerun_adds_nothing(
     assert [rows[d.draw_date][0] for d in NEWER_DRAWS] == list(NEWER_DRAWS)  # sorted whites, None multiplier
     # MUSL's latest drawing came first; NY answered the two it was not asked for.
     assert {d.draw_date: rows[d.draw_date][1] for d in NEWER_DRAWS} == {
-        date(2024, 7, 1): "ny", date(2024, 7, 3): "ny", date(2024, 7, 6): "musl",
+        date(2024, 7, 1): "ny",
+        date(2024, 7, 3): "ny",
+        date(2024, 7, 6): "musl",
     }
     first_musl = musl_server.requests_to(MUSL_PATH)[0]
     assert "DrawDate" not in first_musl.params and first_musl.headers["x-api-key"] == MUSL_API_KEY
@@ -357,6 +361,7 @@ def _ny_serving(bad: dict[str, str]) -> Callable[[NyServer], None]:
     def setup(server: NyServer) -> None:
         server.add_draws(NEWER_DRAWS[:2])  # valid records of the same batch
         server.add_records([bad])
+
     return setup
 
 
@@ -364,6 +369,7 @@ def _ny_spoiled(fault: Fault) -> Callable[[NyServer], None]:
     def setup(server: NyServer) -> None:
         server.add_draws(NEWER_DRAWS)
         server.inject(NY_PATH, fault)
+
     return setup
 
 
@@ -381,31 +387,58 @@ class Rejected:
 FUTURE = future_draw_day()
 REJECTED = {
     "ny-white-out-of-matrix": Rejected(
-        "ny", "white ball(s) [70] outside 1-69 of the 2015-69/26 matrix", '"winning_numbers": "07 19 28 44 70 21"',
-        _ny_serving(_record("2024-07-06T00:00:00.000", "07 19 28 44 70 21"))),
+        "ny",
+        "white ball(s) [70] outside 1-69 of the 2015-69/26 matrix",
+        '"winning_numbers": "07 19 28 44 70 21"',
+        _ny_serving(_record("2024-07-06T00:00:00.000", "07 19 28 44 70 21")),
+    ),
     "ny-duplicate-balls": Rejected(
-        "ny", "white balls [7, 19, 19, 44, 65] are not distinct", '"winning_numbers": "07 19 19 44 65 21"',
-        _ny_serving(_record("2024-07-06T00:00:00.000", "07 19 19 44 65 21"))),
+        "ny",
+        "white balls [7, 19, 19, 44, 65] are not distinct",
+        '"winning_numbers": "07 19 19 44 65 21"',
+        _ny_serving(_record("2024-07-06T00:00:00.000", "07 19 19 44 65 21")),
+    ),
     "ny-tuesday": Rejected(
-        "ny", "2024-07-02 (Tuesday) is not a scheduled draw day", '"draw_date": "2024-07-02T00:00:00.000"',
-        _ny_serving(_record("2024-07-02T00:00:00.000", "07 19 28 44 65 21"))),
+        "ny",
+        "2024-07-02 (Tuesday) is not a scheduled draw day",
+        '"draw_date": "2024-07-02T00:00:00.000"',
+        _ny_serving(_record("2024-07-02T00:00:00.000", "07 19 28 44 65 21")),
+    ),
     "ny-future-date": Rejected(
-        "ny", f"{FUTURE.isoformat()} is in the future", f'"draw_date": "{FUTURE.isoformat()}T00:00:00.000"',
-        _ny_serving(_record(f"{FUTURE.isoformat()}T00:00:00.000", "07 19 28 44 65 21"))),
+        "ny",
+        f"{FUTURE.isoformat()} is in the future",
+        f'"draw_date": "{FUTURE.isoformat()}T00:00:00.000"',
+        _ny_serving(_record(f"{FUTURE.isoformat()}T00:00:00.000", "07 19 28 44 65 21")),
+    ),
     "ny-unknown-date-format": Rejected(
-        "ny", "draw date 'July 6, 2024' is in an unknown format", '"draw_date": "July 6, 2024"',
-        _ny_serving(_record("July 6, 2024", "07 19 28 44 65 21"))),
+        "ny",
+        "draw date 'July 6, 2024' is in an unknown format",
+        '"draw_date": "July 6, 2024"',
+        _ny_serving(_record("July 6, 2024", "07 19 28 44 65 21")),
+    ),
     "ny-html-page": Rejected(
-        "ny", "response body is an HTML page, not JSON", "<!DOCTYPE html><html>", _ny_spoiled(html_page())),
+        "ny", "response body is an HTML page, not JSON", "<!DOCTYPE html><html>", _ny_spoiled(html_page())
+    ),
     "ny-truncated-json": Rejected(
-        "ny", "response body is malformed or truncated JSON", '[{"draw_date": "2024-07-01T00:00:00.000"',
-        _ny_spoiled(truncated_json())),
+        "ny",
+        "response body is malformed or truncated JSON",
+        '[{"draw_date": "2024-07-01T00:00:00.000"',
+        _ny_spoiled(truncated_json()),
+    ),
     "musl-white-out-of-matrix": Rejected(
-        "musl", "white ball(s) [70] outside 1-69", '"drawDate": "2024-07-06"', ny=lambda server: None,
-        musl=lambda server: server.add_payload(musl_drawing(date(2024, 7, 6), [44, 7, 70, 19, 28], 21, 2))),
+        "musl",
+        "white ball(s) [70] outside 1-69",
+        '"drawDate": "2024-07-06"',
+        ny=lambda server: None,
+        musl=lambda server: server.add_payload(musl_drawing(date(2024, 7, 6), [44, 7, 70, 19, 28], 21, 2)),
+    ),
     "musl-truncated-json": Rejected(
-        "musl", "response body is malformed or truncated JSON", '[{"draw_date"', ny=lambda server: None,
-        musl=lambda server: (server.add_draws(NEWER_DRAWS), server.inject(MUSL_PATH, truncated_json()))),
+        "musl",
+        "response body is malformed or truncated JSON",
+        '[{"draw_date"',
+        ny=lambda server: None,
+        musl=lambda server: (server.add_draws(NEWER_DRAWS), server.inject(MUSL_PATH, truncated_json())),
+    ),
 }
 
 
@@ -508,7 +541,9 @@ def test_a_write_interrupted_before_commit_leaves_the_store_as_it_was(home: Path
     store = open_home(home)
     done = subprocess.run(
         [sys.executable, "-c", INTERRUPTED_WRITER, mode, str(store.path), str(store.snapshot_path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert f"inserted: {BUNDLED_COUNT + 3} rows inside the transaction" in done.stdout, done.stderr

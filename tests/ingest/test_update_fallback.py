@@ -70,10 +70,13 @@ def test_a_misdated_musl_answer_is_reported_and_the_date_asked_of_ny(
     report = update_draws(seeded, musl=musl_source(musl_server), ny=ny_source(ny_server), now=NOW)
 
     assert [(m.source, m.requested, m.answered) for m in report.misdated] == [("musl", asked, answered)]
-    assert ("failed: answered the drawing of 2014-06-25 for DrawDate 2014-06-28; asking NY Open Data "
-            "for 2014-06-28") in outcomes(report, "musl")
-    assert "wrong drawing answered: [musl] asked for DrawDate 2014-06-28, answered the drawing of 2014-06-25" \
+    assert (
+        "failed: answered the drawing of 2014-06-25 for DrawDate 2014-06-28; asking NY Open Data for 2014-06-28"
+    ) in outcomes(report, "musl")
+    assert (
+        "wrong drawing answered: [musl] asked for DrawDate 2014-06-28, answered the drawing of 2014-06-25"
         in report.as_text()
+    )
     assert report.as_dict()["misdated"] == [{"source": "musl", "requested": "2014-06-28", "answered": "2014-06-25"}]
     wheres = [r.params["$where"] for r in ny_server.requests_to(NY_PATH)]
     assert any("'2014-06-28T00:00:00.000'" in w for w in wheres)
@@ -109,9 +112,7 @@ def test_a_musl_body_that_is_not_json_fails_the_source_and_ny_is_asked(
     assert sorted(report.new_draws) == [d.draw_date for d in NEWER_DRAWS]
 
 
-def test_a_null_ny_body_fails_the_source_and_the_bundled_snapshot_is_asked(
-    seeded: Store, ny_server: NyServer
-) -> None:
+def test_a_null_ny_body_fails_the_source_and_the_bundled_snapshot_is_asked(seeded: Store, ny_server: NyServer) -> None:
     ny_server.inject(NY_PATH, raw_body("null"))
     before = draws_checksum(seeded)
 
@@ -157,8 +158,9 @@ def test_the_report_of_a_failed_update_is_recorded(seeded: Store, musl_server: M
     report = update_draws(seeded, musl=musl_source(musl_server), ny=ny_source(ny_server), now=NOW)
 
     with seeded.connect() as conn:
-        (stored,) = conn.execute("SELECT report_json FROM data_updates WHERE update_id = ?",
-                                 [report.update_id]).fetchone()
+        (stored,) = conn.execute(
+            "SELECT report_json FROM data_updates WHERE update_id = ?", [report.update_id]
+        ).fetchone()
     reasons = [r["reason"] for r in json.loads(stored)["rejected"]]
     assert "draw date '2024-07-0²' is in an unknown format (want YYYY-MM-DD, ASCII digits)" in reasons
     assert "record is JSON null, not a JSON object" in reasons

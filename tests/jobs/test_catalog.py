@@ -40,8 +40,7 @@ def job_name_literals(root: Path = PACKAGE) -> list[str]:
         if rel == "jobs/catalog.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-            if (isinstance(node, ast.Constant) and node.value in BUILT_IN
-                    and (rel, node.value) not in NOT_JOB_NAMES):
+            if isinstance(node, ast.Constant) and node.value in BUILT_IN and (rel, node.value) not in NOT_JOB_NAMES:
                 found.append(f"{rel}:{node.lineno} {node.value!r}")
     return found
 
@@ -49,8 +48,15 @@ def job_name_literals(root: Path = PACKAGE) -> list[str]:
 @pytest.fixture
 def analyst_job() -> Iterator[JobDefinition]:
     """An analyst's scheduled job, registered for the test and removed after it."""
-    job = JobDefinition("nightly_evaluation", (EVALUATE,), "evaluate every night", ScheduleKind.CRON,
-                        task_name="nightly_evaluation", cron="30 2 * * *", builtin=False)
+    job = JobDefinition(
+        "nightly_evaluation",
+        (EVALUATE,),
+        "evaluate every night",
+        ScheduleKind.CRON,
+        task_name="nightly_evaluation",
+        cron="30 2 * * *",
+        builtin=False,
+    )
     register_job(job)
     yield job
     JOBS.pop(job.name, None)
@@ -102,18 +108,25 @@ def test_a_registered_job_is_scheduled_planned_and_given_a_task(analyst_job: Job
 def test_a_job_name_or_task_name_is_taken_once(analyst_job: JobDefinition) -> None:
     with pytest.raises(ConfigError, match="already defined"):
         register_job(analyst_job)
-    twin = JobDefinition("other", (EVALUATE,), schedule=ScheduleKind.CRON, task_name="prediction_evaluation",
-                         cron="0 1 * * *")
+    twin = JobDefinition(
+        "other", (EVALUATE,), schedule=ScheduleKind.CRON, task_name="prediction_evaluation", cron="0 1 * * *"
+    )
     with pytest.raises(ConfigError, match="task name 'prediction_evaluation' is already taken"):
         register_job(twin)
     assert "other" not in JOBS
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"task_name": "t"}, "exactly one of cron_setting and cron"),
-    ({"task_name": "t", "cron": "0 1 * * *", "cron_setting": "update_cron"}, "exactly one of cron_setting and cron"),
-    ({"cron": "0 1 * * *"}, "give it a task_name"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"task_name": "t"}, "exactly one of cron_setting and cron"),
+        (
+            {"task_name": "t", "cron": "0 1 * * *", "cron_setting": "update_cron"},
+            "exactly one of cron_setting and cron",
+        ),
+        ({"cron": "0 1 * * *"}, "give it a task_name"),
+    ],
+)
 def test_a_scheduled_job_needs_one_cron_and_a_task(fields: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         JobDefinition("x", (EVALUATE,), schedule=ScheduleKind.CRON, **fields)

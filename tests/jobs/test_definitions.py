@@ -55,42 +55,105 @@ def problems_of(home: Path, text: str) -> list:
 BAD_INPUTS = [
     ("malformed", "[[job]\nname = 'x'\n", None, None, "not valid TOML"),
     ("unknown field", f"[[job]]\n{GOOD}colour = 'red'\n", "adder", "colour", "unknown field"),
-    ("unknown schedule field", f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 * * 1', tz = 'UTC' }}\n", "adder",
-     "schedule.tz", "unknown field"),
-    ("cron never fires", f"[[job]]\n{GOOD}schedule = {{ cron = '0 0 31 2 *' }}\n", "adder", "schedule.cron",
-     "never fires"),
-    ("cron out of range", f"[[job]]\n{GOOD}schedule = {{ cron = '61 * * * *' }}\n", "adder", "schedule.cron",
-     "invalid"),
-    ("cron 6 fields", f"[[job]]\n{GOOD}schedule = {{ cron = '0 0 7 * * 1' }}\n", "adder", "schedule.cron",
-     "expected 5"),
+    (
+        "unknown schedule field",
+        f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 * * 1', tz = 'UTC' }}\n",
+        "adder",
+        "schedule.tz",
+        "unknown field",
+    ),
+    (
+        "cron never fires",
+        f"[[job]]\n{GOOD}schedule = {{ cron = '0 0 31 2 *' }}\n",
+        "adder",
+        "schedule.cron",
+        "never fires",
+    ),
+    (
+        "cron out of range",
+        f"[[job]]\n{GOOD}schedule = {{ cron = '61 * * * *' }}\n",
+        "adder",
+        "schedule.cron",
+        "invalid",
+    ),
+    (
+        "cron 6 fields",
+        f"[[job]]\n{GOOD}schedule = {{ cron = '0 0 7 * * 1' }}\n",
+        "adder",
+        "schedule.cron",
+        "expected 5",
+    ),
     ("cron L", f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 L * *' }}\n", "adder", "schedule.cron", "not allow"),
-    ("unknown timezone", f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 * * 1', timezone = 'Mars/Base' }}\n",
-     "adder", "schedule.timezone", "unknown timezone 'Mars/Base'"),
-    ("schedule without cron", f"[[job]]\n{GOOD}schedule = {{ timezone = 'UTC' }}\n", "adder", "schedule",
-     "needs cron"),
-    ("bad delay", f"[[job]]\n{GOOD}schedule = {{ after_drawing = 'soon' }}\n", "adder",
-     "schedule.after_drawing", "not a duration"),
-    ("missing notebook", "[[job]]\nname = 'lost'\nnotebooks = 'nowhere.ipynb'\n", "lost", "notebooks",
-     "'nowhere.ipynb' not found"),
+    (
+        "unknown timezone",
+        f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 * * 1', timezone = 'Mars/Base' }}\n",
+        "adder",
+        "schedule.timezone",
+        "unknown timezone 'Mars/Base'",
+    ),
+    ("schedule without cron", f"[[job]]\n{GOOD}schedule = {{ timezone = 'UTC' }}\n", "adder", "schedule", "needs cron"),
+    (
+        "bad delay",
+        f"[[job]]\n{GOOD}schedule = {{ after_drawing = 'soon' }}\n",
+        "adder",
+        "schedule.after_drawing",
+        "not a duration",
+    ),
+    (
+        "missing notebook",
+        "[[job]]\nname = 'lost'\nnotebooks = 'nowhere.ipynb'\n",
+        "lost",
+        "notebooks",
+        "'nowhere.ipynb' not found",
+    ),
     ("not a notebook", "[[job]]\nname = 'txt'\nnotebooks = 'jobs.toml'\n", "txt", "notebooks", "not a notebook"),
     ("no notebooks", "[[job]]\nname = 'empty'\nnotebooks = []\n", "empty", "notebooks", "non-empty list"),
-    ("no parameters cell", "[[job]]\nname = 'plain'\nnotebooks = 'no_parameters.ipynb'\n", "plain", "notebooks",
-     "0 cells tagged 'parameters'"),
-    ("wrong parameter type", f"[[job]]\n{GOOD}parameters = {{ a = 'one' }}\n", "adder", "parameters",
-     "parameter 'a' wants int, got str"),
+    (
+        "no parameters cell",
+        "[[job]]\nname = 'plain'\nnotebooks = 'no_parameters.ipynb'\n",
+        "plain",
+        "notebooks",
+        "0 cells tagged 'parameters'",
+    ),
+    (
+        "wrong parameter type",
+        f"[[job]]\n{GOOD}parameters = {{ a = 'one' }}\n",
+        "adder",
+        "parameters",
+        "parameter 'a' wants int, got str",
+    ),
     ("unknown parameter", f"[[job]]\n{GOOD}parameters = {{ c = 1 }}\n", "adder", "parameters.c", "unknown"),
-    ("handed parameter", f"[[job]]\n{GOOD}parameters = {{ run_id = 'x' }}\n", "adder", "parameters.run_id",
-     "handed to every run"),
-    ("date parameter", f"[[job]]\n{GOOD}parameters = {{ label = 2024-07-01 }}\n", "adder", "parameters.label",
-     "quote it"),
-    ("missing required parameter", "[[job]]\nname = 'req'\nnotebooks = 'required_parameter.ipynb'\n", "req",
-     "parameters", "missing required parameter 'target'"),
+    (
+        "handed parameter",
+        f"[[job]]\n{GOOD}parameters = {{ run_id = 'x' }}\n",
+        "adder",
+        "parameters.run_id",
+        "handed to every run",
+    ),
+    (
+        "date parameter",
+        f"[[job]]\n{GOOD}parameters = {{ label = 2024-07-01 }}\n",
+        "adder",
+        "parameters.label",
+        "quote it",
+    ),
+    (
+        "missing required parameter",
+        "[[job]]\nname = 'req'\nnotebooks = 'required_parameter.ipynb'\n",
+        "req",
+        "parameters",
+        "missing required parameter 'target'",
+    ),
     ("duplicate name", f"[[job]]\n{GOOD}\n[[job]]\n{GOOD}", "adder", "name", "duplicate name"),
-    ("name not a slug", "[[job]]\nname = 'My Job'\nnotebooks = 'adds_numbers.ipynb'\n", "My Job", "name",
-     "not a slug"),
+    ("name not a slug", "[[job]]\nname = 'My Job'\nnotebooks = 'adds_numbers.ipynb'\n", "My Job", "name", "not a slug"),
     ("name missing", "[[job]]\nnotebooks = 'adds_numbers.ipynb'\n", "#1", "name", "missing"),
-    ("secret not a variable name", f"[[job]]\n{GOOD}secrets = ['API-KEY']\n", "adder", "secrets",
-     "not an environment variable name"),
+    (
+        "secret not a variable name",
+        f"[[job]]\n{GOOD}secrets = ['API-KEY']\n",
+        "adder",
+        "secrets",
+        "not an environment variable name",
+    ),
     ("catch_up value", f"[[job]]\n{GOOD}catch_up = 'all'\n", "adder", "catch_up", "not one of"),
     ("max_catch_up without each", f"[[job]]\n{GOOD}max_catch_up = 3\n", "adder", "max_catch_up", "only with"),
     ("store value", f"[[job]]\n{GOOD}store = 'rw'\n", "adder", "store", "not one of"),
@@ -100,12 +163,27 @@ BAD_INPUTS = [
     ("keep_days zero", f"[[job]]\n{GOOD}keep_days = 0\n", "adder", "keep_days", "whole number >= 1"),
     ("paused text", f"[[job]]\n{GOOD}paused = 'yes'\n", "adder", "paused", "true or false"),
     ("top-level key", f"owner = 'me'\n[[job]]\n{GOOD}", None, "owner", "[[job]] table"),
-    ("built-in steps", "[[job]]\nname = 'pipeline'\nnotebooks = 'adds_numbers.ipynb'\n", "pipeline", "notebooks",
-     "cannot be changed"),
-    ("built-in kind", "[[job]]\nname = 'evaluation'\nschedule = { after_drawing = '1h' }\n", "evaluation",
-     "schedule", "keeps that kind"),
-    ("reserved name", "[[job]]\nname = 'research_power'\nnotebooks = 'adds_numbers.ipynb'\n", "research_power",
-     "name", "built-in job's name"),
+    (
+        "built-in steps",
+        "[[job]]\nname = 'pipeline'\nnotebooks = 'adds_numbers.ipynb'\n",
+        "pipeline",
+        "notebooks",
+        "cannot be changed",
+    ),
+    (
+        "built-in kind",
+        "[[job]]\nname = 'evaluation'\nschedule = { after_drawing = '1h' }\n",
+        "evaluation",
+        "schedule",
+        "keeps that kind",
+    ),
+    (
+        "reserved name",
+        "[[job]]\nname = 'research_power'\nnotebooks = 'adds_numbers.ipynb'\n",
+        "research_power",
+        "name",
+        "built-in job's name",
+    ),
 ]
 
 
@@ -118,8 +196,10 @@ def test_every_bad_input_names_file_job_field_and_reason(home, case, text, job, 
 
 
 def test_all_problems_of_a_file_are_reported_together(home):
-    text = ("[[job]]\nname = 'one'\nnotebooks = 'nowhere.ipynb'\nschedule = { cron = '0 25 * * *' }\n\n"
-            "[[job]]\nname = 'Two'\nnotebooks = 'adds_numbers.ipynb'\n")
+    text = (
+        "[[job]]\nname = 'one'\nnotebooks = 'nowhere.ipynb'\nschedule = { cron = '0 25 * * *' }\n\n"
+        "[[job]]\nname = 'Two'\nnotebooks = 'adds_numbers.ipynb'\n"
+    )
     fields = {(p.job, p.field) for p in problems_of(home, text)}
     assert fields == {("one", "notebooks"), ("one", "schedule.cron"), ("Two", "name")}
 
@@ -127,7 +207,9 @@ def test_all_problems_of_a_file_are_reported_together(home):
 def test_a_full_definition_is_parsed_into_its_fields(home):
     (home / "sub").mkdir()
     shutil.copy(TEST_NOTEBOOKS / "adds_numbers.ipynb", home / "sub" / "second.ipynb")
-    jobs = load(home, """
+    jobs = load(
+        home,
+        """
 [[job]]
 name = "adder"
 description = "adds"
@@ -145,12 +227,16 @@ secrets = ["MY_API_KEY"]
 environment = "strict"
 keep_days = 30
 paused = true
-""")
+""",
+    )
     spec = jobs["adder"]
     assert [p.name for p in spec.notebooks] == ["adds_numbers.ipynb", "second.ipynb"]
     assert spec.parameters == {"a": 3, "b": 1, "label": "total"}
     assert (spec.schedule.kind, spec.schedule.cron, spec.schedule.timezone) == (
-        ScheduleKind.CRON, "0 7 * * 1", "Europe/Paris")
+        ScheduleKind.CRON,
+        "0 7 * * 1",
+        "Europe/Paris",
+    )
     assert (spec.catch_up, spec.max_catch_up, spec.grace_s, spec.timeout_s) == (CatchUp.EACH, 4, 900.0, 5400.0)
     assert spec.retry_backoff_s == (60.0, 120.0, 240.0)
     assert (spec.alert_after_failures, spec.store, spec.environment) == (2, StoreAccess.WRITE, EnvironmentPolicy.STRICT)
@@ -162,14 +248,21 @@ def test_defaults_of_a_minimal_job_and_a_missing_file(home):
     spec = load(home, f"[[job]]\n{GOOD}")["adder"]
     assert spec.schedule.kind == ScheduleKind.MANUAL and spec.schedule.timezone == "America/New_York"
     assert (spec.catch_up, spec.store, spec.environment, spec.paused) == (
-        CatchUp.LATEST, StoreAccess.READ, EnvironmentPolicy.WARN, False)
+        CatchUp.LATEST,
+        StoreAccess.READ,
+        EnvironmentPolicy.WARN,
+        False,
+    )
     assert spec.timeout_s is None and spec.retry_backoff_s is None  # the settings' values
     assert set(effective_jobs(settings_for(home / "elsewhere"))) == {"pipeline", "data_update", "evaluation"}
 
 
 def test_notebooks_resolve_from_the_notebooks_folder_first(home):
-    spec = load(home, "[[job]]\nname = 'freq'\nnotebooks = 'exploratory/1.0-shw-draw-frequencies.ipynb'\n"
-                      "schedule = { after_drawing = '2h' }\nparameters = { recent = 30 }\n")["freq"]
+    spec = load(
+        home,
+        "[[job]]\nname = 'freq'\nnotebooks = 'exploratory/1.0-shw-draw-frequencies.ipynb'\n"
+        "schedule = { after_drawing = '2h' }\nparameters = { recent = 30 }\n",
+    )["freq"]
     assert spec.notebooks[0].parent.name == "exploratory" and spec.notebooks[0].is_file()
     assert (spec.schedule.kind, spec.schedule.delay_s, spec.schedule.cron) == (ScheduleKind.AFTER_DRAWING, 7200.0, None)
 
@@ -199,10 +292,17 @@ def test_precedence_jobs_file_over_env_over_builtin(home):
     assert builtin.schedule.cron == "0 6 * * 0,2,4,5"
     from_env = effective_jobs(settings_for(home, SHIOL_UPDATE_CRON="0 5 * * *"))["data_update"]
     assert from_env.schedule.cron == "0 5 * * *"
-    from_file = load(home, "[[job]]\nname = 'data_update'\nschedule = { cron = '0 4 * * *' }\ntimeout = 60\n"
-                           "retries = []\npaused = true\n", SHIOL_UPDATE_CRON="0 5 * * *")["data_update"]
+    from_file = load(
+        home,
+        "[[job]]\nname = 'data_update'\nschedule = { cron = '0 4 * * *' }\ntimeout = 60\nretries = []\npaused = true\n",
+        SHIOL_UPDATE_CRON="0 5 * * *",
+    )["data_update"]
     assert (from_file.schedule.cron, from_file.timeout_s, from_file.retry_backoff_s, from_file.paused) == (
-        "0 4 * * *", 60.0, (), True)
+        "0 4 * * *",
+        60.0,
+        (),
+        True,
+    )
     assert from_file.notebooks == builtin.notebooks and from_file.builtin
 
 
@@ -213,8 +313,22 @@ def test_a_bad_env_cron_names_its_variable(home):
     assert (problem.file, problem.job, problem.field) == ("SHIOL_EVALUATION_CRON", "evaluation", "schedule.cron")
 
 
-@pytest.mark.parametrize("expr", ["0 7 * * 1", "*/15 * * * *", "0 0 29 2 *", "0 0 31 2 1", "0 0 31 2 *",
-                                  "0 7 * * 8", "60 * * * *", "0 7 L * *", "@daily", "0 7 * *", "0 9 * jan mon"])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "0 7 * * 1",
+        "*/15 * * * *",
+        "0 0 29 2 *",
+        "0 0 31 2 1",
+        "0 0 31 2 *",
+        "0 7 * * 8",
+        "60 * * * *",
+        "0 7 L * *",
+        "@daily",
+        "0 7 * *",
+        "0 9 * jan mon",
+    ],
+)
 def test_cron_check_agrees_with_the_scheduler(expr):
     try:
         parse_cron(expr)
@@ -224,8 +338,9 @@ def test_cron_check_agrees_with_the_scheduler(expr):
     assert (cron_problem(expr) is None) == accepted
 
 
-@pytest.mark.parametrize(("text", "seconds"), [(90, 90.0), (1.5, 1.5), ("90s", 90.0), ("30m", 1800.0),
-                                               ("1h30m", 5400.0), ("2d", 172800.0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [(90, 90.0), (1.5, 1.5), ("90s", 90.0), ("30m", 1800.0), ("1h30m", 5400.0), ("2d", 172800.0)]
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 

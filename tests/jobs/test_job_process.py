@@ -19,8 +19,13 @@ from shiol_lib.store import open_store
 
 
 def test_a_run_request_survives_the_trip_as_json() -> None:
-    context = RunContext(trigger=Trigger.MISSED_DRAW, slot=datetime(2024, 7, 2, 3, 29, tzinfo=UTC),
-                         draw_date=date(2024, 7, 1), attempt=3, parent_run_id="20240701T000000Z-abcdef")
+    context = RunContext(
+        trigger=Trigger.MISSED_DRAW,
+        slot=datetime(2024, 7, 2, 3, 29, tzinfo=UTC),
+        draw_date=date(2024, 7, 1),
+        attempt=3,
+        parent_run_id="20240701T000000Z-abcdef",
+    )
     request = RunRequest(job="pipeline", context=context, offline=True, seed=7)
     assert RunRequest.from_dict(request.to_dict()) == request
 
@@ -32,16 +37,22 @@ def test_a_result_that_was_never_written_reads_as_none(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_job_and_its_kernel_use_the_settings_given_not_the_environment(tmp_path: Path, ny_server,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_job_and_its_kernel_use_the_settings_given_not_the_environment(
+    tmp_path: Path, ny_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Settings that exist only in this object: a store and an archive in odd places, and a NY source on
     # a local server that has three drawings the bundled history lacks. Nothing of it is in os.environ.
     ny_server.add_draws(NEWER_DRAWS)
-    settings = load_settings({
-        "SHIOL_HOME": str(tmp_path / "home"), "SHIOL_DB_PATH": str(tmp_path / "elsewhere" / "db.duckdb"),
-        "SHIOL_RUNS_DIR": str(tmp_path / "archive"), "SHIOL_NY_BASE_URL": ny_server.url,
-        "SHIOL_HTTP_RETRIES": "0", "SHIOL_LOCK_TIMEOUT_S": "60",
-    })
+    settings = load_settings(
+        {
+            "SHIOL_HOME": str(tmp_path / "home"),
+            "SHIOL_DB_PATH": str(tmp_path / "elsewhere" / "db.duckdb"),
+            "SHIOL_RUNS_DIR": str(tmp_path / "archive"),
+            "SHIOL_NY_BASE_URL": ny_server.url,
+            "SHIOL_HTTP_RETRIES": "0",
+            "SHIOL_LOCK_TIMEOUT_S": "60",
+        }
+    )
     for name in [k for k in os.environ if k.startswith("SHIOL_")]:
         monkeypatch.delenv(name)
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5)

@@ -19,15 +19,25 @@ from shiol_lib.archive.verify import verify_ledger
 REPO = Path(__file__).resolve().parents[2]
 SHIOL = str(Path(sys.executable).parent / "shiol")
 STEP_FILES = [
-    "10_update_data", "20_analyze_signals", "30_optimize_weights", "40_validate_history",
-    "50_generate_predictions", "60_analyze_performance",
+    "10_update_data",
+    "20_analyze_signals",
+    "30_optimize_weights",
+    "40_validate_history",
+    "50_generate_predictions",
+    "60_analyze_performance",
 ]
 
 
-def shiol(home: Path, *args: str, env: dict[str, str] | None = None,
-          timeout: float = 600) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
-                "SHIOL_HTTP_RETRIES": "0", **(env or {})}
+def shiol(
+    home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    full_env = {
+        **os.environ,
+        "SHIOL_HOME": str(home),
+        "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
+        "SHIOL_HTTP_RETRIES": "0",
+        **(env or {}),
+    }
     full_env.pop("SHIOL_MUSL_API_KEY", None)
     return subprocess.run([SHIOL, *args], env=full_env, capture_output=True, text=True, timeout=timeout)
 
@@ -56,8 +66,12 @@ def test_pipeline_archives_every_step_and_predicts_the_next_drawing(pipeline_run
     assert packages["papermill"][0].isdigit() and packages["duckdb"][0].isdigit()
     assert manifest["environment"]["python"].startswith("3.11")
     assert len(manifest["code"]["git_commit"]) == 40 and isinstance(manifest["code"]["git_dirty"], bool)
-    assert set(manifest["outputs"]) >= {"predictions", "artifact:weights", "artifact:model",
-                                        "artifact:backtest_tickets"}
+    assert set(manifest["outputs"]) >= {
+        "predictions",
+        "artifact:weights",
+        "artifact:model",
+        "artifact:backtest_tickets",
+    }
     predict_step = manifest["steps"][4]
     assert predict_step["parameters"]["target_draw_date"] == "2024-07-01"
     command = predict_step["command"]
@@ -75,10 +89,12 @@ def test_pipeline_stores_100_valid_distinct_predictions_for_2024_07_01(pipeline_
             "SELECT target_draw_date, rank, n1, n2, n3, n4, n5, pb FROM predictions WHERE run_id = ? ORDER BY rank",
             [outcome["run_id"]],
         ).fetchall()
-        run = conn.execute("SELECT status, trigger, target_draw_date FROM runs WHERE run_id = ?",
-                           [outcome["run_id"]]).fetchone()
-        steps = conn.execute("SELECT step, status FROM run_steps WHERE run_id = ? ORDER BY position",
-                             [outcome["run_id"]]).fetchall()
+        run = conn.execute(
+            "SELECT status, trigger, target_draw_date FROM runs WHERE run_id = ?", [outcome["run_id"]]
+        ).fetchone()
+        steps = conn.execute(
+            "SELECT step, status FROM run_steps WHERE run_id = ? ORDER BY position", [outcome["run_id"]]
+        ).fetchall()
     assert len(rows) == 100 and {r[0] for r in rows} == {date(2024, 7, 1)}
     assert [r[1] for r in rows] == list(range(1, 101))
     assert len({r[2:] for r in rows}) == 100
@@ -106,8 +122,15 @@ def test_plain_papermill_cli_reproduces_the_predictions(pipeline_run, tmp_path):
     home, outcome = pipeline_run
     step = outcome["manifest"]["steps"][4]
     params = step["parameters"]
-    args = [sys.executable, "-m", "papermill", str(REPO / "notebooks" / "50_generate_predictions.ipynb"),
-            str(tmp_path / "out.ipynb"), "--cwd", str(REPO / "notebooks")]
+    args = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(REPO / "notebooks" / "50_generate_predictions.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        "--cwd",
+        str(REPO / "notebooks"),
+    ]
     for name, value in params.items():
         args += ["-p", name, str(value)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
@@ -155,8 +178,9 @@ def _notebooks_with(tmp_path: Path, replace: dict[str, str]) -> Path:
 @pytest.mark.slow
 def test_a_failed_step_stops_the_pipeline_and_is_archived(tmp_path):
     notebooks = _notebooks_with(tmp_path, {"20_analyze_signals.ipynb": "broken.ipynb"})
-    done = shiol(tmp_path / "home", "run", "pipeline", "--offline", "--json",
-                 env={"SHIOL_NOTEBOOKS_DIR": str(notebooks)})
+    done = shiol(
+        tmp_path / "home", "run", "pipeline", "--offline", "--json", env={"SHIOL_NOTEBOOKS_DIR": str(notebooks)}
+    )
     assert done.returncode == 6, done.stderr
     manifest = json.loads(done.stdout)["manifest"]
     assert [s["status"] for s in manifest["steps"]] == ["success", "failed", "skipped", "skipped", "skipped", "skipped"]
@@ -171,8 +195,13 @@ def test_a_failed_step_stops_the_pipeline_and_is_archived(tmp_path):
 @pytest.mark.slow
 def test_the_whole_run_timeout_kills_and_archives(tmp_path):
     notebooks = _notebooks_with(tmp_path, {"10_update_data.ipynb": "sleeps_forever.ipynb"})
-    done = shiol(tmp_path / "home", "run", "data_update", "--json",
-                 env={"SHIOL_NOTEBOOKS_DIR": str(notebooks), "SHIOL_RUN_TIMEOUT_S": "8"})
+    done = shiol(
+        tmp_path / "home",
+        "run",
+        "data_update",
+        "--json",
+        env={"SHIOL_NOTEBOOKS_DIR": str(notebooks), "SHIOL_RUN_TIMEOUT_S": "8"},
+    )
     assert done.returncode == 6
     manifest = json.loads(done.stdout)["manifest"]
     assert manifest["status"] == "timeout" and manifest["steps"][0]["error_class"] == "timeout"
@@ -214,8 +243,9 @@ def test_sigterm_interrupts_the_run_kills_the_kernel_and_records_it(tmp_path):
     notebooks = _notebooks_with(tmp_path, {"10_update_data.ipynb": "sleeps_forever.ipynb"})
     pid_file = notebooks / "child.pid"
     env = {**os.environ, "SHIOL_HOME": str(tmp_path / "home"), "SHIOL_NOTEBOOKS_DIR": str(notebooks)}
-    proc = subprocess.Popen([SHIOL, "run", "data_update", "--json"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [SHIOL, "run", "data_update", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while not pid_file.exists():
         assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else ""

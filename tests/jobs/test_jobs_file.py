@@ -30,8 +30,13 @@ notebooks = ["adds_numbers.ipynb"]
 schedule = { cron = "30 1 * * *", timezone = "Europe/Paris" }
 # a closing remark
 """
-NEW_JOB = {"name": "added", "notebooks": "adds_numbers.ipynb", "schedule": {"cron": "0 8 * * *"},
-           "parameters": {"b": 1.5}, "secrets": ["MY_TOKEN"]}
+NEW_JOB = {
+    "name": "added",
+    "notebooks": "adds_numbers.ipynb",
+    "schedule": {"cron": "0 8 * * *"},
+    "parameters": {"b": 1.5},
+    "secrets": ["MY_TOKEN"],
+}
 
 
 @pytest.fixture
@@ -48,7 +53,7 @@ def text_of(settings) -> str:
 def test_add_appends_and_keeps_everything_before_byte_for_byte(settings):
     spec = add_job(settings, NEW_JOB)
     text = text_of(settings)
-    assert text.startswith(USER_FILE + "\n[[job]]\nname = \"added\"\n")
+    assert text.startswith(USER_FILE + '\n[[job]]\nname = "added"\n')
     assert spec.parameters == {"b": 1.5} and spec.secrets == ("MY_TOKEN",)
     assert list(effective_jobs(settings)) == ["pipeline", "data_update", "evaluation", "weekly", "nightly", "added"]
 
@@ -81,7 +86,9 @@ def test_removing_a_job_keeps_the_comment_that_introduces_the_next(settings):
     remove_job(settings, "weekly")
     assert text_of(settings) == USER_FILE.replace(
         '[[job]]\nname = "weekly"   # the Monday report\nnotebooks = "adds_numbers.ipynb"\n'
-        'schedule = { cron = "0 7 * * 1" }  # Mondays, before work\nparameters = { a = 2, label = "weekly" }\n\n', "")
+        'schedule = { cron = "0 7 * * 1" }  # Mondays, before work\nparameters = { a = 2, label = "weekly" }\n\n',
+        "",
+    )
 
 
 def test_removing_the_last_job_keeps_its_closing_comment(settings):
@@ -90,8 +97,12 @@ def test_removing_the_last_job_keeps_its_closing_comment(settings):
 
 
 def test_a_refused_edit_leaves_the_file_untouched_and_no_temporary(settings):
-    for table in ({**NEW_JOB, "name": "weekly"}, {**NEW_JOB, "schedule": {"cron": "0 0 31 2 *"}},
-                  {**NEW_JOB, "parameters": {"a": "two"}}, {**NEW_JOB, "secrets": ["no-dash"]}):
+    for table in (
+        {**NEW_JOB, "name": "weekly"},
+        {**NEW_JOB, "schedule": {"cron": "0 0 31 2 *"}},
+        {**NEW_JOB, "parameters": {"a": "two"}},
+        {**NEW_JOB, "secrets": ["no-dash"]},
+    ):
         with pytest.raises(JobsFileError) as caught:
             add_job(settings, table)
         assert caught.value.problems
@@ -109,7 +120,7 @@ def test_add_creates_a_missing_file_with_a_header(tmp_path):
     settings = load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_JOBS_FILE": str(tmp_path / "conf" / "my.toml")})
     add_job(settings, {**NEW_JOB, "notebooks": str(tmp_path / "adds_numbers.ipynb")})
     text = (tmp_path / "conf" / "my.toml").read_text(encoding="utf-8")
-    assert text.startswith(NEW_FILE_HEADER + "\n[[job]]\nname = \"added\"\n")
+    assert text.startswith(NEW_FILE_HEADER + '\n[[job]]\nname = "added"\n')
     assert "added" in effective_jobs(settings)
 
 
@@ -127,5 +138,5 @@ def test_removing_a_middle_job_removes_its_introduction_only(settings):
     middle = text.index("# The second one")
     settings.jobs_path.write_text(text, encoding="utf-8")
     remove_job(settings, "nightly")
-    rest = text[text.index('[[job]]\nname = "added"'):]
+    rest = text[text.index('[[job]]\nname = "added"') :]
     assert text_of(settings) == text[:middle] + "# a closing remark\n\n" + rest

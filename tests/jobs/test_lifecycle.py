@@ -51,6 +51,7 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             counts[name] += 1
             return original(*args, **kwargs)
+
         return wrapper
 
     for name, (module, attribute) in WRITES.items():
@@ -63,8 +64,16 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def _open(settings: Settings, store: Store, context: RunContext | None = None) -> RunLifecycle:
-    return RunLifecycle.open(settings, store, "step", (ADDS, Step("second", "broken.ipynb")),
-                             context or RunContext(), seed=7, code={}, environment={})
+    return RunLifecycle.open(
+        settings,
+        store,
+        "step",
+        (ADDS, Step("second", "broken.ipynb")),
+        context or RunContext(),
+        seed=7,
+        code={},
+        environment={},
+    )
 
 
 def test_each_transition_writes_each_record_once(tmp_path: Path, writes: Counter[str]) -> None:
@@ -79,8 +88,12 @@ def test_each_transition_writes_each_record_once(tmp_path: Path, writes: Counter
     assert writes == Counter({"manifest": 1, "step row": 1, "run row": 1})
 
     writes.clear()
-    run.end_step(1, StepRecord(ADDS.name, ADDS.notebook, StepStatus.SUCCESS, started_at=started,
-                               finished_at=started + timedelta(seconds=2)))
+    run.end_step(
+        1,
+        StepRecord(
+            ADDS.name, ADDS.notebook, StepStatus.SUCCESS, started_at=started, finished_at=started + timedelta(seconds=2)
+        ),
+    )
     assert writes == Counter({"manifest": 1, "step row": 1, "run row": 1})
 
     writes.clear()
@@ -118,7 +131,9 @@ def test_closing_a_dead_run_writes_each_record_once(tmp_path: Path, writes: Coun
     manifest = archive.read_manifest(run.directory)
     assert manifest.status == RunStatus.CRASHED
     assert [(s.status, s.error_class) for s in manifest.steps] == [
-        (StepStatus.CRASHED, ErrorClass.CRASHED), (StepStatus.SKIPPED, None)]
+        (StepStatus.CRASHED, ErrorClass.CRASHED),
+        (StepStatus.SKIPPED, None),
+    ]
     assert (run.directory / manifest.steps[0].html).exists()  # the step that never saved is still reported
     assert verify_ledger(settings.runs_dir) == []
 
@@ -138,12 +153,22 @@ def test_a_run_context_refuses_what_no_run_can_be() -> None:
 @pytest.mark.slow
 def test_run_job_writes_through_the_lifecycle_once_per_transition(tmp_path: Path, writes: Counter[str]) -> None:
     settings = _settings(tmp_path)
-    outcome = run_job(settings, "step", steps=(ADDS,),
-                      step_parameters={ADDS.name: {"a": 3, "out_path": str(tmp_path / "sum.txt")}})
+    outcome = run_job(
+        settings, "step", steps=(ADDS,), step_parameters={ADDS.name: {"a": 3, "out_path": str(tmp_path / "sum.txt")}}
+    )
     assert outcome.status == RunStatus.SUCCESS, outcome.manifest.error
     # open (row, manifest), the step's start and end (manifest, step row, run row each), close
-    assert writes == Counter({"run row opened": 1, "manifest": 4, "step row": 2, "run row": 2, "ledger": 1,
-                              "run row closed": 1, "job lock released": 1})
+    assert writes == Counter(
+        {
+            "run row opened": 1,
+            "manifest": 4,
+            "step row": 2,
+            "run row": 2,
+            "ledger": 1,
+            "run row closed": 1,
+            "job lock released": 1,
+        }
+    )
     step = outcome.manifest.steps[0]
     assert step.html == "adds_numbers.html" and (outcome.directory / step.html).exists()
     assert outcome.run_id in (outcome.directory / step.html).read_text()  # titled with the run

@@ -40,21 +40,54 @@ def test_a_dead_run_is_closed_everywhere_and_its_tickets_are_discarded(tmp_path:
     run_id = archive.new_run_id(started)
     folder = archive.run_dir(settings.runs_dir, "pipeline", run_id, started)
     folder.mkdir(parents=True)
-    run_table.insert_run(store, run_table.RunRow(
-        run_id=run_id, job="pipeline", slot=None, trigger="manual", status="running", started_at=started,
-        finished_at=None, error=None, error_class=None, target_draw_date=date(2024, 7, 1), attempt=1,
-        parent_run_id=None, seed=1, pid=_dead_pid(), host=socket.gethostname(), heartbeat_at=beat,
-        archive_dir=str(folder)))
-    manifest = Manifest(run_id=run_id, job="pipeline", trigger="manual", status=RunStatus.RUNNING,
-                        started_at=started, steps=[
-                            StepRecord("generate_predictions", "50_generate_predictions.ipynb", StepStatus.RUNNING,
-                                       started_at=started),
-                            StepRecord("performance_analysis", "60_analyze_performance.ipynb")])
+    run_table.insert_run(
+        store,
+        run_table.RunRow(
+            run_id=run_id,
+            job="pipeline",
+            slot=None,
+            trigger="manual",
+            status="running",
+            started_at=started,
+            finished_at=None,
+            error=None,
+            error_class=None,
+            target_draw_date=date(2024, 7, 1),
+            attempt=1,
+            parent_run_id=None,
+            seed=1,
+            pid=_dead_pid(),
+            host=socket.gethostname(),
+            heartbeat_at=beat,
+            archive_dir=str(folder),
+        ),
+    )
+    manifest = Manifest(
+        run_id=run_id,
+        job="pipeline",
+        trigger="manual",
+        status=RunStatus.RUNNING,
+        started_at=started,
+        steps=[
+            StepRecord("generate_predictions", "50_generate_predictions.ipynb", StepStatus.RUNNING, started_at=started),
+            StepRecord("performance_analysis", "60_analyze_performance.ipynb"),
+        ],
+    )
     archive.write_manifest(folder, manifest)
     partial = nbformat.read(REPO / "notebooks" / "50_generate_predictions.ipynb", as_version=4)
     nbformat.write(partial, str(folder / "50_generate_predictions.ipynb.partial"))
-    tickets = pd.DataFrame({"rank": [1, 2], "n1": [1, 2], "n2": [3, 4], "n3": [5, 6], "n4": [7, 8], "n5": [9, 10],
-                            "pb": [1, 2], "score": [0.5, 0.4]})
+    tickets = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "n1": [1, 2],
+            "n2": [3, 4],
+            "n3": [5, 6],
+            "n4": [7, 8],
+            "n5": [9, 10],
+            "pb": [1, 2],
+            "score": [0.5, 0.4],
+        }
+    )
     prediction_table.replace_predictions(store, run_id, date(2024, 7, 1), tickets)
 
     closed = close_dead_runs(settings, store)
@@ -72,7 +105,8 @@ def test_a_dead_run_is_closed_everywhere_and_its_tickets_are_discarded(tmp_path:
     entry = ledger.read_ledger(settings.runs_dir)[-1]
     assert entry["run_id"] == run_id and entry["status"] == "crashed"
     assert run_table.ledger_anchor(store) == (entry["seq"], entry["hash"])
-    result = verify_archive(settings.runs_dir, anchor=run_table.ledger_anchor(store),
-                            runs=run_table.archived_runs(store))
+    result = verify_archive(
+        settings.runs_dir, anchor=run_table.ledger_anchor(store), runs=run_table.archived_runs(store)
+    )
     assert result.problems == []
     assert close_dead_runs(settings, store) == []  # closed once

@@ -37,8 +37,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
     env.update(SHIOL_HOME=str(home), SHIOL_NY_BASE_URL="http://127.0.0.1:9", SHIOL_HTTP_RETRIES="0")
-    done = subprocess.run([sys.executable, "-m", "shiol_lib.cli", "run", "pipeline", "--offline", "--json"],
-                          env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "shiol_lib.cli", "run", "pipeline", "--offline", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     runs_dir = home / "runs"
     source = archive.find_run_dir(runs_dir, json.loads(done.stdout)["run_id"])
@@ -60,8 +65,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND"])
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND"]
+        )
         yield chromium
         chromium.close()
 

@@ -25,15 +25,20 @@ CHROMIUM = Path("/usr/bin/chromium")
 SHIOL = str(Path(sys.executable).parent / "shiol")
 SUCCESS_GREEN = np.array([0x1A, 0x7F, 0x37])  # .status-success in templates/dashboard.css
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND",
 ]
 
 
 def shiol(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
-           "SHIOL_HTTP_RETRIES": "0"}
+    env = {**os.environ, "SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9", "SHIOL_HTTP_RETRIES": "0"}
     env.pop("SHIOL_MUSL_API_KEY", None)
     return subprocess.run([SHIOL, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -42,8 +47,9 @@ def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
     """Run headless Chromium with a fresh profile; fail (never skip) when it is not installed."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as CI does")
-    done = subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

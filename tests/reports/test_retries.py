@@ -38,8 +38,9 @@ def failing_notebooks(folder: Path) -> Path:
     nb = nbformat.read(REPO / "tests" / "notebooks" / "broken.ipynb", as_version=4)
     original = nbformat.read(folder / "10_update_data.ipynb", as_version=4)
     ours = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    ours.source = next(c for c in original.cells if "parameters" in c.metadata.get("tags", [])).source + "\n" + \
-        ours.source
+    ours.source = (
+        next(c for c in original.cells if "parameters" in c.metadata.get("tags", [])).source + "\n" + ours.source
+    )
     nbformat.write(nb, folder / "10_update_data.ipynb")
     return folder
 
@@ -52,9 +53,15 @@ def rows_of(page: str, run_id: str) -> list[str]:
 
 @pytest.mark.slow
 def test_failed_attempts_show_their_next_retry_then_superseded_then_none_left(tmp_path: Path) -> None:
-    settings = load_settings({"SHIOL_HOME": str(tmp_path / "home"), "SHIOL_RETRY_BACKOFF_S": "60,120",
-                              "SHIOL_NOTEBOOKS_DIR": str(failing_notebooks(tmp_path / "notebooks")),
-                              "SHIOL_NY_BASE_URL": "http://127.0.0.1:9", "SHIOL_HTTP_RETRIES": "0"})
+    settings = load_settings(
+        {
+            "SHIOL_HOME": str(tmp_path / "home"),
+            "SHIOL_RETRY_BACKOFF_S": "60,120",
+            "SHIOL_NOTEBOOKS_DIR": str(failing_notebooks(tmp_path / "notebooks")),
+            "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
+            "SHIOL_HTTP_RETRIES": "0",
+        }
+    )
     config = planner_config(settings)
     slot = previous_slot(parse_cron(settings.update_cron), datetime.now(UTC))
     outcomes = []
@@ -71,8 +78,10 @@ def test_failed_attempts_show_their_next_retry_then_superseded_then_none_left(tm
             assert expected in page, rows_of(page, latest.run_id)
             store = open_store(settings.db_path, settings.snapshot_path)
             early = due - timedelta(seconds=1)
-            before, at_due = plan_runs(read_history(store, early), early, config), plan_runs(read_history(store, due),
-                                                                                              due, config)
+            before, at_due = (
+                plan_runs(read_history(store, early), early, config),
+                plan_runs(read_history(store, due), due, config),
+            )
             assert not [d for d in before.due if d.job == "data_update"]
             assert [(d.reason, d.attempt) for d in at_due.due if d.job == "data_update"] == [("retry", attempt + 1)]
         else:
@@ -85,18 +94,27 @@ def test_failed_attempts_show_their_next_retry_then_superseded_then_none_left(tm
     page = (settings.runs_dir / "index.html").read_text()
     for older, newer in ((first, second), (second, third)):
         assert f"superseded by run {newer.run_id} (its next attempt)" in page
-        link = f'{Path(newer.directory).relative_to(settings.runs_dir).as_posix()}/index.html'
+        link = f"{Path(newer.directory).relative_to(settings.runs_dir).as_posix()}/index.html"
         assert f'href="{link}">open it</a>' in page
         assert f"superseded by run {newer.run_id}" in (older.directory / "index.html").read_text()
     failed_section = page.split('id="failed"')[1].split("</section>")[0]
     assert all(o.run_id in failed_section for o in outcomes) and failed_section.count("ZeroDivisionError") == 3
 
 
-def manifest(run_id: str, status: str, started: datetime, *, slot: datetime | None, attempt: int = 1,
-             job: str = "data_update") -> Manifest:
-    return Manifest(run_id=run_id, job=job, trigger="retry" if attempt > 1 else "on-time", status=status,
-                    started_at=started, finished_at=started + timedelta(minutes=1), slot=slot, attempt=attempt,
-                    steps=[])
+def manifest(
+    run_id: str, status: str, started: datetime, *, slot: datetime | None, attempt: int = 1, job: str = "data_update"
+) -> Manifest:
+    return Manifest(
+        run_id=run_id,
+        job=job,
+        trigger="retry" if attempt > 1 else "on-time",
+        status=status,
+        started_at=started,
+        finished_at=started + timedelta(minutes=1),
+        slot=slot,
+        attempt=attempt,
+        steps=[],
+    )
 
 
 def test_manual_waiting_overdue_and_newer_slot_runs_read_as_such(tmp_path: Path) -> None:
@@ -112,14 +130,16 @@ def test_manual_waiting_overdue_and_newer_slot_runs_read_as_such(tmp_path: Path)
     assert lines["20240701T100000Z-aaaaaa"].text == "no automatic retry (a manual run)"
     assert lines["20240701T100100Z-bbbbbb"].superseded_by == "20240702T100000Z-cccccc"
     assert "(a run for a newer slot or drawing)" in lines["20240701T100100Z-bbbbbb"].text
-    assert lines["20240701T110000Z-dddddd"].text.startswith("next check for the results at 2024-07-01 07:02 EDT "
-                                                            "(2024-07-01 11:02 UTC) (overdue")
+    assert lines["20240701T110000Z-dddddd"].text.startswith(
+        "next check for the results at 2024-07-01 07:02 EDT (2024-07-01 11:02 UTC) (overdue"
+    )
     assert lines["20240701T120000Z-eeeeee"].text.startswith("next recovery run at 2024-07-01 08:01 EDT")
     assert "20240702T100000Z-cccccc" not in lines
     for m in runs:  # the same lines in the rendered dashboard, as text
         folder = archive.run_dir(tmp_path, m.job, m.run_id, m.started_at)
         folder.mkdir(parents=True)
         archive.write_manifest(folder, m)
-    page = run_index.write_index(tmp_path, retry_backoff_s=(60.0, 120.0, 240.0),
-                                 now=t0 + timedelta(hours=5)).read_text()
+    page = run_index.write_index(
+        tmp_path, retry_backoff_s=(60.0, 120.0, 240.0), now=t0 + timedelta(hours=5)
+    ).read_text()
     assert "no automatic retry (a manual run)" in page and "next recovery run at 2024-07-01 08:01 EDT" in page

@@ -30,15 +30,23 @@ def _closed_port() -> int:
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings for tests: short timeouts, no backoff pause, no channel unless given."""
     return Settings(
-        home=tmp_path, db_path=tmp_path / "db.duckdb", snapshot_path=tmp_path / "db.snapshot.duckdb",
-        runs_dir=tmp_path / "runs", http_timeout_s=2.0, http_backoff_s=0.0,
+        home=tmp_path,
+        db_path=tmp_path / "db.duckdb",
+        snapshot_path=tmp_path / "db.snapshot.duckdb",
+        runs_dir=tmp_path / "runs",
+        http_timeout_s=2.0,
+        http_backoff_s=0.0,
     ).with_overrides(**overrides)
 
 
 def _all_channels(tmp_path: Path, webhook_url: str, smtp_port: int) -> Settings:
     return make_settings(
-        tmp_path, alert_webhook_url=webhook_url, smtp_host="127.0.0.1", smtp_port=smtp_port,
-        alert_email_from="shiol@example.test", alert_email_to="ops@example.test, analyst@example.test",
+        tmp_path,
+        alert_webhook_url=webhook_url,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        alert_email_from="shiol@example.test",
+        alert_email_to="ops@example.test, analyst@example.test",
     )
 
 
@@ -52,9 +60,11 @@ def test_an_alert_goes_to_the_log_the_webhook_and_email_and_is_recorded(tmp_path
 
     assert channels == ["log", "webhook", "email"]
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
-        (logging.WARNING, f"ALERT failures [pipeline]: {MESSAGE}")]
-    assert webhook.bodies == [{"kind": "failures", "job": "pipeline", "message": MESSAGE,
-                               "at": "2024-07-01T16:00:00+00:00"}]
+        (logging.WARNING, f"ALERT failures [pipeline]: {MESSAGE}")
+    ]
+    assert webhook.bodies == [
+        {"kind": "failures", "job": "pipeline", "message": MESSAGE, "at": "2024-07-01T16:00:00+00:00"}
+    ]
     assert webhook.content_types == ["application/json"]
     [(sender, recipients, mail)] = smtp.received
     assert sender == "shiol@example.test" and recipients == ["ops@example.test", "analyst@example.test"]
@@ -63,8 +73,12 @@ def test_an_alert_goes_to_the_log_the_webhook_and_email_and_is_recorded(tmp_path
     body = mail.get_content()
     assert body.startswith(MESSAGE) and "job: pipeline" in body and "at: 2024-07-01T16:00:00+00:00" in body
     [alert] = recent_alerts(store)
-    assert (alert.kind, alert.job, alert.message, alert.channels) == ("failures", "pipeline", MESSAGE,
-                                                                      ("log", "webhook", "email"))
+    assert (alert.kind, alert.job, alert.message, alert.channels) == (
+        "failures",
+        "pipeline",
+        MESSAGE,
+        ("log", "webhook", "email"),
+    )
 
 
 def test_a_webhook_that_is_down_is_logged_and_email_still_delivers(tmp_path, store, smtp, caplog):
@@ -87,16 +101,20 @@ def test_a_webhook_that_is_down_is_logged_and_email_still_delivers(tmp_path, sto
 def test_the_webhook_is_retried_once_on_server_errors_only(tmp_path, store, statuses, delivered, requests_seen):
     receiver = WebhookReceiver(statuses)
     try:
-        channels = send_alert(make_settings(tmp_path, alert_webhook_url=receiver.url), store,
-                              kind="failures", job="pipeline", message=MESSAGE)
+        channels = send_alert(
+            make_settings(tmp_path, alert_webhook_url=receiver.url),
+            store,
+            kind="failures",
+            job="pipeline",
+            message=MESSAGE,
+        )
     finally:
         receiver.close()
     assert channels == (["log", "webhook"] if delivered else ["log"])
     assert len(receiver.bodies) == requests_seen
 
 
-def test_an_smtp_server_that_never_answers_times_out_and_the_webhook_still_delivers(tmp_path, store, webhook,
-                                                                                       caplog):
+def test_an_smtp_server_that_never_answers_times_out_and_the_webhook_still_delivers(tmp_path, store, webhook, caplog):
     with socket.socket() as silent:  # accepts connections (backlog) but never greets
         silent.bind(("127.0.0.1", 0))
         silent.listen()
@@ -105,8 +123,7 @@ def test_an_smtp_server_that_never_answers_times_out_and_the_webhook_still_deliv
             channels = send_alert(settings, store, kind="missed-draw", job="pipeline", message="drawing missed")
 
     assert channels == ["log", "webhook"]  # the 0.3 s timeout ends the wait (the message below says so)
-    assert any("alert e-mail via 127.0.0.1" in r.getMessage() and "timed out" in r.getMessage()
-               for r in caplog.records)
+    assert any("alert e-mail via 127.0.0.1" in r.getMessage() and "timed out" in r.getMessage() for r in caplog.records)
     assert len(webhook.bodies) == 1
 
 
@@ -114,8 +131,15 @@ def test_the_same_message_is_not_resent_within_the_window(tmp_path, store, webho
     settings = _all_channels(tmp_path, webhook.url, smtp.port)
 
     def send(message: str, minutes: float, **kwargs: Any) -> list[str]:
-        return send_alert(settings, store, kind="failures", job="pipeline", message=message,
-                          now=T0 + timedelta(minutes=minutes), **kwargs)
+        return send_alert(
+            settings,
+            store,
+            kind="failures",
+            job="pipeline",
+            message=message,
+            now=T0 + timedelta(minutes=minutes),
+            **kwargs,
+        )
 
     assert send(MESSAGE, 0) == ["log", "webhook", "email"]
     assert send(MESSAGE, 30) == [DEDUPLICATED]
@@ -142,14 +166,18 @@ def test_a_locked_store_does_not_stop_delivery(tmp_path, webhook, caplog):
     assert channels == ["log", "webhook"]
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("cannot check whether this alert was already sent") for m in messages)
-    assert any(m.startswith("alert delivered through log,webhook but not recorded") and "locked" in m
-               for m in messages)
+    assert any(m.startswith("alert delivered through log,webhook but not recorded") and "locked" in m for m in messages)
 
 
 def test_a_long_multi_line_message_keeps_its_first_line_as_the_subject(tmp_path, store, smtp):
     message = "evaluation: drawing 2024-07-01 missed: " + "x" * 120 + "\nsecond line, not ASCII: ✓ —"
-    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port,
-                             alert_email_from="shiol@example.test", alert_email_to="ops@example.test")
+    settings = make_settings(
+        tmp_path,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        alert_email_from="shiol@example.test",
+        alert_email_to="ops@example.test",
+    )
     assert send_alert(settings, store, kind="missed-draw", job="evaluation", message=message) == ["log", "email"]
     [(_, _, mail)] = smtp.received
     assert mail["Subject"] == "[SHIOL+ alert] missed-draw: " + message.splitlines()[0][:99] + "..."

@@ -34,8 +34,12 @@ UPTIME_S = 120.0
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings with the token, an ephemeral port on 127.0.0.1."""
     return Settings(
-        home=tmp_path, db_path=tmp_path / "db.duckdb", snapshot_path=tmp_path / "db.snapshot.duckdb",
-        runs_dir=tmp_path / "runs", api_token=TOKEN, api_port=0,
+        home=tmp_path,
+        db_path=tmp_path / "db.duckdb",
+        snapshot_path=tmp_path / "db.snapshot.duckdb",
+        runs_dir=tmp_path / "runs",
+        api_token=TOKEN,
+        api_port=0,
     ).with_overrides(**overrides)
 
 
@@ -45,11 +49,20 @@ def planner_of(store: Store) -> Callable[[], dict[str, Any]]:
 
 
 @contextmanager
-def serving(settings: Settings, store_factory: Callable[[], Store],
-            plan_provider: Callable[[], Mapping[str, Any]], **options: Any) -> Iterator[str]:
+def serving(
+    settings: Settings,
+    store_factory: Callable[[], Store],
+    plan_provider: Callable[[], Mapping[str, Any]],
+    **options: Any,
+) -> Iterator[str]:
     """Build the app, serve it with make_server in a background thread, yield its base URL."""
-    app = build_health_app(settings, store_factory=store_factory, plan_provider=plan_provider,
-                           started_at=datetime.now(UTC) - timedelta(seconds=UPTIME_S), **options)
+    app = build_health_app(
+        settings,
+        store_factory=store_factory,
+        plan_provider=plan_provider,
+        started_at=datetime.now(UTC) - timedelta(seconds=UPTIME_S),
+        **options,
+    )
     server = make_server(app, settings)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -95,8 +108,9 @@ def base_url(populated: tuple[Path, Store]) -> Iterator[str]:
 # --- access --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("age", "status"), [(0.5, 200), (None, 503), (121.0, 503)],
-                         ids=["fresh", "no-plan-yet", "too-old"])
+@pytest.mark.parametrize(
+    ("age", "status"), [(0.5, 200), (None, 503), (121.0, 503)], ids=["fresh", "no-plan-yet", "too-old"]
+)
 def test_healthz_is_503_when_the_planner_has_no_fresh_plan(tmp_path, store, age, status):
     with serving(make_settings(tmp_path), lambda: store, planner_of(store), plan_age_s=lambda: age) as url:
         response = requests.get(f"{url}/healthz", timeout=5)
@@ -190,10 +204,20 @@ def test_the_health_report_lists_jobs_plan_and_problems(base_url, populated):
     pipeline = report["jobs"]["pipeline"]
     assert pipeline["next_run"] == plan["next"]["pipeline"]
     assert pipeline["consecutive_failures"] == 3 and pipeline["running"] == 0
-    assert pipeline["last_run"] == pipeline["last_finished"] == {
-        "run_id": "pipeline-3", "status": "failed", "started_at": "2024-07-01T15:00:00-04:00",
-        "started_at_utc": "2024-07-01T19:00:00+00:00", "finished_at": "2024-07-01T15:03:00-04:00",
-        "finished_at_utc": "2024-07-01T19:03:00+00:00", "duration_s": 180.0, "error": "failed in step fetch"}
+    assert (
+        pipeline["last_run"]
+        == pipeline["last_finished"]
+        == {
+            "run_id": "pipeline-3",
+            "status": "failed",
+            "started_at": "2024-07-01T15:00:00-04:00",
+            "started_at_utc": "2024-07-01T19:00:00+00:00",
+            "finished_at": "2024-07-01T15:03:00-04:00",
+            "finished_at_utc": "2024-07-01T19:03:00+00:00",
+            "duration_s": 180.0,
+            "error": "failed in step fetch",
+        }
+    )
     assert pipeline["last_success_at"] == "2024-07-01T12:03:00-04:00"  # New York time, like the plan
     assert pipeline["last_success_at_utc"] == "2024-07-01T16:03:00+00:00"  # and its UTC twin
     assert pipeline["next_run_utc"] == plan["next_utc"]["pipeline"]
@@ -202,7 +226,11 @@ def test_the_health_report_lists_jobs_plan_and_problems(base_url, populated):
     assert report["jobs"]["evaluation"]["last_finished"]["status"] == "success"
 
     assert (report["at"], report["due"], report["missed"], report["alerts"]) == (
-        plan["at"], plan["due"], plan["missed"], plan["alerts"])
+        plan["at"],
+        plan["due"],
+        plan["missed"],
+        plan["alerts"],
+    )
     assert any(a.startswith("pipeline: the last 3 runs failed") for a in report["alerts"])
     assert report["status"] == "attention"
     assert [d["dead_letter_id"] for d in report["dead_letters"]] == ["dl-open"]
@@ -225,9 +253,11 @@ def test_the_health_report_says_how_long_since_a_source_last_answered(tmp_path, 
         sources = requests.get(f"{url}/api/v1/scheduler/health", headers=auth(), timeout=5).json()["sources"]
     assert sources["last_answered_at_utc"] == answered.isoformat()
     assert sources["seconds_since_last_answer"] >= (datetime.now(UTC) - answered).total_seconds() - 60
-    assert sources["sources"]["ny"] == {"last_asked_at_utc": asked.isoformat(),
-                                        "last_answered_at_utc": answered.isoformat(),
-                                        "last_outcome": "failed: HTTP 503; falling back"}
+    assert sources["sources"]["ny"] == {
+        "last_asked_at_utc": asked.isoformat(),
+        "last_answered_at_utc": answered.isoformat(),
+        "last_outcome": "failed: HTTP 503; falling back",
+    }
     assert sources["sources"]["musl"]["last_answered_at_utc"] is None
 
 
@@ -263,8 +293,7 @@ def test_a_failing_plan_provider_is_a_503(tmp_path, store):
 
 def test_make_server_binds_127_0_0_1_by_default_with_lifespan_off():
     settings = Settings(home=Path("."), db_path=Path("db"), snapshot_path=Path("snap"), runs_dir=Path("runs"))
-    app = build_health_app(settings, store_factory=lambda: None, plan_provider=dict,
-                           started_at=datetime.now(UTC))
+    app = build_health_app(settings, store_factory=lambda: None, plan_provider=dict, started_at=datetime.now(UTC))
     server = make_server(app, settings)
     assert (server.config.host, server.config.port) == ("127.0.0.1", 8765)
     assert server.config.lifespan == "off" and server.config.log_level == "warning"
@@ -286,13 +315,15 @@ def test_the_server_shares_the_loop_and_leaves_sigterm_to_its_host(tmp_path, sto
         during = signal.getsignal(signal.SIGTERM)
         port = server.servers[0].sockets[0].getsockname()[1]
         status = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code)
+            None, lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code
+        )
         server.should_exit = True
         await task
         return during, status
 
-    app = build_health_app(settings, store_factory=lambda: store, plan_provider=planner_of(store),
-                           started_at=datetime.now(UTC))
+    app = build_health_app(
+        settings, store_factory=lambda: store, plan_provider=planner_of(store), started_at=datetime.now(UTC)
+    )
     previous = signal.signal(signal.SIGTERM, host_handler)
     try:
         during, status = asyncio.run(serve_and_probe(make_server(app, settings)))
@@ -320,11 +351,17 @@ def test_healthz_answers_through_a_burst_that_fills_the_cap_of_the_expensive_end
         return store
 
     expensive, probes = MAX_CONNECTIONS + 36, 67
-    with serving(make_settings(tmp_path), held_store, planner_of(store), read_timeout_s=600) as url, \
-            ThreadPoolExecutor(max_workers=expensive + probes) as pool:
+    with (
+        serving(make_settings(tmp_path), held_store, planner_of(store), read_timeout_s=600) as url,
+        ThreadPoolExecutor(max_workers=expensive + probes) as pool,
+    ):
         try:
-            held = [pool.submit(requests.get, f"{url}{('/api/v1/scheduler/health', '/metrics')[n % 2]}",
-                                headers=auth(), timeout=600) for n in range(expensive)]
+            held = [
+                pool.submit(
+                    requests.get, f"{url}{('/api/v1/scheduler/health', '/metrics')[n % 2]}", headers=auth(), timeout=600
+                )
+                for n in range(expensive)
+            ]
             refused = []
             for future in as_completed(held):  # the ones over the cap answer at once; the others wait
                 refused.append(future.result().status_code)

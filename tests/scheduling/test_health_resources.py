@@ -25,10 +25,18 @@ def test_durations_are_a_histogram_by_job_and_resources_come_from_the_manifest(t
     add_run(store, "evaluation-refused", "evaluation", "refused", hour=6, minutes=0)
     folder = settings.runs_dir / "evaluation" / "2024-07-01" / RUN_ID
     folder.mkdir(parents=True)
-    manifest = Manifest(run_id=RUN_ID, job="evaluation", trigger="on-time", status="success",
-                        started_at=T0 + timedelta(hours=5),
-                        steps=[StepRecord("evaluate_predictions", "70_evaluate_predictions.ipynb", status="success",
-                                          peak_rss_mb=300.5, cpu_s=4.25)])
+    manifest = Manifest(
+        run_id=RUN_ID,
+        job="evaluation",
+        trigger="on-time",
+        status="success",
+        started_at=T0 + timedelta(hours=5),
+        steps=[
+            StepRecord(
+                "evaluate_predictions", "70_evaluate_predictions.ipynb", status="success", peak_rss_mb=300.5, cpu_s=4.25
+            )
+        ],
+    )
     archive.write_manifest(folder, manifest)
     with serving(settings, lambda: store, planner_of(store)) as url:
         text = requests.get(f"{url}/metrics", headers=auth(), timeout=10).text
@@ -46,7 +54,8 @@ def test_durations_are_a_histogram_by_job_and_resources_come_from_the_manifest(t
     peak = {s.labels["job"]: s.value for s in families["shiol_job_last_run_peak_rss_bytes"].samples}
     assert peak == {"evaluation": 300.5 * 1024 * 1024}
     assert {s.labels["job"]: s.value for s in families["shiol_job_last_run_cpu_seconds"].samples} == {
-        "evaluation": 4.25}
+        "evaluation": 4.25
+    }
     resources = health["jobs"]["evaluation"]["last_finished_resources"]
     assert resources["peak_rss_mb"] == 300.5 and resources["cpu_s"] == 4.25
     assert resources["steps"]["evaluate_predictions"] == {"peak_rss_mb": 300.5, "cpu_s": 4.25}

@@ -70,16 +70,40 @@ def test_a_failing_plan_keeps_the_last_good_one_which_ages(caplog):
 
 
 def test_missed_slots_are_recorded_when_the_planner_sees_them_not_at_the_next_run(tmp_path: Path):
-    settings = Settings(home=tmp_path, db_path=tmp_path / "db.duckdb", snapshot_path=tmp_path / "db.snapshot.duckdb",
-                        runs_dir=tmp_path / "runs", evaluation_cron="* * * * *", grace_s=60.0,
-                        pipeline_cron="0 3 1 1 *", update_cron="0 3 1 1 *")
+    settings = Settings(
+        home=tmp_path,
+        db_path=tmp_path / "db.duckdb",
+        snapshot_path=tmp_path / "db.snapshot.duckdb",
+        runs_dir=tmp_path / "runs",
+        evaluation_cron="* * * * *",
+        grace_s=60.0,
+        pipeline_cron="0 3 1 1 *",
+        update_cron="0 3 1 1 *",
+    )
     scheduler = Scheduler(settings)
     started = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
-    insert_run(scheduler.store(), RunRow(
-        run_id="ev-old", job="evaluation", slot=started, trigger="scheduled", status="success", started_at=started,
-        finished_at=started + timedelta(seconds=5), error=None, error_class=None, target_draw_date=None,
-        attempt=1, parent_run_id=None, seed=None, pid=None, host=None, heartbeat_at=started, archive_dir=None,
-    ))
+    insert_run(
+        scheduler.store(),
+        RunRow(
+            run_id="ev-old",
+            job="evaluation",
+            slot=started,
+            trigger="scheduled",
+            status="success",
+            started_at=started,
+            finished_at=started + timedelta(seconds=5),
+            error=None,
+            error_class=None,
+            target_draw_date=None,
+            attempt=1,
+            parent_run_id=None,
+            seed=None,
+            pid=None,
+            host=None,
+            heartbeat_at=started,
+            archive_dir=None,
+        ),
+    )
     plan = scheduler.replan()  # what the planning thread does each cycle
     assert plan is not None and plan.missed
     recorded = missed_slots(scheduler.store(), job="evaluation")
@@ -149,9 +173,14 @@ def test_a_change_to_the_store_files_wakes_it_within_one_cycle(tmp_path: Path):
             db.write_text("v2, written by another process")
         return False
 
-    loop = PlanLoop(lambda: _plan_at(time_.now, START + timedelta(hours=2)), cycle_s=1.0, max_wait_s=3600.0,
-                    changes=lambda: file_signature([db, tmp_path / "store.duckdb.wal"]), clock=time_.clock,
-                    sleep=sleep)
+    loop = PlanLoop(
+        lambda: _plan_at(time_.now, START + timedelta(hours=2)),
+        cycle_s=1.0,
+        max_wait_s=3600.0,
+        changes=lambda: file_signature([db, tmp_path / "store.duckdb.wal"]),
+        clock=time_.clock,
+        sleep=sleep,
+    )
     assert loop.run_cycle()[1] == "store changed"
     assert time_.now == START + timedelta(seconds=10) and set(time_.sleeps) == {1.0}
 
@@ -179,20 +208,45 @@ def test_the_file_signature_changes_with_a_write_and_tells_a_missing_file(tmp_pa
 
 
 def test_the_scheduler_replans_when_another_connection_writes_the_store(tmp_path: Path):
-    settings = Settings(home=tmp_path, db_path=tmp_path / "db.duckdb", snapshot_path=tmp_path / "db.snapshot.duckdb",
-                        runs_dir=tmp_path / "runs", pipeline_cron="0 3 1 1 *", update_cron="0 3 1 1 *",
-                        evaluation_cron="0 3 1 1 *", plan_max_age_s=3600.0, scheduler_cycle_s=0.1)
+    settings = Settings(
+        home=tmp_path,
+        db_path=tmp_path / "db.duckdb",
+        snapshot_path=tmp_path / "db.snapshot.duckdb",
+        runs_dir=tmp_path / "runs",
+        pipeline_cron="0 3 1 1 *",
+        update_cron="0 3 1 1 *",
+        evaluation_cron="0 3 1 1 *",
+        plan_max_age_s=3600.0,
+        scheduler_cycle_s=0.1,
+    )
     scheduler = Scheduler(settings)
     scheduler.start()
     scheduler.start_planning()
     try:
         first = _until(lambda: scheduler._planner.latest(), "a first plan")
         now = datetime.now(UTC)
-        insert_run(scheduler.store(), RunRow(  # what a `shiol run` in another process writes
-            run_id="manual-1", job="evaluation", slot=None, trigger="manual", status="success", started_at=now,
-            finished_at=now, error=None, error_class=None, target_draw_date=None, attempt=1, parent_run_id=None,
-            seed=None, pid=None, host=None, heartbeat_at=now, archive_dir=None,
-        ))
+        insert_run(
+            scheduler.store(),
+            RunRow(  # what a `shiol run` in another process writes
+                run_id="manual-1",
+                job="evaluation",
+                slot=None,
+                trigger="manual",
+                status="success",
+                started_at=now,
+                finished_at=now,
+                error=None,
+                error_class=None,
+                target_draw_date=None,
+                attempt=1,
+                parent_run_id=None,
+                seed=None,
+                pid=None,
+                host=None,
+                heartbeat_at=now,
+                archive_dir=None,
+            ),
+        )
         # the next plan is five minutes away by the clock (max_wait_s): only the file change brings it now
         _until(lambda: scheduler._planner.latest() is not first or None, "a plan after the write")
     finally:

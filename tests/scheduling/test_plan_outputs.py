@@ -34,8 +34,11 @@ def draws_between(first: date, last: date, *, leave_out: tuple[date, ...] = ()) 
     for day in expected_draws(first, last):
         matrix = matrix_for(day)
         if day not in leave_out:
-            out.append(Draw(day, tuple(sorted(rng.sample(range(1, matrix.white_max + 1), 5))),
-                            rng.randint(1, matrix.pb_max), 2))
+            out.append(
+                Draw(
+                    day, tuple(sorted(rng.sample(range(1, matrix.white_max + 1), 5))), rng.randint(1, matrix.pb_max), 2
+                )
+            )
     return out
 
 
@@ -64,9 +67,13 @@ def expected_lacking() -> int:
 
 def test_plan_json_says_how_many_expected_drawings_the_store_lacks(behind):
     data = behind.plan(AT).as_dict()
-    assert data["draws"] == {"lacking": expected_lacking(), "missing_in_range": 1,
-                             "not_yet_fetched": expected_lacking() - 1, "last_stored": "2024-06-29",
-                             "latest_held": "2026-11-30"}
+    assert data["draws"] == {
+        "lacking": expected_lacking(),
+        "missing_in_range": 1,
+        "not_yet_fetched": expected_lacking() - 1,
+        "last_stored": "2024-06-29",
+        "latest_held": "2026-11-30",
+    }
     assert expected_lacking() > 350  # hundreds of drawings behind the calendar
 
 
@@ -116,8 +123,7 @@ def test_plan_json_gives_each_instant_a_utc_twin(behind):
 
 def test_health_json_has_next_run_utc_and_the_lacking_count(behind):
     job_table.record_scheduler_start(behind.store(), at=AT - timedelta(days=1), pid=1, host="bench")
-    with serving(behind.settings.with_overrides(api_port=0), behind.store,
-                 lambda: behind.plan(AT).as_dict()) as url:
+    with serving(behind.settings.with_overrides(api_port=0), behind.store, lambda: behind.plan(AT).as_dict()) as url:
         report = requests.get(f"{url}/api/v1/scheduler/health", headers=auth(), timeout=5).json()
     assert report["draws"]["lacking"] == expected_lacking()
     for job, entry in report["jobs"].items():
@@ -131,11 +137,25 @@ def test_health_json_has_next_run_utc_and_the_lacking_count(behind):
 def test_deadletters_show_the_slot_and_the_rerun_command_in_et_and_utc(behind, tmp_path, monkeypatch):
     slot = datetime(2024, 7, 1, 23, 29, tzinfo=NEW_YORK)
     command = "shiol run pipeline --trigger manual --slot 2024-07-01T23:29:00-04:00 --draw-date 2024-07-01"
-    job_table.add_dead_letter(behind.store(), job_table.DeadLetter(
-        dead_letter_id="dl1", job="pipeline", slot=slot.astimezone(UTC), draw_date=date(2024, 7, 1), attempts=4,
-        last_run_id="r4", error_class="fetch", error="source down", notebook="10_update_data.ipynb", failed_cell=2,
-        rerun_command=command, created_at=datetime(2024, 7, 2, 4, 0, tzinfo=UTC), resolved_at=None,
-        resolved_by_run_id=None))
+    job_table.add_dead_letter(
+        behind.store(),
+        job_table.DeadLetter(
+            dead_letter_id="dl1",
+            job="pipeline",
+            slot=slot.astimezone(UTC),
+            draw_date=date(2024, 7, 1),
+            attempts=4,
+            last_run_id="r4",
+            error_class="fetch",
+            error="source down",
+            notebook="10_update_data.ipynb",
+            failed_cell=2,
+            rerun_command=command,
+            created_at=datetime(2024, 7, 2, 4, 0, tzinfo=UTC),
+            resolved_at=None,
+            resolved_by_run_id=None,
+        ),
+    )
     monkeypatch.setenv("SHIOL_HOME", str(tmp_path))
     runner = CliRunner()
     text = runner.invoke(cli, ["deadletters"], prog_name="shiol")

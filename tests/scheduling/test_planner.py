@@ -39,8 +39,15 @@ def et(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0, fold: int 
 
 
 def run(
-    job: str, slot: datetime | None, status: str = "success", *, started: datetime | None = None,
-    finished: datetime | None = None, attempt: int = 1, draw_date: date | None = None, trigger: str = "scheduled",
+    job: str,
+    slot: datetime | None,
+    status: str = "success",
+    *,
+    started: datetime | None = None,
+    finished: datetime | None = None,
+    attempt: int = 1,
+    draw_date: date | None = None,
+    trigger: str = "scheduled",
     heartbeat: datetime | None = None,
 ) -> RunRecord:
     started = started or slot
@@ -50,17 +57,25 @@ def run(
     if draw_date is None and job == "pipeline" and slot is not None:
         draw_date = previous_draw(slot)
     return RunRecord(
-        run_id=f"r{next(_ids)}", job=job, slot=slot, trigger=trigger, status=status, started_at=started,
-        finished_at=finished, attempt=attempt, draw_date=draw_date, pid=4242, host="bench", heartbeat_at=heartbeat,
+        run_id=f"r{next(_ids)}",
+        job=job,
+        slot=slot,
+        trigger=trigger,
+        status=status,
+        started_at=started,
+        finished_at=finished,
+        attempt=attempt,
+        draw_date=draw_date,
+        pid=4242,
+        host="bench",
+        heartbeat_at=heartbeat,
     )
 
 
 def steady(until: datetime, since: datetime = START, config: PlannerConfig = CONFIG) -> list[RunRecord]:
     """One successful run for every slot of every job in (since, until]."""
     runs = [
-        run(job, slot)
-        for job, schedule in config.jobs.items()
-        for slot in slots_between(schedule.spec, since, until)
+        run(job, slot) for job, schedule in config.jobs.items() for slot in slots_between(schedule.spec, since, until)
     ]
     return sorted(runs, key=lambda r: r.started_at)
 
@@ -91,13 +106,27 @@ def test_as_dict_shape_and_offsets():
     assert data == {
         "at": "2024-07-01T23:29:00-04:00",
         "at_utc": "2024-07-02T03:29:00+00:00",
-        "due": [{"job": "pipeline", "slot": "2024-07-01T23:29:00-04:00", "slot_utc": "2024-07-02T03:29:00+00:00",
-                 "reason": "on-time", "draw_date": "2024-07-01", "attempt": 1}],
+        "due": [
+            {
+                "job": "pipeline",
+                "slot": "2024-07-01T23:29:00-04:00",
+                "slot_utc": "2024-07-02T03:29:00+00:00",
+                "reason": "on-time",
+                "draw_date": "2024-07-01",
+                "attempt": 1,
+            }
+        ],
         "missed": [],
-        "next": {"pipeline": "2024-07-03T23:29:00-04:00", "data_update": "2024-07-02T06:00:00-04:00",
-                 "evaluation": "2024-07-02T06:15:00-04:00"},
-        "next_utc": {"pipeline": "2024-07-04T03:29:00+00:00", "data_update": "2024-07-02T10:00:00+00:00",
-                     "evaluation": "2024-07-02T10:15:00+00:00"},
+        "next": {
+            "pipeline": "2024-07-03T23:29:00-04:00",
+            "data_update": "2024-07-02T06:00:00-04:00",
+            "evaluation": "2024-07-02T06:15:00-04:00",
+        },
+        "next_utc": {
+            "pipeline": "2024-07-04T03:29:00+00:00",
+            "data_update": "2024-07-02T10:00:00+00:00",
+            "evaluation": "2024-07-02T10:15:00+00:00",
+        },
         "alerts": [],
         "wake_at": "2024-07-02T06:00:00-04:00",  # the data update's next slot comes first
         "wake_at_utc": "2024-07-02T10:00:00+00:00",
@@ -117,8 +146,13 @@ def test_as_dict_in_winter_uses_est_and_renders_utc_input_in_new_york():
     runs = steady(et(2024, 1, 15, 22, 0), since=et(2024, 1, 6))  # down from Monday 22:00
     missed = plan(runs, et(2024, 1, 17, 23, 0)).as_dict()["missed"]  # Wednesday's drawing has happened
     assert [m for m in missed if m["job"] == "pipeline"] == [
-        {"job": "pipeline", "slot": "2024-01-15T23:29:00-05:00", "slot_utc": "2024-01-16T04:29:00+00:00",
-         "draw_date": "2024-01-15", "kind": "draw"}
+        {
+            "job": "pipeline",
+            "slot": "2024-01-15T23:29:00-05:00",
+            "slot_utc": "2024-01-16T04:29:00+00:00",
+            "draw_date": "2024-01-15",
+            "kind": "draw",
+        }
     ]
 
 
@@ -170,8 +204,10 @@ def test_three_day_downtime_coalesces_and_misses():
     evaluation = of(p.missed, "evaluation")
     assert len(evaluation) == 9 and {m.kind for m in evaluation} == {"slot"}
     assert evaluation[0].slot == et(2024, 7, 1, 12, 15) and evaluation[-1].slot == et(2024, 7, 4, 6, 15)
-    assert p.alerts == ["pipeline: drawing 2024-07-01 missed: no successful run before the next drawing "
-                        "(2024-07-03T22:59:00-04:00 ET (2024-07-04T02:59:00+00:00 UTC))"]
+    assert p.alerts == [
+        "pipeline: drawing 2024-07-01 missed: no successful run before the next drawing "
+        "(2024-07-03T22:59:00-04:00 ET (2024-07-04T02:59:00+00:00 UTC))"
+    ]
     assert [(i.key, i.kind) for i in p.incidents] == [("pipeline:missed-draw:2024-07-01", "missed-draw")]
 
 
@@ -302,12 +338,14 @@ def test_backoff_doubles_and_the_fourth_failure_is_final():
     ]
     assert plan(runs, et(2024, 7, 2, 12, 19, 59)).due == []
     assert plan(runs, et(2024, 7, 2, 12, 20)).due == [Due("evaluation", slot, "retry", None, 3)]
-    runs.append(run("evaluation", slot, "failed", started=et(2024, 7, 2, 12, 20), finished=et(2024, 7, 2, 12, 21),
-                    attempt=3))
+    runs.append(
+        run("evaluation", slot, "failed", started=et(2024, 7, 2, 12, 20), finished=et(2024, 7, 2, 12, 21), attempt=3)
+    )
     assert plan(runs, et(2024, 7, 2, 12, 24, 59)).due == []
     assert plan(runs, et(2024, 7, 2, 12, 25)).due == [Due("evaluation", slot, "retry", None, 4)]
-    runs.append(run("evaluation", slot, "failed", started=et(2024, 7, 2, 12, 25), finished=et(2024, 7, 2, 12, 26),
-                    attempt=4))
+    runs.append(
+        run("evaluation", slot, "failed", started=et(2024, 7, 2, 12, 25), finished=et(2024, 7, 2, 12, 26), attempt=4)
+    )
     p = plan(runs, et(2024, 7, 2, 13, 0))
     assert p.due == [] and p.missed == []
     assert plan(runs, et(2024, 7, 2, 18, 15)).due == [Due("evaluation", et(2024, 7, 2, 18, 15), "on-time", None, 1)]
@@ -352,12 +390,19 @@ def test_running_run_means_nothing_due_for_its_slot():
 
 
 def test_a_job_in_flight_holds_its_next_slot():
-    busy = run("evaluation", None, "running", trigger="manual", started=et(2024, 7, 2, 12, 10),
-               heartbeat=et(2024, 7, 2, 12, 15))
+    busy = run(
+        "evaluation",
+        None,
+        "running",
+        trigger="manual",
+        started=et(2024, 7, 2, 12, 10),
+        heartbeat=et(2024, 7, 2, 12, 15),
+    )
     runs = steady(et(2024, 7, 2, 12, 0)) + [busy]
     assert plan(runs, et(2024, 7, 2, 12, 15, 30)).due == []
-    finished = steady(et(2024, 7, 2, 12, 0)) + [run("evaluation", None, trigger="manual",
-                                                    started=et(2024, 7, 2, 12, 10))]
+    finished = steady(et(2024, 7, 2, 12, 0)) + [
+        run("evaluation", None, trigger="manual", started=et(2024, 7, 2, 12, 10))
+    ]
     assert plan(finished, et(2024, 7, 2, 12, 20)).due == [
         Due("evaluation", et(2024, 7, 2, 12, 15), "catch-up", None, 1)
     ]
@@ -403,10 +448,24 @@ def test_store_run_rows_are_accepted_as_history():
 
     slot = et(2024, 7, 1, 23, 29)
     row = RunRow(
-        run_id="row-1", job="pipeline", slot=slot.astimezone(UTC), trigger="scheduled", status="failed",
-        started_at=slot.astimezone(UTC), finished_at=(slot + timedelta(minutes=3)).astimezone(UTC), error="boom",
-        error_class="fetch", target_draw_date=MON, attempt=1, parent_run_id=None, seed=1, pid=7, host="h",
-        heartbeat_at=None, archive_dir=None, draw_date=MON,
+        run_id="row-1",
+        job="pipeline",
+        slot=slot.astimezone(UTC),
+        trigger="scheduled",
+        status="failed",
+        started_at=slot.astimezone(UTC),
+        finished_at=(slot + timedelta(minutes=3)).astimezone(UTC),
+        error="boom",
+        error_class="fetch",
+        target_draw_date=MON,
+        attempt=1,
+        parent_run_id=None,
+        seed=1,
+        pid=7,
+        host="h",
+        heartbeat_at=None,
+        archive_dir=None,
+        draw_date=MON,
     )
     runs = [*steady(et(2024, 7, 1, 23, 0)), row]
     assert plan(runs, et(2024, 7, 1, 23, 33)).due == [Due("pipeline", slot, "retry", MON, 2)]
@@ -420,8 +479,9 @@ def _waiting_chain(attempts: int) -> list[RunRecord]:
     slot = et(2024, 7, 1, 23, 29)
     runs, started = [], slot
     for attempt in range(1, attempts + 1):
-        runs.append(run("pipeline", slot, "waiting", started=started, finished=started + timedelta(minutes=1),
-                        attempt=attempt))
+        runs.append(
+            run("pipeline", slot, "waiting", started=started, finished=started + timedelta(minutes=1), attempt=attempt)
+        )
         started += timedelta(minutes=1 + min(2 ** (attempt - 1), 4))
     return runs
 
@@ -437,16 +497,19 @@ def test_waiting_pipeline_retries_on_the_capped_backoff():
     assert plan(five, last_finished + timedelta(seconds=239)).due == []
     assert plan(five, last_finished + timedelta(seconds=240)).due == [Due("pipeline", slot, "retry", MON, 6)]
     # waiting attempts do not use up the retry budget: a failure after five of them still retries
-    failed = five + [run("pipeline", slot, "failed", started=et(2024, 7, 2, 0, 0), finished=et(2024, 7, 2, 0, 1),
-                         attempt=6)]
+    failed = five + [
+        run("pipeline", slot, "failed", started=et(2024, 7, 2, 0, 0), finished=et(2024, 7, 2, 0, 1), attempt=6)
+    ]
     assert plan(failed, et(2024, 7, 2, 0, 2)).due == [Due("pipeline", slot, "retry", MON, 7)]
 
 
 def test_waiting_pipeline_past_the_deadline_is_missed_with_an_alert():
     slot = et(2024, 7, 1, 23, 29)
-    runs = steady(et(2024, 7, 1, 23, 0)) + _waiting_chain(3) + [
-        run("pipeline", slot, "waiting", started=et(2024, 7, 2, 4, 49), finished=et(2024, 7, 2, 4, 50), attempt=4)
-    ]
+    runs = (
+        steady(et(2024, 7, 1, 23, 0))
+        + _waiting_chain(3)
+        + [run("pipeline", slot, "waiting", started=et(2024, 7, 2, 4, 49), finished=et(2024, 7, 2, 4, 50), attempt=4)]
+    )
     six_hours = PlannerConfig(waiting_deadline_s=6 * 3600.0)  # the default is 20 h (SHIOL_WAITING_DEADLINE_S)
     assert plan(runs, et(2024, 7, 2, 4, 53, 59), config=six_hours).due == []
     assert plan(runs, et(2024, 7, 2, 4, 54), config=six_hours).due == [Due("pipeline", slot, "retry", MON, 5)]
@@ -468,11 +531,14 @@ def _evaluation_runs(*statuses: str) -> list[RunRecord]:
 def test_three_consecutive_failures_raise_an_alert():
     runs = _evaluation_runs("success", "failed", "timeout", "crashed")
     p = plan(runs, et(2024, 7, 2, 7, 0))
-    assert p.alerts == [f"evaluation: the last 3 runs failed in a row (latest {runs[-1].run_id}: crashed "
-                        "at 2024-07-02T06:15:00-04:00 ET (2024-07-02T10:15:00+00:00 UTC))"]
+    assert p.alerts == [
+        f"evaluation: the last 3 runs failed in a row (latest {runs[-1].run_id}: crashed "
+        "at 2024-07-02T06:15:00-04:00 ET (2024-07-02T10:15:00+00:00 UTC))"
+    ]
     # one incident for the streak, keyed by its first run: the key stays as the streak grows
-    assert [(i.key, i.kind, i.job) for i in p.incidents] == [(f"evaluation:failures:{runs[-3].run_id}", "failures",
-                                                               "evaluation")]
+    assert [(i.key, i.kind, i.job) for i in p.incidents] == [
+        (f"evaluation:failures:{runs[-3].run_id}", "failures", "evaluation")
+    ]
     longer = plan([*runs, run("evaluation", et(2024, 7, 2, 12, 15), "failed")], et(2024, 7, 2, 13, 0))
     assert [i.key for i in longer.incidents] == [p.incidents[0].key]
 
@@ -491,9 +557,16 @@ def test_two_failures_or_a_broken_streak_raise_nothing():
 def test_saturday_pipeline_slot_on_the_spring_forward_weekend():
     runs = steady(et(2024, 3, 9, 23, 0), since=et(2024, 3, 2))
     p = plan(runs, datetime(2024, 3, 10, 4, 29, tzinfo=UTC))
-    assert p.as_dict()["due"] == [{"job": "pipeline", "slot": "2024-03-09T23:29:00-05:00",
-                                   "slot_utc": "2024-03-10T04:29:00+00:00", "reason": "on-time",
-                                   "draw_date": "2024-03-09", "attempt": 1}]
+    assert p.as_dict()["due"] == [
+        {
+            "job": "pipeline",
+            "slot": "2024-03-09T23:29:00-05:00",
+            "slot_utc": "2024-03-10T04:29:00+00:00",
+            "reason": "on-time",
+            "draw_date": "2024-03-09",
+            "attempt": 1,
+        }
+    ]
     assert p.next["pipeline"].astimezone(UTC) == datetime(2024, 3, 12, 3, 29, tzinfo=UTC)  # Monday, now EDT
 
 
@@ -509,9 +582,16 @@ def test_skipped_0230_job_runs_once_at_0300_edt():
     config = PlannerConfig(jobs={"nightly": JobSchedule(parse_cron("30 2 * * *"))})
     runs = [run("nightly", et(2024, 3, 9, 2, 30))]
     p = plan(runs, datetime(2024, 3, 10, 7, 0, tzinfo=UTC), config=config)
-    assert p.as_dict()["due"] == [{"job": "nightly", "slot": "2024-03-10T03:00:00-04:00",
-                                   "slot_utc": "2024-03-10T07:00:00+00:00", "reason": "on-time",
-                                   "draw_date": None, "attempt": 1}]
+    assert p.as_dict()["due"] == [
+        {
+            "job": "nightly",
+            "slot": "2024-03-10T03:00:00-04:00",
+            "slot_utc": "2024-03-10T07:00:00+00:00",
+            "reason": "on-time",
+            "draw_date": None,
+            "attempt": 1,
+        }
+    ]
     runs.append(run("nightly", p.due[0].slot))
     after = plan(runs, et(2024, 3, 10, 3, 30), config=config)
     assert after.due == [] and after.missed == []
@@ -597,8 +677,9 @@ def test_plans_after_any_downtime_are_coherent_and_idempotent(down_min, gap_min,
 
 @settings(max_examples=25, deadline=None)
 @given(
-    steps=st.lists(st.tuples(st.sampled_from([1, 5, 17, 60, 240, 900, 3000]), st.integers(0, 99)),
-                   min_size=20, max_size=120),
+    steps=st.lists(
+        st.tuples(st.sampled_from([1, 5, 17, 60, 240, 900, 3000]), st.integers(0, 99)), min_size=20, max_size=120
+    ),
 )
 def test_a_simulated_executor_never_double_runs_or_runs_a_closed_drawing(steps):
     """Drive plan -> execute -> record on a fake clock with random outcomes and downtimes."""
@@ -615,13 +696,23 @@ def test_a_simulated_executor_never_double_runs_or_runs_a_closed_drawing(steps):
             assert not any(r.status == "success" for r in chain)
             if d.job == "pipeline":
                 assert now < draw_instant(draw_after(d.draw_date)).astimezone(UTC)
-                assert not any(r.job == "pipeline" and r.draw_date == d.draw_date and r.status == "success"
-                               for r in runs)
+                assert not any(
+                    r.job == "pipeline" and r.draw_date == d.draw_date and r.status == "success" for r in runs
+                )
             outcomes = ["success"] * 6 + ["failed", "timeout", "crashed"] + (["waiting"] if d.job == "pipeline" else [])
             status = outcomes[(luck + d.attempt) % len(outcomes)]
-            runs.append(run(d.job, d.slot, status, started=at, attempt=d.attempt, draw_date=d.draw_date,
-                            finished=None if status == "crashed" else at + timedelta(seconds=30),
-                            heartbeat=at + timedelta(seconds=20)))
+            runs.append(
+                run(
+                    d.job,
+                    d.slot,
+                    status,
+                    started=at,
+                    attempt=d.attempt,
+                    draw_date=d.draw_date,
+                    finished=None if status == "crashed" else at + timedelta(seconds=30),
+                    heartbeat=at + timedelta(seconds=20),
+                )
+            )
             if status in ("failed", "timeout", "crashed") and d.attempt >= CONFIG.max_attempts:
                 dead.append(SlotRecord(d.job, d.slot, d.draw_date))
         recorded = {(m.job, m.slot.astimezone(UTC)) for m in missed}

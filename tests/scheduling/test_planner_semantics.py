@@ -32,20 +32,46 @@ MON_SLOT, WED_SLOT = et(2026, 11, 30, 23, 29), et(2026, 12, 2, 23, 29)
 
 @pytest.fixture
 def scheduler(tmp_path: Path) -> Scheduler:
-    settings = Settings(home=tmp_path, db_path=tmp_path / "db.duckdb", snapshot_path=tmp_path / "db.snapshot.duckdb",
-                        runs_dir=tmp_path / "runs")
+    settings = Settings(
+        home=tmp_path,
+        db_path=tmp_path / "db.duckdb",
+        snapshot_path=tmp_path / "db.snapshot.duckdb",
+        runs_dir=tmp_path / "runs",
+    )
     return Scheduler(settings)
 
 
-def manual_run(scheduler: Scheduler, started: datetime, drawing: date = QUICK_START_DRAWING,
-               status: str = "success", run_id: str = "manual-1") -> None:
+def manual_run(
+    scheduler: Scheduler,
+    started: datetime,
+    drawing: date = QUICK_START_DRAWING,
+    status: str = "success",
+    run_id: str = "manual-1",
+) -> None:
     """A `shiol run pipeline --offline` as the Quick start makes it: no slot, trigger manual, an old drawing."""
-    insert_run(scheduler.store(), RunRow(
-        run_id=run_id, job="pipeline", slot=None, trigger="manual", status=status, started_at=started,
-        finished_at=started + timedelta(minutes=3), error=None, error_class=None,
-        target_draw_date=None, attempt=1, parent_run_id=None, seed=None, pid=1, host="bench",
-        heartbeat_at=started, archive_dir=None, draw_date=drawing,
-    ))
+    insert_run(
+        scheduler.store(),
+        RunRow(
+            run_id=run_id,
+            job="pipeline",
+            slot=None,
+            trigger="manual",
+            status=status,
+            started_at=started,
+            finished_at=started + timedelta(minutes=3),
+            error=None,
+            error_class=None,
+            target_draw_date=None,
+            attempt=1,
+            parent_run_id=None,
+            seed=None,
+            pid=1,
+            host="bench",
+            heartbeat_at=started,
+            archive_dir=None,
+            draw_date=drawing,
+        ),
+    )
 
 
 def pipeline(items: list) -> list:
@@ -75,14 +101,18 @@ def test_after_the_scheduler_started_a_manual_run_does_not_move_the_service_star
     at = et(2026, 12, 3, 9, 0)  # Thursday: Monday's window closed at Wednesday's drawing
     plan = scheduler.plan(at)
     sat_slot = et(2026, 11, 28, 23, 29)
-    assert pipeline(plan.missed) == [Missed("pipeline", sat_slot, SAT, "draw"),
-                                     Missed("pipeline", MON_SLOT, MON, "draw")]
+    assert pipeline(plan.missed) == [
+        Missed("pipeline", sat_slot, SAT, "draw"),
+        Missed("pipeline", MON_SLOT, MON, "draw"),
+    ]
     assert pipeline(plan.due) == [Due("pipeline", WED_SLOT, "missed-draw", WED, 1)]
     assert any(i.key == "pipeline:missed-draw:2026-11-30" for i in plan.incidents)
     scheduler._record_plan(scheduler.store(), plan)  # what the planning thread does with each plan
     missed = job_table.planner_history(scheduler.store(), at - timedelta(days=21))[1]
     assert [(job, slot, draw, kind) for job, slot, draw, kind in missed if job == "pipeline"] == [
-        ("pipeline", sat_slot, SAT, "draw"), ("pipeline", MON_SLOT, MON, "draw")]
+        ("pipeline", sat_slot, SAT, "draw"),
+        ("pipeline", MON_SLOT, MON, "draw"),
+    ]
     assert pipeline(scheduler.plan(at + timedelta(minutes=1)).missed) == []  # recorded once
 
 
@@ -106,30 +136,42 @@ def test_nothing_before_the_scheduler_first_started_is_missed(scheduler):
 def test_a_fresh_stores_first_run_at_its_slot_is_on_time(scheduler):
     scheduler.start(now=et(2026, 11, 30, 20, 0))
     assert pipeline(scheduler.plan(MON_SLOT + timedelta(seconds=20)).due) == [
-        Due("pipeline", MON_SLOT, "on-time", MON, 1)]
+        Due("pipeline", MON_SLOT, "on-time", MON, 1)
+    ]
 
 
 def test_a_fresh_store_never_started_is_on_time_at_the_slot_too(scheduler):
     scheduler.store()
     assert pipeline(scheduler.plan(MON_SLOT + timedelta(seconds=20)).due) == [
-        Due("pipeline", MON_SLOT, "on-time", MON, 1)]
+        Due("pipeline", MON_SLOT, "on-time", MON, 1)
+    ]
     assert pipeline(scheduler.plan(MON_SLOT + timedelta(minutes=5)).due) == [
-        Due("pipeline", MON_SLOT, "catch-up", MON, 1)]
+        Due("pipeline", MON_SLOT, "catch-up", MON, 1)
+    ]
 
 
 def test_a_plain_job_owes_the_slot_fresh_when_the_scheduler_started():
     started = et(2026, 12, 1, 6, 2)  # two minutes after the data update's 06:00 slot
     history = History(scheduler_started=started)
     assert [d for d in plan_runs(history, started).due if d.job == "data_update"] == [
-        Due("data_update", et(2026, 12, 1, 6, 0), "catch-up", None, 1)]
+        Due("data_update", et(2026, 12, 1, 6, 0), "catch-up", None, 1)
+    ]
 
 
 def test_a_manual_run_of_a_plain_job_is_not_its_service_start():
-    manual = RunRecord(run_id="m", job="evaluation", slot=None, trigger="manual", status="success",
-                       started_at=et(2026, 12, 1, 9, 0), finished_at=et(2026, 12, 1, 9, 1))
+    manual = RunRecord(
+        run_id="m",
+        job="evaluation",
+        slot=None,
+        trigger="manual",
+        status="success",
+        started_at=et(2026, 12, 1, 9, 0),
+        finished_at=et(2026, 12, 1, 9, 1),
+    )
     plan = plan_runs(History(runs=[manual]), et(2026, 12, 2, 12, 15, 10))
-    assert [d for d in plan.due if d.job == "evaluation"] == [Due("evaluation", et(2026, 12, 2, 12, 15), "on-time",
-                                                                  None, 1)]
+    assert [d for d in plan.due if d.job == "evaluation"] == [
+        Due("evaluation", et(2026, 12, 2, 12, 15), "on-time", None, 1)
+    ]
     assert [m for m in plan.missed if m.job == "evaluation"] == []  # the slots since the manual run are not owed
 
 

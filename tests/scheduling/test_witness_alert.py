@@ -34,10 +34,18 @@ KEY = "witness-test-key-0123456789abcdef"
 @pytest.mark.slow
 def test_one_signed_witness_per_run_closed_reaches_the_webhook(tmp_path: Path, webhook: WebhookReceiver) -> None:
     just_now = datetime.now(NEW_YORK) - timedelta(minutes=1)
-    env = {**os.environ, "SHIOL_HOME": str(tmp_path), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
-           "SHIOL_HTTP_RETRIES": "0", "SHIOL_LEDGER_KEY": KEY, "SHIOL_ALERT_WEBHOOK_URL": webhook.url,
-           "SHIOL_EVALUATION_CRON": f"{just_now:%M %H} * * *", "SHIOL_PIPELINE_CRON": NEVER,
-           "SHIOL_UPDATE_CRON": NEVER, "SHIOL_GRACE_S": "3600"}
+    env = {
+        **os.environ,
+        "SHIOL_HOME": str(tmp_path),
+        "SHIOL_NY_BASE_URL": "http://127.0.0.1:9",
+        "SHIOL_HTTP_RETRIES": "0",
+        "SHIOL_LEDGER_KEY": KEY,
+        "SHIOL_ALERT_WEBHOOK_URL": webhook.url,
+        "SHIOL_EVALUATION_CRON": f"{just_now:%M %H} * * *",
+        "SHIOL_PIPELINE_CRON": NEVER,
+        "SHIOL_UPDATE_CRON": NEVER,
+        "SHIOL_GRACE_S": "3600",
+    }
     env.pop("SHIOL_MUSL_API_KEY", None)
     seeded = subprocess.run([SHIOL, "update-data", "--offline"], env=env, capture_output=True, text=True, timeout=300)
     assert seeded.returncode == 0, seeded.stderr
@@ -59,6 +67,7 @@ def test_one_signed_witness_per_run_closed_reaches_the_webhook(tmp_path: Path, w
 
     kept = tmp_path / "witness-kept-elsewhere.txt"  # in the home, outside runs/
     kept.write_text(body["message"] + "\n")
-    verified = subprocess.run([SHIOL, "runs", "verify", "--witness", str(kept)], env=env, capture_output=True,
-                              text=True, timeout=300)
+    verified = subprocess.run(
+        [SHIOL, "runs", "verify", "--witness", str(kept)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr

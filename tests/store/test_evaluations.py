@@ -19,8 +19,16 @@ from shiol_lib.store import predictions as prediction_table
 FETCHED = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 WHITES = ["n1", "n2", "n3", "n4", "n5"]
 # Drawings of every era; in the current one, each multiplier (2, 3, 4, 5, 10).
-DAYS = [date(2010, 3, 6), date(2013, 5, 8), date(2016, 1, 13), date(2024, 1, 3), date(2024, 4, 24),
-        date(2024, 6, 24), date(2024, 6, 26), date(2024, 6, 29)]
+DAYS = [
+    date(2010, 3, 6),
+    date(2013, 5, 8),
+    date(2016, 1, 13),
+    date(2024, 1, 3),
+    date(2024, 4, 24),
+    date(2024, 6, 24),
+    date(2024, 6, 26),
+    date(2024, 6, 29),
+]
 FUTURE = date(2024, 7, 1)
 
 
@@ -79,7 +87,8 @@ def test_draw_key_is_the_recorded_format() -> None:
     text = "2024-06-29 1 6 40 51 67 2 3"
     assert draw_key(date(2024, 6, 29), (1, 6, 40, 51, 67, 2), 3) == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert draw_key(date(2013, 5, 8), (1, 2, 3, 4, 5, 6), None).startswith(
-        hashlib.sha256(b"2013-05-08 1 2 3 4 5 6 -").hexdigest()[:16])
+        hashlib.sha256(b"2013-05-08 1 2 3 4 5 6 -").hexdigest()[:16]
+    )
 
 
 def test_sql_evaluation_equals_the_python_evaluation(store: Store, bundled_draws: list[Draw]) -> None:
@@ -107,8 +116,9 @@ def test_a_corrected_drawing_re_evaluates_its_tickets_only(store: Store, bundled
     again = evaluation_table.evaluate_pending(store, evaluated_at=datetime(2027, 1, 1, tzinfo=UTC))
     assert set(again["target_draw_date"].dt.date) == {DAYS[5], DAYS[6]} and len(again) == 160
     expected = _python_evaluation(store)
-    pd.testing.assert_frame_equal(again, expected.loc[expected["target_draw_date"].dt.date.isin(DAYS[5:7])]
-                                  .reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        again, expected.loc[expected["target_draw_date"].dt.date.isin(DAYS[5:7])].reset_index(drop=True)
+    )
     assert again.loc[again["target_draw_date"].dt.date == DAYS[5], "prize_power_play"].isna().all()
     after = _stored(store)
     touched = after["target_draw_date"].dt.date.isin(DAYS[5:7])
@@ -156,8 +166,9 @@ def test_current_evaluations_include_pending_tickets_without_writing(store: Stor
 def test_nothing_pending(store: Store, bundled_draws: list[Draw], empty: str) -> None:
     if empty == "no drawing known":
         store.apply_draws(bundled_draws[:10], source="bundled", fetched_at=FETCHED)
-        tickets = pd.DataFrame({"rank": [1], "n1": [1], "n2": [2], "n3": [3], "n4": [4], "n5": [5], "pb": [6],
-                                "score": [0.0]})
+        tickets = pd.DataFrame(
+            {"rank": [1], "n1": [1], "n2": [2], "n3": [3], "n4": [4], "n5": [5], "pb": [6], "score": [0.0]}
+        )
         prediction_table.replace_predictions(store, "run-a", FUTURE, tickets)
     found = evaluation_table.evaluate_pending(store)
     assert found.empty and list(found.columns) == evaluation_table.RESULT_COLUMNS
@@ -173,8 +184,11 @@ def test_an_evaluation_left_without_its_ticket_does_not_hide_a_pending_one(
     run = f"run-{DAYS[4]:%Y%m%d}-0"
     with store.transaction() as conn:  # a ticket removed behind the store's back: its evaluation stays
         conn.execute("DELETE FROM predictions WHERE run_id = ? AND rank = 1", [run])
-        conn.execute("INSERT INTO predictions SELECT 'run-other', target_draw_date, 1, n1, n2, n3, n4, n5, pb, score, "
-                     "created_at FROM predictions WHERE run_id = ? AND rank = 2", [run])
+        conn.execute(
+            "INSERT INTO predictions SELECT 'run-other', target_draw_date, 1, n1, n2, n3, n4, n5, pb, score, "
+            "created_at FROM predictions WHERE run_id = ? AND rank = 2",
+            [run],
+        )
     assert evaluation_table.count_pending(store) == 1
     found = evaluation_table.evaluate_pending(store)
     assert found[["run_id", "rank"]].values.tolist() == [["run-other", 1]]

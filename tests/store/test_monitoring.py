@@ -66,12 +66,21 @@ def test_a_run_finishing_moves_from_last_run_to_last_finished(store):
     before = job_health(store)["pipeline"]
     assert before.last_run.run_id == "pipeline-1" and before.last_finished.run_id == "pipeline-0"
     assert before.consecutive_failures == 1
-    finish_run(store, "pipeline-1", status="timeout", finished_at=T0 + timedelta(hours=1, minutes=30),
-               error="whole-run limit 1800 s reached", error_class="timeout")
+    finish_run(
+        store,
+        "pipeline-1",
+        status="timeout",
+        finished_at=T0 + timedelta(hours=1, minutes=30),
+        error="whole-run limit 1800 s reached",
+        error_class="timeout",
+    )
     after = job_health(store)["pipeline"]
     assert after.last_run == after.last_finished
     assert (after.last_run.status, after.last_run.duration_s, after.last_run.error) == (
-        "timeout", 1800.0, "whole-run limit 1800 s reached")
+        "timeout",
+        1800.0,
+        "whole-run limit 1800 s reached",
+    )
     assert after.consecutive_failures == 2 and after.counts == {"failed": 1, "timeout": 1}
 
 
@@ -105,7 +114,10 @@ def test_missed_slots_filter_by_kind_and_count(store):
     draws = missed_slots(store, kind="draw")
     assert [m.draw_date for m in draws] == [date(2024, 7, 3), date(2024, 7, 1)]  # newest first
     assert [(m.job, m.kind) for m in missed_slots(store)] == [
-        ("pipeline", "draw"), ("evaluation", "slot"), ("pipeline", "draw")]
+        ("pipeline", "draw"),
+        ("evaluation", "slot"),
+        ("pipeline", "draw"),
+    ]
     assert len(missed_slots(store, kind="draw", limit=1)) == 1
     assert count_missed(store) == {"slot": 1, "draw": 2}
     with pytest.raises(ValueError, match="kind"):
@@ -136,8 +148,12 @@ def test_a_recorded_alert_is_found_within_its_window_only(store):
     assert not alert_sent_recently(store, "pipeline failed 3 times", 3600, now=T0 + timedelta(minutes=61))
     assert not alert_sent_recently(store, "another message", 3600, now=T0 + timedelta(minutes=1))
     [alert] = recent_alerts(store)
-    assert (alert.alert_id, alert.kind, alert.job, alert.channels) == (alert_id, "failures", "pipeline",
-                                                                       ("log", "webhook"))
+    assert (alert.alert_id, alert.kind, alert.job, alert.channels) == (
+        alert_id,
+        "failures",
+        "pipeline",
+        ("log", "webhook"),
+    )
     assert alert.created_at == T0
 
 

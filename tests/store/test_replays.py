@@ -9,8 +9,11 @@ import pytest
 from shiol_lib.store import Store
 from shiol_lib.store import predictions as replay_table
 
-ROWS = [("k1", "refit", date(2024, 6, 1), b"\x00model\xff"), ("k2", "tickets", date(2024, 6, 3), b"{}"),
-        ("k3", "tickets", date(2024, 6, 5), b"[1, 2]")]
+ROWS = [
+    ("k1", "refit", date(2024, 6, 1), b"\x00model\xff"),
+    ("k2", "tickets", date(2024, 6, 3), b"{}"),
+    ("k3", "tickets", date(2024, 6, 5), b"[1, 2]"),
+]
 
 
 def test_kept_replays_are_read_by_key_byte_for_byte(store: Store) -> None:

@@ -66,7 +66,8 @@ def test_only_a_jobs_step_kernels_defer_publishing(tmp_path, monkeypatch) -> Non
     env = kernel_environment(load_settings({"SHIOL_HOME": str(tmp_path)}))
     assert env[JOB_PUBLISHES_ENV] == "1"
     assert {k: v for k, v in env.items() if k.startswith("SHIOL_")} == settings_to_env(
-        load_settings({"SHIOL_HOME": str(tmp_path)}))  # the kernel's settings stay exactly the job's
+        load_settings({"SHIOL_HOME": str(tmp_path)})
+    )  # the kernel's settings stay exactly the job's
     monkeypatch.setenv(JOB_PUBLISHES_ENV, "1")
     assert steps.open_step_store(str(tmp_path / "kernel.duckdb")).defer_publish
     monkeypatch.delenv(JOB_PUBLISHES_ENV)

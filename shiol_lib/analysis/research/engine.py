@@ -81,8 +81,17 @@ def cluster_client(cluster: str, *, workers: int = 2) -> Iterator[Any]:
     # pages of report output; the dashboard link and progress come from this module's own logger.
     logging.getLogger("distributed").setLevel(logging.WARNING)
     if cluster == "local":
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          env=dict(ONE_THREAD), silence_logs=logging.WARNING) as local, Client(local) as client:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                env=dict(ONE_THREAD),
+                silence_logs=logging.WARNING,
+            ) as local,
+            Client(local) as client,
+        ):
             yield client
             _retire_workers(client)
         return
@@ -117,8 +126,12 @@ def _task_count(dask_scheduler: Any) -> int:
 
 
 def run_tasks(
-    fn: Callable[[Any, Mapping[str, Any]], R], keys: Sequence[Hashable], shared: Mapping[str, Any], *,
-    cluster: str | None = "none", progress: Callable[[int, int], None] | None = None,
+    fn: Callable[[Any, Mapping[str, Any]], R],
+    keys: Sequence[Hashable],
+    shared: Mapping[str, Any],
+    *,
+    cluster: str | None = "none",
+    progress: Callable[[int, int], None] | None = None,
 ) -> TaskRun[R]:
     """Map ``fn(key, shared)`` over ``keys`` on the engine ``cluster`` names; results in key order.
 
@@ -137,8 +150,12 @@ def run_tasks(
     return out
 
 
-def _run_in_process(fn: Callable[[Any, Mapping[str, Any]], R], keys: Sequence[Hashable],
-                    shared: Mapping[str, Any], progress: Callable[[int, int], None] | None) -> TaskRun[R]:
+def _run_in_process(
+    fn: Callable[[Any, Mapping[str, Any]], R],
+    keys: Sequence[Hashable],
+    shared: Mapping[str, Any],
+    progress: Callable[[int, int], None] | None,
+) -> TaskRun[R]:
     results = []
     for done, key in enumerate(keys, start=1):
         results.append(_call(fn, key, shared)[1])
@@ -147,8 +164,13 @@ def _run_in_process(fn: Callable[[Any, Mapping[str, Any]], R], keys: Sequence[Ha
     return TaskRun(results, "none", {IN_PROCESS: len(keys)} if keys else {})
 
 
-def _run_on_dask(fn: Callable[[Any, Mapping[str, Any]], R], keys: Sequence[Hashable], shared: Mapping[str, Any],
-                 engine: str, progress: Callable[[int, int], None] | None) -> TaskRun[R]:
+def _run_on_dask(
+    fn: Callable[[Any, Mapping[str, Any]], R],
+    keys: Sequence[Hashable],
+    shared: Mapping[str, Any],
+    engine: str,
+    progress: Callable[[int, int], None] | None,
+) -> TaskRun[R]:
     from distributed import as_completed
 
     with cluster_client(engine) as client:
@@ -156,8 +178,9 @@ def _run_on_dask(fn: Callable[[Any, Mapping[str, Any]], R], keys: Sequence[Hasha
         log.info("Dask cluster %s: dashboard %s", engine, dashboard)
         # Each shared value ships once to every worker (wrapped: scatter would split a list or a dict).
         remote = {name: client.scatter([value], broadcast=True, hash=False)[0] for name, value in shared.items()}
-        futures = [client.submit(_call, fn, key, remote, key=f"research-task-{i}", pure=False)
-                   for i, key in enumerate(keys)]
+        futures = [
+            client.submit(_call, fn, key, remote, key=f"research-task-{i}", pure=False) for i, key in enumerate(keys)
+        ]
         position = {f.key: i for i, f in enumerate(futures)}
         finished: dict[int, tuple[str, R]] = {}
         step = max(1, len(futures) // 10)

@@ -32,8 +32,10 @@ from shiol_lib.domain.game import WHITE_COUNT, Matrix, matrix_for, prize_tier
 from shiol_lib.domain.spans import TargetSpan, targets_with_history
 
 _FAST_FEATURES = FeatureConfig(windows=(5, 10, 20), halflife=10.0, pair_window=20, shape_window=10)
-_FAST = BacktestConfig(model=ModelConfig(n_estimators=20, min_train_targets=30, features=_FAST_FEATURES),
-                       weights=WeightConfig(tune_draws=6, max_evaluations=8, pool_size=400))
+_FAST = BacktestConfig(
+    model=ModelConfig(n_estimators=20, min_train_targets=30, features=_FAST_FEATURES),
+    weights=WeightConfig(tune_draws=6, max_evaluations=8, pool_size=400),
+)
 
 PRESETS: dict[str, BacktestConfig] = {
     "standard": BacktestConfig(),  # the production settings (about 10 s per drawing on one core)
@@ -88,14 +90,16 @@ def backtest_span(frame: pd.DataFrame, first: date, last: date, configurations: 
     return targets_with_history((d.date() for d in frame["draw_date"]), first, last, needed)
 
 
-def backtest_keys(frame: pd.DataFrame, first: date, last: date, seeds: Sequence[int],
-                  configurations: Sequence[str]) -> list[BacktestKey]:
+def backtest_keys(
+    frame: pd.DataFrame, first: date, last: date, seeds: Sequence[int], configurations: Sequence[str]
+) -> list[BacktestKey]:
     """The tasks of a backtest of every drawing of :func:`backtest_span` (skipped drawings left out)."""
     if not seeds:
         raise ValueError("nothing to backtest: no seed given")
     span = backtest_span(frame, first, last, configurations)
-    return [BacktestKey(c, int(s), t.toordinal()) for c in range(len(configurations)) for s in seeds
-            for t in span.targets]
+    return [
+        BacktestKey(c, int(s), t.toordinal()) for c in range(len(configurations)) for s in seeds for t in span.targets
+    ]
 
 
 def backtest_task(key: BacktestKey, shared: Mapping[str, Any]) -> pd.DataFrame:
@@ -116,20 +120,33 @@ def summarize_backtest(evaluations: pd.DataFrame, names: Sequence[str], *, alpha
     rows = []
     for index, group in evaluations.groupby("configuration", sort=True):
         summary = summarize_performance(group.drop(columns=["configuration", "seed"]), alpha=alpha)
-        rows.append({
-            "configuration": names[int(index)], "drawings": summary.n_draws, "tickets": summary.n_tickets,
-            "seeds": int(group["seed"].nunique()), "mean_white_matches": summary.white_mean,
-            "ci_low": summary.white_ci[0], "ci_high": summary.white_ci[1],
-            "expected_white_matches": summary.white_expected, "p_value": float(summary.white_test.p_value),
-            "edge": bool(summary.edge), "pb_rate": summary.pb_rate, "pb_expected": summary.pb_expected,
-        })
+        rows.append(
+            {
+                "configuration": names[int(index)],
+                "drawings": summary.n_draws,
+                "tickets": summary.n_tickets,
+                "seeds": int(group["seed"].nunique()),
+                "mean_white_matches": summary.white_mean,
+                "ci_low": summary.white_ci[0],
+                "ci_high": summary.white_ci[1],
+                "expected_white_matches": summary.white_expected,
+                "p_value": float(summary.white_test.p_value),
+                "edge": bool(summary.edge),
+                "pb_rate": summary.pb_rate,
+                "pb_expected": summary.pb_expected,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def prize_probability(matrix: Matrix) -> float:
     """The exact probability that a random ticket wins any prize tier."""
-    whites = [math.comb(WHITE_COUNT, k) * math.comb(matrix.white_max - WHITE_COUNT, WHITE_COUNT - k)
-              / math.comb(matrix.white_max, WHITE_COUNT) for k in range(WHITE_COUNT + 1)]
+    whites = [
+        math.comb(WHITE_COUNT, k)
+        * math.comb(matrix.white_max - WHITE_COUNT, WHITE_COUNT - k)
+        / math.comb(matrix.white_max, WHITE_COUNT)
+        for k in range(WHITE_COUNT + 1)
+    ]
     pb = {True: 1 / matrix.pb_max, False: 1 - 1 / matrix.pb_max}
     return sum(whites[k] * pb[p] for k in range(WHITE_COUNT + 1) for p in (True, False) if prize_tier(k, p))
 
@@ -139,13 +156,20 @@ def hit_rates_by_year(evaluations: pd.DataFrame, names: Sequence[str]) -> pd.Dat
     rows = []
     for (index, year), group in evaluations.groupby(["configuration", evaluations["draw_date"].dt.year]):
         matrix = matrix_for(group["draw_date"].iloc[0].date())
-        rows.append({
-            "configuration": names[int(index)], "year": int(year), "drawings": int(group["draw_date"].nunique()),
-            "tickets": len(group), "white_mean": float(group["white_matches"].mean()),
-            "white_expected": WHITE_COUNT * WHITE_COUNT / matrix.white_max,
-            "pb_rate": float(group["pb_match"].mean()), "pb_expected": 1 / matrix.pb_max,
-            "prize_rate": float((group["tier"].fillna("") != "").mean()), "prize_expected": prize_probability(matrix),
-        })
+        rows.append(
+            {
+                "configuration": names[int(index)],
+                "year": int(year),
+                "drawings": int(group["draw_date"].nunique()),
+                "tickets": len(group),
+                "white_mean": float(group["white_matches"].mean()),
+                "white_expected": WHITE_COUNT * WHITE_COUNT / matrix.white_max,
+                "pb_rate": float(group["pb_match"].mean()),
+                "pb_expected": 1 / matrix.pb_max,
+                "prize_rate": float((group["tier"].fillna("") != "").mean()),
+                "prize_expected": prize_probability(matrix),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -170,9 +194,14 @@ def power_task(key: PowerKey, shared: Mapping[str, Any]) -> dict[str, Any]:
     config = replace(shared["config"], test_draws=drawings, refit_every=drawings)
     result = run_backtest(frame, config=config, seed=seed)
     summary = summarize_performance(result.evaluations, alpha=shared["alpha"])
-    return {"strength": strength, "drawings": drawings, "history": key.history,
-            "mean_white_matches": summary.white_mean, "p_value": float(summary.white_test.p_value),
-            "detected": bool(summary.white_test.p_value < shared["alpha"])}
+    return {
+        "strength": strength,
+        "drawings": drawings,
+        "history": key.history,
+        "mean_white_matches": summary.white_mean,
+        "p_value": float(summary.white_test.p_value),
+        "detected": bool(summary.white_test.p_value < shared["alpha"]),
+    }
 
 
 def summarize_power(rows: Sequence[Mapping[str, Any]], *, confidence: float = 0.95) -> pd.DataFrame:
@@ -184,9 +213,18 @@ def summarize_power(rows: Sequence[Mapping[str, Any]], *, confidence: float = 0.
         tail = (1 - confidence) / 2
         low = float(stats.beta.ppf(tail, k, n - k + 1)) if k else 0.0
         high = float(stats.beta.ppf(1 - tail, k + 1, n - k)) if k < n else 1.0
-        out.append({"strength": float(strength), "drawings": int(drawings), "histories": n, "detected": k,
-                    "detection_rate": k / n, "ci_low": low, "ci_high": high,
-                    "median_p_value": float(np.median(group["p_value"]))})
+        out.append(
+            {
+                "strength": float(strength),
+                "drawings": int(drawings),
+                "histories": n,
+                "detected": k,
+                "detection_rate": k / n,
+                "ci_low": low,
+                "ci_high": high,
+                "median_p_value": float(np.median(group["p_value"])),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -196,8 +234,9 @@ def plot_power_curve(power: pd.DataFrame, alpha: float) -> Figure:
     ax = figure.subplots()
     for drawings, group in power.groupby("drawings", sort=True):
         err = [group["detection_rate"] - group["ci_low"], group["ci_high"] - group["detection_rate"]]
-        ax.errorbar(group["strength"], group["detection_rate"], yerr=err, marker="o", capsize=3,
-                    label=f"{drawings} drawings")
+        ax.errorbar(
+            group["strength"], group["detection_rate"], yerr=err, marker="o", capsize=3, label=f"{drawings} drawings"
+        )
     ax.axhline(alpha, color="red", linestyle="--", label=f"nominal alpha {alpha:g}")
     ax.set_xlabel("planted bias strength (1 = fair)")
     ax.set_ylabel("detection rate")

@@ -34,8 +34,10 @@ class WorkerProcess:
     def __init__(self) -> None:
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "shiol_lib.analysis.research.workers"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, env={**os.environ, **ONE_THREAD},
+                [sys.executable, "-m", "shiol_lib.analysis.research.workers"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**os.environ, **ONE_THREAD},
             )
         except OSError as err:
             raise WorkerError(f"the helper process could not be started: {err}") from err
@@ -48,8 +50,9 @@ class WorkerProcess:
             self._proc.stdin.flush()
             ok, value = pickle.load(self._proc.stdout)
         except (OSError, EOFError, pickle.UnpicklingError) as err:
-            raise WorkerError(f"the helper process {self._proc.pid} ended before it answered "
-                              f"(exit code {self._proc.poll()}): {err}") from err
+            raise WorkerError(
+                f"the helper process {self._proc.pid} ended before it answered (exit code {self._proc.poll()}): {err}"
+            ) from err
         if not ok:
             raise value
         return value
