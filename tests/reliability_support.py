@@ -68,10 +68,12 @@ CATEGORIES: dict[str, Category] = {
         "exactly one open and one recovery message per incident on each channel",
     ),
     "disk-full": Category(
-        "a full disk under the store: a tmpfs filled up (as root), a simulated ENOSPC, a SIGKILL between "
-        "commit and publish",
-        "commit and stale snapshot both reported (exit 5), temp files removed at the next write, store "
-        "and snapshot readable and equal after it",
+        "a full disk under the store and the archive: a tmpfs filled up (as root) under a store write and under "
+        "a pipeline run, a simulated ENOSPC, a SIGKILL between commit and publish, recovery of a run whose "
+        "folder never existed",
+        "commit and stale snapshot both reported (exit 5), temp files removed at the next write, store and "
+        "snapshot readable and equal after it; a run ends failed with error class disk_full (no traceback), "
+        "every closed run has its ledger entry and verify says intact",
     ),
     "archive-tamper": Category(
         "tampering with runs/ and the store: edited pages, files and folders at every depth, a fabricated "
