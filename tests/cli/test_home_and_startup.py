@@ -111,3 +111,14 @@ def test_schedule_plan_imports_no_pandas_papermill_or_nbformat(tmp_path):
     modules = _imported("-m", "shiol_lib.cli", "schedule", "plan", "--json", env=env)
     assert "shiol_lib.scheduling.planner" in modules
     assert not _heavy(modules), _heavy(modules)
+
+
+def test_the_checkout_commits_nothing_under_runs():
+    # The Quick start's home is the checkout: a committed file under runs/ is unknown to the ledger, and
+    # `shiol runs verify` rightly reports it (a runs/README.md once made every fresh clone "NOT intact").
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    tracked = subprocess.run(["git", "ls-files", "runs"], cwd=root, capture_output=True, text=True, check=True)
+    assert tracked.stdout.split() == []
