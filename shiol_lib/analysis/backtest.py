@@ -259,31 +259,16 @@ def run_backtest(
     started = time.perf_counter()
     checked = check_draw_frame(frame)
     groups = plan_refits(checked, config, seed=seed if known is not None else None)
-    kept = known if known is not None else {}
     refits: dict[date, Refit] = {}
     tickets: dict[date, pd.DataFrame] = {}
-    todo: list[tuple[RefitGroup, tuple[date, ...], Refit | None]] = []  # a group, its targets to do, its refit
-    for group in groups:
-        for key, target in zip(group.ticket_keys, group.targets):  # no keys without ``known``
-            found = _decoded(kept, key, replay.decode_tickets, target)
-            if found is not None:
-                tickets[target] = found
-        refit = _decoded(kept, group.refit_key, replay.decode_refit)
-        missing = tuple(t for t in group.targets if t not in tickets)
-        if refit is None or missing:
-            todo.append((group, missing, refit))
-        else:
-            refits[group.anchor] = refit
+    todo = _take_kept(groups, known if known is not None else {}, refits, tickets)
     computed = _compute(checked, config, seed, [(g.anchor, days, r) for g, days, r in todo], workers)
     entries: list[ReplayEntry] = []
     for (group, days, had), (refit, made) in zip(todo, computed, strict=True):
         refits[group.anchor] = refit
         tickets.update(zip(days, made, strict=True))
         if known is not None:
-            if had is None:
-                entries.append(ReplayEntry(group.refit_key, "refit", group.anchor, replay.encode_refit(refit)))
-            key_of = dict(zip(group.targets, group.ticket_keys, strict=True))
-            entries += [ReplayEntry(key_of[t], "tickets", t, replay.encode_tickets(m)) for t, m in zip(days, made)]
+            entries += _new_entries(group, days, refit if had is None else None, made)
     targets = [t for g in groups for t in g.targets]
     all_tickets = pd.concat([tickets[t] for t in targets], ignore_index=True)
     evaluations = evaluate_tickets(all_tickets, checked)
@@ -300,6 +285,39 @@ def run_backtest(
         reused,
     )
     return BacktestResult(all_tickets, evaluations, summarize_draws(evaluations), rows, seconds, reused, entries)
+
+
+_Todo = tuple[RefitGroup, tuple[date, ...], Refit | None]  # a group, its targets to compute, its kept refit
+
+
+def _take_kept(
+    groups: list[RefitGroup], kept: Mapping[str, bytes], refits: dict[date, Refit], tickets: dict[date, pd.DataFrame]
+) -> list[_Todo]:
+    """Fill ``refits`` and ``tickets`` from the kept results; returns what is left to compute, by group."""
+    todo: list[_Todo] = []
+    for group in groups:
+        for key, target in zip(group.ticket_keys, group.targets):  # no keys without kept results
+            found = _decoded(kept, key, replay.decode_tickets, target)
+            if found is not None:
+                tickets[target] = found
+        refit = _decoded(kept, group.refit_key, replay.decode_refit)
+        missing = tuple(t for t in group.targets if t not in tickets)
+        if refit is None or missing:
+            todo.append((group, missing, refit))
+        else:
+            refits[group.anchor] = refit
+    return todo
+
+
+def _new_entries(
+    group: RefitGroup, days: tuple[date, ...], new_refit: Refit | None, made: list[pd.DataFrame]
+) -> list[ReplayEntry]:
+    """What a group computed, as entries to keep: its refit (when it was fitted now) and its targets' tickets."""
+    entries = []
+    if new_refit is not None:
+        entries.append(ReplayEntry(group.refit_key, "refit", group.anchor, replay.encode_refit(new_refit)))
+    key_of = dict(zip(group.targets, group.ticket_keys, strict=True))
+    return entries + [ReplayEntry(key_of[t], "tickets", t, replay.encode_tickets(m)) for t, m in zip(days, made)]
 
 
 def _compute(

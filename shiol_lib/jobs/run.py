@@ -93,85 +93,132 @@ def run_job(
     """
     context = context or RunContext()
     progress = progress if progress is not None else LogProgress()
-    if steps is None:
-        steps = find_job(job).steps
+    steps = find_job(job).steps if steps is None else steps
     seed = DEFAULT_SEED if seed is None else seed
     refuse_if_busy(settings, job, context, seed=seed)  # a busy job answers now, before any kernel starts
     overrides = {name: dict(values) for name, values in (step_parameters or {}).items()}
-    if context.draw_date is not None and UPDATE_DATA in steps:
-        overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", context.draw_date.isoformat())
+    if context.draw_date is not None:
+        if UPDATE_DATA in steps:
+            overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", context.draw_date.isoformat())
+        history_end = history_end or context.draw_date
+        target_draw_date = target_draw_date or draw_after(context.draw_date)
     kernels = KernelPool()  # each step a fresh kernel; the next one started while a step runs
-    kernels.prepare(kernel_environment(settings), settings.notebooks_dir)  # step 1's starts during the checks
-    try:
-        for step in steps:  # refuse a broken notebook or a bad parameter before anything is recorded
-            check_parameters(settings.notebooks_dir / step.notebook, overrides.get(step.name, {}))
-            _refuse_foreign_targets(settings, overrides.get(step.name, {}))
-        if context.draw_date is not None:
-            history_end = history_end or context.draw_date
-            target_draw_date = target_draw_date or draw_after(context.draw_date)
-        run = _open_run(settings, job, steps, context, seed)
-    except BaseException:
-        kernels.close()
-        raise
+    run = _prepare(settings, job, steps, context, seed, overrides, kernels)
     options = _Options(
         offline, target_draw_date, history_end, time.monotonic() + settings.run_timeout_s, kernels, progress.cells
     )
-    results: list[StepOutcome] = []
-    status, error, error_class = RunStatus.SUCCESS, None, None
+    verdict = _Verdict()
     with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s), kernels:
         try:
             for position, step in enumerate(steps, start=1):
-                if status != RunStatus.SUCCESS:
-                    run.end_step(
-                        position, dataclasses.replace(run.manifest.steps[position - 1], status=StepStatus.SKIPPED)
-                    )
-                    continue
-                progress.step_started(run.run_id, run.job, position, len(steps), step.name)
-                began, ended = time.monotonic(), StepStatus.INTERRUPTED
-                try:
-                    result = _run_step(run, position, step, options, overrides.get(step.name, {}))
-                    ended = result.status
-                except ShiolError as err:  # refused before the notebook ran: bad parameters, empty store
-                    if no_space_left(err):
-                        recorded = run.manifest.steps[position - 1].status  # the step may have ended well
-                        ended = StepStatus.FAILED if recorded in (StepStatus.RUNNING, StepStatus.PENDING) else recorded
-                        raise  # a transition could not be recorded: the run ends disk_full (below)
-                    run.end_step(
-                        position,
-                        dataclasses.replace(run.manifest.steps[position - 1], status=StepStatus.FAILED, error=str(err)),
-                    )
-                    status, error, ended = RunStatus.FAILED, f"step {step.name}: {err}", StepStatus.FAILED
-                    error_class = ErrorClass.CELL_ERROR
-                    continue
-                finally:
-                    progress.step_ended(
-                        run.run_id, run.job, position, len(steps), step.name, str(ended), time.monotonic() - began
-                    )
-                results.append(result)
-                if result.status != StepStatus.SUCCESS:
-                    status, error = RunStatus(result.status), f"step {step.name}: {result.error}"
-                    error_class = result.error_class
-                    if result.status == StepStatus.FAILED and no_space_left(RuntimeError(result.error or "")):
-                        error_class = ErrorClass.DISK_FULL  # the kernel met the full disk
+                _walk_step(run, (position, len(steps)), step, options, overrides.get(step.name, {}), progress, verdict)
         except Interrupted as err:
-            status, error, error_class = RunStatus.INTERRUPTED, f"stopped by {err}", ErrorClass.INTERRUPTED
+            verdict.end(RunStatus.INTERRUPTED, f"stopped by {err}", ErrorClass.INTERRUPTED)
             run.end_open_steps(StepStatus.INTERRUPTED)
         except Exception as err:  # noqa: BLE001 - whatever broke, the run is closed and archived
-            status = RunStatus.FAILED
-            if no_space_left(err):  # a clear line, not a traceback: the disk is full, not the code broken
-                error, error_class = disk_full_message(err, fallback=settings.db_path), ErrorClass.DISK_FULL
-                log.error("run %s: %s", run.run_id, error)
-            else:
-                log.exception("run %s broke", run.run_id)
-                error, error_class = f"{type(err).__name__}: {err}", error_class or ErrorClass.CELL_ERROR
-            try:
-                with run.store.deferred_publishing(publish_at_end=False):  # the close publishes, or says why not
-                    run.end_open_steps(StepStatus.FAILED)
-            except (ShiolError, OSError) as late:  # the disk: the close records the run, or keeps its cause
-                if not no_space_left(late):
-                    raise
-                log.warning("run %s: its open steps could not be recorded: %s", run.run_id, late)
-    return run.close(status, error=error, error_class=error_class, results=results)
+            _end_broken_run(settings, run, err, verdict)
+    return run.close(verdict.status, error=verdict.error, error_class=verdict.error_class, results=verdict.results)
+
+
+@dataclasses.dataclass
+class _Verdict:
+    """How the run is ending so far: success until a step says otherwise, and the steps' outcomes."""
+
+    status: RunStatus = RunStatus.SUCCESS
+    error: str | None = None
+    error_class: ErrorClass | None = None
+    results: list[StepOutcome] = dataclasses.field(default_factory=list)
+
+    def end(self, status: RunStatus, error: str | None, error_class: ErrorClass | None) -> None:
+        self.status, self.error, self.error_class = status, error, error_class
+
+
+def _prepare(
+    settings: Settings,
+    job: str,
+    steps: tuple[Step, ...],
+    context: RunContext,
+    seed: int,
+    overrides: Mapping[str, Mapping[str, Any]],
+    kernels: KernelPool,
+) -> RunLifecycle:
+    """Refuse a broken notebook or a bad parameter before anything is recorded, then open the run.
+
+    Step 1's kernel starts during the checks; the pool is closed when the run cannot be opened.
+    """
+    kernels.prepare(kernel_environment(settings), settings.notebooks_dir)
+    try:
+        for step in steps:
+            check_parameters(settings.notebooks_dir / step.notebook, overrides.get(step.name, {}))
+            _refuse_foreign_targets(settings, overrides.get(step.name, {}))
+        return _open_run(settings, job, steps, context, seed)
+    except BaseException:
+        kernels.close()
+        raise
+
+
+def _walk_step(
+    run: RunLifecycle,
+    where: tuple[int, int],
+    step: Step,
+    options: _Options,
+    values: Mapping[str, Any],
+    progress: Progress,
+    verdict: _Verdict,
+) -> None:
+    """Run one step (or record it ``skipped`` after an earlier one ended the run) and update ``verdict``."""
+    position, count = where
+    if verdict.status != RunStatus.SUCCESS:
+        run.end_step(position, dataclasses.replace(run.manifest.steps[position - 1], status=StepStatus.SKIPPED))
+        return
+    progress.step_started(run.run_id, run.job, position, count, step.name)
+    began, ended = time.monotonic(), StepStatus.INTERRUPTED
+    try:
+        result = _run_step(run, position, step, options, values)
+        ended = result.status
+    except ShiolError as err:  # refused before the notebook ran: bad parameters, empty store
+        if no_space_left(err):  # a transition could not be recorded: the run ends disk_full (_end_broken_run)
+            recorded = run.manifest.steps[position - 1].status  # the step may have ended well
+            ended = StepStatus.FAILED if recorded in (StepStatus.RUNNING, StepStatus.PENDING) else recorded
+            raise
+        ended = _record_refused_step(run, position, step, err, verdict)
+        return
+    finally:
+        progress.step_ended(run.run_id, run.job, position, count, step.name, str(ended), time.monotonic() - began)
+    verdict.results.append(result)
+    if result.status != StepStatus.SUCCESS:
+        error_class = result.error_class
+        if result.status == StepStatus.FAILED and no_space_left(RuntimeError(result.error or "")):
+            error_class = ErrorClass.DISK_FULL  # the kernel met the full disk
+        verdict.end(RunStatus(result.status), f"step {step.name}: {result.error}", error_class)
+
+
+def _record_refused_step(
+    run: RunLifecycle, position: int, step: Step, err: ShiolError, verdict: _Verdict
+) -> StepStatus:
+    """A step refused before its notebook ran (bad parameters, an empty store) ends ``failed``, and the run."""
+    run.end_step(
+        position, dataclasses.replace(run.manifest.steps[position - 1], status=StepStatus.FAILED, error=str(err))
+    )
+    verdict.end(RunStatus.FAILED, f"step {step.name}: {err}", ErrorClass.CELL_ERROR)
+    return StepStatus.FAILED
+
+
+def _end_broken_run(settings: Settings, run: RunLifecycle, err: Exception, verdict: _Verdict) -> None:
+    """The run broke outside a step's notebook: it ends ``failed`` (``disk_full`` on a full disk, said plainly)."""
+    if no_space_left(err):  # a clear line, not a traceback: the disk is full, not the code broken
+        verdict.end(RunStatus.FAILED, disk_full_message(err, fallback=settings.db_path), ErrorClass.DISK_FULL)
+        log.error("run %s: %s", run.run_id, verdict.error)
+    else:
+        log.exception("run %s broke", run.run_id)
+        verdict.end(RunStatus.FAILED, f"{type(err).__name__}: {err}", verdict.error_class or ErrorClass.CELL_ERROR)
+    try:
+        with run.store.deferred_publishing(publish_at_end=False):  # the close publishes, or says why not
+            run.end_open_steps(StepStatus.FAILED)
+    except (ShiolError, OSError) as late:  # the disk: the close records the run, or keeps its cause
+        if not no_space_left(late):
+            raise
+        log.warning("run %s: its open steps could not be recorded: %s", run.run_id, late)
 
 
 def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], context: RunContext, seed: int) -> RunLifecycle:
