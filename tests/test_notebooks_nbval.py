@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from fakesources import NyServer, history_draws
 
 from shiol_lib.store import open_store
 from shiol_lib.store.predictions import read_predictions
@@ -30,10 +31,14 @@ PIPELINE = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"
 EXPLORATORY = sorted(p.name for p in (REPO / "notebooks" / "exploratory").glob("*.ipynb"))
 
 
-def _env(home: Path) -> dict[str, str]:
-    """The process environment without any ``SHIOL_*`` setting of the caller, the network unreachable."""
+def _env(home: Path, ny_url: str = "http://127.0.0.1:9") -> dict[str, str]:
+    """The process environment without any ``SHIOL_*`` setting of the caller; NY Open Data at ``ny_url``.
+
+    The default is unreachable; step 1's notebook, run online by its defaults, needs a source that answers
+    (a local NY server holding the bundled history), or it rightly fails ("no source answered").
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
-    return {**env, "SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": "http://127.0.0.1:9", "SHIOL_HTTP_RETRIES": "0"}
+    return {**env, "SHIOL_HOME": str(home), "SHIOL_NY_BASE_URL": ny_url, "SHIOL_HTTP_RETRIES": "0"}
 
 
 def _tree(folder: Path) -> list[tuple[str, int, int]] | None:
@@ -85,7 +90,31 @@ def test_every_notebook_runs_with_its_default_parameters(tmp_path: Path) -> None
     notebooks += [tmp_path / "notebooks" / "exploratory" / name for name in EXPLORATORY]
     ini = tmp_path / "pytest.ini"  # the inner run reads no configuration of the repository
     ini.write_text("[pytest]\n")
-    done = subprocess.run(
+    ny = NyServer(history_draws()).start()
+    try:
+        done = _run_nbval(tmp_path, ini, notebooks, ny.url)
+    finally:
+        ny.stop()
+    report = done.stdout[-8000:] + done.stderr[-2000:]
+    assert done.returncode == 0, report
+
+    expected = {str(path.relative_to(tmp_path)).replace(os.sep, "."): _code_cells(path) for path in notebooks}
+    summary = done.stdout.strip().splitlines()[-1]
+    assert re.search(rf"\b{sum(expected.values())} passed\b", summary), report
+    assert not re.search(r"\b(failed|error|errors|skipped)\b", summary), report
+    cells = _cell_results(tmp_path / "nbval.xml")
+    assert {outcome for _, _, outcome in cells} == {"passed"}, report
+    assert list(dict.fromkeys(notebook for notebook, _, _ in cells)) == list(expected), "not run in the order given"
+    assert Counter(notebook for notebook, _, _ in cells) == expected, "a notebook's code cells were not all run"
+
+    predictions = read_predictions(open_store(tmp_path / "var" / "shiol.duckdb"), "manual")
+    assert len(predictions) == 100, "step 5 with its defaults wrote elsewhere than tmp_path/var"
+    assert _tree(REPO / "var") == repo_var, "the notebooks touched the repository's own var/"
+
+
+def _run_nbval(tmp_path: Path, ini: Path, notebooks: list[Path], ny_url: str) -> subprocess.CompletedProcess:
+    """Every notebook under nbval, in a pytest of its own, with NY Open Data at ``ny_url``."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -102,23 +131,8 @@ def test_every_notebook_runs_with_its_default_parameters(tmp_path: Path) -> None
             *map(str, notebooks),
         ],
         cwd=tmp_path,
-        env=_env(tmp_path),
+        env=_env(tmp_path, ny_url),
         capture_output=True,
         text=True,
         timeout=840,
     )
-    report = done.stdout[-8000:] + done.stderr[-2000:]
-    assert done.returncode == 0, report
-
-    expected = {str(path.relative_to(tmp_path)).replace(os.sep, "."): _code_cells(path) for path in notebooks}
-    summary = done.stdout.strip().splitlines()[-1]
-    assert re.search(rf"\b{sum(expected.values())} passed\b", summary), report
-    assert not re.search(r"\b(failed|error|errors|skipped)\b", summary), report
-    cells = _cell_results(tmp_path / "nbval.xml")
-    assert {outcome for _, _, outcome in cells} == {"passed"}, report
-    assert list(dict.fromkeys(notebook for notebook, _, _ in cells)) == list(expected), "not run in the order given"
-    assert Counter(notebook for notebook, _, _ in cells) == expected, "a notebook's code cells were not all run"
-
-    predictions = read_predictions(open_store(tmp_path / "var" / "shiol.duckdb"), "manual")
-    assert len(predictions) == 100, "step 5 with its defaults wrote elsewhere than tmp_path/var"
-    assert _tree(REPO / "var") == repo_var, "the notebooks touched the repository's own var/"
