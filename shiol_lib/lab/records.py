@@ -230,7 +230,8 @@ def report_file(found: tuple[Path, Manifest]) -> Path | None:
     directory, manifest = found
     if (directory / PAGE).is_file():
         return directory / PAGE
-    reports = [directory / s.html for s in manifest.steps if s.html and (directory / s.html).is_file()]
+    names = [s.html for s in manifest.steps if s.html] or [n for n in manifest.artefacts if n.endswith(".html")]
+    reports = [directory / name for name in names if "/" not in name and (directory / name).is_file()]
     return reports[0] if len(reports) == 1 else None
 
 

@@ -20,7 +20,7 @@ from shiol_lib.settings import Settings
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 # Archived pages are shown as they were written, in a sandbox: no script, no form, no same-origin access.
-SANDBOX = "sandbox"
+SANDBOX = "sandbox; frame-ancestors 'self'"
 _TYPES = {
     ".ipynb": "application/x-ipynb+json",
     ".html": "text/html; charset=utf-8",
@@ -102,10 +102,9 @@ class ReportHandler(ShiolHandler):
 
     async def _send(self, path: Path) -> None:
         data = await self.off_loop(path.read_bytes)
-        self.set_header("Content-Type", _TYPES.get(path.suffix, "application/octet-stream"))
         if path.suffix == ".html":
             self.set_header("Content-Security-Policy", SANDBOX)
-        self.finish(data)
+        self.finish(data, set_content_type=_TYPES.get(path.suffix, "application/octet-stream"))
 
 
 class FileHandler(ReportHandler):
