@@ -6,11 +6,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.store.core import Store
 from shiol_lib.store.rows import scalar
 from shiol_lib.store.runs import RUN_COLUMNS, RunRow
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)
@@ -210,3 +214,9 @@ def planner_history(
         ).fetchall()
         first_start = scalar(conn, "SELECT min(started_at) FROM scheduler_starts")
     return [RunRow(*r) for r in runs], [tuple(r) for r in missed], [DeadLetter(*r) for r in letters], first_start
+
+
+def lock_holders(conn: duckdb.DuckDBPyConnection) -> dict[str, LockHolder]:
+    """Every held job and its holder, on any connection (the reader snapshot's too)."""
+    rows = conn.execute(_HOLDER_SQL.replace("WHERE l.job = ?", "")).fetchall()
+    return {str(r[0]): LockHolder(*r) for r in rows}
