@@ -93,3 +93,12 @@ export function show(value: unknown): string {
   }
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
+
+/** "step 2/6: signals" for a run in flight ("starting" before its first step). */
+export function progressText(run: { steps_done: number; step_count: number; current_step: string | null }): string {
+  if (run.step_count > 0) {
+    const position = Math.min(run.steps_done + 1, run.step_count);
+    return `step ${position}/${run.step_count}: ${run.current_step ?? 'starting'}`;
+  }
+  return run.current_step ? `step ${run.current_step}` : 'starting';
+}

@@ -5,7 +5,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { api, ApiError, IRun } from './api';
-import { badge, button, duration, etTime, h, utcTime } from './dom';
+import { badge, button, duration, etTime, h, progressText, utcTime } from './dom';
 
 const STATUSES = [
   'running',
@@ -160,7 +160,7 @@ export class RunsPanel extends Widget {
         ? h(
             'div',
             { class: 'shiol-Progress' },
-            `step ${Math.min(run.steps_done + 1, run.step_count)}/${run.step_count}: ${run.current_step ?? 'starting'}`
+            progressText(run)
           )
         : null;
     const error = run.error ? h('div', { class: 'shiol-RunError', title: run.error }, run.error) : null;

@@ -7,7 +7,7 @@ import { Notification } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { api, apiUrl, ApiError, IRun, IRunDetail, IStep } from './api';
-import { badge, button, duration, etTime, h, utcTime } from './dom';
+import { badge, button, duration, etTime, h, progressText, utcTime } from './dom';
 
 const POLL_MS = 2000;
 
@@ -117,7 +117,7 @@ export class RunView extends Widget {
     );
     const progress =
       run.status === 'running'
-        ? h('div', { class: 'shiol-Progress' }, `running step ${run.steps_done + 1}/${run.step_count}: ${run.current_step ?? 'starting'}`)
+        ? h('div', { class: 'shiol-Progress' }, `running ${progressText(run)}`)
         : null;
     this.summary.replaceChildren(
       h(
@@ -128,13 +128,14 @@ export class RunView extends Widget {
         h('code', { class: 'shiol-RunId' }, run.run_id),
         h('span', { class: 'shiol-RunTrigger' }, run.trigger)
       ),
-      h(
-        'div',
-        { class: 'shiol-Time' },
-        `started ${etTime(run.started_at)}`,
-        h('span', { class: 'shiol-Utc' }, utcTime(run.started_at)),
-        run.finished_at ? ` · ended ${etTime(run.finished_at)} (${duration(run.duration_s)})` : ''
-      ),
+      h('div', { class: 'shiol-Time' }, `started ${etTime(run.started_at)} · ${utcTime(run.started_at)}`),
+      run.finished_at
+        ? h(
+            'div',
+            { class: 'shiol-Time' },
+            `ended ${etTime(run.finished_at)} · ${utcTime(run.finished_at)} · took ${duration(run.duration_s)}`
+          )
+        : '',
       progress ?? '',
       run.error ? h('div', { class: 'shiol-RunError shiol-Wrap' }, `${run.error_class ?? 'error'}: ${run.error}`) : '',
       steps
