@@ -2,11 +2,11 @@
 without a checkout.
 
 The slow test builds the wheel from a copy of only what pyproject.toml ships from (pyproject.toml,
-README.md, shiol_lib/, notebooks/), installs it with ``pip install --no-deps --target DIR`` and runs the
-``shiol`` script that pip wrote there, with ``PYTHONPATH=DIR`` only and its working folder outside the
-checkout. The interpreter is this test's own (its environment holds the dependencies), so the test needs
-no dependency download and proves that the wheel alone carries the workbench: no checkout on the path,
-no notebooks/ or schedules.py beside it.
+README.md, shiol_lib/, notebooks/, etc/, labextension/dist/), installs it with ``pip install --no-deps
+--target DIR`` and runs the ``shiol`` script that pip wrote there, with ``PYTHONPATH=DIR`` only and its
+working folder outside the checkout. The interpreter is this test's own (its environment holds the
+dependencies), so the test needs no dependency download and proves that the wheel alone carries the
+workbench: no checkout on the path, no notebooks/ or schedules.py beside it.
 """
 
 from __future__ import annotations
@@ -66,8 +66,10 @@ def installed(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
     ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc")
-    for name in ("shiol_lib", "notebooks"):
+    for name in ("shiol_lib", "notebooks", "etc"):
         shutil.copytree(REPO / name, source / name, ignore=ignore)
+    if (REPO / "labextension" / "dist").is_dir():  # the prebuilt Lab extension (tests/lab/test_packaging_lab.py)
+        shutil.copytree(REPO / "labextension" / "dist", source / "labextension" / "dist")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(source)],
         capture_output=True,
