@@ -178,10 +178,14 @@ export class RunsPanel extends Widget {
         { class: 'shiol-RunLine' },
         badge(run.status),
         h('span', { class: 'shiol-RunJob' }, run.job),
-        h('span', { class: 'shiol-RunTrigger' }, run.trigger),
         h('span', { class: 'shiol-RunDuration' }, duration(run.duration_s))
       ),
-      h('div', { class: 'shiol-Time' }, etTime(run.started_at), h('span', { class: 'shiol-Utc' }, utcTime(run.started_at))),
+      h(
+        'div',
+        { class: 'shiol-Time' },
+        `${etTime(run.started_at)} · ${run.trigger}`,
+        h('span', { class: 'shiol-Utc' }, utcTime(run.started_at))
+      ),
       progress,
       error
     );
