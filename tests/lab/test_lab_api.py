@@ -330,3 +330,11 @@ def test_run_now_starts_the_job_and_its_run_appears(lab: Lab) -> None:
 def _jobs_file(lab: Lab) -> str:
     path = lab.home / "jobs.toml"
     return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def test_the_plan_is_what_shiol_schedule_plan_json_prints(lab: Lab) -> None:
+    plan = lab.get("plan")
+    assert plan.status_code == 200, plan.text
+    result = CliRunner().invoke(cli, ["schedule", "plan", "--json"], env={"SHIOL_HOME": str(lab.home)})
+    assert result.exit_code == 0, result.output
+    assert set(plan.json()) == set(json.loads(result.stdout)) and "next" in plan.json()
