@@ -166,7 +166,7 @@ def test_runs_panel_lists_the_runs_newest_first_and_opens_a_report(lab: Lab, pag
 
     page.locator(".shiol-RunView:visible .shiol-Diff").click()
     table = page.locator(".shiol-DiffView:visible")
-    table.wait_for(timeout=30_000)
+    table.locator(":is(.shiol-Empty, .shiol-DiffTable)").wait_for(timeout=30_000)
     assert lab.runs[0] in table.inner_text() and lab.runs[1] in table.inner_text()
     page.screenshot(path=str(SHOTS / "diff.png"))
     assert page.problems == []
