@@ -8,8 +8,8 @@ fails the test. Screenshots of each panel land in /tmp/lab-shots/.
 
 The walk: open Runs and see the seeded runs, open a report (a sandboxed iframe) and a diff; schedule an
 exploratory notebook through "Schedule…" (a bad value and a bad cron shown beside their fields, then
-Create), see the job in Jobs, run it now, watch it appear in Runs and end ``success``, and read its
-executed notebook read-only.
+Create), see the job in Jobs (paused, Run now is refused with the reason; resumed), run it now, watch it
+appear in Runs and end ``success``, and read its executed notebook read-only.
 """
 
 from __future__ import annotations
@@ -201,6 +201,15 @@ def test_schedule_a_notebook_run_it_from_jobs_and_watch_it_succeed_in_runs(lab: 
     card.wait_for(timeout=30_000)
     assert "manual" in card.locator(".shiol-Schedule").inner_text()
     assert "never run" in card.inner_text()
+    card.locator(".shiol-Pause").click()
+    card.locator(".shiol-Tag-paused").wait_for(timeout=30_000)
+    card.locator(".shiol-RunNow").click()  # refused while paused: the server's reason shows on the card
+    refusal = card.locator(".shiol-JobError")
+    refusal.wait_for(timeout=30_000)
+    assert "Run now refused" in refusal.inner_text() and "paused" in refusal.inner_text()
+    page.screenshot(path=str(SHOTS / "jobs-refused.png"))
+    card.locator(".shiol-Resume").click()
+    card.locator(".shiol-Pause").wait_for(timeout=30_000)
     page.screenshot(path=str(SHOTS / "jobs.png"))
     card.locator(".shiol-RunNow").click()
 
