@@ -12,8 +12,8 @@ from datetime import date, datetime
 
 from shiol_lib.domain.draw_calendar import previous_draw
 from shiol_lib.domain.runs import RetryState, RunStatus, Trigger, retry_outlook
+from shiol_lib.domain.slots import ScheduleError, to_utc
 from shiol_lib.scheduling.plans import History, PlannerConfig, RunLike
-from shiol_lib.scheduling.slots import ScheduleError, to_utc
 
 
 @dataclass(frozen=True)

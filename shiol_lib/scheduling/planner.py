@@ -47,6 +47,7 @@ from shiol_lib.domain.runs import (
     Trigger,
     failure_streak,
 )
+from shiol_lib.domain.slots import CronSpec, next_slot, previous_slot, slots_between, to_utc
 from shiol_lib.scheduling.job_history import AttemptChain, JobView, classify_chain
 from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re-exported here
     Due,
@@ -62,7 +63,6 @@ from shiol_lib.scheduling.plans import (  # the planner's inputs and outputs, re
     SlotRecord,
     default_jobs,
 )
-from shiol_lib.scheduling.slots import CronSpec, next_slot, previous_slot, slots_between, to_utc
 
 __all__ = [
     "Due",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shiol_lib.domain.draw_calendar import DRAW_TIME
+from shiol_lib.domain.slots import ScheduleError, parse_cron
 from shiol_lib.errors import JobsFileError
 from shiol_lib.jobs.catalog import JOBS, SCHEDULED_JOBS, ScheduleKind
 from shiol_lib.jobs.definitions import (
@@ -22,7 +23,6 @@ from shiol_lib.jobs.definitions import (
     effective_jobs,
     parse_duration,
 )
-from shiol_lib.scheduling.slots import ScheduleError, parse_cron
 from shiol_lib.settings import default, load_settings
 
 TEST_NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
