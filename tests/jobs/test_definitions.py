@@ -83,7 +83,7 @@ BAD_INPUTS = [
         "schedule.cron",
         "expected 5",
     ),
-    ("cron L", f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 L * *' }}\n", "adder", "schedule.cron", "not allow"),
+    ("cron L", f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 L * *' }}\n", "adder", "schedule.cron", "non-standard"),
     (
         "unknown timezone",
         f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 * * 1', timezone = 'Mars/Base' }}\n",
