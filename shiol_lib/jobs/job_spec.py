@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shiol_lib.domain.slots import ScheduleError, parse_cron
-from shiol_lib.jobs.catalog import ScheduleKind
+from shiol_lib.jobs.catalog import ScheduleKind, Step
 
 DEFAULT_TIMEZONE = "America/New_York"
 FIELDS = (
@@ -112,6 +112,17 @@ class JobSpec:
     paused: bool = False
     builtin: bool = False
     source: str = ""  # the file that defined it (last): the built-in file or the jobs file
+    steps: tuple[Step, ...] = ()  # what runs: a built-in job's catalog steps, or one step per notebook
+
+    @property
+    def planned(self) -> bool:
+        """Whether the scheduler plans this job on slots (a manual or paused job runs only by hand)."""
+        return self.schedule.kind != ScheduleKind.MANUAL and not self.paused
+
+    @property
+    def writes_store(self) -> bool:
+        """Whether the job's kernels write the store (serialized with every other writer)."""
+        return self.store == StoreAccess.WRITE
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: paths as text, enums as their values (secrets are names only, never values)."""
