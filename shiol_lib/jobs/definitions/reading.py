@@ -1,4 +1,4 @@
-"""Job definitions: the built-in jobs and the analyst's ``jobs.toml``, parsed and validated.
+"""Reading the job files: the built-in jobs and the analyst's ``jobs.toml``, parsed and validated.
 
 Both files hold ``[[job]]`` tables in one format (README "Analyst jobs"). :func:`parse_jobs` reads one
 file's text with :mod:`tomllib` and validates every table, collecting each problem (file, job, field,
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shiol_lib.errors import JobsFileError, JobsFileProblem, ParameterError, RunnerError
 from shiol_lib.execution.parameters import NotebookParameter, check_parameters, read_parameters
 from shiol_lib.jobs.catalog import JOBS, ScheduleKind, Step
-from shiol_lib.jobs.job_spec import (
+from shiol_lib.jobs.definitions.spec import (
     BUILTIN_OVERRIDABLE,
     DEFAULT_TIMEZONE,
     ENV_NAME,
@@ -38,21 +38,6 @@ from shiol_lib.jobs.job_spec import (
     parse_duration,
 )
 from shiol_lib.settings import Settings
-
-__all__ = [
-    "BUILTIN_FILE",
-    "CatchUp",
-    "EnvironmentPolicy",
-    "JobSpec",
-    "Schedule",
-    "StoreAccess",
-    "builtin_jobs",
-    "cron_problem",
-    "effective_jobs",
-    "load_job",
-    "parse_duration",
-    "parse_jobs",
-]
 
 BUILTIN_FILE = Path(__file__).with_name("builtin_jobs.toml")
 log = logging.getLogger(__name__)
