@@ -10,16 +10,30 @@ Rules (DESIGN.md, "Scheduling semantics"):
 - A run belongs to one (job, slot). A slot is settled by a success, a recorded missed entry, an
   unresolved dead letter or a run in flight. Slots at or before a job's watermark are settled by that
   knowledge too: after a catch-up run the slots it coalesced are never reported again.
-- After downtime the unsettled slots of a job within ``grace_s`` coalesce into one run for the latest
-  (``catch-up``); older ones are reported missed (kind ``slot``). A slot is ``on-time`` when it is the
-  only one pending within the grace and at most ``on_time_s`` old (the scheduler was up at the slot).
-- A drawing-linked job (the pipeline) owes the latest drawing passed ``draw_delay_s`` ago, for as long
+- Each job has its own policy (:class:`JobSchedule`, None: the :class:`PlannerConfig`'s value; see
+  :func:`job_policy`): ``catch_up``, ``max_catch_up``, ``grace_s``, ``retry_backoff_s`` (``()``: no
+  retry), ``failure_alert_after``, ``draw_delay_s`` and ``writes_store``. The defaults are the
+  built-in jobs' behaviour. A slot is ``on-time`` when it is the only one pending within the grace and
+  at most ``on_time_s`` old (the scheduler was up at the slot), else ``catch-up``.
+- After downtime the unsettled slots of a plain cron job, by its ``catch_up``:
+  ``latest`` (default): those within ``grace_s`` coalesce into one run for the newest; older ones
+  are reported missed (kind ``slot``). ``none``: nothing runs late. Only the newest pending slot may
+  run, and only on time (at most ``min(on_time_s, grace_s)`` old when a plan sees the job able to
+  start); every other pending slot is missed at once, and so is that one once it is older, whatever
+  kept it (downtime, its own run in flight, another writer's). A failed on-time run still retries.
+  ``each``: the newest ``max_catch_up`` slots within the grace run one at a time, oldest first (a
+  failing slot's retries before the next slot); older ones, and those past the bound, are missed.
+- A drawing-linked job (the pipeline, or any after-drawing job: nothing depends on the name) owes the
+  latest drawing passed its own ``draw_delay_s`` ago, for as long
   as the next drawing has not happened; it is caught up whatever the downtime (``missed-draw`` when its
   slot is older than the grace; ``on-time`` or ``catch-up`` as for a plain slot otherwise, whatever
   the store's age). A drawing whose window closed without a success is missed (kind ``draw``) and
   never run late; so is one still ``waiting`` for results past ``waiting_deadline_s`` after the
   drawing. For such a job only a run for a drawing settles it: a success, a dead letter, a missed
   entry or a run in flight for that drawing settles all of its slots, whatever triggered the run.
+  Only one drawing's window is open at a time, so ``latest`` and ``each`` are alike here; with
+  ``none`` the drawing runs only at an on-time slot: a stale one waits for a later slot of the same
+  window, and the drawing is missed (kind ``draw``) when none remains.
 - A job is in service from the scheduler's first start or its first scheduled run, whichever came
   first; a manual run (or a rerun) never moves that. Nothing before it is reported missed (a plain
   slot still fresh then is owed, and so is the drawing owed then); a job not in service owes only its
@@ -30,6 +44,10 @@ Rules (DESIGN.md, "Scheduling semantics"):
   nothing is due: the executor writes a dead letter.
 - While a job has a run in flight nothing else of that job is due (the slot stays pending and is
   caught up or missed later); a retry whose slot a newer slot superseded is reported missed instead.
+- Write serialization: a ``writes_store`` job is never due while another writer (a planned
+  ``writes_store`` job, or one of ``store_writers``: paused or manual jobs) has a run in flight; its
+  slot stays pending and is caught up or missed later by its own policy. Two writers due in the same
+  plan are both listed: the cross-process lock taken at run start lets one through.
 """
 
 from __future__ import annotations
