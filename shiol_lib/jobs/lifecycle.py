@@ -22,6 +22,7 @@ from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger
 from shiol_lib.archive.manifest import SCHEMA_VERSION, Manifest, StepRecord
 from shiol_lib.archive.verify import artefact_hashes
+from shiol_lib.domain.environments import EnvironmentRecord
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus
 from shiol_lib.errors import (
     ArchiveError,
@@ -71,11 +72,13 @@ class RunLifecycle:
         seed: int,
         code: dict[str, Any],
         environment: dict[str, Any],
+        environment_record: EnvironmentRecord | None = None,
     ) -> RunLifecycle:
         """Record a new ``running`` run (row and job lock in one transaction) and write its manifest.
 
         Raises :class:`JobBusyError` when a live run holds the job (this start is recorded ``refused``)
         and :class:`ArchiveError` when the manifest cannot be written (the row is closed ``failed``).
+        ``environment_record``: its packages kept once per hash, its hash on the row, its fields in the manifest.
         """
         started = datetime.now(UTC)
         run_id = archive.new_run_id(started)
@@ -93,6 +96,10 @@ class RunLifecycle:
             log.warning("run %s opened; %s", run_id, err)
         if holder is not None:
             raise busy_error(job, holder, run_id)
+        if environment_record is not None:
+            drifted = run_table.drift(store, job, environment_record)
+            run_table.record_environment(store, run_id, environment_record)
+            environment = {**environment, **environment_record.manifest_fields(drifted)}
         manifest = Manifest(
             run_id=run_id,
             job=job,
