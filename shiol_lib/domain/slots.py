@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -41,6 +42,14 @@ _NAMES = {
 }
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February may have 29
 _SEARCH_DAYS = 366 * 9  # every valid expression fires at least once in 9 years (Feb 29: 2096 -> 2104)
+
+
+class CatchUp(StrEnum):
+    """What a job does about slots missed while the scheduler was down."""
+
+    LATEST = "latest"  # run once for the latest missed slot (coalesce)
+    NONE = "none"  # record them missed, run none
+    EACH = "each"  # run each, at most ``max_catch_up``
 
 
 class ScheduleError(ConfigError):

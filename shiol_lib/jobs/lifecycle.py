@@ -23,6 +23,7 @@ from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger
 from shiol_lib.archive.manifest import SCHEMA_VERSION, Manifest, StepRecord
 from shiol_lib.archive.verify import artefact_hashes
+from shiol_lib.domain.environments import EnvironmentRecord
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus
 from shiol_lib.errors import (
     ArchiveError,
@@ -73,12 +74,14 @@ class RunLifecycle:
         code: dict[str, Any],
         environment: dict[str, Any],
         locks: Sequence[str] = (),
+        environment_record: EnvironmentRecord | None = None,
     ) -> RunLifecycle:
         """Record a new ``running`` run (row and job lock in one transaction) and write its manifest.
 
         ``locks`` are taken with the job's (the store writers' lock). Raises :class:`JobBusyError`
         when a live run holds the job or one of them (this start is recorded ``refused``) and
         :class:`ArchiveError` when the manifest cannot be written (the row is closed ``failed``).
+        ``environment_record``: its packages kept once per hash, its hash on the row, its fields in the manifest.
         """
         started = datetime.now(UTC)
         run_id = archive.new_run_id(started)
@@ -97,6 +100,10 @@ class RunLifecycle:
             log.warning("run %s opened; %s", run_id, err)
         if holder is not None:
             raise busy_error(job, holder, run_id)
+        if environment_record is not None:
+            drifted = run_table.drift(store, job, environment_record)
+            run_table.record_environment(store, run_id, environment_record)
+            environment = {**environment, **environment_record.manifest_fields(drifted)}
         manifest = Manifest(
             run_id=run_id,
             job=job,

@@ -14,8 +14,7 @@ from datetime import date, datetime
 
 from shiol_lib.domain.draw_calendar import NEW_YORK, previous_draw
 from shiol_lib.domain.runs import MissedKind, RetryState, RunStatus, Trigger, retry_outlook
-from shiol_lib.domain.slots import ScheduleError, parse_cron, to_utc
-from shiol_lib.jobs.job_spec import CatchUp
+from shiol_lib.domain.slots import CatchUp, ScheduleError, parse_cron, to_utc
 from shiol_lib.scheduling.plans import Due, History, Incident, JobSchedule, Missed, PlannerConfig, RunLike
 
 _FAILING = (RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.CRASHED, RunStatus.INTERRUPTED, RunStatus.WAITING)

@@ -12,8 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, et_and_utc, next_draw, previous_draw
 from shiol_lib.domain.runs import IncidentKind, MissedKind, RetryState, RunStatus, Trigger
-from shiol_lib.domain.slots import CronSpec, next_slot, slots_between, to_utc
-from shiol_lib.jobs.job_spec import CatchUp
+from shiol_lib.domain.slots import CatchUp, CronSpec, next_slot, slots_between, to_utc
 from shiol_lib.scheduling.job_history import (
     AttemptChain,
     JobPolicy,

@@ -56,8 +56,7 @@ from datetime import UTC, datetime, timedelta
 
 from shiol_lib.domain.draw_calendar import NEW_YORK, et_and_utc
 from shiol_lib.domain.runs import FINISHED_STATUSES, IncidentKind, MissedKind, failure_streak
-from shiol_lib.domain.slots import CronSpec, next_slot, previous_slot, slots_between, to_utc
-from shiol_lib.jobs.job_spec import CatchUp
+from shiol_lib.domain.slots import CatchUp, CronSpec, next_slot, previous_slot, slots_between, to_utc
 from shiol_lib.scheduling.job_history import (
     AttemptChain,
     JobPolicy,

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from shiol_lib.domain.draw_calendar import Coverage, iso_et, iso_utc
 from shiol_lib.domain.runs import IncidentKind, MissedKind, RunStatus, Trigger
-from shiol_lib.domain.slots import CronSpec, ScheduleError, parse_cron
+from shiol_lib.domain.slots import CatchUp, CronSpec, ScheduleError, parse_cron
 from shiol_lib.jobs.catalog import scheduled_jobs
-from shiol_lib.jobs.job_spec import CatchUp
 from shiol_lib.settings import Settings
 from shiol_lib.settings import default as setting_default
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from shiol_lib.domain.slots import ScheduleError, parse_cron
+from shiol_lib.domain.slots import CatchUp, ScheduleError, parse_cron
 from shiol_lib.jobs.catalog import ScheduleKind, Step
 
 DEFAULT_TIMEZONE = "America/New_York"
@@ -42,14 +42,6 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?[smhd])+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-class CatchUp(StrEnum):
-    """What a job does about slots missed while the scheduler was down."""
-
-    LATEST = "latest"  # run once for the latest missed slot (coalesce)
-    NONE = "none"  # record them missed, run none
-    EACH = "each"  # run each, at most ``max_catch_up``
 
 
 class StoreAccess(StrEnum):
