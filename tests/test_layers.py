@@ -49,7 +49,12 @@ ALLOWED: dict[str, frozenset[str]] = {
             "errors",
             "settings",
             "logs",
+            "lab",  # the JSON records the CLI prints and the Lab server answers (lab/records.py)
         }
+    ),
+    # the Jupyter Server extension: a top-level consumer like `cli` (handlers call the library)
+    "lab": frozenset(
+        {"store", "domain", "archive", "execution", "jobs", "reports", "scheduling", "errors", "settings", "logs"}
     ),
     "__init__": frozenset(),
     "schedules": frozenset({"scheduling", "domain", "errors", "settings"}),

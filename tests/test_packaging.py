@@ -66,7 +66,7 @@ def installed(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
     ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc")
-    for name in ("shiol_lib", "notebooks"):
+    for name in ("shiol_lib", "notebooks", "etc"):
         shutil.copytree(REPO / name, source / name, ignore=ignore)
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(source)],
@@ -82,6 +82,8 @@ def installed(tmp_path_factory) -> Path:
     assert "shiol_lib/scheduling/app.py" in names and "shiol_lib/data/powerball_draws_ny.csv" in names
     notebooks = {f"shiol_lib/notebooks/{p.name}" for p in (REPO / "notebooks").glob("*.ipynb")}
     assert notebooks <= names, sorted(notebooks - names)
+    # the Lab's server extension is enabled wherever the wheel is installed
+    assert "shiol_workbench-0.1.0.data/data/etc/jupyter/jupyter_server_config.d/shiol_lib.json" in names
     target = root / "target"
     done = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

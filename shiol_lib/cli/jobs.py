@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -34,13 +34,17 @@ def jobs_group() -> None:
 @click.pass_obj
 def list_command(settings: Settings, as_json: bool) -> None:
     """Every job: schedule, next run (ET and UTC), paused, and its last result when a store exists."""
+    from shiol_lib.lab.records import job_records
+
     jobs = _load(settings)
-    now = datetime.now(UTC)
     try:
-        last = _last_results(settings, list(jobs))
+        if settings.db_path.exists():  # listing never creates a store
+            with cli_common.open_existing_store(settings).connect() as conn:
+                rows = job_records(settings, jobs, conn, datetime.now(UTC))
+        else:
+            rows = job_records(settings, jobs, None, datetime.now(UTC))
     except ShiolError as err:
         cli_common.fail(err)
-    rows = [job_summary(spec, now, last.get(spec.name)) for spec in jobs.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -49,7 +53,7 @@ def list_command(settings: Settings, as_json: bool) -> None:
         last = row["last_result"]
         last_text = f"{last['status']} at {last['started_at']}" if last else "none"
         paused = "  PAUSED" if row["paused"] else ""
-        click.echo(f"{row['name']}: {row['schedule']}; next run {nxt}; last result {last_text}{paused}")
+        click.echo(f"{row['name']}: {row['schedule']['text']}; next run {nxt}; last result {last_text}{paused}")
 
 
 @jobs_group.command("show")
@@ -61,7 +65,9 @@ def show_command(settings: Settings, name: str, as_json: bool) -> None:
     jobs = _load(settings)
     if name not in jobs:
         _fail_usage(f"unknown job {name!r}; known jobs: {', '.join(jobs)}")
-    data = {**jobs[name].as_dict(), **_next_fields(jobs[name], datetime.now(UTC))}
+    from shiol_lib.lab.records import next_fields
+
+    data = {**jobs[name].as_dict(), **next_fields(jobs[name], datetime.now(UTC))}
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -121,7 +127,8 @@ def add_command(
     description: str,
 ) -> None:
     """Add a job for NOTEBOOK to the jobs file, validated together with the file, keeping its comments."""
-    from shiol_lib.jobs.definitions.edits import add_job
+    from shiol_lib.jobs.definitions.edits import add_job, new_job_table, notebook_entry
+    from shiol_lib.lab.records import next_fields
 
     if [bool(cron), bool(after_drawing), manual].count(True) != 1:
         _fail_usage("give exactly one of --cron EXPR, --after-drawing DELAY or --manual")
@@ -132,24 +139,16 @@ def add_command(
         schedule = {"cron": cron, **({"timezone": timezone} if timezone else {})}
     elif after_drawing:
         schedule = {"after_drawing": int(after_drawing) if after_drawing.isdigit() else after_drawing}
-    entry, resolved = _notebook_entry(settings, notebook)
-    table: dict[str, Any] = {
-        "name": name,
-        **({"description": description} if description else {}),
-        "notebooks": entry,
-        "schedule": schedule,
-    }
-    if parameters:
-        table["parameters"] = _typed_parameters(resolved, parameters)
-    if secrets:
-        table["secrets"] = list(secrets)
+    entry, resolved = notebook_entry(settings, notebook)
+    values = _typed_parameters(resolved, parameters) if parameters else None
+    table = new_job_table(name, entry, schedule, description=description, parameters=values, secrets=list(secrets))
     try:
         spec = add_job(settings, table)
     except JobsFileError as err:
         _fail_problems(err)
     except ShiolError as err:
         cli_common.fail(err)
-    nxt = _next_fields(spec, datetime.now(UTC))
+    nxt = next_fields(spec, datetime.now(UTC))
     when = f"; next run {nxt['next_run']} ET ({nxt['next_run_utc']} UTC)" if nxt["next_run"] else ""
     click.echo(f"added job {spec.name} to {settings.jobs_path}: {spec.schedule.describe()}{when}")
 
@@ -187,60 +186,6 @@ def resume_command(settings: Settings, name: str) -> None:
     click.echo(f"resumed job {name} ({settings.jobs_path})")
 
 
-def job_summary(spec: JobSpec, now: datetime, last: dict[str, Any] | None) -> dict[str, Any]:
-    """What ``shiol jobs list`` shows of one job, JSON-ready."""
-    return {
-        "name": spec.name,
-        "builtin": spec.builtin,
-        "schedule": spec.schedule.describe(),
-        **_next_fields(spec, now),
-        "paused": spec.paused,
-        "last_result": last,
-    }
-
-
-def next_run(spec: JobSpec, now: datetime) -> datetime | None:
-    """The job's next slot after ``now`` (None: manual or paused)."""
-    from zoneinfo import ZoneInfo
-
-    from shiol_lib.domain.draw_calendar import draw_instant, next_draw
-    from shiol_lib.domain.slots import next_slot, parse_cron
-    from shiol_lib.jobs.definitions import DEFAULT_TIMEZONE
-
-    schedule = spec.schedule
-    if spec.paused or schedule.kind == "manual":
-        return None
-    if schedule.cron and schedule.timezone == DEFAULT_TIMEZONE:
-        return next_slot(parse_cron(schedule.cron), now)
-    if schedule.cron:
-        from croniter import croniter
-
-        return croniter(schedule.cron, now.astimezone(ZoneInfo(schedule.timezone))).get_next(datetime)
-    delay = timedelta(seconds=schedule.delay_s or 0.0)
-    return draw_instant(next_draw(now - delay)) + delay
-
-
-def _next_fields(spec: JobSpec, now: datetime) -> dict[str, str | None]:
-    from shiol_lib.domain.draw_calendar import iso_et, iso_utc
-
-    at = next_run(spec, now)
-    return {"next_run": iso_et(at) if at else None, "next_run_utc": iso_utc(at) if at else None}
-
-
-def _last_results(settings: Settings, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Each job's latest run from the store's ``runs`` table (none without a store: it is never created)."""
-    if not settings.db_path.exists():
-        return {}
-    from shiol_lib.store.runs import list_runs
-
-    store = cli_common.open_existing_store(settings)
-    results = {}
-    for name in names:
-        for run in list_runs(store, job=name, limit=1):
-            results[name] = {"run_id": run.run_id, "status": run.status, "started_at": run.started_at.isoformat()}
-    return results
-
-
 def _load(settings: Settings, path: Path | None = None) -> dict[str, JobSpec]:
     from shiol_lib.jobs.definitions import effective_jobs
 
@@ -250,21 +195,6 @@ def _load(settings: Settings, path: Path | None = None) -> dict[str, JobSpec]:
         _fail_problems(err)
     except ShiolError as err:
         cli_common.fail(err)
-
-
-def _notebook_entry(settings: Settings, notebook: str) -> tuple[str, Path | None]:
-    """What the file records for NOTEBOOK, and where it is.
-
-    Kept relative when the notebooks folder or the file's folder resolves it; else (found from the
-    current folder) made absolute.
-    """
-    path = Path(notebook).expanduser()
-    if path.is_absolute():
-        return str(path), path if path.is_file() else None
-    for base in (settings.notebooks_dir, settings.jobs_path.parent):
-        if (base / path).is_file():
-            return notebook, base / path
-    return (str(path.resolve()), path.resolve()) if path.is_file() else (notebook, None)
 
 
 def _typed_parameters(notebook: Path | None, pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:

@@ -64,6 +64,7 @@ def lab_server(settings: Settings, *, port: int | None = None, token: str | None
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={root}",
         f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
+        "--ServerApp.jpserver_extensions=shiol_lib.lab=True",  # the Runs and Jobs panels' API, installed or not
     ]
     if os.geteuid() == 0:  # a container or CI running as root: JupyterLab refuses root without this
         command.append("--allow-root")

@@ -277,7 +277,7 @@ def _row_dict(row: Any) -> dict[str, Any]:
 def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
     """A run's manifest: steps, parameters, timings, hashes, versions."""
     from shiol_lib.archive import folders as archive
-    from shiol_lib.execution.runner import rerun_command as rerun_command_line
+    from shiol_lib.lab.records import manifest_dict
 
     try:
         require_store(settings)
@@ -285,16 +285,7 @@ def show_command(settings: Settings, run_id: str, as_json: bool) -> None:
         manifest = archive.read_manifest(directory)
     except ShiolError as err:
         fail(err)
-    m = manifest.to_dict()
-    for record, step in zip(m.get("steps", []), manifest.steps, strict=False):
-        if step.command:  # made anew: a command recorded by an older workbench reran against the live store
-            record["command"] = step.command = rerun_command_line(
-                settings.notebooks_dir / step.notebook,
-                step.parameters or {},
-                cwd=settings.notebooks_dir,
-                runs_dir=settings.runs_dir,
-                run_id=manifest.run_id,
-            )
+    m = manifest_dict(settings, manifest)  # each step's rerun command made anew (also on manifest.steps)
     if as_json:
         click.echo(json.dumps(m, indent=2, sort_keys=True))
         return

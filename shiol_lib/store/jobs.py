@@ -6,12 +6,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.store.core import Store
 from shiol_lib.store.rows import scalar
 from shiol_lib.store.runs import RUN_COLUMNS, RunRow
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)
@@ -233,3 +236,12 @@ def planner_history(
         ).fetchall()
         first_start = scalar(conn, "SELECT min(started_at) FROM scheduler_starts")
     return [RunRow(*r) for r in runs], [tuple(r) for r in missed], [DeadLetter(*r) for r in letters], first_start
+
+
+def lock_holders(conn: duckdb.DuckDBPyConnection) -> dict[str, LockHolder]:
+    """Every held job and its holder, on any connection (the reader snapshot's too)."""
+    rows = conn.execute(
+        "SELECT r.job, l.run_id, r.pid, r.host, coalesce(r.heartbeat_at, r.started_at) "
+        "FROM job_locks l JOIN runs r ON r.run_id = l.run_id WHERE l.job = r.job"
+    ).fetchall()
+    return {str(r[0]): LockHolder(*r) for r in rows}

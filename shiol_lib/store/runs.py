@@ -15,6 +15,7 @@ from shiol_lib.errors import StoreError
 from shiol_lib.store.core import Store
 
 if TYPE_CHECKING:  # duckdb builds the frame (importing pandas then): `shiol status` stays quick
+    import duckdb
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -147,16 +148,8 @@ def get_run(store: Store, run_id: str) -> RunRow | None:
 
 def list_runs(store: Store, *, job: str | None = None, limit: int | None = None) -> list[RunRow]:
     """Runs, newest first, optionally of one job."""
-    sql = f"SELECT {RUN_COLUMNS} FROM runs"
-    params: list[object] = []
-    if job is not None:
-        sql += " WHERE job = ?"
-        params.append(job)
-    sql += " ORDER BY started_at DESC, run_id DESC"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
     with store.connect() as conn:
-        return [RunRow(*r) for r in conn.execute(sql, params).fetchall()]
+        return page_runs(conn, job=job, limit=limit)[0]
 
 
 def upsert_step(
@@ -264,3 +257,44 @@ def check_environment(store: Store, job: str, record: EnvironmentRecord, *, stri
 def _check_status(status: str, allowed: frozenset[str]) -> None:
     if status not in allowed:
         raise ValueError(f"status {status!r} is not one of {sorted(allowed)}")
+
+
+def page_runs(
+    conn: duckdb.DuckDBPyConnection,
+    *,
+    job: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[RunRow], int]:
+    """One page of runs, newest first, and how many match, on any connection (the reader snapshot's too)."""
+    where: list[str] = []
+    params: list[object] = []
+    for column, value in (("job", job), ("status", status)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    total = int(conn.execute(f"SELECT count(*) FROM runs{clause}", params).fetchone()[0])  # type: ignore[index]
+    sql = f"SELECT {RUN_COLUMNS} FROM runs{clause} ORDER BY started_at DESC, run_id DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    if offset:
+        sql += f" OFFSET {int(offset)}"
+    return [RunRow(*r) for r in conn.execute(sql, params).fetchall()], total
+
+
+def run_by_id(conn: duckdb.DuckDBPyConnection, run_id: str) -> RunRow | None:
+    """The run with this id on any connection (the reader snapshot's too), or None."""
+    row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return RunRow(*row) if row else None
+
+
+def latest_runs(conn: duckdb.DuckDBPyConnection, jobs: Sequence[str]) -> dict[str, RunRow]:
+    """Each job's newest run (jobs without one are left out)."""
+    rows = conn.execute(
+        f"SELECT {RUN_COLUMNS} FROM (SELECT *, row_number() OVER (PARTITION BY job ORDER BY started_at DESC, "
+        "run_id DESC) AS n FROM runs WHERE job IN (SELECT unnest(?::VARCHAR[]))) WHERE n = 1",
+        [list(jobs)],
+    ).fetchall()
+    return {r.job: r for r in (RunRow(*row) for row in rows)}

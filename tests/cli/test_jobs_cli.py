@@ -141,7 +141,7 @@ def test_add_after_drawing_and_manual(home):
     assert shiol("jobs", "add", FREQUENCIES, "--name", "after", "--after-drawing", "2h").exit_code == 0
     assert shiol("jobs", "add", FREQUENCIES, "--name", "byhand", "--manual").exit_code == 0
     rows = {r["name"]: r for r in json.loads(shiol("jobs", "list", "--json").stdout)}
-    assert rows["after"]["schedule"] == "120 min after each drawing"
+    assert rows["after"]["schedule"]["text"] == "120 min after each drawing"
     assert datetime.fromisoformat(rows["after"]["next_run"]).strftime("%H:%M") == "00:59"  # 22:59 + 2 h
     assert rows["byhand"]["next_run"] is None
 

@@ -29,6 +29,16 @@ NEW_FILE_HEADER = '# Analyst jobs of the SHIOL+ Workbench (README "Analyst jobs"
 def add_job(settings: Settings, table: dict[str, Any], *, path: Path | None = None) -> JobSpec:
     """Append a ``[[job]]`` table (plain values) to the jobs file, validated with the file; returns the job."""
     path = path or settings.jobs_path
+    return _write(settings, path, _with_job(path, table))[str(table.get("name", ""))]
+
+
+def check_new_job(settings: Settings, table: dict[str, Any], *, path: Path | None = None) -> JobSpec:
+    """What :func:`add_job` would add, validated the same way; nothing is written."""
+    path = path or settings.jobs_path
+    return effective_jobs(settings, file=path, text=tomlkit.dumps(_with_job(path, table)))[str(table.get("name", ""))]
+
+
+def _with_job(path: Path, table: dict[str, Any]) -> TOMLDocument:
     doc = _read(path)
     name = str(table.get("name", ""))
     if _index(doc, name) is not None:
@@ -41,7 +51,51 @@ def add_job(settings: Settings, table: dict[str, Any], *, path: Path | None = No
     if doc.as_string().strip() and not doc.as_string().endswith("\n\n"):
         new.trivia.indent = "\n"  # a blank line before the new [[job]]
     _jobs(doc, path).append(new)
-    return _write(settings, path, doc)[name]
+    return doc
+
+
+def new_job_table(
+    name: str,
+    notebook: str,
+    schedule: Any,
+    *,
+    description: str = "",
+    parameters: dict[str, Any] | None = None,
+    secrets: list[str] | None = None,
+) -> dict[str, Any]:
+    """The ``[[job]]`` table of a new job, keys in the order ``shiol jobs add`` writes them."""
+    table: dict[str, Any] = {
+        "name": name,
+        **({"description": description} if description else {}),
+        "notebooks": notebook,
+        "schedule": schedule,
+    }
+    if parameters:
+        table["parameters"] = parameters
+    if secrets:
+        table["secrets"] = list(secrets)
+    return table
+
+
+def notebook_entry(settings: Settings, notebook: str, *, root: Path | None = None) -> tuple[str, Path | None]:
+    """What the jobs file records for ``notebook``, and where it is (None: not found).
+
+    Kept relative when the notebooks folder or the file's folder resolves it; else (found from the
+    current folder, or from ``root``: the Lab server's folder) made absolute. A notebook under ``root``
+    that is also under the notebooks folder or the file's folder is recorded relative to that folder.
+    """
+    path = Path(notebook).expanduser()
+    if root is not None and not path.is_absolute():
+        path = (root / path).resolve()
+        for base in (settings.notebooks_dir, settings.jobs_path.parent):
+            if path.is_file() and path.is_relative_to(Path(base).resolve()):
+                return str(path.relative_to(Path(base).resolve())), path
+    if path.is_absolute():
+        return str(path), path if path.is_file() else None
+    for base in (settings.notebooks_dir, settings.jobs_path.parent):
+        if (base / path).is_file():
+            return notebook, base / path
+    return (str(path.resolve()), path.resolve()) if path.is_file() else (notebook, None)
 
 
 def remove_job(settings: Settings, name: str, *, path: Path | None = None) -> None:
