@@ -190,8 +190,8 @@ def bench_slots(repeat: int) -> dict[str, float]:
 
     Cold: the per-day cache emptied first; cached: computed again at once.
     """
-    from shiol_lib.scheduling import slots as slot_module
-    from shiol_lib.scheduling.slots import parse_cron, slots_between
+    from shiol_lib.domain import slots as slot_module
+    from shiol_lib.domain.slots import parse_cron, slots_between
 
     spec = parse_cron("15 6,12,18 * * *")
     start, end = datetime(2024, 3, 1, tzinfo=NEW_YORK), datetime(2024, 3, 22, tzinfo=NEW_YORK)

@@ -51,6 +51,21 @@ class JobsFileError(ConfigError):
         self.problems = list(problems)
 
 
+class SecretMissingError(ConfigError):
+    """A secret a job names (an environment variable) is not set, or empty, where the job runs."""
+
+    def __init__(self, message: str, *, variable: str, job: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
+        self.job = job
+
+
+class EnvironmentDriftError(ShiolError):
+    """A job with the strict environment policy would run on other packages than its last successful run."""
+
+    error_class = "configuration"  # ErrorClass.CONFIGURATION, as a plain string (see the module's docstring)
+
+
 class ClusterError(ConfigError):
     """A Dask cluster address that cannot be used: unreachable, not a scheduler, or malformed."""
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from shiol_lib.archive.manifest import Manifest
+from shiol_lib.domain.environments import compare_packages, split_entry
 from shiol_lib.domain.runs import RunStatus
 
 # What the data update found depends on what the sources had at the time, and where research tasks ran
@@ -113,8 +114,14 @@ class Difference:
         return {"field": self.field, "first": self.first, "second": self.second}
 
 
-def diff_manifests(first: Manifest, second: Manifest) -> list[Difference]:
-    """Differences that matter between two runs: parameters, data, code, outputs, metrics."""
+def diff_manifests(
+    first: Manifest, second: Manifest, *, packages: Callable[[str], Sequence[str] | None] | None = None
+) -> list[Difference]:
+    """Differences that matter between two runs: parameters, data, code, environment, outputs, metrics.
+
+    ``packages`` looks up the ``name==version`` list of a package hash (the store keeps them): when the
+    two runs' hashes differ, each differing package is a ``packages.NAME`` difference (None: absent).
+    """
 
     def flat(manifest: Manifest) -> dict[str, Any]:
         data = manifest.to_dict()
@@ -127,6 +134,9 @@ def diff_manifests(first: Manifest, second: Manifest) -> list[Difference]:
             "code.git_commit": manifest.code.get("git_commit"),
             "code.git_dirty": manifest.code.get("git_dirty"),
             "status": data["status"],
+            "environment.python": manifest.environment.get("python"),
+            "environment.kernel": (manifest.environment.get("kernel") or {}).get("interpreter"),
+            "environment.packages_sha256": manifest.environment.get("packages_sha256"),
         }
         for step in manifest.steps:
             for key, value in (step.parameters or {}).items():
@@ -140,4 +150,21 @@ def diff_manifests(first: Manifest, second: Manifest) -> list[Difference]:
         return items
 
     a, b = flat(first), flat(second)
-    return [Difference(key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+    found = [Difference(key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+    return found + _package_differences(a["environment.packages_sha256"], b["environment.packages_sha256"], packages)
+
+
+def _package_differences(
+    first: str | None, second: str | None, packages: Callable[[str], Sequence[str] | None] | None
+) -> list[Difference]:
+    """One difference per package whose version differs between the two hashes' lists (``None``: absent)."""
+    if packages is None or not first or not second or first == second:
+        return []
+    listed_a, listed_b = packages(first), packages(second)
+    if listed_a is None or listed_b is None:
+        return []
+    drift = compare_packages(listed_a, listed_b, previous_sha=first)
+    items = [Difference(f"packages.{name}", before, after) for name, before, after in drift.changed]
+    items += [Difference(f"packages.{name}", None, version) for name, version in map(split_entry, drift.added)]
+    items += [Difference(f"packages.{name}", version, None) for name, version in map(split_entry, drift.removed)]
+    return sorted(items, key=lambda item: item.field)

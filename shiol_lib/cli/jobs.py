@@ -127,7 +127,7 @@ def add_command(
     description: str,
 ) -> None:
     """Add a job for NOTEBOOK to the jobs file, validated together with the file, keeping its comments."""
-    from shiol_lib.jobs.jobs_file import add_job, new_job_table, notebook_entry
+    from shiol_lib.jobs.definitions.edits import add_job, new_job_table, notebook_entry
     from shiol_lib.lab.records import next_fields
 
     if [bool(cron), bool(after_drawing), manual].count(True) != 1:
@@ -158,7 +158,7 @@ def add_command(
 @click.pass_obj
 def remove_command(settings: Settings, name: str) -> None:
     """Remove a job from the jobs file (its archived runs stay)."""
-    from shiol_lib.jobs.jobs_file import remove_job
+    from shiol_lib.jobs.definitions.edits import remove_job
 
     _edit(lambda: remove_job(settings, name))
     click.echo(f"removed job {name} from {settings.jobs_path}")
@@ -169,7 +169,7 @@ def remove_command(settings: Settings, name: str) -> None:
 @click.pass_obj
 def pause_command(settings: Settings, name: str) -> None:
     """Pause a job (built-in ones too): the scheduler plans no run of it until it is resumed."""
-    from shiol_lib.jobs.jobs_file import set_paused
+    from shiol_lib.jobs.definitions.edits import set_paused
 
     _edit(lambda: set_paused(settings, name, True))
     click.echo(f"paused job {name} ({settings.jobs_path})")
@@ -180,7 +180,7 @@ def pause_command(settings: Settings, name: str) -> None:
 @click.pass_obj
 def resume_command(settings: Settings, name: str) -> None:
     """Resume a paused job."""
-    from shiol_lib.jobs.jobs_file import set_paused
+    from shiol_lib.jobs.definitions.edits import set_paused
 
     _edit(lambda: set_paused(settings, name, False))
     click.echo(f"resumed job {name} ({settings.jobs_path})")

@@ -329,17 +329,18 @@ def _seconds(value: float | None) -> str:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> None:
-    """Compare two runs: parameters, input data hash, code version, outputs and key metrics."""
+    """Compare two runs: parameters, input data hash, code version, packages, outputs and key metrics."""
     from shiol_lib.archive import folders as archive
     from shiol_lib.archive.compare import diff_manifests
+    from shiol_lib.store import runs as run_table
 
     try:
-        require_store(settings)
+        store = open_existing_store(settings)
         a = archive.read_manifest(archive.find_run_dir(settings.runs_dir, first))
         b = archive.read_manifest(archive.find_run_dir(settings.runs_dir, second))
+        differences = diff_manifests(a, b, packages=lambda sha: run_table.environment_packages(store, sha))
     except ShiolError as err:
         fail(err)
-    differences = diff_manifests(a, b)
     if as_json:
         click.echo(
             json.dumps(
@@ -350,7 +351,7 @@ def diff_command(settings: Settings, first: str, second: str, as_json: bool) -> 
         )
         return
     if not differences:
-        click.echo(f"{first} and {second}: no differences in parameters, data, code, outputs or metrics")
+        click.echo(f"{first} and {second}: no differences in parameters, data, code, packages, outputs or metrics")
     for item in differences:
         click.echo(f"{item.field}: {item.first!r} -> {item.second!r}")
 

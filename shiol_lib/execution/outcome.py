@@ -1,4 +1,7 @@
-"""What one step execution produced, as the runner hands it back: a typed, frozen :class:`StepOutcome`."""
+"""What one step execution produced, as the runner hands it back: a typed, frozen :class:`StepOutcome`.
+
+:func:`find_failed_cell` and :func:`find_running_cell` read where an executed notebook stopped.
+"""
 
 from __future__ import annotations
 
@@ -47,3 +50,41 @@ class StepOutcome:
     def duration_s(self) -> float:
         """Wall-clock seconds from start to finish."""
         return (self.finished_at - self.started_at).total_seconds()
+
+
+_ADDED_BY_PAPERMILL = frozenset({"injected-parameters", "papermill-error-cell-tag"})
+
+
+def _source_cells(nb: Any) -> list[tuple[int, Any]]:
+    """Cells of an executed notebook with their index in the source notebook.
+
+    Papermill's own injected-parameters cell and error banners are left out.
+    """
+    kept = [c for c in nb.cells if not _ADDED_BY_PAPERMILL & set(c.get("metadata", {}).get("tags", []))]
+    return list(enumerate(kept))
+
+
+def find_failed_cell(nb: Any) -> tuple[int, str] | None:
+    """(source cell index, message) of the first cell that raised."""
+    for index, cell in _source_cells(nb):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "error":
+                first_line = cell.source.strip().splitlines()[0][:80] if cell.source.strip() else ""
+                name = str(out.get("ename"))
+                return index, f"cell {index} ({first_line!r}) raised {name}: {out.get('evalue')}"
+    return None
+
+
+def find_running_cell(nb: Any) -> int | None:
+    """The cell that was running when the step was stopped, else the last one started.
+
+    :mod:`shiol_lib.execution.engine` keeps a stopped cell ``running``.
+    """
+    started = None
+    for index, cell in _source_cells(nb):
+        meta = cell.get("metadata", {}).get("papermill", {})
+        if meta.get("status") == "running":
+            return index
+        if meta.get("start_time"):
+            started = index
+    return started

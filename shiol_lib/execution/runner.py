@@ -31,10 +31,11 @@ from shiol_lib.domain.runs import ErrorClass, StepStatus
 from shiol_lib.execution.channel import read_error_class
 from shiol_lib.execution.engine import ENGINE_NAME
 from shiol_lib.execution.kernels import KERNEL_NAME, KernelPool, StepKernel
-from shiol_lib.execution.outcome import ReportTitle, StepOutcome
+from shiol_lib.execution.outcome import ReportTitle, StepOutcome, find_failed_cell, find_running_cell
 from shiol_lib.execution.parameters import check_parameters
 from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.resources import watch_process, watching
+from shiol_lib.execution.secrets import RedactingWriter, Redactor, redacting
 from shiol_lib.settings import snapshot_path_for
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def execute(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     timeout_error: str | None = None,
     env: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
     memory_mb: int = 0,
     kernels: KernelPool | None = None,
     ahead: bool = False,
@@ -109,6 +111,9 @@ def execute(
         timeout_s: The wall-clock limit; passing it kills the kernel and its children.
         timeout_error: The error a timeout records (default: names ``timeout_s``).
         env: The kernel's environment (default: this process's).
+        secrets: Name -> value, added to the kernel's environment only; each value (of at least 4
+            characters) is masked ``***`` in the notebook, HTML, log and error as they are written
+            (:mod:`shiol_lib.execution.secrets`).
         memory_mb: Ceiling of the kernel tree's resident memory (0: none); passing it fails the step
             with error class ``memory`` (:mod:`shiol_lib.execution.resources`).
         kernels: Hands out the kernel (a job's steps share one pool; with ``ahead`` it starts the next
@@ -127,7 +132,8 @@ def execute(
     title = title or ReportTitle()
     partial = output.with_name(output.name + ".partial")
     log_path = output.with_suffix(".log")
-    env = dict(os.environ) if env is None else dict(env)
+    env = {**(os.environ if env is None else env), **(secrets or {})}
+    redactor = Redactor(secrets or {})
     started = datetime.now(UTC)
     with contextlib.ExitStack() as stack:
         pool = kernels if kernels is not None else stack.enter_context(KernelPool())
@@ -135,7 +141,7 @@ def execute(
             with watching(memory_mb) as usage:
                 kernel = pool.take(env, cwd, ahead=ahead)
                 status, error, error_class = _run_papermill(
-                    notebook, partial, values, log_path, timeout_s, kernel, progress
+                    notebook, partial, values, log_path, timeout_s, kernel, progress, redactor
                 )
             reported = read_error_class(kernel.outcome_path)  # before the pool removes the kernel's files
         except BaseException:  # interrupted (SIGTERM): the archive still keeps what ran, rendered
@@ -146,9 +152,9 @@ def execute(
     executed = partial.exists()  # papermill saved the notebook at least once
     if executed:
         nb = nbformat.read(partial, as_version=4)
-        cell_error = _failed_cell(nb)
+        cell_error = find_failed_cell(nb)
         if status == StepStatus.TIMEOUT:
-            failed_cell, error = _running_cell(nb), timeout_error or error
+            failed_cell, error = find_running_cell(nb), timeout_error or error
         elif cell_error is not None:
             failed_cell, error = cell_error
             error_class = reported or ErrorClass.CELL_ERROR
@@ -159,6 +165,7 @@ def execute(
         status, error, error_class = StepStatus.FAILED, "papermill wrote no output notebook", ErrorClass.PAPERMILL
     if usage.exceeded:
         status, error_class, error = StepStatus.FAILED, ErrorClass.MEMORY, usage.message()
+    error = redactor.text(error) if error else error
     about = {
         "run_id": title.run_id,
         "job": title.job,
@@ -238,11 +245,12 @@ def _run_papermill(
     timeout_s: float,
     kernel: StepKernel,
     progress: bool,
+    redactor: Redactor,
 ) -> tuple[StepStatus, str | None, ErrorClass | None]:
     """Execute the notebook in ``kernel`` with papermill's API; on timeout kill the kernel and its children.
 
     The step's log gets papermill's messages, the cells' stdout and stderr, and the kernel's own output.
-    The kernel is stopped on every path.
+    The kernel is stopped on every path. The notebook and the log are written redacted (``redactor``).
     """
     from nbclient.exceptions import DeadKernelError
 
@@ -255,7 +263,12 @@ def _run_papermill(
     timer = threading.Timer(max(0.0, timeout_s), expire)
     timer.daemon = True
     watch_process(kernel.pid)  # peak memory and CPU of the kernel's tree; the memory ceiling (execution/resources.py)
-    with open(log_path, "w", encoding="utf-8") as log_file, _papermill_log(log_file), warnings.catch_warnings():
+    with (
+        open(log_path, "w", encoding="utf-8") as log_target,
+        redacting(log_target, redactor) as log_file,
+        _papermill_log(log_file),
+        warnings.catch_warnings(),
+    ):
         timer.start()
         try:
             warnings.filterwarnings("ignore", message="The specified file .* does not end in", category=UserWarning)
@@ -267,6 +280,7 @@ def _run_papermill(
                 kernel_name=KERNEL_NAME,
                 km=kernel.manager,
                 progress_bar=progress,
+                redact=redactor.notebook if redactor else None,
                 stdout_file=log_file,
                 stderr_file=log_file,
                 start_timeout=int(max(60.0, timeout_s)) + 1,
@@ -300,7 +314,7 @@ def _run_papermill(
 
 
 @contextlib.contextmanager
-def _papermill_log(log_file: TextIO) -> Iterator[None]:
+def _papermill_log(log_file: TextIO | RedactingWriter) -> Iterator[None]:
     """Papermill's (and nbclient's) log records go to the step's log file only, while the block lasts."""
     logger = logging.getLogger("papermill")
     handler = logging.StreamHandler(log_file)
@@ -320,44 +334,6 @@ def _papermill_log(log_file: TextIO) -> Iterator[None]:
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else "(no output)"
-
-
-_ADDED_BY_PAPERMILL = frozenset({"injected-parameters", "papermill-error-cell-tag"})
-
-
-def _source_cells(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode]]:
-    """Cells of an executed notebook with their index in the source notebook.
-
-    Papermill's own injected-parameters cell and error banners are left out.
-    """
-    kept = [c for c in nb.cells if not _ADDED_BY_PAPERMILL & set(c.get("metadata", {}).get("tags", []))]
-    return list(enumerate(kept))
-
-
-def _failed_cell(nb: nbformat.NotebookNode) -> tuple[int, str] | None:
-    """(source cell index, message) of the first cell that raised."""
-    for index, cell in _source_cells(nb):
-        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            if out.get("output_type") == "error":
-                first_line = cell.source.strip().splitlines()[0][:80] if cell.source.strip() else ""
-                name = str(out.get("ename"))
-                return index, f"cell {index} ({first_line!r}) raised {name}: {out.get('evalue')}"
-    return None
-
-
-def _running_cell(nb: nbformat.NotebookNode) -> int | None:
-    """The cell that was running when the step was stopped, else the last one started.
-
-    :mod:`shiol_lib.execution.engine` keeps a stopped cell ``running``.
-    """
-    started = None
-    for index, cell in _source_cells(nb):
-        meta = cell.get("metadata", {}).get("papermill", {})
-        if meta.get("status") == "running":
-            return index
-        if meta.get("start_time"):
-            started = index
-    return started
 
 
 def render_html(nb: nbformat.NotebookNode, path: Path, **metadata: Any) -> Path:

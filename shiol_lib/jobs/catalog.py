@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import PurePath
 
 from shiol_lib.errors import ConfigError, RunnerError
 from shiol_lib.settings import ENV_NAMES, Settings
@@ -18,15 +19,18 @@ from shiol_lib.settings import default as setting_default
 
 @dataclass(frozen=True)
 class Step:
-    """One pipeline step: a name and the notebook that performs it."""
+    """One step of a job: a name and the notebook that performs it.
+
+    A built-in step's notebook is a file name in the notebooks folder; an analyst's is an absolute path.
+    """
 
     name: str
     notebook: str
 
     @property
     def stem(self) -> str:
-        """The notebook's name without ``.ipynb`` (also the stem of its archived files)."""
-        return self.notebook.removesuffix(".ipynb")
+        """The notebook's file name without ``.ipynb`` (also the stem of its archived files)."""
+        return PurePath(self.notebook).stem
 
 
 UPDATE_DATA = Step("update_data", "10_update_data.ipynb")

@@ -13,6 +13,7 @@ ledger head in one transaction. :func:`~shiol_lib.jobs.run.run_job` walks a job 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger
 from shiol_lib.archive.manifest import SCHEMA_VERSION, Manifest, StepRecord
 from shiol_lib.archive.verify import artefact_hashes
+from shiol_lib.domain.environments import EnvironmentRecord
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus
 from shiol_lib.errors import (
     ArchiveError,
@@ -71,11 +73,15 @@ class RunLifecycle:
         seed: int,
         code: dict[str, Any],
         environment: dict[str, Any],
+        locks: Sequence[str] = (),
+        environment_record: EnvironmentRecord | None = None,
     ) -> RunLifecycle:
         """Record a new ``running`` run (row and job lock in one transaction) and write its manifest.
 
-        Raises :class:`JobBusyError` when a live run holds the job (this start is recorded ``refused``)
-        and :class:`ArchiveError` when the manifest cannot be written (the row is closed ``failed``).
+        ``locks`` are taken with the job's (the store writers' lock). Raises :class:`JobBusyError`
+        when a live run holds the job or one of them (this start is recorded ``refused``) and
+        :class:`ArchiveError` when the manifest cannot be written (the row is closed ``failed``).
+        ``environment_record``: its packages kept once per hash, its hash on the row, its fields in the manifest.
         """
         started = datetime.now(UTC)
         run_id = archive.new_run_id(started)
@@ -88,11 +94,16 @@ class RunLifecycle:
                     store,
                     running_row(job, context, seed, started, directory),
                     is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s),
+                    locks=locks,
                 )
         except SnapshotStaleError as err:  # committed: the run is recorded; its steps meet the full disk, if any
             log.warning("run %s opened; %s", run_id, err)
         if holder is not None:
             raise busy_error(job, holder, run_id)
+        if environment_record is not None:
+            drifted = run_table.drift(store, job, environment_record)
+            run_table.record_environment(store, run_id, environment_record)
+            environment = {**environment, **environment_record.manifest_fields(drifted)}
         manifest = Manifest(
             run_id=run_id,
             job=job,
@@ -208,7 +219,7 @@ class RunLifecycle:
                     error_class=manifest.error_class,
                     ledger_head=(entry["seq"], entry["hash"]),
                 )
-                job_table.release_job(self.store, self.job, self.run_id)
+                job_table.release_job(self.store, self.run_id)
                 if status == RunStatus.SUCCESS:  # before the listing, which shows the open dead letters
                     job_table.resolve_dead_letters(
                         self.store,
@@ -302,7 +313,7 @@ class RunLifecycle:
                     error_class=str(error_class) if error_class else None,
                     ledger_head=head,
                 )
-                job_table.release_job(self.store, row.job, row.run_id)
+                job_table.release_job(self.store, row.run_id)
         except SnapshotStaleError as err:  # committed: the run is closed, only the readers' copy is late
             log.warning("run %s closed; %s", row.run_id, err)
         log.warning("run %s of %s closed as %s: %s", row.run_id, row.job, status, error)
@@ -370,7 +381,7 @@ class RunLifecycle:
             error=f"archive: {err}",
             error_class=ErrorClass.ARCHIVE,
         )
-        job_table.release_job(self.store, self.job, self.run_id)
+        job_table.release_job(self.store, self.run_id)
 
     def _write_index(self) -> None:
         from shiol_lib.reports import dashboard as run_index  # a scheduler with no dead run needs no jinja2

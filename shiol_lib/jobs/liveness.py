@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,8 +143,8 @@ def find_dead_runs(store: Store, *, stale_s: float, now: datetime | None = None)
     return sorted(dead, key=lambda d: (d.job, d.run_id))
 
 
-def refuse_if_busy(settings: Settings, job: str, context: RunContext, *, seed: int) -> None:
-    """Record this start ``refused`` and raise :class:`JobBusyError` when a live run holds ``job``.
+def refuse_if_busy(settings: Settings, job: str, context: RunContext, *, seed: int, locks: Sequence[str] = ()) -> None:
+    """Record this start ``refused`` and raise :class:`JobBusyError` when a live run holds ``job`` (or ``locks``).
 
     A free job (or no store yet) costs one read and nothing is written: :meth:`RunLifecycle.open`
     decides again, under the lock. Asked before any kernel starts or the runner is imported, so a
@@ -157,7 +158,7 @@ def refuse_if_busy(settings: Settings, job: str, context: RunContext, *, seed: i
         job, context, seed, started, archive.run_dir(settings.runs_dir, job, archive.new_run_id(started), started)
     )
     holder = job_table.refuse_if_held(
-        store, row, is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s)
+        store, row, is_alive=lambda h: job_is_alive(h, stale_s=settings.heartbeat_stale_s), locks=locks
     )
     if holder is not None:
         raise busy_error(job, holder, row.run_id)
@@ -189,7 +190,4 @@ def running_row(job: str, context: RunContext, seed: int, started: datetime, dir
 
 def busy_error(job: str, holder: job_table.LockHolder, run_id: str) -> JobBusyError:
     """The refusal of a start of ``job`` (recorded as refused run ``run_id``) while ``holder`` runs it."""
-    return JobBusyError(
-        f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
-        f"this start was recorded as refused run {run_id}"
-    )
+    return JobBusyError(f"{job_table.busy_reason(job, holder)}; this start was recorded as refused run {run_id}")

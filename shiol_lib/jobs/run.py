@@ -21,16 +21,17 @@ from typing import Any
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive.compare import RerunResult, compare_outputs
 from shiol_lib.domain.draw_calendar import draw_after
-from shiol_lib.domain.history import data_hash
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus, Trigger
-from shiol_lib.errors import RunnerError, ShiolError, disk_full_message, no_space_left
+from shiol_lib.errors import JobsFileError, RunnerError, ShiolError, disk_full_message, no_space_left
 from shiol_lib.execution.kernels import KernelPool
 from shiol_lib.execution.outcome import StepOutcome
-from shiol_lib.execution.parameters import check_parameters, read_parameters
+from shiol_lib.execution.parameters import check_parameters
 from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.runner import execute, rerun_command
-from shiol_lib.jobs.catalog import UPDATE_DATA, Step, find_job, find_step
+from shiol_lib.jobs.catalog import UPDATE_DATA, Step, find_step
 from shiol_lib.jobs.context import DEFAULT_SEED, RunContext, RunOutcome
+from shiol_lib.jobs.definitions import JobSpec, StoreAccess, load_job
+from shiol_lib.jobs.handed import INJECTED_PARAMETERS, REPLAYED, iso, job_parameters, notebook_path, step_values
 from shiol_lib.jobs.lifecycle import RunLifecycle
 from shiol_lib.jobs.liveness import Heartbeat, refuse_if_busy
 from shiol_lib.jobs.progress import LogProgress, Progress
@@ -40,6 +41,7 @@ from shiol_lib.settings import Settings, child_environment
 from shiol_lib.store import open_store
 from shiol_lib.store import runs as run_table
 from shiol_lib.store.core import JOB_PUBLISHES_ENV
+from shiol_lib.store.jobs import STORE_WRITER_LOCK
 
 __all__ = [
     "DEFAULT_SEED",
@@ -47,6 +49,7 @@ __all__ = [
     "RunContext",
     "RunOutcome",
     "find_step",
+    "iso",
     "kernel_environment",
     "rerun",
     "run_job",
@@ -54,18 +57,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The parameters the job gives every step notebook that declares them (set anew by a rerun); the last
-# two need the run's history cut-off and target drawing, settled from the store at the first such step.
-INJECTED_PARAMETERS = ("db_path", "run_id", "seed", "offline", "history_end", "target_draw_date")
-_TARGET_PARAMETERS = frozenset(INJECTED_PARAMETERS[-2:])
-
 
 @dataclasses.dataclass(frozen=True)
 class _Options:
     offline: bool
-    target_draw_date: date | None
-    history_end: date | None
-    deadline: float  # monotonic: one wall-clock limit for the whole run
+    targets: tuple[date | None, date | None]  # the history end and target drawing asked for
+    db_path: Path  # the one handed to the notebooks: the store, or the snapshot for a job that only reads
+    timeout_s: float  # one wall-clock limit for the whole run...
+    deadline: float  # ...ending at this monotonic instant
     kernels: KernelPool
     cells: bool  # papermill's per-cell progress bar
 
@@ -80,32 +79,46 @@ def run_job(
     target_draw_date: date | None = None,
     history_end: date | None = None,
     step_parameters: Mapping[str, Mapping[str, Any]] | None = None,
+    parameters: Mapping[str, Any] | None = None,
     steps: tuple[Step, ...] | None = None,
     progress: Progress | None = None,
 ) -> RunOutcome:
-    """Run ``job`` (a key of :data:`~shiol_lib.jobs.catalog.JOBS`, or ``step`` with ``steps`` given) and archive it.
+    """Run ``job`` (a job in force, built-in or the analyst's; or ``step`` with ``steps`` given) and archive it.
 
     ``context`` says why the run starts (default: manual). Its ``draw_date`` names the drawing a
     scheduled pipeline run processes: the run then uses the history up to that drawing, predicts the
     one after it, and ends ``waiting`` when no source has it yet. At most one run per job at a time,
-    across processes: a second start is recorded ``refused`` and raises
-    :class:`~shiol_lib.errors.JobBusyError`. ``progress`` hears of each step's start and end.
+    across processes, and one run of any job that writes the store: a start while another holds it is
+    recorded ``refused`` and raises :class:`~shiol_lib.errors.JobBusyError`. ``parameters`` go to each
+    step that declares them, over the definition's; ``step_parameters`` to one step, over both.
+    ``progress`` hears of each step's start and end.
     """
     context = context or RunContext()
     progress = progress if progress is not None else LogProgress()
-    steps = find_job(job).steps if steps is None else steps
+    spec = _definition(settings, job, steps)
+    steps = spec.steps if steps is None else steps
     seed = DEFAULT_SEED if seed is None else seed
-    refuse_if_busy(settings, job, context, seed=seed)  # a busy job answers now, before any kernel starts
-    overrides = {name: dict(values) for name, values in (step_parameters or {}).items()}
+    locks = (STORE_WRITER_LOCK,) if spec.writes_store else ()
+    refuse_if_busy(settings, job, context, seed=seed, locks=locks)  # a busy job answers now, before a kernel
+    overrides = job_parameters({**spec.parameters, **(parameters or {})}, settings.notebooks_dir, steps)
+    for name, values in (step_parameters or {}).items():
+        overrides.setdefault(name, {}).update(values)
     if context.draw_date is not None:
         if UPDATE_DATA in steps:
             overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", context.draw_date.isoformat())
         history_end = history_end or context.draw_date
         target_draw_date = target_draw_date or draw_after(context.draw_date)
     kernels = KernelPool()  # each step a fresh kernel; the next one started while a step runs
-    run = _prepare(settings, job, steps, context, seed, overrides, kernels)
+    run = _prepare(settings, job, steps, context, seed, overrides, kernels, locks)
+    timeout_s = spec.timeout_s or settings.run_timeout_s
     options = _Options(
-        offline, target_draw_date, history_end, time.monotonic() + settings.run_timeout_s, kernels, progress.cells
+        offline,
+        (history_end, target_draw_date),
+        settings.db_path if spec.writes_store else settings.snapshot_path,
+        timeout_s,
+        time.monotonic() + timeout_s,
+        kernels,
+        progress.cells,
     )
     verdict = _Verdict()
     with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s), kernels:
@@ -141,6 +154,7 @@ def _prepare(
     seed: int,
     overrides: Mapping[str, Mapping[str, Any]],
     kernels: KernelPool,
+    locks: tuple[str, ...],
 ) -> RunLifecycle:
     """Refuse a broken notebook or a bad parameter before anything is recorded, then open the run.
 
@@ -149,9 +163,9 @@ def _prepare(
     kernels.prepare(kernel_environment(settings), settings.notebooks_dir)
     try:
         for step in steps:
-            check_parameters(settings.notebooks_dir / step.notebook, overrides.get(step.name, {}))
+            check_parameters(notebook_path(settings.notebooks_dir, step), overrides.get(step.name, {}))
             _refuse_foreign_targets(settings, overrides.get(step.name, {}))
-        return _open_run(settings, job, steps, context, seed)
+        return _open_run(settings, job, steps, context, seed, locks)
     except BaseException:
         kernels.close()
         raise
@@ -221,7 +235,19 @@ def _end_broken_run(settings: Settings, run: RunLifecycle, err: Exception, verdi
         log.warning("run %s: its open steps could not be recorded: %s", run.run_id, late)
 
 
-def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], context: RunContext, seed: int) -> RunLifecycle:
+def _definition(settings: Settings, job: str, steps: tuple[Step, ...] | None) -> JobSpec:
+    """The job in force; given ``steps`` (``shiol run step``, a rerun of a job no longer defined) a writer's."""
+    if steps is None:
+        return load_job(settings, job)
+    try:
+        return load_job(settings, job)
+    except (RunnerError, JobsFileError):
+        return JobSpec(name=job, notebooks=(), steps=steps, store=StoreAccess.WRITE)
+
+
+def _open_run(
+    settings: Settings, job: str, steps: tuple[Step, ...], context: RunContext, seed: int, locks: tuple[str, ...]
+) -> RunLifecycle:
     archive.ensure_writable(settings.runs_dir)
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
     parent_run_id = context.parent_run_id
@@ -240,6 +266,7 @@ def _open_run(settings: Settings, job: str, steps: tuple[Step, ...], context: Ru
         seed=seed,
         code=archive.code_version(Path(__file__).resolve().parents[2]),
         environment=archive.environment(),
+        locks=locks,
     )
 
 
@@ -261,66 +288,22 @@ def _refuse_foreign_targets(settings: Settings, values: Mapping[str, Any]) -> No
         )
 
 
-def _settle_target(run: RunLifecycle, options: _Options) -> None:
-    """Fix the history cut-off and the target drawing from the store, once (recorded as the step starts)."""
-    manifest = run.manifest
-    if manifest.history_end is not None:
-        return
-    frame = run.store.read_draws()
-    if frame.empty:
-        raise RunnerError("the store holds no draws; run 'shiol update-data' first")
-    last = frame["draw_date"].max().date()
-    history_end = options.history_end or last
-    used = frame[frame["draw_date"] <= str(history_end)]
-    manifest.history_end = history_end
-    manifest.target_draw_date = options.target_draw_date or draw_after(history_end)
-    manifest.input = {
-        "draws_sha256": data_hash(used),
-        "draw_count": int(len(used)),
-        "first_draw": used["draw_date"].min().date().isoformat(),
-        "last_draw": history_end.isoformat(),
-    }
-    if manifest.draw_date is None:  # a manual run processes the latest drawing it uses
-        manifest.draw_date = history_end
-
-
-def _step_values(run: RunLifecycle, step: Step, options: _Options, extra: Mapping[str, Any]) -> dict[str, Any]:
-    declared = read_parameters(run.settings.notebooks_dir / step.notebook)
-    if _TARGET_PARAMETERS & set(declared):
-        _settle_target(run, options)
-    manifest = run.manifest
-    injected = dict(
-        zip(
-            INJECTED_PARAMETERS,
-            (
-                str(run.settings.db_path),
-                run.run_id,
-                int(manifest.seed or 0),
-                bool(options.offline),
-                iso(manifest.history_end),
-                iso(manifest.target_draw_date),
-            ),
-            strict=True,
-        )
-    )
-    values = {name: value for name, value in injected.items() if name in declared}
-    values.update(extra)
-    return values
-
-
 def _run_step(run: RunLifecycle, position: int, step: Step, options: _Options, extra: Mapping[str, Any]) -> StepOutcome:
-    values = _step_values(run, step, options, extra)
+    values = step_values(
+        run, step, db_path=options.db_path, offline=options.offline, targets=options.targets, extra=extra
+    )
     settings = run.settings
+    notebook = notebook_path(settings.notebooks_dir, step)
     run.start_step(position, started_at=datetime.now(UTC))
     assert run.directory is not None
     outcome = execute(
-        settings.notebooks_dir / step.notebook,
+        notebook,
         run.directory / f"{step.stem}.ipynb",
         values,
         title=run.title(),
-        cwd=settings.notebooks_dir,
+        cwd=notebook.parent,
         timeout_s=max(1.0, options.deadline - time.monotonic()),
-        timeout_error=f"the run exceeded its {settings.run_timeout_s:g} s wall-clock limit; kernel killed",
+        timeout_error=f"the run exceeded its {options.timeout_s:g} s wall-clock limit; kernel killed",
         env=kernel_environment(settings),
         memory_mb=settings.step_memory_mb,
         kernels=options.kernels,
@@ -328,9 +311,9 @@ def _run_step(run: RunLifecycle, position: int, step: Step, options: _Options, e
         progress=options.cells,
     )
     command = rerun_command(
-        settings.notebooks_dir / step.notebook,
+        notebook,
         outcome.parameters,
-        cwd=settings.notebooks_dir,
+        cwd=notebook.parent,
         runs_dir=settings.runs_dir,
         run_id=run.run_id,
     )
@@ -349,8 +332,9 @@ def kernel_environment(settings: Settings) -> dict[str, str]:
 def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) -> RerunResult:
     """Re-execute a run with its recorded parameters and seed; compare outputs with the archive."""
     original = archive.read_manifest(archive.find_run_dir(settings.runs_dir, run_id))
-    steps = tuple(find_step(s.name) for s in original.steps)
+    steps = tuple(Step(s.name, s.notebook) for s in original.steps)
     recorded = {s.name: s.parameters or {} for s in original.steps}
+    fresh = set(INJECTED_PARAMETERS) - REPLAYED
     outcome = run_job(
         settings,
         original.job,
@@ -360,15 +344,10 @@ def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) 
         history_end=original.history_end,
         target_draw_date=original.target_draw_date,
         step_parameters={
-            name: {k: v for k, v in params.items() if k not in INJECTED_PARAMETERS} for name, params in recorded.items()
+            name: {k: v for k, v in params.items() if k not in fresh} for name, params in recorded.items()
         },
         steps=steps,
         progress=progress,
     )
     comparison = compare_outputs(original, outcome.manifest)
     return RerunResult(outcome.run_id, run_id, outcome.status, outcome.directory, comparison)
-
-
-def iso(day: date | None) -> str:
-    """A date as ISO text, ``""`` for none (a notebook parameter, a report title)."""
-    return day.isoformat() if day is not None else ""

@@ -29,7 +29,7 @@ def notebook_under(root: Path, text: str, field: str) -> Path:
 
 def job_table(settings: Settings, root: Path, body: dict[str, Any]) -> dict[str, Any]:
     """The table to add for ``body``; a missing or wrongly typed field is a 400 naming it."""
-    from shiol_lib.jobs.jobs_file import new_job_table, notebook_entry
+    from shiol_lib.jobs.definitions.edits import new_job_table, notebook_entry
 
     unknown = sorted(set(body) - {"notebook", "name", "description", "schedule", "parameters", "secrets"})
     if unknown:

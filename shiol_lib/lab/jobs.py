@@ -1,7 +1,7 @@
 """The Lab's job handlers: the jobs, one job, the plan, a notebook's parameters, and the actions.
 
-Actions go through the CLI's library paths: :func:`~shiol_lib.jobs.jobs_file.add_job` and
-:func:`~shiol_lib.jobs.jobs_file.set_paused` edit ``jobs.toml`` (validated whole, written atomically),
+Actions go through the CLI's library paths: :func:`~shiol_lib.jobs.definitions.edits.add_job` and
+:func:`~shiol_lib.jobs.definitions.edits.set_paused` edit ``jobs.toml`` (validated whole, written atomically),
 and "run now" starts ``shiol run NAME`` detached (one instance per job, archive, ledger: all of it).
 """
 
@@ -21,7 +21,7 @@ from shiol_lib.lab.common import ApiError, BadRequest, Conflict, NotFound, Shiol
 from shiol_lib.settings import Settings
 
 if TYPE_CHECKING:
-    from shiol_lib.jobs.job_spec import JobSpec
+    from shiol_lib.jobs.definitions.spec import JobSpec
 
 
 class Unavailable(ApiError):
@@ -73,7 +73,7 @@ class JobsHandler(ShiolHandler):
 
 
 def _add(settings: Settings, table: dict[str, Any]) -> JobSpec:
-    from shiol_lib.jobs.jobs_file import add_job
+    from shiol_lib.jobs.definitions.edits import add_job
 
     try:
         return add_job(settings, table)
@@ -95,7 +95,7 @@ class CheckHandler(ShiolHandler):
 
 
 def _check(settings: Settings, table: dict[str, Any]) -> list[dict[str, Any]]:
-    from shiol_lib.jobs.jobs_file import check_new_job
+    from shiol_lib.jobs.definitions.edits import check_new_job
 
     try:
         check_new_job(settings, table)
@@ -152,7 +152,7 @@ class ResumeHandler(PauseHandler):
 
 
 def _set_paused(settings: Settings, name: str, paused: bool) -> None:
-    from shiol_lib.jobs.jobs_file import set_paused
+    from shiol_lib.jobs.definitions.edits import set_paused
 
     if name not in _jobs(settings):
         raise NotFound(f"unknown job {name!r}; the Jobs panel lists the jobs", "name")

@@ -26,7 +26,7 @@ from shiol_lib.store import runs as run_table
 if TYPE_CHECKING:
     import duckdb
 
-    from shiol_lib.jobs.job_spec import JobSpec
+    from shiol_lib.jobs.definitions.spec import JobSpec
 
 _DONE_STEPS = frozenset(StepStatus) - {StepStatus.PENDING, StepStatus.RUNNING}
 
@@ -54,8 +54,8 @@ def next_run(spec: JobSpec, now: datetime) -> datetime | None:
     from zoneinfo import ZoneInfo
 
     from shiol_lib.domain.draw_calendar import draw_instant, next_draw
+    from shiol_lib.domain.slots import next_slot, parse_cron
     from shiol_lib.jobs.definitions import DEFAULT_TIMEZONE
-    from shiol_lib.scheduling.slots import next_slot, parse_cron
 
     schedule = spec.schedule
     if spec.paused or schedule.kind == "manual":

@@ -1,19 +1,55 @@
-"""The history of one job as the planner reads it: its runs normalized to UTC, and its attempt chains.
+"""One job as the planner reads it: its effective policy, its runs normalized to UTC, its attempt chains.
 
-A chain is the attempts of one slot (or one drawing); :func:`classify_chain` says what comes next by the
-one retry policy of the workbench, :func:`shiol_lib.domain.runs.retry_outlook`.
+:func:`job_policy` fills a job's :class:`~shiol_lib.scheduling.plans.JobSchedule` with the config's
+values. A chain is the attempts of one slot (or one drawing); :func:`classify_chain` says what comes
+next by the one retry policy of the workbench, :func:`shiol_lib.domain.runs.retry_outlook`, on the
+job's own backoff.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from shiol_lib.domain.draw_calendar import previous_draw
-from shiol_lib.domain.runs import RetryState, RunStatus, Trigger, retry_outlook
-from shiol_lib.scheduling.plans import History, PlannerConfig, RunLike
-from shiol_lib.scheduling.slots import ScheduleError, to_utc
+from shiol_lib.domain.draw_calendar import NEW_YORK, previous_draw
+from shiol_lib.domain.runs import MissedKind, RetryState, RunStatus, Trigger, retry_outlook
+from shiol_lib.domain.slots import CatchUp, ScheduleError, parse_cron, to_utc
+from shiol_lib.scheduling.plans import Due, History, Incident, JobSchedule, Missed, PlannerConfig, RunLike
+
+_FAILING = (RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.CRASHED, RunStatus.INTERRUPTED, RunStatus.WAITING)
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    """One job's effective policy: its :class:`JobSchedule` with the config's values where it has None."""
+
+    catch_up: CatchUp
+    max_catch_up: int
+    grace_s: float
+    retry_backoff_s: tuple[float, ...]  # () for no retry
+    failure_alert_after: int
+    draw_delay_s: float
+    writes_store: bool
+
+    @property
+    def max_attempts(self) -> int:
+        """The first attempt plus one retry per backoff delay."""
+        return 1 + len(self.retry_backoff_s)
+
+
+def job_policy(config: PlannerConfig, job: str) -> JobPolicy:
+    """``job``'s effective policy in ``config`` (a job it does not plan: the config's values, not a writer)."""
+    s = config.jobs.get(job) or JobSchedule(parse_cron("0 0 * * *"), writes_store=job in config.store_writers)
+    return JobPolicy(
+        CatchUp(s.catch_up),
+        config.max_catch_up if s.max_catch_up is None else s.max_catch_up,
+        config.grace_s if s.grace_s is None else s.grace_s,
+        config.retry_backoff_s if s.retry_backoff_s is None else s.retry_backoff_s,
+        config.failure_alert_after if s.failure_alert_after is None else s.failure_alert_after,
+        config.draw_delay_s if s.draw_delay_s is None else s.draw_delay_s,
+        s.writes_store,
+    )
 
 
 @dataclass(frozen=True)
@@ -41,6 +77,12 @@ class JobView:
     busy: bool  # a run of this job is in flight
     in_service: datetime | None = None  # the scheduler's first start (UTC)
     since: datetime | None = None  # where the history begins (UTC)
+    held: bool = False  # another job that writes the store has a run in flight (set by the planner)
+
+    @property
+    def can_start(self) -> bool:
+        """Whether a run of the job may start now: none of its own in flight, no other writer's holding it."""
+        return not self.busy and not self.held
 
     @classmethod
     def build(cls, job: str, linked: bool, history: History, config: PlannerConfig, now: datetime) -> JobView:
@@ -142,13 +184,53 @@ class AttemptChain:
         return self.state.has_next_attempt
 
 
-def classify_chain(chain: Sequence[JobRun], config: PlannerConfig) -> AttemptChain:
-    """The state of the attempts of one slot (or one drawing), by the one retry policy (:func:`retry_outlook`)."""
+def classify_chain(chain: Sequence[JobRun], backoff_s: Sequence[float]) -> AttemptChain:
+    """The state of the attempts of one slot (or one drawing), by the one retry policy (:func:`retry_outlook`).
+
+    ``backoff_s`` is the job's own; empty, a failed attempt is the last (``exhausted``).
+    """
     last = chain[-1]
     next_attempt = max(r.attempt for r in chain) + 1
     settled = any(r.status == RunStatus.SUCCESS for r in chain) or last.status in (RunStatus.SKIPPED, RunStatus.MISSED)
     if settled or last.status == RunStatus.RUNNING:
         return AttemptChain(RetryState.NONE, last.slot, last.drawing, next_attempt)
     free = sum(1 for r in chain[:-1] if r.status == RunStatus.WAITING)  # waiting attempts are free
-    outlook = retry_outlook(last.status, last.attempt, last.finished, config.retry_backoff_s, free_attempts=free)
+    if not backoff_s:  # no retry: a failed (or waiting) attempt was the only one
+        state = RetryState.EXHAUSTED if last.status in _FAILING else RetryState.NONE
+        return AttemptChain(state, last.slot, last.drawing, next_attempt)
+    outlook = retry_outlook(last.status, last.attempt, last.finished, backoff_s, free_attempts=free)
     return AttemptChain(outlook.state, last.slot, last.drawing, next_attempt, outlook.due_at)
+
+
+@dataclass
+class PlanCollector:
+    """What planning the jobs gathers: due runs, missed entries, alerts, wake instants, incidents."""
+
+    due: list[Due] = field(default_factory=list)
+    missed: list[Missed] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    wakes: list[datetime] = field(default_factory=list)  # instants a later plan may differ at (UTC)
+    incidents: list[Incident] = field(default_factory=list)
+
+    def raise_incident(self, incident: Incident) -> None:
+        """Open ``incident`` (its message is an alert)."""
+        self.incidents.append(incident)
+        self.alerts.append(incident.message)
+
+    def miss(self, job: str, slot: datetime, drawing: date | None, kind: MissedKind) -> None:
+        """Report ``slot`` (or ``drawing``) of ``job`` missed: it will not be run."""
+        self.missed.append(Missed(job, slot.astimezone(NEW_YORK), drawing, kind))
+
+    def chain_due(self, job: str, chain: AttemptChain, now: datetime) -> Due | None:
+        """The next attempt of ``chain`` when it is due at ``now`` (else None, and a wake at its due time)."""
+        if chain.live and chain.due_at is not None and now < chain.due_at:
+            self.wakes.append(chain.due_at)  # a retry becomes due then: the plan must be made again
+        if not chain.live or chain.slot is None or chain.due_at is None or now < chain.due_at:
+            return None
+        reason = Trigger.RECOVERY if chain.state == RetryState.RECOVERY else Trigger.RETRY
+        return Due(job, chain.slot.astimezone(NEW_YORK), reason, chain.drawing, chain.next_attempt)
+
+
+def fresh_reason(age_s: float, fresh_slots: int, config: PlannerConfig) -> Trigger:
+    """``on-time``: the only pending slot within the grace, at most ``on_time_s`` old; else ``catch-up``."""
+    return Trigger.ON_TIME if fresh_slots == 1 and age_s <= config.on_time_s else Trigger.CATCH_UP

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from shiol_lib.domain.draw_calendar import Coverage, iso_et, iso_utc
 from shiol_lib.domain.runs import IncidentKind, MissedKind, RunStatus, Trigger
+from shiol_lib.domain.slots import CatchUp, CronSpec, ScheduleError, parse_cron
 from shiol_lib.jobs.catalog import scheduled_jobs
-from shiol_lib.scheduling.slots import CronSpec, ScheduleError, parse_cron
 from shiol_lib.settings import Settings
 from shiol_lib.settings import default as setting_default
 
@@ -24,16 +24,29 @@ if TYPE_CHECKING:  # the planner stays pure: the scheduler finds the dead runs (
 
 
 class JobSchedule(NamedTuple):
-    """A job's cron slots and whether each run processes a drawing (the pipeline)."""
+    """A job's cron slots, whether each run processes a drawing, and its own policy.
+
+    ``None`` for a policy field means the :class:`PlannerConfig`'s value; the defaults are the built-in
+    jobs' behaviour. ``draw_delay_s`` is an after-drawing job's delay; ``writes_store`` serializes the
+    job with every other job that writes the store.
+    """
 
     spec: CronSpec
     drawing_linked: bool = False
+    catch_up: CatchUp | str = CatchUp.LATEST
+    max_catch_up: int | None = None
+    grace_s: float | None = None
+    retry_backoff_s: tuple[float, ...] | None = None  # () for no retry
+    failure_alert_after: int | None = None
+    draw_delay_s: float | None = None
+    writes_store: bool = False
 
 
 def job_schedules(settings: Settings | None = None) -> dict[str, JobSchedule]:
     """Each scheduled job of the catalog with its cron from ``settings`` (default: the settings' defaults).
 
     A bad cron expression raises :class:`ScheduleError` naming where it came from (``SHIOL_PIPELINE_CRON``).
+    The built-in jobs all write the store (``store = "write"`` in their definitions).
     """
     schedules = {}
     for job in scheduled_jobs():
@@ -41,7 +54,7 @@ def job_schedules(settings: Settings | None = None) -> dict[str, JobSchedule]:
             spec = parse_cron(job.cron_expression(settings))
         except ScheduleError as err:
             raise ScheduleError(f"{job.cron_source}: {err}") from err
-        schedules[job.name] = JobSchedule(spec, drawing_linked=job.drawing_linked)
+        schedules[job.name] = JobSchedule(spec, drawing_linked=job.drawing_linked, writes_store=True)
     return schedules
 
 
@@ -52,7 +65,11 @@ def default_jobs() -> dict[str, JobSchedule]:
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    """Job schedules and the timing rules of the planner (all durations in seconds)."""
+    """Job schedules and the timing rules of the planner (all durations in seconds).
+
+    ``store_writers`` names jobs that write the store but are not planned (paused, manual): a run of
+    theirs in flight holds back every ``writes_store`` job too.
+    """
 
     jobs: Mapping[str, JobSchedule] = field(default_factory=default_jobs)
     grace_s: float = setting_default("grace_s")  # an unsettled slot older than this is missed, not run
@@ -62,28 +79,53 @@ class PlannerConfig:
     heartbeat_stale_s: float = setting_default("heartbeat_stale_s")  # a silent `running` row is crashed
     failure_alert_after: int = setting_default("alert_after_failures")  # alert after N failures in a row
     on_time_s: float = 60.0  # a lone pending slot at most this old is `on-time`, else `catch-up`
+    max_catch_up: int = 10  # catch_up "each": at most this many pending slots run
+    store_writers: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         jobs = {}
         for name, schedule in self.jobs.items():
-            spec, linked = schedule
-            if not isinstance(spec, CronSpec):
-                raise ScheduleError(f"job {name!r}: schedule must hold a CronSpec (use parse_cron), got {spec!r}")
-            jobs[name] = JobSchedule(spec, bool(linked))
+            schedule = schedule if isinstance(schedule, JobSchedule) else JobSchedule(*schedule)
+            if not isinstance(schedule.spec, CronSpec):
+                raise ScheduleError(
+                    f"job {name!r}: schedule must hold a CronSpec (use parse_cron), got {schedule.spec!r}"
+                )
+            jobs[name] = _checked(name, schedule)
         object.__setattr__(self, "jobs", jobs)
         object.__setattr__(self, "retry_backoff_s", tuple(float(s) for s in self.retry_backoff_s))
+        object.__setattr__(self, "store_writers", frozenset(self.store_writers))
         if not self.retry_backoff_s or min(self.retry_backoff_s) <= 0:
             raise ScheduleError(f"retry_backoff_s must hold at least one positive delay, got {self.retry_backoff_s}")
         for name in ("grace_s", "draw_delay_s", "waiting_deadline_s", "heartbeat_stale_s", "on_time_s"):
             if getattr(self, name) < 0:
                 raise ScheduleError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.failure_alert_after < 1:
-            raise ScheduleError(f"failure_alert_after must be >= 1, got {self.failure_alert_after}")
+        for name in ("failure_alert_after", "max_catch_up"):
+            if getattr(self, name) < 1:
+                raise ScheduleError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     @property
     def max_attempts(self) -> int:
-        """The first attempt plus one retry per backoff delay."""
+        """The first attempt plus one retry per backoff delay (a job's own: ``job_policy(config, job)``)."""
         return 1 + len(self.retry_backoff_s)
+
+
+def _checked(name: str, s: JobSchedule) -> JobSchedule:
+    """``s`` with its values normalized; a value the planner cannot use raises :class:`ScheduleError`."""
+    try:
+        catch_up = CatchUp(s.catch_up)
+    except ValueError:
+        raise ScheduleError(f"job {name!r}: catch_up {s.catch_up!r} is not one of latest, none, each") from None
+    backoff = None if s.retry_backoff_s is None else tuple(float(d) for d in s.retry_backoff_s)
+    for field_name, value, low in (
+        ("grace_s", s.grace_s, 0),
+        ("draw_delay_s", s.draw_delay_s, 0),
+        ("max_catch_up", s.max_catch_up, 1),
+        ("failure_alert_after", s.failure_alert_after, 1),
+        ("retry_backoff_s", min(backoff) if backoff else None, 1e-9),
+    ):
+        if value is not None and value < low:
+            raise ScheduleError(f"job {name!r}: {field_name} must be >= {low:g}, got {value}")
+    return s._replace(drawing_linked=bool(s.drawing_linked), catch_up=catch_up, retry_backoff_s=backoff)
 
 
 class RunLike(Protocol):

@@ -38,7 +38,7 @@ from shiol_lib.logs import first_line
 from shiol_lib.scheduling.alerts import WITNESS_ALERT, send_alert
 from shiol_lib.scheduling.incidents import reconcile_incidents
 from shiol_lib.scheduling.plan_loop import MAX_WAIT_S, PlanLoop, file_signature
-from shiol_lib.scheduling.planner import Due, History, Plan, PlannerConfig, SlotRecord, plan_runs
+from shiol_lib.scheduling.planner import Due, History, Plan, PlannerConfig, SlotRecord, job_policy, plan_runs
 from shiol_lib.scheduling.plans import job_schedules
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
@@ -141,7 +141,7 @@ class Scheduler:
         crashed = []
         for row in close_dead_runs(self.settings, store, now=now):  # archive, ledger and store closed
             crashed.append(row.run_id)
-            if row.attempt >= self.config.max_attempts:
+            if row.attempt >= job_policy(self.config, row.job).max_attempts:
                 self._dead_letter(store, run_table.get_run(store, row.run_id))
         self._planner.wake()
         return crashed
@@ -203,7 +203,7 @@ class Scheduler:
         after = self.plan(store=store)
         self._planner.publish(after)  # no stale "due" for the job that just ran
         self._record_plan(store, after)
-        if status in (RunStatus.FAILED, RunStatus.TIMEOUT) and due.attempt >= self.config.max_attempts:
+        if status in (RunStatus.FAILED, RunStatus.TIMEOUT) and due.attempt >= job_policy(self.config, job).max_attempts:
             latest = run_table.list_runs(store, job=job, limit=1)
             if latest:
                 self._dead_letter(store, latest[0])

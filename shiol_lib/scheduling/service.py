@@ -14,10 +14,10 @@ from typing import Any
 
 from rocketry import Rocketry
 
+from shiol_lib.domain.slots import ScheduleError
 from shiol_lib.scheduling.health import build_health_app
 from shiol_lib.scheduling.http_server import bind_socket, make_server
 from shiol_lib.scheduling.scheduler import STOP_GRACE_S, Scheduler
-from shiol_lib.scheduling.slots import ScheduleError
 from shiol_lib.store import Store, open_store
 
 log = logging.getLogger(__name__)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.store.core import Store
@@ -28,40 +28,52 @@ class LockHolder:
     heartbeat_at: datetime
 
 
-# The job's lock and its run's process and heartbeat; a lock whose run row is gone holds nothing.
+# A lock's holder: its run's job, process and heartbeat; a lock whose run row is gone holds nothing.
 _HOLDER_SQL = (
-    "SELECT l.job, l.run_id, r.pid, r.host, coalesce(r.heartbeat_at, r.started_at) "
-    "FROM job_locks l JOIN runs r ON r.run_id = l.run_id WHERE l.job = ?"
+    "SELECT r.job, l.run_id, r.pid, r.host, coalesce(r.heartbeat_at, r.started_at) "
+    "FROM job_locks l JOIN runs r ON r.run_id = l.run_id WHERE l.job IN ({names}) ORDER BY l.acquired_at"
 )
+STORE_WRITER_LOCK = "store:write"  # held by the run of every job that writes the store (no job is named so)
+
+
+def _holders(conn: Any, names: Sequence[str]) -> list[LockHolder]:
+    sql = _HOLDER_SQL.format(names=", ".join("?" * len(names)))
+    return [LockHolder(*row) for row in conn.execute(sql, list(names)).fetchall()]
 
 
 def start_run_exclusive(
-    store: Store, row: RunRow, *, is_alive: Callable[[LockHolder], bool], take: bool = True
+    store: Store,
+    row: RunRow,
+    *,
+    is_alive: Callable[[LockHolder], bool],
+    take: bool = True,
+    locks: Sequence[str] = (),
 ) -> LockHolder | None:
     """Insert ``row`` as the job's one running run, in one transaction with taking the job's lock.
 
-    When a live process already holds the job, ``row`` is recorded with status ``refused`` instead
-    and the holder is returned; otherwise returns None. A holder that ``is_alive`` says is gone is
-    replaced (its run is left for recovery to close). With ``take`` false a free job is left
-    free and nothing is written (see :func:`refuse_if_held`).
+    ``locks`` names further locks the run takes with its job's (:data:`STORE_WRITER_LOCK` for a job
+    that writes the store). When a live process already holds any of them, ``row`` is recorded with
+    status ``refused`` instead and the holder is returned; otherwise returns None. A holder that
+    ``is_alive`` says is gone is replaced (its run is left for recovery to close). With ``take``
+    false a free job is left free and nothing is written (see :func:`refuse_if_held`).
     """
     names = [f.name for f in fields(RunRow)]
+    wanted = [row.job, *locks]
     with store.transaction() as conn:
-        held = conn.execute(_HOLDER_SQL, [row.job]).fetchone()
-        holder = LockHolder(*held) if held else None
+        busy = next((h for h in _holders(conn, wanted) if is_alive(h)), None)
         values = dict(zip(names, (getattr(row, n) for n in names)))
-        busy = holder if holder is not None and is_alive(holder) else None
         if busy is None and not take:
             return None
         if busy is not None:
             values["status"] = RunStatus.REFUSED
             values["finished_at"] = row.started_at
-            values["error"] = f"job {row.job} is already running as run {busy.run_id} (pid {busy.pid} on {busy.host})"
+            values["error"] = busy_reason(row.job, busy)
         else:
-            conn.execute(
-                "INSERT OR REPLACE INTO job_locks (job, run_id, acquired_at) VALUES (?, ?, ?)",
-                [row.job, row.run_id, row.started_at],
-            )
+            for name in wanted:
+                conn.execute(
+                    "INSERT OR REPLACE INTO job_locks (job, run_id, acquired_at) VALUES (?, ?, ?)",
+                    [name, row.run_id, row.started_at],
+                )
         conn.execute(
             f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
             [values[n] for n in names],
@@ -69,17 +81,27 @@ def start_run_exclusive(
     return busy
 
 
-def refuse_if_held(store: Store, row: RunRow, *, is_alive: Callable[[LockHolder], bool]) -> LockHolder | None:
+def busy_reason(job: str, holder: LockHolder) -> str:
+    """Why a start of ``job`` is refused while ``holder`` runs: the same job, or another store writer."""
+    where = f"run {holder.run_id}, pid {holder.pid} on {holder.host}"
+    if holder.job == job:
+        return f"job {job} is already running ({where})"
+    return f"job {job} writes the store and job {holder.job} is writing it now ({where}); writers take turns"
+
+
+def refuse_if_held(
+    store: Store, row: RunRow, *, is_alive: Callable[[LockHolder], bool], locks: Sequence[str] = ()
+) -> LockHolder | None:
     """Record ``row`` as ``refused`` and return the holder when a live process holds the job; else write nothing.
 
     One read when the job is free; the lock is never taken here (:func:`start_run_exclusive` decides
     again, in its transaction, when the run opens).
     """
     with store.connect() as conn:
-        held = conn.execute(_HOLDER_SQL, [row.job]).fetchone()
-    if held is None or not is_alive(LockHolder(*held)):
+        held = _holders(conn, [row.job, *locks])
+    if not any(is_alive(h) for h in held):
         return None
-    return start_run_exclusive(store, row, is_alive=is_alive, take=False)
+    return start_run_exclusive(store, row, is_alive=is_alive, take=False, locks=locks)
 
 
 def heartbeat(store: Store, job: str, run_id: str, at: datetime) -> None:
@@ -88,10 +110,10 @@ def heartbeat(store: Store, job: str, run_id: str, at: datetime) -> None:
         conn.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND job = ?", [at, run_id, job])
 
 
-def release_job(store: Store, job: str, run_id: str) -> None:
-    """Give the job's lock back (only if this run holds it)."""
+def release_job(store: Store, run_id: str) -> None:
+    """Give back the locks the run holds (its job's, and the store writers' when it took it)."""
     with store.transaction() as conn:
-        conn.execute("DELETE FROM job_locks WHERE job = ? AND run_id = ?", [job, run_id])
+        conn.execute("DELETE FROM job_locks WHERE run_id = ?", [run_id])
 
 
 def running_runs(store: Store) -> list[RunRow]:
@@ -218,5 +240,8 @@ def planner_history(
 
 def lock_holders(conn: duckdb.DuckDBPyConnection) -> dict[str, LockHolder]:
     """Every held job and its holder, on any connection (the reader snapshot's too)."""
-    rows = conn.execute(_HOLDER_SQL.replace("WHERE l.job = ?", "")).fetchall()
+    rows = conn.execute(
+        "SELECT r.job, l.run_id, r.pid, r.host, coalesce(r.heartbeat_at, r.started_at) "
+        "FROM job_locks l JOIN runs r ON r.run_id = l.run_id WHERE l.job = r.job"
+    ).fetchall()
     return {str(r[0]): LockHolder(*r) for r in rows}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+from shiol_lib.domain.environments import Drift, EnvironmentRecord, compare_packages
 from shiol_lib.domain.runs import RunStatus, StepStatus
 from shiol_lib.errors import StoreError
 from shiol_lib.store.core import Store
@@ -14,6 +17,8 @@ from shiol_lib.store.core import Store
 if TYPE_CHECKING:  # duckdb builds the frame (importing pandas then): `shiol status` stays quick
     import duckdb
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 RUN_STATUSES = frozenset(RunStatus)
 STEP_STATUSES = frozenset(StepStatus)
@@ -176,6 +181,77 @@ def read_steps(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
             "SELECT * FROM run_steps WHERE run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY run_id, position",
             [list(run_ids)],
         ).df()
+
+
+def record_environment(store: Store, run_id: str, record: EnvironmentRecord) -> bool:
+    """Keep ``record``'s package list (once per distinct hash) and name its hash on the run's row.
+
+    One transaction. Returns whether the list was new to the store.
+    """
+    with store.transaction() as conn:
+        known = conn.execute("SELECT 1 FROM environments WHERE sha256 = ?", [record.sha256]).fetchone()
+        if known is None:
+            conn.execute(
+                "INSERT INTO environments (sha256, packages, first_seen) VALUES (?, ?, ?)",
+                [record.sha256, json.dumps(list(record.packages)), datetime.now(UTC)],
+            )
+        conn.execute("UPDATE runs SET environment_sha256 = ? WHERE run_id = ?", [record.sha256, run_id])
+    return known is None
+
+
+def environment_packages(store: Store, sha256: str) -> tuple[str, ...] | None:
+    """The ``name==version`` list stored under ``sha256``, or None."""
+    with store.connect() as conn:
+        row = conn.execute("SELECT packages FROM environments WHERE sha256 = ?", [sha256]).fetchone()
+    return tuple(json.loads(row[0])) if row else None
+
+
+def run_environment(store: Store, run_id: str) -> str | None:
+    """The package list hash a run recorded, or None (no such run, or none recorded)."""
+    with store.connect() as conn:
+        row = conn.execute("SELECT environment_sha256 FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
+def drift(store: Store, job: str, record: EnvironmentRecord) -> Drift:
+    """How ``record``'s packages differ from those of ``job``'s last successful run that recorded some.
+
+    ``previous_sha`` is None (and nothing differs) when no such run exists.
+    """
+    with store.connect() as conn:
+        row = conn.execute(
+            "SELECT environment_sha256 FROM runs WHERE job = ? AND status = ? AND environment_sha256 IS NOT NULL "
+            "ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            [job, str(RunStatus.SUCCESS)],
+        ).fetchone()
+    if row is None:
+        return Drift(previous_sha=None)
+    previous = str(row[0])
+    if previous == record.sha256:
+        return Drift(previous_sha=previous)
+    return compare_packages(environment_packages(store, previous) or (), record.packages, previous_sha=previous)
+
+
+def check_environment(store: Store, job: str, record: EnvironmentRecord, *, strict: bool) -> str | None:
+    """The reason to refuse a run of ``job`` on ``record`` (``strict`` and the packages drifted), else None.
+
+    The reason names the differing packages. Without ``strict`` a drift is logged as a warning (the run
+    records its hash, and :class:`~shiol_lib.jobs.lifecycle.RunLifecycle` the drift, in its manifest).
+    """
+    found = drift(store, job, record)
+    if not found:
+        return None
+    reason = (
+        f"job {job!r}: the installed packages differ from those of its last successful run "
+        f"(environment {str(found.previous_sha)[:12]}): {found.describe()}"
+    )
+    if strict:
+        return (
+            f"{reason}; the job's environment policy is strict, so this run is refused: install those versions "
+            'again, or set environment = "warn" in the job\'s definition to run and record the drift'
+        )
+    log.warning("%s (environment policy warn: the run goes ahead and records the drift)", reason)
+    return None
 
 
 def _check_status(status: str, allowed: frozenset[str]) -> None:

@@ -210,5 +210,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE job_locks DROP COLUMN host;
     ALTER TABLE job_locks DROP COLUMN heartbeat_at;
     """,
+    """
+    -- The installed distributions a run's kernel used, each distinct list once (sorted name==version,
+    -- a JSON array, keyed by its SHA-256); a run's row names only the hash (NULL before this version).
+    CREATE TABLE environments (
+        sha256 VARCHAR PRIMARY KEY,
+        packages VARCHAR NOT NULL,
+        first_seen TIMESTAMPTZ NOT NULL
+    );
+    ALTER TABLE runs ADD COLUMN environment_sha256 VARCHAR;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

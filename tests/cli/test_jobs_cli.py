@@ -35,7 +35,8 @@ def test_list_shows_the_builtin_jobs_with_next_runs_in_et_and_utc(home):
     result = shiol("jobs", "list", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert [r["name"] for r in rows] == ["pipeline", "data_update", "evaluation"]
+    assert [r["name"] for r in rows] == ["pipeline", "data_update", "evaluation", "research_backtest", "research_power"]
+    assert [r["next_run"] is None for r in rows] == [False, False, False, True, True]  # the research runs by hand
     pipeline = rows[0]
     assert pipeline["next_run"].endswith(("-04:00", "-05:00")) and pipeline["next_run_utc"].endswith("+00:00")
     assert datetime.fromisoformat(pipeline["next_run"]) == datetime.fromisoformat(pipeline["next_run_utc"])
@@ -168,7 +169,7 @@ def test_check_accepts_a_good_file_and_the_missing_default(home):
     assert result.exit_code == 0 and "no file: the built-in jobs only" in result.stdout
     (home / "jobs.toml").write_text("[[job]]\nname = 'pipeline'\npaused = true\n", encoding="utf-8")
     result = shiol("jobs", "check")
-    assert result.exit_code == 0 and "3 job(s) in force, 1 defined or changed there" in result.stdout
+    assert result.exit_code == 0 and "5 job(s) in force, 1 defined or changed there" in result.stdout
     assert shiol("jobs", "check", str(home / "nowhere.toml")).exit_code == 2
 
 

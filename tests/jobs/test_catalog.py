@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from shiol_lib.domain.slots import ScheduleError, parse_cron
 from shiol_lib.errors import ConfigError
 from shiol_lib.jobs import catalog
 from shiol_lib.jobs.catalog import (
@@ -22,7 +23,6 @@ from shiol_lib.jobs.catalog import (
     scheduled_jobs,
 )
 from shiol_lib.scheduling.plans import job_schedules
-from shiol_lib.scheduling.slots import ScheduleError, parse_cron
 from shiol_lib.settings import load_settings
 
 PACKAGE = Path(catalog.__file__).resolve().parents[1]

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from shiol_lib.domain.draw_calendar import DRAW_TIME
+from shiol_lib.domain.slots import ScheduleError, parse_cron
 from shiol_lib.errors import JobsFileError
-from shiol_lib.jobs.catalog import JOBS, SCHEDULED_JOBS, ScheduleKind
+from shiol_lib.jobs.catalog import JOBS, ScheduleKind
 from shiol_lib.jobs.definitions import (
     BUILTIN_FILE,
     CatchUp,
@@ -22,7 +23,6 @@ from shiol_lib.jobs.definitions import (
     effective_jobs,
     parse_duration,
 )
-from shiol_lib.scheduling.slots import ScheduleError, parse_cron
 from shiol_lib.settings import default, load_settings
 
 TEST_NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
@@ -83,7 +83,7 @@ BAD_INPUTS = [
         "schedule.cron",
         "expected 5",
     ),
-    ("cron L", f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 L * *' }}\n", "adder", "schedule.cron", "not allow"),
+    ("cron L", f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 L * *' }}\n", "adder", "schedule.cron", "non-standard"),
     (
         "unknown timezone",
         f"[[job]]\n{GOOD}schedule = {{ cron = '0 7 * * 1', timezone = 'Mars/Base' }}\n",
@@ -178,11 +178,11 @@ BAD_INPUTS = [
         "keeps that kind",
     ),
     (
-        "reserved name",
+        "a manual built-in job's steps",
         "[[job]]\nname = 'research_power'\nnotebooks = 'adds_numbers.ipynb'\n",
         "research_power",
-        "name",
-        "built-in job's name",
+        "notebooks",
+        "cannot be changed",
     ),
 ]
 
@@ -254,7 +254,7 @@ def test_defaults_of_a_minimal_job_and_a_missing_file(home):
         False,
     )
     assert spec.timeout_s is None and spec.retry_backoff_s is None  # the settings' values
-    assert set(effective_jobs(settings_for(home / "elsewhere"))) == {"pipeline", "data_update", "evaluation"}
+    assert set(effective_jobs(settings_for(home / "elsewhere"))) == set(JOBS)
 
 
 def test_notebooks_resolve_from_the_notebooks_folder_first(home):
@@ -269,15 +269,19 @@ def test_notebooks_resolve_from_the_notebooks_folder_first(home):
 
 def test_builtin_file_agrees_with_the_catalog():
     specs = builtin_jobs(load_settings({"SHIOL_HOME": "/nonexistent"}))
-    assert tuple(specs) == tuple(job.name for job in SCHEDULED_JOBS)
+    assert tuple(specs) == tuple(JOBS)
     text = BUILTIN_FILE.read_text(encoding="utf-8")
     for name, spec in specs.items():
         job = JOBS[name]
         assert [p.name for p in spec.notebooks] == [step.notebook for step in job.steps]
+        assert spec.steps == job.steps
         assert spec.schedule.kind == job.schedule and spec.description == job.description
         assert spec.builtin and spec.store == StoreAccess.WRITE
+        if job.cron_setting is None:
+            assert spec.schedule.cron is None and not spec.planned
+            continue
         assert f'cron = "{default(job.cron_setting)}"' in text  # the file's cron is the setting's default
-        assert spec.schedule.cron == default(job.cron_setting)
+        assert spec.schedule.cron == default(job.cron_setting) and spec.planned
 
 
 def test_pipeline_delay_is_its_cron_after_the_drawing():

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from shiol_lib.errors import JobsFileError
+from shiol_lib.jobs.catalog import JOBS
 from shiol_lib.jobs.definitions import effective_jobs
-from shiol_lib.jobs.jobs_file import NEW_FILE_HEADER, add_job, remove_job, set_paused
+from shiol_lib.jobs.definitions.edits import NEW_FILE_HEADER, add_job, remove_job, set_paused
 from shiol_lib.settings import load_settings
 
 TEST_NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
@@ -55,7 +56,7 @@ def test_add_appends_and_keeps_everything_before_byte_for_byte(settings):
     text = text_of(settings)
     assert text.startswith(USER_FILE + '\n[[job]]\nname = "added"\n')
     assert spec.parameters == {"b": 1.5} and spec.secrets == ("MY_TOKEN",)
-    assert list(effective_jobs(settings)) == ["pipeline", "data_update", "evaluation", "weekly", "nightly", "added"]
+    assert list(effective_jobs(settings)) == [*JOBS, "weekly", "nightly", "added"]
 
 
 def test_add_then_remove_gives_back_the_same_bytes(settings):

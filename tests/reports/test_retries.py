@@ -19,13 +19,13 @@ import pytest
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive.manifest import Manifest
 from shiol_lib.domain.runs import Trigger
+from shiol_lib.domain.slots import parse_cron, previous_slot
 from shiol_lib.jobs.context import RunContext
 from shiol_lib.jobs.run import run_job
 from shiol_lib.reports import dashboard as run_index
 from shiol_lib.reports.retry_lines import format_instant, retry_lines
 from shiol_lib.scheduling.planner import plan_runs
 from shiol_lib.scheduling.scheduler import planner_config, read_history
-from shiol_lib.scheduling.slots import parse_cron, previous_slot
 from shiol_lib.settings import load_settings
 from shiol_lib.store import open_store
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_after, draw_instant, previous_draw
+from shiol_lib.domain.slots import ScheduleError, parse_cron, slots_between
 from shiol_lib.errors import ShiolError
 from shiol_lib.scheduling.planner import (
     Due,
@@ -24,7 +25,6 @@ from shiol_lib.scheduling.planner import (
     SlotRecord,
     plan_runs,
 )
-from shiol_lib.scheduling.slots import ScheduleError, parse_cron, slots_between
 
 UTC = UTC
 ET = NEW_YORK

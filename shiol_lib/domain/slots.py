@@ -1,4 +1,4 @@
-"""Cron slots: the instants a 5-field cron expression names, in America/New_York, DST-correct.
+"""Cron slots: the instants a 5-field cron expression names in its timezone, DST-correct.
 
 croniter only parses and expands the fields; the instants are enumerated here, so daylight saving is
 exactly as the design says:
@@ -20,8 +20,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from croniter.croniter import CroniterError
@@ -42,6 +44,14 @@ _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February ma
 _SEARCH_DAYS = 366 * 9  # every valid expression fires at least once in 9 years (Feb 29: 2096 -> 2104)
 
 
+class CatchUp(StrEnum):
+    """What a job does about slots missed while the scheduler was down."""
+
+    LATEST = "latest"  # run once for the latest missed slot (coalesce)
+    NONE = "none"  # record them missed, run none
+    EACH = "each"  # run each, at most ``max_catch_up``
+
+
 class ScheduleError(ConfigError):
     """A schedule cannot be used: a bad cron expression, a naive datetime, an inconsistent config."""
 
@@ -50,7 +60,8 @@ class ScheduleError(ConfigError):
 class CronSpec:
     """A parsed 5-field cron expression: the expanded value sets of each field.
 
-    ``days_of_week`` uses cron numbering (0 = Sunday .. 6 = Saturday; 7 is folded to 0).
+    ``days_of_week`` uses cron numbering (0 = Sunday .. 6 = Saturday; 7 is folded to 0). The wall
+    times are read in ``timezone`` (an IANA name); the slot functions return instants in America/New_York.
     """
 
     expr: str
@@ -61,6 +72,12 @@ class CronSpec:
     days_of_week: tuple[int, ...]
     dom_restricted: bool
     dow_restricted: bool
+    timezone: str = "America/New_York"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The timezone the wall times are read in."""
+        return ZoneInfo(self.timezone)
 
     def matches_day(self, day: date) -> bool:
         """Whether the expression fires on the local calendar day ``day`` (month and day rules)."""
@@ -77,13 +94,17 @@ class CronSpec:
         return tuple(time(h, m) for h in self.hours for m in self.minutes)
 
 
-def parse_cron(expr: str) -> CronSpec:
+def parse_cron(expr: str, timezone: str = "America/New_York") -> CronSpec:
     """Parse and validate a standard 5-field cron expression (minute hour day-of-month month day-of-week).
 
     Raises :class:`ScheduleError` naming the expression and what is wrong: a wrong field count, a
-    non-standard token (``L``, ``W``, ``#``, ``?``, ``@daily``), a value out of range, or a date that
-    never occurs (``0 0 31 2 *``).
+    non-standard token (``L``, ``W``, ``#``, ``?``, ``@daily``), a value out of range, a date that
+    never occurs (``0 0 31 2 *``), or a ``timezone`` that is not an IANA name.
     """
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ScheduleError(f"unknown timezone {timezone!r} (an IANA name like America/New_York)") from None
     if not isinstance(expr, str):
         raise ScheduleError(f"cron expression must be a string, got {type(expr).__name__} {expr!r}")
     fields = expr.split()
@@ -107,6 +128,7 @@ def parse_cron(expr: str) -> CronSpec:
         days_of_week=tuple(sorted({d % 7 for d in values[4]})),
         dom_restricted=expanded[2] != ["*"],
         dow_restricted=expanded[4] != ["*"],
+        timezone=timezone,
     )
     _check_fires(spec)
     return spec
@@ -117,7 +139,7 @@ def slots_between(spec: CronSpec, start: datetime, end: datetime) -> list[dateti
     lo, hi = to_utc(start, "start"), to_utc(end, "end")
     if hi <= lo:
         return []
-    first, last = lo.astimezone(NEW_YORK).date(), hi.astimezone(NEW_YORK).date()
+    first, last = lo.astimezone(spec.zone).date(), hi.astimezone(spec.zone).date()
     out: list[datetime] = []
     for offset in range((last - first).days + 1):
         out.extend(s for s in _day_slots(spec, first + timedelta(days=offset)) if lo < s <= hi)
@@ -127,7 +149,7 @@ def slots_between(spec: CronSpec, start: datetime, end: datetime) -> list[dateti
 def next_slot(spec: CronSpec, after: datetime) -> datetime:
     """The first slot strictly after ``after`` (aware, America/New_York)."""
     lo = to_utc(after, "after")
-    day = lo.astimezone(NEW_YORK).date()
+    day = lo.astimezone(spec.zone).date()
     for offset in range(_SEARCH_DAYS):
         for slot in _day_slots(spec, day + timedelta(days=offset)):
             if slot > lo:
@@ -138,7 +160,7 @@ def next_slot(spec: CronSpec, after: datetime) -> datetime:
 def previous_slot(spec: CronSpec, at: datetime) -> datetime | None:
     """The latest slot at or before ``at`` (aware, America/New_York), or None if none in 9 years."""
     hi = to_utc(at, "at")
-    day = hi.astimezone(NEW_YORK).date()
+    day = hi.astimezone(spec.zone).date()
     for offset in range(_SEARCH_DAYS):
         for slot in reversed(_day_slots(spec, day - timedelta(days=offset))):
             if slot <= hi:
@@ -151,23 +173,24 @@ def _day_slots(spec: CronSpec, day: date) -> tuple[datetime, ...]:
     """The UTC instants of ``spec`` on the local day ``day``, sorted, without duplicates."""
     if not spec.matches_day(day):
         return ()
-    return tuple(sorted({_resolve_local(day, wall) for wall in spec.wall_times()}))
+    zone = spec.zone
+    return tuple(sorted({_resolve_local(day, wall, zone) for wall in spec.wall_times()}))
 
 
-def _resolve_local(day: date, wall: time) -> datetime:
+def _resolve_local(day: date, wall: time, zone: ZoneInfo) -> datetime:
     """The UTC instant of local ``day wall``: first occurrence if repeated, the transition if skipped."""
-    local = datetime.combine(day, wall, tzinfo=NEW_YORK)  # fold=0: the first occurrence
+    local = datetime.combine(day, wall, tzinfo=zone)  # fold=0: the first occurrence
     instant = local.astimezone(UTC)
-    if instant.astimezone(NEW_YORK).replace(tzinfo=None) == local.replace(tzinfo=None):
+    if instant.astimezone(zone).replace(tzinfo=None) == local.replace(tzinfo=None):
         return instant
     # Skipped by spring-forward: fold=0 reads it with the old offset (later instant), fold=1 with the
     # new one (earlier instant); the transition lies between. Find the first second with the new offset.
-    new_offset = instant.astimezone(NEW_YORK).utcoffset()
+    new_offset = instant.astimezone(zone).utcoffset()
     lo = local.replace(fold=1).astimezone(UTC)  # still on the old offset
     lo_s, hi_s = 0, int((instant - lo).total_seconds())
     while hi_s - lo_s > 1:
         mid = (lo_s + hi_s) // 2
-        if (lo + timedelta(seconds=mid)).astimezone(NEW_YORK).utcoffset() == new_offset:
+        if (lo + timedelta(seconds=mid)).astimezone(zone).utcoffset() == new_offset:
             hi_s = mid
         else:
             lo_s = mid

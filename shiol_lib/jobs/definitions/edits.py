@@ -20,7 +20,7 @@ from tomlkit.items import AoT, Comment, Table, Whitespace
 from tomlkit.toml_document import TOMLDocument
 
 from shiol_lib.errors import JobsFileError, JobsFileProblem
-from shiol_lib.jobs.definitions import JobSpec, effective_jobs
+from shiol_lib.jobs.definitions.reading import JobSpec, effective_jobs
 from shiol_lib.settings import Settings
 
 NEW_FILE_HEADER = '# Analyst jobs of the SHIOL+ Workbench (README "Analyst jobs"); `shiol jobs check` validates it.\n'

@@ -8,15 +8,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from croniter import croniter
-from croniter.croniter import CroniterBadDateError, CroniterError
-
-from shiol_lib.jobs.catalog import ScheduleKind
+from shiol_lib.domain.slots import CatchUp, ScheduleError, parse_cron
+from shiol_lib.jobs.catalog import ScheduleKind, Step
 
 DEFAULT_TIMEZONE = "America/New_York"
 FIELDS = (
@@ -45,16 +42,6 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?[smhd])+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_CRON_NAMES = re.compile(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|sun|mon|tue|wed|thu|fri|sat", re.I)
-_CRON_FIELD = re.compile(r"^[0-9*,/-]+$")
-
-
-class CatchUp(StrEnum):
-    """What a job does about slots missed while the scheduler was down."""
-
-    LATEST = "latest"  # run once for the latest missed slot (coalesce)
-    NONE = "none"  # record them missed, run none
-    EACH = "each"  # run each, at most ``max_catch_up``
 
 
 class StoreAccess(StrEnum):
@@ -117,6 +104,17 @@ class JobSpec:
     paused: bool = False
     builtin: bool = False
     source: str = ""  # the file that defined it (last): the built-in file or the jobs file
+    steps: tuple[Step, ...] = ()  # what runs: a built-in job's catalog steps, or one step per notebook
+
+    @property
+    def planned(self) -> bool:
+        """Whether the scheduler plans this job on slots (a manual or paused job runs only by hand)."""
+        return self.schedule.kind != ScheduleKind.MANUAL and not self.paused
+
+    @property
+    def writes_store(self) -> bool:
+        """Whether the job's kernels write the store (serialized with every other writer)."""
+        return self.store == StoreAccess.WRITE
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: paths as text, enums as their values (secrets are names only, never values)."""
@@ -151,17 +149,10 @@ def cron_problem(expr: object) -> str | None:
     """Why ``expr`` is not a usable 5-field cron expression (None when it is); it must fire some day."""
     if not isinstance(expr, str):
         return f"must be a string, got {type(expr).__name__}"
-    fields = expr.split()
-    if len(fields) != 5:
-        return f"cron {expr!r} has {len(fields)} field(s); expected 5: minute hour day-of-month month day-of-week"
-    if any(not _CRON_FIELD.match(_CRON_NAMES.sub("0", text)) for text in fields):
-        return f"cron {expr!r} has characters cron does not allow (L, W, #, ? and @macros are not supported)"
     try:
-        croniter(expr, datetime(2000, 1, 1)).get_next(datetime)
-    except CroniterBadDateError:
-        return f"cron {expr!r} never fires (no such date)"
-    except (CroniterError, ValueError) as err:
-        return f"cron {expr!r} is invalid: {err}"
+        parse_cron(expr)
+    except ScheduleError as err:
+        return str(err)
     return None
 
 

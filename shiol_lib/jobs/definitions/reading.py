@@ -1,4 +1,4 @@
-"""Job definitions: the built-in jobs and the analyst's ``jobs.toml``, parsed and validated.
+"""Reading the job files: the built-in jobs and the analyst's ``jobs.toml``, parsed and validated.
 
 Both files hold ``[[job]]`` tables in one format (README "Analyst jobs"). :func:`parse_jobs` reads one
 file's text with :mod:`tomllib` and validates every table, collecting each problem (file, job, field,
@@ -8,6 +8,7 @@ precedence lives: the jobs file > ``SHIOL_PIPELINE_CRON`` and friends > the buil
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
@@ -19,8 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shiol_lib.errors import JobsFileError, JobsFileProblem, ParameterError, RunnerError
 from shiol_lib.execution.parameters import NotebookParameter, check_parameters, read_parameters
-from shiol_lib.jobs.catalog import JOBS, ScheduleKind
-from shiol_lib.jobs.job_spec import (
+from shiol_lib.jobs.catalog import JOBS, ScheduleKind, Step
+from shiol_lib.jobs.definitions.spec import (
     BUILTIN_OVERRIDABLE,
     DEFAULT_TIMEZONE,
     ENV_NAME,
@@ -38,21 +39,8 @@ from shiol_lib.jobs.job_spec import (
 )
 from shiol_lib.settings import Settings
 
-__all__ = [
-    "BUILTIN_FILE",
-    "CatchUp",
-    "EnvironmentPolicy",
-    "JobSpec",
-    "Schedule",
-    "StoreAccess",
-    "builtin_jobs",
-    "cron_problem",
-    "effective_jobs",
-    "parse_duration",
-    "parse_jobs",
-]
-
 BUILTIN_FILE = Path(__file__).with_name("builtin_jobs.toml")
+log = logging.getLogger(__name__)
 
 
 def parse_jobs(
@@ -108,7 +96,7 @@ def builtin_jobs(settings: Settings) -> dict[str, JobSpec]:
             if reason:
                 raise JobsFileError([JobsFileProblem(f"SHIOL_{setting.upper()}", spec.name, "schedule.cron", reason)])
             spec = replace(spec, schedule=replace(spec.schedule, cron=cron))
-        jobs[spec.name] = replace(spec, builtin=True)
+        jobs[spec.name] = replace(spec, builtin=True, steps=JOBS[spec.name].steps)
     return jobs
 
 
@@ -131,6 +119,26 @@ def effective_jobs(settings: Settings, *, file: Path | None = None, text: str | 
     for spec in parse_jobs(text, file=file, notebooks_dir=settings.notebooks_dir, builtins=jobs):
         jobs[spec.name] = spec
     return jobs
+
+
+def load_job(settings: Settings, name: str) -> JobSpec:
+    """The job ``name`` in force; raises :class:`RunnerError` naming the known jobs.
+
+    A jobs file that does not validate stops only its own jobs: a built-in job then runs on its
+    built-in definition (the file's problems are logged), an analyst's job raises the file's
+    :class:`JobsFileError`.
+    """
+    try:
+        jobs = effective_jobs(settings)
+    except JobsFileError as err:
+        jobs = builtin_jobs(settings)
+        if name not in jobs:
+            raise
+        log.warning("%s; job %s runs on its built-in definition", err, name)
+    try:
+        return jobs[name]
+    except KeyError:
+        raise RunnerError(f"unknown job {name!r}; known jobs: {', '.join(jobs)}") from None
 
 
 class _JobReader:
@@ -217,6 +225,7 @@ class _JobReader:
             keep_days=self._int("keep_days", 1),
             paused=self._bool("paused", False),
             source=self.file,
+            steps=tuple(Step(path.stem, str(path)) for path in notebooks),
         )
 
     def _notebooks(self) -> tuple[Path, ...]:
@@ -240,6 +249,8 @@ class _JobReader:
                     self.declared[hit.resolve()] = read_parameters(hit)
                 except RunnerError as err:
                     self.problem("notebooks", str(err))
+                if any(path.stem == hit.stem for path in found):
+                    self.problem("notebooks", f"two notebooks are named {hit.name}; each step's files take its name")
                 found.append(hit.resolve())
         return tuple(found)
 

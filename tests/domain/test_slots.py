@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
+from shiol_lib.domain.slots import CronSpec, ScheduleError, next_slot, parse_cron, previous_slot, slots_between
 from shiol_lib.errors import ShiolError
-from shiol_lib.scheduling.slots import CronSpec, ScheduleError, next_slot, parse_cron, previous_slot, slots_between
 
 UTC = UTC
 ET = NEW_YORK
