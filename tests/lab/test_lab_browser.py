@@ -135,15 +135,17 @@ def page(lab: Lab):
         browser.close()
 
 
-def _side(page, title: str) -> None:
-    """Open a left-sidebar panel by its tab's title."""
-    tab = page.locator(f'.jp-SideBar.jp-mod-left li[title="{title}"]')
+def _side(page, widget_id: str) -> None:
+    """Open a left-sidebar panel by its widget's id."""
+    tab = page.locator(f'.jp-SideBar.jp-mod-left li[data-id="{widget_id}"]')
     if "lm-mod-current" not in (tab.get_attribute("class") or ""):
         tab.click()
 
 
 def test_runs_panel_lists_the_runs_newest_first_and_opens_a_report(lab: Lab, page) -> None:
-    _side(page, "Runs")
+    for widget_id, title in (("shiol-runs", "Runs"), ("shiol-jobs", "Jobs")):
+        assert page.locator(f'.jp-SideBar li[data-id="{widget_id}"]').get_attribute("title") == title
+    _side(page, "shiol-runs")
     rows = page.locator(".shiol-RunsPanel .shiol-Run")
     rows.first.wait_for(timeout=30_000)
     ids = rows.evaluate_all("rows => rows.map(r => r.dataset.runId)")
@@ -174,8 +176,16 @@ def test_runs_panel_lists_the_runs_newest_first_and_opens_a_report(lab: Lab, pag
 
 def test_schedule_a_notebook_run_it_from_jobs_and_watch_it_succeed_in_runs(lab: Lab, page) -> None:
     page.goto(f"{lab.url}/lab/tree/exploratory/{NOTEBOOK}?token={TOKEN}")
-    page.locator(".shiol-ScheduleButton").click()
+    _side(page, "filebrowser")
+    page.locator(f'.jp-DirListing-item[data-file-type="notebook"][title*="{NOTEBOOK}"]').click(button="right")
+    page.locator('.lm-Menu-item:has-text("Schedule…")').click()  # the file browser's context menu
     dialog = page.locator(".shiol-ScheduleDialog")
+    dialog.locator("input[name=param-recent]").wait_for(timeout=30_000)
+    assert dialog.locator("input[name=name]").input_value() == JOB
+    dialog.locator("button:has-text('Cancel')").click()
+    dialog.wait_for(state="detached", timeout=30_000)
+
+    page.locator(".shiol-ScheduleButton").click()  # the notebook's toolbar
     recent = dialog.locator("input[name=param-recent]")
     recent.wait_for(timeout=30_000)
     assert recent.input_value() == "50"  # the parameters cell's default
@@ -213,7 +223,7 @@ def test_schedule_a_notebook_run_it_from_jobs_and_watch_it_succeed_in_runs(lab: 
     page.screenshot(path=str(SHOTS / "jobs.png"))
     card.locator(".shiol-RunNow").click()
 
-    _side(page, "Runs")
+    _side(page, "shiol-runs")
     row = page.locator(f'.shiol-RunsPanel .shiol-Run:has(.shiol-RunJob:text-is("{JOB}"))')
     row.first.wait_for(timeout=60_000)
     page.wait_for_function(
