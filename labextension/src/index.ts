@@ -10,7 +10,7 @@ import { DocumentRegistry } from '@jupyterlab/docregistry';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { INotebookModel, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { historyIcon, listIcon } from '@jupyterlab/ui-components';
+import { historyIcon, LabIcon, listIcon, notebookIcon, tableRowsIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { IRun } from './api';
@@ -46,6 +46,7 @@ function activate(
     tab.id = `${content.id}-tab`;
     tab.title.label = content.title.label;
     tab.title.caption = content.title.caption;
+    tab.title.icon = content.title.icon;
     tab.title.closable = true;
     content.title.changed.connect(() => {
       tab.title.label = content.title.label;
@@ -57,14 +58,18 @@ function activate(
     app.shell.activateById(tab.id);
   };
 
+  const withIcon = <T extends Widget>(widget: T, icon: LabIcon): T => {
+    widget.title.icon = icon;
+    return widget;
+  };
   const openRun = (runId: string): void => {
-    show(
-      new RunView(runId, {
-        openNotebook: (run, step) => show(new NotebookViewer(run.run_id, step.notebook as string, rendermime)),
-        openDiff: (previous: IRun, run: IRun) => show(new DiffView(previous, run)),
-        rerunStarted: () => void runs.refresh()
-      })
-    );
+    const view = new RunView(runId, {
+      openNotebook: (run, step) =>
+        show(withIcon(new NotebookViewer(run.run_id, step.notebook as string, rendermime), notebookIcon)),
+      openDiff: (previous: IRun, run: IRun) => show(withIcon(new DiffView(previous, run), tableRowsIcon)),
+      rerunStarted: () => void runs.refresh()
+    });
+    show(withIcon(view, historyIcon));
   };
 
   const runs = new RunsPanel(run => openRun(run.run_id));
