@@ -96,6 +96,9 @@ export function show(value: unknown): string {
 
 /** "step 2/6: signals" for a run in flight ("starting" before its first step). */
 export function progressText(run: { steps_done: number; step_count: number; current_step: string | null }): string {
+  if (run.step_count > 0 && run.current_step === null && run.steps_done >= run.step_count) {
+    return `${run.steps_done}/${run.step_count} steps done, closing the run`;
+  }
   if (run.step_count > 0) {
     const position = Math.min(run.steps_done + 1, run.step_count);
     return `step ${position}/${run.step_count}: ${run.current_step ?? 'starting'}`;
