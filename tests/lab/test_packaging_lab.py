@@ -4,25 +4,33 @@ The wheel is built from a copy of what pyproject.toml ships (the prebuilt ``labe
 never its sources or node_modules), installed with ``--no-deps`` into a new venv whose dependencies come
 from this test's own environment (a ``.pth`` line: no download), and ``jupyter labextension list`` and
 ``jupyter server extension list`` (their modules: the venv has no jupyter scripts) run from it with a PATH
-holding no ``node``.
+holding no ``node``; then JupyterLab started from it serves the extension and the workbench's API.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+import time
 import venv
 import zipfile
 from pathlib import Path
 
 import pytest
+import requests
+from service_support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "labextension" / "dist"
 LABEXT = "share/jupyter/labextensions/shiol-workbench-lab"
+HANG_GUARD_S = 120.0
 pytestmark = pytest.mark.slow
 
 
@@ -47,7 +55,7 @@ def _build_wheel(root: Path) -> Path:
     return wheel
 
 
-def test_a_wheel_installed_without_node_lists_the_lab_and_server_extensions_enabled(tmp_path: Path) -> None:
+def test_a_wheel_installed_without_node_lists_and_serves_the_lab_and_server_extensions(tmp_path: Path) -> None:
     wheel = _build_wheel(tmp_path)
     data = "shiol_workbench-0.1.0.data/data"
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -111,3 +119,42 @@ def test_a_wheel_installed_without_node_lists_the_lab_and_server_extensions_enab
     line = next((ln for ln in server.splitlines() if "shiol_lib.lab" in ln), "")
     assert "enabled" in line, server
     assert "shiol_lib.lab" in server and "OK" in server.split("shiol_lib.lab", 1)[1][:200], server
+
+    # JupyterLab itself, started from that venv (not through `shiol lab`, which also passes the server
+    # extension on its command line): the page lists the prebuilt extension, its files are served, and
+    # the API answers, enabled by the wheel's config file alone.
+    port, token = free_port(), "wheel-test-token"
+    command = [str(python), "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1"]
+    command += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={tmp_path}"]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    log = tmp_path / "lab.log"
+    with log.open("w") as out:
+        lab = subprocess.Popen(
+            command, env={**env, "JUPYTER_TOKEN": token}, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + HANG_GUARD_S
+        while True:
+            assert lab.poll() is None, log.read_text()
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{base}/api/status", params={"token": token}, timeout=5).ok:
+                    break
+            assert time.monotonic() < deadline, "JupyterLab did not answer: " + log.read_text()
+            time.sleep(0.3)
+        page = requests.get(f"{base}/lab", params={"token": token}, timeout=30).text
+        config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', page, re.S).group(1))
+        (ours,) = [e for e in config["federated_extensions"] if e["name"] == "shiol-workbench-lab"]
+        served = requests.get(f"{base}/lab/extensions/shiol-workbench-lab/{ours['load']}", timeout=30)
+        assert served.status_code == 200 and "shiol-workbench-lab" in served.text
+        jobs = requests.get(f"{base}/shiol/api/v1/jobs", headers={"Authorization": f"token {token}"}, timeout=30)
+        assert jobs.status_code == 200, jobs.text
+        assert "pipeline" in {job["name"] for job in jobs.json()["jobs"]}
+    finally:
+        lab.send_signal(signal.SIGTERM)
+        try:
+            lab.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            lab.kill()
+            lab.wait()
