@@ -186,6 +186,26 @@ def resume_command(settings: Settings, name: str) -> None:
     click.echo(f"resumed job {name} ({settings.jobs_path})")
 
 
+@jobs_group.command("run", context_settings={"ignore_unknown_options": False})
+@click.argument("name")
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A parameter for every notebook of the job that declares it (over the definition's).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def run_job_command(ctx: click.Context, name: str, parameters: tuple[tuple[str, str], ...], as_json: bool) -> None:
+    """Run job NAME now, by hand (trigger manual), with every guarantee of a scheduled run; as `shiol run NAME`."""
+    from shiol_lib.cli.runs import run_command
+
+    ctx.invoke(run_command, job=name, parameters=parameters, as_json=as_json)
+
+
 def _load(settings: Settings, path: Path | None = None) -> dict[str, JobSpec]:
     from shiol_lib.jobs.definitions import effective_jobs
 
