@@ -81,8 +81,8 @@ CATEGORIES: dict[str, Category] = {
         "`shiol runs verify` exits 8 naming what differs; the untouched archive exits 0, also after prune",
     ),
     "log-lines": Category(
-        "a real `shiol schedule run` and `shiol update-data` logging in text and in JSON to stderr and a log file: "
-        "start-up, the API up, a data update, SIGTERM",
+        "a real `shiol schedule run` logging in text and in JSON to stderr and a log file: start-up, the API "
+        "up, a data update that fails, its failure alert and ledger witness, SIGTERM",
         "each event exactly once on each sink, in the format asked (every JSON-mode line is JSON)",
     ),
     "settings": Category(
