@@ -108,8 +108,8 @@ CATEGORIES: dict[str, Category] = {
         "`status` and `schedule plan` (text and JSON) name the dead run at once",
     ),
     "unit-checks": Category(
-        "the service-unit tests run from a copy of the checkout in each temporary folder a CI clone may lie in "
-        "(/tmp, /var/tmp) and from the checkout itself",
+        "the service-unit tests run in a pytest of their own from a copy of the checkout in each temporary "
+        "folder a CI clone may lie in (/tmp, /var/tmp, a build folder deep in /tmp)",
         "every test runs and passes, none skipped",
     ),
 }
