@@ -77,7 +77,8 @@ CATEGORIES: dict[str, Category] = {
     ),
     "archive-tamper": Category(
         "tampering with runs/ and the store: edited pages, files and folders at every depth, a fabricated "
-        "running row, outputs rewritten under a closed run's id, a rollback with the key set (witness kept)",
+        "running row, a closed run's outputs in the store rewritten, changed, deleted or added (as a papermill "
+        "rerun under its id would), a rollback with the key set (witness kept)",
         "`shiol runs verify` exits 8 naming what differs; the untouched archive exits 0, also after prune",
     ),
     "log-lines": Category(
