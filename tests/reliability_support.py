@@ -99,8 +99,10 @@ CATEGORIES: dict[str, Category] = {
         "503, the rest 200",
     ),
     "leaked-processes": Category(
-        "SIGTERM and SIGINT to a real `shiol lab` with a kernel running, and to a real `shiol schedule run`",
-        "the command exits and no process it started (jupyter-lab, its kernels) is left running",
+        "SIGTERM and SIGINT to a real `shiol lab` with a kernel running, and to a real `shiol run pipeline` in "
+        "its first step",
+        "the command exits (a run never with success) and no process it started (jupyter-lab, kernels, the "
+        "step's watchdog) is left running",
     ),
     "slow-answers": Category(
         "a second start of each job while a real process holds it; a run's process killed (SIGKILL) on this "
