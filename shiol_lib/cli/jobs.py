@@ -96,15 +96,7 @@ def check_command(settings: Settings, file: Path | None) -> None:
 @click.option("--timezone", help="Timezone of the cron (default America/New_York).")
 @click.option("--after-drawing", "after_drawing", metavar="DELAY", help="Run this long after each drawing (30m).")
 @click.option("--manual", is_flag=True, help="Never scheduled: run by hand only.")
-@click.option(
-    "-p",
-    "--parameter",
-    "parameters",
-    nargs=2,
-    multiple=True,
-    metavar="NAME VALUE",
-    help="A notebook parameter (repeatable).",
-)
+@cli_common.parameter_option("A notebook parameter (repeatable).")
 @click.option(
     "--secret",
     "secrets",
@@ -188,15 +180,7 @@ def resume_command(settings: Settings, name: str) -> None:
 
 @jobs_group.command("run", context_settings={"ignore_unknown_options": False})
 @click.argument("name")
-@click.option(
-    "-p",
-    "--parameter",
-    "parameters",
-    nargs=2,
-    multiple=True,
-    metavar="NAME VALUE",
-    help="A parameter for every notebook of the job that declares it (over the definition's).",
-)
+@cli_common.parameter_option("A parameter for every notebook of the job that declares it (over the definition's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_context
 def run_job_command(ctx: click.Context, name: str, parameters: tuple[tuple[str, str], ...], as_json: bool) -> None:

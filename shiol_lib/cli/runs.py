@@ -30,6 +30,7 @@ from shiol_lib.cli.common import (
     TRIGGERS,
     fail,
     open_existing_store,
+    parameter_option,
     require_store,
 )
 
@@ -67,15 +68,7 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
 @click.command("run")
 @click.argument("job")
 @click.argument("step_name", required=False)
-@click.option(
-    "-p",
-    "--parameter",
-    "parameters",
-    nargs=2,
-    multiple=True,
-    metavar="NAME VALUE",
-    help="A notebook parameter (values parsed as YAML: 100 is an int, 0.5 a float).",
-)
+@parameter_option("A notebook parameter (values parsed as YAML: 100 is an int, 0.5 a float).")
 @click.option("--offline", is_flag=True, help="Step 1 asks no network source (bundled data only).")
 @click.option("--seed", type=int, help="Random seed (default: the pipeline's fixed seed, recorded in the manifest).")
 @click.option("--target", "target", type=click.DateTime(["%Y-%m-%d"]), help="Target drawing (default: the next one).")
