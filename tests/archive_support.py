@@ -40,28 +40,7 @@ class Home:
         run_id = archive.new_run_id(started)
         directory = archive.run_dir(self.runs, "pipeline", run_id, started)
         directory.mkdir(parents=True)
-        run_table.insert_run(
-            self.store,
-            run_table.RunRow(
-                run_id=run_id,
-                job="pipeline",
-                slot=None,
-                trigger="manual",
-                status="running",
-                started_at=started,
-                finished_at=None,
-                error=None,
-                error_class=None,
-                target_draw_date=None,
-                attempt=1,
-                parent_run_id=None,
-                seed=1,
-                pid=1,
-                host="h",
-                heartbeat_at=started,
-                archive_dir=str(directory),
-            ),
-        )
+        run_table.insert_run(self.store, running_row(run_id, started, directory))
         (directory / "60_analyze_performance.html").write_text("<p>No evidence of an edge (p = 0.19)</p>")
         (directory / "60_analyze_performance.ipynb").write_text('{"cells": []}')
         (directory / "60_analyze_performance.log").write_text("ok\n")
@@ -114,6 +93,37 @@ class Home:
     @property
     def ledger_path(self) -> Path:
         return self.runs / ledger.LEDGER
+
+
+def running_row(
+    run_id: str,
+    started: datetime,
+    folder: Path,
+    *,
+    pid: int = 1,
+    host: str = "h",
+    heartbeat: datetime | None = None,
+) -> run_table.RunRow:
+    """The row of a manual pipeline run in flight (``running``), as the lifecycle inserts it when a run opens."""
+    return run_table.RunRow(
+        run_id=run_id,
+        job="pipeline",
+        slot=None,
+        trigger="manual",
+        status="running",
+        started_at=started,
+        finished_at=None,
+        error=None,
+        error_class=None,
+        target_draw_date=None,
+        attempt=1,
+        parent_run_id=None,
+        seed=1,
+        pid=pid,
+        host=host,
+        heartbeat_at=heartbeat or started,
+        archive_dir=str(folder),
+    )
 
 
 def store_outputs(store: Store, run_id: str, *, seed: int) -> None:

@@ -77,8 +77,43 @@ CATEGORIES: dict[str, Category] = {
     ),
     "archive-tamper": Category(
         "tampering with runs/ and the store: edited pages, files and folders at every depth, a fabricated "
-        "running row, outputs rewritten under a closed run's id, a rollback with the key set (witness kept)",
+        "running row, a closed run's outputs in the store rewritten, changed, deleted or added (as a papermill "
+        "rerun under its id would), a rollback with the key set (witness kept)",
         "`shiol runs verify` exits 8 naming what differs; the untouched archive exits 0, also after prune",
+    ),
+    "log-lines": Category(
+        "a real `shiol schedule run` logging in text and in JSON to stderr and a log file: start-up, the API "
+        "up, a data update that fails, its failure alert and ledger witness, SIGTERM",
+        "each event exactly once on each sink, in the format asked (every JSON-mode line is JSON)",
+    ),
+    "settings": Category(
+        "every number, URL, key/token and log-file setting with hostile values (non-ASCII digits, hex, NaN, "
+        "URLs without a host, keys of blanks, a log folder missing or a folder as the file), each given to a "
+        "real `shiol` command",
+        "exit 2 with one line naming the variable, no traceback, nothing written under SHIOL_HOME",
+    ),
+    "liveness": Category(
+        "bursts of /healthz probes on a real server while requests to the health report and /metrics fill "
+        "its connection cap",
+        "every /healthz probe answers 200 within its 5 s deadline; the expensive requests over the cap get "
+        "503, the rest 200",
+    ),
+    "leaked-processes": Category(
+        "SIGTERM and SIGINT to a real `shiol lab` with a kernel running, and to a real `shiol run pipeline` in "
+        "its first step",
+        "the command exits (a run never with success) and no process it started (jupyter-lab, kernels, the "
+        "step's watchdog) is left running",
+    ),
+    "slow-answers": Category(
+        "a second start of each job while a real process holds it; a run's process killed (SIGKILL) on this "
+        "host with its heartbeat still fresh",
+        "the start is refused (exit 9, recorded refused) before the runner is imported or a process started; "
+        "`status` and `schedule plan` (text and JSON) name the dead run at once",
+    ),
+    "unit-checks": Category(
+        "the service-unit tests run in a pytest of their own from a copy of the checkout in each temporary "
+        "folder a CI clone may lie in (/tmp, /var/tmp, a build folder deep in /tmp)",
+        "every test runs and passes, none skipped",
     ),
 }
 

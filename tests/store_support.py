@@ -89,8 +89,15 @@ def add_missed(store: Store, job: str, slot: datetime, kind: str, draw_date: dat
 
 HOLDER = textwrap.dedent(
     """
-    import sys, duckdb
-    conn = duckdb.connect(sys.argv[1])
+    import sys, time, duckdb
+    for _ in range(300):  # another process (a running scheduler) may hold the file a moment: wait its turn
+        try:
+            conn = duckdb.connect(sys.argv[1])
+            break
+        except duckdb.IOException:
+            time.sleep(0.1)
+    else:
+        conn = duckdb.connect(sys.argv[1])  # still held after 30 s: fail, naming the holder
     print("locked", flush=True)
     sys.stdin.read()
     """
@@ -99,7 +106,8 @@ HOLDER = textwrap.dedent(
 
 @contextmanager
 def locked_by_another_process(path: Path) -> Iterator[int]:
-    """Hold the DuckDB file lock in a child process until the block ends; yields its pid."""
+    """Hold the DuckDB file lock in a child process until the block ends (taking it as soon as the process
+    that holds it now lets go); yields its pid."""
     with subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     ) as proc:

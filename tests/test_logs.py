@@ -1,4 +1,5 @@
-"""Logging set-up: one line per event, text or JSON, a rotating file beside stderr, Rocketry kept quiet."""
+"""Logging set-up: one line per event, text or JSON, a rotating file beside stderr, Rocketry kept quiet (a
+real scheduler writing each event once in each format is in tests/faults/test_log_lines.py)."""
 
 from __future__ import annotations
 
@@ -103,40 +104,3 @@ def test_rocketry_routine_task_lines_are_kept_out_but_trouble_passes(tmp_path, r
 def test_first_line():
     assert first_line("\n  boom: it broke \nmore") == "boom: it broke"
     assert first_line(None) is None and first_line("   ") is None
-
-
-@pytest.mark.parametrize("log_format", ["text", "json"])
-def test_a_real_scheduler_writes_each_event_once_to_stderr_and_the_file(tmp_path, log_format):
-    import subprocess
-    import sys
-
-    from service_support import free_port, healthz_is, scheduler_env, stop_scheduler, wait_until
-
-    port, log, log_file = free_port(), tmp_path / "stderr.log", tmp_path / "logs" / "scheduler.log"
-    log_file.parent.mkdir()
-    env = scheduler_env(
-        tmp_path / "home", SHIOL_API_PORT=str(port), SHIOL_LOG_FORMAT=log_format, SHIOL_LOG_FILE=str(log_file)
-    )
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shiol_lib.cli", "schedule", "run"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_until(healthz_is(f"http://127.0.0.1:{port}", 200), 120, "the health API", proc, log)
-        stop_scheduler(proc, log)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-    for lines in (log.read_text().splitlines(), log_file.read_text().splitlines()):
-        messages = [
-            json.loads(line)["message"] if log_format == "json" else line.split(": ", 1)[1] for line in lines
-        ]  # a text line in JSON mode fails here: it is not JSON
-        assert len(messages) == len(set(messages)), lines
-        assert sum("scheduler up; health API on" in m for m in messages) == 1, lines
-        assert sum(m.startswith("SIGTERM received: stopping") for m in messages) == 1, lines
-        assert "Startup complete." in messages, lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -88,3 +89,8 @@ def open_or_create_store(settings: Settings) -> Store:
     if not existed:
         click.echo(f"created the store at {settings.db_path} (SHIOL_HOME {settings.home})", err=True)
     return store
+
+
+def parameter_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The repeatable ``-p NAME VALUE`` option (into ``parameters``) of the commands that run or add a job."""
+    return click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE", help=help_text)

@@ -96,15 +96,7 @@ def check_command(settings: Settings, file: Path | None) -> None:
 @click.option("--timezone", help="Timezone of the cron (default America/New_York).")
 @click.option("--after-drawing", "after_drawing", metavar="DELAY", help="Run this long after each drawing (30m).")
 @click.option("--manual", is_flag=True, help="Never scheduled: run by hand only.")
-@click.option(
-    "-p",
-    "--parameter",
-    "parameters",
-    nargs=2,
-    multiple=True,
-    metavar="NAME VALUE",
-    help="A notebook parameter (repeatable).",
-)
+@cli_common.parameter_option("A notebook parameter (repeatable).")
 @click.option(
     "--secret",
     "secrets",
@@ -184,6 +176,18 @@ def resume_command(settings: Settings, name: str) -> None:
 
     _edit(lambda: set_paused(settings, name, False))
     click.echo(f"resumed job {name} ({settings.jobs_path})")
+
+
+@jobs_group.command("run", context_settings={"ignore_unknown_options": False})
+@click.argument("name")
+@cli_common.parameter_option("A parameter for every notebook of the job that declares it (over the definition's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def run_job_command(ctx: click.Context, name: str, parameters: tuple[tuple[str, str], ...], as_json: bool) -> None:
+    """Run job NAME now, by hand (trigger manual), with every guarantee of a scheduled run; as `shiol run NAME`."""
+    from shiol_lib.cli.runs import run_command
+
+    ctx.invoke(run_command, job=name, parameters=parameters, as_json=as_json)
 
 
 def _load(settings: Settings, path: Path | None = None) -> dict[str, JobSpec]:

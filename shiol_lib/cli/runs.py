@@ -26,11 +26,11 @@ if TYPE_CHECKING:
 
 from shiol_lib.cli import archive as cli_archive
 from shiol_lib.cli.common import (
-    JOB_NAMES,
     RUN_ID,
     TRIGGERS,
     fail,
     open_existing_store,
+    parameter_option,
     require_store,
 )
 
@@ -66,17 +66,9 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
 
 
 @click.command("run")
-@click.argument("job", type=click.Choice(sorted([*JOB_NAMES, "step"])))
+@click.argument("job")
 @click.argument("step_name", required=False)
-@click.option(
-    "-p",
-    "--parameter",
-    "parameters",
-    nargs=2,
-    multiple=True,
-    metavar="NAME VALUE",
-    help="A notebook parameter (values parsed as YAML: 100 is an int, 0.5 a float).",
-)
+@parameter_option("A notebook parameter (values parsed as YAML: 100 is an int, 0.5 a float).")
 @click.option("--offline", is_flag=True, help="Step 1 asks no network source (bundled data only).")
 @click.option("--seed", type=int, help="Random seed (default: the pipeline's fixed seed, recorded in the manifest).")
 @click.option("--target", "target", type=click.DateTime(["%Y-%m-%d"]), help="Target drawing (default: the next one).")
@@ -111,7 +103,10 @@ def run_command(
     draw_date: Any,
     attempt: int,
 ) -> None:
-    """Run a job (pipeline, data_update, evaluation) or one step: `shiol run step NAME -p key value`."""
+    """Run JOB now (any job in force: built-in or from jobs.toml), or one step: `shiol run step NAME -p key value`.
+
+    `-p NAME VALUE` goes to every step of the job that declares NAME, over the job's definition.
+    """
     from shiol_lib.jobs.context import DEFAULT_SEED, RunContext, parse_trigger
     from shiol_lib.jobs.liveness import interrupt_on_sigterm, refuse_if_busy
     from shiol_lib.jobs.progress import StreamProgress
@@ -154,11 +149,12 @@ def run_command(
                 context=context,
             )
         else:
-            if step_name or parameters:
-                raise RunnerError("parameters go with a single step: shiol run step NAME -p key value")
+            if step_name:
+                raise RunnerError(f"'shiol run {job}' takes no step name; run one step with: shiol run step NAME")
             outcome = pipeline.run_job(
                 settings,
                 job,
+                parameters=parse_job_parameters(settings, job, parameters),
                 seed=seed,
                 offline=offline,
                 target_draw_date=target_date,
@@ -170,6 +166,27 @@ def run_command(
         fail(err)
     _say_created(settings, existed)
     _print_outcome(outcome, as_json)
+
+
+def parse_job_parameters(settings: Settings, job: str, pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs of a job run, each read as the first of its notebooks declaring NAME does."""
+    from shiol_lib.execution.parameters import read_parameters
+    from shiol_lib.jobs.definitions import load_job
+    from shiol_lib.jobs.definitions.spec import HANDED
+    from shiol_lib.jobs.handed import notebook_path
+
+    if not pairs:
+        return {}
+    notebooks = [notebook_path(settings.notebooks_dir, step) for step in load_job(settings, job).steps]
+    values: dict[str, Any] = {}
+    for name, text in pairs:
+        if name in HANDED:
+            raise RunnerError(f"-p {name}: every run is handed {', '.join(HANDED)}; they cannot be set")
+        notebook = next((nb for nb in notebooks if name in read_parameters(nb)), None)
+        if notebook is None:
+            raise RunnerError(f"-p {name}: no notebook of job {job} declares it (see: shiol jobs show {job})")
+        values.update(parse_parameters(notebook, ((name, text),)))
+    return values
 
 
 def parse_parameters(notebook: Path, pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:

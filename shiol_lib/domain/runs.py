@@ -64,6 +64,7 @@ class IncidentKind(StrEnum):
 
     MISSED_DRAW = "missed-draw"  # a drawing never got its pipeline
     FAILURES = "failures"  # a job's runs failed N times in a row
+    DEFINITIONS = "definitions"  # the jobs file does not validate: the last good definitions run
 
 
 class Trigger(StrEnum):
@@ -110,6 +111,7 @@ class ErrorClass(StrEnum):
     STORE = "store"
     JOB_PROCESS = "job process"  # the job process exited without a result
     DISK_FULL = "disk_full"  # no space left on the device of the store or the archive
+    ENVIRONMENT = "environment"  # strict job: the installed packages differ from its last successful run
 
 
 class RetryState(StrEnum):

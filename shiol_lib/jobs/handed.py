@@ -25,6 +25,7 @@ from shiol_lib.domain.history import data_hash
 from shiol_lib.errors import RunnerError
 from shiol_lib.execution.parameters import read_parameters
 from shiol_lib.jobs.catalog import Step
+from shiol_lib.settings import Settings
 
 if TYPE_CHECKING:
     from shiol_lib.jobs.lifecycle import RunLifecycle
@@ -69,6 +70,24 @@ def job_parameters(
             f"(declared: {', '.join(sorted(declared_anywhere - set(INJECTED_PARAMETERS))) or 'none'})"
         )
     return per_step
+
+
+def refuse_foreign_targets(settings: Settings, values: Mapping[str, Any]) -> None:
+    """Archived runs are read-only to the step commands, and a step writes only to its run's store.
+
+    A ``run_id`` parameter would make the step write under another run's id (replacing an archived
+    run's predictions behind the archive's back); a ``db_path`` would point it at another store.
+    """
+    if "run_id" in values:
+        raise RunnerError(
+            f"-p run_id {values['run_id']!r} is refused: a step run records its results under its own new run "
+            "id, and archived runs are read-only (use 'shiol rerun RUN_ID' to re-execute one into a new run)"
+        )
+    if "db_path" in values and Path(str(values["db_path"])).expanduser().resolve() != settings.db_path:
+        raise RunnerError(
+            f"-p db_path {values['db_path']!r} is refused: the step would write to another store than this "
+            f"run's ({settings.db_path}); set SHIOL_DB_PATH (or SHIOL_HOME) instead"
+        )
 
 
 def settle_target(run: RunLifecycle, history_end: date | None, target_draw_date: date | None) -> None:

@@ -38,10 +38,17 @@ class RunRequest:
     context: RunContext = field(default_factory=RunContext)
     offline: bool = False
     seed: int | None = None
+    jobs_text: str | None = None  # the jobs file the scheduler's definitions come from (None: read the file)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the context's fields beside the job's; instants and dates as ISO-8601)."""
-        return {"job": self.job, **self.context.to_dict(), "offline": self.offline, "seed": self.seed}
+        return {
+            "job": self.job,
+            **self.context.to_dict(),
+            "offline": self.offline,
+            "seed": self.seed,
+            "jobs_text": self.jobs_text,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRequest:
@@ -52,6 +59,7 @@ class RunRequest:
                 context=RunContext.from_dict(data),
                 offline=bool(data.get("offline", False)),
                 seed=int(data["seed"]) if data.get("seed") is not None else None,
+                jobs_text=str(data["jobs_text"]) if data.get("jobs_text") is not None else None,
             )
         except (KeyError, TypeError, ValueError, ConfigError) as err:
             raise ConfigError(f"malformed run request {data!r}: {err}") from err
@@ -99,10 +107,19 @@ def start_job_process(settings: Settings, request: RunRequest, result_path: Path
 
 def run_request(settings: Settings, request: RunRequest) -> tuple[RunResult, int]:
     """Run one job as asked, in this process; returns the result and the exit code it stands for."""
+    from shiol_lib.jobs.definitions import load_job
     from shiol_lib.jobs.run import run_job  # the pipeline machinery (papermill) only where a job runs
 
     try:
-        outcome = run_job(settings, request.job, context=request.context, seed=request.seed, offline=request.offline)
+        definition = load_job(settings, request.job, text=request.jobs_text)
+        outcome = run_job(
+            settings,
+            request.job,
+            context=request.context,
+            seed=request.seed,
+            offline=request.offline,
+            definition=definition,
+        )
     except JobBusyError as err:
         return RunResult(None, "refused", str(err), "busy"), EXIT_BUSY
     except (ConfigError, RunnerError) as err:

@@ -190,4 +190,9 @@ def running_row(job: str, context: RunContext, seed: int, started: datetime, dir
 
 def busy_error(job: str, holder: job_table.LockHolder, run_id: str) -> JobBusyError:
     """The refusal of a start of ``job`` (recorded as refused run ``run_id``) while ``holder`` runs it."""
-    return JobBusyError(f"{job_table.busy_reason(job, holder)}; this start was recorded as refused run {run_id}")
+    if holder.job != job:  # another writer of the store
+        return JobBusyError(f"{job_table.busy_reason(job, holder)}; this start was recorded as refused run {run_id}")
+    return JobBusyError(
+        f"job {job} is already running (run {holder.run_id}, pid {holder.pid} on {holder.host}); "
+        f"this start was recorded as refused run {run_id}"
+    )

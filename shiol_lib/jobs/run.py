@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -21,17 +22,35 @@ from typing import Any
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive.compare import RerunResult, compare_outputs
 from shiol_lib.domain.draw_calendar import draw_after
+from shiol_lib.domain.environments import EnvironmentRecord
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus, Trigger
-from shiol_lib.errors import JobsFileError, RunnerError, ShiolError, disk_full_message, no_space_left
+from shiol_lib.errors import (
+    JobsFileError,
+    RunnerError,
+    SecretMissingError,
+    ShiolError,
+    disk_full_message,
+    no_space_left,
+)
+from shiol_lib.execution.environment import capture
 from shiol_lib.execution.kernels import KernelPool
 from shiol_lib.execution.outcome import StepOutcome
 from shiol_lib.execution.parameters import check_parameters
 from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.runner import execute, rerun_command
+from shiol_lib.execution.secrets import resolve_secrets
 from shiol_lib.jobs.catalog import UPDATE_DATA, Step, find_step
 from shiol_lib.jobs.context import DEFAULT_SEED, RunContext, RunOutcome
-from shiol_lib.jobs.definitions import JobSpec, StoreAccess, load_job
-from shiol_lib.jobs.handed import INJECTED_PARAMETERS, REPLAYED, iso, job_parameters, notebook_path, step_values
+from shiol_lib.jobs.definitions import EnvironmentPolicy, JobSpec, StoreAccess, load_job
+from shiol_lib.jobs.handed import (
+    INJECTED_PARAMETERS,
+    REPLAYED,
+    iso,
+    job_parameters,
+    notebook_path,
+    refuse_foreign_targets,
+    step_values,
+)
 from shiol_lib.jobs.lifecycle import RunLifecycle
 from shiol_lib.jobs.liveness import Heartbeat, refuse_if_busy
 from shiol_lib.jobs.progress import LogProgress, Progress
@@ -67,6 +86,28 @@ class _Options:
     deadline: float  # ...ending at this monotonic instant
     kernels: KernelPool
     cells: bool  # papermill's per-cell progress bar
+    secrets: Mapping[str, str]  # name -> value: in the kernel's environment only, redacted from every file
+
+
+@dataclasses.dataclass(frozen=True)
+class _Start:
+    """What a run opens with: the job, its steps, why, its seed and locks, and what its kernels get."""
+
+    job: str
+    steps: tuple[Step, ...]
+    context: RunContext
+    seed: int
+    locks: tuple[str, ...]
+    secrets: Mapping[str, str]
+    environment: EnvironmentRecord
+
+
+def _secrets(spec: JobSpec) -> tuple[dict[str, str], tuple[str, ErrorClass] | None]:
+    """The job's secrets from this environment, or why the run cannot start (a variable not set)."""
+    try:
+        return resolve_secrets(spec.secrets, os.environ, job=spec.name), None
+    except SecretMissingError as err:
+        return {}, (str(err), ErrorClass.CONFIGURATION)
 
 
 def run_job(
@@ -82,6 +123,7 @@ def run_job(
     parameters: Mapping[str, Any] | None = None,
     steps: tuple[Step, ...] | None = None,
     progress: Progress | None = None,
+    definition: JobSpec | None = None,
 ) -> RunOutcome:
     """Run ``job`` (a job in force, built-in or the analyst's; or ``step`` with ``steps`` given) and archive it.
 
@@ -91,11 +133,12 @@ def run_job(
     across processes, and one run of any job that writes the store: a start while another holds it is
     recorded ``refused`` and raises :class:`~shiol_lib.errors.JobBusyError`. ``parameters`` go to each
     step that declares them, over the definition's; ``step_parameters`` to one step, over both.
-    ``progress`` hears of each step's start and end.
+    ``progress`` hears of each step's start and end. ``definition``: the job's, as the caller
+    has it in force (the scheduler's, kept through a broken edit of the file); default: read now.
     """
     context = context or RunContext()
     progress = progress if progress is not None else LogProgress()
-    spec = _definition(settings, job, steps)
+    spec = definition or _definition(settings, job, steps)
     steps = spec.steps if steps is None else steps
     seed = DEFAULT_SEED if seed is None else seed
     locks = (STORE_WRITER_LOCK,) if spec.writes_store else ()
@@ -108,8 +151,14 @@ def run_job(
             overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", context.draw_date.isoformat())
         history_end = history_end or context.draw_date
         target_draw_date = target_draw_date or draw_after(context.draw_date)
+    secrets, refusal = _secrets(spec)
+    record = capture(None, {**kernel_environment(settings), **secrets})
     kernels = KernelPool()  # each step a fresh kernel; the next one started while a step runs
-    run = _prepare(settings, job, steps, context, seed, overrides, kernels, locks)
+    start = _Start(job, steps, context, seed, locks, secrets, record)
+    run = _prepare(settings, start, overrides, kernels)
+    strict = spec.environment == EnvironmentPolicy.STRICT
+    drifted = run_table.check_environment(run.store, job, record, strict=strict)
+    refusal = refusal or ((drifted, ErrorClass.ENVIRONMENT) if drifted else None)
     timeout_s = spec.timeout_s or settings.run_timeout_s
     options = _Options(
         offline,
@@ -119,8 +168,11 @@ def run_job(
         time.monotonic() + timeout_s,
         kernels,
         progress.cells,
+        secrets,
     )
     verdict = _Verdict()
+    if refusal is not None:  # recorded like a failed attempt: retried on its backoff, then a dead letter
+        verdict.end(RunStatus.FAILED, f"refused: {refusal[0]}", refusal[1])
     with Heartbeat(run.store, run.job, run.run_id, every_s=settings.heartbeat_s), kernels:
         try:
             for position, step in enumerate(steps, start=1):
@@ -147,25 +199,19 @@ class _Verdict:
 
 
 def _prepare(
-    settings: Settings,
-    job: str,
-    steps: tuple[Step, ...],
-    context: RunContext,
-    seed: int,
-    overrides: Mapping[str, Mapping[str, Any]],
-    kernels: KernelPool,
-    locks: tuple[str, ...],
+    settings: Settings, start: _Start, overrides: Mapping[str, Mapping[str, Any]], kernels: KernelPool
 ) -> RunLifecycle:
     """Refuse a broken notebook or a bad parameter before anything is recorded, then open the run.
 
     Step 1's kernel starts during the checks; the pool is closed when the run cannot be opened.
     """
-    kernels.prepare(kernel_environment(settings), settings.notebooks_dir)
+    first = notebook_path(settings.notebooks_dir, start.steps[0]).parent if start.steps else settings.notebooks_dir
+    kernels.prepare({**kernel_environment(settings), **start.secrets}, first)
     try:
-        for step in steps:
+        for step in start.steps:
             check_parameters(notebook_path(settings.notebooks_dir, step), overrides.get(step.name, {}))
-            _refuse_foreign_targets(settings, overrides.get(step.name, {}))
-        return _open_run(settings, job, steps, context, seed, locks)
+            refuse_foreign_targets(settings, overrides.get(step.name, {}))
+        return _open_run(settings, start)
     except BaseException:
         kernels.close()
         raise
@@ -245,9 +291,8 @@ def _definition(settings: Settings, job: str, steps: tuple[Step, ...] | None) ->
         return JobSpec(name=job, notebooks=(), steps=steps, store=StoreAccess.WRITE)
 
 
-def _open_run(
-    settings: Settings, job: str, steps: tuple[Step, ...], context: RunContext, seed: int, locks: tuple[str, ...]
-) -> RunLifecycle:
+def _open_run(settings: Settings, start: _Start) -> RunLifecycle:
+    job, context = start.job, start.context
     archive.ensure_writable(settings.runs_dir)
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
     parent_run_id = context.parent_run_id
@@ -261,31 +306,14 @@ def _open_run(
         settings,
         store,
         job,
-        steps,
+        start.steps,
         dataclasses.replace(context, parent_run_id=parent_run_id),
-        seed=seed,
+        seed=start.seed,
         code=archive.code_version(Path(__file__).resolve().parents[2]),
         environment=archive.environment(),
-        locks=locks,
+        locks=start.locks,
+        environment_record=start.environment,
     )
-
-
-def _refuse_foreign_targets(settings: Settings, values: Mapping[str, Any]) -> None:
-    """Archived runs are read-only to the step commands, and a step writes only to its run's store.
-
-    A ``run_id`` parameter would make the step write under another run's id (replacing an archived
-    run's predictions behind the archive's back); a ``db_path`` would point it at another store.
-    """
-    if "run_id" in values:
-        raise RunnerError(
-            f"-p run_id {values['run_id']!r} is refused: a step run records its results under its own new run "
-            "id, and archived runs are read-only (use 'shiol rerun RUN_ID' to re-execute one into a new run)"
-        )
-    if "db_path" in values and Path(str(values["db_path"])).expanduser().resolve() != settings.db_path:
-        raise RunnerError(
-            f"-p db_path {values['db_path']!r} is refused: the step would write to another store than this "
-            f"run's ({settings.db_path}); set SHIOL_DB_PATH (or SHIOL_HOME) instead"
-        )
 
 
 def _run_step(run: RunLifecycle, position: int, step: Step, options: _Options, extra: Mapping[str, Any]) -> StepOutcome:
@@ -305,6 +333,7 @@ def _run_step(run: RunLifecycle, position: int, step: Step, options: _Options, e
         timeout_s=max(1.0, options.deadline - time.monotonic()),
         timeout_error=f"the run exceeded its {options.timeout_s:g} s wall-clock limit; kernel killed",
         env=kernel_environment(settings),
+        secrets=options.secrets,
         memory_mb=settings.step_memory_mb,
         kernels=options.kernels,
         ahead=position < len(run.manifest.steps),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,24 +50,12 @@ def reader(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection | None]:
 
 
 def next_run(spec: JobSpec, now: datetime) -> datetime | None:
-    """The job's next slot after ``now`` (None: manual or paused)."""
-    from zoneinfo import ZoneInfo
+    """The job's next slot after ``now``, as the scheduler plans it (None: manual or paused)."""
+    from shiol_lib.domain.slots import next_slot
 
-    from shiol_lib.domain.draw_calendar import draw_instant, next_draw
-    from shiol_lib.domain.slots import next_slot, parse_cron
-    from shiol_lib.jobs.definitions import DEFAULT_TIMEZONE
-
-    schedule = spec.schedule
-    if spec.paused or schedule.kind == "manual":
+    if not spec.planned:
         return None
-    if schedule.cron and schedule.timezone == DEFAULT_TIMEZONE:
-        return next_slot(parse_cron(schedule.cron), now)
-    if schedule.cron:
-        from croniter import croniter
-
-        return croniter(schedule.cron, now.astimezone(ZoneInfo(schedule.timezone))).get_next(datetime)
-    delay = timedelta(seconds=schedule.delay_s or 0.0)
-    return draw_instant(next_draw(now - delay)) + delay
+    return next_slot(spec.schedule.cron_spec(), now)
 
 
 def next_fields(spec: JobSpec, now: datetime) -> dict[str, str | None]:

@@ -5,7 +5,9 @@
 - prediction_evaluation: 06:15, 12:15, 18:15, the evaluation notebook
 
 The tasks are the catalog's scheduled jobs (:mod:`shiol_lib.jobs.catalog`), one each, named by their
-``task_name``. Schedules come from SHIOL_PIPELINE_CRON, SHIOL_UPDATE_CRON and SHIOL_EVALUATION_CRON. Rocketry only
+``task_name``, and one per planned analyst job (``job_<name>``), added when the scheduler starts and
+when an edit of the jobs file brings one in (between two Rocketry cycles, from its event loop). Schedules
+come from the job definitions (jobs.toml > SHIOL_PIPELINE_CRON and friends > the built-in file). Rocketry only
 triggers: whether a job is due (on time, catching up, a missed drawing, a retry, a recovery) is the
 planner's answer from the store, so the promises survive crashes and restarts.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 
 from rocketry import Rocketry
+from rocketry.conds import every
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.jobs.catalog import SCHEDULED_JOBS, JobDefinition
@@ -35,6 +38,7 @@ app = Rocketry(
         "silence_task_logging": True,
     }
 )
+log = logging.getLogger(__name__)
 scheduler: Scheduler | None = None  # set by main(): conditions answer False until then
 
 
@@ -44,16 +48,47 @@ def job_is_due(job: str) -> bool:
     return scheduler is not None and scheduler.is_due(job)
 
 
+_job_tasks: dict[str, str] = {}  # job -> its task's name
+
+
 def add_job_task(job: JobDefinition) -> None:
     """Add the task of a scheduled ``job`` (named ``job.task_name``): when the planner owes it a run, run it."""
+    assert job.task_name is not None
+    _add_task(job.name, job.task_name, job.description)
 
+
+def _add_task(job: str, task_name: str, description: str) -> None:
     def run_due() -> None:
         if scheduler is None:  # only a run forced past job_is_due gets here before main() sets it
-            raise RuntimeError(f"cannot run {job.name}: the scheduler is not started (main() sets it)")
-        scheduler.execute_due(job.name)
+            raise RuntimeError(f"cannot run {job}: the scheduler is not started (main() sets it)")
+        scheduler.execute_due(job)
 
-    run_due.__doc__ = f"Run {job.name} when the planner owes it a run: {job.description}."
-    app.task(job_is_due(job=job.name), name=job.task_name, execution="thread")(run_due)
+    run_due.__doc__ = f"Run {job} when the planner owes it a run: {description}."
+    app.task(job_is_due(job=job), name=task_name, execution="thread")(run_due)
+    _job_tasks[job] = task_name
+
+
+def sync_job_tasks() -> list[str]:
+    """Add a task for each planned job that has none yet (an analyst's job); returns the tasks added.
+
+    A job no longer planned keeps its task, which is never due again (its condition asks the plan).
+    """
+    if scheduler is None:
+        return []
+    added = []
+    for name, spec in scheduler.definitions.in_force.items():
+        if spec.planned and name not in _job_tasks:
+            _add_task(name, f"job_{name}", spec.description or f"the analyst's job {name}")
+            added.append(_job_tasks[name])
+    if added:
+        log.info("scheduled the tasks %s", ", ".join(added))
+    return added
+
+
+@app.task(every("5 seconds"), name="sync_job_tasks", execution="async")
+async def _sync_job_tasks() -> None:
+    """Between two cycles (the event loop's turn), give each newly defined job its task."""
+    sync_job_tasks()
 
 
 # One task per scheduled job of the catalog: post_drawing_pipeline, maintenance_data_update, prediction_evaluation.
@@ -75,6 +110,7 @@ def main() -> None:
         settings = load_settings()
         configure_logging(settings, level=logging.INFO)
         scheduler = Scheduler(settings)
+        sync_job_tasks()
         run_service(app, scheduler)
     except ShiolError as err:
         print(f"error: the scheduler cannot start: {err}", file=sys.stderr)

@@ -240,6 +240,7 @@ def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, 
         "due": plan.get("due", []),
         "missed": plan.get("missed", []),
         "alerts": plan.get("alerts", []),
+        "definitions": plan.get("definitions", []),  # the jobs file's problems (file, job, field, reason)
         "dead_letters": json_ready(mon.dead_letters),
         "missed_draws": {
             "total": mon.missed_counts.get(MissedKind.DRAW, 0),

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from shiol_lib.domain.draw_calendar import Coverage, iso_et, iso_utc
 from shiol_lib.domain.runs import IncidentKind, MissedKind, RunStatus, Trigger
 from shiol_lib.domain.slots import CatchUp, CronSpec, ScheduleError, parse_cron
-from shiol_lib.jobs.catalog import scheduled_jobs
+from shiol_lib.jobs.catalog import ScheduleKind, scheduled_jobs
 from shiol_lib.settings import Settings
 from shiol_lib.settings import default as setting_default
 
 if TYPE_CHECKING:  # the planner stays pure: the scheduler finds the dead runs (jobs.liveness reads the store)
+    from shiol_lib.jobs.definitions.spec import JobSpec
     from shiol_lib.jobs.liveness import DeadRun
 
 
@@ -56,6 +57,36 @@ def job_schedules(settings: Settings | None = None) -> dict[str, JobSchedule]:
             raise ScheduleError(f"{job.cron_source}: {err}") from err
         schedules[job.name] = JobSchedule(spec, drawing_linked=job.drawing_linked, writes_store=True)
     return schedules
+
+
+def schedules_from(definitions: Mapping[str, JobSpec]) -> tuple[dict[str, JobSchedule], frozenset[str]]:
+    """The planned jobs' schedules from their definitions, and the store writers the planner does not plan.
+
+    A built-in job keeps the settings' grace, delay, retries and alert threshold unless its
+    definition sets them; an analyst's job takes its own. Paused and manual jobs are not planned.
+    """
+    schedules = {}
+    for name, job in definitions.items():
+        if not job.planned:
+            continue
+        try:
+            spec = job.schedule.cron_spec()
+        except ScheduleError as err:
+            raise ScheduleError(f"job {name} ({job.source}): {err}") from err
+        linked = job.schedule.kind == ScheduleKind.AFTER_DRAWING
+        schedules[name] = JobSchedule(
+            spec,
+            drawing_linked=linked,
+            catch_up=job.catch_up,
+            max_catch_up=job.max_catch_up,
+            grace_s=job.grace_s,
+            retry_backoff_s=job.retry_backoff_s,
+            failure_alert_after=job.alert_after_failures,
+            draw_delay_s=job.schedule.delay_s if linked and not job.builtin else None,
+            writes_store=job.writes_store,
+        )
+    writers = frozenset(name for name, job in definitions.items() if job.writes_store and name not in schedules)
+    return schedules, writers
 
 
 def default_jobs() -> dict[str, JobSchedule]:
@@ -284,6 +315,8 @@ class Plan:
     incidents: list[Incident] = field(default_factory=list)  # the problems behind ``alerts``
     draws: Coverage | None = None  # the store's drawings against the calendar at ``at`` (None: not read)
     dead_runs: list[DeadRun] = field(default_factory=list)  # still `running`, process gone (not closed yet)
+    # the jobs file's problems while the last good definitions stay in force: file, job, field, reason
+    definitions: list[dict[str, str | None]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data.
@@ -323,6 +356,7 @@ class Plan:
             "wake_at_utc": iso_utc(self.wake_at) if self.wake_at is not None else None,
             "draws": self.draws.as_dict() if self.draws is not None else None,
             "dead_runs": [d.as_dict() for d in self.dead_runs],
+            "definitions": list(self.definitions),
         }
 
 

@@ -13,6 +13,7 @@ alerts are incidents (:mod:`shiol_lib.scheduling.incidents`): one alert when eac
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -20,17 +21,20 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger, witness
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_coverage
-from shiol_lib.domain.runs import ErrorClass, ExitCode, RunStatus, StepStatus
-from shiol_lib.errors import ShiolError
+from shiol_lib.domain.runs import ErrorClass, ExitCode, IncidentKind, RunStatus, StepStatus
+from shiol_lib.errors import JobsFileProblem, ShiolError
 from shiol_lib.execution.processes import kill_process_tree
 from shiol_lib.jobs.context import RunContext, parse_trigger
+from shiol_lib.jobs.definitions.live import JobDefinitions
 from shiol_lib.jobs.job_process import RunRequest, RunResult, start_job_process
 from shiol_lib.jobs.liveness import find_dead_runs, job_is_alive
 from shiol_lib.jobs.recovery import close_dead_runs
@@ -39,12 +43,15 @@ from shiol_lib.scheduling.alerts import WITNESS_ALERT, send_alert
 from shiol_lib.scheduling.incidents import reconcile_incidents
 from shiol_lib.scheduling.plan_loop import MAX_WAIT_S, PlanLoop, file_signature
 from shiol_lib.scheduling.planner import Due, History, Plan, PlannerConfig, SlotRecord, job_policy, plan_runs
-from shiol_lib.scheduling.plans import job_schedules
+from shiol_lib.scheduling.plans import Incident, job_schedules, schedules_from
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
 from shiol_lib.store import runs as run_table
 from shiol_lib.store.jobs import LockHolder
+
+if TYPE_CHECKING:
+    from shiol_lib.jobs.definitions import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +63,18 @@ _DEAD_LETTER_STEPS = [
 STOP_GRACE_S = 60.0
 
 
-def planner_config(settings: Settings) -> PlannerConfig:
-    """The planner's configuration from settings; a bad cron expression raises :class:`ScheduleError`."""
-    jobs = job_schedules(settings)
+def planner_config(settings: Settings, definitions: Mapping[str, JobSpec] | None = None) -> PlannerConfig:
+    """The planner's configuration: the job ``definitions`` in force (default: the built-in jobs) and settings.
+
+    A bad cron expression raises :class:`ScheduleError` naming where it came from.
+    """
+    if definitions is None:
+        jobs, writers = job_schedules(settings), frozenset[str]()
+    else:
+        jobs, writers = schedules_from(definitions)
     return PlannerConfig(
         jobs=jobs,
+        store_writers=writers,
         grace_s=settings.grace_s,
         draw_delay_s=settings.draw_delay_s,
         retry_backoff_s=settings.retry_backoff_s,
@@ -102,14 +116,16 @@ class Scheduler:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.config = planner_config(settings)
+        self.definitions = JobDefinitions(settings)
+        self.config = planner_config(settings, self.definitions.in_force)
         db = settings.db_path  # a write by any process changes the file or its write-ahead log
+        watched = [db, db.with_name(db.name + ".wal"), settings.jobs_path]  # and an edit of the jobs file
         self._planner = PlanLoop(
             self.plan,
             cycle_s=settings.scheduler_cycle_s,
             on_plan=self._on_plan,
             max_wait_s=min(MAX_WAIT_S, settings.plan_max_age_s / 2),  # /healthz stays fresh
-            changes=lambda: file_signature([db, db.with_name(db.name + ".wal")]),
+            changes=lambda: file_signature(watched),
         )
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
@@ -155,11 +171,17 @@ class Scheduler:
         """
         at = at or datetime.now(UTC)
         store = store or self.store()
+        if self.definitions.reload():  # a changed jobs file that validates: its definitions from now on
+            self.config = planner_config(self.settings, self.definitions.in_force)
         plan = plan_runs(read_history(store, at, stale_s=self.settings.heartbeat_stale_s), at, self.config)
+        incident = _definitions_incident(self.definitions.problems)
         return replace(
             plan,
             draws=draw_coverage(store.draw_dates(), at),
             dead_runs=find_dead_runs(store, stale_s=self.settings.heartbeat_stale_s, now=at),
+            definitions=[JobDefinitions.problem_dict(p) for p in self.definitions.problems],
+            incidents=[*plan.incidents, *([incident] if incident else [])],
+            alerts=[*plan.alerts, *([incident.message] if incident else [])],
         )
 
     def start_planning(self) -> None:
@@ -216,6 +238,7 @@ class Scheduler:
             context=RunContext(
                 trigger=parse_trigger(due.reason), slot=due.slot, draw_date=due.draw_date, attempt=due.attempt
             ),
+            jobs_text=self.definitions.text,  # the definitions in force, even after a broken edit of the file
         )
         event = {"job": due.job, "slot": due.slot.isoformat(), "attempt": due.attempt, "trigger": due.reason}
         log.info(
@@ -339,6 +362,17 @@ class Scheduler:
         send_alert(
             self.settings, store, kind=kind, job=job, message=message, dedup_window_s=self.settings.alert_dedup_s
         )
+
+
+def _definitions_incident(problems: Sequence[JobsFileProblem]) -> Incident | None:
+    """The open problem of a jobs file that does not validate, keyed by what is wrong (None: it validates)."""
+    if not problems:
+        return None
+    text = "; ".join(str(p) for p in problems)
+    key = f"{IncidentKind.DEFINITIONS}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    job = next((p.job for p in problems if p.job), "") or ""
+    message = f"the jobs file does not validate; the last good definitions stay in force: {text}"
+    return Incident(key, IncidentKind.DEFINITIONS, job, message)
 
 
 def _ledger_head(settings: Settings) -> ledger.Head | None:

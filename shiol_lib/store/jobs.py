@@ -83,10 +83,10 @@ def start_run_exclusive(
 
 def busy_reason(job: str, holder: LockHolder) -> str:
     """Why a start of ``job`` is refused while ``holder`` runs: the same job, or another store writer."""
-    where = f"run {holder.run_id}, pid {holder.pid} on {holder.host}"
+    where = f"as run {holder.run_id} (pid {holder.pid} on {holder.host})"
     if holder.job == job:
-        return f"job {job} is already running ({where})"
-    return f"job {job} writes the store and job {holder.job} is writing it now ({where}); writers take turns"
+        return f"job {job} is already running {where}"
+    return f"job {job} writes the store and job {holder.job} is writing it now, {where}; writers take turns"
 
 
 def refuse_if_held(

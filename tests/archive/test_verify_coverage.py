@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from archive_support import KEY, T0, Home, store_outputs
+from archive_support import KEY, T0, Home, running_row, store_outputs
 from click.testing import CliRunner
 
 from shiol_lib.archive import folders as archive
@@ -144,28 +144,7 @@ def _running(home: Home, *, pid: int, host: str, heartbeat: datetime) -> Path:
     folder = archive.run_dir(home.runs, "pipeline", run_id, started)
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text("{}")
-    run_table.insert_run(
-        home.store,
-        run_table.RunRow(
-            run_id=run_id,
-            job="pipeline",
-            slot=None,
-            trigger="manual",
-            status="running",
-            started_at=started,
-            finished_at=None,
-            error=None,
-            error_class=None,
-            target_draw_date=None,
-            attempt=1,
-            parent_run_id=None,
-            seed=1,
-            pid=pid,
-            host=host,
-            heartbeat_at=heartbeat,
-            archive_dir=str(folder),
-        ),
-    )
+    run_table.insert_run(home.store, running_row(run_id, started, folder, pid=pid, host=host, heartbeat=heartbeat))
     return folder
 
 

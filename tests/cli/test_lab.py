@@ -3,10 +3,7 @@ runs an exploration notebook in the workbench's kernel while a pipeline writes t
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,68 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import nbformat
-import psutil
 import pytest
+from lab_support import TOKEN, free_port, get
 
 REPO = Path(__file__).resolve().parents[2]
-TOKEN = "test-token-123"
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, method: str = "GET") -> object:
-    request = urllib.request.Request(
-        url, headers={"Authorization": f"token {TOKEN}"}, method=method, data=b"{}" if method == "POST" else None
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def _wait_for_lab(base: str) -> None:
-    for _ in range(240):
-        try:
-            _get(f"{base}/api/status")
-            return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail("JupyterLab did not answer")
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_to_shiol_lab_stops_the_server_and_its_kernels(tmp_path: Path, signum: int) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
-    env.update(SHIOL_HOME=str(tmp_path), SHIOL_NOTEBOOKS_DIR=str(REPO / "notebooks"), SHIOL_LAB_TOKEN=TOKEN)
-    port = _free_port()
-    lab = subprocess.Popen(
-        [sys.executable, "-m", "shiol_lib.cli", "lab", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    family: list[psutil.Process] = []
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_for_lab(base)
-        _get(f"{base}/api/kernels", method="POST")  # a kernel, as a notebook opened in the lab starts one
-        family = psutil.Process(lab.pid).children(recursive=True)
-        assert len(family) >= 2, family  # jupyter-lab and its kernel
-        lab.send_signal(signum)
-        assert lab.wait(timeout=120) is not None
-        gone, alive = psutil.wait_procs(family, timeout=30)
-        assert alive == [], f"left running: {[(p.pid, p.cmdline()) for p in alive]}"
-    finally:
-        if lab.poll() is None:
-            lab.kill()
-            lab.wait(timeout=30)
-        for process in family:
-            if process.is_running():
-                process.kill()
 
 
 @pytest.mark.timeout(900)
@@ -92,7 +32,7 @@ def test_lab_lists_notebooks_and_runs_an_exploration_notebook_during_a_pipeline(
     cli = [sys.executable, "-m", "shiol_lib.cli"]
     seeded = subprocess.run([*cli, "update-data", "--offline"], env=env, capture_output=True, text=True, timeout=120)
     assert seeded.returncode == 0, seeded.stderr
-    port = _free_port()
+    port = free_port()
     lab = subprocess.Popen(
         [*cli, "lab", "--port", str(port)],
         env=env,
@@ -106,7 +46,7 @@ def test_lab_lists_notebooks_and_runs_an_exploration_notebook_during_a_pipeline(
         base = f"http://127.0.0.1:{port}"
         for _ in range(120):
             try:
-                listing = _get(f"{base}/api/contents/exploratory")
+                listing = get(f"{base}/api/contents/exploratory")
                 break
             except OSError:
                 time.sleep(0.5)
@@ -114,7 +54,7 @@ def test_lab_lists_notebooks_and_runs_an_exploration_notebook_during_a_pipeline(
             pytest.fail("JupyterLab did not answer")
         names = {item["name"] for item in listing["content"]}
         assert {"1.0-shw-draw-frequencies.ipynb", "1.1-shw-exact-baseline.ipynb"} <= names
-        assert "python3" in _get(f"{base}/api/kernelspecs")["kernelspecs"]
+        assert "python3" in get(f"{base}/api/kernelspecs")["kernelspecs"]
         with pytest.raises(urllib.error.HTTPError):  # no token, no access
             urllib.request.urlopen(f"{base}/api/contents", timeout=10)
         pipeline = subprocess.Popen(

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from archive_support import KEY, T0, Home, store_outputs
+from archive_support import KEY, T0, Home, running_row, store_outputs
 from click.testing import CliRunner
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger
 from shiol_lib.cli.main import cli
 from shiol_lib.reports import dashboard
+from shiol_lib.store import predictions as prediction_table
 from shiol_lib.store import runs as run_table
 
 pytestmark = pytest.mark.faults("archive-tamper")
@@ -64,34 +65,38 @@ def _fabricated_running_row(home: Home) -> str:
     run_id = archive.new_run_id(T0)
     folder = archive.run_dir(home.runs, "pipeline", run_id, T0)
     folder.mkdir()
-    run_table.insert_run(
-        home.store,
-        run_table.RunRow(
-            run_id=run_id,
-            job="pipeline",
-            slot=None,
-            trigger="manual",
-            status="running",
-            started_at=T0,
-            finished_at=None,
-            error=None,
-            error_class=None,
-            target_draw_date=None,
-            attempt=1,
-            parent_run_id=None,
-            seed=1,
-            pid=1,
-            host="elsewhere.example",
-            heartbeat_at=T0,
-            archive_dir=str(folder),
-        ),
-    )
+    run_table.insert_run(home.store, running_row(run_id, T0, folder, host="elsewhere.example"))
     return f"the run folder {folder} is not in the ledger"
 
 
 def _rewritten_outputs(home: Home) -> str:
     store_outputs(home.store, sorted(home.runs.glob("pipeline/*/*"))[-1].name, seed=7)
     return "output predictions in the store differs from the hash its manifest recorded"
+
+
+def _last_run(home: Home) -> str:
+    return sorted(home.runs.glob("pipeline/*/*"))[-1].name
+
+
+def _rewritten_artifact(home: Home) -> str:
+    prediction_table.save_artifact(home.store, _last_run(home), "metrics.generate_predictions", {"seed": 99})
+    return "output artifact:metrics.generate_predictions in the store differs from the hash its manifest recorded"
+
+
+def _one_ticket_changed(home: Home) -> str:
+    with home.store.transaction() as conn:
+        conn.execute("UPDATE predictions SET pb = pb + 1 WHERE run_id = ? AND rank = 2", [_last_run(home)])
+    return "output predictions in the store differs from the hash its manifest recorded"
+
+
+def _tickets_deleted(home: Home) -> str:
+    prediction_table.discard_predictions(home.store, _last_run(home))
+    return "output predictions that the manifest recorded is missing from the store"
+
+
+def _outputs_added_to_a_run_without(home: Home) -> str:
+    store_outputs(home.store, sorted(home.runs.glob("pipeline/*/*"))[0].name, seed=1)
+    return "output predictions is in the store under this run's id but not in its manifest"
 
 
 CASES = {
@@ -102,6 +107,10 @@ CASES = {
     "file in a day folder": _unknown_file("pipeline/2026-11-27/notes.html"),
     "fabricated running row": _fabricated_running_row,
     "outputs rewritten in the store": _rewritten_outputs,
+    "an artefact rewritten in the store": _rewritten_artifact,
+    "one ticket changed in the store": _one_ticket_changed,
+    "tickets deleted from the store": _tickets_deleted,
+    "outputs added under a run that stored none": _outputs_added_to_a_run_without,
 }
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from archive_support import running_row
 from fakesources import NEWER_DRAWS, NyServer, history_draws
 from service_support import scheduler_env
 
@@ -218,25 +219,8 @@ def _dead_running_row(settings: Settings, store: Store, *, folder: Path | None =
     """A ``running`` row whose process is gone and whose run folder was never created."""
     started = datetime.now(UTC) - timedelta(minutes=5)
     run_id = archive.new_run_id(started)
-    row = run_table.RunRow(
-        run_id=run_id,
-        job="pipeline",
-        slot=None,
-        trigger="manual",
-        status="running",
-        started_at=started,
-        finished_at=None,
-        error=None,
-        error_class=None,
-        target_draw_date=None,
-        attempt=1,
-        parent_run_id=None,
-        seed=1,
-        pid=_dead_pid(),
-        host=socket.gethostname(),
-        heartbeat_at=started,
-        archive_dir=str(folder or archive.run_dir(settings.runs_dir, "pipeline", run_id, started)),
-    )
+    folder = folder or archive.run_dir(settings.runs_dir, "pipeline", run_id, started)
+    row = running_row(run_id, started, folder, pid=_dead_pid(), host=socket.gethostname())
     run_table.insert_run(store, row)
     return row
 

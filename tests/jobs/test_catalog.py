@@ -140,13 +140,25 @@ def test_a_manual_job_has_no_cron() -> None:
 def test_the_scheduler_app_has_one_task_per_scheduled_job() -> None:
     from shiol_lib.scheduling.app import app
 
-    assert sorted(t.name for t in app.session.tasks) == sorted(j.task_name for j in SCHEDULED_JOBS)
+    # the catalog's jobs, and the task giving each planned analyst job its own (tests/scheduling/test_job_tasks.py)
+    assert sorted(t.name for t in app.session.tasks) == sorted(
+        [*(j.task_name for j in SCHEDULED_JOBS), "sync_job_tasks"]
+    )
 
 
 def test_the_command_line_offers_the_catalog_jobs() -> None:
     from shiol_lib.cli.main import cli
 
-    run_job = next(p for p in cli.commands["run"].params if p.name == "job")
     missed_job = next(p for p in cli.commands["runs"].commands["missed"].params if p.name == "job")
-    assert list(run_job.type.choices) == ["data_update", "evaluation", "pipeline", "step"]
     assert list(missed_job.type.choices) == ["pipeline", "data_update", "evaluation"]
+
+
+def test_shiol_run_takes_every_job_in_force_and_names_them_for_an_unknown_one(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shiol_lib.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["run", "nosuch"], env={"SHIOL_HOME": str(tmp_path)})
+    assert result.exit_code == 2, result.output
+    assert "unknown job 'nosuch'" in result.output and "research_power" in result.output
+    assert "Traceback" not in result.output

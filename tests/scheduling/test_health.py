@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,71 +13,15 @@ from typing import Any
 import pytest
 import requests
 import uvicorn
+from health_support import TOKEN, UPTIME_S, auth, make_settings, planner_of, serving
 from prometheus_client.parser import text_string_to_metric_families
 from store_support import T0, add_dead_letter, add_missed, add_runs, locked_by_another_process
 
 from shiol_lib.scheduling.health import build_health_app
 from shiol_lib.scheduling.http_server import make_server
-from shiol_lib.scheduling.planner import History, plan_runs
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store.monitoring import record_alert
-from shiol_lib.store.runs import list_runs
-
-TOKEN = "t0ken-for-tests"
-AT = T0 + timedelta(hours=6)  # the planner's clock
-UPTIME_S = 120.0
-
-
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Settings with the token, an ephemeral port on 127.0.0.1."""
-    return Settings(
-        home=tmp_path,
-        db_path=tmp_path / "db.duckdb",
-        snapshot_path=tmp_path / "db.snapshot.duckdb",
-        runs_dir=tmp_path / "runs",
-        api_token=TOKEN,
-        api_port=0,
-    ).with_overrides(**overrides)
-
-
-def planner_of(store: Store) -> Callable[[], dict[str, Any]]:
-    """The real planner over the store's runs, at AT."""
-    return lambda: plan_runs(History(runs=list_runs(store)), AT).as_dict()
-
-
-@contextmanager
-def serving(
-    settings: Settings,
-    store_factory: Callable[[], Store],
-    plan_provider: Callable[[], Mapping[str, Any]],
-    **options: Any,
-) -> Iterator[str]:
-    """Build the app, serve it with make_server in a background thread, yield its base URL."""
-    app = build_health_app(
-        settings,
-        store_factory=store_factory,
-        plan_provider=plan_provider,
-        started_at=datetime.now(UTC) - timedelta(seconds=UPTIME_S),
-        **options,
-    )
-    server = make_server(app, settings)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the health server did not start"
-        time.sleep(0.01)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def auth(token: str = TOKEN) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="module")
@@ -335,44 +277,3 @@ def test_the_server_shares_the_loop_and_leaves_sigterm_to_its_host(tmp_path, sto
         assert during == stock.handle_exit
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def test_healthz_answers_through_a_burst_that_fills_the_cap_of_the_expensive_endpoints(tmp_path, store):
-    # The store reads of the report and /metrics hold until `gate`: MAX_CONNECTIONS of them fill the cap,
-    # the rest are refused (503), and /healthz, fired in a concurrent burst meanwhile, answers 200 each time.
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    from shiol_lib.scheduling.health import MAX_CONNECTIONS
-
-    gate = threading.Event()
-
-    def held_store() -> Store:
-        gate.wait()
-        return store
-
-    expensive, probes = MAX_CONNECTIONS + 36, 67
-    with (
-        serving(make_settings(tmp_path), held_store, planner_of(store), read_timeout_s=600) as url,
-        ThreadPoolExecutor(max_workers=expensive + probes) as pool,
-    ):
-        try:
-            held = [
-                pool.submit(
-                    requests.get, f"{url}{('/api/v1/scheduler/health', '/metrics')[n % 2]}", headers=auth(), timeout=600
-                )
-                for n in range(expensive)
-            ]
-            refused = []
-            for future in as_completed(held):  # the ones over the cap answer at once; the others wait
-                refused.append(future.result().status_code)
-                if len(refused) == expensive - MAX_CONNECTIONS:
-                    break
-            assert refused == [503] * (expensive - MAX_CONNECTIONS)
-            assert sum(not f.done() for f in held) == MAX_CONNECTIONS  # the cap is full
-            burst = [pool.submit(requests.get, f"{url}/healthz", timeout=5) for _ in range(probes)]
-            assert [f.result().status_code for f in burst] == [200] * probes
-            assert sum(not f.done() for f in held) == MAX_CONNECTIONS  # still full all along
-        finally:
-            gate.set()
-        codes = sorted(f.result().status_code for f in held)
-    assert codes == [200] * MAX_CONNECTIONS + [503] * (expensive - MAX_CONNECTIONS)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import requests
+from health_support import auth, make_settings, planner_of, serving
 from prometheus_client.parser import text_string_to_metric_families
 from store_support import T0, add_run
-from test_health import auth, make_settings, planner_of, serving
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive.manifest import Manifest, StepRecord

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
-from test_health import auth, serving
+from health_support import auth, serving
 
 from shiol_lib.cli.main import cli, status_dict
 from shiol_lib.domain.draw_calendar import NEW_YORK, expected_draws, previous_draw

@@ -132,6 +132,7 @@ def test_as_dict_shape_and_offsets():
         "wake_at_utc": "2024-07-02T10:00:00+00:00",
         "draws": None,  # the planner alone does not read the store's drawings (Scheduler.plan adds them)
         "dead_runs": [],  # nor the process table (Scheduler.plan names the runs whose process is gone)
+        "definitions": [],  # the jobs file's problems (Scheduler.plan fills them while the file does not validate)
     }
     assert json.loads(json.dumps(data)) == data
 

@@ -15,11 +15,10 @@ from dataclasses import replace
 from datetime import date, time
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shiol_lib.errors import JobsFileError, JobsFileProblem, ParameterError, RunnerError
-from shiol_lib.execution.parameters import NotebookParameter, check_parameters, read_parameters
 from shiol_lib.jobs.catalog import JOBS, ScheduleKind, Step
 from shiol_lib.jobs.definitions.spec import (
     BUILTIN_OVERRIDABLE,
@@ -38,6 +37,9 @@ from shiol_lib.jobs.definitions.spec import (
     parse_duration,
 )
 from shiol_lib.settings import Settings
+
+if TYPE_CHECKING:  # papermill is imported only where a notebook's parameters are read
+    from shiol_lib.execution.parameters import NotebookParameter
 
 BUILTIN_FILE = Path(__file__).with_name("builtin_jobs.toml")
 log = logging.getLogger(__name__)
@@ -68,7 +70,8 @@ def parse_jobs(
     specs: list[JobSpec] = []
     seen: set[str] = set()
     for index, table in enumerate(tables):
-        reader = _JobReader(label, file.parent, notebooks_dir, table, index)
+        # the built-in file ships with its notebooks: their parameters are not inspected (a light scheduler)
+        reader = _JobReader(label, file.parent, notebooks_dir, table, index, inspect=builtins is not None)
         spec = reader.read(builtins)
         name = table.get("name")
         if isinstance(name, str) and name in seen:
@@ -121,15 +124,15 @@ def effective_jobs(settings: Settings, *, file: Path | None = None, text: str | 
     return jobs
 
 
-def load_job(settings: Settings, name: str) -> JobSpec:
-    """The job ``name`` in force; raises :class:`RunnerError` naming the known jobs.
+def load_job(settings: Settings, name: str, *, text: str | None = None) -> JobSpec:
+    """The job ``name`` in force (``text``: the jobs file's text to read instead of the file's).
 
-    A jobs file that does not validate stops only its own jobs: a built-in job then runs on its
-    built-in definition (the file's problems are logged), an analyst's job raises the file's
-    :class:`JobsFileError`.
+    Raises :class:`RunnerError` naming the known jobs. A jobs file that does not validate stops only
+    its own jobs: a built-in job then runs on its built-in definition (the file's problems are
+    logged), an analyst's job raises the file's :class:`JobsFileError`.
     """
     try:
-        jobs = effective_jobs(settings)
+        jobs = effective_jobs(settings, text=text)
     except JobsFileError as err:
         jobs = builtin_jobs(settings)
         if name not in jobs:
@@ -144,7 +147,10 @@ def load_job(settings: Settings, name: str) -> JobSpec:
 class _JobReader:
     """Reads one ``[[job]]`` table, collecting problems instead of stopping at the first."""
 
-    def __init__(self, file: str, folder: Path, notebooks_dir: Path, table: dict[str, Any], index: int) -> None:
+    def __init__(
+        self, file: str, folder: Path, notebooks_dir: Path, table: dict[str, Any], index: int, *, inspect: bool
+    ) -> None:
+        self.inspect = inspect
         self.file, self.folder, self.notebooks_dir, self.table = file, folder, notebooks_dir, table
         name = table.get("name")
         self.job = name if isinstance(name, str) and name else f"#{index + 1}"
@@ -238,6 +244,9 @@ class _JobReader:
         for text in names:
             path = Path(text).expanduser()
             candidates = [path] if path.is_absolute() else [self.notebooks_dir / path, self.folder / path]
+            if not self.inspect:  # a built-in job's notebook: in the notebooks folder, checked when it runs
+                found.append(candidates[0])
+                continue
             hit = next((c for c in candidates if c.is_file()), None)
             if not text.endswith(".ipynb"):
                 self.problem("notebooks", f"{text!r} is not a notebook (.ipynb)")
@@ -245,14 +254,20 @@ class _JobReader:
                 looked = ", ".join(str(c.parent) for c in candidates)
                 self.problem("notebooks", f"{text!r} not found (looked in {looked})")
             else:
-                try:
-                    self.declared[hit.resolve()] = read_parameters(hit)
-                except RunnerError as err:
-                    self.problem("notebooks", str(err))
+                if self.inspect:
+                    self._inspect(hit)
                 if any(path.stem == hit.stem for path in found):
                     self.problem("notebooks", f"two notebooks are named {hit.name}; each step's files take its name")
                 found.append(hit.resolve())
         return tuple(found)
+
+    def _inspect(self, notebook: Path) -> None:
+        from shiol_lib.execution.parameters import read_parameters
+
+        try:
+            self.declared[notebook.resolve()] = read_parameters(notebook)
+        except RunnerError as err:
+            self.problem("notebooks", str(err))
 
     def _parameters(self, notebooks: tuple[Path, ...]) -> dict[str, Any]:
         values = self.table.get("parameters", {})
@@ -271,7 +286,7 @@ class _JobReader:
             given = {k: v for k, v in values.items() if k in params and k not in HANDED}
             given.update({h: "" for h in HANDED if h in params})  # what the run hands over
             try:
-                check_parameters(notebook, given)
+                _check_parameters(notebook, given)
             except ParameterError as err:
                 for reason in err.problems:
                     self.problem("parameters", f"{notebook.name}: {reason}")
@@ -361,3 +376,9 @@ class _JobReader:
             if not isinstance(name, str) or not ENV_NAME.match(name):
                 self.problem("secrets", f"{name!r} is not an environment variable name (letters, digits, _)")
         return tuple(str(n) for n in raw)
+
+
+def _check_parameters(notebook: Path, given: Mapping[str, Any]) -> None:
+    from shiol_lib.execution.parameters import check_parameters
+
+    check_parameters(notebook, given)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,10 +13,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from shiol_lib.domain.slots import CatchUp, ScheduleError, parse_cron
+from shiol_lib.domain.draw_calendar import DRAW_TIME
+from shiol_lib.domain.slots import CatchUp, CronSpec, ScheduleError, parse_cron
 from shiol_lib.jobs.catalog import ScheduleKind, Step
 
 DEFAULT_TIMEZONE = "America/New_York"
+DRAW_WEEKDAYS = (1, 3, 6)  # cron numbering: the drawings on Monday, Wednesday and Saturday
 FIELDS = (
     "name",
     "description",
@@ -80,6 +83,21 @@ class Schedule:
             return cron
         after = f"{(self.delay_s or 0) / 60:g} min after each drawing"
         return f"{after}, at {cron}" if cron else after
+
+    def cron_spec(self) -> CronSpec:
+        """The slots the scheduler plans: the cron in its timezone, or ``delay_s`` after each drawing.
+
+        An after-drawing schedule without a cron gets the draw days' 22:59 ET plus its delay, rounded
+        up to the minute. A manual schedule has no slots (:class:`ScheduleError`).
+        """
+        if self.cron is not None:
+            return parse_cron(self.cron, self.timezone)
+        if self.kind != ScheduleKind.AFTER_DRAWING:
+            raise ScheduleError("a manual job has no slots")
+        minutes = DRAW_TIME.hour * 60 + DRAW_TIME.minute + math.ceil((self.delay_s or 0.0) / 60)
+        days, minute = divmod(minutes, 24 * 60)
+        weekdays = ",".join(str((day + days) % 7) for day in DRAW_WEEKDAYS)
+        return parse_cron(f"{minute % 60} {minute // 60} * * {weekdays}", DEFAULT_TIMEZONE)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""`shiol run` of a busy job answers at once: exit 9 before the runner is imported or a process started.
+"""`shiol run` of a busy job answers at once: exit 9 before the runner is imported or a process started
+(issue 21, class 9: a second `shiol run pipeline` used to be refused after ~11 s). Every job is tried.
 
 The command runs in a real process under an audit hook (``sys.addaudithook``) that writes down every
 process it starts and every import of papermill, nbformat or jupyter_client: what used to take ~11 s
@@ -12,10 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from run_holder_support import hold_job
 
 from shiol_lib.domain.runs import ExitCode, RunStatus
-from shiol_lib.jobs.catalog import PIPELINE
+from shiol_lib.jobs.catalog import DATA_UPDATE, EVALUATION, PIPELINE
 from shiol_lib.settings import load_settings
 from shiol_lib.store import open_store
 from shiol_lib.store import runs as run_table
@@ -46,6 +48,7 @@ def _audited(home: Path, record: Path, *args: str) -> subprocess.CompletedProces
     )  # a hang guard only
 
 
+@pytest.mark.faults("slow-answers")
 def test_a_second_pipeline_start_is_refused_before_the_runner_or_a_kernel(tmp_path: Path) -> None:
     settings = load_settings({"SHIOL_HOME": str(tmp_path)})
     open_store(settings.db_path, settings.snapshot_path)
@@ -64,4 +67,19 @@ def test_a_second_pipeline_start_is_refused_before_the_runner_or_a_kernel(tmp_pa
         assert f"already running (run {holder_run}, pid {holder.pid}" in refused.stderr
         assert (tmp_path / "refused.txt").read_text() == ""  # nothing started, the runner never imported
     rows = run_table.list_runs(open_store(settings.db_path, settings.snapshot_path), job=PIPELINE.name)
+    assert [row.status for row in rows] == [RunStatus.REFUSED, RunStatus.RUNNING]
+
+
+@pytest.mark.faults("slow-answers")
+@pytest.mark.parametrize("job", [DATA_UPDATE.name, EVALUATION.name])
+def test_a_second_start_of_any_job_is_refused_before_the_runner(tmp_path: Path, job: str) -> None:
+    settings = load_settings({"SHIOL_HOME": str(tmp_path)})
+    open_store(settings.db_path, settings.snapshot_path)
+    with hold_job(tmp_path, job) as (holder, holder_run):
+        refused = _audited(tmp_path, tmp_path / "refused.txt", "run", job, "--offline", "--json")
+        assert refused.returncode == ExitCode.BUSY, refused.stdout + refused.stderr
+        assert f"already running (run {holder_run}, pid {holder.pid}" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert (tmp_path / "refused.txt").read_text() == ""
+    rows = run_table.list_runs(open_store(settings.db_path, settings.snapshot_path), job=job)
     assert [row.status for row in rows] == [RunStatus.REFUSED, RunStatus.RUNNING]
