@@ -193,12 +193,15 @@ def test_schedule_a_notebook_run_it_from_jobs_and_watch_it_succeed_in_runs(lab: 
     assert dialog.locator("input[name=name]").input_value() == JOB
     recent.fill("many")
     dialog.locator("input[name=cron]").fill("0 7 * * 9")
-    problem = dialog.locator('.shiol-Problem[data-field="schedule.cron"]')
-    problem.wait_for(timeout=30_000)
+    dialog.locator("input[name=secrets]").fill("1BAD")
+    secrets = dialog.locator('.shiol-Problem[data-field="secrets"]:has-text("not an environment variable name")')
+    secrets.wait_for(timeout=30_000)  # shown once a check saw every value typed above
+    assert "is invalid" in dialog.locator('.shiol-Problem[data-field="schedule.cron"]').inner_text()
     assert dialog.locator('.shiol-Problem[data-field="parameters.recent"]').inner_text() == "many is not a whole number"
     assert dialog.locator("button:has-text('Create')").is_disabled()
     page.screenshot(path=str(SHOTS / "schedule-problems.png"))
     recent.fill("20")
+    dialog.locator("input[name=secrets]").fill("")
     dialog.locator("input[value=manual]").check()
     page.wait_for_function("!document.querySelector('.shiol-ScheduleDialog .shiol-Problem.shiol-Error')")
     page.screenshot(path=str(SHOTS / "schedule.png"))
