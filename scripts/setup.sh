@@ -53,3 +53,10 @@ if [ -f labextension/dist/package.json ] && [ "$(readlink "$labext" 2>/dev/null)
   rm -rf "$labext"
   ln -s "$PWD/labextension/dist" "$labext"
 fi
+# ... and enables the server extension (shiol_lib.lab) as the wheel's data file does where it is installed.
+serverext=.venv/etc/jupyter/jupyter_server_config.d/shiol_lib.json
+if [ "$(readlink "$serverext" 2>/dev/null)" != "$PWD/etc/jupyter/jupyter_server_config.d/shiol_lib.json" ]; then
+  mkdir -p "$(dirname "$serverext")"
+  rm -f "$serverext"
+  ln -s "$PWD/etc/jupyter/jupyter_server_config.d/shiol_lib.json" "$serverext"
+fi

@@ -98,6 +98,9 @@ class ReportHandler(ShiolHandler):
         page = records.report_file(found)
         if page is None:
             raise NotFound(f"run {run_id} has no report (no run page, and not exactly one step report)", "run_id")
+        if page.name in records.archived_names(found):  # served beside the run's files: its links to them work
+            self.redirect(f"{self.request.path.removesuffix('/report')}/files/{page.name}")
+            return
         await self._send(page)
 
     async def _send(self, path: Path) -> None:
