@@ -65,6 +65,7 @@ def lab_server(settings: Settings, *, port: int | None = None, token: str | None
         f"--ServerApp.root_dir={root}",
         f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
         "--ServerApp.jpserver_extensions=shiol_lib.lab=True",  # the Runs and Jobs panels' API, installed or not
+        "--LabApp.news_url=None",  # no news feed fetched from the internet, and no prompt asking for it
     ]
     if os.geteuid() == 0:  # a container or CI running as root: JupyterLab refuses root without this
         command.append("--allow-root")
