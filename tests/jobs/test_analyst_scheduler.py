@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -94,6 +95,9 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             )
             seen["plan"] = json.loads(shiol(env, "schedule", "plan", "--json").stdout)
             seen["first"] = wait_until(lambda: manifests(home)[:1] or None, 2 * SLOT_S + 60, "its run", proc, log)[0]
+            seen["metrics"] = requests.get(
+                f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+            ).text
 
             good = (home / "jobs.toml").read_text(encoding="utf-8")
             broken = good.replace(f'name = "{JOB}"', f'name = "{JOB}"\ncolour = "red"')
@@ -147,6 +151,7 @@ def test_it_runs_at_its_slot_archived_with_the_slot_handed_and_verified(observed
     executed = (folder / "writes_slot.ipynb").read_text(encoding="utf-8")
     assert f"run_id={first['run_id']} scheduled_at={first['slot']}" in executed
     assert observed["verify"].returncode == 0, observed["verify"].stdout + observed["verify"].stderr
+    assert re.search(rf'^shiol_job_runs(_total)?{{job="{JOB}",status="success"}} 1\.0$', observed["metrics"], re.M)
 
 
 def test_a_broken_edit_opens_an_incident_and_the_last_good_job_keeps_running(observed):
