@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any
 
+from shiol_lib.archive.hashing import notebook_outputs_sha
 from shiol_lib.archive.manifest import Manifest
 from shiol_lib.domain.environments import compare_packages, split_entry
 from shiol_lib.domain.runs import RunStatus
@@ -85,11 +86,19 @@ class RerunResult:
         )
 
 
-def compare_outputs(original: Manifest, repeat: Manifest) -> Comparison:
-    """Which output hashes (and the input data hash) agree between two manifests."""
+def compare_outputs(original: Manifest, repeat: Manifest, *, folders: tuple[Path, Path] | None = None) -> Comparison:
+    """Which output hashes (and the input data hash) agree between two manifests.
+
+    Two runs that stored no output (an analyst's notebook that writes nothing to the store) are compared,
+    given their ``folders``, by what each step's executed notebook showed (``notebook:<step>``: its cell
+    outputs, each run's own id masked; see :func:`~shiol_lib.archive.hashing.notebook_outputs_sha`).
+    """
+    first, second = dict(original.outputs), dict(repeat.outputs)
+    if folders is not None and not first and not second:
+        first, second = _notebook_outputs(original, folders[0]), _notebook_outputs(repeat, folders[1])
     outputs = {
-        key: OutputComparison(original.outputs.get(key), repeat.outputs.get(key), key not in NOT_REPRODUCIBLE)
-        for key in sorted(set(original.outputs) | set(repeat.outputs))
+        key: OutputComparison(first.get(key), second.get(key), key not in NOT_REPRODUCIBLE)
+        for key in sorted(set(first) | set(second))
     }
     mismatched = tuple(k for k, pair in outputs.items() if pair.compared and not pair.same)
     same_input = original.input.get("draws_sha256") == repeat.input.get("draws_sha256")
@@ -99,6 +108,16 @@ def compare_outputs(original: Manifest, repeat: Manifest) -> Comparison:
         mismatched=mismatched,
         outputs=MappingProxyType(outputs),
     )
+
+
+def _notebook_outputs(manifest: Manifest, folder: Path) -> dict[str, str]:
+    """``notebook:<step>`` -> the hash of what the step's executed notebook in ``folder`` showed (when readable)."""
+    hashes = {}
+    for step in manifest.steps:
+        digest = notebook_outputs_sha(folder / f"{PurePath(step.notebook).stem}.ipynb", masked=(manifest.run_id,))
+        if digest is not None:
+            hashes[f"notebook:{step.name}"] = digest
+    return hashes
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
             if step.error:
                 line += f"  {step.error}"
             click.echo(line)
+        if m.error and not any(step.error for step in m.steps):  # refused before a step ran: a secret, the packages
+            click.echo(f"  error: {m.error}")
+            click.echo(f"error: run {outcome.run_id} ({outcome.job}) {outcome.status}: {m.error}", err=True)
         click.echo(f"  archive: {outcome.directory}")
     if outcome.status != RunStatus.SUCCESS:
         sys.exit(ExitCode.RUN_FAILED)

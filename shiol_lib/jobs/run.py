@@ -360,7 +360,8 @@ def kernel_environment(settings: Settings) -> dict[str, str]:
 
 def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) -> RerunResult:
     """Re-execute a run with its recorded parameters and seed; compare outputs with the archive."""
-    original = archive.read_manifest(archive.find_run_dir(settings.runs_dir, run_id))
+    folder = archive.find_run_dir(settings.runs_dir, run_id)
+    original = archive.read_manifest(folder)
     steps = tuple(Step(s.name, s.notebook) for s in original.steps)
     recorded = {s.name: s.parameters or {} for s in original.steps}
     fresh = set(INJECTED_PARAMETERS) - REPLAYED
@@ -378,5 +379,5 @@ def rerun(settings: Settings, run_id: str, *, progress: Progress | None = None) 
         steps=steps,
         progress=progress,
     )
-    comparison = compare_outputs(original, outcome.manifest)
+    comparison = compare_outputs(original, outcome.manifest, folders=(folder, outcome.directory))
     return RerunResult(outcome.run_id, run_id, outcome.status, outcome.directory, comparison)

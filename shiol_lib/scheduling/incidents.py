@@ -1,10 +1,11 @@
 """Alerts that mean one incident: one alert when a problem opens, one when it clears, none in between.
 
 Each plan carries its incidents (:class:`~shiol_lib.scheduling.plans.Incident`: a missed drawing,
-a failure streak) under stable keys. :func:`reconcile_incidents` compares them with the ``incidents``
-table: a key not recorded yet is opened and alerted once (whatever the de-duplication window); an
-open failure streak the plan no longer shows has ended, and an open missed drawing clears when its
-job next succeeds: each is cleared with one recovery alert. Never raises: a store that cannot be
+a failure streak, a jobs file that does not validate) under stable keys. :func:`reconcile_incidents`
+compares them with the ``incidents`` table: a key not recorded yet is opened and alerted once (whatever
+the de-duplication window); an open failure streak the plan no longer shows has ended, an open missed
+drawing clears when its job next succeeds, and a jobs file's problem when the file validates again:
+each is cleared with one recovery alert. Never raises: a store that cannot be
 read or written is logged and tried again on the next plan.
 """
 
@@ -58,16 +59,26 @@ def _reconcile(settings: Settings, store: Store, plan: Plan, now: datetime) -> l
     for key, row in recorded.items():
         if row.cleared_at is not None or key in current:
             continue
-        message = _recovery_message(row, successes.get(key))
+        message = _recovery_message(row, successes.get(key), {i.kind for i in current.values()})
         if message is not None and incident_table.clear_incident(store, key, message=message, at=now):
             _notify(settings, store, RECOVERED, row.job, message, now)
             sent.append(f"cleared {key}")
     return sent
 
 
-def _recovery_message(row: incident_table.IncidentRow, success_run_id: str | None) -> str | None:
+def _recovery_message(
+    row: incident_table.IncidentRow, success_run_id: str | None, current_kinds: set[str]
+) -> str | None:
     """The recovery alert of an open incident the plan no longer shows, or None while it stands."""
     opened = iso(row.opened_at)
+    if row.kind == IncidentKind.DEFINITIONS:  # ends with the problem: the file validates, or another problem stands
+        if IncidentKind.DEFINITIONS in current_kinds:
+            return (
+                f"the jobs file's problem alerted at {opened} is gone; the file still does not validate (alerted anew)"
+            )
+        return (
+            f"the jobs file validates again: its definitions are in force (the problem alerted at {opened} has ended)"
+        )
     if row.kind == IncidentKind.FAILURES:
         after = f": run {success_run_id} succeeded" if success_run_id else ""
         return f"{row.job}: recovered{after}; the failure streak alerted at {opened} has ended"

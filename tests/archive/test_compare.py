@@ -62,6 +62,47 @@ def test_other_input_data_or_no_outputs_is_never_identical() -> None:
     assert nothing.input_identical and nothing.mismatched == () and not nothing.identical
 
 
+def _executed(folder: Path, run_id: str, shown: str) -> Path:
+    """An executed ``writes.ipynb`` in ``folder`` that printed ``shown`` (its run id in it) in two pieces."""
+    folder.mkdir()
+    uuid = f"{hash(folder) & 0xFFFFF:05x}"  # pandas gives each styled table a random id
+    cell = {
+        "cell_type": "code",
+        "execution_count": 3,
+        "metadata": {"papermill": {"duration": 0.5}},
+        "source": "print(x)",
+        "outputs": [
+            {"output_type": "stream", "name": "stdout", "text": [f"{shown} run {run_id}", "\n"]},
+            {"output_type": "stream", "name": "stdout", "text": "end\n"},
+            {"output_type": "stream", "name": "stderr", "text": f"warning: logged from {folder}\n"},
+            {"output_type": "display_data", "data": {"text/plain": ["42"]}, "metadata": {}},
+            {
+                "output_type": "display_data",
+                "data": {"text/html": f'<table id="T_{uuid}">', "text/plain": repr(object())},
+            },
+        ],
+    }
+    (folder / "writes.ipynb").write_text(json.dumps({"cells": [cell], "metadata": {}}), encoding="utf-8")
+    return folder
+
+
+def test_runs_that_stored_nothing_are_compared_by_what_their_notebooks_showed(tmp_path: Path) -> None:
+    from shiol_lib.archive.manifest import StepRecord
+
+    first = replace(ORIGINAL, job="weekly", outputs={}, input={}, steps=[StepRecord("writes", "writes.ipynb")])
+    second = replace(first, run_id="20240703T010000Z-d4e5f6", trigger="rerun")
+    same = compare_outputs(
+        first,
+        second,
+        folders=(_executed(tmp_path / "a", first.run_id, "x=1"), _executed(tmp_path / "b", second.run_id, "x=1")),
+    )
+    assert same.identical and list(same.outputs) == ["notebook:writes"]  # run ids, addresses, stderr: not compared
+    other = compare_outputs(first, second, folders=(tmp_path / "a", _executed(tmp_path / "c", second.run_id, "x=2")))
+    assert not other.identical and other.mismatched == ("notebook:writes",)
+    gone = compare_outputs(first, second, folders=(tmp_path / "a", tmp_path / "missing"))
+    assert not gone.identical and gone.outputs["notebook:writes"].rerun is None
+
+
 def test_the_rerun_json_keeps_the_keys_values_and_order_it_always_had() -> None:
     comparison = compare_outputs(ORIGINAL, _repeat(predictions="ee" * 32))
     result = RerunResult("20240703T010000Z-d4e5f6", ORIGINAL.run_id, ORIGINAL.status, Path("/runs/x"), comparison)

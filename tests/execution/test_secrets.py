@@ -1,14 +1,17 @@
 """Secrets: resolved by name, handed to the kernel only, and masked in everything archived.
 
-One real run (``prints_secret.ipynb`` through the job walk, the archive and ``shiol runs verify``) prints
-a canary every way a notebook can; no file under SHIOL_HOME may hold its bytes.
+One real run of an analyst job naming the secret (``prints_secret.ipynb`` through the job walk, the archive
+and ``shiol runs verify``) prints a canary every way a notebook can; no file under SHIOL_HOME may hold its
+bytes. The same job with its variable not set fails, naming the job and the variable.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -18,16 +21,15 @@ from click.testing import CliRunner
 from shiol_lib.cli.main import cli
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import SecretMissingError
-from shiol_lib.execution import runner
 from shiol_lib.execution.secrets import MASK, RedactingWriter, Redactor, resolve_secrets
 from shiol_lib.jobs import run as job_run
-from shiol_lib.jobs.catalog import Step
-from shiol_lib.settings import load_settings
+from shiol_lib.settings import Settings, load_settings
 from shiol_lib.store import open_store
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 CANARY = "canary-7f3a9c2e51d04b8e"
 VARIABLE = "SHIOL_TEST_SECRET"
+JOB = "secret-printer"
 
 
 def test_resolve_secrets_reads_each_named_variable():
@@ -90,15 +92,45 @@ def test_short_values_are_not_redacted_and_named_in_a_warning(caplog):
     assert "PIN" in caplog.text and "123" not in caplog.text and "TOKEN" not in caplog.text
 
 
+def secret_job(home: Path) -> Settings:
+    """Settings of ``home`` with one analyst job that names the secret and prints it (``prints_secret.ipynb``)."""
+    settings = load_settings({"SHIOL_HOME": str(home)})
+    home.mkdir(parents=True, exist_ok=True)
+    settings.jobs_path.write_text(
+        f'[[job]]\nname = "{JOB}"\nnotebooks = "{NOTEBOOKS / "prints_secret.ipynb"}"\nsecrets = ["{VARIABLE}"]\n',
+        encoding="utf-8",
+    )
+    return settings
+
+
+@pytest.mark.slow
+def test_a_secret_not_set_fails_the_run_naming_job_and_variable_without_a_traceback(tmp_path):
+    """``shiol jobs run``: a clear message, the run recorded failed (configuration), no kernel output archived."""
+    home = tmp_path / "home"
+    settings = secret_job(home)
+    env = {k: v for k, v in os.environ.items() if k != VARIABLE and not k.startswith("SHIOL_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "shiol_lib.cli", "jobs", "run", JOB],
+        env={**env, "SHIOL_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 6, done.stderr
+    assert f"job '{JOB}': secret variable '{VARIABLE}' is not set" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    with open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5).connect() as conn:
+        rows = conn.execute("SELECT job, status, error_class, error FROM runs").fetchall()
+    assert len(rows) == 1 and rows[0][:3] == (JOB, "failed", "configuration") and VARIABLE in rows[0][3]
+
+
 @pytest.mark.slow
 def test_a_printed_secret_is_nowhere_under_the_home_and_the_archive_verifies(tmp_path, monkeypatch, new_children):
     """The kernel gets the value (the notebook asserts it); the notebook, HTML, log, store and ledger do not."""
     home = tmp_path / "home"
-    settings = load_settings({"SHIOL_HOME": str(home), "SHIOL_NOTEBOOKS_DIR": str(NOTEBOOKS)})
-    # What the job walk will pass once jobs carry secrets (issue 19): execute(..., secrets=...).
-    monkeypatch.setattr(job_run, "execute", functools.partial(runner.execute, secrets={VARIABLE: CANARY}))
-    monkeypatch.delenv(VARIABLE, raising=False)
-    outcome = job_run.run_job(settings, "step", steps=(Step("prints_secret", "prints_secret.ipynb"),))
+    settings = secret_job(home)
+    monkeypatch.setenv(VARIABLE, CANARY)  # the job's secret, set where it runs
+    outcome = job_run.run_job(settings, JOB)
 
     assert outcome.manifest.status == RunStatus.FAILED  # the last cell raises, its message holding the secret
     step = outcome.manifest.steps[0]
