@@ -3,7 +3,8 @@
 The archive's layout, and what accounts for each part:
 
 - ``runs/ledger.jsonl`` (its own chain), ``runs/.ledger.lock`` (empty), ``runs/pages.json`` (the pages
-  record: :mod:`shiol_lib.archive.pages`) and ``runs/index.html`` (the dashboard, in the record);
+  record: :mod:`shiol_lib.archive.pages`), ``runs/index.html`` (the dashboard, in the record) and the
+  dashboard's month chunks ``runs/_index/runs-YYYY-MM.js`` (each in the record);
 - ``runs/<job>/<YYYY-MM-DD>/<run_id>/``: a run folder the ledger names (its files are checked against
   its manifest, its page against the record), or one in flight (its process alive on this host with a
   fresh heartbeat: the caller decides which runs are);
@@ -22,7 +23,7 @@ from pathlib import Path
 from shiol_lib.archive.folders import RUN_ID_PATTERN
 from shiol_lib.archive.hashing import sha256_file
 from shiol_lib.archive.ledger import LEDGER, LOCK, Head, LedgerLine, LedgerProblem
-from shiol_lib.archive.pages import PAGE, PAGES, PagesRecord, read_pages
+from shiol_lib.archive.pages import CHUNK_DIR, PAGE, PAGES, PagesRecord, is_page, read_pages
 from shiol_lib.errors import ArchiveError
 
 RERUNS = "reruns"
@@ -58,7 +59,7 @@ def check_pages(
         )
     for rel, digest in sorted(record.pages.items()):
         path = runs_dir / rel
-        if Path(rel).is_absolute() or ".." in Path(rel).parts or Path(rel).name != PAGE:
+        if not is_page(rel):
             problems.append(_problem(f"the pages record names {rel!r}, which is not a page of the archive"))
         elif not path.is_file():
             problems.append(_problem(f"page {rel} is missing (the pages record has its hash)"))
@@ -99,6 +100,12 @@ def unknown_paths(
             walk.page(path)
         elif path.name == RERUNS and _is_dir(path):
             walk.reruns(path)
+        elif path.name == CHUNK_DIR and _is_dir(path):
+            for chunk in _children(path):
+                if _is_file(chunk):
+                    walk.page(chunk)
+                else:
+                    walk.report(chunk, "is not a chunk of the dashboard (the pages record does not account for it)")
         elif _is_dir(path):
             walk.job(path)
         else:

@@ -135,14 +135,14 @@ def find_run_dir(runs_dir: Path, run_id: str) -> Path:
     return matches[0]
 
 
-def iter_manifests(runs_dir: Path) -> list[tuple[Path, Manifest]]:
-    """Every readable manifest in the archive with its folder, newest first.
+def iter_manifests(runs_dir: Path, *, month: str | None = None) -> list[tuple[Path, Manifest]]:
+    """Every readable manifest in the archive (of one ``YYYY-MM`` of day folders) with its folder, newest first.
 
     A manifest that cannot be read is skipped with a warning naming it (``shiol runs verify`` reports
     it): one damaged run never stops the index, pruning or the next run.
     """
     found = []
-    for path in Path(runs_dir).glob(f"*/*/*/{MANIFEST}"):
+    for path in Path(runs_dir).glob(f"*/{month + '-*' if month else '*'}/*/{MANIFEST}"):
         try:
             found.append((path.parent, read_manifest(path.parent)))
         except ArchiveError as err:

@@ -110,21 +110,32 @@ def read_lines(runs_dir: Path) -> list[LedgerLine]:
         return []
     except OSError as err:
         raise ArchiveError(f"the ledger {path} cannot be read ({err.strerror})") from err
-    lines = []
-    for number, raw in enumerate(data.splitlines(), start=1):
-        try:
-            entry = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as err:
-            lines.append(LedgerLine(number, raw, None, f"not UTF-8 text (byte {err.start})"))
-            continue
-        except (ValueError, RecursionError) as err:
-            lines.append(LedgerLine(number, raw, None, f"not JSON ({str(err)[:80]})"))
-            continue
-        if not isinstance(entry, dict):
-            lines.append(LedgerLine(number, raw, None, f"a JSON {type(entry).__name__}, not an entry"))
-            continue
-        lines.append(LedgerLine(number, raw, entry))
-    return lines
+    return [_decode(number, raw) for number, raw in enumerate(data.splitlines(), start=1)]
+
+
+def _decode(number: int, raw: bytes) -> LedgerLine:
+    try:
+        entry = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        return LedgerLine(number, raw, None, f"not UTF-8 text (byte {err.start})")
+    except (ValueError, RecursionError) as err:
+        return LedgerLine(number, raw, None, f"not JSON ({str(err)[:80]})")
+    if not isinstance(entry, dict):
+        return LedgerLine(number, raw, None, f"a JSON {type(entry).__name__}, not an entry")
+    return LedgerLine(number, raw, entry)
+
+
+def _last_line(runs_dir: Path) -> LedgerLine | None:
+    """The newest line, numbered, decoding only it (appends and the head need no other)."""
+    path = Path(runs_dir) / LEDGER
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise ArchiveError(f"the ledger {path} cannot be read ({err.strerror})") from err
+    raws = data.splitlines()
+    return _decode(len(raws), raws[-1]) if raws else None
 
 
 def read_ledger(runs_dir: Path) -> list[dict[str, Any]]:
@@ -134,8 +145,8 @@ def read_ledger(runs_dir: Path) -> list[dict[str, Any]]:
 
 def head(runs_dir: Path) -> Head | None:
     """The newest line of the ledger as (sequence number, hash), or None when it is empty."""
-    lines = read_lines(runs_dir)
-    return Head(len(lines), lines[-1].chain_hash) if lines else None
+    last = _last_line(runs_dir)
+    return Head(last.number, last.chain_hash) if last else None
 
 
 def append_entry(
@@ -163,12 +174,12 @@ def append_prune(runs_dir: Path, *, run_id: str, files: list[str], key: str | No
 def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, Any]:
     path = Path(runs_dir) / LEDGER
     with locked(runs_dir):
-        lines = read_lines(runs_dir)
+        last = _last_line(runs_dir)
         entry = {
-            "seq": len(lines) + 1,
+            "seq": (last.number if last else 0) + 1,
             **body,
             "recorded_at": datetime.now(UTC).isoformat(),
-            "prev_hash": lines[-1].chain_hash if lines else GENESIS,
+            "prev_hash": last.chain_hash if last else GENESIS,
         }
         entry["hash"] = entry_hash(entry)
         if key:
@@ -177,7 +188,7 @@ def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, 
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                if lines and not path.read_bytes().endswith(b"\n"):
+                if last and not path.read_bytes().endswith(b"\n"):
                     os.write(fd, b"\n")  # a torn last line stays a line of its own
                 os.write(fd, line.encode())
                 os.fsync(fd)

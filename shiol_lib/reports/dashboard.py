@@ -22,10 +22,12 @@ from typing import Any
 from markupsafe import Markup
 
 from shiol_lib.archive import ledger
-from shiol_lib.archive.folders import iter_manifests, write_atomic
+from shiol_lib.archive.folders import MANIFEST, iter_manifests, write_atomic
 from shiol_lib.archive.manifest import Manifest
-from shiol_lib.archive.pages import record_pages
+from shiol_lib.archive.pages import CHUNK_DIR, chunk_rel, read_pages, record_pages
 from shiol_lib.domain.runs import MissedKind, RunStatus
+from shiol_lib.errors import ArchiveError
+from shiol_lib.reports import run_chunks as chunks
 from shiol_lib.reports.report import template_environment
 from shiol_lib.reports.retry_lines import RetryLine, retry_lines
 from shiol_lib.settings import default as setting_default
@@ -72,8 +74,9 @@ def write_index(
     now: datetime | None = None,
     performance_jobs: Collection[str] | None = None,
     ledger_key: str | None = None,
+    incremental: bool = False,
 ) -> Path:
-    """Regenerate ``runs/index.html`` and every run's page from the manifests in the archive.
+    """Regenerate ``runs/index.html``, the month chunks and the run pages from the manifests in the archive.
 
     Args:
         runs_dir: The archive folder.
@@ -85,6 +88,9 @@ def write_index(
         performance_jobs: The jobs whose latest successful run shows as the latest performance (the
             catalog's ``reports_performance`` jobs); None: any job whose run recorded the performance step.
         ledger_key: ``SHIOL_LEDGER_KEY``: signs the record of the pages' hashes (``runs/pages.json``).
+        incremental: A run close: read only the manifests of the dashboard's window
+            (:data:`~shiol_lib.reports.run_chunks.WINDOW_DAYS`) and rewrite only what changed; it falls
+            back to the whole rewrite when the record or a chunk outside the window is missing.
 
     Returns:
         The dashboard's path.
@@ -92,54 +98,182 @@ def write_index(
     runs_dir = Path(runs_dir)
     with ledger.locked(runs_dir):  # the pages and their record show one ledger head
         head = ledger.head(runs_dir)
-        written = _write_pages(
-            runs_dir, dead_letters, missed, retry_backoff_s, now or datetime.now(UTC), performance_jobs
+        pages = _Pages(runs_dir, retry_backoff_s, now or datetime.now(UTC), performance_jobs, incremental)
+        written = pages.write(dead_letters, missed)
+        record_pages(runs_dir, written, head, key=ledger_key, kept=pages.kept)
+    return runs_dir / INDEX
+
+
+class _Pages:
+    """One write of the pages: the window's manifests read, the changed pages and chunks written."""
+
+    def __init__(
+        self,
+        runs_dir: Path,
+        retry_backoff_s: Sequence[float] | None,
+        now: datetime,
+        performance_jobs: Collection[str] | None,
+        incremental: bool,
+    ) -> None:
+        self.runs_dir, self.now, self.performance_jobs = runs_dir, now, performance_jobs
+        self.backoff = tuple(retry_backoff_s) if retry_backoff_s is not None else setting_default("retry_backoff_s")
+        days, _ = chunks.list_run_folders(runs_dir, since="9999")
+        self.months = sorted({d[:7] for d in days})
+        self.first_day = chunks.window_start(days)
+        self.has_older = bool(days) and self.first_day is not None and days[0] < self.first_day
+        self.kept: dict[str, str] | None = None
+        self.old: dict[str, dict[str, dict[str, Any]] | None] = {}
+        since = self.first_day if incremental else None
+        if incremental:
+            since = self._incremental_since()
+        _, self.folders = chunks.list_run_folders(runs_dir, since=since)
+
+    def _incremental_since(self) -> str | None:
+        """The first day whose manifests must be read; None (all) when no earlier write can be built on."""
+        try:
+            record = read_pages(self.runs_dir)
+        except ArchiveError:
+            return None
+        if record is None or self.first_day is None:
+            return None
+        since = self.first_day
+        for month in self.months:
+            rel = chunk_rel(month)
+            if month < since[:7]:  # outside the window: never read, only required
+                if rel not in record.pages or not (self.runs_dir / rel).is_file():
+                    return None  # a chunk outside the window is missing: rebuild everything
+                continue
+            rows = chunks.read_chunk(self.runs_dir, month) if rel in record.pages else None
+            self.old[month] = rows
+            if rows is None:
+                since = min(since, f"{month}-01")  # a window month without its chunk: read the whole month
+        self.kept = dict(record.pages)
+        return since
+
+    def write(self, dead_letters: Sequence[DeadLetter] | None, missed: Sequence[MissedSlot] | None) -> list[Path]:
+        """Render and write the changed run pages and chunks, then the dashboard (last in the list)."""
+        env = template_environment()
+        css = Markup(_css())
+        loaded = []
+        for folder in self.folders:
+            try:
+                raw = (folder.path / MANIFEST).read_bytes()
+                manifest = Manifest.from_json(raw.decode("utf-8"), where=f"the manifest {folder.path / MANIFEST}")
+            except (OSError, UnicodeDecodeError, ArchiveError) as err:
+                log.warning("skipping an unreadable run folder %s: %s", folder.path, err)
+                continue
+            loaded.append((folder, raw, manifest))
+        loaded.sort(key=lambda item: (item[2].started_at, item[2].run_id), reverse=True)
+        retries = retry_lines((m for _, _, m in loaded), self.backoff, now=self.now)
+        views = [_view(self.runs_dir, f.path, m, retries) for f, _, m in loaded]
+        rels = {v.manifest.run_id: v.rel for v in views}
+        written: list[Path] = []
+        fresh: dict[str, list[dict[str, Any]]] = {}
+        for view, (folder, raw, manifest) in zip(views, loaded, strict=True):
+            line = retries.get(manifest.run_id)
+            if line is not None and line.superseded_by in rels:
+                view.superseded_by = rels[line.superseded_by]
+            row = _row(view, raw)
+            fresh.setdefault(folder.month, []).append(row)
+            old = (self.old.get(folder.month) or {}).get(manifest.run_id)
+            page = folder.path / RUN_PAGE
+            if self.kept is not None and old is not None and old.get("key") == row["key"] and page.is_file():
+                continue
+            text = env.get_template("run.html").render(run=view, m=manifest, css=css, dump=_dump)
+            write_atomic(page, text.encode("utf-8"))
+            written.append(page)
+        for month, rows in sorted(fresh.items()):
+            merged = {r["id"]: r for r in (self.old.get(month) or {}).values() if r.get("day", "") < self._since(month)}
+            merged.update({r["id"]: r for r in rows})
+            chunks.write_chunk(self.runs_dir, month, list(merged.values()))
+            written.append(self.runs_dir / chunk_rel(month))
+        first = [v for v in views if self.first_day is None or _folder_day(v) >= self.first_day]
+        headline = _headline(views, self.performance_jobs) or _older_headline(self, views)
+        missed = list(missed or [])
+        page = env.get_template("index.html").render(
+            runs=first,
+            css=css,
+            generated=self.now.strftime("%Y-%m-%d %H:%M UTC"),
+            jobs=sorted({v.manifest.job for v in views} | {m.job for m in missed} | self.jobs),
+            statuses=sorted(
+                {str(v.manifest.status) for v in views}
+                | ({str(s) for s in RunStatus} if self.has_older else set())
+                | ({RunStatus.MISSED.value} if missed else set())
+            ),
+            timeline=_timeline(first, missed),
+            headline=headline,
+            dead_letters=list(dead_letters or []),
+            missed=missed,
+            failed=[v for v in first if _listed_failed(v)],
+            chunks=[chunk_rel(m) for m in reversed(self.months)],
+            older=self.has_older,
+            window_days=chunks.WINDOW_DAYS,
         )
-        record_pages(runs_dir, written, head, key=ledger_key)
-    return written[-1]
+        path = self.runs_dir / INDEX
+        write_atomic(path, page.encode("utf-8"))
+        written.append(path)
+        if self.kept is not None:
+            for rel in [k for k in self.kept if k.startswith(f"{CHUNK_DIR}/")]:
+                if rel not in {chunk_rel(m) for m in self.months}:
+                    del self.kept[rel]  # a month that holds no run any more
+        return written
+
+    @property
+    def jobs(self) -> set[str]:
+        """The job folders' names: every job that has a run (the job filter's choices)."""
+        return chunks.job_names(self.runs_dir)
+
+    def _since(self, month: str) -> str:
+        """Rows of ``month`` before this day are kept from its old chunk (they were not read again)."""
+        return min((f.day for f in self.folders if f.month == month), default="9999")
+
+def _folder_day(view: RunView) -> str:
+    return view.rel.split("/")[1] if view.rel.count("/") >= 2 else view.day
 
 
-def _write_pages(
-    runs_dir: Path,
-    dead_letters: Sequence[DeadLetter] | None,
-    missed: Sequence[MissedSlot] | None,
-    retry_backoff_s: Sequence[float] | None,
-    now: datetime,
-    performance_jobs: Collection[str] | None,
-) -> list[Path]:
-    """Render and write every run page, then the dashboard (last in the list)."""
-    env = template_environment()
-    css = Markup(_css())
-    found = list(iter_manifests(runs_dir))
-    backoff = tuple(retry_backoff_s) if retry_backoff_s is not None else setting_default("retry_backoff_s")
-    retries = retry_lines((m for _, m in found), backoff, now=now)
-    views = [_view(runs_dir, directory, manifest, retries) for directory, manifest in found]
-    folders = {v.manifest.run_id: v.rel for v in views}
-    written = []
-    for view, (directory, manifest) in zip(views, found, strict=True):
-        line = retries.get(manifest.run_id)
-        if line is not None and line.superseded_by in folders:
-            view.superseded_by = folders[line.superseded_by]
-        page = env.get_template("run.html").render(run=view, m=manifest, css=css, dump=_dump)
-        write_atomic(directory / RUN_PAGE, page.encode("utf-8"))
-        written.append(directory / RUN_PAGE)
-    missed = list(missed or [])
-    page = env.get_template("index.html").render(
-        runs=views,
-        css=css,
-        generated=now.strftime("%Y-%m-%d %H:%M UTC"),
-        jobs=sorted({v.manifest.job for v in views} | {m.job for m in missed}),
-        statuses=sorted({str(v.manifest.status) for v in views} | ({RunStatus.MISSED.value} if missed else set())),
-        timeline=_timeline(views, missed),
-        headline=_headline(views, performance_jobs),
-        dead_letters=list(dead_letters or []),
-        missed=missed,
-        failed=[v for v in views if _listed_failed(v)],
-    )
-    path = runs_dir / INDEX
-    write_atomic(path, page.encode("utf-8"))
-    written.append(path)
-    return written
+def _row(view: RunView, raw: bytes) -> dict[str, Any]:
+    """A run as a row of its month's chunk (what the dashboard's script shows for an older run)."""
+    m = view.manifest
+    links = [
+        [str(s["record"].name), str(s["record"].status), s["links"].get("report", ""), s["links"].get("notebook", "")]
+        for s in view.steps
+    ]
+    return {
+        "id": m.run_id,
+        "rel": view.rel,
+        "day": _folder_day(view),
+        "utc_day": view.day,
+        "job": m.job,
+        "status": str(m.status),
+        "trigger": str(m.trigger),
+        "attempt": m.attempt,
+        "started": m.started_at.isoformat()[:19].replace("T", " "),
+        "target": m.target_draw_date.isoformat() if m.target_draw_date else "",
+        "duration": f"{m.duration_s:.1f} s" if m.duration_s is not None else "",
+        "error": view.error_line,
+        "retry": view.next_retry,
+        "superseded": view.superseded_by or "",
+        "steps": links,
+        "key": chunks.page_key(raw, view.next_retry, view.superseded_by, links),
+    }
+
+
+def _older_headline(pages: _Pages, views: list[RunView]) -> dict[str, Any] | None:
+    """The headline from before the window (read month by month, newest first) when the window has none."""
+    if pages.kept is None:
+        return None  # a whole rewrite read every manifest already
+    retries: dict[str, RetryLine] = {}
+    for month in reversed(pages.months):
+        found = [
+            (d, m)
+            for d, m in iter_manifests(pages.runs_dir, month=month)
+            if pages.first_day is None or d.parent.name < pages.first_day
+        ]
+        older = [_view(pages.runs_dir, d, m, retries) for d, m in found]
+        headline = _headline(older, pages.performance_jobs)
+        if headline is not None:
+            return headline
+    return None
 
 
 def _listed_failed(view: RunView) -> bool:
