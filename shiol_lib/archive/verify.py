@@ -20,15 +20,18 @@ Every check reports instead of raising: a damaged file is a problem in the list,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shiol_lib.archive.coverage import RERUNS, check_pages, unknown_paths
 from shiol_lib.archive.folders import HEAVY_SUFFIXES, MANIFEST, PRUNED, RUN_ID_PATTERN, read_manifest
 from shiol_lib.archive.hashing import sha256_file
 from shiol_lib.archive.ledger import Head, LedgerLine, LedgerProblem, check_chain, read_lines
-from shiol_lib.archive.manifest import Manifest
+from shiol_lib.archive.pages import CHUNK_DIR
+from shiol_lib.archive.verify_state import FileHashes
 from shiol_lib.archive.witness import Witness
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import ArchiveError
@@ -64,6 +67,7 @@ def verify_archive(
     in_flight: set[str] | frozenset[str] = frozenset(),
     outputs: Mapping[str, Mapping[str, str]] | None = None,
     witness: Witness | None = None,
+    hashes: FileHashes | None = None,
 ) -> Verification:
     """Check the ledger chain, its entries' files, the pages, the store and (optionally) a witness.
 
@@ -77,8 +81,12 @@ def verify_archive(
         outputs: The store's output hashes by run id (``store.predictions.output_hashes``); None skips
             the comparison with the manifests' outputs.
         witness: A ledger head kept outside the archive that the ledger must still reach.
+        hashes: The file hashes of the last verification (``--since-last``: a file whose identity is
+            unchanged is not hashed again; :mod:`shiol_lib.archive.verify_state`); None hashes every
+            file. Either way it ends holding what this verification confirmed, for the next.
     """
     runs_dir = Path(runs_dir)
+    hashes = hashes if hashes is not None else FileHashes(runs_dir)
     try:
         lines = read_lines(runs_dir)
     except ArchiveError as err:
@@ -88,7 +96,7 @@ def verify_archive(
     result.problems += _check_anchor(lines, anchor)
     if witness is not None:
         result.problems += check_witness(lines, witness, key=key)
-    checked = _EntryCheck(runs_dir, lines)
+    checked = _EntryCheck(runs_dir, lines, hashes)
     result.problems += checked.problems
     result.runs, result.files = len(checked.ledger_runs), checked.files
     for run_id, status in sorted(runs.items()):
@@ -109,7 +117,7 @@ def verify_archive(
     if outputs is not None:
         for run_id, manifest in sorted(checked.manifests.items()):
             result.problems += _check_outputs(run_id, manifest, outputs.get(run_id, {}))
-    page_problems, record = check_pages(runs_dir, lines, key=key)
+    page_problems, record = check_pages(runs_dir, lines, key=key, digest=hashes.sha256)
     result.problems += page_problems
     result.files += len(record.pages) if record else 0
     result.problems += unknown_paths(
@@ -159,7 +167,7 @@ def check_witness(lines: list[LedgerLine], witness: Witness, *, key: str | None 
     return problems
 
 
-def _check_outputs(run_id: str, manifest: Manifest, stored: Mapping[str, str]) -> list[LedgerProblem]:
+def _check_outputs(run_id: str, manifest: _Facts, stored: Mapping[str, str]) -> list[LedgerProblem]:
     """The store's outputs of a run against the hashes its manifest recorded at the run's close."""
     problems = []
     for name, digest in sorted(manifest.outputs.items()):
@@ -197,7 +205,7 @@ def verify_ledger(runs_dir: Path, *, key: str | None = None) -> list[LedgerProbl
     :func:`verify_archive` adds the store anchor, the store's runs and the walk for unknown folders.
     """
     lines = read_lines(runs_dir)
-    return check_chain(lines, key=key) + _EntryCheck(Path(runs_dir), lines).problems
+    return check_chain(lines, key=key) + _EntryCheck(Path(runs_dir), lines, FileHashes(Path(runs_dir))).problems
 
 
 def _check_anchor(lines: list[LedgerLine], anchor: tuple[int, str] | None) -> list[LedgerProblem]:
@@ -244,14 +252,60 @@ def _check_anchor(lines: list[LedgerLine], anchor: tuple[int, str] | None) -> li
     return problems
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What the checks need of a verified manifest (kept in the verify state by the manifest's hash)."""
+
+    status: str
+    schema: int
+    artefacts: dict[str, str]
+    outputs: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "schema": self.schema, "artefacts": self.artefacts, "outputs": self.outputs}
+
+
+def _facts(folder: Path, digest: str | None, hashes: FileHashes) -> _Facts:
+    """The manifest's facts: from the state when its hash was recorded there, else read (ArchiveError)."""
+    known = hashes.manifests.get(digest) if digest else None
+    if isinstance(known, dict):
+        try:
+            return _Facts(str(known["status"]), int(known["schema"]), dict(known["artefacts"]), dict(known["outputs"]))
+        except (KeyError, TypeError, ValueError):
+            pass
+    manifest = read_manifest(folder)
+    return _Facts(str(manifest.status), manifest.schema, dict(manifest.artefacts), dict(manifest.outputs))
+
+
+def run_folders(runs_dir: Path) -> dict[str, list[Path]]:
+    """Every ``<job>/<day>/<run_id>`` folder by run id, from one walk (not one glob per run)."""
+    found: dict[str, list[Path]] = {}
+    for job in _subdirs(runs_dir):
+        if job.name in (RERUNS, CHUNK_DIR):
+            continue
+        for day in _subdirs(job):
+            for run in _subdirs(day):
+                found.setdefault(run.name, []).append(run)
+    return found
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
+
+
 class _EntryCheck:
     """Walks the run and prune entries: manifests, artefacts and files nobody recorded."""
 
-    def __init__(self, runs_dir: Path, lines: list[LedgerLine]) -> None:
+    def __init__(self, runs_dir: Path, lines: list[LedgerLine], hashes: FileHashes) -> None:
         self.problems: list[LedgerProblem] = []
         self.files = 0
         self.folders: dict[Path, str] = {}  # the run folder each entry was checked against
-        self.manifests: dict[str, Manifest] = {}
+        self.manifests: dict[str, _Facts] = {}
+        self.hashes = hashes
         last: dict[str, tuple[int, dict]] = {}
         pruned: dict[str, set[str]] = {}
         for line in lines:
@@ -267,17 +321,17 @@ class _EntryCheck:
             else:
                 self.problems.append(LedgerProblem(line.number, entry["run_id"], f"unknown entry kind {kind!r}"))
         self.ledger_runs = set(last)
+        folders = run_folders(runs_dir)
         for run_id, (number, entry) in sorted(last.items()):
-            self._check_run(runs_dir, number, run_id, entry, pruned.get(run_id, set()))
+            self._check_run(folders.get(run_id, []), number, run_id, entry, pruned.get(run_id, set()))
 
     def _problem(self, line: int, run_id: str, text: str) -> None:
         self.problems.append(LedgerProblem(line, run_id, text))
 
-    def _check_run(self, runs_dir: Path, line: int, run_id: str, entry: dict, pruned: set[str]) -> None:
+    def _check_run(self, folders: list[Path], line: int, run_id: str, entry: dict, pruned: set[str]) -> None:
         if not RUN_ID_PATTERN.match(run_id):
             self._problem(line, run_id, "names something that is not a run id")
             return
-        folders = sorted(p for p in runs_dir.glob(f"*/*/{run_id}") if p.parts[-3] != RERUNS)
         if not folders:
             self._problem(line, run_id, "its run folder is missing from the archive")
             return
@@ -287,22 +341,26 @@ class _EntryCheck:
         if not manifest_path.is_file():
             self._problem(line, run_id, f"its manifest {manifest_path} is missing")
             return
-        if _sha256(manifest_path) != entry.get("manifest_sha256"):
+        digest = self.hashes.sha256(manifest_path)
+        matches = digest == entry.get("manifest_sha256")
+        if not matches:
             self._problem(line, run_id, f"manifest {manifest_path} was changed after the run")
         try:
-            manifest = read_manifest(folder)
+            manifest = _facts(folder, digest if matches else None, self.hashes)
         except ArchiveError as err:
             self._problem(line, run_id, str(err))
             return
+        if matches and digest:
+            self.hashes.manifests[digest] = manifest.as_dict()
         self.manifests[run_id] = manifest
-        for name, digest in sorted(manifest.artefacts.items()):
+        for name, expected in sorted(manifest.artefacts.items()):
             path = folder / name
             if name in pruned:
                 continue
             self.files += 1
             if not path.is_file():
                 self._problem(line, run_id, f"file {name} is missing (not recorded as pruned)")
-            elif _sha256(path) != digest:
+            elif self.hashes.sha256(path) != expected:
                 self._problem(
                     line, run_id, f"file {name} was changed after the run (its sha256 differs from the manifest's)"
                 )

@@ -32,9 +32,15 @@ from shiol_lib.cli.common import JOB_NAMES, MISSED_KINDS, fail, open_existing_st
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A witness kept elsewhere ('shiol runs witness'): fail unless the ledger still reaches it.",
 )
-def verify_command(settings: Settings, as_json: bool, witness_file: Path | None) -> None:
+@click.option(
+    "--since-last",
+    is_flag=True,
+    help="Hash again only files changed since the last verification found the archive intact (by size, inode, "
+    "mtime and ctime); everything else is checked as in full. Without a recorded verification: a full one.",
+)
+def verify_command(settings: Settings, as_json: bool, witness_file: Path | None, since_last: bool) -> None:
     """Cross-check the ledger, every byte of runs/, the store's rows and anchor; exit 8 on any problem."""
-    from shiol_lib.archive import witness
+    from shiol_lib.archive import verify_state, witness
     from shiol_lib.archive.verify import verify_archive
     from shiol_lib.store import open_store
     from shiol_lib.store import predictions as prediction_table
@@ -45,15 +51,21 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None)
         seen = witness.read(witness_file) if witness_file is not None else None
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
         runs = run_table.archived_runs(store)
+        state = verify_state.state_path(settings.db_path)
+        previous = verify_state.load(state, settings.runs_dir, key=settings.ledger_key) if since_last else None
+        hashes = previous or verify_state.FileHashes(settings.runs_dir)
         result = verify_archive(
             settings.runs_dir,
             anchor=run_table.ledger_anchor(store),
             runs=runs,
             key=settings.ledger_key,
             in_flight=in_flight_runs(settings, store),
-            outputs={run_id: prediction_table.output_hashes(store, run_id) for run_id in runs},
+            outputs=prediction_table.all_output_hashes(store, runs),
             witness=seen,
+            hashes=hashes,
         )
+        if result.intact:
+            verify_state.save(state, hashes, key=settings.ledger_key)
     except ShiolError as err:
         fail(err)
     if as_json:
@@ -66,6 +78,9 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None)
                     "files": result.files,
                     "signatures_checked": result.signed,
                     "witness_checked": seen is not None,
+                    "since_last": previous is not None,
+                    "files_hashed": hashes.hashed,
+                    "files_unchanged": hashes.reused,
                     "problems": [p.__dict__ for p in result.problems],
                 },
                 indent=2,
@@ -77,6 +92,10 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None)
         if result.intact:
             signed = "signatures checked" if result.signed else "signatures not checked (no SHIOL_LEDGER_KEY)"
             reached = f"; it reaches the witnessed entry {seen.seq}" if seen else ""
+            if previous is not None:
+                reached += f"; {hashes.hashed} file(s) hashed, {hashes.reused} unchanged since the last verification"
+            elif since_last:
+                reached += "; no earlier verification recorded: every file hashed"
             click.echo(
                 f"archive intact: {result.entries} ledger entries, {result.runs} runs, {result.files} files "
                 f"match their hashes; the store's anchor matches the ledger head{reached}; {signed}"

@@ -1,14 +1,16 @@
 """The dashboard's older runs: one small script per month (``runs/_index/runs-YYYY-MM.js``), loaded on demand.
 
-The dashboard's first page shows the runs of its newest :data:`WINDOW_DAYS` days. Every run, newest
+The dashboard's first page shows the runs of its newest :data:`WINDOW_DAYS` days (its timeline, six
+weeks, is drawn from the chunks' rows). Every run, newest
 first, is also a row in the chunk of its month (the month of its day folder), so the dashboard's
 filters and pager reach all runs offline: a ``<script>`` element loads a chunk from disk (``file:``
 allows it where ``fetch`` does not) and each chunk calls ``shiolRuns(month, rows)``.
 
 A month's rows change only while its days are inside the window (a new run, a retry line that
-moved on): a run close rewrites at most the chunks of the window's months, and the page of a run only
-when its ``key`` (its manifest's bytes, its retry line and its links) changed. A chunk outside the
-window is never read or rewritten. Every chunk is a page of the pages record
+moved on; a retry line older than the window stays as it was last written): a run close rewrites
+at most the chunks of the window's months, and the page of a run only when its ``key`` (its
+manifest's bytes, its retry line and its links) changed. A chunk before the timeline's six weeks is
+never read or rewritten. Every chunk is a page of the pages record
 (:mod:`shiol_lib.archive.pages`), so ``shiol runs verify`` checks its bytes like any page.
 """
 
@@ -26,7 +28,7 @@ from shiol_lib.archive.hashing import sha256_bytes
 from shiol_lib.archive.pages import CHUNK_DIR, chunk_rel
 from shiol_lib.errors import ArchiveError
 
-WINDOW_DAYS = 42  # the first page (and the timeline): the runs of the newest six weeks of day folders
+WINDOW_DAYS = 14  # the first page: the runs of the newest two weeks of day folders
 _PREFIX = "shiolRuns("
 _NOT_JOBS = frozenset({CHUNK_DIR, "reruns"})
 
@@ -66,11 +68,11 @@ def job_names(runs_dir: Path) -> set[str]:
     return {job.name for job in _dirs(runs_dir) if job.name not in _NOT_JOBS}
 
 
-def window_start(days: list[str]) -> str | None:
-    """The first day of the dashboard's window: :data:`WINDOW_DAYS` days ending at the newest day folder."""
+def window_start(days: list[str], length: int = WINDOW_DAYS) -> str | None:
+    """The first day of a window of ``length`` days ending at the newest day folder (None: no day)."""
     if not days:
         return None
-    return (date.fromisoformat(days[-1]) - timedelta(days=WINDOW_DAYS - 1)).isoformat()
+    return (date.fromisoformat(days[-1]) - timedelta(days=length - 1)).isoformat()
 
 
 def page_key(manifest_bytes: bytes, retry: str, superseded_by: str | None, links: list[list[str]]) -> str:

@@ -156,6 +156,28 @@ def output_hashes(store: Store, run_id: str) -> dict[str, str]:
     return hashes
 
 
+def all_output_hashes(store: Store, run_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """:func:`output_hashes` of many runs from one connection and two queries (``shiol runs verify``)."""
+    wanted = set(run_ids)
+    tickets: dict[str, list[tuple[Any, ...]]] = {}
+    hashes: dict[str, dict[str, str]] = {run_id: {} for run_id in wanted}
+    with store.connect() as conn:
+        rows = conn.execute(
+            "SELECT run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, round(score, 9) FROM predictions "
+            "ORDER BY run_id, rank"
+        ).fetchall()
+        artifacts = conn.execute("SELECT run_id, kind, payload FROM artifacts ORDER BY run_id, kind").fetchall()
+    for run_id, *ticket in rows:
+        if run_id in wanted:
+            tickets.setdefault(run_id, []).append(tuple(ticket))
+    for run_id, found in tickets.items():
+        hashes[run_id]["predictions"] = _sha(json.dumps(found, default=str))
+    for run_id, kind, payload in artifacts:
+        if run_id in wanted:
+            hashes[run_id][f"artifact:{kind}"] = _sha(payload)
+    return hashes
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
