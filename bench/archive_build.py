@@ -187,8 +187,16 @@ class _HeldStore(Store):
         yield self.held
 
 
-def build(home: Path, runs: list[PlannedRun], *, start: int = 0) -> None:
-    """Write ``runs[start:]`` into the archive and store of ``home`` (created when absent)."""
+def build_one(home: Path, plan: PlannedRun) -> None:
+    """One more run, closed as the lifecycle closes it (every file synced, as in operation)."""
+    build(home, [plan], fast=False)
+
+
+def build(home: Path, runs: list[PlannedRun], *, start: int = 0, fast: bool = True) -> None:
+    """Write ``runs[start:]`` into the archive and store of ``home`` (created when absent).
+
+    ``fast``: files are not synced to disk while building (what is measured later does not depend on it).
+    """
     settings = load_settings({"SHIOL_HOME": str(home)})
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +205,8 @@ def build(home: Path, runs: list[PlannedRun], *, start: int = 0) -> None:
     rng = np.random.default_rng(start)
     real, real_fsync = lifecycle_module.datetime, folders.os.fsync
     lifecycle_module.datetime = _Clock  # type: ignore[misc]
-    folders.os.fsync = lambda fd: None  # building only: durability is not what is measured later
+    if fast:
+        folders.os.fsync = lambda fd: None  # building only: durability is not what is measured later
     try:
         with store.deferred_publishing():  # one snapshot at the end: the bench measures the archive, not copies
             for plan in runs[start:]:

@@ -153,38 +153,36 @@ def append_entry(
     runs_dir: Path, *, run_id: str, job: str, status: str, manifest_path: Path, key: str | None = None
 ) -> dict[str, Any]:
     """Append a ``run`` entry (a run closed) under a file lock; returns the entry written."""
-    return _append(
-        runs_dir,
-        {
-            "kind": "run",
-            "run_id": run_id,
-            "job": job,
-            "status": str(status),
-            "manifest_sha256": sha256_file(manifest_path),
-        },
-        key,
-    )
+    digest = sha256_file(manifest_path)
+    body = {"kind": "run", "run_id": run_id, "job": job, "status": str(status), "manifest_sha256": digest}
+    return _append(runs_dir, body, key=key)[-1]
 
 
 def append_prune(runs_dir: Path, *, run_id: str, files: list[str], key: str | None = None) -> dict[str, Any]:
     """Append a ``prune`` entry: these files of ``run_id`` were removed on purpose."""
-    return _append(runs_dir, {"kind": "prune", "run_id": run_id, "pruned": sorted(files)}, key)
+    return append_prunes(runs_dir, {run_id: files}, key=key)[-1]
 
 
-def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, Any]:
+def append_prunes(runs_dir: Path, files: dict[str, list[str]], *, key: str | None = None) -> list[dict[str, Any]]:
+    """Append one ``prune`` entry per run (these files of it removed on purpose), in one write and one sync."""
+    bodies = [{"kind": "prune", "run_id": run_id, "pruned": sorted(names)} for run_id, names in files.items()]
+    return _append(runs_dir, *bodies, key=key)
+
+
+def _append(runs_dir: Path, *bodies: dict[str, Any], key: str | None) -> list[dict[str, Any]]:
     path = Path(runs_dir) / LEDGER
+    entries: list[dict[str, Any]] = []
     with locked(runs_dir):
         last = _last_line(runs_dir)
-        entry = {
-            "seq": (last.number if last else 0) + 1,
-            **body,
-            "recorded_at": datetime.now(UTC).isoformat(),
-            "prev_hash": last.chain_hash if last else GENESIS,
-        }
-        entry["hash"] = entry_hash(entry)
-        if key:
-            entry["hmac"] = sign(entry["hash"], key)
-        line = canonical_json(entry) + "\n"
+        seq, previous = (last.number, last.chain_hash) if last else (0, GENESIS)
+        for body in bodies:
+            seq += 1
+            entry = {"seq": seq, **body, "recorded_at": datetime.now(UTC).isoformat(), "prev_hash": previous}
+            entry["hash"] = previous = entry_hash(entry)
+            if key:
+                entry["hmac"] = sign(entry["hash"], key)
+            entries.append(entry)
+        line = "".join(canonical_json(entry) + "\n" for entry in entries)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
@@ -196,8 +194,9 @@ def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, 
                 os.close(fd)
         except OSError as err:
             raise ArchiveError(f"could not append to the ledger {path}: {err.strerror}") from err
-    witness.log_head(entry["seq"], entry["hash"], key)  # the signed head, also outside runs/
-    return entry
+    if entries:
+        witness.log_head(entries[-1]["seq"], entries[-1]["hash"], key)  # the signed head, also outside runs/
+    return entries
 
 
 def check_chain(lines: list[LedgerLine], *, key: str | None = None) -> list[LedgerProblem]:

@@ -13,7 +13,7 @@ import click
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.domain.runs import ExitCode, RunStatus
-from shiol_lib.errors import ArchiveError, ShiolError
+from shiol_lib.errors import ArchiveError, ConfigError, ShiolError
 from shiol_lib.settings import Settings
 
 if TYPE_CHECKING:
@@ -177,22 +177,31 @@ def in_flight_runs(settings: Settings, store: Store) -> set[str]:
 @click.option(
     "--keep-days",
     type=click.IntRange(min=0),
-    required=True,
-    help="Keep heavy files of runs younger than this many days (0 or more).",
+    help="Keep heavy files of runs younger than this many days (0 or more), for every job without its own "
+    "keep_days (jobs file); without it, only jobs with keep_days are pruned.",
 )
 @click.pass_obj
-def prune_command(settings: Settings, keep_days: int) -> None:
-    """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
+def prune_command(settings: Settings, keep_days: int | None) -> None:
+    """Delete notebooks, HTML and logs of old runs (each job's keep_days); keep manifests and the ledger."""
     from shiol_lib.archive import ledger
     from shiol_lib.archive.retention import prune_runs
     from shiol_lib.jobs.catalog import performance_jobs
+    from shiol_lib.jobs.definitions import effective_jobs
     from shiol_lib.reports import dashboard as run_index
     from shiol_lib.store import open_store
     from shiol_lib.store import runs as run_table
 
     try:
+        jobs = effective_jobs(settings)
+        per_job = {name: spec.keep_days for name, spec in jobs.items() if spec.keep_days is not None}
+        if keep_days is None and not per_job:
+            raise ConfigError(
+                "nothing to prune by: give --keep-days N, or set keep_days on a job in the jobs file "
+                f"({settings.jobs_path})"
+            )
+        require_store(settings)
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        pruned = prune_runs(settings.runs_dir, keep_days=keep_days, key=settings.ledger_key)
+        pruned = prune_runs(settings.runs_dir, keep_days=keep_days, per_job=per_job, key=settings.ledger_key)
         head = ledger.head(settings.runs_dir)
         if pruned and head is not None:
             run_table.anchor_ledger(store, (head.seq, head.hash))
@@ -205,7 +214,9 @@ def prune_command(settings: Settings, keep_days: int) -> None:
         )
     except ShiolError as err:
         fail(err)
-    click.echo(f"pruned {len(pruned)} run folder(s); manifests and ledger kept")
+    kept = ", ".join(f"{job} {days} days" for job, days in sorted(per_job.items()))
+    rule = f"--keep-days {keep_days}" if keep_days is not None else "no default"
+    click.echo(f"pruned {len(pruned)} run folder(s) ({rule}{'; ' + kept if kept else ''}); manifests and ledger kept")
 
 
 @click.command("pages")

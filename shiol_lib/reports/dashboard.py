@@ -195,7 +195,7 @@ class _Pages:
             recent += [r for r in merged.values() if r.get("utc_day", "") >= self.timeline_day]
         first = [v for v in views if self.first_day is None or folder_day(v) >= self.first_day]
         missed = list(missed or [])
-        page = env.get_template("index.html").render(
+        html = env.get_template("index.html").render(
             runs=first,
             css=css,
             generated=self.now.strftime("%Y-%m-%d %H:%M UTC"),
@@ -215,7 +215,7 @@ class _Pages:
             window_days=chunks.WINDOW_DAYS,
         )
         path = self.runs_dir / INDEX
-        write_atomic(path, page.encode("utf-8"))
+        write_atomic(path, html.encode("utf-8"))
         written.append(path)
         if self.kept is not None:
             for rel in [k for k in self.kept if k.startswith(f"{CHUNK_DIR}/")]:
