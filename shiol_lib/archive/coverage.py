@@ -17,6 +17,7 @@ Anything else, a file or a folder at any depth, is reported.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -193,7 +194,8 @@ class _Walk:
                     self.report(stamp, "is not a rerun's timestamp folder (YYYYMMDDTHHMMSSZ)", path.name)
 
     def _rel(self, path: Path) -> str:
-        return path.relative_to(self.runs_dir).as_posix()
+        text, root = os.fspath(path), os.path.join(os.fspath(self.runs_dir), "")
+        return text[len(root) :] if text.startswith(root) else path.relative_to(self.runs_dir).as_posix()
 
 
 def _children(folder: Path) -> list[Path]:

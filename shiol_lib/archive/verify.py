@@ -337,11 +337,15 @@ class _EntryCheck:
             return
         folder = folders[0]
         self.folders[folder] = run_id
+        try:
+            names = set(os.listdir(folder))  # one listing per run: what is there, and what is not recorded
+        except OSError:
+            names = set()
         manifest_path = folder / MANIFEST
-        if not manifest_path.is_file():
+        digest = self.hashes.sha256(manifest_path) if MANIFEST in names else None
+        if digest is None and not manifest_path.is_file():
             self._problem(line, run_id, f"its manifest {manifest_path} is missing")
             return
-        digest = self.hashes.sha256(manifest_path)
         matches = digest == entry.get("manifest_sha256")
         if not matches:
             self._problem(line, run_id, f"manifest {manifest_path} was changed after the run")
@@ -353,23 +357,22 @@ class _EntryCheck:
         if matches and digest:
             self.hashes.manifests[digest] = manifest.as_dict()
         self.manifests[run_id] = manifest
+        base = os.path.join(os.fspath(folder), "")
         for name, expected in sorted(manifest.artefacts.items()):
-            path = folder / name
             if name in pruned:
                 continue
             self.files += 1
-            if not path.is_file():
+            found = self.hashes.sha256(base + name) if name in names else None
+            if found is None and not (folder / name).is_file():
                 self._problem(line, run_id, f"file {name} is missing (not recorded as pruned)")
-            elif self.hashes.sha256(path) != expected:
+            elif found != expected:
                 self._problem(
                     line, run_id, f"file {name} was changed after the run (its sha256 differs from the manifest's)"
                 )
         if manifest.schema < 2:
             return  # schema 1 recorded no artefact hashes: nothing more to compare
-        for path in sorted(folder.iterdir()):
-            if path.name in NOT_ARTEFACTS or path.name in manifest.artefacts:
-                continue
-            self._problem(line, run_id, f"file {path.name} is in the run folder but not in its manifest")
+        for name in sorted(names - NOT_ARTEFACTS - set(manifest.artefacts)):
+            self._problem(line, run_id, f"file {name} is in the run folder but not in its manifest")
 
 
 def _sha256(path: Path) -> str | None:

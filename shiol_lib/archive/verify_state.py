@@ -48,12 +48,20 @@ class FileHashes:
     hashed: int = 0
     reused: int = 0
 
-    def sha256(self, path: Path) -> str | None:
+    @property
+    def root(self) -> str:
+        """``runs_dir`` as text ending with a separator: the prefix cut from each path for its record."""
+        return os.path.join(os.fspath(self.runs_dir), "")
+
+    def sha256(self, path: str | os.PathLike[str]) -> str | None:
         """The file's SHA-256 (None when it cannot be read): hashed again unless its identity is recorded."""
+        text, root = os.fspath(path), self.root
+        if not text.startswith(root):
+            return None
+        rel = text[len(root) :]
         try:
-            st = os.stat(path, follow_symlinks=False)
-            rel = Path(path).relative_to(self.runs_dir).as_posix()
-        except (OSError, ValueError):
+            st = os.stat(text, follow_symlinks=False)
+        except OSError:
             return None
         identity = [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
         known = self.known.get(rel)
@@ -62,11 +70,11 @@ class FileHashes:
             self.seen[rel] = known
             return str(known[4])
         try:
-            digest = sha256_file(path)
+            digest = sha256_file(Path(text))
         except ArchiveError:
             return None
         self.hashed += 1
-        after = os.stat(path, follow_symlinks=False)
+        after = os.stat(text, follow_symlinks=False)
         if [after.st_size, after.st_ino, after.st_mtime_ns, after.st_ctime_ns] == identity:
             self.seen[rel] = [*identity, digest]  # not recorded while it was changing under us
         return digest

@@ -12,15 +12,16 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.store.core import Store
 from shiol_lib.store.rows import scalar
 from shiol_lib.store.runs import refuse_dead_run
 from shiol_lib.store.snapshot import connect_snapshot
+
+if TYPE_CHECKING:
+    import pandas as pd  # at run time only where a frame is made: `shiol runs verify` needs no pandas
 
 EVALUATION_COLUMNS = [
     "run_id",
@@ -89,6 +90,8 @@ def _read_rows(store: Store, columns: str, table: str, run_id: str | None) -> pd
 
 
 def _query_rows(conn: Any, columns: str, table: str, run_id: str | None) -> pd.DataFrame:
+    import pandas as pd
+
     where, params = (" WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
     frame = conn.execute(f"SELECT {columns} FROM {table}{where} ORDER BY run_id, rank", params).df()
     frame["target_draw_date"] = pd.to_datetime(frame["target_draw_date"])
@@ -191,6 +194,8 @@ def read_replays(store: Store, keys: Sequence[str]) -> dict[str, bytes]:
     """The kept payloads of those ``keys`` that the store holds (one query)."""
     if not keys:
         return {}
+    import pandas as pd
+
     wanted = pd.DataFrame({"replay_key": list(dict.fromkeys(keys))})
     with store.connect() as conn:
         conn.register("wanted_replays", wanted)
