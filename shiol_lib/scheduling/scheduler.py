@@ -155,12 +155,11 @@ class Scheduler:
         """
         at = at or datetime.now(UTC)
         store = store or self.store()
-        plan = plan_runs(read_history(store, at, stale_s=self.settings.heartbeat_stale_s), at, self.config)
-        return replace(
-            plan,
-            draws=draw_coverage(store.draw_dates(), at),
-            dead_runs=find_dead_runs(store, stale_s=self.settings.heartbeat_stale_s, now=at),
-        )
+        with store.held():  # one connection for the cycle's three reads
+            history = read_history(store, at, stale_s=self.settings.heartbeat_stale_s)
+            draws = store.draw_dates()
+            dead = find_dead_runs(store, stale_s=self.settings.heartbeat_stale_s, now=at)
+        return replace(plan_runs(history, at, self.config), draws=draw_coverage(draws, at), dead_runs=dead)
 
     def start_planning(self) -> None:
         """Start the planning thread: plans from now on come from it (see :class:`PlanLoop`)."""
