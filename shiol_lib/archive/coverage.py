@@ -156,20 +156,20 @@ class _Walk:
                 self.report(path, "is not a day folder of the archive (the ledger does not account for it)")
 
     def day(self, folder: Path) -> None:
-        children = _children(folder)
+        children = _entries(folder)
         if not children:
             self.report(folder, "is empty: no run of the ledger is in it")
-        for path in children:
+        for path, real_dir in children:
             run_id = path.name if RUN_ID_PATTERN.match(path.name) else None
-            if path in self.run_folders and _is_dir(path):
+            if path in self.run_folders and real_dir:
                 page = path / PAGE
                 if page.exists() or page.is_symlink():
                     self.page(page)
-            elif run_id and run_id in self.in_flight and _is_dir(path):
+            elif run_id and run_id in self.in_flight and real_dir:
                 continue
-            elif run_id and run_id in self.ledger_runs and _is_dir(path):
+            elif run_id and run_id in self.ledger_runs and real_dir:
                 self.report(path, "is a second folder of a run the ledger names elsewhere", run_id)
-            elif run_id and _is_dir(path):
+            elif run_id and real_dir:
                 why = (
                     (
                         "the store says it is running, but its process is not alive on this host with a fresh "
@@ -203,6 +203,15 @@ def _children(folder: Path) -> list[Path]:
         return sorted(folder.iterdir())
     except OSError:
         return []  # an unreadable folder: what it should hold is reported missing by the entry checks
+
+
+def _entries(folder: Path) -> list[tuple[Path, bool]]:
+    """A folder's children, each with whether it is a folder (not a link to one), from one listing."""
+    try:
+        with os.scandir(folder) as found:
+            return sorted((Path(e.path), e.is_dir(follow_symlinks=False)) for e in found)
+    except OSError:
+        return []
 
 
 def _is_dir(path: Path) -> bool:

@@ -50,17 +50,20 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None,
         require_store(settings)
         seen = witness.read(witness_file) if witness_file is not None else None
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        runs = run_table.archived_runs(store)
+        with store.held():  # the store's reads through one connection
+            runs = run_table.archived_runs(store)
+            anchor, in_flight = run_table.ledger_anchor(store), in_flight_runs(settings, store)
+            outputs = prediction_table.all_output_hashes(store, runs)
         state = verify_state.state_path(settings.db_path)
         previous = verify_state.load(state, settings.runs_dir, key=settings.ledger_key) if since_last else None
         hashes = previous or verify_state.FileHashes(settings.runs_dir)
         result = verify_archive(
             settings.runs_dir,
-            anchor=run_table.ledger_anchor(store),
+            anchor=anchor,
             runs=runs,
             key=settings.ledger_key,
-            in_flight=in_flight_runs(settings, store),
-            outputs=prediction_table.all_output_hashes(store, runs),
+            in_flight=in_flight,
+            outputs=outputs,
             witness=seen,
             hashes=hashes,
         )
@@ -153,12 +156,11 @@ def witness_command(settings: Settings, output: Path | None) -> None:
 def in_flight_runs(settings: Settings, store: Store) -> set[str]:
     """Runs whose process is alive on this host and whose heartbeat is fresh (verify excuses only their folders)."""
     from shiol_lib.jobs.liveness import job_is_alive
-    from shiol_lib.store import runs as run_table
-    from shiol_lib.store.jobs import LockHolder
+    from shiol_lib.store.jobs import LockHolder, running_runs
 
     now, host = datetime.now(UTC), socket.gethostname()
     alive = set()
-    for row in run_table.list_runs(store):
+    for row in running_runs(store):
         if (
             row.status != RunStatus.RUNNING
             or row.host != host
