@@ -201,7 +201,6 @@ def prune_command(settings: Settings, keep_days: int | None) -> None:
                 "nothing to prune by: give --keep-days N, or set keep_days on a job in the jobs file "
                 f"({settings.jobs_path})"
             )
-        require_store(settings)
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
         pruned = prune_runs(settings.runs_dir, keep_days=keep_days, per_job=per_job, key=settings.ledger_key)
         head = ledger.head(settings.runs_dir)
