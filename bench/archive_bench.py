@@ -15,8 +15,8 @@ files hard-linked, the ledger, the store and its folder copied), so the cache st
   ``history_s`` alone; ``health_s``: ``GET /api/v1/scheduler/health`` on the real Starlette app served
   by uvicorn on 127.0.0.1 (best of 5); ``publish_s``: one snapshot publish;
 * ``store_mb`` / ``archive_mb``: on disk; at the largest size also ``prune_s``, ``archive_pruned_mb``
-  and ``verify_pruned_s``: ``shiol runs prune --keep-days 90`` (what a job's ``keep_days`` does for its
-  own runs; built-in jobs take the default) and a full verify after it.
+  and ``verify_pruned_s``: ``shiol runs prune --keep-days`` keeping the last 90 simulated days (what
+  a job's ``keep_days`` does for its own runs; built-in jobs take the default) and a full verify after it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +202,10 @@ def measure(cache: Path, *, quick: bool = False, work: Path | None = None) -> di
         row["store_mb"] = _du_mb(home / "var")
         row["archive_mb"] = _du_mb(home / "runs")
         if n == max(sizes):
-            row["prune_s"], _ = _process_s(home, "runs", "prune", "--keep-days", str(KEEP_DAYS))
+            # the CLI counts days to the real clock; the simulated two years ended earlier
+            keep = KEEP_DAYS + (datetime.now(UTC) - runs[n - 1].at).days
+            row["prune_s"], _ = _process_s(home, "runs", "prune", "--keep-days", str(keep))
+            row["pruned_runs"] = len(list((home / "runs").glob("*/*/*/PRUNED")))
             row["archive_pruned_mb"] = _du_mb(home / "runs")
             row["verify_pruned_s"], _ = _process_s(home, "runs", "verify", "--json")
         results[str(n)] = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
@@ -216,4 +219,3 @@ def _working_copy_of(home: Path, work: Path) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     _working_copy(home, target)
     return target
-
