@@ -63,13 +63,16 @@ def check_pages(
                 "copy, or their last rewrite failed (`shiol runs pages` rewrites them from the manifests)"
             )
         )
+    root = os.path.join(os.fspath(runs_dir), "")
     for rel, expected in sorted(record.pages.items()):
-        path = runs_dir / rel
         if not is_page(rel):
             problems.append(_problem(f"the pages record names {rel!r}, which is not a page of the archive"))
-        elif not path.is_file():
+            continue
+        path = Path(root + rel)
+        found = (digest or _sha256)(path)
+        if found is None and not path.is_file():
             problems.append(_problem(f"page {rel} is missing (the pages record has its hash)"))
-        elif (digest or _sha256)(path) != expected:
+        elif found != expected:
             problems.append(
                 _problem(f"page {rel} was changed after it was written (its sha256 differs from the pages record's)")
             )

@@ -39,10 +39,10 @@ def chunk_rel(month: str) -> str:
 
 def is_page(rel: str) -> bool:
     """Whether a relative path can be a recorded page: an ``index.html`` (dashboard, run page) or a chunk."""
-    parts = Path(rel).parts
-    if Path(rel).is_absolute() or ".." in parts:
+    parts = rel.split("/")
+    if rel.startswith("/") or "" in parts or "." in parts or ".." in parts or "\\" in rel:
         return False
-    return Path(rel).name == PAGE or bool(_CHUNK.match(rel))
+    return parts[-1] == PAGE or bool(_CHUNK.match(rel))
 
 
 @dataclass

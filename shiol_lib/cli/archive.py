@@ -67,7 +67,8 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None,
             witness=seen,
             hashes=hashes,
         )
-        if result.intact:
+        unchanged = previous is not None and not hashes.hashed and hashes.seen.keys() == previous.known.keys()
+        if result.intact and not unchanged:  # an unchanged archive leaves the recorded state as true as it was
             try:
                 verify_state.save(state, hashes, key=settings.ledger_key)
             except ArchiveError as err:  # the archive is intact; only the next --since-last is a full one
