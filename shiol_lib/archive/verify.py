@@ -20,25 +20,19 @@ Every check reports instead of raising: a damaged file is a problem in the list,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from shiol_lib.archive.coverage import RERUNS, check_pages, unknown_paths
-from shiol_lib.archive.folders import HEAVY_SUFFIXES, MANIFEST, PRUNED, RUN_ID_PATTERN, read_manifest
-from shiol_lib.archive.hashing import sha256_file
+from shiol_lib.archive.coverage import check_pages, unknown_paths
+from shiol_lib.archive.entries import NOT_ARTEFACTS, EntryCheck, Facts, artefact_hashes
 from shiol_lib.archive.ledger import Head, LedgerLine, LedgerProblem, check_chain, read_lines
-from shiol_lib.archive.pages import CHUNK_DIR
 from shiol_lib.archive.verify_state import FileHashes
 from shiol_lib.archive.witness import Witness
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import ArchiveError
 
-# Files of a run folder that are not artefacts: the manifest (hashed by the ledger), the prune marker
-# and the run page (derived from the manifest, rewritten with the index).
-NOT_ARTEFACTS = frozenset({MANIFEST, PRUNED, "index.html"})
+__all__ = ["NOT_ARTEFACTS", "Verification", "artefact_hashes", "check_witness", "verify_archive", "verify_ledger"]
 
 
 @dataclass
@@ -96,7 +90,7 @@ def verify_archive(
     result.problems += _check_anchor(lines, anchor)
     if witness is not None:
         result.problems += check_witness(lines, witness, key=key)
-    checked = _EntryCheck(runs_dir, lines, hashes)
+    checked = EntryCheck(runs_dir, lines, hashes)
     result.problems += checked.problems
     result.runs, result.files = len(checked.ledger_runs), checked.files
     for run_id, status in sorted(runs.items()):
@@ -167,7 +161,7 @@ def check_witness(lines: list[LedgerLine], witness: Witness, *, key: str | None 
     return problems
 
 
-def _check_outputs(run_id: str, manifest: _Facts, stored: Mapping[str, str]) -> list[LedgerProblem]:
+def _check_outputs(run_id: str, manifest: Facts, stored: Mapping[str, str]) -> list[LedgerProblem]:
     """The store's outputs of a run against the hashes its manifest recorded at the run's close."""
     problems = []
     for name, digest in sorted(manifest.outputs.items()):
@@ -205,7 +199,7 @@ def verify_ledger(runs_dir: Path, *, key: str | None = None) -> list[LedgerProbl
     :func:`verify_archive` adds the store anchor, the store's runs and the walk for unknown folders.
     """
     lines = read_lines(runs_dir)
-    return check_chain(lines, key=key) + _EntryCheck(Path(runs_dir), lines, FileHashes(Path(runs_dir))).problems
+    return check_chain(lines, key=key) + EntryCheck(Path(runs_dir), lines, FileHashes(Path(runs_dir))).problems
 
 
 def _check_anchor(lines: list[LedgerLine], anchor: tuple[int, str] | None) -> list[LedgerProblem]:
@@ -250,145 +244,3 @@ def _check_anchor(lines: list[LedgerLine], anchor: tuple[int, str] | None) -> li
             )
         )
     return problems
-
-
-@dataclass(frozen=True)
-class _Facts:
-    """What the checks need of a verified manifest (kept in the verify state by the manifest's hash)."""
-
-    status: str
-    schema: int
-    artefacts: dict[str, str]
-    outputs: dict[str, str]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "schema": self.schema, "artefacts": self.artefacts, "outputs": self.outputs}
-
-
-def _facts(folder: Path, digest: str | None, hashes: FileHashes) -> _Facts:
-    """The manifest's facts: from the state when its hash was recorded there, else read (ArchiveError)."""
-    known = hashes.manifests.get(digest) if digest else None
-    if isinstance(known, dict):
-        try:
-            return _Facts(str(known["status"]), int(known["schema"]), dict(known["artefacts"]), dict(known["outputs"]))
-        except (KeyError, TypeError, ValueError):
-            pass
-    manifest = read_manifest(folder)
-    return _Facts(str(manifest.status), manifest.schema, dict(manifest.artefacts), dict(manifest.outputs))
-
-
-def run_folders(runs_dir: Path) -> dict[str, list[Path]]:
-    """Every ``<job>/<day>/<run_id>`` folder by run id, from one walk (not one glob per run)."""
-    found: dict[str, list[Path]] = {}
-    for job in _subdirs(runs_dir):
-        if job.name in (RERUNS, CHUNK_DIR):
-            continue
-        for day in _subdirs(job):
-            for run in _subdirs(day):
-                found.setdefault(run.name, []).append(run)
-    return found
-
-
-def _subdirs(folder: Path) -> list[Path]:
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
-    except OSError:
-        return []
-
-
-class _EntryCheck:
-    """Walks the run and prune entries: manifests, artefacts and files nobody recorded."""
-
-    def __init__(self, runs_dir: Path, lines: list[LedgerLine], hashes: FileHashes) -> None:
-        self.problems: list[LedgerProblem] = []
-        self.files = 0
-        self.folders: dict[Path, str] = {}  # the run folder each entry was checked against
-        self.manifests: dict[str, _Facts] = {}
-        self.hashes = hashes
-        last: dict[str, tuple[int, dict]] = {}
-        pruned: dict[str, set[str]] = {}
-        for line in lines:
-            entry = line.entry
-            if entry is None or not isinstance(entry.get("run_id"), str):
-                continue
-            kind = entry.get("kind", "run")
-            if kind == "prune":
-                names = entry.get("pruned")
-                pruned.setdefault(entry["run_id"], set()).update(n for n in names or [] if isinstance(n, str))
-            elif kind == "run":
-                last[entry["run_id"]] = (line.number, entry)
-            else:
-                self.problems.append(LedgerProblem(line.number, entry["run_id"], f"unknown entry kind {kind!r}"))
-        self.ledger_runs = set(last)
-        folders = run_folders(runs_dir)
-        for run_id, (number, entry) in sorted(last.items()):
-            self._check_run(folders.get(run_id, []), number, run_id, entry, pruned.get(run_id, set()))
-
-    def _problem(self, line: int, run_id: str, text: str) -> None:
-        self.problems.append(LedgerProblem(line, run_id, text))
-
-    def _check_run(self, folders: list[Path], line: int, run_id: str, entry: dict, pruned: set[str]) -> None:
-        if not RUN_ID_PATTERN.match(run_id):
-            self._problem(line, run_id, "names something that is not a run id")
-            return
-        if not folders:
-            self._problem(line, run_id, "its run folder is missing from the archive")
-            return
-        folder = folders[0]
-        self.folders[folder] = run_id
-        try:
-            names = set(os.listdir(folder))  # one listing per run: what is there, and what is not recorded
-        except OSError:
-            names = set()
-        manifest_path = folder / MANIFEST
-        digest = self.hashes.sha256(manifest_path) if MANIFEST in names else None
-        if digest is None and not manifest_path.is_file():
-            self._problem(line, run_id, f"its manifest {manifest_path} is missing")
-            return
-        matches = digest == entry.get("manifest_sha256")
-        if not matches:
-            self._problem(line, run_id, f"manifest {manifest_path} was changed after the run")
-        try:
-            manifest = _facts(folder, digest if matches else None, self.hashes)
-        except ArchiveError as err:
-            self._problem(line, run_id, str(err))
-            return
-        if matches and digest:
-            self.hashes.manifests[digest] = manifest.as_dict()
-        self.manifests[run_id] = manifest
-        base = os.path.join(os.fspath(folder), "")
-        for name, expected in sorted(manifest.artefacts.items()):
-            if name in pruned:
-                continue
-            self.files += 1
-            found = self.hashes.sha256(base + name) if name in names else None
-            if found is None and not (folder / name).is_file():
-                self._problem(line, run_id, f"file {name} is missing (not recorded as pruned)")
-            elif found != expected:
-                self._problem(
-                    line, run_id, f"file {name} was changed after the run (its sha256 differs from the manifest's)"
-                )
-        if manifest.schema < 2:
-            return  # schema 1 recorded no artefact hashes: nothing more to compare
-        for name in sorted(names - NOT_ARTEFACTS - set(manifest.artefacts)):
-            self._problem(line, run_id, f"file {name} is in the run folder but not in its manifest")
-
-
-def _sha256(path: Path) -> str | None:
-    """The file's SHA-256, or None when it cannot be read (the caller reports that as a difference)."""
-    try:
-        return sha256_file(path)
-    except ArchiveError:
-        return None
-
-
-def artefact_hashes(folder: Path) -> dict[str, str]:
-    """SHA-256 of every artefact (``.ipynb``, ``.html``, ``.log``) in a run folder, by file name."""
-    hashes = {}
-    for path in sorted(Path(folder).iterdir()):
-        if path.is_file() and path.suffix in HEAVY_SUFFIXES and path.name not in NOT_ARTEFACTS:
-            digest = _sha256(path)
-            if digest is not None:
-                hashes[path.name] = digest
-    return hashes
