@@ -45,13 +45,34 @@ class FileHashes:
     known: dict[str, list[Any]] = field(default_factory=dict)  # rel -> [size, ino, mtime_ns, ctime_ns, sha256]
     seen: dict[str, list[Any]] = field(default_factory=dict)
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifest sha256 -> facts
+    outputs: dict[str, list[Any]] = field(default_factory=dict)  # run id -> [store digest, verified hashes]
     hashed: int = 0
     reused: int = 0
+    outputs_hashed: int = 0
 
     @property
     def root(self) -> str:
         """``runs_dir`` as text ending with a separator: the prefix cut from each path for its record."""
         return os.path.join(os.fspath(self.runs_dir), "")
+
+    def store_outputs(self, runs: list[str], digests: dict[str, str], read: Any) -> dict[str, dict[str, str]]:
+        """The store's output hashes of ``runs``: recorded ones where the store's digest is unchanged.
+
+        ``digests`` is :func:`~shiol_lib.store.predictions.output_digests`; ``read(run_ids)`` computes the
+        hashes of the others (:func:`~shiol_lib.store.predictions.all_output_hashes`). Afterwards
+        :attr:`outputs` holds every run's digest and hashes, for the next verification.
+        """
+        known, outputs, changed = self.outputs, {}, []
+        for run_id in runs:
+            entry = known.get(run_id)
+            if isinstance(entry, list) and len(entry) == 2 and entry[0] == digests.get(run_id, ""):
+                outputs[run_id] = dict(entry[1])
+            else:
+                changed.append(run_id)
+        outputs.update(read(changed))
+        self.outputs = {r: [digests.get(r, ""), outputs[r]] for r in runs}
+        self.outputs_hashed = len(changed)
+        return outputs
 
     def sha256(self, path: str | os.PathLike[str]) -> str | None:
         """The file's SHA-256 (None when it cannot be read): hashed again unless its identity is recorded."""
@@ -101,10 +122,10 @@ def load(path: Path, runs_dir: Path, *, key: str | None) -> FileHashes | None:
     ):
         log.warning("the verify state %s is not signed with SHIOL_LEDGER_KEY; verifying in full", path)
         return None
-    files, manifests = data.get("files"), data.get("manifests")
-    if not isinstance(files, dict) or not isinstance(manifests, dict):
+    files, manifests, outputs = data.get("files"), data.get("manifests"), data.get("outputs", {})
+    if not isinstance(files, dict) or not isinstance(manifests, dict) or not isinstance(outputs, dict):
         return None
-    return FileHashes(Path(runs_dir), known=files, manifests=manifests)
+    return FileHashes(Path(runs_dir), known=files, manifests=manifests, outputs=outputs)
 
 
 def save(path: Path, hashes: FileHashes, *, key: str | None) -> None:
@@ -114,6 +135,7 @@ def save(path: Path, hashes: FileHashes, *, key: str | None) -> None:
         "runs_dir": str(hashes.runs_dir),
         "files": hashes.seen,
         "manifests": hashes.manifests,
+        "outputs": hashes.outputs,
     }
     if key:
         body["hmac"] = hmac_sha256(canonical_json(body), key)

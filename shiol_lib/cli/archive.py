@@ -50,13 +50,17 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None,
         require_store(settings)
         seen = witness.read(witness_file) if witness_file is not None else None
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        with store.held():  # the store's reads through one connection
-            runs = run_table.archived_runs(store)
-            anchor, in_flight = run_table.ledger_anchor(store), in_flight_runs(settings, store)
-            outputs = prediction_table.all_output_hashes(store, runs)
         state = verify_state.state_path(settings.db_path)
         previous = verify_state.load(state, settings.runs_dir, key=settings.ledger_key) if since_last else None
         hashes = previous or verify_state.FileHashes(settings.runs_dir)
+        with store.held():  # the store's reads through one connection
+            runs = run_table.archived_runs(store)
+            anchor, in_flight = run_table.ledger_anchor(store), in_flight_runs(settings, store)
+            outputs = hashes.store_outputs(
+                sorted(runs),
+                prediction_table.output_digests(store),
+                lambda ids: prediction_table.all_output_hashes(store, ids),
+            )
         result = verify_archive(
             settings.runs_dir,
             anchor=anchor,
@@ -67,7 +71,12 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None,
             witness=seen,
             hashes=hashes,
         )
-        unchanged = previous is not None and not hashes.hashed and hashes.seen.keys() == previous.known.keys()
+        unchanged = (
+            previous is not None
+            and not hashes.hashed
+            and not hashes.outputs_hashed
+            and hashes.seen.keys() == previous.known.keys()
+        )
         if result.intact and not unchanged:  # an unchanged archive leaves the recorded state as true as it was
             try:
                 verify_state.save(state, hashes, key=settings.ledger_key)
@@ -159,12 +168,16 @@ def witness_command(settings: Settings, output: Path | None) -> None:
 
 def in_flight_runs(settings: Settings, store: Store) -> set[str]:
     """Runs whose process is alive on this host and whose heartbeat is fresh (verify excuses only their folders)."""
-    from shiol_lib.jobs.liveness import job_is_alive
     from shiol_lib.store.jobs import LockHolder, running_runs
 
     now, host = datetime.now(UTC), socket.gethostname()
-    alive = set()
-    for row in running_runs(store):
+    alive: set[str] = set()
+    rows = running_runs(store)
+    if not rows:
+        return alive  # nothing running: the liveness checks (and their imports) are not needed
+    from shiol_lib.jobs.liveness import job_is_alive
+
+    for row in rows:
         if (
             row.status != RunStatus.RUNNING
             or row.host != host

@@ -164,12 +164,20 @@ def all_output_hashes(store: Store, run_ids: Iterable[str]) -> dict[str, dict[st
     wanted = set(run_ids)
     tickets: dict[str, list[tuple[Any, ...]]] = {}
     hashes: dict[str, dict[str, str]] = {run_id: {} for run_id in wanted}
+    if not wanted:
+        return hashes
+    ids = sorted(wanted)
     with store.connect() as conn:
         rows = conn.execute(
             "SELECT run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, round(score, 9) FROM predictions "
-            "ORDER BY run_id, rank"
+            "WHERE list_contains(?::VARCHAR[], run_id) ORDER BY run_id, rank",
+            [ids],
         ).fetchall()
-        artifacts = conn.execute("SELECT run_id, kind, payload FROM artifacts ORDER BY run_id, kind").fetchall()
+        artifacts = conn.execute(
+            "SELECT run_id, kind, payload FROM artifacts WHERE list_contains(?::VARCHAR[], run_id) "
+            "ORDER BY run_id, kind",
+            [ids],
+        ).fetchall()
     for run_id, *ticket in rows:
         if run_id in wanted:
             tickets.setdefault(run_id, []).append(tuple(ticket))
@@ -179,6 +187,30 @@ def all_output_hashes(store: Store, run_ids: Iterable[str]) -> dict[str, dict[st
         if run_id in wanted:
             hashes[run_id][f"artifact:{kind}"] = _sha(payload)
     return hashes
+
+
+def output_digests(store: Store) -> dict[str, str]:
+    """A fingerprint of each run's stored outputs (tickets and artefacts), computed by DuckDB's SHA-256.
+
+    Not the hashes a manifest records (:func:`output_hashes`): it changes whenever any of the rows those
+    hashes cover changes, so ``shiol runs verify --since-last`` hashes again only the runs whose outputs
+    changed since the last verification.
+    """
+    digests: dict[str, str] = {}
+    with store.connect() as conn:
+        tickets = conn.execute(
+            "SELECT run_id, sha256(string_agg(concat_ws(',', target_draw_date, rank, n1, n2, n3, n4, n5, pb, "
+            "round(score, 9)), ';' ORDER BY rank)) FROM predictions GROUP BY run_id"
+        ).fetchall()
+        artifacts = conn.execute(
+            "SELECT run_id, sha256(string_agg(length(kind) || ':' || kind || sha256(payload), ';' ORDER BY kind)) "
+            "FROM artifacts GROUP BY run_id"
+        ).fetchall()
+    for run_id, digest in tickets:
+        digests[run_id] = f"p{digest}"
+    for run_id, digest in artifacts:
+        digests[run_id] = f"{digests.get(run_id, '')}a{digest}"
+    return digests
 
 
 def _sha(text: str) -> str:

@@ -137,3 +137,16 @@ def test_prune_without_any_keep_days_is_a_usage_error(home: Home) -> None:
     result = CliRunner().invoke(cli, ["runs", "prune"], env={"SHIOL_HOME": str(home.root)})
     assert result.exit_code == 2 and "nothing to prune by: give --keep-days N" in result.output
     assert not list(home.runs.glob("pipeline/*/*/PRUNED"))
+
+
+def test_an_output_rewritten_in_the_store_since_the_last_verify_is_found(home: Home) -> None:
+    assert _verify(home)[0] == 0
+    with home.store.connect() as conn:
+        run_id = conn.execute("SELECT min(run_id) FROM predictions").fetchone()[0]
+    code, since = _verify(home, "--since-last")
+    assert code == 0 and since["since_last"]
+    with home.store.transaction() as conn:
+        conn.execute("UPDATE predictions SET pb = pb % 26 + 1 WHERE run_id = ? AND rank = 1", [run_id])
+    code, since = _verify(home, "--since-last")
+    assert code == 8 and since["since_last"] and since["files_hashed"] == 0
+    assert "output predictions in the store differs from the hash its manifest recorded" in _problems(since)
