@@ -16,6 +16,11 @@
 * ``snapshot``: the reader snapshot's cost (one empty write transaction) against the store's size, from the
   evaluation stores.
 * ``scheduler``: the idle scheduler's CPU % of one core, RSS, USS and module count (``processes``).
+* ``archive`` (``archive_bench.py``): an archive of 100, 1,000 and 3,000 runs (two years of operation)
+  written through the real run lifecycle, built once into ``--archive-cache`` and grown; per size
+  ``shiol runs verify`` (full and ``--since-last``), the dashboard at a run close and its first page's
+  size, ``shiol runs list`` (and ``--json``), one planner cycle, the health report, a snapshot publish,
+  the store's and archive's size, and at 3,000 runs the archive pruned to 90 days.
 * ``cli``: start-up latency of ``shiol --help``, ``status`` and ``schedule plan --json``; ``update``:
   ``shiol update-data --offline`` on an empty home (``processes``).
 
@@ -44,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import archive_bench
 import numpy as np
 import pandas as pd
 import pipeline_bench
@@ -59,7 +65,8 @@ SEED = 20240701
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 NEW_TICKETS = 300
-PARTS = ("pipeline", "scheduler", "cli", "update", "greedy", "slots", "evaluation")
+PARTS = ("pipeline", "scheduler", "cli", "update", "greedy", "slots", "evaluation", "archive")
+ARCHIVE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shiol-bench" / "archive-v1"
 REFERENCE_SQL = """
 SELECT p.run_id, p.rank, p.target_draw_date,
        (p.n1 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER + (p.n2 IN (d.n1, d.n2, d.n3, d.n4, d.n5))::INTEGER
@@ -251,6 +258,8 @@ def _print_table(results: dict[str, Any]) -> None:
             f"shiol {name:<20} median {row['wall_s']:.2f} s wall (min {row['min_wall_s']:.2f}), "
             f"{row['cpu_s']:.2f} s CPU"
         )
+    for n, row in results.get("archive", {}).items():
+        print(f"archive of {int(n):,} runs: " + ", ".join(f"{k} {v}" for k, v in row.items() if k != "runs"))
     if "update" in results:
         print(
             f"update-data --offline, empty home: {results['update']['wall_s']:.2f} s wall, "
@@ -266,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="best of N for the repeatable measurements")
     parser.add_argument("--sizes", type=int, nargs="*", help="stored-ticket counts (default 1e4 1e5 1e6)")
     parser.add_argument("--parts", nargs="*", choices=PARTS, default=list(PARTS), help="what to measure (default all)")
+    parser.add_argument("--archive-cache", type=Path, default=ARCHIVE_CACHE, help="where the built archives are kept")
     args = parser.parse_args(argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_average_1m_start": os.getloadavg()[0]}}
@@ -288,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             n: {"store_mb": row["store_mb"], "write_snapshot_s": row["write_snapshot_s"]}
             for n, row in results["evaluation"].items()
         }
+    if "archive" in args.parts:
+        _measured(results, "archive", lambda: archive_bench.measure(args.archive_cache, quick=args.quick))
     results["machine"]["load_average_1m_end"] = os.getloadavg()[0]
     if args.json:
         json.dump(results, sys.stdout, indent=2)

@@ -3,7 +3,8 @@
 The archive's layout, and what accounts for each part:
 
 - ``runs/ledger.jsonl`` (its own chain), ``runs/.ledger.lock`` (empty), ``runs/pages.json`` (the pages
-  record: :mod:`shiol_lib.archive.pages`) and ``runs/index.html`` (the dashboard, in the record);
+  record: :mod:`shiol_lib.archive.pages`), ``runs/index.html`` (the dashboard, in the record) and the
+  dashboard's month chunks ``runs/_index/runs-YYYY-MM.js`` (each in the record);
 - ``runs/<job>/<YYYY-MM-DD>/<run_id>/``: a run folder the ledger names (its files are checked against
   its manifest, its page against the record), or one in flight (its process alive on this host with a
   fresh heartbeat: the caller decides which runs are);
@@ -16,13 +17,15 @@ Anything else, a file or a folder at any depth, is reported.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from shiol_lib.archive.folders import RUN_ID_PATTERN
 from shiol_lib.archive.hashing import sha256_file
 from shiol_lib.archive.ledger import LEDGER, LOCK, Head, LedgerLine, LedgerProblem
-from shiol_lib.archive.pages import PAGE, PAGES, PagesRecord, read_pages
+from shiol_lib.archive.pages import CHUNK_DIR, PAGE, PAGES, PagesRecord, is_page, read_pages
 from shiol_lib.errors import ArchiveError
 
 RERUNS = "reruns"
@@ -31,7 +34,11 @@ STAMP_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
 
 
 def check_pages(
-    runs_dir: Path, lines: list[LedgerLine], *, key: str | None
+    runs_dir: Path,
+    lines: list[LedgerLine],
+    *,
+    key: str | None,
+    digest: Callable[[Path], str | None] | None = None,
 ) -> tuple[list[LedgerProblem], PagesRecord | None]:
     """Problems of the pages record and of each page it records; the record (None when absent or unreadable)."""
     try:
@@ -56,13 +63,16 @@ def check_pages(
                 "copy, or their last rewrite failed (`shiol runs pages` rewrites them from the manifests)"
             )
         )
-    for rel, digest in sorted(record.pages.items()):
-        path = runs_dir / rel
-        if Path(rel).is_absolute() or ".." in Path(rel).parts or Path(rel).name != PAGE:
+    root = os.path.join(os.fspath(runs_dir), "")
+    for rel, expected in sorted(record.pages.items()):
+        if not is_page(rel):
             problems.append(_problem(f"the pages record names {rel!r}, which is not a page of the archive"))
-        elif not path.is_file():
+            continue
+        path = Path(root + rel)
+        found = (digest or _sha256)(path)
+        if found is None and not path.is_file():
             problems.append(_problem(f"page {rel} is missing (the pages record has its hash)"))
-        elif _sha256(path) != digest:
+        elif found != expected:
             problems.append(
                 _problem(f"page {rel} was changed after it was written (its sha256 differs from the pages record's)")
             )
@@ -99,6 +109,12 @@ def unknown_paths(
             walk.page(path)
         elif path.name == RERUNS and _is_dir(path):
             walk.reruns(path)
+        elif path.name == CHUNK_DIR and _is_dir(path):
+            for chunk in _children(path):
+                if _is_file(chunk):
+                    walk.page(chunk)
+                else:
+                    walk.report(chunk, "is not a chunk of the dashboard (the pages record does not account for it)")
         elif _is_dir(path):
             walk.job(path)
         else:
@@ -143,20 +159,20 @@ class _Walk:
                 self.report(path, "is not a day folder of the archive (the ledger does not account for it)")
 
     def day(self, folder: Path) -> None:
-        children = _children(folder)
+        children = _entries(folder)
         if not children:
             self.report(folder, "is empty: no run of the ledger is in it")
-        for path in children:
+        for path, real_dir in children:
             run_id = path.name if RUN_ID_PATTERN.match(path.name) else None
-            if path in self.run_folders and _is_dir(path):
+            if path in self.run_folders and real_dir:
                 page = path / PAGE
                 if page.exists() or page.is_symlink():
                     self.page(page)
-            elif run_id and run_id in self.in_flight and _is_dir(path):
+            elif run_id and run_id in self.in_flight and real_dir:
                 continue
-            elif run_id and run_id in self.ledger_runs and _is_dir(path):
+            elif run_id and run_id in self.ledger_runs and real_dir:
                 self.report(path, "is a second folder of a run the ledger names elsewhere", run_id)
-            elif run_id and _is_dir(path):
+            elif run_id and real_dir:
                 why = (
                     (
                         "the store says it is running, but its process is not alive on this host with a fresh "
@@ -181,7 +197,8 @@ class _Walk:
                     self.report(stamp, "is not a rerun's timestamp folder (YYYYMMDDTHHMMSSZ)", path.name)
 
     def _rel(self, path: Path) -> str:
-        return path.relative_to(self.runs_dir).as_posix()
+        text, root = os.fspath(path), os.path.join(os.fspath(self.runs_dir), "")
+        return text[len(root) :] if text.startswith(root) else path.relative_to(self.runs_dir).as_posix()
 
 
 def _children(folder: Path) -> list[Path]:
@@ -189,6 +206,15 @@ def _children(folder: Path) -> list[Path]:
         return sorted(folder.iterdir())
     except OSError:
         return []  # an unreadable folder: what it should hold is reported missing by the entry checks
+
+
+def _entries(folder: Path) -> list[tuple[Path, bool]]:
+    """A folder's children, each with whether it is a folder (not a link to one), from one listing."""
+    try:
+        with os.scandir(folder) as found:
+            return sorted((Path(e.path), e.is_dir(follow_symlinks=False)) for e in found)
+    except OSError:
+        return []
 
 
 def _is_dir(path: Path) -> bool:

@@ -127,22 +127,24 @@ def read_manifest(directory: Path) -> Manifest:
 
 
 def find_run_dir(runs_dir: Path, run_id: str) -> Path:
-    """The archive folder of ``run_id``."""
+    """The archive folder of ``run_id``: first under the day its id names (New York), then anywhere."""
     check_run_id(run_id)
-    matches = sorted(Path(runs_dir).glob(f"*/*/{run_id}"))
+    started = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    day = f"{started.astimezone(NEW_YORK):%Y-%m-%d}"
+    matches = sorted(Path(runs_dir).glob(f"*/{day}/{run_id}")) or sorted(Path(runs_dir).glob(f"*/*/{run_id}"))
     if not matches:
         raise ArchiveError(f"run {run_id} is not in the archive {runs_dir}; 'shiol runs list' shows the runs")
     return matches[0]
 
 
-def iter_manifests(runs_dir: Path) -> list[tuple[Path, Manifest]]:
-    """Every readable manifest in the archive with its folder, newest first.
+def iter_manifests(runs_dir: Path, *, month: str | None = None) -> list[tuple[Path, Manifest]]:
+    """Every readable manifest in the archive (of one ``YYYY-MM`` of day folders) with its folder, newest first.
 
     A manifest that cannot be read is skipped with a warning naming it (``shiol runs verify`` reports
     it): one damaged run never stops the index, pruning or the next run.
     """
     found = []
-    for path in Path(runs_dir).glob(f"*/*/*/{MANIFEST}"):
+    for path in Path(runs_dir).glob(f"*/{month + '-*' if month else '*'}/*/{MANIFEST}"):
         try:
             found.append((path.parent, read_manifest(path.parent)))
         except ArchiveError as err:

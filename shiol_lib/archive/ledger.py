@@ -110,21 +110,32 @@ def read_lines(runs_dir: Path) -> list[LedgerLine]:
         return []
     except OSError as err:
         raise ArchiveError(f"the ledger {path} cannot be read ({err.strerror})") from err
-    lines = []
-    for number, raw in enumerate(data.splitlines(), start=1):
-        try:
-            entry = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as err:
-            lines.append(LedgerLine(number, raw, None, f"not UTF-8 text (byte {err.start})"))
-            continue
-        except (ValueError, RecursionError) as err:
-            lines.append(LedgerLine(number, raw, None, f"not JSON ({str(err)[:80]})"))
-            continue
-        if not isinstance(entry, dict):
-            lines.append(LedgerLine(number, raw, None, f"a JSON {type(entry).__name__}, not an entry"))
-            continue
-        lines.append(LedgerLine(number, raw, entry))
-    return lines
+    return [_decode(number, raw) for number, raw in enumerate(data.splitlines(), start=1)]
+
+
+def _decode(number: int, raw: bytes) -> LedgerLine:
+    try:
+        entry = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        return LedgerLine(number, raw, None, f"not UTF-8 text (byte {err.start})")
+    except (ValueError, RecursionError) as err:
+        return LedgerLine(number, raw, None, f"not JSON ({str(err)[:80]})")
+    if not isinstance(entry, dict):
+        return LedgerLine(number, raw, None, f"a JSON {type(entry).__name__}, not an entry")
+    return LedgerLine(number, raw, entry)
+
+
+def _last_line(runs_dir: Path) -> LedgerLine | None:
+    """The newest line, numbered, decoding only it (appends and the head need no other)."""
+    path = Path(runs_dir) / LEDGER
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise ArchiveError(f"the ledger {path} cannot be read ({err.strerror})") from err
+    raws = data.splitlines()
+    return _decode(len(raws), raws[-1]) if raws else None
 
 
 def read_ledger(runs_dir: Path) -> list[dict[str, Any]]:
@@ -134,50 +145,48 @@ def read_ledger(runs_dir: Path) -> list[dict[str, Any]]:
 
 def head(runs_dir: Path) -> Head | None:
     """The newest line of the ledger as (sequence number, hash), or None when it is empty."""
-    lines = read_lines(runs_dir)
-    return Head(len(lines), lines[-1].chain_hash) if lines else None
+    last = _last_line(runs_dir)
+    return Head(last.number, last.chain_hash) if last else None
 
 
 def append_entry(
     runs_dir: Path, *, run_id: str, job: str, status: str, manifest_path: Path, key: str | None = None
 ) -> dict[str, Any]:
     """Append a ``run`` entry (a run closed) under a file lock; returns the entry written."""
-    return _append(
-        runs_dir,
-        {
-            "kind": "run",
-            "run_id": run_id,
-            "job": job,
-            "status": str(status),
-            "manifest_sha256": sha256_file(manifest_path),
-        },
-        key,
-    )
+    digest = sha256_file(manifest_path)
+    body = {"kind": "run", "run_id": run_id, "job": job, "status": str(status), "manifest_sha256": digest}
+    return _append(runs_dir, body, key=key)[-1]
 
 
 def append_prune(runs_dir: Path, *, run_id: str, files: list[str], key: str | None = None) -> dict[str, Any]:
     """Append a ``prune`` entry: these files of ``run_id`` were removed on purpose."""
-    return _append(runs_dir, {"kind": "prune", "run_id": run_id, "pruned": sorted(files)}, key)
+    return append_prunes(runs_dir, {run_id: files}, key=key)[-1]
 
 
-def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, Any]:
+def append_prunes(runs_dir: Path, files: dict[str, list[str]], *, key: str | None = None) -> list[dict[str, Any]]:
+    """Append one ``prune`` entry per run (these files of it removed on purpose), in one write and one sync."""
+    bodies = [{"kind": "prune", "run_id": run_id, "pruned": sorted(names)} for run_id, names in files.items()]
+    return _append(runs_dir, *bodies, key=key)
+
+
+def _append(runs_dir: Path, *bodies: dict[str, Any], key: str | None) -> list[dict[str, Any]]:
     path = Path(runs_dir) / LEDGER
+    entries: list[dict[str, Any]] = []
     with locked(runs_dir):
-        lines = read_lines(runs_dir)
-        entry = {
-            "seq": len(lines) + 1,
-            **body,
-            "recorded_at": datetime.now(UTC).isoformat(),
-            "prev_hash": lines[-1].chain_hash if lines else GENESIS,
-        }
-        entry["hash"] = entry_hash(entry)
-        if key:
-            entry["hmac"] = sign(entry["hash"], key)
-        line = canonical_json(entry) + "\n"
+        last = _last_line(runs_dir)
+        seq, previous = (last.number, last.chain_hash) if last else (0, GENESIS)
+        for body in bodies:
+            seq += 1
+            entry = {"seq": seq, **body, "recorded_at": datetime.now(UTC).isoformat(), "prev_hash": previous}
+            entry["hash"] = previous = entry_hash(entry)
+            if key:
+                entry["hmac"] = sign(entry["hash"], key)
+            entries.append(entry)
+        line = "".join(canonical_json(entry) + "\n" for entry in entries)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                if lines and not path.read_bytes().endswith(b"\n"):
+                if last and not path.read_bytes().endswith(b"\n"):
                     os.write(fd, b"\n")  # a torn last line stays a line of its own
                 os.write(fd, line.encode())
                 os.fsync(fd)
@@ -185,8 +194,9 @@ def _append(runs_dir: Path, body: dict[str, Any], key: str | None) -> dict[str, 
                 os.close(fd)
         except OSError as err:
             raise ArchiveError(f"could not append to the ledger {path}: {err.strerror}") from err
-    witness.log_head(entry["seq"], entry["hash"], key)  # the signed head, also outside runs/
-    return entry
+    if entries:
+        witness.log_head(entries[-1]["seq"], entries[-1]["hash"], key)  # the signed head, also outside runs/
+    return entries
 
 
 def check_chain(lines: list[LedgerLine], *, key: str | None = None) -> list[LedgerProblem]:

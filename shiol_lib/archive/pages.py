@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,21 @@ from shiol_lib.errors import ArchiveError
 
 PAGES = "pages.json"
 PAGE = "index.html"  # the dashboard at the top of runs/, and each run's page in its folder
+CHUNK_DIR = "_index"  # the dashboard's month chunks (not a job name: job names start with a letter)
+_CHUNK = re.compile(r"^_index/runs-[0-9]{4}-[0-9]{2}\.js$")
+
+
+def chunk_rel(month: str) -> str:
+    """The relative path of a month's chunk of dashboard rows (``YYYY-MM``)."""
+    return f"{CHUNK_DIR}/runs-{month}.js"
+
+
+def is_page(rel: str) -> bool:
+    """Whether a relative path can be a recorded page: an ``index.html`` (dashboard, run page) or a chunk."""
+    parts = rel.split("/")
+    if rel.startswith("/") or "" in parts or "." in parts or ".." in parts or "\\" in rel:
+        return False
+    return parts[-1] == PAGE or bool(_CHUNK.match(rel))
 
 
 @dataclass
@@ -52,16 +68,26 @@ class PagesRecord:
         return self.hmac is not None and hmac.compare_digest(self.hmac, hmac_sha256(canonical_json(self.body()), key))
 
 
-def record_pages(runs_dir: Path, pages: list[Path], head: Head | None, *, key: str | None = None) -> Path:
+def record_pages(
+    runs_dir: Path,
+    pages: list[Path],
+    head: Head | None,
+    *,
+    key: str | None = None,
+    kept: dict[str, str] | None = None,
+) -> Path:
     """Record the hash of each written page and the ledger ``head`` they show (call under the ledger lock).
+
+    ``kept``: the hashes of the pages an incremental write left as they were (from the previous record);
+    the new record holds them beside the pages written now.
 
     Raises:
         ArchiveError: a page cannot be read or the record cannot be written.
     """
     runs_dir = Path(runs_dir)
-    record = PagesRecord(
-        head, {p.relative_to(runs_dir).as_posix(): sha256_file(p) for p in pages}, datetime.now(UTC).isoformat()
-    )
+    hashes = dict(kept or {})
+    hashes.update({p.relative_to(runs_dir).as_posix(): sha256_file(p) for p in pages})
+    record = PagesRecord(head, hashes, datetime.now(UTC).isoformat())
     data = record.body()
     if key:
         data["hmac"] = hmac_sha256(canonical_json(record.body()), key)

@@ -24,18 +24,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shiol_lib.archive.coverage import RERUNS, check_pages, unknown_paths
-from shiol_lib.archive.folders import HEAVY_SUFFIXES, MANIFEST, PRUNED, RUN_ID_PATTERN, read_manifest
-from shiol_lib.archive.hashing import sha256_file
+from shiol_lib.archive.coverage import check_pages, unknown_paths
+from shiol_lib.archive.entries import NOT_ARTEFACTS, EntryCheck, Facts, artefact_hashes
 from shiol_lib.archive.ledger import Head, LedgerLine, LedgerProblem, check_chain, read_lines
-from shiol_lib.archive.manifest import Manifest
+from shiol_lib.archive.verify_state import FileHashes
 from shiol_lib.archive.witness import Witness
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import ArchiveError
 
-# Files of a run folder that are not artefacts: the manifest (hashed by the ledger), the prune marker
-# and the run page (derived from the manifest, rewritten with the index).
-NOT_ARTEFACTS = frozenset({MANIFEST, PRUNED, "index.html"})
+__all__ = ["NOT_ARTEFACTS", "Verification", "artefact_hashes", "check_witness", "verify_archive", "verify_ledger"]
 
 
 @dataclass
@@ -64,6 +61,7 @@ def verify_archive(
     in_flight: set[str] | frozenset[str] = frozenset(),
     outputs: Mapping[str, Mapping[str, str]] | None = None,
     witness: Witness | None = None,
+    hashes: FileHashes | None = None,
 ) -> Verification:
     """Check the ledger chain, its entries' files, the pages, the store and (optionally) a witness.
 
@@ -77,8 +75,12 @@ def verify_archive(
         outputs: The store's output hashes by run id (``store.predictions.output_hashes``); None skips
             the comparison with the manifests' outputs.
         witness: A ledger head kept outside the archive that the ledger must still reach.
+        hashes: The file hashes of the last verification (``--since-last``: a file whose identity is
+            unchanged is not hashed again; :mod:`shiol_lib.archive.verify_state`); None hashes every
+            file. Either way it ends holding what this verification confirmed, for the next.
     """
     runs_dir = Path(runs_dir)
+    hashes = hashes if hashes is not None else FileHashes(runs_dir)
     try:
         lines = read_lines(runs_dir)
     except ArchiveError as err:
@@ -88,7 +90,7 @@ def verify_archive(
     result.problems += _check_anchor(lines, anchor)
     if witness is not None:
         result.problems += check_witness(lines, witness, key=key)
-    checked = _EntryCheck(runs_dir, lines)
+    checked = EntryCheck(runs_dir, lines, hashes)
     result.problems += checked.problems
     result.runs, result.files = len(checked.ledger_runs), checked.files
     for run_id, status in sorted(runs.items()):
@@ -109,7 +111,7 @@ def verify_archive(
     if outputs is not None:
         for run_id, manifest in sorted(checked.manifests.items()):
             result.problems += _check_outputs(run_id, manifest, outputs.get(run_id, {}))
-    page_problems, record = check_pages(runs_dir, lines, key=key)
+    page_problems, record = check_pages(runs_dir, lines, key=key, digest=hashes.sha256)
     result.problems += page_problems
     result.files += len(record.pages) if record else 0
     result.problems += unknown_paths(
@@ -159,7 +161,7 @@ def check_witness(lines: list[LedgerLine], witness: Witness, *, key: str | None 
     return problems
 
 
-def _check_outputs(run_id: str, manifest: Manifest, stored: Mapping[str, str]) -> list[LedgerProblem]:
+def _check_outputs(run_id: str, manifest: Facts, stored: Mapping[str, str]) -> list[LedgerProblem]:
     """The store's outputs of a run against the hashes its manifest recorded at the run's close."""
     problems = []
     for name, digest in sorted(manifest.outputs.items()):
@@ -197,7 +199,7 @@ def verify_ledger(runs_dir: Path, *, key: str | None = None) -> list[LedgerProbl
     :func:`verify_archive` adds the store anchor, the store's runs and the walk for unknown folders.
     """
     lines = read_lines(runs_dir)
-    return check_chain(lines, key=key) + _EntryCheck(Path(runs_dir), lines).problems
+    return check_chain(lines, key=key) + EntryCheck(Path(runs_dir), lines, FileHashes(Path(runs_dir))).problems
 
 
 def _check_anchor(lines: list[LedgerLine], anchor: tuple[int, str] | None) -> list[LedgerProblem]:
@@ -242,92 +244,3 @@ def _check_anchor(lines: list[LedgerLine], anchor: tuple[int, str] | None) -> li
             )
         )
     return problems
-
-
-class _EntryCheck:
-    """Walks the run and prune entries: manifests, artefacts and files nobody recorded."""
-
-    def __init__(self, runs_dir: Path, lines: list[LedgerLine]) -> None:
-        self.problems: list[LedgerProblem] = []
-        self.files = 0
-        self.folders: dict[Path, str] = {}  # the run folder each entry was checked against
-        self.manifests: dict[str, Manifest] = {}
-        last: dict[str, tuple[int, dict]] = {}
-        pruned: dict[str, set[str]] = {}
-        for line in lines:
-            entry = line.entry
-            if entry is None or not isinstance(entry.get("run_id"), str):
-                continue
-            kind = entry.get("kind", "run")
-            if kind == "prune":
-                names = entry.get("pruned")
-                pruned.setdefault(entry["run_id"], set()).update(n for n in names or [] if isinstance(n, str))
-            elif kind == "run":
-                last[entry["run_id"]] = (line.number, entry)
-            else:
-                self.problems.append(LedgerProblem(line.number, entry["run_id"], f"unknown entry kind {kind!r}"))
-        self.ledger_runs = set(last)
-        for run_id, (number, entry) in sorted(last.items()):
-            self._check_run(runs_dir, number, run_id, entry, pruned.get(run_id, set()))
-
-    def _problem(self, line: int, run_id: str, text: str) -> None:
-        self.problems.append(LedgerProblem(line, run_id, text))
-
-    def _check_run(self, runs_dir: Path, line: int, run_id: str, entry: dict, pruned: set[str]) -> None:
-        if not RUN_ID_PATTERN.match(run_id):
-            self._problem(line, run_id, "names something that is not a run id")
-            return
-        folders = sorted(p for p in runs_dir.glob(f"*/*/{run_id}") if p.parts[-3] != RERUNS)
-        if not folders:
-            self._problem(line, run_id, "its run folder is missing from the archive")
-            return
-        folder = folders[0]
-        self.folders[folder] = run_id
-        manifest_path = folder / MANIFEST
-        if not manifest_path.is_file():
-            self._problem(line, run_id, f"its manifest {manifest_path} is missing")
-            return
-        if _sha256(manifest_path) != entry.get("manifest_sha256"):
-            self._problem(line, run_id, f"manifest {manifest_path} was changed after the run")
-        try:
-            manifest = read_manifest(folder)
-        except ArchiveError as err:
-            self._problem(line, run_id, str(err))
-            return
-        self.manifests[run_id] = manifest
-        for name, digest in sorted(manifest.artefacts.items()):
-            path = folder / name
-            if name in pruned:
-                continue
-            self.files += 1
-            if not path.is_file():
-                self._problem(line, run_id, f"file {name} is missing (not recorded as pruned)")
-            elif _sha256(path) != digest:
-                self._problem(
-                    line, run_id, f"file {name} was changed after the run (its sha256 differs from the manifest's)"
-                )
-        if manifest.schema < 2:
-            return  # schema 1 recorded no artefact hashes: nothing more to compare
-        for path in sorted(folder.iterdir()):
-            if path.name in NOT_ARTEFACTS or path.name in manifest.artefacts:
-                continue
-            self._problem(line, run_id, f"file {path.name} is in the run folder but not in its manifest")
-
-
-def _sha256(path: Path) -> str | None:
-    """The file's SHA-256, or None when it cannot be read (the caller reports that as a difference)."""
-    try:
-        return sha256_file(path)
-    except ArchiveError:
-        return None
-
-
-def artefact_hashes(folder: Path) -> dict[str, str]:
-    """SHA-256 of every artefact (``.ipynb``, ``.html``, ``.log``) in a run folder, by file name."""
-    hashes = {}
-    for path in sorted(Path(folder).iterdir()):
-        if path.is_file() and path.suffix in HEAVY_SUFFIXES and path.name not in NOT_ARTEFACTS:
-            digest = _sha256(path)
-            if digest is not None:
-                hashes[path.name] = digest
-    return hashes

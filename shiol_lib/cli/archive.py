@@ -13,7 +13,7 @@ import click
 
 from shiol_lib.domain.draw_calendar import NEW_YORK
 from shiol_lib.domain.runs import ExitCode, RunStatus
-from shiol_lib.errors import ArchiveError, ShiolError
+from shiol_lib.errors import ArchiveError, ConfigError, ShiolError
 from shiol_lib.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,9 +32,15 @@ from shiol_lib.cli.common import JOB_NAMES, MISSED_KINDS, fail, open_existing_st
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A witness kept elsewhere ('shiol runs witness'): fail unless the ledger still reaches it.",
 )
-def verify_command(settings: Settings, as_json: bool, witness_file: Path | None) -> None:
+@click.option(
+    "--since-last",
+    is_flag=True,
+    help="Hash again only files changed since the last verification found the archive intact (by size, inode, "
+    "mtime and ctime); everything else is checked as in full. Without a recorded verification: a full one.",
+)
+def verify_command(settings: Settings, as_json: bool, witness_file: Path | None, since_last: bool) -> None:
     """Cross-check the ledger, every byte of runs/, the store's rows and anchor; exit 8 on any problem."""
-    from shiol_lib.archive import witness
+    from shiol_lib.archive import verify_state, witness
     from shiol_lib.archive.verify import verify_archive
     from shiol_lib.store import open_store
     from shiol_lib.store import predictions as prediction_table
@@ -44,16 +50,38 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None)
         require_store(settings)
         seen = witness.read(witness_file) if witness_file is not None else None
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        runs = run_table.archived_runs(store)
+        state = verify_state.state_path(settings.db_path)
+        previous = verify_state.load(state, settings.runs_dir, key=settings.ledger_key) if since_last else None
+        hashes = previous or verify_state.FileHashes(settings.runs_dir)
+        with store.held():  # the store's reads through one connection
+            runs = run_table.archived_runs(store)
+            anchor, in_flight = run_table.ledger_anchor(store), in_flight_runs(settings, store)
+            outputs = hashes.store_outputs(
+                sorted(runs),
+                prediction_table.output_digests(store),
+                lambda ids: prediction_table.all_output_hashes(store, ids),
+            )
         result = verify_archive(
             settings.runs_dir,
-            anchor=run_table.ledger_anchor(store),
+            anchor=anchor,
             runs=runs,
             key=settings.ledger_key,
-            in_flight=in_flight_runs(settings, store),
-            outputs={run_id: prediction_table.output_hashes(store, run_id) for run_id in runs},
+            in_flight=in_flight,
+            outputs=outputs,
             witness=seen,
+            hashes=hashes,
         )
+        unchanged = (
+            previous is not None
+            and not hashes.hashed
+            and not hashes.outputs_hashed
+            and hashes.seen.keys() == previous.known.keys()
+        )
+        if result.intact and not unchanged:  # an unchanged archive leaves the recorded state as true as it was
+            try:
+                verify_state.save(state, hashes, key=settings.ledger_key)
+            except ArchiveError as err:  # the archive is intact; only the next --since-last is a full one
+                click.echo(f"warning: {err}; the next --since-last verifies in full", err=True)
     except ShiolError as err:
         fail(err)
     if as_json:
@@ -66,6 +94,9 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None)
                     "files": result.files,
                     "signatures_checked": result.signed,
                     "witness_checked": seen is not None,
+                    "since_last": previous is not None,
+                    "files_hashed": hashes.hashed,
+                    "files_unchanged": hashes.reused,
                     "problems": [p.__dict__ for p in result.problems],
                 },
                 indent=2,
@@ -77,6 +108,10 @@ def verify_command(settings: Settings, as_json: bool, witness_file: Path | None)
         if result.intact:
             signed = "signatures checked" if result.signed else "signatures not checked (no SHIOL_LEDGER_KEY)"
             reached = f"; it reaches the witnessed entry {seen.seq}" if seen else ""
+            if previous is not None:
+                reached += f"; {hashes.hashed} file(s) hashed, {hashes.reused} unchanged since the last verification"
+            elif since_last:
+                reached += "; no earlier verification recorded: every file hashed"
             click.echo(
                 f"archive intact: {result.entries} ledger entries, {result.runs} runs, {result.files} files "
                 f"match their hashes; the store's anchor matches the ledger head{reached}; {signed}"
@@ -133,13 +168,16 @@ def witness_command(settings: Settings, output: Path | None) -> None:
 
 def in_flight_runs(settings: Settings, store: Store) -> set[str]:
     """Runs whose process is alive on this host and whose heartbeat is fresh (verify excuses only their folders)."""
-    from shiol_lib.jobs.liveness import job_is_alive
-    from shiol_lib.store import runs as run_table
-    from shiol_lib.store.jobs import LockHolder
+    from shiol_lib.store.jobs import LockHolder, running_runs
 
     now, host = datetime.now(UTC), socket.gethostname()
-    alive = set()
-    for row in run_table.list_runs(store):
+    alive: set[str] = set()
+    rows = running_runs(store)
+    if not rows:
+        return alive  # nothing running: the liveness checks (and their imports) are not needed
+    from shiol_lib.jobs.liveness import job_is_alive
+
+    for row in rows:
         if (
             row.status != RunStatus.RUNNING
             or row.host != host
@@ -158,22 +196,30 @@ def in_flight_runs(settings: Settings, store: Store) -> set[str]:
 @click.option(
     "--keep-days",
     type=click.IntRange(min=0),
-    required=True,
-    help="Keep heavy files of runs younger than this many days (0 or more).",
+    help="Keep heavy files of runs younger than this many days (0 or more), for every job without its own "
+    "keep_days (jobs file); without it, only jobs with keep_days are pruned.",
 )
 @click.pass_obj
-def prune_command(settings: Settings, keep_days: int) -> None:
-    """Delete notebooks, HTML and logs of old runs; keep manifests and the ledger."""
+def prune_command(settings: Settings, keep_days: int | None) -> None:
+    """Delete notebooks, HTML and logs of old runs (each job's keep_days); keep manifests and the ledger."""
     from shiol_lib.archive import ledger
     from shiol_lib.archive.retention import prune_runs
     from shiol_lib.jobs.catalog import performance_jobs
+    from shiol_lib.jobs.definitions import effective_jobs
     from shiol_lib.reports import dashboard as run_index
     from shiol_lib.store import open_store
     from shiol_lib.store import runs as run_table
 
     try:
+        jobs = effective_jobs(settings)
+        per_job = {name: spec.keep_days for name, spec in jobs.items() if spec.keep_days is not None}
+        if keep_days is None and not per_job:
+            raise ConfigError(
+                "nothing to prune by: give --keep-days N, or set keep_days on a job in the jobs file "
+                f"({settings.jobs_path})"
+            )
         store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=settings.lock_timeout_s)
-        pruned = prune_runs(settings.runs_dir, keep_days=keep_days, key=settings.ledger_key)
+        pruned = prune_runs(settings.runs_dir, keep_days=keep_days, per_job=per_job, key=settings.ledger_key)
         head = ledger.head(settings.runs_dir)
         if pruned and head is not None:
             run_table.anchor_ledger(store, (head.seq, head.hash))
@@ -186,7 +232,9 @@ def prune_command(settings: Settings, keep_days: int) -> None:
         )
     except ShiolError as err:
         fail(err)
-    click.echo(f"pruned {len(pruned)} run folder(s); manifests and ledger kept")
+    kept = ", ".join(f"{job} {days} days" for job, days in sorted(per_job.items()))
+    rule = f"--keep-days {keep_days}" if keep_days is not None else "no default"
+    click.echo(f"pruned {len(pruned)} run folder(s) ({rule}{'; ' + kept if kept else ''}); manifests and ledger kept")
 
 
 @click.command("pages")

@@ -392,6 +392,7 @@ class RunLifecycle:
                 retry_backoff_s=self.settings.retry_backoff_s,
                 performance_jobs=performance_jobs(),
                 ledger_key=self.settings.ledger_key,
+                incremental=True,
                 **run_index.store_context(self.store),
             )
         except ArchiveError as err:  # the run is closed and recorded; only its listing is late

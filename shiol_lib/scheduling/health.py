@@ -219,6 +219,11 @@ class SchedulerCollector(Collector):
 
 
 def _health_report(plan: Mapping[str, Any], store: Store, started_at: datetime, settings: Settings) -> dict[str, Any]:
+    with store.held():  # the monitoring and the sources' answers through one connection
+        return _report(plan, store, started_at, settings)
+
+
+def _report(plan: Mapping[str, Any], store: Store, started_at: datetime, settings: Settings) -> dict[str, Any]:
     next_runs: Mapping[str, str] = plan.get("next", {})
     mon = read_monitoring(store, next_runs)
     next_utc: Mapping[str, str | None] = plan.get("next_utc", {})

@@ -173,12 +173,16 @@ class Scheduler:
         store = store or self.store()
         if self.definitions.reload():  # a changed jobs file that validates: its definitions from now on
             self.config = planner_config(self.settings, self.definitions.in_force)
-        plan = plan_runs(read_history(store, at, stale_s=self.settings.heartbeat_stale_s), at, self.config)
+        with store.held():  # one connection for the cycle's three reads
+            history = read_history(store, at, stale_s=self.settings.heartbeat_stale_s)
+            draws = store.draw_dates()
+            dead = find_dead_runs(store, stale_s=self.settings.heartbeat_stale_s, now=at)
+        plan = plan_runs(history, at, self.config)
         incident = _definitions_incident(self.definitions.problems)
         return replace(
             plan,
-            draws=draw_coverage(store.draw_dates(), at),
-            dead_runs=find_dead_runs(store, stale_s=self.settings.heartbeat_stale_s, now=at),
+            draws=draw_coverage(draws, at),
+            dead_runs=dead,
             definitions=[JobDefinitions.problem_dict(p) for p in self.definitions.problems],
             incidents=[*plan.incidents, *([incident] if incident else [])],
             alerts=[*plan.alerts, *([incident.message] if incident else [])],

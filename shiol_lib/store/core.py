@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class Store:
         self.snapshot_path = Path(snapshot_path)
         self.lock_timeout_s = lock_timeout_s
         self.defer_publish = defer_publish  # a job's step kernel (JOB_PUBLISHES_ENV), or deferred_publishing()
+        self._held: tuple[int, duckdb.DuckDBPyConnection] | None = None  # (thread, connection) inside held()
 
     # -- connections -------------------------------------------------------------------------
 
@@ -79,12 +81,32 @@ class Store:
         DuckDB's file lock only keeps other processes out; threads of this process (a heartbeat
         beside a run) take turns through a per-file lock, so their transactions never conflict.
         """
+        held = self._held
+        if held is not None and held[0] == threading.get_ident():
+            yield held[1]  # inside held(): the block's one connection
+            return
         with thread_lock(self.path):
             conn = connect_with_retry(self.path, self.lock_timeout_s)
             try:
                 yield conn
             finally:
                 conn.close()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Every :meth:`connect` of this thread inside the block uses one connection (opening one costs ~20 ms).
+
+        For a few reads in a row (a planner cycle); other threads wait for the block as for any connection.
+        """
+        if self._held is not None and self._held[0] == threading.get_ident():
+            yield
+            return
+        with self.connect() as conn:
+            self._held = (threading.get_ident(), conn)
+            try:
+                yield
+            finally:
+                self._held = None
 
     @contextmanager
     def transaction(self, *, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:

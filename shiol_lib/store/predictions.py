@@ -12,15 +12,16 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from shiol_lib.domain.draws import TICKET_COLUMNS
 from shiol_lib.store.core import Store
 from shiol_lib.store.rows import scalar
 from shiol_lib.store.runs import refuse_dead_run
 from shiol_lib.store.snapshot import connect_snapshot
+
+if TYPE_CHECKING:
+    import pandas as pd  # at run time only where a frame is made: `shiol runs verify` needs no pandas
 
 EVALUATION_COLUMNS = [
     "run_id",
@@ -89,6 +90,8 @@ def _read_rows(store: Store, columns: str, table: str, run_id: str | None) -> pd
 
 
 def _query_rows(conn: Any, columns: str, table: str, run_id: str | None) -> pd.DataFrame:
+    import pandas as pd
+
     where, params = (" WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
     frame = conn.execute(f"SELECT {columns} FROM {table}{where} ORDER BY run_id, rank", params).df()
     frame["target_draw_date"] = pd.to_datetime(frame["target_draw_date"])
@@ -156,6 +159,60 @@ def output_hashes(store: Store, run_id: str) -> dict[str, str]:
     return hashes
 
 
+def all_output_hashes(store: Store, run_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """:func:`output_hashes` of many runs from one connection and two queries (``shiol runs verify``)."""
+    wanted = set(run_ids)
+    tickets: dict[str, list[tuple[Any, ...]]] = {}
+    hashes: dict[str, dict[str, str]] = {run_id: {} for run_id in wanted}
+    if not wanted:
+        return hashes
+    ids = sorted(wanted)
+    with store.connect() as conn:
+        rows = conn.execute(
+            "SELECT run_id, target_draw_date, rank, n1, n2, n3, n4, n5, pb, round(score, 9) FROM predictions "
+            "WHERE list_contains(?::VARCHAR[], run_id) ORDER BY run_id, rank",
+            [ids],
+        ).fetchall()
+        artifacts = conn.execute(
+            "SELECT run_id, kind, payload FROM artifacts WHERE list_contains(?::VARCHAR[], run_id) "
+            "ORDER BY run_id, kind",
+            [ids],
+        ).fetchall()
+    for run_id, *ticket in rows:
+        if run_id in wanted:
+            tickets.setdefault(run_id, []).append(tuple(ticket))
+    for run_id, found in tickets.items():
+        hashes[run_id]["predictions"] = _sha(json.dumps(found, default=str))
+    for run_id, kind, payload in artifacts:
+        if run_id in wanted:
+            hashes[run_id][f"artifact:{kind}"] = _sha(payload)
+    return hashes
+
+
+def output_digests(store: Store) -> dict[str, str]:
+    """A fingerprint of each run's stored outputs (tickets and artefacts), computed by DuckDB's SHA-256.
+
+    Not the hashes a manifest records (:func:`output_hashes`): it changes whenever any of the rows those
+    hashes cover changes, so ``shiol runs verify --since-last`` hashes again only the runs whose outputs
+    changed since the last verification.
+    """
+    digests: dict[str, str] = {}
+    with store.connect() as conn:
+        tickets = conn.execute(
+            "SELECT run_id, sha256(string_agg(concat_ws(',', target_draw_date, rank, n1, n2, n3, n4, n5, pb, "
+            "round(score, 9)), ';' ORDER BY rank)) FROM predictions GROUP BY run_id"
+        ).fetchall()
+        artifacts = conn.execute(
+            "SELECT run_id, sha256(string_agg(length(kind) || ':' || kind || sha256(payload), ';' ORDER BY kind)) "
+            "FROM artifacts GROUP BY run_id"
+        ).fetchall()
+    for run_id, digest in tickets:
+        digests[run_id] = f"p{digest}"
+    for run_id, digest in artifacts:
+        digests[run_id] = f"{digests.get(run_id, '')}a{digest}"
+    return digests
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -169,6 +226,8 @@ def read_replays(store: Store, keys: Sequence[str]) -> dict[str, bytes]:
     """The kept payloads of those ``keys`` that the store holds (one query)."""
     if not keys:
         return {}
+    import pandas as pd
+
     wanted = pd.DataFrame({"replay_key": list(dict.fromkeys(keys))})
     with store.connect() as conn:
         conn.register("wanted_replays", wanted)

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger, witness
 from shiol_lib.archive.hashing import sha256_file
-from shiol_lib.archive.pages import PAGES
+from shiol_lib.archive.pages import CHUNK_DIR, PAGES
 from shiol_lib.cli.main import cli
 from shiol_lib.reports import dashboard
 from shiol_lib.store import predictions as prediction_table
@@ -49,7 +49,7 @@ def _cli(home: Home, *args: str) -> tuple[int, str]:
 def test_an_untouched_archive_with_its_pages_verifies_clean_also_after_prune(keyed: Home) -> None:
     assert keyed.problems() == []
     code, out = _cli(keyed, "verify")
-    assert code == 0 and "archive intact: 3 ledger entries, 3 runs, 13 files" in out  # 9 artefacts + 4 pages
+    assert code == 0 and "archive intact: 3 ledger entries, 3 runs, 14 files" in out  # 9 artefacts, 4 pages, 1 chunk
     code, out = _cli(keyed, "prune", "--keep-days", "0")
     assert code == 0 and "pruned 3 run folder(s)" in out
     code, out = _cli(keyed, "verify")
@@ -215,6 +215,7 @@ def _roll_back(home: Home, keep: int) -> None:
     run_table.anchor_ledger(home.store, (head.seq, head.hash))
     dashboard.write_index(home.runs)  # pages without the key: the witness is what this test is about
     (home.runs / PAGES).unlink()
+    shutil.rmtree(home.runs / CHUNK_DIR)  # the dashboard's month chunks go with the pages
     for page in [home.runs / "index.html", *home.runs.glob("pipeline/*/*/index.html")]:
         page.unlink()
 
