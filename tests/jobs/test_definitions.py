@@ -298,7 +298,8 @@ def test_precedence_jobs_file_over_env_over_builtin(home):
     assert from_env.schedule.cron == "0 5 * * *"
     from_file = load(
         home,
-        "[[job]]\nname = 'data_update'\nschedule = { cron = '0 4 * * *' }\ntimeout = 60\nretries = []\npaused = true\n",
+        "[[job]]\nname = 'data_update'\nschedule = { cron = '0 4 * * *' }\ntimeout = 60\nretries = []\n"
+        "keep_days = 30\npaused = true\n",
         SHIOL_UPDATE_CRON="0 5 * * *",
     )["data_update"]
     assert (from_file.schedule.cron, from_file.timeout_s, from_file.retry_backoff_s, from_file.paused) == (
@@ -307,6 +308,7 @@ def test_precedence_jobs_file_over_env_over_builtin(home):
         (),
         True,
     )
+    assert from_file.keep_days == 30 and builtin.keep_days is None
     assert from_file.notebooks == builtin.notebooks and from_file.builtin
 
 

@@ -200,6 +200,7 @@ class _JobReader:
             schedule=schedule,
             timeout_s=self._optional_duration("timeout", base.timeout_s, 1.0),
             retry_backoff_s=self._retries(base.retry_backoff_s),
+            keep_days=self._int("keep_days", 1) if "keep_days" in self.table else base.keep_days,
             paused=self._bool("paused", base.paused),
             source=self.file,
         )
