@@ -5,6 +5,7 @@ The archive's layout, and what accounts for each part:
 - ``runs/ledger.jsonl`` (its own chain), ``runs/.ledger.lock`` (empty), ``runs/pages.json`` (the pages
   record: :mod:`shiol_lib.archive.pages`), ``runs/index.html`` (the dashboard, in the record) and the
   dashboard's month chunks ``runs/_index/runs-YYYY-MM.js`` (each in the record);
+- ``runs/<job>/index.html``: the job's page (in the record);
 - ``runs/<job>/<YYYY-MM-DD>/<run_id>/``: a run folder the ledger names (its files are checked against
   its manifest, its page against the record), or one in flight (its process alive on this host with a
   fresh heartbeat: the caller decides which runs are);
@@ -155,6 +156,8 @@ class _Walk:
         for path in children:
             if DAY_PATTERN.match(path.name) and _is_dir(path):
                 self.day(path)
+            elif path.name == PAGE and _is_file(path):  # the job's page (reports.job_pages)
+                self.page(path)
             else:
                 self.report(path, "is not a day folder of the archive (the ledger does not account for it)")
 

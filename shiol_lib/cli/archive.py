@@ -206,6 +206,7 @@ def prune_command(settings: Settings, keep_days: int | None) -> None:
     from shiol_lib.archive.retention import prune_runs
     from shiol_lib.jobs.catalog import performance_jobs
     from shiol_lib.jobs.definitions import effective_jobs
+    from shiol_lib.jobs.definitions.live import job_pages
     from shiol_lib.reports import dashboard as run_index
     from shiol_lib.store import open_store
     from shiol_lib.store import runs as run_table
@@ -225,6 +226,7 @@ def prune_command(settings: Settings, keep_days: int | None) -> None:
             run_table.anchor_ledger(store, (head.seq, head.hash))
         run_index.write_index(
             settings.runs_dir,
+            jobs=job_pages(settings),
             retry_backoff_s=settings.retry_backoff_s,
             performance_jobs=performance_jobs(),
             ledger_key=settings.ledger_key,
@@ -241,12 +243,14 @@ def prune_command(settings: Settings, keep_days: int | None) -> None:
 @click.pass_obj
 def pages_command(settings: Settings) -> None:
     """Rewrite runs/index.html and every run page from the manifests, and record their hashes."""
+    from shiol_lib.jobs.definitions.live import job_pages
     from shiol_lib.reports import dashboard as run_index
 
     try:
         store = open_existing_store(settings)
         path = run_index.write_index(
             settings.runs_dir,
+            jobs=job_pages(settings),
             retry_backoff_s=settings.retry_backoff_s,
             ledger_key=settings.ledger_key,
             **run_index.store_context(store),

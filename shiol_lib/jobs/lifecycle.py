@@ -25,13 +25,7 @@ from shiol_lib.archive.manifest import SCHEMA_VERSION, Manifest, StepRecord
 from shiol_lib.archive.verify import artefact_hashes
 from shiol_lib.domain.environments import EnvironmentRecord
 from shiol_lib.domain.runs import ErrorClass, RunStatus, StepStatus
-from shiol_lib.errors import (
-    ArchiveError,
-    ShiolError,
-    SnapshotStaleError,
-    disk_full_message,
-    no_space_left,
-)
+from shiol_lib.errors import ArchiveError, ShiolError, SnapshotStaleError, disk_full_message, no_space_left
 from shiol_lib.execution.outcome import ReportTitle, StepOutcome
 from shiol_lib.jobs.catalog import Step, performance_jobs
 from shiol_lib.jobs.context import RunContext, RunOutcome
@@ -384,11 +378,13 @@ class RunLifecycle:
         job_table.release_job(self.store, self.run_id)
 
     def _write_index(self) -> None:
+        from shiol_lib.jobs.definitions.live import job_pages
         from shiol_lib.reports import dashboard as run_index  # a scheduler with no dead run needs no jinja2
 
         try:
             run_index.write_index(
                 self.settings.runs_dir,
+                jobs=job_pages(self.settings),
                 retry_backoff_s=self.settings.retry_backoff_s,
                 performance_jobs=performance_jobs(),
                 ledger_key=self.settings.ledger_key,

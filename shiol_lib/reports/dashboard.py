@@ -28,6 +28,7 @@ from shiol_lib.archive.pages import CHUNK_DIR, chunk_rel, read_pages, record_pag
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.errors import ArchiveError
 from shiol_lib.reports import run_chunks as chunks
+from shiol_lib.reports.job_pages import JobPage, write_job_pages
 from shiol_lib.reports.report import template_environment
 from shiol_lib.reports.retry_lines import RetryLine, retry_lines
 from shiol_lib.reports.run_views import (
@@ -71,6 +72,7 @@ def write_index(
     performance_jobs: Collection[str] | None = None,
     ledger_key: str | None = None,
     incremental: bool = False,
+    jobs: Sequence[JobPage] = (),
 ) -> Path:
     """Regenerate ``runs/index.html``, the month chunks and the run pages from the manifests in the archive.
 
@@ -84,6 +86,8 @@ def write_index(
         performance_jobs: The jobs whose latest successful run shows as the latest performance (the
             catalog's ``reports_performance`` jobs); None: any job whose run recorded the performance step.
         ledger_key: ``SHIOL_LEDGER_KEY``: signs the record of the pages' hashes (``runs/pages.json``).
+        jobs: The job definitions for the job pages (``runs/<job>/index.html``, one per job the archive
+            names; a job without a definition here gets a page of its runs only).
         incremental: A run close: read only the manifests of the dashboard's window
             (:data:`~shiol_lib.reports.run_chunks.WINDOW_DAYS`) and rewrite only what changed; it falls
             back to the whole rewrite when the record or a chunk outside the window is missing.
@@ -95,7 +99,7 @@ def write_index(
     with ledger.locked(runs_dir):  # the pages and their record show one ledger head
         head = ledger.head(runs_dir)
         pages = _Pages(runs_dir, retry_backoff_s, now or datetime.now(UTC), performance_jobs, incremental)
-        written = pages.write(dead_letters, missed)
+        written = pages.write(dead_letters, missed, jobs)
         record_pages(runs_dir, written, head, key=ledger_key, kept=pages.kept)
     return runs_dir / INDEX
 
@@ -161,8 +165,10 @@ class _Pages:
             loaded.append((folder, raw, manifest))
         return sorted(loaded, key=lambda item: (item[2].started_at, item[2].run_id), reverse=True)
 
-    def write(self, dead_letters: Sequence[DeadLetter] | None, missed: Sequence[MissedSlot] | None) -> list[Path]:
-        """Render and write the changed run pages and chunks, then the dashboard (last in the list)."""
+    def write(
+        self, dead_letters: Sequence[DeadLetter] | None, missed: Sequence[MissedSlot] | None, jobs: Sequence[JobPage]
+    ) -> list[Path]:
+        """Render and write the changed run pages and chunks, the job pages, then the dashboard (last in the list)."""
         env = template_environment()
         css = Markup(_css())
         loaded = self._load()
@@ -195,10 +201,22 @@ class _Pages:
             recent += [r for r in merged.values() if r.get("utc_day", "") >= self.timeline_day]
         first = [v for v in views if self.first_day is None or folder_day(v) >= self.first_day]
         missed = list(missed or [])
+        generated = self.now.strftime("%Y-%m-%d %H:%M UTC")
+        written += write_job_pages(  # of the window's runs: a run close writes what a whole rewrite does
+            self.runs_dir,
+            jobs,
+            first,
+            seen=chunks.job_names(self.runs_dir),
+            dead_letters=list(dead_letters or []),
+            missed=missed,
+            env=env,
+            css=css,
+            generated=generated,
+        )
         html = env.get_template("index.html").render(
             runs=first,
             css=css,
-            generated=self.now.strftime("%Y-%m-%d %H:%M UTC"),
+            generated=generated,
             jobs=sorted({v.manifest.job for v in views} | {m.job for m in missed} | chunks.job_names(self.runs_dir)),
             statuses=sorted(
                 {str(v.manifest.status) for v in views}

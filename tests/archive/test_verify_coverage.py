@@ -49,7 +49,7 @@ def _cli(home: Home, *args: str) -> tuple[int, str]:
 def test_an_untouched_archive_with_its_pages_verifies_clean_also_after_prune(keyed: Home) -> None:
     assert keyed.problems() == []
     code, out = _cli(keyed, "verify")
-    assert code == 0 and "archive intact: 3 ledger entries, 3 runs, 14 files" in out  # 9 artefacts, 4 pages, 1 chunk
+    assert code == 0 and "archive intact: 3 ledger entries, 3 runs, 15 files" in out  # 9 artefacts, 5 pages, 1 chunk
     code, out = _cli(keyed, "prune", "--keep-days", "0")
     assert code == 0 and "pruned 3 run folder(s)" in out
     code, out = _cli(keyed, "verify")
@@ -216,7 +216,7 @@ def _roll_back(home: Home, keep: int) -> None:
     dashboard.write_index(home.runs)  # pages without the key: the witness is what this test is about
     (home.runs / PAGES).unlink()
     shutil.rmtree(home.runs / CHUNK_DIR)  # the dashboard's month chunks go with the pages
-    for page in [home.runs / "index.html", *home.runs.glob("pipeline/*/*/index.html")]:
+    for page in [home.runs / "index.html", *home.runs.glob("*/index.html"), *home.runs.glob("pipeline/*/*/index.html")]:
         page.unlink()
 
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict
+from datetime import UTC, datetime
 
+from shiol_lib.domain.draw_calendar import iso_et
+from shiol_lib.domain.slots import next_slot
 from shiol_lib.errors import JobsFileError, JobsFileProblem
 from shiol_lib.jobs.definitions.reading import builtin_jobs, effective_jobs
 from shiol_lib.jobs.definitions.spec import JobSpec
+from shiol_lib.reports.job_pages import JobPage
 from shiol_lib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,3 +73,37 @@ class JobDefinitions:
     def problem_dict(problem: JobsFileProblem) -> dict[str, str | None]:
         """One problem as JSON-ready data: file, job, field, reason."""
         return asdict(problem)
+
+
+def job_pages(settings: Settings, now: datetime | None = None, *, slots: int = 5) -> list[JobPage]:
+    """What the dashboard's job pages show of each job in force: definition (secrets by name), next slots.
+
+    Read without inspecting the notebooks (a run close stays quick); a jobs file that does not validate
+    shows the built-in jobs only (its problems are the scheduler's incident).
+    """
+    try:
+        jobs = effective_jobs(settings, inspect=False)
+    except JobsFileError:
+        jobs = builtin_jobs(settings)
+    at = now or datetime.now(UTC)
+    pages = []
+    for spec in jobs.values():
+        upcoming: list[str] = []
+        if spec.planned:
+            cron, instant = spec.schedule.cron_spec(), at
+            for _ in range(slots):
+                instant = next_slot(cron, instant)
+                upcoming.append(iso_et(instant))
+        definition = {k: v for k, v in spec.as_dict().items() if k not in ("name", "description", "builtin", "source")}
+        pages.append(
+            JobPage(
+                spec.name,
+                spec.description,
+                spec.schedule.describe(),
+                spec.paused,
+                spec.builtin,
+                tuple(upcoming),
+                definition,
+            )
+        )
+    return pages

@@ -46,12 +46,13 @@ log = logging.getLogger(__name__)
 
 
 def parse_jobs(
-    text: str, *, file: Path, notebooks_dir: Path, builtins: Mapping[str, JobSpec] | None = None
+    text: str, *, file: Path, notebooks_dir: Path, builtins: Mapping[str, JobSpec] | None = None, inspect: bool = True
 ) -> list[JobSpec]:
     """The ``[[job]]`` tables of one file, validated; raises :class:`JobsFileError` listing every problem.
 
     ``builtins`` is None when ``file`` is the built-in file itself; otherwise a table named like a
-    built-in job overrides that job (only :data:`BUILTIN_OVERRIDABLE`).
+    built-in job overrides that job (only :data:`BUILTIN_OVERRIDABLE`). Without ``inspect`` the
+    notebooks' parameters cells are not read (a listing that needs no papermill; nothing is run on it).
     """
     label = str(file)
     try:
@@ -71,7 +72,7 @@ def parse_jobs(
     seen: set[str] = set()
     for index, table in enumerate(tables):
         # the built-in file ships with its notebooks: their parameters are not inspected (a light scheduler)
-        reader = _JobReader(label, file.parent, notebooks_dir, table, index, inspect=builtins is not None)
+        reader = _JobReader(label, file.parent, notebooks_dir, table, index, inspect=inspect and builtins is not None)
         spec = reader.read(builtins)
         name = table.get("name")
         if isinstance(name, str) and name in seen:
@@ -103,12 +104,15 @@ def builtin_jobs(settings: Settings) -> dict[str, JobSpec]:
     return jobs
 
 
-def effective_jobs(settings: Settings, *, file: Path | None = None, text: str | None = None) -> dict[str, JobSpec]:
+def effective_jobs(
+    settings: Settings, *, file: Path | None = None, text: str | None = None, inspect: bool = True
+) -> dict[str, JobSpec]:
     """Every job in force: the built-in ones, then the jobs file's overrides and jobs, by name.
 
     Precedence of a built-in job's schedule: the jobs file > its ``SHIOL_*_CRON`` variable > the
     built-in file. ``file`` defaults to ``settings.jobs_path`` (a missing file holds no jobs); ``text``
-    validates that text as if it were the file's (what an edit would write).
+    validates that text as if it were the file's (what an edit would write). ``inspect``: as for
+    :func:`parse_jobs`.
     """
     file = file or settings.jobs_path
     jobs = builtin_jobs(settings)
@@ -119,7 +123,7 @@ def effective_jobs(settings: Settings, *, file: Path | None = None, text: str | 
             return jobs
         except (OSError, UnicodeDecodeError) as err:
             raise JobsFileError([JobsFileProblem(str(file), None, None, f"cannot read: {err}")]) from err
-    for spec in parse_jobs(text, file=file, notebooks_dir=settings.notebooks_dir, builtins=jobs):
+    for spec in parse_jobs(text, file=file, notebooks_dir=settings.notebooks_dir, builtins=jobs, inspect=inspect):
         jobs[spec.name] = spec
     return jobs
 

@@ -37,7 +37,13 @@ FIELDS = (
     "keep_days",
     "paused",
 )
-BUILTIN_OVERRIDABLE = ("schedule", "timeout", "retries", "keep_days", "paused")  # what jobs.toml may change of a built-in job
+BUILTIN_OVERRIDABLE = (
+    "schedule",
+    "timeout",
+    "retries",
+    "keep_days",
+    "paused",
+)  # what jobs.toml may change of a built-in job
 HANDED = ("run_id", "job", "scheduled_at", "draw_date", "db_path")  # given to every run, never set by a definition
 SCHEDULE_KEYS = ("cron", "timezone", "after_drawing")
 SLUG = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
