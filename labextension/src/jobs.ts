@@ -4,27 +4,25 @@
  * server's reason (a paused job, a run already in flight) on the job's card.
  */
 import { Notification } from '@jupyterlab/apputils';
-import { Widget } from '@lumino/widgets';
 
 import { api, ApiError, IJob } from './api';
 import { badge, button, etTime, h, utcTime } from './dom';
+import { PollingPanel } from './polling';
 
 const POLL_MS = 10000;
 const FAST_MS = 2000;
 
-export class JobsPanel extends Widget {
+export class JobsPanel extends PollingPanel {
   private readonly list: HTMLDivElement;
   private readonly message: HTMLDivElement;
   private jobs: IJob[] = [];
   private readonly errors = new Map<string, string>();
-  private timer: number | undefined;
-  private loading: Promise<void> | null = null;
 
   constructor(
     private readonly openRun: (runId: string) => void,
     private readonly started: () => void
   ) {
-    super();
+    super(FAST_MS, POLL_MS, false);
     this.id = 'shiol-jobs';
     this.addClass('shiol-Panel');
     this.addClass('shiol-JobsPanel');
@@ -37,42 +35,11 @@ export class JobsPanel extends Widget {
     );
   }
 
-  refresh(): Promise<void> {
-    if (!this.loading) {
-      this.loading = this.load().finally(() => {
-        this.loading = null;
-        this.schedule();
-      });
-    }
-    return this.loading;
+  protected inFlight(): boolean {
+    return this.jobs.some(job => job.running);
   }
 
-  protected onAfterShow(): void {
-    void this.refresh();
-  }
-
-  protected onAfterAttach(): void {
-    void this.refresh();
-  }
-
-  dispose(): void {
-    window.clearTimeout(this.timer);
-    super.dispose();
-  }
-
-  private schedule(): void {
-    window.clearTimeout(this.timer);
-    if (this.isDisposed) {
-      return;
-    }
-    const running = this.jobs.some(job => job.running);
-    this.timer = window.setTimeout(
-      () => (this.isVisible ? void this.refresh() : this.schedule()),
-      running ? FAST_MS : POLL_MS
-    );
-  }
-
-  private async load(): Promise<void> {
+  protected async load(): Promise<void> {
     try {
       this.jobs = (await api.jobs()).jobs;
       this.message.textContent = '';

@@ -2,10 +2,10 @@
  * The Runs panel (left sidebar): newest first, filters by job and status, ET and UTC times; a run in
  * flight shows its current step and the panel polls until it ends. Clicking a run opens its report.
  */
-import { Widget } from '@lumino/widgets';
 
 import { api, ApiError, IRun } from './api';
 import { badge, button, duration, etTime, h, progressText, utcTime } from './dom';
+import { PollingPanel } from './polling';
 
 const STATUSES = [
   'running',
@@ -23,7 +23,7 @@ const PAGE = 50;
 const FAST_MS = 2000; // while a run is in flight
 const SLOW_MS = 15000;
 
-export class RunsPanel extends Widget {
+export class RunsPanel extends PollingPanel {
   private readonly jobSelect: HTMLSelectElement;
   private readonly statusSelect: HTMLSelectElement;
   private readonly list: HTMLUListElement;
@@ -32,11 +32,9 @@ export class RunsPanel extends Widget {
   private runs: IRun[] = [];
   private total = 0;
   private limit = PAGE;
-  private timer: number | undefined;
-  private loading: Promise<void> | null = null;
 
   constructor(private readonly open: (run: IRun) => void) {
-    super();
+    super(FAST_MS, SLOW_MS, true);
     this.id = 'shiol-runs';
     this.addClass('shiol-Panel');
     this.addClass('shiol-RunsPanel');
@@ -65,49 +63,11 @@ export class RunsPanel extends Widget {
     );
   }
 
-  /** Fetch the runs (and the job names for the filter) now; the next poll is planned from the result. */
-  refresh(): Promise<void> {
-    if (!this.loading) {
-      this.loading = this.load().finally(() => {
-        this.loading = null;
-        this.schedule();
-      });
-    }
-    return this.loading;
+  protected inFlight(): boolean {
+    return this.runs.some(run => run.status === 'running');
   }
 
-  protected onAfterShow(): void {
-    void this.refresh();
-  }
-
-  protected onAfterAttach(): void {
-    void this.refresh();
-  }
-
-  dispose(): void {
-    window.clearTimeout(this.timer);
-    super.dispose();
-  }
-
-  private schedule(): void {
-    window.clearTimeout(this.timer);
-    if (this.isDisposed) {
-      return;
-    }
-    const inFlight = this.runs.some(run => run.status === 'running');
-    this.timer = window.setTimeout(
-      () => {
-        if (this.isVisible || inFlight) {
-          void this.refresh();
-        } else {
-          this.schedule();
-        }
-      },
-      inFlight ? FAST_MS : SLOW_MS
-    );
-  }
-
-  private async load(): Promise<void> {
+  protected async load(): Promise<void> {
     try {
       const [page, jobs] = await Promise.all([
         api.runs({ job: this.jobSelect.value, status: this.statusSelect.value, limit: this.limit }),
