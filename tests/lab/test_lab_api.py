@@ -8,12 +8,9 @@ unless a test is about the token or the XSRF check (a browser's cookie session).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ import pytest
 import requests
 from archive_support import Home
 from click.testing import CliRunner
+from lab_support import serving_lab
 from service_support import free_port
 from store_support import add_run
 
@@ -79,30 +77,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     server = lab_server(settings, port=free_port(), token=TOKEN)
     jupyter = {f"JUPYTER_{d}_DIR": str(base / "jupyter" / d.lower()) for d in ("CONFIG", "DATA", "RUNTIME")}
     server_env = {**server.env, **jupyter, "PYTHONPATH": str(REPO), "NO_PROXY": "127.0.0.1"}
-    command = [f"--ServerApp.root_dir={root}" if p.startswith("--ServerApp.root_dir=") else p for p in server.command]
-    log = (base / "lab.log").open("w")
-    proc = subprocess.Popen(
-        command, env=server_env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{server.port}"
-    try:
-        deadline = time.monotonic() + HANG_GUARD_S
-        while True:
-            assert proc.poll() is None, (base / "lab.log").read_text()
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/api/status", params={"token": TOKEN}, timeout=5).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "JupyterLab did not answer: " + (base / "lab.log").read_text()
-            time.sleep(0.3)
+    with serving_lab(server, root, server_env, base / "lab.log") as url:
         yield Lab(url, home, root, pipeline_runs)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def test_without_a_token_or_with_a_bad_one_every_route_is_refused(lab: Lab) -> None:

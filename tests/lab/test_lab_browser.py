@@ -14,19 +14,16 @@ appear in Runs and end ``success``, and read its executed notebook read-only.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from archive_support import Home
+from lab_support import serving_lab
 from service_support import free_port
 
 from shiol_lib.cli.lab_server import lab_server
@@ -39,7 +36,6 @@ NOTEBOOK = "1.0-shw-draw-frequencies.ipynb"
 JOB = "shw-draw-frequencies"
 TOKEN = "browser-test-token"
 SHOTS = Path("/tmp/lab-shots")
-HANG_GUARD_S = 120.0
 RUN_GUARD_MS = 420_000  # the job's run: a kernel, the notebook, its report (a hang guard, not a timing)
 pytestmark = pytest.mark.slow
 
@@ -78,36 +74,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     labextensions.mkdir(parents=True)
     (labextensions / "shiol-workbench-lab").symlink_to(DIST)
     server = lab_server(load_settings(env), port=free_port(), token=TOKEN)
-    command = [f"--ServerApp.root_dir={root}" if p.startswith("--ServerApp.root_dir=") else p for p in server.command]
     log_path = base / "lab.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        command,
-        env={**server.env, **jupyter, "PYTHONPATH": str(REPO)},
-        cwd=root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{server.port}"
-    try:
-        deadline = time.monotonic() + HANG_GUARD_S
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/api/status", params={"token": TOKEN}, timeout=5).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "JupyterLab did not answer: " + log_path.read_text()
-            time.sleep(0.3)
+    with serving_lab(server, root, {**server.env, **jupyter, "PYTHONPATH": str(REPO)}, log_path) as url:
         yield Lab(url, home, runs, log_path)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
