@@ -6,13 +6,11 @@ both here, before anything runs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import nbformat
-import papermill
 
 from shiol_lib.errors import ParameterError, RunnerError
 
@@ -33,10 +31,27 @@ class NotebookParameter:
 
 
 def read_parameters(notebook: Path) -> dict[str, NotebookParameter]:
-    """The parameters a notebook declares; refuses a notebook without a ``parameters`` cell."""
+    """The parameters a notebook declares; refuses a notebook without a ``parameters`` cell.
+
+    Read once per version of the file (its path, size and modification time): a job checks each step's
+    parameters before it opens the run and again as the step starts.
+    """
     notebook = Path(notebook)
-    if not notebook.is_file():
+    try:
+        stat = notebook.stat()
+    except OSError:
+        stat = None
+    if stat is None or not notebook.is_file():
         raise RunnerError(f"notebook {notebook} does not exist")
+    return dict(_read_parameters(notebook.absolute(), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=64)
+def _read_parameters(notebook: Path, size: int, mtime_ns: int) -> dict[str, NotebookParameter]:
+    """:func:`read_parameters` of one version of the file (``size`` and ``mtime_ns`` key the cache)."""
+    import nbformat  # with papermill, about 1-2 s of imports: a job imports them while its first kernel starts
+    import papermill
+
     nb = nbformat.read(notebook, as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:

@@ -22,14 +22,10 @@ import warnings
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
-
-import nbformat
-import papermill
+from typing import TYPE_CHECKING, Any, TextIO
 
 from shiol_lib.domain.runs import ErrorClass, StepStatus
 from shiol_lib.execution.channel import read_error_class
-from shiol_lib.execution.engine import ENGINE_NAME
 from shiol_lib.execution.kernels import KERNEL_NAME, KernelPool, StepKernel
 from shiol_lib.execution.outcome import ReportTitle, StepOutcome, find_failed_cell, find_running_cell
 from shiol_lib.execution.parameters import check_parameters
@@ -37,6 +33,9 @@ from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.resources import watch_process, watching
 from shiol_lib.execution.secrets import RedactingWriter, Redactor, redacting
 from shiol_lib.settings import snapshot_path_for
+
+if TYPE_CHECKING:
+    import nbformat
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +125,8 @@ def execute(
         :class:`~shiol_lib.errors.ShiolError` ends with the class's ``error_class`` (reported by the
         kernel, :mod:`shiol_lib.execution.channel`); ``waiting`` makes the step ``waiting``.
     """
+    import nbformat  # imported when a notebook is run: a job imports it while its first kernel starts
+
     notebook, output = Path(notebook).resolve(), Path(output).resolve()
     values = check_parameters(notebook, parameters)
     cwd = Path(cwd).resolve() if cwd else notebook.parent
@@ -208,6 +209,8 @@ def promote_partial(output: Path, *, banner: str | None = None, tag: str | None 
     title and error block (:func:`render_html`). Used when a step was stopped mid-run: interrupted here,
     or found dead by whoever closes a crashed run.
     """
+    import nbformat  # imported when a notebook is run: a job imports it while its first kernel starts
+
     partial = output.with_name(output.name + ".partial")
     if not partial.exists():
         return None
@@ -224,6 +227,8 @@ def write_unexecuted_report(notebook: Path, output: Path, reason: str, **metadat
 
     Writes ``output`` (the unexecuted notebook with a banner cell) and its HTML; returns the HTML path.
     """
+    import nbformat  # imported when a notebook is run: a job imports it while its first kernel starts
+
     nb = nbformat.read(notebook, as_version=4)
     banner = nbformat.v4.new_markdown_cell(
         f"**This step did not run to its first cell: {reason}.**\n\nBelow is the notebook as it would have "
@@ -252,7 +257,10 @@ def _run_papermill(
     The step's log gets papermill's messages, the cells' stdout and stderr, and the kernel's own output.
     The kernel is stopped on every path. The notebook and the log are written redacted (``redactor``).
     """
+    import papermill
     from nbclient.exceptions import DeadKernelError
+
+    from shiol_lib.execution.engine import ENGINE_NAME
 
     timed_out = threading.Event()
 
