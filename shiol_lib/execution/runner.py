@@ -28,7 +28,7 @@ from shiol_lib.domain.runs import ErrorClass, StepStatus
 from shiol_lib.execution.channel import read_error_class
 from shiol_lib.execution.kernels import KERNEL_NAME, KernelPool, StepKernel
 from shiol_lib.execution.outcome import ReportTitle, StepOutcome, find_failed_cell, find_running_cell
-from shiol_lib.execution.parameters import check_parameters
+from shiol_lib.execution.parameters import check_parameters, load_notebook_tools
 from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.resources import watch_process, watching
 from shiol_lib.execution.secrets import RedactingWriter, Redactor, redacting
@@ -125,7 +125,8 @@ def execute(
         :class:`~shiol_lib.errors.ShiolError` ends with the class's ``error_class`` (reported by the
         kernel, :mod:`shiol_lib.execution.channel`); ``waiting`` makes the step ``waiting``.
     """
-    import nbformat  # imported when a notebook is run: a job imports it while its first kernel starts
+    load_notebook_tools()
+    import nbformat
 
     notebook, output = Path(notebook).resolve(), Path(output).resolve()
     values = check_parameters(notebook, parameters)
@@ -209,7 +210,8 @@ def promote_partial(output: Path, *, banner: str | None = None, tag: str | None 
     title and error block (:func:`render_html`). Used when a step was stopped mid-run: interrupted here,
     or found dead by whoever closes a crashed run.
     """
-    import nbformat  # imported when a notebook is run: a job imports it while its first kernel starts
+    load_notebook_tools()
+    import nbformat
 
     partial = output.with_name(output.name + ".partial")
     if not partial.exists():
@@ -227,7 +229,8 @@ def write_unexecuted_report(notebook: Path, output: Path, reason: str, **metadat
 
     Writes ``output`` (the unexecuted notebook with a banner cell) and its HTML; returns the HTML path.
     """
-    import nbformat  # imported when a notebook is run: a job imports it while its first kernel starts
+    load_notebook_tools()
+    import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
     banner = nbformat.v4.new_markdown_cell(
@@ -257,6 +260,7 @@ def _run_papermill(
     The step's log gets papermill's messages, the cells' stdout and stderr, and the kernel's own output.
     The kernel is stopped on every path. The notebook and the log are written redacted (``redactor``).
     """
+    load_notebook_tools()
     import papermill
     from nbclient.exceptions import DeadKernelError
 
