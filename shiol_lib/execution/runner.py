@@ -12,6 +12,7 @@ when a cell fails or the run times out (the partial notebook papermill saved aft
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -121,7 +122,9 @@ def execute(
         progress: Show papermill's per-cell progress bar on stderr.
 
     Returns:
-        The step's :class:`StepOutcome`, its HTML rendered. A cell raising a
+        The step's :class:`StepOutcome`, its HTML rendered; with ``kernels`` and ``ahead`` the HTML is
+        rendered on the pool's worker while the next step runs (:meth:`KernelPool.defer`), and the next
+        step's :func:`execute` (or closing the pool) waits for it. A cell raising a
         :class:`~shiol_lib.errors.ShiolError` ends with the class's ``error_class`` (reported by the
         kernel, :mod:`shiol_lib.execution.channel`); ``waiting`` makes the step ``waiting``.
     """
@@ -147,6 +150,8 @@ def execute(
                 )
             reported = read_error_class(kernel.outcome_path)  # before the pool removes the kernel's files
         except BaseException:  # interrupted (SIGTERM): the archive still keeps what ran, rendered
+            with contextlib.suppress(Exception):  # the previous step's report first: one render at a time
+                pool.settle()
             _keep_partial(partial, output, title)
             raise
     finished = datetime.now(UTC)
@@ -175,7 +180,12 @@ def execute(
         "status": str(status),
         "error": error,
     }
-    if executed:
+    if kernels is not None:
+        kernels.settle()  # the previous step's report, rendered while this step ran (a failure raises here)
+    if executed and kernels is not None and ahead:  # more steps follow: rendered while the next one runs
+        html = output.with_suffix(".html")
+        kernels.defer(functools.partial(render_html, nb, html, **about))
+    elif executed:
         html = render_html(nb, output.with_suffix(".html"), **about)
     else:
         html = write_unexecuted_report(notebook, output, error or "the step did not run", **about)
