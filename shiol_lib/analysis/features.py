@@ -130,17 +130,25 @@ def _block(era: _Era, positions: np.ndarray, kind: Kind, config: FeatureConfig) 
     return out
 
 
+_SLIDE_ROWS = 4  # carry the counts over at most this many drawings, else recount
+
+
 def _pair_features(x: np.ndarray, cum: np.ndarray, positions: np.ndarray, window: int) -> dict[str, np.ndarray]:
     """Co-occurrence over the ``window`` drawings before each target.
 
     ``pair_hot``: co-occurrence with the other numbers weighted by their frequency in the window.
     ``pair_prev``: co-occurrence (excluding the previous drawing itself) with the previous drawing's numbers.
+
+    The co-occurrence counts of a window are carried to the next position by adding the drawings that
+    enter it and removing those that leave (:func:`_slide_counts`), not recounted: the counts are whole
+    numbers, exact in floating point either way, so the features are the same to the last bit.
     """
     hot = np.empty((len(positions), x.shape[1]))
     prev = np.empty_like(hot)
+    counts: np.ndarray | None = None
     for i, t in enumerate(positions):
-        rows = x[t - window : t]
-        co = rows.T @ rows
+        counts = _slide_counts(x, counts, int(positions[i - 1]) if i else None, int(t), window)
+        co = counts.copy()
         np.fill_diagonal(co, 0.0)
         freq = (cum[t] - cum[t - window]) / window
         hot[i] = co @ freq / window
@@ -149,6 +157,21 @@ def _pair_features(x: np.ndarray, cum: np.ndarray, positions: np.ndarray, window
         np.fill_diagonal(co_before_last, 0.0)
         prev[i] = co_before_last @ last / window
     return {"pair_hot": hot, "pair_prev": prev}
+
+
+def _slide_counts(x: np.ndarray, counts: np.ndarray | None, before: int | None, t: int, window: int) -> np.ndarray:
+    """``x[t - window:t].T @ x[t - window:t]``, from ``counts`` (that of position ``before``) when it is near.
+
+    Beyond :data:`_SLIDE_ROWS` rows a recount costs less than the updates.
+    """
+    if counts is None or before is None or not 0 <= t - before <= min(_SLIDE_ROWS, window - 1):
+        rows = x[t - window : t]
+        return rows.T @ rows
+    for row in range(before, t):  # row ``row`` enters the window, row ``row - window`` leaves it
+        entering, leaving = x[row], x[row - window]
+        counts += np.outer(entering, entering)
+        counts -= np.outer(leaving, leaving)
+    return counts
 
 
 def _long_table(era: _Era, positions: np.ndarray, kind: Kind, config: FeatureConfig, label: bool) -> pd.DataFrame:

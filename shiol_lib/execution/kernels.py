@@ -12,6 +12,9 @@ A kernel never outlives the job process: it gets ``PR_SET_PDEATHSIG`` (it is sta
 thread, which lives as long as the process) and a watchdog (:mod:`shiol_lib.execution.watchdog`) that
 kills it and whatever its cells started once the job process or the kernel is gone.
 :meth:`StepKernel.stop` kills the kernel's whole process tree; :meth:`KernelPool.close` stops the spare.
+
+The pool also runs the job process's own work that no step waits for (a step's HTML report, rendered
+while the next step runs: :meth:`KernelPool.defer`, :meth:`KernelPool.settle`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +144,8 @@ class KernelPool:
         self._logs = tempfile.TemporaryDirectory(prefix="shiol-kernels-")
         self._count = 0
         self._started: list[StepKernel] = []  # every kernel handed out or spare, stopped and reaped at close
+        self._worker: ThreadPoolExecutor | None = None  # runs deferred tasks, one at a time, in order
+        self._deferred: list[Future[object]] = []
 
     def __enter__(self) -> KernelPool:
         return self
@@ -171,8 +177,31 @@ class KernelPool:
             except Exception as err:  # noqa: BLE001 - take() starts one again and raises then
                 log.warning("could not start a kernel ahead: %s", err)
 
+    def defer(self, task: Callable[[], object]) -> None:
+        """Run ``task`` on the pool's worker thread, after the tasks deferred before it; see :meth:`settle`."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shiol-deferred")
+        self._deferred.append(self._worker.submit(task))
+
+    def settle(self) -> None:
+        """Wait for every deferred task; raise the first failure (the later tasks still ran)."""
+        deferred, self._deferred = self._deferred, []
+        failures = [err for err in (future.exception() for future in deferred) if err is not None]
+        if failures:
+            raise failures[0]
+
     def close(self) -> None:
-        """Stop the spare kernel, if any, reap every kernel's watchdog, remove the kernels' log folder."""
+        """Wait for the deferred tasks (a failure is logged), stop the spare kernel, reap every watchdog.
+
+        The kernels' log folder is removed last.
+        """
+        try:
+            self.settle()
+        except Exception:  # noqa: BLE001 - the caller settles to see failures; closing must not mask its error
+            log.exception("a deferred task failed")
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
         spare, self._spare = self._spare, None
         for kernel in [*([spare] if spare is not None else []), *self._started]:
             kernel.stop()

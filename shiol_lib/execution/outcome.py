@@ -26,7 +26,8 @@ class ReportTitle:
 class StepOutcome:
     """How one step ended and what it left: status, error, timings, resources and artefact paths.
 
-    ``html`` is already rendered (with the :class:`ReportTitle` the caller gave and this status);
+    ``html`` is rendered (with the :class:`ReportTitle` the caller gave and this status), or for a job's
+    step with more to come, being rendered by the job's kernel pool until it settles or closes;
     ``output`` is the executed (or unexecuted, bannered) notebook and ``log`` the step's log, each
     ``None`` when not written.
     """

@@ -6,15 +6,34 @@ both here, before anything runs.
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
-import papermill
-
 from shiol_lib.errors import ParameterError, RunnerError
+
+
+def load_notebook_tools() -> None:
+    """Import nbformat and papermill, without the IRI grammars jsonschema would build on the way.
+
+    nbformat imports jsonschema, and jsonschema imports ``rfc3987_syntax`` when it is installed (it is:
+    jupyter-events asks for ``jsonschema[format-nongpl]``), which compiles some 40 Lark grammars at import:
+    1.2-3 s of CPU in every process that reads or runs a notebook, a job's largest fixed cost. No notebook
+    schema checks an ``iri`` format, so the first import here goes without those checks (the module can
+    still be imported by name afterwards). Later calls, or a process that imported jsonschema already,
+    change nothing.
+    """
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # an import of it raises ImportError
+        try:
+            import jsonschema  # type: ignore[import-untyped]  # noqa: F401 - imported once, for the reason above
+        finally:
+            del sys.modules["rfc3987_syntax"]
+    import nbformat  # noqa: F401
+    import papermill  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -33,10 +52,28 @@ class NotebookParameter:
 
 
 def read_parameters(notebook: Path) -> dict[str, NotebookParameter]:
-    """The parameters a notebook declares; refuses a notebook without a ``parameters`` cell."""
+    """The parameters a notebook declares; refuses a notebook without a ``parameters`` cell.
+
+    Read once per version of the file (its path, size and modification time): a job checks each step's
+    parameters before it opens the run and again as the step starts.
+    """
     notebook = Path(notebook)
-    if not notebook.is_file():
+    try:
+        stat = notebook.stat()
+    except OSError:
+        stat = None
+    if stat is None or not notebook.is_file():
         raise RunnerError(f"notebook {notebook} does not exist")
+    return dict(_read_parameters(notebook.absolute(), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=64)
+def _read_parameters(notebook: Path, size: int, mtime_ns: int) -> dict[str, NotebookParameter]:
+    """:func:`read_parameters` of one version of the file (``size`` and ``mtime_ns`` key the cache)."""
+    load_notebook_tools()
+    import nbformat
+    import papermill
+
     nb = nbformat.read(notebook, as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:

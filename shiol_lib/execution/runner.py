@@ -12,6 +12,7 @@ when a cell fails or the run times out (the partial notebook papermill saved aft
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -22,21 +23,20 @@ import warnings
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
-
-import nbformat
-import papermill
+from typing import TYPE_CHECKING, Any, TextIO
 
 from shiol_lib.domain.runs import ErrorClass, StepStatus
 from shiol_lib.execution.channel import read_error_class
-from shiol_lib.execution.engine import ENGINE_NAME
 from shiol_lib.execution.kernels import KERNEL_NAME, KernelPool, StepKernel
 from shiol_lib.execution.outcome import ReportTitle, StepOutcome, find_failed_cell, find_running_cell
-from shiol_lib.execution.parameters import check_parameters
+from shiol_lib.execution.parameters import check_parameters, load_notebook_tools
 from shiol_lib.execution.processes import Interrupted
 from shiol_lib.execution.resources import watch_process, watching
 from shiol_lib.execution.secrets import RedactingWriter, Redactor, redacting
 from shiol_lib.settings import snapshot_path_for
+
+if TYPE_CHECKING:
+    import nbformat
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +122,15 @@ def execute(
         progress: Show papermill's per-cell progress bar on stderr.
 
     Returns:
-        The step's :class:`StepOutcome`, its HTML rendered. A cell raising a
+        The step's :class:`StepOutcome`, its HTML rendered; with ``kernels`` and ``ahead`` the HTML is
+        rendered on the pool's worker while the next step runs (:meth:`KernelPool.defer`), and the next
+        step's :func:`execute` (or closing the pool) waits for it. A cell raising a
         :class:`~shiol_lib.errors.ShiolError` ends with the class's ``error_class`` (reported by the
         kernel, :mod:`shiol_lib.execution.channel`); ``waiting`` makes the step ``waiting``.
     """
+    load_notebook_tools()
+    import nbformat
+
     notebook, output = Path(notebook).resolve(), Path(output).resolve()
     values = check_parameters(notebook, parameters)
     cwd = Path(cwd).resolve() if cwd else notebook.parent
@@ -145,6 +150,8 @@ def execute(
                 )
             reported = read_error_class(kernel.outcome_path)  # before the pool removes the kernel's files
         except BaseException:  # interrupted (SIGTERM): the archive still keeps what ran, rendered
+            with contextlib.suppress(Exception):  # the previous step's report first: one render at a time
+                pool.settle()
             _keep_partial(partial, output, title)
             raise
     finished = datetime.now(UTC)
@@ -173,7 +180,12 @@ def execute(
         "status": str(status),
         "error": error,
     }
-    if executed:
+    if kernels is not None:
+        kernels.settle()  # the previous step's report, rendered while this step ran (a failure raises here)
+    if executed and kernels is not None and ahead:  # more steps follow: rendered while the next one runs
+        html = output.with_suffix(".html")
+        kernels.defer(functools.partial(render_html, nb, html, **about))
+    elif executed:
         html = render_html(nb, output.with_suffix(".html"), **about)
     else:
         html = write_unexecuted_report(notebook, output, error or "the step did not run", **about)
@@ -208,6 +220,9 @@ def promote_partial(output: Path, *, banner: str | None = None, tag: str | None 
     title and error block (:func:`render_html`). Used when a step was stopped mid-run: interrupted here,
     or found dead by whoever closes a crashed run.
     """
+    load_notebook_tools()
+    import nbformat
+
     partial = output.with_name(output.name + ".partial")
     if not partial.exists():
         return None
@@ -224,6 +239,9 @@ def write_unexecuted_report(notebook: Path, output: Path, reason: str, **metadat
 
     Writes ``output`` (the unexecuted notebook with a banner cell) and its HTML; returns the HTML path.
     """
+    load_notebook_tools()
+    import nbformat
+
     nb = nbformat.read(notebook, as_version=4)
     banner = nbformat.v4.new_markdown_cell(
         f"**This step did not run to its first cell: {reason}.**\n\nBelow is the notebook as it would have "
@@ -252,7 +270,11 @@ def _run_papermill(
     The step's log gets papermill's messages, the cells' stdout and stderr, and the kernel's own output.
     The kernel is stopped on every path. The notebook and the log are written redacted (``redactor``).
     """
+    load_notebook_tools()
+    import papermill
     from nbclient.exceptions import DeadKernelError
+
+    from shiol_lib.execution.engine import ENGINE_NAME
 
     timed_out = threading.Event()
 

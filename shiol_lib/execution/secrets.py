@@ -20,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TextIO
-
-import nbformat
+from typing import TYPE_CHECKING, Any, TextIO
 
 from shiol_lib.errors import SecretMissingError
+
+if TYPE_CHECKING:
+    import nbformat
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class Redactor:
 
         Consecutive stream outputs of one cell are joined first (a value printed across two messages).
         """
+        import nbformat  # loaded by then: the notebook came from papermill
+
         return nbformat.from_dict(self._walk(nb, None))
 
     def _walk(self, value: Any, key: str | None) -> Any:

@@ -126,3 +126,22 @@ def test_unknown_matrix_and_nan_are_refused() -> None:
     frame.loc[len(frame) - 3, "pb"] = np.nan
     with pytest.raises(DrawFrameError, match=r"pb .*2024-06-24"):
         build_training_table(frame, "pb")
+
+
+@pytest.mark.parametrize("step", [1, 2, 4, 5, 13])
+def test_carried_pair_counts_equal_a_recount_to_the_last_bit(step: int) -> None:
+    """Co-occurrence counts carried from one position to the next give the features of a fresh recount."""
+    from shiol_lib.analysis import features
+
+    rng = np.random.default_rng(step)
+    x = np.zeros((400, 69))
+    for row in x:
+        row[rng.choice(69, 5, replace=False)] = 1.0
+    cum = np.vstack([np.zeros((1, 69)), np.cumsum(x, axis=0)])
+    window = 100
+    positions = np.concatenate([np.arange(window, 300, step), [301, 302, 399]])
+    carried = features._pair_features(x, cum, positions, window)
+    for i, t in enumerate(positions):  # each position alone: its counts recounted from the window's rows
+        alone = features._pair_features(x, cum, positions[i : i + 1], window)
+        for name, values in carried.items():
+            assert np.array_equal(values[i], alone[name][0]), (name, t)

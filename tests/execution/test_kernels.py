@@ -50,6 +50,8 @@ def test_each_step_gets_a_fresh_kernel_with_its_environment_and_the_next_one_is_
         second = run(tmp_path, "second", pool, env, ahead=False)
         assert second["pid"] == spare.pid  # the kernel started while the first step ran
         assert pool._spare is None
+        # the first report was rendered while the second step ran; the second step waited for it
+        assert "<html" in (tmp_path / "first.html").read_text() and (tmp_path / "second.html").is_file()
     for seen in (first, second):
         assert seen["cwd"] == str(tmp_path) and seen["value"] == "first"
         assert seen["preloaded"]  # the library was imported before the first cell
@@ -119,3 +121,22 @@ def test_no_head_start_for_a_missing_folder_and_the_job_says_which_notebook_is_m
         pool.prepare(dict(os.environ), tmp_path / "missing")  # no kernel, no error: the job's checks explain
         assert pool._spare is None
     assert new_children() == []
+
+
+def test_deferred_tasks_run_in_order_and_settling_raises_the_first_failure(caplog):
+    done: list[str] = []
+
+    def fail(message: str) -> None:
+        done.append(message)
+        raise RuntimeError(message)
+
+    with KernelPool() as pool:
+        pool.defer(lambda: done.append("report 1"))
+        pool.defer(lambda: fail("report 2 broke"))
+        pool.defer(lambda: fail("report 3 broke"))
+        with pytest.raises(RuntimeError, match="report 2 broke"):
+            pool.settle()
+        assert done == ["report 1", "report 2 broke", "report 3 broke"]  # the later tasks still ran
+        pool.settle()  # nothing left
+        pool.defer(lambda: fail("report 4 broke"))
+    assert "a deferred task failed" in caplog.text and "report 4 broke" in caplog.text  # closing logs, never raises

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -41,6 +43,21 @@ def test_bad_parameters_are_refused_before_running(values, problem):
         check_parameters(NOTEBOOKS / "adds_numbers.ipynb", values)
     assert problem in caught.value.problems
     assert "declared: a: int, b: float" in str(caught.value)
+
+
+def test_notebook_tools_load_without_the_iri_grammars_which_stay_importable():
+    """A fresh process reads a notebook without building rfc3987_syntax's grammars, and can import it later."""
+    pytest.importorskip("rfc3987_syntax")  # installed with jupyter-events' jsonschema extras
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from shiol_lib.execution.parameters import read_parameters\n"
+        f"assert 'a' in read_parameters(Path({str(NOTEBOOKS / 'adds_numbers.ipynb')!r}))\n"
+        "assert 'nbformat' in sys.modules and 'rfc3987_syntax' not in sys.modules\n"
+        "import rfc3987_syntax\n"
+        "assert rfc3987_syntax.is_valid_syntax('iri', 'https://example.org/a')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_an_int_is_a_valid_float():
