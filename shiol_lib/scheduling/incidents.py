@@ -11,15 +11,17 @@ read or written is logged and tried again on the next plan.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import duckdb
 
 from shiol_lib.domain.runs import IncidentKind
-from shiol_lib.errors import ShiolError
+from shiol_lib.errors import JobsFileProblem, ShiolError
 from shiol_lib.scheduling.alerts import send_alert
-from shiol_lib.scheduling.plans import Plan, iso
+from shiol_lib.scheduling.plans import Incident, Plan, iso
 from shiol_lib.settings import Settings
 from shiol_lib.store import incidents as incident_table
 from shiol_lib.store.core import Store
@@ -90,3 +92,14 @@ def _recovery_message(
 def _notify(settings: Settings, store: Store, kind: str, job: str, message: str, now: datetime) -> None:
     # the incidents table makes this the only alert for the change: no message de-duplication on top
     send_alert(settings, store, kind=kind, job=job, message=message, now=now, dedup_window_s=0)
+
+
+def definitions_incident(problems: Sequence[JobsFileProblem]) -> Incident | None:
+    """The open problem of a jobs file that does not validate, keyed by what is wrong (None: it validates)."""
+    if not problems:
+        return None
+    text = "; ".join(str(p) for p in problems)
+    key = f"{IncidentKind.DEFINITIONS}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    job = next((p.job for p in problems if p.job), "") or ""
+    message = f"the jobs file does not validate; the last good definitions stay in force: {text}"
+    return Incident(key, IncidentKind.DEFINITIONS, job, message)

@@ -13,7 +13,6 @@ alerts are incidents (:mod:`shiol_lib.scheduling.incidents`): one alert when eac
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -21,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,8 +29,8 @@ from typing import TYPE_CHECKING
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger, witness
 from shiol_lib.domain.draw_calendar import NEW_YORK, draw_coverage
-from shiol_lib.domain.runs import ErrorClass, ExitCode, IncidentKind, RunStatus, StepStatus
-from shiol_lib.errors import JobsFileProblem, ShiolError
+from shiol_lib.domain.runs import ErrorClass, ExitCode, RunStatus, StepStatus
+from shiol_lib.errors import ShiolError
 from shiol_lib.execution.processes import kill_process_tree
 from shiol_lib.jobs.context import RunContext, parse_trigger
 from shiol_lib.jobs.definitions.live import JobDefinitions
@@ -40,10 +39,10 @@ from shiol_lib.jobs.liveness import find_dead_runs, job_is_alive
 from shiol_lib.jobs.recovery import close_dead_runs
 from shiol_lib.logs import first_line
 from shiol_lib.scheduling.alerts import WITNESS_ALERT, send_alert
-from shiol_lib.scheduling.incidents import reconcile_incidents
+from shiol_lib.scheduling.incidents import definitions_incident, reconcile_incidents
 from shiol_lib.scheduling.plan_loop import MAX_WAIT_S, PlanLoop, file_signature
 from shiol_lib.scheduling.planner import Due, History, Plan, PlannerConfig, SlotRecord, job_policy, plan_runs
-from shiol_lib.scheduling.plans import Incident, job_schedules, schedules_from
+from shiol_lib.scheduling.plans import job_schedules, schedules_from
 from shiol_lib.settings import Settings
 from shiol_lib.store import Store, open_store
 from shiol_lib.store import jobs as job_table
@@ -178,7 +177,7 @@ class Scheduler:
             draws = store.draw_dates()
             dead = find_dead_runs(store, stale_s=self.settings.heartbeat_stale_s, now=at)
         plan = plan_runs(history, at, self.config)
-        incident = _definitions_incident(self.definitions.problems)
+        incident = definitions_incident(self.definitions.problems)
         return replace(
             plan,
             draws=draw_coverage(draws, at),
@@ -366,17 +365,6 @@ class Scheduler:
         send_alert(
             self.settings, store, kind=kind, job=job, message=message, dedup_window_s=self.settings.alert_dedup_s
         )
-
-
-def _definitions_incident(problems: Sequence[JobsFileProblem]) -> Incident | None:
-    """The open problem of a jobs file that does not validate, keyed by what is wrong (None: it validates)."""
-    if not problems:
-        return None
-    text = "; ".join(str(p) for p in problems)
-    key = f"{IncidentKind.DEFINITIONS}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-    job = next((p.job for p in problems if p.job), "") or ""
-    message = f"the jobs file does not validate; the last good definitions stay in force: {text}"
-    return Incident(key, IncidentKind.DEFINITIONS, job, message)
 
 
 def _ledger_head(settings: Settings) -> ledger.Head | None:
