@@ -197,8 +197,8 @@ class KernelPool:
         """
         try:
             self.settle()
-        except Exception:  # noqa: BLE001 - the caller settles to see failures; closing must not mask its error
-            log.exception("a deferred task failed")
+        except Exception as err:  # noqa: BLE001 - the caller settles to see failures; closing must not mask its error
+            log.warning("a deferred task failed (a step's report may be missing): %s", err)  # one line, no traceback
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None

@@ -186,9 +186,11 @@ def read_steps(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
 def record_environment(store: Store, run_id: str, record: EnvironmentRecord) -> bool:
     """Keep ``record``'s package list (once per distinct hash) and name its hash on the run's row.
 
-    One transaction. Returns whether the list was new to the store.
+    One transaction, written as a run opens: like a heartbeat it does not republish the snapshot (the
+    run's next write does), so a disk too full for the snapshot's copy lets the run go on and meet it
+    where it is recorded (``disk_full``). Returns whether the list was new to the store.
     """
-    with store.transaction() as conn:
+    with store.transaction(publish=False) as conn:
         known = conn.execute("SELECT 1 FROM environments WHERE sha256 = ?", [record.sha256]).fetchone()
         if known is None:
             conn.execute(
