@@ -83,6 +83,7 @@ class Settings:
     log_backups: int = 5
     log_format: str = "text"
     step_memory_mb: int = 4096  # 0: no ceiling
+    kernel_template: str = "on"  # "off": every step kernel starts fresh (execution/template.py)
     jobs_file: Path | None = None  # the analyst's job definitions (None: jobs.toml under home)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -274,6 +275,7 @@ _VARIABLES: tuple[_Variable, ...] = (
     _Variable("log_backups", "SHIOL_LOG_BACKUPS", _number(0, 1000, integer=True)),
     _Variable("log_format", "SHIOL_LOG_FORMAT", _choice(*LOG_FORMATS)),
     _Variable("step_memory_mb", "SHIOL_STEP_MEMORY_MB", _number(0, 10**7, integer=True)),
+    _Variable("kernel_template", "SHIOL_KERNEL_TEMPLATE", _choice("on", "off")),
     _Variable("jobs_file", "SHIOL_JOBS_FILE", _optional_path),
 )
 _FIELDS = {spec.name: spec for spec in fields(Settings)}

@@ -6,10 +6,13 @@ when more steps follow, starts the next step's kernel right away, so that its st
 otherwise idle core while the current step runs. A spare kernel is used only if it is still alive and
 was started with exactly the environment and working directory asked for; otherwise it is discarded and
 a fresh one started. Every kernel is started the same way, spare or not, so a step sees the same kernel
-whichever it got.
+whichever it got. The pool's kernels are forked from its kernel template (:mod:`shiol_lib.execution.template`,
+one per environment and working directory, started by :meth:`KernelPool.prepare` while the job gets
+ready): the imports of :data:`WARM_CODE` then happen once per job instead of once per step.
 
 A kernel never outlives the job process: it gets ``PR_SET_PDEATHSIG`` (it is started from the main
-thread, which lives as long as the process) and a watchdog (:mod:`shiol_lib.execution.watchdog`) that
+thread, which lives as long as the process; a forked kernel from its template, which gets it from the
+job) and a watchdog (:mod:`shiol_lib.execution.watchdog`) that
 kills it and whatever its cells started once the job process or the kernel is gone.
 :meth:`StepKernel.stop` kills the kernel's whole process tree; :meth:`KernelPool.close` stops the spare.
 
@@ -20,13 +23,12 @@ while the next step runs: :meth:`KernelPool.defer`, :meth:`KernelPool.settle`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
-import signal
 import subprocess
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -36,12 +38,11 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
 from shiol_lib.execution.channel import CHANNEL_CODE, OUTCOME_ENV
-from shiol_lib.execution.processes import kill_process_tree
+from shiol_lib.execution.processes import die_with, kill_process_tree
+from shiol_lib.execution.template import KernelTemplate, TemplateProvisioner, templates_enabled
 from shiol_lib.execution.watchdog import start_watchdog
 
 log = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
 
 KERNEL_NAME = "python3"  # the Jupyter kernel every step notebook (and `shiol lab`) runs in
 # What every step kernel runs before its first cell: the library and what its steps import.
@@ -64,10 +65,19 @@ class _StepKernelManager(AsyncKernelManager):
 class StepKernel:
     """One started kernel: its manager (for papermill), pid, environment, working directory and log."""
 
-    def __init__(self, env: Mapping[str, str], cwd: Path, log_path: Path, warm_code: str) -> None:
+    def __init__(
+        self, env: Mapping[str, str], cwd: Path, log_path: Path, warm_code: str, template: KernelTemplate | None = None
+    ) -> None:
         self.env, self.cwd, self.log_path = dict(env), Path(cwd), log_path
         self.outcome_path = log_path.with_suffix(".outcome.json")  # its typed outcome channel (execution/channel.py)
         self.manager = _StepKernelManager(kernel_name=KERNEL_NAME)
+        if template is not None:  # forked from the job's template (execution/template.py), fresh if it cannot
+            self.manager.kernel_id = str(uuid.uuid4())
+            provisioner = TemplateProvisioner(
+                kernel_id=self.manager.kernel_id, kernel_spec=self.manager.kernel_spec, parent=self.manager
+            )
+            provisioner.template, provisioner.log_path = template, log_path
+            self.manager.provisioner = provisioner
         first_lines = "; ".join(code for code in (CHANNEL_CODE, warm_code) if code)
         arguments = [
             "--HistoryManager.hist_file=:memory:",  # as nbclient starts its own kernels
@@ -81,7 +91,7 @@ class StepKernel:
                 stdout=log_file,
                 stderr=log_file,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with(os.getpid()),
+                preexec_fn=die_with(os.getpid()),
             )
         self.pid: int = self.manager.provisioner.process.pid  # type: ignore[union-attr]
         self._watchdog = start_watchdog(os.getpid(), self.pid)  # the kernel's children die with us too
@@ -146,6 +156,7 @@ class KernelPool:
         self._started: list[StepKernel] = []  # every kernel handed out or spare, stopped and reaped at close
         self._worker: ThreadPoolExecutor | None = None  # runs deferred tasks, one at a time, in order
         self._deferred: list[Future[object]] = []
+        self._template: KernelTemplate | None = None  # the kernels' template (execution/template.py)
 
     def __enter__(self) -> KernelPool:
         return self
@@ -167,13 +178,14 @@ class KernelPool:
         return kernel
 
     def prepare(self, env: Mapping[str, str], cwd: Path) -> None:
-        """Start the next kernel now, if none is waiting (the first step's, while the job gets ready).
+        """Get the first step's kernel going while the job gets ready: its template, else a kernel itself.
 
         Only a head start: when it cannot start (no such folder yet), :meth:`take` tries again and says why.
         """
         if self._spare is None and Path(cwd).is_dir():
             try:
-                self._spare = self._start(env, cwd)
+                if self._template_for(env, cwd) is None:
+                    self._spare = self._start(env, cwd)
             except Exception as err:  # noqa: BLE001 - take() starts one again and raises then
                 log.warning("could not start a kernel ahead: %s", err)
 
@@ -206,23 +218,37 @@ class KernelPool:
         for kernel in [*([spare] if spare is not None else []), *self._started]:
             kernel.stop()
         self._started.clear()
+        template, self._template = self._template, None
+        if template is not None:
+            template.close()
         with contextlib.suppress(OSError):
             self._logs.cleanup()
 
     def _start(self, env: Mapping[str, str], cwd: Path) -> StepKernel:
+        template = self._template_for(env, cwd)
         self._count += 1
-        kernel = StepKernel(env, cwd, Path(self._logs.name) / f"kernel-{self._count}.log", self.warm_code)
+        kernel = StepKernel(env, cwd, Path(self._logs.name) / f"kernel-{self._count}.log", self.warm_code, template)
         self._started.append(kernel)
         return kernel
 
+    def _template_for(self, env: Mapping[str, str], cwd: Path) -> KernelTemplate | None:
+        """The template for kernels with ``env`` and ``cwd``, started now if needed; None when turned off.
 
-def _die_with(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn`` that makes the child get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``)."""
-
-    def arm() -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
-
-    return arm
+        A template started for another environment (or one that died) is closed first: the pool hands
+        out one kernel at a time, and a step's kernel is stopped before the next is taken.
+        """
+        if self._template is not None and self._template.serves(env, cwd):
+            return self._template
+        if self._template is not None:
+            self._template.close()
+            self._template = None
+        if not templates_enabled(env):
+            return None
+        self._count += 1
+        try:
+            self._template = KernelTemplate(
+                env, cwd, self.warm_code, Path(self._logs.name) / f"template-{self._count}.log"
+            )
+        except OSError as err:
+            log.warning("starting fresh kernels: the kernel template could not start (%s)", err)
+        return self._template
