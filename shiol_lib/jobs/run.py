@@ -143,19 +143,24 @@ def run_job(
     seed = DEFAULT_SEED if seed is None else seed
     locks = (STORE_WRITER_LOCK,) if spec.writes_store else ()
     refuse_if_busy(settings, job, context, seed=seed, locks=locks)  # a busy job answers now, before a kernel
-    overrides = job_parameters({**spec.parameters, **(parameters or {})}, settings.notebooks_dir, steps)
-    for name, values in (step_parameters or {}).items():
-        overrides.setdefault(name, {}).update(values)
-    if context.draw_date is not None:
-        if UPDATE_DATA in steps:
-            overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", context.draw_date.isoformat())
-        history_end = history_end or context.draw_date
-        target_draw_date = target_draw_date or draw_after(context.draw_date)
     secrets, refusal = _secrets(spec)
-    record = capture(None, {**kernel_environment(settings), **secrets})
     kernels = KernelPool()  # each step a fresh kernel; the next one started while a step runs
-    start = _Start(job, steps, context, seed, locks, secrets, record)
-    run = _prepare(settings, start, overrides, kernels)
+    try:
+        _head_start(settings, steps, secrets, kernels)
+        overrides = job_parameters({**spec.parameters, **(parameters or {})}, settings.notebooks_dir, steps)
+        for name, values in (step_parameters or {}).items():
+            overrides.setdefault(name, {}).update(values)
+        if context.draw_date is not None:
+            if UPDATE_DATA in steps:
+                overrides.setdefault(UPDATE_DATA.name, {}).setdefault("expect_draw_date", context.draw_date.isoformat())
+            history_end = history_end or context.draw_date
+            target_draw_date = target_draw_date or draw_after(context.draw_date)
+        record = capture(None, {**kernel_environment(settings), **secrets})
+        start = _Start(job, steps, context, seed, locks, secrets, record)
+        run = _prepare(settings, start, overrides)
+    except BaseException:
+        kernels.close()
+        raise
     strict = spec.environment == EnvironmentPolicy.STRICT
     drifted = run_table.check_environment(run.store, job, record, strict=strict)
     refusal = refusal or ((drifted, ErrorClass.ENVIRONMENT) if drifted else None)
@@ -198,23 +203,18 @@ class _Verdict:
         self.status, self.error, self.error_class = status, error, error_class
 
 
-def _prepare(
-    settings: Settings, start: _Start, overrides: Mapping[str, Mapping[str, Any]], kernels: KernelPool
-) -> RunLifecycle:
-    """Refuse a broken notebook or a bad parameter before anything is recorded, then open the run.
+def _head_start(settings: Settings, steps: tuple[Step, ...], secrets: Mapping[str, str], kernels: KernelPool) -> None:
+    """Get step 1's kernel going (its template's imports) while the job checks and opens the run."""
+    first = notebook_path(settings.notebooks_dir, steps[0]).parent if steps else settings.notebooks_dir
+    kernels.prepare({**kernel_environment(settings), **secrets}, first)
 
-    Step 1's kernel starts during the checks; the pool is closed when the run cannot be opened.
-    """
-    first = notebook_path(settings.notebooks_dir, start.steps[0]).parent if start.steps else settings.notebooks_dir
-    kernels.prepare({**kernel_environment(settings), **start.secrets}, first)
-    try:
-        for step in start.steps:
-            check_parameters(notebook_path(settings.notebooks_dir, step), overrides.get(step.name, {}))
-            refuse_foreign_targets(settings, overrides.get(step.name, {}))
-        return _open_run(settings, start)
-    except BaseException:
-        kernels.close()
-        raise
+
+def _prepare(settings: Settings, start: _Start, overrides: Mapping[str, Mapping[str, Any]]) -> RunLifecycle:
+    """Refuse a broken notebook or a bad parameter before anything is recorded, then open the run."""
+    for step in start.steps:
+        check_parameters(notebook_path(settings.notebooks_dir, step), overrides.get(step.name, {}))
+        refuse_foreign_targets(settings, overrides.get(step.name, {}))
+    return _open_run(settings, start)
 
 
 def _walk_step(
