@@ -129,6 +129,8 @@ def bench_notebook_vs_inprocess(quick: bool) -> dict[str, Any]:
         **_fixed_costs(cold, inprocess["steps"]),
         "kernel_peak_rss_mb": cold["kernel_peak_rss_mb"],
         "tree_peak_rss_mb": cold["tree_peak_rss_mb"],
+        "tree_peak_pss_mb": cold.get("tree_peak_pss_mb"),
+        "kernel_peak_pss_mb": cold.get("kernel_peak_pss_mb"),
         "warm_notebook_s": notebook["notebook_s"],
         "warm_notebook_cpu_s": notebook["notebook_cpu_s"],
         "warm_ratio": notebook["notebook_s"] / inprocess["warm_inprocess_s"],
@@ -136,6 +138,8 @@ def bench_notebook_vs_inprocess(quick: bool) -> dict[str, Any]:
         "warm_fixed_cost_s": _fixed_costs(notebook, inprocess["warm_steps"])["fixed_cost_s"],
         "warm_kernel_peak_rss_mb": notebook["kernel_peak_rss_mb"],
         "warm_tree_peak_rss_mb": notebook["tree_peak_rss_mb"],
+        "warm_tree_peak_pss_mb": notebook.get("tree_peak_pss_mb"),
+        "warm_kernel_peak_pss_mb": notebook.get("kernel_peak_pss_mb"),
     }
 
 
@@ -176,7 +180,9 @@ def print_pipeline(pipeline: dict[str, Any]) -> None:
                 f"notebook pipeline, {label}: {pipeline[prefix + 'notebook_s']:.2f} s wall, "
                 f"{pipeline[prefix + 'notebook_cpu_s']:.2f} s CPU, ratio {pipeline[prefix + 'ratio']:.2f}; "
                 f"kernel peak {pipeline[prefix + 'kernel_peak_rss_mb']:.0f} MB, "
-                f"tree peak {pipeline[prefix + 'tree_peak_rss_mb']:.0f} MB"
+                f"tree peak {pipeline[prefix + 'tree_peak_rss_mb']:.0f} MB; PSS: kernel peak "
+                f"{pipeline.get(prefix + 'kernel_peak_pss_mb') or 0:.0f} MB, tree peak "
+                f"{pipeline.get(prefix + 'tree_peak_pss_mb') or 0:.0f} MB"
             )
             for name, step in pipeline[prefix + "notebook_steps"].items():
                 fixed = pipeline[prefix + "fixed_cost_s"].get(name)

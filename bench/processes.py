@@ -164,12 +164,22 @@ print(json.dumps({"status": str(outcome.status), "manifest": str(outcome.directo
 """
 
 
-def _tree_rss_mb(root: psutil.Process) -> float:
-    total = 0
+def _tree_memory_mb(root: psutil.Process) -> tuple[float, float, dict[int, float]]:
+    """The tree's summed RSS and PSS, and each step kernel's PSS (pid -> MB).
+
+    PSS charges a page shared by n processes 1/n to each: the sum over the tree is the memory it really
+    takes, and a kernel forked from the template (execution/template.py) is charged its share of the
+    imported stack's pages, not all of them as its RSS is.
+    """
+    rss = pss = 0
+    kernels: dict[int, float] = {}
     for proc in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):  # ended between the listing and the read
-            total += proc.memory_info().rss
-    return total / MB
+            info = proc.memory_full_info()
+            rss, pss = rss + info.rss, pss + info.pss
+            if "ipykernel_launcher" in " ".join(proc.cmdline()):
+                kernels[proc.pid] = info.pss / MB
+    return rss / MB, pss / MB, kernels
 
 
 def notebook_pipeline(
@@ -182,7 +192,8 @@ def notebook_pipeline(
     """The pipeline job through papermill in a fresh process; per-step figures from its manifest.
 
     The whole tree's resident memory (job process, papermill, kernel) is summed every 0.5 s: its peak is
-    ``tree_peak_rss_mb``. With ``previous`` (history end, target), the previous drawing's run goes first in
+    ``tree_peak_rss_mb`` (and ``tree_peak_pss_mb``; ``kernel_peak_pss_mb``: the largest kernel's PSS).
+    With ``previous`` (history end, target), the previous drawing's run goes first in
     the same home (the cold run, under ``cold``), then the next run (the scheduled case, warm: step 4 finds
     the previous run's replays in the store); the top-level figures are the last run's.
     """
@@ -213,10 +224,12 @@ def _pipeline_once(home: Path, args: dict[str, Any]) -> dict[str, Any]:
             stdout=stdout_file,
             stderr=stderr_file,
         )
-        root, peak = psutil.Process(proc.pid), 0.0
+        root, peak, peak_pss, kernel_pss = psutil.Process(proc.pid), 0.0, 0.0, 0.0
         while proc.poll() is None:
             with contextlib.suppress(psutil.Error):
-                peak = max(peak, _tree_rss_mb(root))
+                rss, pss, kernels = _tree_memory_mb(root)
+                peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+                kernel_pss = max(kernel_pss, *kernels.values(), 0.0)
             time.sleep(0.5)
     wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
     stdout, stderr = out.read_text(), err.read_text()
@@ -240,4 +253,6 @@ def _pipeline_once(home: Path, args: dict[str, Any]) -> dict[str, Any]:
         "steps": steps,
         "kernel_peak_rss_mb": max((s["peak_rss_mb"] or 0.0 for s in steps.values()), default=None),
         "tree_peak_rss_mb": peak,
+        "tree_peak_pss_mb": peak_pss,
+        "kernel_peak_pss_mb": kernel_pss,
     }
