@@ -342,7 +342,8 @@ class RunLifecycle:
         fields: dict[str, object] = {"heartbeat_at": datetime.now(UTC)}
         if self.manifest.target_draw_date is not None:  # settled by the job before its first step that needs it
             fields.update(target_draw_date=self.manifest.target_draw_date, draw_date=self.manifest.draw_date)
-        with self.store.deferred_publishing(publish_at_end=record.status != StepStatus.RUNNING):  # once a step
+        publish = record.status != StepStatus.RUNNING  # once a step, at its end
+        with self.store.held(), self.store.deferred_publishing(publish_at_end=publish):  # one connection
             run_table.upsert_step(
                 self.store,
                 self.run_id,
