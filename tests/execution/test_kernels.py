@@ -84,6 +84,16 @@ with KernelPool() as pool:
 """
 
 
+def _sleeping_cell_runs(out: Path) -> bool:
+    """Whether papermill's partial notebook shows the sleeping cell started (Ctrl-C must land in it)."""
+    try:
+        cells = nbformat.read(out.with_name(out.name + ".partial"), as_version=4).cells
+    except (OSError, ValueError, AttributeError):  # not written yet, or caught mid-write
+        return False
+    sleeping = [c for c in cells if "time.sleep(seconds)" in c.source]
+    return bool(sleeping) and sleeping[0].metadata.get("papermill", {}).get("status") == "running"
+
+
 @pytest.mark.slow
 def test_an_interrupted_step_leaves_no_kernel_and_a_rendered_partial_notebook(tmp_path):
     # A real process gets a real Ctrl-C (SIGINT) once the cell has started its child. (Raising
@@ -97,9 +107,9 @@ def test_an_interrupted_step_leaves_no_kernel_and_a_rendered_partial_notebook(tm
         text=True,
     )
     deadline = time.monotonic() + 300
-    while not pid_file.exists() or not pid_file.read_text().strip():
+    while not (pid_file.exists() and pid_file.read_text().strip() and _sleeping_cell_runs(out)):
         assert step.poll() is None, step.communicate()[0]
-        assert time.monotonic() < deadline, "the cell never started its child"
+        assert time.monotonic() < deadline, "the cell never started its child and the sleep"
         time.sleep(0.1)
     tree = psutil.Process(step.pid).children(recursive=True)  # both kernels, their watchdogs, the cell's child
     assert len(tree) >= 3, tree
