@@ -131,6 +131,7 @@ def bench_notebook_vs_inprocess(quick: bool) -> dict[str, Any]:
         "tree_peak_rss_mb": cold["tree_peak_rss_mb"],
         "tree_peak_pss_mb": cold.get("tree_peak_pss_mb"),
         "kernel_peak_pss_mb": cold.get("kernel_peak_pss_mb"),
+        "timeline": cold.get("timeline"),
         "warm_notebook_s": notebook["notebook_s"],
         "warm_notebook_cpu_s": notebook["notebook_cpu_s"],
         "warm_ratio": notebook["notebook_s"] / inprocess["warm_inprocess_s"],
@@ -140,6 +141,7 @@ def bench_notebook_vs_inprocess(quick: bool) -> dict[str, Any]:
         "warm_tree_peak_rss_mb": notebook["tree_peak_rss_mb"],
         "warm_tree_peak_pss_mb": notebook.get("tree_peak_pss_mb"),
         "warm_kernel_peak_pss_mb": notebook.get("kernel_peak_pss_mb"),
+        "warm_timeline": notebook.get("timeline"),
     }
 
 
@@ -184,9 +186,17 @@ def print_pipeline(pipeline: dict[str, Any]) -> None:
                 f"{pipeline.get(prefix + 'kernel_peak_pss_mb') or 0:.0f} MB, tree peak "
                 f"{pipeline.get(prefix + 'tree_peak_pss_mb') or 0:.0f} MB"
             )
+            times = (pipeline.get(prefix + "timeline") or {}).get("steps", {})
             for name, step in pipeline[prefix + "notebook_steps"].items():
                 fixed = pipeline[prefix + "fixed_cost_s"].get(name)
+                where = times.get(name)
+                split = (
+                    f"; gap {where['gap_s']:.2f}, to cell 1 {where['to_first_cell_s']:.2f}, "
+                    f"cells {where['cells_s']:.2f} s"
+                    if where
+                    else ""
+                )
                 print(
                     f"  {name:<22} {step['duration_s'] or 0:8.2f} s fixed cost "
-                    f"{'-' if fixed is None else f'{fixed:.2f}'} s, peak {step['peak_rss_mb'] or 0:.0f} MB"
+                    f"{'-' if fixed is None else f'{fixed:.2f}'} s, peak {step['peak_rss_mb'] or 0:.0f} MB{split}"
                 )

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,7 @@ def _pipeline_once(home: Path, args: dict[str, Any]) -> dict[str, Any]:
     return {
         "notebook_s": wall,
         "notebook_cpu_s": cpu,
+        "timeline": timeline(Path(told["manifest"])),
         "status": told["status"],
         "steps": steps,
         "kernel_peak_rss_mb": max((s["peak_rss_mb"] or 0.0 for s in steps.values()), default=None),
@@ -256,3 +258,38 @@ def _pipeline_once(home: Path, args: dict[str, Any]) -> dict[str, Any]:
         "tree_peak_pss_mb": peak_pss,
         "kernel_peak_pss_mb": kernel_pss,
     }
+
+
+def timeline(manifest_path: Path) -> dict[str, Any]:
+    """Where a run's time went, from its manifest and the cells' times papermill recorded in each notebook.
+
+    Per step: ``gap_s`` (since the previous step ended, or the run opened: the job's bookkeeping),
+    ``to_first_cell_s`` (step start to its first cell: the kernel made ready, papermill's set-up),
+    ``cells_s`` (first cell's start to last cell's end: the notebook's own work) and ``after_cells_s``; then
+    ``after_last_step_s`` (closing the run: last report, hashes, ledger, dashboard).
+    """
+    import nbformat
+
+    def at(stamp: str) -> float:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+    manifest = json.loads(manifest_path.read_text())
+    previous, steps = at(manifest["started_at"]), {}
+    for step in manifest["steps"]:
+        if not (step.get("started_at") and step.get("finished_at") and step.get("output")):
+            continue
+        started, finished = at(step["started_at"]), at(step["finished_at"])
+        cells = [
+            (at(c.metadata.papermill["start_time"]), at(c.metadata.papermill["end_time"]))
+            for c in nbformat.read(manifest_path.parent / step["output"], as_version=4).cells
+            if c.metadata.get("papermill", {}).get("start_time") and c.metadata["papermill"].get("end_time")
+        ]
+        first, last = (cells[0][0], cells[-1][1]) if cells else (started, finished)
+        steps[step["name"]] = {
+            "gap_s": started - previous,
+            "to_first_cell_s": first - started,
+            "cells_s": last - first,
+            "after_cells_s": finished - last,
+        }
+        previous = finished
+    return {"steps": steps, "after_last_step_s": at(manifest["finished_at"]) - previous}
