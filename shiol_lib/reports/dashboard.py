@@ -172,7 +172,8 @@ class _Pages:
         env = template_environment()
         css = Markup(_css())
         loaded = self._load()
-        retries = retry_lines((m for _, _, m in loaded), self.backoff, now=self.now)
+        own = {job.name: job.retry_backoff_s for job in jobs if job.retry_backoff_s is not None}
+        retries = retry_lines((m for _, _, m in loaded), self.backoff, now=self.now, job_backoff_s=own)
         views = [view_of(self.runs_dir, f.path, m, retries) for f, _, m in loaded]
         rels = {v.manifest.run_id: v.rel for v in views}
         written: list[Path] = []

@@ -38,6 +38,7 @@ class JobPage:
     builtin: bool
     next_slots: tuple[str, ...] = ()  # ISO-8601 with their New York offset
     definition: Mapping[str, Any] = field(default_factory=dict)
+    retry_backoff_s: tuple[float, ...] | None = None  # the job's own retry delays (None: the settings')
 
 
 def write_job_pages(

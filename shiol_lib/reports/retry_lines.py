@@ -3,15 +3,16 @@
 A scheduled run's attempts form a chain: the runs of one job for one drawing (a drawing-linked job
 such as the pipeline) or one slot. :func:`retry_lines` reads the chains the manifests record and
 applies the retry policy (:func:`shiol_lib.domain.runs.retry_outlook`, the rules the scheduler's
-planner follows, with the ``SHIOL_RETRY_BACKOFF_S`` delays): the next retry's time in New York and
-UTC, "no retry left (attempt 3 of 3)", or the run that superseded it (its own next attempt, or a run
-for a newer slot or drawing, after which the planner records the old one missed instead of retrying).
+planner follows, with the job's own ``retries`` or else the ``SHIOL_RETRY_BACKOFF_S`` delays): the next
+retry's time in New York and UTC, "no retry left (attempt 3 of 3)", or the run that superseded it (its
+own next attempt, or a run for a newer slot or drawing, after which the planner records the old one
+missed instead of retrying).
 Manual runs are never retried by the scheduler.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -49,9 +50,18 @@ def _order(manifest: Manifest) -> tuple[datetime, int, str]:
 
 
 def retry_lines(
-    manifests: Iterable[Manifest], backoff_s: Sequence[float], *, now: datetime | None = None
+    manifests: Iterable[Manifest],
+    backoff_s: Sequence[float],
+    *,
+    now: datetime | None = None,
+    job_backoff_s: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, RetryLine]:
-    """Run id -> its :class:`RetryLine`, for every failed, timed-out, crashed, interrupted or waiting run."""
+    """Run id -> its :class:`RetryLine`, for every failed, timed-out, crashed, interrupted or waiting run.
+
+    ``backoff_s`` is the settings' retry delays; ``job_backoff_s`` a job's own (its definition's ``retries``),
+    which the planner follows for that job instead.
+    """
+    job_backoff_s = job_backoff_s or {}
     now = now or datetime.now(UTC)
     every = sorted(manifests, key=_order)
     scheduled = [m for m in every if m.slot is not None and m.status != RunStatus.REFUSED]
@@ -65,7 +75,8 @@ def retry_lines(
         if manifest.slot is None:
             lines[manifest.run_id] = RetryLine("no automatic retry (a manual run)")
             continue
-        lines[manifest.run_id] = _line(manifest, chains[_chain_key(manifest)], scheduled, backoff_s, now)
+        delays = job_backoff_s.get(manifest.job, backoff_s)
+        lines[manifest.run_id] = _line(manifest, chains[_chain_key(manifest)], scheduled, delays, now)
     return lines
 
 
@@ -77,6 +88,10 @@ def _line(
         return superseded
     earlier = [m for m in chain if _order(m) < _order(manifest)]
     free = sum(1 for m in earlier if m.status == RunStatus.WAITING)
+    if not backoff_s:  # the job's `retries = []`: as the planner, no attempt after this one
+        if manifest.status == RunStatus.WAITING:
+            return RetryLine("no further check for the results (the job has no retries)")
+        return RetryLine(f"no retry left (attempt {manifest.attempt - free} of 1)")
     outlook = retry_outlook(
         manifest.status, manifest.attempt, manifest.finished_at or manifest.started_at, backoff_s, free_attempts=free
     )

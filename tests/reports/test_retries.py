@@ -143,3 +143,18 @@ def test_manual_waiting_overdue_and_newer_slot_runs_read_as_such(tmp_path: Path)
         tmp_path, retry_backoff_s=(60.0, 120.0, 240.0), now=t0 + timedelta(hours=5)
     ).read_text()
     assert "no automatic retry (a manual run)" in page and "next recovery run at 2024-07-01 08:01 EDT" in page
+
+
+def test_a_job_with_retries_of_its_own_is_shown_on_its_own_delays() -> None:
+    t0 = datetime(2024, 7, 1, 10, 0, tzinfo=UTC)
+    runs = [
+        manifest("20240701T100000Z-aaaaaa", "failed", t0, slot=t0, job="nightly"),
+        manifest("20240701T100000Z-bbbbbb", "failed", t0, slot=t0, job="data_update"),
+        manifest("20240701T100000Z-cccccc", "failed", t0, slot=t0, job="no_retries"),
+    ]
+    own = {"nightly": (1800.0,), "no_retries": ()}
+    lines = retry_lines(runs, (60.0, 120.0, 240.0), now=t0, job_backoff_s=own)
+    # Failed at 10:01 UTC: the job's own 30 minutes, the settings' 1 minute, and no retry at all.
+    assert "2024-07-01 06:31 EDT (2024-07-01 10:31 UTC)" in lines["20240701T100000Z-aaaaaa"].text
+    assert "2024-07-01 06:02 EDT (2024-07-01 10:02 UTC)" in lines["20240701T100000Z-bbbbbb"].text
+    assert lines["20240701T100000Z-cccccc"].text == "no retry left (attempt 1 of 1)"

@@ -104,6 +104,7 @@ def job_pages(settings: Settings, now: datetime | None = None, *, slots: int = 5
                 spec.builtin,
                 tuple(upcoming),
                 definition,
+                spec.retry_backoff_s,
             )
         )
     return pages
