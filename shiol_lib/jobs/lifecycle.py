@@ -342,7 +342,7 @@ class RunLifecycle:
         fields: dict[str, object] = {"heartbeat_at": datetime.now(UTC)}
         if self.manifest.target_draw_date is not None:  # settled by the job before its first step that needs it
             fields.update(target_draw_date=self.manifest.target_draw_date, draw_date=self.manifest.draw_date)
-        publish = record.status != StepStatus.RUNNING  # once a step, at its end
+        publish = record.status != StepStatus.RUNNING  # once a step, at its end; a start marks nothing stale
         with self.store.held(), self.store.deferred_publishing(publish_at_end=publish):  # one connection
             run_table.upsert_step(
                 self.store,
@@ -355,8 +355,9 @@ class RunLifecycle:
                 finished_at=record.finished_at,
                 error=record.error,
                 failed_cell=record.failed_cell,
+                publish=publish,
             )
-            run_table.update_run(self.store, self.run_id, **fields)
+            run_table.update_run(self.store, self.run_id, publish=publish, **fields)
 
     def _fail_archive(self, at: datetime, err: ArchiveError) -> None:
         if no_space_left(err):  # the row keeps the cause and stays open: recovery closes it with its ledger entry

@@ -127,15 +127,18 @@ def refuse_dead_run(conn: object, run_id: str) -> None:
         )
 
 
-def update_run(store: Store, run_id: str, **fields: object) -> None:
-    """Change some columns of a run (e.g. ``heartbeat_at``, ``target_draw_date``, ``archive_dir``)."""
+def update_run(store: Store, run_id: str, *, publish: bool = True, **fields: object) -> None:
+    """Change some columns of a run (e.g. ``heartbeat_at``, ``target_draw_date``, ``archive_dir``).
+
+    ``publish=False``: a change no reader needs at once (it reaches the snapshot with the next published write).
+    """
     unknown = set(fields) - set(RunRow.__dataclass_fields__)
     if unknown:
         raise ValueError(f"unknown run columns {sorted(unknown)}")
     if "status" in fields:
         _check_status(str(fields["status"]), RUN_STATUSES)
     assignments = ", ".join(f"{name} = ?" for name in fields)
-    with store.transaction() as conn:
+    with store.transaction(publish=publish) as conn:
         conn.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*fields.values(), run_id])
 
 
@@ -164,10 +167,11 @@ def upsert_step(
     finished_at: datetime | None = None,
     error: str | None = None,
     failed_cell: int | None = None,
+    publish: bool = True,
 ) -> None:
-    """Record (or replace) the state of one step of a run."""
+    """Record (or replace) the state of one step of a run (``publish``: as :func:`update_run`)."""
     _check_status(status, STEP_STATUSES)
-    with store.transaction() as conn:
+    with store.transaction(publish=publish) as conn:
         conn.execute(
             "INSERT OR REPLACE INTO run_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, position, step, notebook, status, started_at, finished_at, error, failed_cell],

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from shiol_lib.archive import folders as archive
@@ -76,6 +77,12 @@ def _open(settings: Settings, store: Store, context: RunContext | None = None) -
     )
 
 
+def _snapshot_steps(settings: Settings, run_id: str) -> list[str]:
+    with duckdb.connect(str(settings.snapshot_path), read_only=True) as conn:
+        rows = conn.execute("SELECT status FROM run_steps WHERE run_id = ? ORDER BY position", [run_id]).fetchall()
+    return [status for (status,) in rows]
+
+
 def test_each_transition_writes_each_record_once(tmp_path: Path, writes: Counter[str]) -> None:
     settings = _settings(tmp_path)
     store = open_store(settings.db_path, settings.snapshot_path, lock_timeout_s=5)
@@ -86,6 +93,8 @@ def test_each_transition_writes_each_record_once(tmp_path: Path, writes: Counter
     started = datetime.now(UTC)
     run.start_step(1, started_at=started)
     assert writes == Counter({"manifest": 1, "step row": 1, "run row": 1})
+    assert not store.stale_marker.exists()  # a step's start is not news: a read job's kernel finds no stale mark
+    assert _snapshot_steps(settings, run.run_id) == []  # ... and it reaches the snapshot at the step's end
 
     writes.clear()
     run.end_step(
@@ -95,6 +104,7 @@ def test_each_transition_writes_each_record_once(tmp_path: Path, writes: Counter
         ),
     )
     assert writes == Counter({"manifest": 1, "step row": 1, "run row": 1})
+    assert not store.stale_marker.exists() and _snapshot_steps(settings, run.run_id) == ["success"]
 
     writes.clear()
     run.end_open_steps(StepStatus.FAILED)  # the second step never started: one skip, written once
