@@ -3,6 +3,7 @@ half-finished outputs are never counted beside the recovery run's."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+from archive_support import running_row
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive import ledger
@@ -40,28 +42,8 @@ def test_a_dead_run_is_closed_everywhere_and_its_tickets_are_discarded(tmp_path:
     run_id = archive.new_run_id(started)
     folder = archive.run_dir(settings.runs_dir, "pipeline", run_id, started)
     folder.mkdir(parents=True)
-    run_table.insert_run(
-        store,
-        run_table.RunRow(
-            run_id=run_id,
-            job="pipeline",
-            slot=None,
-            trigger="manual",
-            status="running",
-            started_at=started,
-            finished_at=None,
-            error=None,
-            error_class=None,
-            target_draw_date=date(2024, 7, 1),
-            attempt=1,
-            parent_run_id=None,
-            seed=1,
-            pid=_dead_pid(),
-            host=socket.gethostname(),
-            heartbeat_at=beat,
-            archive_dir=str(folder),
-        ),
-    )
+    row = running_row(run_id, started, folder, pid=_dead_pid(), host=socket.gethostname(), heartbeat=beat)
+    run_table.insert_run(store, dataclasses.replace(row, target_draw_date=date(2024, 7, 1)))
     manifest = Manifest(
         run_id=run_id,
         job="pipeline",
