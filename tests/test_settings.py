@@ -149,13 +149,17 @@ def test_logging_and_memory_settings_round_trip(tmp_path):
             "SHIOL_LOG_MAX_BYTES": "2048",
             "SHIOL_LOG_BACKUPS": "0",
             "SHIOL_STEP_MEMORY_MB": "0",
+            "SHIOL_KERNEL_TEMPLATE": " Off",
         }
     )
     assert given.log_format == "json" and given.log_file == tmp_path.resolve() / "log" / "shiol.log"
-    assert given.step_memory_mb == 0
+    assert given.step_memory_mb == 0 and given.kernel_template == "off"
+    assert load_settings({"SHIOL_HOME": str(tmp_path)}).kernel_template == "on"
     assert load_settings(settings_to_env(given)) == given
     with pytest.raises(ConfigError, match="SHIOL_LOG_FORMAT='xml' is not one of text, json"):
         load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_LOG_FORMAT": "xml"})
+    with pytest.raises(ConfigError, match="SHIOL_KERNEL_TEMPLATE='0' is not one of on, off"):
+        load_settings({"SHIOL_HOME": str(tmp_path), "SHIOL_KERNEL_TEMPLATE": "0"})
 
 
 NUMERIC = [v.env for v in _VARIABLES if v.parse.__qualname__.startswith("_number")]
