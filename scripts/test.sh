@@ -13,4 +13,8 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "warning: chromium is missing and cannot be installed here; the browser test will fail" >&2
   fi
 fi
-exec .venv/bin/python -m pytest --durations=25 "$@"  # the slowest tests, to keep the suite within 15 min
+# Two pytest workers (pytest-xdist), one per core: much of the suite waits on real subprocesses, sockets
+# and kernels, which leaves a single pytest's core idle. worksteal hands each worker a contiguous half of
+# the tests (a module's fixtures are mostly built once) and lets an idle worker take tests from the other.
+# --durations: the slowest tests, to keep the suite within 15 min.
+exec .venv/bin/python -m pytest -n 2 --dist worksteal --durations=25 "$@"

@@ -11,12 +11,14 @@ import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psutil
 import pytest
 from alert_support import smtp, webhook
 from fakesources import musl_server, ny_server
+from reliability_support import OUTPUT_KEY, WORKER_TALLIES, add_output, write_when_whole
 
 from shiol_lib.domain.draws import Draw
 from shiol_lib.ingest.sources import BundledSource
@@ -94,6 +96,21 @@ def no_process_left_behind() -> Iterator[None]:
             f"session: {'; '.join(names)}",
             pytrace=False,
         )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the xdist controller: add up the fault tally of a worker that finished (tests/faults/conftest.py)."""
+    output = getattr(node, "workeroutput", {}).get(OUTPUT_KEY)
+    if output is not None:
+        add_output(WORKER_TALLIES, output)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """On the xdist controller, which runs no test: write docs/RELIABILITY.md from the workers' tallies
+    when together they ran the whole fault suite (without xdist, tests/faults/conftest.py writes it)."""
+    if session.config.pluginmanager.hasplugin("dsession"):
+        write_when_whole(session.config, exitstatus, WORKER_TALLIES)
 
 
 @pytest.fixture

@@ -1,13 +1,18 @@
 """The fault suite's table (docs/RELIABILITY.md): its categories, a session's tally, rendering and
-reading the table, and whether a session collected the whole suite. The hooks that count are in
-tests/faults/conftest.py.
+reading the table, whether a session collected the whole suite, and writing the table when it did. The
+hooks that count are in tests/faults/conftest.py; under pytest-xdist, each worker hands its tally to the
+controller, whose hooks (tests/conftest.py) add them up and write the table once.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 FAULTS_DIR = Path(__file__).resolve().parent / "faults"
 RELIABILITY_MD = FAULTS_DIR.parents[1] / "docs" / "RELIABILITY.md"
@@ -128,6 +133,50 @@ class Tally:
     expected: set[str] = field(default_factory=set)  # node ids of the collected fault tests
     reported: set[str] = field(default_factory=set)
     deselected: bool = False
+
+
+TALLY = Tally()  # what this process counted: one session per process (one worker's share under xdist)
+WORKER_TALLIES = Tally()  # on the xdist controller: the tallies its workers handed over, added up
+OUTPUT_KEY = "shiol_fault_tally"  # the workers' tallies in xdist's workeroutput
+
+
+def tally_as_output(tally: Tally) -> dict[str, Any]:
+    """A worker's tally as plain data (what xdist carries to the controller)."""
+    return {
+        "tried": dict(tally.tried),
+        "held": dict(tally.held),
+        "skipped": list(tally.skipped),
+        "expected": sorted(tally.expected),
+        "reported": sorted(tally.reported),
+        "deselected": tally.deselected,
+    }
+
+
+def add_output(tally: Tally, output: dict[str, Any]) -> None:
+    """Add one worker's tally to ``tally``: cases summed, node ids gathered, a deselection kept."""
+    for name, count in output["tried"].items():
+        tally.tried[name] = tally.tried.get(name, 0) + count
+    for name, count in output["held"].items():
+        tally.held[name] = tally.held.get(name, 0) + count
+    tally.skipped.extend(output["skipped"])
+    tally.expected.update(output["expected"])  # every worker collects the whole session
+    tally.reported.update(output["reported"])
+    tally.deselected = tally.deselected or output["deselected"]
+
+
+def write_when_whole(config: pytest.Config, exitstatus: int, tally: Tally) -> bool:
+    """Write docs/RELIABILITY.md when ``tally`` covers the whole fault suite of a run not interrupted."""
+    complete = (
+        os.environ.get("SHIOL_WRITE_RELIABILITY", "1") != "0"
+        and exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
+        and covers_suite(config.args, Path(config.invocation_params.dir))
+        and not tally.deselected
+        and bool(tally.expected)
+        and tally.expected <= tally.reported
+    )
+    if complete:
+        RELIABILITY_MD.write_text(render_table(tally), encoding="utf-8")
+    return complete
 
 
 def covers_suite(args: list[str], invocation_dir: Path) -> bool:

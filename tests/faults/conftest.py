@@ -10,16 +10,20 @@ The table is written at the end of a session that ran the whole suite: collectio
 tests/faults (no file or test id picked out of it), nothing in it was deselected (``-k``, ``--lf``) and
 every test in it reported, and the run was not interrupted. So `pytest -m faults`, `pytest` and CI's
 `scripts/test.sh` rewrite it; a partial run never does. ``SHIOL_WRITE_RELIABILITY=0`` turns writing off.
+
+Under pytest-xdist (``-n 2``) each worker counts the fault tests it ran and hands its tally to the
+controller as it finishes (xdist's ``workeroutput``); the controller adds them up (tests/conftest.py) and
+alone writes the table, once, with every case. A worker that crashed hands nothing: its cases are missing,
+so nothing is written.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Generator
 from pathlib import Path
 
 import pytest
-from reliability_support import CATEGORIES, FAULTS_DIR, RELIABILITY_MD, Tally, covers_suite, render_table
+from reliability_support import CATEGORIES, FAULTS_DIR, OUTPUT_KEY, TALLY, tally_as_output, write_when_whole
 
 
 def category_of(item: pytest.Item) -> str | None:
@@ -28,9 +32,6 @@ def category_of(item: pytest.Item) -> str | None:
         if mark.args:
             return str(mark.args[0])
     return None
-
-
-TALLY = Tally()  # one session per process
 
 
 def _in_suite(path: Path | str) -> bool:
@@ -89,15 +90,11 @@ def pytest_runtest_makereport(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Write docs/RELIABILITY.md when this session ran the whole fault suite."""
-    config, tally = session.config, TALLY
-    complete = (
-        os.environ.get("SHIOL_WRITE_RELIABILITY", "1") != "0"
-        and exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
-        and covers_suite(config.args, Path(config.invocation_params.dir))
-        and not tally.deselected
-        and tally.expected
-        and tally.expected <= tally.reported
-    )
-    if complete:
-        RELIABILITY_MD.write_text(render_table(tally), encoding="utf-8")
+    """Write docs/RELIABILITY.md when this session ran the whole fault suite; an xdist worker hands its
+    tally to the controller instead, and the controller writes from its workers' tallies (tests/conftest.py)."""
+    config = session.config
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[OUTPUT_KEY] = tally_as_output(TALLY)
+    elif not config.pluginmanager.hasplugin("dsession"):
+        write_when_whole(config, exitstatus, TALLY)

@@ -6,7 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reliability_support import CATEGORIES, FAULTS_DIR, RELIABILITY_MD, Tally, covers_suite, read_table, render_table
+from reliability_support import (
+    CATEGORIES,
+    FAULTS_DIR,
+    RELIABILITY_MD,
+    Tally,
+    add_output,
+    covers_suite,
+    read_table,
+    render_table,
+    tally_as_output,
+)
 
 pytestmark = pytest.mark.faults  # no category: the table's own checks are not faults tried
 
@@ -52,3 +62,28 @@ def test_only_a_run_that_collects_all_of_tests_faults_counts_as_whole(args: list
     repo = FAULTS_DIR.parents[1]
     assert covers_suite(args, repo) is whole
     assert covers_suite([str(repo / a) for a in args], Path("/")) is whole  # absolute paths alike
+
+
+def test_two_xdist_workers_tallies_add_up_to_the_table_of_one_process() -> None:
+    one = Tally(
+        tried={"alerts": 6, "disk-full": 3, "held-lock": 2},
+        held={"alerts": 6, "disk-full": 2, "held-lock": 2},
+        skipped=["`test_x` (disk-full): mount is not permitted"],
+        expected={"a", "b", "c", "d"},
+        reported={"a", "b", "c", "d"},
+    )
+    first = Tally(tried={"alerts": 4, "disk-full": 3}, held={"alerts": 4, "disk-full": 2}, reported={"a", "b"})
+    second = Tally(
+        tried={"alerts": 2, "held-lock": 2},
+        held={"alerts": 2, "held-lock": 2},
+        skipped=["`test_x` (disk-full): mount is not permitted"],
+        reported={"c", "d"},
+    )
+    first.expected = second.expected = {"a", "b", "c", "d"}  # each worker collects the whole session
+    controller = Tally()
+    for worker in (first, second):
+        add_output(controller, tally_as_output(worker))
+    assert render_table(controller) == render_table(one)
+    assert controller.expected <= controller.reported and not controller.deselected
+    add_output(controller, tally_as_output(Tally(deselected=True)))  # one worker's deselection makes it partial
+    assert controller.deselected

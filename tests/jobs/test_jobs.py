@@ -1,4 +1,8 @@
-"""The notebook pipeline end to end: real papermill runs in a temp SHIOL_HOME, driven by the CLI."""
+"""The notebook pipeline end to end: real papermill runs in a temp SHIOL_HOME, driven by the CLI.
+
+The module's one pipeline run is read by the tests in file order; those that add to its home (a pasted
+step command's scratch folder, a rerun) come after the ones that count its runs, and check only what they
+added or what must hold whatever the archive holds."""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ import nbformat
 import pytest
 
 from shiol_lib.archive.verify import verify_ledger
+from shiol_lib.execution.runner import SCRATCH_STORE
+from shiol_lib.store import open_store
+from shiol_lib.store import predictions as prediction_table
 
 REPO = Path(__file__).resolve().parents[2]
 SHIOL = str(Path(sys.executable).parent / "shiol")
@@ -139,11 +146,43 @@ def test_plain_papermill_cli_reproduces_the_predictions(pipeline_run, tmp_path):
     shown = json.dumps([c.get("outputs", []) for c in nb.cells])
     assert "**100 distinct tickets** for the drawing of **2024-07-01**" in shown
     hashes = json.loads(shiol(home, "runs", "show", outcome["run_id"], "--json").stdout)["outputs"]
-    from shiol_lib.store import open_store
-    from shiol_lib.store.predictions import output_hashes
-
-    stored = output_hashes(open_store(home / "var" / "shiol.duckdb"), outcome["run_id"])
+    stored = prediction_table.output_hashes(open_store(home / "var" / "shiol.duckdb"), outcome["run_id"])
     assert stored["predictions"] == hashes["predictions"]
+
+
+@pytest.mark.slow
+def test_a_pasted_step_command_leaves_the_archived_runs_outputs_in_the_live_store(pipeline_run):
+    """The command `shiol runs show` prints for step 5, pasted with `-p seed 1` as an analyst would: the new
+    tickets go to a scratch copy of the store in runs/reruns/, the live store keeps the run's 100 tickets,
+    and `shiol runs verify` stays clean (tests/archive/test_rerun_command.py checks the command line)."""
+    home, outcome = pipeline_run
+    run_id = outcome["run_id"]
+    shown = shiol(home, "runs", "show", run_id)
+    line = next(
+        x.split("rerun: ", 1)[1] for x in shown.stdout.splitlines() if "rerun: " in x and "50_generate_predictions" in x
+    )
+    store = open_store(home / "var" / "shiol.duckdb")
+    before = prediction_table.output_hashes(store, run_id)
+    pasted = subprocess.run(
+        ["bash", "-c", line + " -p seed 1"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "SHIOL_HOME": str(home)},
+    )
+    assert pasted.returncode == 0, pasted.stderr[-2000:]
+    assert prediction_table.output_hashes(store, run_id) == before
+    scratch = next((home / "runs" / "reruns" / run_id).glob(f"*/{SCRATCH_STORE}"))
+    with duckdb.connect(str(scratch), read_only=True) as conn:
+        rerun = conn.execute(
+            "SELECT n1, n2, n3, n4, n5, pb FROM predictions WHERE run_id = ? ORDER BY rank", [run_id]
+        ).fetchall()
+    assert (
+        len(rerun) == 100
+        and prediction_table.output_hashes(open_store(scratch), run_id)["predictions"] != before["predictions"]
+    )  # the rerun did write other tickets: to the scratch copy
+    verified = shiol(home, "runs", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 @pytest.mark.slow
