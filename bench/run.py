@@ -12,7 +12,8 @@
   job, on the bundled data in a temp store, cold (the previous drawing's run on a new store) and warm (the
   next run); wall and CPU seconds per step and step 4's cold / warm ratio. In the same run, the notebook
   pipeline with the same settings, cold and warm (``processes.notebook_pipeline``): ``notebook_s``,
-  ``ratio`` (notebook / in process), per step its fixed cost and its kernel's peak RSS, the tree's peak RSS.
+  ``ratio`` (notebook / in process), per step its fixed cost and its kernel's peak RSS, the tree's peak RSS
+  and PSS, the largest kernel's PSS, and the run's ``timeline`` (per step: gap, time to its first cell, cells).
 * ``snapshot``: the reader snapshot's cost (one empty write transaction) against the store's size, from the
   evaluation stores.
 * ``scheduler``: the idle scheduler's CPU % of one core, RSS, USS and module count (``processes``).
