@@ -99,9 +99,30 @@ def write_index(
     with ledger.locked(runs_dir):  # the pages and their record show one ledger head
         head = ledger.head(runs_dir)
         pages = _Pages(runs_dir, retry_backoff_s, now or datetime.now(UTC), performance_jobs, incremental)
-        written = pages.write(dead_letters, missed, jobs)
+        try:
+            written = pages.write(dead_letters, missed, jobs)
+        except BaseException:
+            _record_partial(runs_dir, pages.written, ledger_key)
+            raise
         record_pages(runs_dir, written, head, key=ledger_key, kept=pages.kept)
     return runs_dir / INDEX
+
+
+def _record_partial(runs_dir: Path, written: list[Path], key: str | None) -> None:
+    """After a write of the pages failed midway: record the pages it did replace, beside the others' old hashes.
+
+    Each page is replaced atomically, so the archive holds a mix of new and old pages. Recording the new
+    pages' hashes under the old record's head keeps ``shiol runs verify`` from calling them changed
+    after they were written: it reports only the pages' head behind the ledger (their last rewrite
+    failed), and the next write of the pages mends it.
+    """
+    if not written:
+        return
+    try:
+        old = read_pages(runs_dir)
+        record_pages(runs_dir, written, old.head if old else None, key=key, kept=dict(old.pages) if old else None)
+    except ArchiveError as err:  # e.g. the full disk the pages met: verify will name the pages
+        log.warning("could not record the pages written before the failure: %s", err)
 
 
 class _Pages:
@@ -123,6 +144,7 @@ class _Pages:
         self.timeline_day = chunks.window_start(days, TIMELINE_DAYS) or ""
         self.has_older = bool(days) and self.first_day is not None and days[0] < self.first_day
         self.kept: dict[str, str] | None = None
+        self.written: list[Path] = []  # every page replaced so far, in order (see _record_partial)
         self.old: dict[str, dict[str, dict[str, Any]]] = {}
         since = self._incremental_since() if incremental else None
         _, self.folders = chunks.list_run_folders(runs_dir, since=since)
@@ -176,7 +198,6 @@ class _Pages:
         retries = retry_lines((m for _, _, m in loaded), self.backoff, now=self.now, job_backoff_s=own)
         views = [view_of(self.runs_dir, f.path, m, retries) for f, _, m in loaded]
         rels = {v.manifest.run_id: v.rel for v in views}
-        written: list[Path] = []
         fresh: dict[str, list[dict[str, Any]]] = {}
         for view, (folder, raw, manifest) in zip(views, loaded, strict=True):
             line = retries.get(manifest.run_id)
@@ -189,21 +210,19 @@ class _Pages:
             if self.kept is not None and old is not None and old.get("key") == row["key"] and page.is_file():
                 continue
             text = env.get_template("run.html").render(run=view, m=manifest, css=css, dump=_dump)
-            write_atomic(page, text.encode("utf-8"))
-            written.append(page)
+            self._put(page, text.encode("utf-8"))
         recent: list[dict[str, Any]] = []  # the rows of the timeline's days
         for month in sorted(set(fresh) | set(self.old)):
             since = self.firsts.get(month, "9999")
             merged = {r["id"]: r for r in self.old.get(month, {}).values() if r.get("day", "") < since}
             merged.update({r["id"]: r for r in fresh.get(month, [])})
-            if month in fresh:
-                chunks.write_chunk(self.runs_dir, month, list(merged.values()))
-                written.append(self.runs_dir / chunk_rel(month))
+            if month in fresh and chunks.write_chunk(self.runs_dir, month, list(merged.values()), self._put) is None:
+                self.written.append(self.runs_dir / chunk_rel(month))  # unchanged: recorded as it is
             recent += [r for r in merged.values() if r.get("utc_day", "") >= self.timeline_day]
         first = [v for v in views if self.first_day is None or folder_day(v) >= self.first_day]
         missed = list(missed or [])
         generated = self.now.strftime("%Y-%m-%d %H:%M UTC")
-        written += write_job_pages(  # of the window's runs: a run close writes what a whole rewrite does
+        write_job_pages(  # of the window's runs: a run close writes what a whole rewrite does
             self.runs_dir,
             jobs,
             first,
@@ -213,6 +232,7 @@ class _Pages:
             env=env,
             css=css,
             generated=generated,
+            put=self._put,
         )
         html = env.get_template("index.html").render(
             runs=first,
@@ -233,14 +253,16 @@ class _Pages:
             older=self.has_older,
             window_days=chunks.WINDOW_DAYS,
         )
-        path = self.runs_dir / INDEX
-        write_atomic(path, html.encode("utf-8"))
-        written.append(path)
+        self._put(self.runs_dir / INDEX, html.encode("utf-8"))
         if self.kept is not None:
             for rel in [k for k in self.kept if k.startswith(f"{CHUNK_DIR}/")]:
                 if rel not in {chunk_rel(m) for m in self.months}:
                     del self.kept[rel]  # a month that holds no run any more
-        return written
+        return self.written
+
+    def _put(self, path: Path, data: bytes) -> None:
+        write_atomic(path, data)
+        self.written.append(path)
 
     def _older_headline(self) -> dict[str, Any] | None:
         """The headline from before the window (read month by month, newest first) when the window has none."""

@@ -9,7 +9,7 @@ pages record like the dashboard (``shiol runs verify`` checks it).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,11 +52,12 @@ def write_job_pages(
     env: Environment,
     css: Markup,
     generated: str,
+    put: Callable[[Path, bytes], None] = write_atomic,
 ) -> list[Path]:
     """Write the page of each job with runs in the archive (``seen``, or in ``views``); returns the pages.
 
     A job's page sits in its folder, which its first run creates; a job whose definition is gone from
-    ``jobs`` keeps a page of its runs.
+    ``jobs`` keeps a page of its runs. ``put`` writes each page (atomically).
     """
     defined = {job.name: job for job in jobs}
     written = []
@@ -74,7 +75,7 @@ def write_job_pages(
             generated=generated,
         )
         path = runs_dir / name / PAGE
-        write_atomic(path, text.encode("utf-8"))
+        put(path, text.encode("utf-8"))
         written.append(path)
     return written
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -94,8 +95,10 @@ def read_chunk(runs_dir: Path, month: str) -> dict[str, dict[str, Any]] | None:
     return {r["id"]: r for r in rows}
 
 
-def write_chunk(runs_dir: Path, month: str, rows: list[dict[str, Any]]) -> Path | None:
-    """Write a month's chunk (rows newest first); returns its path, or None when its bytes are unchanged."""
+def write_chunk(
+    runs_dir: Path, month: str, rows: list[dict[str, Any]], put: Callable[[Path, bytes], None] = write_atomic
+) -> Path | None:
+    """Write a month's chunk (rows newest first, with ``put``); its path, or None when its bytes are unchanged."""
     rows = sorted(rows, key=lambda r: (r["started"], r["id"]), reverse=True)
     data = f"{_PREFIX}{json.dumps(month)}, {json.dumps(rows, separators=(',', ':'), sort_keys=True)});\n".encode()
     path = Path(runs_dir) / chunk_rel(month)
@@ -108,7 +111,7 @@ def write_chunk(runs_dir: Path, month: str, rows: list[dict[str, Any]]) -> Path 
         path.parent.mkdir(exist_ok=True)
     except OSError as err:
         raise ArchiveError(f"could not create {path.parent}: {err.strerror}") from err
-    write_atomic(path, data)
+    put(path, data)
     return path
 
 

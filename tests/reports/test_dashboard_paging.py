@@ -151,3 +151,33 @@ def test_a_browser_pages_to_an_older_run_and_filters_across_all_runs(runs, brows
     within = [m for m in manifests if "2026-06-10" <= m.started_at.date().isoformat() <= "2026-06-19"]
     assert page.inner_text("#f-count") == f"{len(within)} of {RUNS} runs shown"
     assert problems == []
+
+
+def test_a_write_of_the_pages_that_fails_midway_leaves_no_page_called_changed(tmp_path: Path, monkeypatch) -> None:
+    from archive_support import KEY, Home
+
+    from shiol_lib.errors import ArchiveError
+
+    home = Home(tmp_path, key=KEY)
+    for minutes in (0, 5):
+        home.close_run(minutes)
+    dashboard.write_index(home.runs, ledger_key=KEY)
+    assert home.problems() == []
+    home.close_run(10)  # a run closes; its pages' write then meets a full disk after two pages
+    real, calls = dashboard.write_atomic, []
+
+    def fails_at_the_third(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) > 2:
+            raise ArchiveError(f"could not write {path}: No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(dashboard, "write_atomic", fails_at_the_third)
+    with pytest.raises(ArchiveError, match="No space left"):
+        dashboard.write_index(home.runs, ledger_key=KEY, incremental=True)
+    monkeypatch.undo()
+    # The two pages replaced are recorded: verify says only that the pages lag the ledger, and why.
+    problems = home.problems()
+    assert len(problems) == 1 and "their last rewrite failed" in problems[0], problems
+    dashboard.write_index(home.runs, ledger_key=KEY, incremental=True)  # the next write mends it
+    assert home.problems() == []
