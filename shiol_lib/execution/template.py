@@ -128,11 +128,11 @@ class KernelTemplate:
                 cwd=str(cwd),
                 preexec_fn=die_with(os.getpid()),  # from the main thread: the template dies with the job
             )
-        self._ready = False
+        self._ready = self._broken = False
 
     def serves(self, env: Mapping[str, str], cwd: Path) -> bool:
         """Whether a kernel with ``env`` and ``cwd`` may be forked from this template (it runs, same start)."""
-        return self.process.poll() is None and self.env == dict(env) and self.cwd == Path(cwd)
+        return not self._broken and self.process.poll() is None and self.env == dict(env) and self.cwd == Path(cwd)
 
     def fork(self, cmd: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path) -> ForkedProcess:
         """Fork a kernel running ``cmd`` (this interpreter's ``ipykernel_launcher`` and its arguments).
@@ -144,10 +144,14 @@ class KernelTemplate:
             raise TemplateError(f"not this interpreter's kernel launcher: {list(cmd[:3])}")
         request = {"argv": list(cmd[3:]), "env": dict(env), "cwd": str(cwd), "log": str(log_path)}
         with self._lock:
-            if not self._ready:
-                self._ready = self._read_reply().get("ready") is True
-            self._send(request)
-            reply = self._read_reply()
+            try:
+                if not self._ready:
+                    self._ready = self._read_reply().get("ready") is True
+                self._send(request)
+                reply = self._read_reply()
+            except TemplateError:
+                self._broken = True  # the conversation is lost: the pool starts another template
+                raise
         if not isinstance(reply.get("pid"), int):
             raise TemplateError(f"the template refused the kernel: {reply.get('error', reply)}")
         return ForkedProcess(reply["pid"])
@@ -178,7 +182,10 @@ class KernelTemplate:
         line = self.process.stdout.readline()
         if not line:
             raise TemplateError(f"the template ended (exit code {self.process.poll()}); see {self.log_path}")
-        reply = json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
         if not isinstance(reply, dict):
             raise TemplateError(f"the template answered {line[:200]!r}")
         return reply
@@ -283,7 +290,7 @@ def _fork_kernel(argv: list[str], env: dict[str, str], cwd: str, log_path: str, 
         kernelapp.launch_new_instance()
         code = 0
     except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     except BaseException:  # noqa: BLE001 - the kernel's log says why; never return to the template's loop
         import traceback
 

@@ -163,3 +163,16 @@ def test_a_job_killed_with_sigkill_leaves_no_template_and_no_kernel(tmp_path):
         job.kill()
         job.wait()
         job.stdout.close()
+
+
+def test_a_template_that_died_is_not_asked_again(tmp_path):
+    env = dict(os.environ)
+    template = KernelTemplate(env, tmp_path, "", tmp_path / "template.log")
+    try:
+        template.process.kill()
+        template.process.wait(timeout=30)
+        with pytest.raises(TemplateError, match="the template (ended|is gone)"):
+            template.fork([sys.executable, "-m", "ipykernel_launcher"], env, tmp_path, tmp_path / "k.log")
+        assert not template.serves(env, tmp_path)  # the pool closes it and starts another
+    finally:
+        template.close()
