@@ -70,7 +70,7 @@ def test_healthz_answers_from_memory_while_another_process_holds_the_store_and_p
             probes = []
             for _ in range(PROBES):
                 answer = healthz(url)
-                assert answer is not None and answer[1] < 5.0, answer
+                assert answer is not None and answer[1] < 15.0, answer  # below the 20 s lock: a hang guard
                 probes.append((time.monotonic() - locked_at, *answer))
                 time.sleep(0.25)
             statuses = [status for _, status, _ in probes]

@@ -130,7 +130,7 @@ def test_failures_retry_with_backoff_then_dead_letter_then_a_rerun_resolves_it(t
         started = time.monotonic()
         while not scheduler.plan().due:
             time.sleep(0.2)
-            assert time.monotonic() - started < 30
+            assert time.monotonic() - started < 300  # a hang guard only
         statuses.append(scheduler.execute_due("data_update"))
     assert statuses == ["failed", "failed", "failed"]
     assert scheduler.plan().due == []  # attempts exhausted

@@ -53,7 +53,7 @@ def test_one_signed_witness_per_run_closed_reaches_the_webhook(tmp_path: Path, w
     started = time.monotonic()
     while not scheduler.plan().due:  # the slot a minute ago is owed (the store may still be settling)
         time.sleep(0.2)
-        assert time.monotonic() - started < 60
+        assert time.monotonic() - started < 300  # a hang guard only
     assert scheduler.execute_due(EVALUATION.name) == RunStatus.SUCCESS
     assert scheduler.execute_due(EVALUATION.name) is None  # nothing due: no run, no witness
 
