@@ -108,7 +108,12 @@ def test_missed_slots_are_recorded_when_the_planner_sees_them_not_at_the_next_ru
     assert plan is not None and plan.missed
     recorded = missed_slots(scheduler.store(), job="evaluation")
     assert {m.slot for m in recorded} == {m.slot for m in plan.missed}
-    assert scheduler.replan().missed == []  # recorded once: the next plan knows
+    # Recorded once: the next plan knows them. The clock is real, so a minute may turn between the two
+    # plans and a newer slot pass its grace; only that newer slot may be reported then.
+    again = scheduler.replan()
+    assert again is not None
+    newest = max(m.slot for m in recorded)
+    assert all(m.slot > newest for m in again.missed), again.missed
 
 
 # -- a driven clock: how long the loop sleeps, and what wakes it -----------------------------------------
