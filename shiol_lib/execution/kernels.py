@@ -39,7 +39,7 @@ from jupyter_core.utils import run_sync
 
 from shiol_lib.execution.channel import CHANNEL_CODE, OUTCOME_ENV
 from shiol_lib.execution.processes import die_with, kill_process_tree
-from shiol_lib.execution.template import KernelTemplate, TemplateProvisioner, templates_enabled
+from shiol_lib.execution.template import ForkedProcess, KernelTemplate, TemplateProvisioner, templates_enabled
 from shiol_lib.execution.watchdog import start_watchdog
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,9 @@ class StepKernel:
         if not self._stopped:
             self._stopped = True
             self.kill()
+            process = getattr(self.manager.provisioner, "process", None)
+            if isinstance(process, ForkedProcess):
+                process.close()  # its pidfd now, not when the object is collected
             for kc in self.manager.__dict__.get("_shiol_clients", []):
                 with contextlib.suppress(Exception):
                     kc.stop_channels()

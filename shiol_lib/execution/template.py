@@ -105,6 +105,10 @@ class ForkedProcess:
         """SIGTERM the kernel."""
         self.send_signal(signal.SIGTERM)
 
+    def close(self) -> None:
+        """Stop watching the kernel (it was killed): its pidfd is closed, and it counts as ended from now on."""
+        self._ended()
+
     def _ended(self) -> None:
         self.returncode = -1
         if self._pidfd is not None:

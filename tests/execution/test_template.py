@@ -66,14 +66,29 @@ def probe(tmp_path: Path, notebook: Path, pool: KernelPool, name: str, env: dict
     return {**json.loads(out.read_text()), "figure": [o.get("output_type") for o in figure]}
 
 
+def open_pidfds() -> set[str]:
+    """This process's open pidfds (the descriptors watching forked kernels)."""
+    fds = Path("/proc/self/fd")
+    found = set()
+    for fd in fds.iterdir():
+        try:
+            if os.readlink(fd) == "anon_inode:[pidfd]":
+                found.add(fd.name)
+        except OSError:  # closed since the listing
+            continue
+    return found
+
+
 def environment(template: str) -> dict[str, str]:
     return {**os.environ, "SHIOL_TEST_MARKER": "marked", "SHIOL_KERNEL_TEMPLATE": template}
 
 
 @pytest.mark.slow
 def test_a_forked_kernel_is_the_kernel_a_fresh_start_gives(tmp_path, probe_notebook, new_children):
+    pidfds = open_pidfds()
     with KernelPool() as pool:
         forked = [probe(tmp_path, probe_notebook, pool, f"forked-{i}", environment("on")) for i in range(2)]
+        assert open_pidfds() == pidfds  # a stopped kernel's pidfd is closed at once, not when collected
         template = pool._template
         assert template is not None
         fresh = probe(tmp_path, probe_notebook, pool, "fresh", environment("off"))
