@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -144,8 +145,12 @@ def optimize_scoring(
     store = open_step_store(db_path)
     frame = load_history(store, history_end)
     target = resolve_target(frame, target_draw_date)
-    weights = optimize_weights(frame, target_date=target, config=WeightConfig(tune_draws=tune_draws), seed=seed)
-    model = fit_model(frame, target_date=target, seed=seed)
+    # The target's model does not depend on the weights: it is fitted on the other core meanwhile
+    # (XGBoost lets go of the GIL while it trains; each side trains on one thread).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shiol-fit") as fitter:
+        fitting = fitter.submit(fit_model, frame, target_date=target, seed=seed)
+        weights = optimize_weights(frame, target_date=target, config=WeightConfig(tune_draws=tune_draws), seed=seed)
+        model = fitting.result()
     digest = data_hash(frame)
     prediction_table.save_artifact(store, run_id, "weights", weights.as_json(), data_hash=digest)
     prediction_table.save_artifact(store, run_id, "model", _model_payload(model), data_hash=digest)
