@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
+from shiol_lib.archive.folders import write_atomic
 from shiol_lib.domain.runs import StepStatus
 
 if TYPE_CHECKING:  # the notebooks are handed in: rendering an index needs no nbformat
@@ -136,13 +136,7 @@ def render_report(
             css=Markup(_css()),
         )
     )
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written page behind
-        raise
+    write_atomic(path, page.encode("utf-8"))  # a full disk leaves no half-written page, nor its temp file
     return path
 
 

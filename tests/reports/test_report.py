@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.archive.manifest import Manifest, StepRecord
 from shiol_lib.domain.runs import RunStatus, StepStatus
+from shiol_lib.errors import ArchiveError
 from shiol_lib.execution.runner import render_html
 from shiol_lib.reports import dashboard as run_index
 from shiol_lib.reports.report import display_parameters, first_error, render_report
@@ -96,6 +99,20 @@ def test_timeout_error_line_is_shown(tmp_path: Path) -> None:
         executed_notebook(), tmp_path / "s.html", status="timeout", error=f"limit {HOSTILE}"
     ).read_text()
     assert "status-timeout" in page and "limit &lt;script&gt;" in page
+
+
+def test_a_report_whose_write_fails_leaves_the_old_page_and_no_temp_file(tmp_path: Path, monkeypatch) -> None:
+    path = render_report(executed_notebook(), tmp_path / "step.html")
+    before = path.read_bytes()
+
+    def full_disk(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(archive.os, "replace", full_disk)
+    with pytest.raises(ArchiveError, match="step.html: the disk is full"):
+        render_report(executed_notebook(fail=True), path)
+    assert path.read_bytes() == before  # the page as it was, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step.html"]  # no temp file keeps the disk full
 
 
 def test_parameters_lose_machine_paths() -> None:
