@@ -26,6 +26,8 @@ from shiol_lib.settings import Settings, child_environment
 HOST = "127.0.0.1"
 STOP_GRACE_S = 30.0  # after SIGTERM the server has this long to stop its kernels, then all are killed
 POLL_S = 1.0  # how often the server's kernels are noted while it runs
+# A Jupyter config folder of this Lab's own: its labconfig/page_config.json disables the news announcements.
+LAB_CONFIG = Path(__file__).resolve().parents[1] / "lab" / "jupyter_config"
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -65,11 +67,13 @@ def lab_server(settings: Settings, *, port: int | None = None, token: str | None
         f"--ServerApp.root_dir={root}",
         f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
         "--ServerApp.jpserver_extensions=shiol_lib.lab=True",  # the Runs and Jobs panels' API, installed or not
-        "--LabApp.news_url=None",  # no news feed fetched from the internet, and no prompt asking for it
+        "--LabApp.news_url=None",  # no news feed fetched from the internet (LAB_CONFIG removes the prompt)
     ]
     if os.geteuid() == 0:  # a container or CI running as root: JupyterLab refuses root without this
         command.append("--allow-root")
     env = {**child_environment(settings), "JUPYTER_TOKEN": token}  # the token never shows in argv
+    # This Lab only (not every Lab of the environment) leaves out the "Jupyter news" prompt and update check.
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(filter(None, [str(LAB_CONFIG), env.get("JUPYTER_CONFIG_PATH")]))
     return LabServer(command, env, root, port, token)
 
 

@@ -111,6 +111,18 @@ def _side(page, widget_id: str) -> None:
         tab.click()
 
 
+def test_the_lab_leaves_out_the_news_prompt_of_this_lab_only(lab: Lab, page) -> None:
+    config = page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent)")
+    assert config["disabledExtensions"] == ["@jupyterlab/apputils-extension:announcements"]
+    _side(page, "shiol-runs")
+    page.locator(".shiol-RunsPanel .shiol-Run").first.wait_for(timeout=30_000)
+    assert page.get_by_text("Jupyter news").count() == 0  # the prompt Lab shows at a first start
+    outside = subprocess.run(  # another Lab of the environment is left as it was
+        [sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True, timeout=120
+    )
+    assert outside.returncode == 0 and "apputils-extension:announcements" not in outside.stdout + outside.stderr
+
+
 def test_runs_panel_lists_the_runs_newest_first_and_opens_a_report(lab: Lab, page) -> None:
     for widget_id, title in (("shiol-runs", "Runs"), ("shiol-jobs", "Jobs")):
         assert page.locator(f'.jp-SideBar li[data-id="{widget_id}"]').get_attribute("title") == title

@@ -62,6 +62,7 @@ def test_a_wheel_installed_without_node_lists_and_serves_the_lab_and_server_exte
     built = {f"{data}/{LABEXT}/{p.relative_to(DIST)}" for p in DIST.rglob("*") if p.is_file()}
     assert built and built <= names, sorted(built - names)
     assert f"{data}/etc/jupyter/jupyter_server_config.d/shiol_lib.json" in names
+    assert "shiol_lib/lab/jupyter_config/labconfig/page_config.json" in names  # `shiol lab` leaves out the news prompt
     assert not any("node_modules" in n or n.endswith(".ts") for n in names)
 
     env_dir = tmp_path / "venv"
