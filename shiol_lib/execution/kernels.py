@@ -8,10 +8,7 @@ was started with exactly the environment and working directory asked for; otherw
 a fresh one started. Every kernel is started the same way, spare or not, so a step sees the same kernel
 whichever it got. The pool's kernels are forked from its kernel template (:mod:`shiol_lib.execution.template`,
 one per environment and working directory, started by :meth:`KernelPool.prepare` while the job gets
-ready): the imports of :data:`WARM_CODE` then happen once per job instead of once per step. The
-template forks the first kernel once it has imported :data:`FIRST_WARM_CODE` (what the first step, the
-data update, uses) and imports the rest (the model stack) while that kernel runs; the kernel after it is
-then forked when it is taken, not ahead (it would wait for those imports).
+ready): the imports of :data:`WARM_CODE` then happen once per job instead of once per step.
 
 A kernel never outlives the job process: it gets ``PR_SET_PDEATHSIG`` (it is started from the main
 thread, which lives as long as the process; a forked kernel from its template, which gets it from the
@@ -50,8 +47,6 @@ log = logging.getLogger(__name__)
 KERNEL_NAME = "python3"  # the Jupyter kernel every step notebook (and `shiol lab`) runs in
 # What every step kernel runs before its first cell: the library and what its steps import.
 WARM_CODE = "import shiol_lib.steps; shiol_lib.steps.preload()"
-# What a job's kernel template imports before it forks the first kernel (the rest of WARM_CODE follows).
-FIRST_WARM_CODE = "import shiol_lib.steps; shiol_lib.steps.preload(first_step=True)"
 
 
 class _StepKernelManager(AsyncKernelManager):
@@ -156,8 +151,8 @@ class KernelPool:
     Use as a context manager; leaving it stops the spare kernel, whatever happened.
     """
 
-    def __init__(self, warm_code: str = WARM_CODE, first_code: str = FIRST_WARM_CODE) -> None:
-        self.warm_code, self.first_code = warm_code, first_code
+    def __init__(self, warm_code: str = WARM_CODE) -> None:
+        self.warm_code = warm_code
         self._spare: StepKernel | None = None
         self._logs = tempfile.TemporaryDirectory(prefix="shiol-kernels-")
         self._count = 0
@@ -181,8 +176,8 @@ class KernelPool:
             kernel = None
         if kernel is None:
             kernel = self._start(env, cwd)
-        if ahead and not (self._template is not None and self._template.warming_up()):
-            self._spare = self._start(env, cwd)  # else the next kernel is forked when taken, once it is warm
+        if ahead:
+            self._spare = self._start(env, cwd)
         return kernel
 
     def prepare(self, env: Mapping[str, str], cwd: Path) -> None:
@@ -235,8 +230,7 @@ class KernelPool:
     def _start(self, env: Mapping[str, str], cwd: Path) -> StepKernel:
         template = self._template_for(env, cwd)
         self._count += 1
-        warm_code = template.first_code if template is not None and template.forks == 0 else self.warm_code
-        kernel = StepKernel(env, cwd, Path(self._logs.name) / f"kernel-{self._count}.log", warm_code, template)
+        kernel = StepKernel(env, cwd, Path(self._logs.name) / f"kernel-{self._count}.log", self.warm_code, template)
         self._started.append(kernel)
         return kernel
 
@@ -256,11 +250,7 @@ class KernelPool:
         self._count += 1
         try:
             self._template = KernelTemplate(
-                env,
-                cwd,
-                self.warm_code,
-                Path(self._logs.name) / f"template-{self._count}.log",
-                first_code=self.first_code,
+                env, cwd, self.warm_code, Path(self._logs.name) / f"template-{self._count}.log"
             )
         except OSError as err:
             log.warning("starting fresh kernels: the kernel template could not start (%s)", err)

@@ -4,8 +4,7 @@ A fresh kernel spends about 2 s of CPU and 200 MB importing the library and what
 times per pipeline run. A job's :class:`~shiol_lib.execution.kernels.KernelPool` instead starts one
 template, ``python -m shiol_lib.execution.template``, with the steps' environment and working directory:
 it imports IPython's kernel and runs the warm-up code (:data:`~shiol_lib.execution.kernels.WARM_CODE`)
-once, then forks one kernel per request (the first one may come before the warm-up's second half:
-:class:`KernelTemplate`'s ``first_code``). The fork becomes the kernel exactly as ``ipykernel_launcher``
+once, then forks one kernel per request. The fork becomes the kernel exactly as ``ipykernel_launcher``
 would start it (its own session, the step's environment, working directory, log file and arguments), so
 a step sees the kernel a fresh start gives, with the stack already imported; the kernels share the
 stack's memory pages until they write them.
@@ -120,24 +119,12 @@ class ForkedProcess:
 class KernelTemplate:
     """One template process of a job: started with the steps' environment and working directory."""
 
-    def __init__(
-        self, env: Mapping[str, str], cwd: Path, warm_code: str, log_path: Path, *, first_code: str | None = None
-    ) -> None:
-        """Start the template; ``first_code``: what it imports before its first fork (default ``warm_code``).
-
-        With ``first_code``, the template forks the first kernel once that code ran, then runs
-        ``warm_code`` before it reads the next request: the first step need not wait for imports only
-        later steps use. The first kernel's own warm-up is then ``first_code`` (:attr:`first_code`).
-        """
+    def __init__(self, env: Mapping[str, str], cwd: Path, warm_code: str, log_path: Path) -> None:
         self.env, self.cwd, self.log_path = dict(env), Path(cwd), log_path
-        self.first_code = warm_code if first_code is None else first_code
-        self.split = self.first_code != warm_code  # the rest of the warm-up follows the first fork
-        self.forks = 0  # kernels forked so far
         self._lock = threading.Lock()  # one request at a time on the pipe
-        codes = [self.first_code, warm_code] if self.split else [warm_code]
         with open(log_path, "ab") as log_file:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "shiol_lib.execution.template", *codes],
+                [sys.executable, "-m", "shiol_lib.execution.template", warm_code],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log_file,
@@ -171,15 +158,7 @@ class KernelTemplate:
                 raise
         if not isinstance(reply.get("pid"), int):
             raise TemplateError(f"the template refused the kernel: {reply.get('error', reply)}")
-        self.forks += 1
         return ForkedProcess(reply["pid"])
-
-    def warming_up(self) -> bool:
-        """Whether the template is running the rest of its warm-up (just after its first fork, when split).
-
-        A kernel asked for now would wait for it: the pool then asks for the next kernel when it is taken.
-        """
-        return self.split and self.forks == 1
 
     def close(self) -> None:
         """End the template (its kernels die with it) and reap it; idempotent."""
@@ -240,11 +219,8 @@ class TemplateProvisioner(LocalProvisioner):
 # --- the template process ---------------------------------------------------------------------------
 
 
-def serve(warm_code: str, requests: BinaryIO, replies: BinaryIO, rest_code: str = "") -> int:
-    """The template's life: import, say ready, then fork one kernel per request until the job hangs up.
-
-    ``rest_code``: the rest of the warm-up, run once the first kernel is forked.
-    """
+def serve(warm_code: str, requests: BinaryIO, replies: BinaryIO) -> int:
+    """The template's life: import, say ready, then fork one kernel per request until the job hangs up."""
     if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):  # as ipykernel_launcher does
         del sys.path[0]
     os.environ.setdefault("MPLBACKEND", _INLINE_BACKEND)  # what the kernel sets before its first line runs
@@ -264,9 +240,6 @@ def serve(warm_code: str, requests: BinaryIO, replies: BinaryIO, rest_code: str 
             _reply(replies, {"error": f"{type(err).__name__}: {err}"})
         else:
             _reply(replies, {"pid": pid})
-            if rest_code:  # the first kernel runs meanwhile; the next request waits for these imports
-                exec(compile(rest_code, "<warm code>", "exec"), {})  # noqa: S102 - the pool's own warm-up code
-                rest_code = ""
     return 0
 
 
@@ -358,15 +331,15 @@ def _reply(replies: BinaryIO, message: Mapping[str, Any]) -> None:
     replies.flush()
 
 
-def main(warm_code: str, rest_code: str = "") -> int:
+def main(warm_code: str) -> int:
     """Replies go to a copy of stdout; stdout itself joins stderr (the log), so nothing printed mixes in."""
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    return serve(warm_code, sys.stdin.buffer, replies, rest_code)
+    return serve(warm_code, sys.stdin.buffer, replies)
 
 
 if __name__ == "__main__":
-    code = main(*sys.argv[1:3])
+    code = main(sys.argv[1])
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # nothing to finalize: skips a second of tearing down the imported stack

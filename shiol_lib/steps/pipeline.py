@@ -48,7 +48,6 @@ ANALYSIS_MODULES = (
     "shiol_lib.analysis.weights",
     "shiol_lib.ingest.update",
 )
-FIRST_STEP_MODULES = ("shiol_lib.analysis.plots", "shiol_lib.ingest.update")  # the data update's
 
 log = logging.getLogger(__name__)
 
@@ -385,11 +384,7 @@ def planted_bias_check(
     return out
 
 
-def preload(*, first_step: bool = False) -> None:
-    """Import what the pipeline steps use (a step kernel runs this before its first cell).
-
-    ``first_step``: only what the first step (the data update) uses, without the model stack (XGBoost,
-    scikit-learn: about half the imports), which a job's kernel template imports after forking it.
-    """
-    for name in FIRST_STEP_MODULES if first_step else ANALYSIS_MODULES:
+def preload() -> None:
+    """Import what the pipeline steps use (a step kernel runs this before its first cell)."""
+    for name in ANALYSIS_MODULES:
         importlib.import_module(name)

@@ -112,7 +112,6 @@ def test_when_the_template_dies_its_kernels_die_and_the_next_kernel_starts_fresh
 ):
     env = environment("on")
     with KernelPool() as pool:
-        pool.take(env, tmp_path, ahead=True).stop()  # the template's first kernel: no spare forked with it
         first = pool.take(env, tmp_path, ahead=True)
         spare = pool._spare
         template = pool._template
@@ -125,29 +124,6 @@ def test_when_the_template_dies_its_kernels_die_and_the_next_kernel_starts_fresh
         after = probe(tmp_path, probe_notebook, pool, "after", env)  # the dead spare is discarded
         assert after["preloaded"] and after["figure"] == ["display_data"]
         assert after["ppid"] == pool._template.process.pid != template.process.pid  # a new template
-    assert new_children() == []
-
-
-def loaded(pid: int, library: str) -> bool:
-    """Whether process ``pid`` has ``library`` (a shared object's file name) mapped."""
-    return library in Path(f"/proc/{pid}/maps").read_text()
-
-
-@pytest.mark.slow
-def test_the_first_kernel_is_forked_before_the_model_stack_and_the_next_from_a_template_with_it(tmp_path, new_children):
-    env = environment("on")
-    with KernelPool() as pool:
-        first = pool.take(env, tmp_path, ahead=True)
-        template = pool._template
-        assert template is not None and template.warming_up()
-        assert pool._spare is None  # not asked for while the template imports the rest: it would wait
-        assert not loaded(first.pid, "libxgboost")  # forked before XGBoost, and its warm-up leaves it out
-        second = pool.take(env, tmp_path, ahead=True)
-        assert pool._spare is not None and template.forks == 3 and not template.warming_up()
-        assert loaded(template.process.pid, "libxgboost")  # the template imported the rest after the first fork
-        assert all(psutil.Process(k.pid).ppid() == template.process.pid for k in (first, second, pool._spare))
-        first.stop()
-        second.stop()
     assert new_children() == []
 
 
@@ -180,7 +156,6 @@ import json, os, sys, time
 from pathlib import Path
 from shiol_lib.execution.kernels import KernelPool
 pool = KernelPool()
-pool.take(dict(os.environ), Path(sys.argv[1]), ahead=True).stop()  # the first kernel has no spare
 kernel = pool.take(dict(os.environ), Path(sys.argv[1]), ahead=True)
 print(json.dumps([pool._template.process.pid, kernel.pid, pool._spare.pid]), flush=True)
 time.sleep(600)
