@@ -22,6 +22,7 @@ import duckdb
 import nbformat
 import psutil
 import pytest
+from notebook_support import short_notebooks
 
 REPO = Path(__file__).resolve().parents[2]
 SHIOL = str(Path(sys.executable).parent / "shiol")
@@ -234,16 +235,11 @@ def test_a_pipeline_killed_during_each_step_leaves_no_process_and_no_ticket(
     """Each step in turn, each kill path in turn: no descendant survives, the dead run is closed by the
     next command that runs, its tickets never count, and the archive verifies."""
     victim = VICTIMS[position % 3]
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    for stem in PIPELINE_NOTEBOOKS:
-        nb = nbformat.read(REPO / "notebooks" / f"{stem}.ipynb", as_version=4)
-        for cell in nb.cells:  # the short validation of `bench/run.py --quick`: the kill paths, not the model
-            cell.source = cell.source.replace("tune_draws: int = 20", "tune_draws: int = 5")
-            cell.source = cell.source.replace("test_draws: int = 52", "test_draws: int = 13")
-        if stem == PIPELINE_NOTEBOOKS[position]:  # the stall goes last: the step has done its work
-            nb.cells.append(nbformat.v4.new_code_cell(STALL))
-        nbformat.write(nb, str(folder / f"{stem}.ipynb"))
+    folder = short_notebooks(tmp_path / "notebooks")  # the kill paths, not the model
+    victim_notebook = folder / f"{PIPELINE_NOTEBOOKS[position]}.ipynb"
+    nb = nbformat.read(victim_notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(STALL))  # the stall goes last: the step has done its work
+    nbformat.write(nb, str(victim_notebook))
     marker = tmp_path / "child.pid"
     env = env_for(home, SHIOL_NOTEBOOKS_DIR=str(folder), TEST_MARKER_FILE=str(marker))
     job = subprocess.Popen(

@@ -18,6 +18,7 @@ from urllib.request import url2pathname
 import numpy as np
 import pytest
 from matplotlib import image
+from notebook_support import short_notebooks
 
 from shiol_lib.archive import folders as archive
 from shiol_lib.domain.runs import RunStatus
@@ -37,6 +38,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIOL_")}
     env.update(SHIOL_HOME=str(home), SHIOL_NY_BASE_URL="http://127.0.0.1:9", SHIOL_HTTP_RETRIES="0")
+    env["SHIOL_NOTEBOOKS_DIR"] = str(short_notebooks(home / "notebooks"))  # the pages, not the model
     done = subprocess.run(
         [sys.executable, "-m", "shiol_lib.cli", "run", "pipeline", "--offline", "--json"],
         env=env,

@@ -19,6 +19,7 @@ import psutil
 import pytest
 import requests
 from fakesources import NyServer, history_draws
+from notebook_support import short_notebooks
 from service_support import free_port
 
 from shiol_lib.domain.draw_calendar import NEW_YORK, expected_draws, previous_draw
@@ -285,6 +286,7 @@ def test_sigkill_mid_run_then_restart_gives_exactly_one_successful_pipeline(tmp_
         env = env_for(
             tmp_path,
             SHIOL_NY_BASE_URL=ny.url,
+            SHIOL_NOTEBOOKS_DIR=str(short_notebooks(tmp_path / "notebooks")),  # the restart, not the model
             SHIOL_UPDATE_CRON=NEVER,
             SHIOL_EVALUATION_CRON=NEVER,
             SHIOL_SCHEDULER_CYCLE_S="0.2",
