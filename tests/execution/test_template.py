@@ -88,7 +88,7 @@ def test_a_forked_kernel_is_the_kernel_a_fresh_start_gives(tmp_path, probe_noteb
     pidfds = open_pidfds()
     with KernelPool() as pool:
         forked = [probe(tmp_path, probe_notebook, pool, f"forked-{i}", environment("on")) for i in range(2)]
-        assert open_pidfds() == pidfds  # a stopped kernel's pidfd is closed at once, not when collected
+        assert open_pidfds() - pidfds == set()  # a stopped kernel's pidfd is closed at once, not when collected
         template = pool._template
         assert template is not None
         fresh = probe(tmp_path, probe_notebook, pool, "fresh", environment("off"))
