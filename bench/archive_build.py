@@ -180,11 +180,11 @@ class _HeldStore(Store):
 
     def __init__(self, path: Path, snapshot_path: Path) -> None:
         super().__init__(path, snapshot_path)
-        self.held = duckdb.connect(str(path))
+        self.connection = duckdb.connect(str(path))
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:  # type: ignore[override]
-        yield self.held
+        yield self.connection
 
 
 def build_one(home: Path, plan: PlannedRun) -> None:
@@ -214,7 +214,7 @@ def build(home: Path, runs: list[PlannedRun], *, start: int = 0, fast: bool = Tr
     finally:
         lifecycle_module.datetime = real  # type: ignore[misc]
         folders.os.fsync = real_fsync
-        store.held.close()
+        store.connection.close()
 
 
 def days_of(runs: list[PlannedRun]) -> Iterator[date]:
