@@ -33,7 +33,7 @@ app = Rocketry(
     config={
         "timezone": NEW_YORK,
         "cycle_sleep": 1.0,
-        "task_execution": "thread",
+        "execution": "thread",
         "silence_task_prerun": True,
         "silence_task_logging": True,
     }
