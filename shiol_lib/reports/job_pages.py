@@ -17,7 +17,6 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup
 
-from shiol_lib.archive.folders import write_atomic
 from shiol_lib.archive.pages import PAGE
 from shiol_lib.domain.runs import RunStatus
 from shiol_lib.reports.run_views import RunView
@@ -52,15 +51,14 @@ def write_job_pages(
     env: Environment,
     css: Markup,
     generated: str,
-    put: Callable[[Path, bytes], None] = write_atomic,
-) -> list[Path]:
-    """Write the page of each job with runs in the archive (``seen``, or in ``views``); returns the pages.
+    put: Callable[[Path, bytes], None],
+) -> None:
+    """Write the page of each job with runs in the archive (``seen``, or in ``views``) with ``put``.
 
     A job's page sits in its folder, which its first run creates; a job whose definition is gone from
-    ``jobs`` keeps a page of its runs. ``put`` writes each page (atomically).
+    ``jobs`` keeps a page of its runs. ``put`` writes a page atomically and records it (the dashboard's).
     """
     defined = {job.name: job for job in jobs}
-    written = []
     template = env.get_template("job.html")
     for name in sorted({v.manifest.job for v in views} | set(seen)):
         job = defined.get(name) or JobPage(name, "", "no longer defined (its runs stay in the archive)", False, False)
@@ -74,10 +72,7 @@ def write_job_pages(
             css=css,
             generated=generated,
         )
-        path = runs_dir / name / PAGE
-        put(path, text.encode("utf-8"))
-        written.append(path)
-    return written
+        put(runs_dir / name / PAGE, text.encode("utf-8"))
 
 
 def _record(runs: Sequence[RunView]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from shiol_lib.archive.folders import MANIFEST, write_atomic
+from shiol_lib.archive.folders import MANIFEST
 from shiol_lib.archive.hashing import sha256_bytes
 from shiol_lib.archive.pages import CHUNK_DIR, chunk_rel
 from shiol_lib.errors import ArchiveError
@@ -96,7 +96,7 @@ def read_chunk(runs_dir: Path, month: str) -> dict[str, dict[str, Any]] | None:
 
 
 def write_chunk(
-    runs_dir: Path, month: str, rows: list[dict[str, Any]], put: Callable[[Path, bytes], None] = write_atomic
+    runs_dir: Path, month: str, rows: list[dict[str, Any]], put: Callable[[Path, bytes], None]
 ) -> Path | None:
     """Write a month's chunk (rows newest first, with ``put``); its path, or None when its bytes are unchanged."""
     rows = sorted(rows, key=lambda r: (r["started"], r["id"]), reverse=True)
